@@ -1,0 +1,90 @@
+//! What can go wrong talking to a backend, and which failures a retry may cover.
+
+use std::time::Duration;
+
+use crate::mcp::jsonrpc::ErrorObject;
+
+/// A failed exchange with one backend. Messages name the backend and never
+/// carry a credential or the backend's URL (which may hold one).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend \"{server}\" is unreachable: connection refused or failed")]
+    Connect { server: String },
+    #[error("backend \"{server}\" did not answer within {} ms", timeout.as_millis())]
+    Timeout { server: String, timeout: Duration },
+    #[error("backend \"{server}\" answered HTTP {status}")]
+    Status {
+        server: String,
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("backend \"{server}\" refused the session's credential (HTTP {status})")]
+    Unauthorized { server: String, status: u16 },
+    #[error("backend \"{server}\" no longer knows its MCP session")]
+    SessionExpired { server: String },
+    #[error("backend \"{server}\" connection broke: {reason}")]
+    Transport { server: String, reason: String },
+    #[error("backend \"{server}\" sent an invalid answer: {reason}")]
+    Protocol { server: String, reason: String },
+    #[error("backend \"{server}\" refused initialize: {}", error.message)]
+    Initialize { server: String, error: ErrorObject },
+}
+
+/// Whether a request may be sent again when it is unknown if the backend
+/// acted on the first one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Running it twice changes nothing: listing, ping, idempotent tools.
+    Safe,
+    /// It may have effects (a tool without `idempotentHint`/`readOnlyHint`):
+    /// retried only when it certainly never reached the backend.
+    OnlyIfUnsent,
+}
+
+impl BackendError {
+    /// The backend this error is about.
+    pub fn server(&self) -> &str {
+        match self {
+            BackendError::Connect { server }
+            | BackendError::Timeout { server, .. }
+            | BackendError::Status { server, .. }
+            | BackendError::Unauthorized { server, .. }
+            | BackendError::SessionExpired { server }
+            | BackendError::Transport { server, .. }
+            | BackendError::Protocol { server, .. }
+            | BackendError::Initialize { server, .. } => server,
+        }
+    }
+
+    /// Whether another attempt may follow this failure under `replay`.
+    /// A timeout is never retried: the call already used its whole budget.
+    pub fn is_retryable(&self, replay: Replay) -> bool {
+        match self {
+            // The request never left mcp-mux.
+            BackendError::Connect { .. } => true,
+            // Rate limited or the backend is not serving: it did not run the request.
+            BackendError::Status {
+                status: 429 | 502 | 503,
+                ..
+            } => true,
+            // A gateway timeout may come after the request reached the backend.
+            BackendError::Status { status: 504, .. } | BackendError::Transport { .. } => {
+                replay == Replay::Safe
+            }
+            BackendError::Status { .. }
+            | BackendError::Timeout { .. }
+            | BackendError::Unauthorized { .. }
+            | BackendError::SessionExpired { .. }
+            | BackendError::Protocol { .. }
+            | BackendError::Initialize { .. } => false,
+        }
+    }
+
+    /// The wait the backend asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BackendError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! mcp-mux: a per-session MCP multiplexer.
+//!
+//! A client creates a session naming backends from the registry and its
+//! credentials for them; the session URL is itself an MCP server (Streamable
+//! HTTP) that merges the backends' tools under a per-server prefix and routes
+//! each call to the backend that owns it.
+//!
+//! Modules, with dependencies pointing down only:
+//! - [`startup`]: builds the application from [`startup::Settings`].
+//! - [`routes`]: actix-web handlers; parse, check, map errors to HTTP and JSON-RPC.
+//! - [`mux`]: the session runtime: MCP sessions, fan-out, merged catalogue, routing.
+//! - [`backend`]: one MCP client per backend session: HTTP/SSE, auth, retries.
+//! - [`registry`]: `registry.yaml`, validated once at start.
+//! - [`store`]: sea-orm entities and queries; credentials sealed with AES-256-GCM.
+//! - [`credentials`]: client credentials as `secrecy` types.
+//! - [`mcp`]: protocol only, no I/O: JSON-RPC, revisions, SSE codec, naming.
+
+pub mod backend;
+pub mod credentials;
+pub mod mcp;
+pub mod mux;
+pub mod registry;
+pub mod routes;
+pub mod startup;
+pub mod store;

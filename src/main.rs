@@ -1,0 +1,101 @@
+//! The `mcp-mux` command: parses arguments and starts the gateway.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use tracing_subscriber::EnvFilter;
+
+use mcp_mux::startup::{Application, Settings};
+
+#[derive(Parser)]
+#[command(name = "mcp-mux", version, about = "Per-session MCP multiplexer")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no command, `serve` runs with these arguments.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API and the session MCP endpoints (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MCP_MUX_BIND", default_value = "127.0.0.1:8000")]
+    bind: String,
+    /// The registry of backends.
+    #[arg(long, env = "MCP_MUX_REGISTRY", default_value = "registry.yaml")]
+    registry: PathBuf,
+    /// sqlite://path?mode=rwc or postgres://…; default: SQLite in the data directory.
+    #[arg(long, env = "MCP_MUX_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for the SQLite database and the generated encryption key.
+    #[arg(long, env = "MCP_MUX_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Seconds after which an unused MCP session is ended.
+    #[arg(long, env = "MCP_MUX_MCP_SESSION_IDLE_SECS", default_value_t = 1800)]
+    mcp_session_idle_secs: u64,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "MCP_MUX_WORKERS")]
+    workers: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let settings = Settings {
+        bind: args.bind,
+        registry: args.registry,
+        database_url: args.database_url,
+        data_dir: args.data_dir,
+        // Read from the environment only: a flag would show in `ps`.
+        encryption_key: std::env::var("MCP_MUX_ENCRYPTION_KEY")
+            .ok()
+            .map(SecretString::from),
+        mcp_session_idle: Duration::from_secs(args.mcp_session_idle_secs.max(1)),
+        workers: args.workers,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mcp-mux: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let application = match Application::build(settings).await {
+            Ok(application) => application,
+            Err(error) => {
+                tracing::error!("cannot start: {error}");
+                eprintln!("mcp-mux: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match application.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("mcp-mux: server stopped: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,182 @@
+//! A Server-Sent Events decoder (the `text/event-stream` format), fed with
+//! whatever chunks the network delivers.
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SseError {
+    #[error("an event stream line or event exceeded {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+/// Incremental decoder: lines may end in LF, CRLF or CR and may be split
+/// across chunks anywhere, including between the CR and LF of one line end.
+#[derive(Debug)]
+pub struct SseDecoder {
+    line: Vec<u8>,
+    data: String,
+    has_data: bool,
+    event: Option<String>,
+    id: Option<String>,
+    after_cr: bool,
+    at_stream_start: bool,
+    limit: usize,
+}
+
+impl SseDecoder {
+    /// A decoder refusing any line or event larger than `limit` bytes, so a
+    /// peer cannot make mcp-mux buffer without end.
+    pub fn new(limit: usize) -> Self {
+        SseDecoder {
+            line: Vec::new(),
+            data: String::new(),
+            has_data: false,
+            event: None,
+            id: None,
+            after_cr: false,
+            at_stream_start: true,
+            limit,
+        }
+    }
+
+    /// Feeds one chunk and returns the events it completed.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, SseError> {
+        let mut events = Vec::new();
+        for &byte in chunk {
+            if self.after_cr {
+                self.after_cr = false;
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            match byte {
+                b'\n' => self.end_line(&mut events),
+                b'\r' => {
+                    self.after_cr = true;
+                    self.end_line(&mut events);
+                }
+                _ => {
+                    self.line.push(byte);
+                    if self.line.len() > self.limit {
+                        return Err(SseError::TooLarge { limit: self.limit });
+                    }
+                }
+            }
+            if self.data.len() > self.limit {
+                return Err(SseError::TooLarge { limit: self.limit });
+            }
+        }
+        Ok(events)
+    }
+
+    fn end_line(&mut self, events: &mut Vec<SseEvent>) {
+        let raw = std::mem::take(&mut self.line);
+        let mut line = String::from_utf8_lossy(&raw).into_owned();
+        if self.at_stream_start {
+            self.at_stream_start = false;
+            if let Some(rest) = line.strip_prefix('\u{feff}') {
+                line = rest.to_owned();
+            }
+        }
+        if line.is_empty() {
+            self.dispatch(events);
+            return;
+        }
+        if line.starts_with(':') {
+            return;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line.as_str(), ""),
+        };
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            "event" => self.event = Some(value.to_owned()),
+            // An id containing NUL is ignored, as the format requires.
+            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, events: &mut Vec<SseEvent>) {
+        let event = self.event.take();
+        if !self.has_data {
+            return;
+        }
+        self.has_data = false;
+        events.push(SseEvent {
+            event,
+            id: self.id.clone(),
+            data: std::mem::take(&mut self.data),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(input: &str, piece: usize) -> Vec<SseEvent> {
+        let mut decoder = SseDecoder::new(1 << 20);
+        let mut events = Vec::new();
+        for chunk in input.as_bytes().chunks(piece) {
+            events.extend(decoder.feed(chunk).expect("within limit"));
+        }
+        events
+    }
+
+    #[test]
+    fn events_are_the_same_however_the_stream_is_cut() {
+        let input = "\u{feff}: comment\r\nid: 1\r\ndata:\r\n\r\nevent: message\rid: 2\rdata: {\"a\":\rdata:  1}\r\rdata: last\n\n";
+        let whole = decode_in_pieces(input, input.len());
+        assert_eq!(
+            whole,
+            vec![
+                SseEvent {
+                    event: None,
+                    id: Some("1".into()),
+                    data: String::new()
+                },
+                SseEvent {
+                    event: Some("message".into()),
+                    id: Some("2".into()),
+                    data: "{\"a\":\n 1}".into()
+                },
+                SseEvent {
+                    event: None,
+                    id: Some("2".into()),
+                    data: "last".into()
+                },
+            ]
+        );
+        for piece in 1..input.len() {
+            assert_eq!(decode_in_pieces(input, piece), whole, "piece size {piece}");
+        }
+    }
+
+    #[test]
+    fn an_unterminated_event_is_not_dispatched() {
+        assert_eq!(decode_in_pieces("data: half", 4), vec![]);
+    }
+
+    #[test]
+    fn an_oversized_line_is_an_error() {
+        let mut decoder = SseDecoder::new(8);
+        assert_eq!(
+            decoder.feed(b"data: 0123456789"),
+            Err(SseError::TooLarge { limit: 8 })
+        );
+    }
+}

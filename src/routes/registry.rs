@@ -1,0 +1,24 @@
+//! `GET /registry`: the servers a client may choose and the credential each
+//! needs. Never a URL (an operator may put a secret in one) nor a secret.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::mux::Mux;
+
+pub async fn list_servers(mux: web::Data<Mux>) -> HttpResponse {
+    let registry = mux.registry();
+    let servers: Vec<_> = registry
+        .servers()
+        .map(|server| {
+            json!({
+                "name": server.name,
+                "description": server.description,
+                "auth": server.auth.type_name(),
+                "credential_fields": server.auth.credential_field().into_iter().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    HttpResponse::Ok()
+        .json(json!({ "tool_separator": registry.tool_separator, "servers": servers }))
+}

@@ -1,0 +1,266 @@
+//! `POST /create-session`, `GET /session/<id>`, `DELETE /session/<id>`.
+
+use std::collections::HashSet;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::body::{BodyError, read_limited};
+use super::error::ApiError;
+use crate::credentials::{Credentials, header_value_problem};
+use crate::mux::{Mux, Session};
+use crate::registry::Registry;
+
+/// A create-session body is a list of names and a few tokens.
+const CREATE_SESSION_BODY_LIMIT: usize = 64 * 1024;
+
+pub async fn create_session(
+    request: HttpRequest,
+    payload: web::Payload,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(payload, CREATE_SESSION_BODY_LIMIT)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            BodyError::Broken => ApiError::bad_request("body", "could not be read"),
+        })?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
+    let (servers, credentials) = parse_create_session(value, mux.registry())?;
+    let session = mux.create_session(servers, credentials).await?;
+    tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
+    let endpoint = mcp_endpoint(session.id);
+    let connection = request.connection_info();
+    let url = format!(
+        "{}://{}{}",
+        connection.scheme(),
+        connection.host(),
+        endpoint
+    );
+    Ok(HttpResponse::Created().json(json!({
+        "session_id": session.id,
+        "mcp_endpoint": endpoint,
+        "mcp_url": url,
+        "status": "created",
+        "servers": session.servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "created_at": session.created_at,
+    })))
+}
+
+pub async fn get_session(
+    path: web::Path<String>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let session = find_session(&path, &mux).await?;
+    Ok(HttpResponse::Ok().json(describe(&session)))
+}
+
+pub async fn delete_session(
+    path: web::Path<String>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_session_id(&path)?;
+    if !mux.delete_session(id).await? {
+        return Err(no_session(&path));
+    }
+    tracing::info!(session = %short_id(id), "session deleted");
+    Ok(HttpResponse::Ok().json(json!({ "session_id": id, "status": "deleted" })))
+}
+
+/// The session named in a path, or the 404 a client gets for it.
+pub async fn find_session(raw_id: &str, mux: &Mux) -> Result<std::sync::Arc<Session>, ApiError> {
+    let id = parse_session_id(raw_id)?;
+    mux.session(id).await?.ok_or_else(|| no_session(raw_id))
+}
+
+fn parse_session_id(raw_id: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw_id).map_err(|_| no_session(raw_id))
+}
+
+fn no_session(raw_id: &str) -> ApiError {
+    ApiError::NotFound {
+        message: format!("no session {}", quoted(raw_id)),
+    }
+}
+
+/// A session id shortened for logs: enough to correlate, too little to use.
+pub fn short_id(id: Uuid) -> String {
+    id.simple().to_string()[..8].to_owned()
+}
+
+pub fn mcp_endpoint(id: Uuid) -> String {
+    format!("/session/{id}/mcp")
+}
+
+fn describe(session: &Session) -> Value {
+    json!({
+        "session_id": session.id,
+        "mcp_endpoint": mcp_endpoint(session.id),
+        "status": session.status,
+        "created_at": session.created_at,
+        "servers": session.servers.iter().map(|server| json!({
+            "name": server.name,
+            "auth": server.auth.type_name(),
+        })).collect::<Vec<_>>(),
+        "missing_servers": session.missing_servers,
+        "mcp_sessions": session.mcp_session_count(),
+    })
+}
+
+/// A client-supplied string for an error message: cut short and escaped, so
+/// a message never carries control characters or a whole pasted secret.
+fn quoted(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// Checks a create-session body against the registry: every error names the
+/// field and the reason, and nothing is stored unless all of it is valid.
+fn parse_create_session(
+    value: Value,
+    registry: &Registry,
+) -> Result<(Vec<String>, Credentials), ApiError> {
+    let Value::Object(mut body) = value else {
+        return Err(ApiError::bad_request("body", "must be a JSON object"));
+    };
+    let servers = parse_servers(body.remove("servers"), registry)?;
+    let credentials = match body.remove("credentials") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "credentials",
+                "must be an object keyed by server name",
+            ));
+        }
+    };
+    if let Some(field) = body.keys().next() {
+        return Err(ApiError::bad_request(
+            field.as_str(),
+            "unknown field; expected servers, credentials",
+        ));
+    }
+    let credentials = parse_credentials(credentials, &servers, registry)?;
+    Ok((servers, credentials))
+}
+
+fn parse_servers(value: Option<Value>, registry: &Registry) -> Result<Vec<String>, ApiError> {
+    let items = match value {
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request(
+                "servers",
+                "is required: a list of server names from GET /registry",
+            ));
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "servers",
+                "must be an array of server names",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request(
+            "servers",
+            "must name at least one server",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut servers = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let field = format!("servers[{index}]");
+        let Value::String(name) = item else {
+            return Err(ApiError::bad_request(field, "must be a string"));
+        };
+        if registry.server(&name).is_none() {
+            return Err(ApiError::bad_request(
+                field,
+                format!(
+                    "unknown server {}; known: {}",
+                    quoted(&name),
+                    registry.server_names()
+                ),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(ApiError::bad_request(
+                field,
+                format!("server {} is listed twice", quoted(&name)),
+            ));
+        }
+        servers.push(name);
+    }
+    Ok(servers)
+}
+
+fn parse_credentials(
+    mut given: Map<String, Value>,
+    servers: &[String],
+    registry: &Registry,
+) -> Result<Credentials, ApiError> {
+    if let Some(stray) = given.keys().find(|name| !servers.contains(name)) {
+        return Err(ApiError::bad_request(
+            format!("credentials.{stray}"),
+            "names a server that is not in servers",
+        ));
+    }
+    let mut credentials = Credentials::default();
+    for name in servers {
+        let Some(server) = registry.server(name) else {
+            continue;
+        };
+        let field = format!("credentials.{name}");
+        let Some(credential_field) = server.auth.credential_field() else {
+            if given.contains_key(name) {
+                return Err(ApiError::bad_request(
+                    field,
+                    format!("server {name:?} takes no credentials"),
+                ));
+            }
+            continue;
+        };
+        let object = match given.remove(name) {
+            None | Some(Value::Null) => {
+                return Err(ApiError::bad_request(
+                    field,
+                    format!("is required: server {name:?} needs {{\"{credential_field}\": \"…\"}}"),
+                ));
+            }
+            Some(Value::Object(object)) => object,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    field,
+                    format!("must be an object like {{\"{credential_field}\": \"…\"}}"),
+                ));
+            }
+        };
+        for key in object.keys() {
+            if key != credential_field {
+                return Err(ApiError::bad_request(
+                    format!("{field}.{key}"),
+                    format!("unknown field; expected {credential_field}"),
+                ));
+            }
+        }
+        let secret_field = format!("{field}.{credential_field}");
+        let secret = match object.get(credential_field) {
+            None | Some(Value::Null) => {
+                return Err(ApiError::bad_request(secret_field, "is required"));
+            }
+            Some(Value::String(secret)) => secret,
+            Some(_) => return Err(ApiError::bad_request(secret_field, "must be a string")),
+        };
+        if let Some(problem) = header_value_problem(secret) {
+            return Err(ApiError::bad_request(secret_field, problem));
+        }
+        credentials.insert(name.clone(), SecretString::from(secret.clone()));
+    }
+    Ok(credentials)
+}

@@ -1,0 +1,171 @@
+//! Builds the application from settings (registry, key, store, HTTP client,
+//! routes) on a listener that tests can bind to port 0.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::mux::Mux;
+use crate::registry::{Registry, RegistryError};
+use crate::routes;
+use crate::store::crypto::{EncryptionKey, KeyError, KeySource};
+use crate::store::{Store, StoreError};
+
+/// Everything the gateway needs to start.
+pub struct Settings {
+    pub bind: String,
+    pub registry: PathBuf,
+    /// `None`: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// `None`: the key file in `data_dir`, created on first start.
+    pub encryption_key: Option<SecretString>,
+    /// MCP sessions unused this long are ended.
+    pub mcp_session_idle: Duration,
+    /// HTTP worker threads; `None` for one per core.
+    pub workers: Option<usize>,
+}
+
+impl Settings {
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("mcp-mux.db").display()
+            )
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("encryption key: {0}")]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+/// A gateway bound to its socket, ready to run.
+pub struct Application {
+    server: Server,
+    address: SocketAddr,
+    mux: web::Data<Mux>,
+    mcp_session_idle: Duration,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let registry = Arc::new(Registry::load(&settings.registry)?);
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+            path: settings.data_dir.clone(),
+            source,
+        })?;
+        let key = match &settings.encryption_key {
+            Some(encoded) => {
+                EncryptionKey::from_base64(encoded.expose_secret(), KeySource::Environment)?
+            }
+            None => EncryptionKey::load_or_create(&settings.data_dir)?,
+        };
+        let store = Store::connect(&settings.database_url(), key).await?;
+        let http = reqwest::Client::builder()
+            // A backend must not send mcp-mux, and the session's credential,
+            // to an address the registry does not name.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(StartupError::HttpClient)?;
+        let mux = web::Data::new(Mux::new(registry.clone(), store.clone(), http));
+
+        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
+            bind: settings.bind.clone(),
+            source,
+        })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            bind: settings.bind.clone(),
+            source,
+        })?;
+        let app_mux = mux.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_mux.clone())
+                .wrap(actix_web::middleware::from_fn(routes::log_request))
+                .configure(routes::configure)
+        })
+        .shutdown_timeout(10);
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                bind: settings.bind.clone(),
+                source,
+            })?
+            .run();
+        tracing::info!(
+            %address,
+            servers = %registry.server_names(),
+            database = store.backend_name(),
+            "mcp-mux listening"
+        );
+        Ok(Application {
+            server,
+            address,
+            mux,
+            mcp_session_idle: settings.mcp_session_idle,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops the server from another task.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (signal or handle), reaping idle MCP sessions.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let mux = self.mux.clone();
+        let idle = self.mcp_session_idle;
+        let reaper = async move {
+            let mut tick = tokio::time::interval(
+                (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            );
+            loop {
+                tick.tick().await;
+                let reaped = mux.reap_idle(idle).await;
+                if reaped > 0 {
+                    tracing::info!(reaped, "idle MCP sessions ended");
+                }
+            }
+        };
+        tokio::select! {
+            result = self.server => result,
+            () = reaper => Ok(()),
+        }
+    }
+}
