@@ -89,10 +89,10 @@ pub fn parse_message(value: Value) -> Result<Message, EnvelopeError> {
         return Err(EnvelopeError::WrongVersion);
     }
     let id = object.remove("id");
-    if let Some(id) = &id {
-        if !is_valid_id(id) {
-            return Err(EnvelopeError::InvalidId);
-        }
+    if let Some(id) = &id
+        && !is_valid_id(id)
+    {
+        return Err(EnvelopeError::InvalidId);
     }
     match object.remove("method") {
         Some(Value::String(method)) if !method.is_empty() => {

@@ -20,8 +20,6 @@ pub enum CallError {
     /// The backend's own JSON-RPC error, passed on unchanged.
     #[error("{}", .0.message)]
     Relayed(ErrorObject),
-    #[error("this MCP session is already initialized")]
-    AlreadyInitialized,
 }
 
 /// A session-level operation failed.

@@ -211,7 +211,6 @@ impl McpSession {
             "ping" => Ok(Payload::Json(json!({}))),
             "tools/list" => self.list_tools(params).await,
             "tools/call" => self.call_tool(params).await,
-            "initialize" => Err(CallError::AlreadyInitialized),
             _ => Err(CallError::MethodNotFound {
                 method: method.to_owned(),
             }),
@@ -277,13 +276,14 @@ impl McpSession {
     /// An unknown tool, or one of a backend that is down right now.
     async fn missing_tool(&self, name: String) -> CallError {
         for slot in &self.backends {
-            if !slot.prefix.is_empty() && name.starts_with(&slot.prefix) {
-                if let SlotState::Down(error) = &*slot.state.lock().await {
-                    return CallError::BackendDown {
-                        server: slot.name().to_owned(),
-                        reason: error.to_string(),
-                    };
-                }
+            if !slot.prefix.is_empty()
+                && name.starts_with(&slot.prefix)
+                && let SlotState::Down(error) = &*slot.state.lock().await
+            {
+                return CallError::BackendDown {
+                    server: slot.name().to_owned(),
+                    reason: error.to_string(),
+                };
             }
         }
         CallError::UnknownTool { name }

@@ -131,10 +131,10 @@ async fn handle_post(
     })?;
     check_protocol_version(request).map_err(|refusal| refusal.with_id(id.clone()))?;
 
-    if let Message::Request(initialize) = &message {
-        if initialize.method == "initialize" {
-            return Ok(initialize_response(mux, &session, initialize).await);
-        }
+    if let Message::Request(initialize) = &message
+        && initialize.method == "initialize"
+    {
+        return Ok(initialize_response(mux, &session, initialize).await);
     }
     let mcp_session =
         find_mcp_session(request, &session).map_err(|refusal| refusal.with_id(id.clone()))?;
@@ -192,7 +192,6 @@ fn to_jsonrpc_error(error: CallError) -> ErrorObject {
         CallError::Backend(backend) => ErrorObject::new(INTERNAL_ERROR, message)
             .with_data(json!({ "server": backend.server() })),
         CallError::Relayed(error) => error,
-        CallError::AlreadyInitialized => ErrorObject::new(INVALID_REQUEST, message),
     }
 }
 

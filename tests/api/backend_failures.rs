@@ -1,0 +1,363 @@
+//! Backends that misbehave: SSE quirks, transient errors, timeouts, expired
+//! sessions. Retries must never run a tool twice.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, header, method};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+const FAST_RETRY: &str =
+    "retry: { initial_interval_ms: 20, max_interval_ms: 100, max_elapsed_ms: 2000 }";
+
+fn tools() -> Value {
+    json!([
+        { "name": "write", "inputSchema": { "type": "object" } },
+        { "name": "read", "inputSchema": { "type": "object" }, "annotations": { "readOnlyHint": true } },
+    ])
+}
+
+fn call(tool: &str) -> Value {
+    json!({ "method": "tools/call", "params": { "name": tool } })
+}
+
+fn ok_result(text: &str) -> JsonRpcAnswer {
+    JsonRpcAnswer::result(
+        json!({ "content": [{ "type": "text", "text": text }], "isError": false }),
+    )
+}
+
+async fn session_over(server: &wiremock::MockServer, extra: &str) -> (TestApp, RawMcp) {
+    let app = spawn_app(&registry_yaml(&[(
+        "flaky",
+        &format!("{}/mcp", server.uri()),
+        extra,
+    )]))
+    .await;
+    let session = app.create_session(json!({ "servers": ["flaky"] })).await;
+    let mcp = app.mcp(&session).await;
+    (app, mcp)
+}
+
+#[tokio::test]
+async fn sse_answers_with_priming_events_are_read() {
+    let server = mock_backend(tools(), true).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ok_result("written").in_sse())
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    let mut names = mcp.tool_names().await;
+    names.sort();
+    assert_eq!(names, ["flaky__read", "flaky__write"]);
+    assert_eq!(
+        first_text(&mcp.call_tool("flaky__write", json!({})).await),
+        "written"
+    );
+}
+
+#[tokio::test]
+async fn a_result_is_passed_back_unchanged_and_a_backend_error_is_relayed() {
+    let server = mock_backend(tools(), false).await;
+    let odd_result = json!({ "content": [{ "type": "text", "text": "x" }], "structuredContent": { "n": 1.5, "nested": [null, true] }, "_meta": { "k": "v" } });
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("read")))
+        .respond_with(JsonRpcAnswer::result(odd_result.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(JsonRpcAnswer::error(
+            json!({ "code": -32099, "message": "disk full", "data": { "free": 0 } }),
+        ))
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    assert_eq!(
+        mcp.call_tool("flaky__read", json!({})).await["result"],
+        odd_result
+    );
+    assert_eq!(
+        mcp.call_tool("flaky__write", json!({})).await["error"],
+        json!({ "code": -32099, "message": "disk full", "data": { "free": 0 } })
+    );
+}
+
+#[tokio::test]
+async fn a_503_then_200_is_retried_even_for_a_tool_with_effects() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ok_result("written"))
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    assert_eq!(
+        first_text(&mcp.call_tool("flaky__write", json!({})).await),
+        "written"
+    );
+    assert_eq!(requests_for(&server, "tools/call").await, 2);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_after_the_wait() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("read")))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("read")))
+        .respond_with(ok_result("read"))
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    assert_eq!(
+        first_text(&mcp.call_tool("flaky__read", json!({})).await),
+        "read"
+    );
+    assert_eq!(requests_for(&server, "tools/call").await, 2);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_retry_budget_ends_the_retries() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("read")))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    let answer = mcp.call_tool("flaky__read", json!({})).await;
+    assert_eq!(
+        answer["error"]["message"],
+        "backend \"flaky\" answered HTTP 429"
+    );
+    assert_eq!(requests_for(&server, "tools/call").await, 1);
+}
+
+#[tokio::test]
+async fn a_500_on_tools_call_is_not_retried() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    let answer = mcp.call_tool("flaky__write", json!({})).await;
+    assert_eq!(
+        answer["error"],
+        json!({ "code": -32603, "message": "backend \"flaky\" answered HTTP 500", "data": { "server": "flaky" } })
+    );
+    assert_eq!(requests_for(&server, "tools/call").await, 1);
+}
+
+#[tokio::test]
+async fn a_504_is_retried_for_a_read_only_tool_but_never_for_a_tool_with_effects() {
+    let server = mock_backend(tools(), false).await;
+    for tool in ["write", "read"] {
+        Mock::given(method("POST"))
+            .and(body_partial_json(call(tool)))
+            .respond_with(ResponseTemplate::new(504))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(call(tool)))
+            .respond_with(ok_result(tool))
+            .mount(&server)
+            .await;
+    }
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    let write = mcp.call_tool("flaky__write", json!({})).await;
+    assert_eq!(
+        write["error"]["message"],
+        "backend \"flaky\" answered HTTP 504"
+    );
+    assert_eq!(
+        requests_for(&server, "tools/call").await,
+        1,
+        "the tool with effects ran at most once"
+    );
+
+    assert_eq!(
+        first_text(&mcp.call_tool("flaky__read", json!({})).await),
+        "read"
+    );
+    assert_eq!(requests_for(&server, "tools/call").await, 3);
+}
+
+#[tokio::test]
+async fn a_slow_backend_hits_its_timeout_once() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ok_result("late").after(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, &format!("timeout_ms: 300\n{FAST_RETRY}")).await;
+    let answer = mcp.call_tool("flaky__write", json!({})).await;
+    assert_eq!(
+        answer["error"],
+        json!({ "code": -32603, "message": "backend \"flaky\" did not answer within 300 ms", "data": { "server": "flaky" } })
+    );
+    assert_eq!(requests_for(&server, "tools/call").await, 1);
+}
+
+async fn expired_session_backend(expired: ResponseTemplate) -> wiremock::MockServer {
+    let server = mock_backend(tools(), false).await;
+    let initialized = |version: &str| {
+        JsonRpcAnswer::result(json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": { "tools": {} },
+            "serverInfo": { "name": "mock", "version": version }
+        }))
+    };
+    // The first initialize issues s1, every later one s2.
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "initialize" })))
+        .respond_with(initialized("1").with_session("s1"))
+        .with_priority(1)
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "initialize" })))
+        .respond_with(initialized("2").with_session("s2"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .and(header("mcp-session-id", "s1"))
+        .respond_with(expired)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .and(header("mcp-session-id", "s2"))
+        .respond_with(ok_result("after re-initialize"))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn an_expired_backend_session_is_reinitialized_and_the_call_replayed() {
+    for expired in [
+        ResponseTemplate::new(404),
+        // Some backends answer an unknown session with 400.
+        ResponseTemplate::new(400)
+            .set_body_json(json!({ "error": "Bad Request: Session not found" })),
+    ] {
+        let server = expired_session_backend(expired).await;
+        let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+        let answer = mcp.call_tool("flaky__write", json!({})).await;
+        assert_eq!(first_text(&answer), "after re-initialize", "{answer}");
+        assert_eq!(requests_for(&server, "initialize").await, 2);
+        assert_eq!(
+            requests_for(&server, "tools/call").await,
+            2,
+            "refused unseen, then replayed once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_backend_refusing_connections_then_coming_up_is_reached_by_retries() {
+    let port = unused_port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let app = spawn_app(&registry_yaml(&[("late", &url, FAST_RETRY)])).await;
+    let session = app.create_session(json!({ "servers": ["late"] })).await;
+    let starter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("port still free");
+        serve_rmcp_backend(listener, "late", None)
+    });
+    let mut mcp = app.mcp(&session).await;
+    let _backend = starter.await.expect("backend started");
+    assert_eq!(
+        first_text(&mcp.call_tool("late__echo", json!({ "text": "up" })).await),
+        "late: up"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_that_stays_down_does_not_fail_the_session() {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let down = format!("http://127.0.0.1:{}/mcp", unused_port());
+    let app = spawn_app(&registry_yaml(&[
+        ("alpha", &alpha.url, ""),
+        (
+            "down",
+            &down,
+            "retry: { initial_interval_ms: 10, max_interval_ms: 20, max_elapsed_ms: 100 }",
+        ),
+    ]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["alpha", "down"] }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let mut names = mcp.tool_names().await;
+    names.sort();
+    assert_eq!(names, ["alpha__add", "alpha__echo"]);
+    let answer = mcp.call_tool("down__echo", json!({})).await;
+    assert_eq!(
+        answer["error"],
+        json!({
+            "code": -32603,
+            "message": "backend \"down\" is unavailable: backend \"down\" is unreachable: connection refused or failed",
+            "data": { "server": "down" }
+        })
+    );
+}
+
+#[tokio::test]
+async fn every_page_of_a_backend_list_is_merged() {
+    let server = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "initialize" })))
+        .respond_with(JsonRpcAnswer::result(json!({ "protocolVersion": "2025-06-18", "capabilities": { "tools": {} }, "serverInfo": { "name": "paged", "version": "1" } })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "notifications/initialized" }),
+        ))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "tools/list", "params": { "cursor": "page-2" } }),
+        ))
+        .and(header("mcp-protocol-version", "2025-06-18"))
+        .respond_with(JsonRpcAnswer::result(
+            json!({ "tools": [{ "name": "c", "inputSchema": {} }] }),
+        ))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/list" })))
+        .respond_with(JsonRpcAnswer::result(json!({ "tools": [{ "name": "a", "inputSchema": {} }, { "name": "b", "inputSchema": {} }], "nextCursor": "page-2" })))
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    assert_eq!(mcp.tool_names().await, ["flaky__a", "flaky__b", "flaky__c"]);
+}

@@ -1,0 +1,322 @@
+//! `POST /create-session`, `GET|DELETE /session/<id>`, `GET /registry`, `GET /healthz`.
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const REGISTRY: &str = r#"
+servers:
+  everything:
+    url: http://127.0.0.1:9/mcp
+    description: Reference server
+  huggingface:
+    url: https://huggingface.co/mcp
+    auth: { type: bearer }
+  kb:
+    url: http://127.0.0.1:9/kb?key=${HOME}
+    auth: { type: api_key, header: X-Api-Key }
+"#;
+
+async fn stored_sessions(app: &TestApp) -> i64 {
+    let url = format!("sqlite://{}?mode=ro", app.database_file().display());
+    let db = Database::connect(url).await.expect("database opens");
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM sessions",
+        ))
+        .await
+        .expect("query")
+        .expect("row");
+    row.try_get::<i64>("", "n").expect("count")
+}
+
+#[tokio::test]
+async fn a_valid_request_creates_a_session() {
+    let app = spawn_app(REGISTRY).await;
+    let response = app
+        .post_create_session(&json!({
+            "servers": ["everything", "huggingface", "kb"],
+            "credentials": { "huggingface": { "token": "hf_abc" }, "kb": { "api_key": "k-1" } }
+        }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("JSON");
+    let id = body["session_id"].as_str().expect("id");
+    assert!(uuid::Uuid::parse_str(id).is_ok());
+    assert_eq!(body["mcp_endpoint"], format!("/session/{id}/mcp"));
+    assert_eq!(body["mcp_url"], format!("{}/session/{id}/mcp", app.address));
+    assert_eq!(body["status"], "created");
+    assert_eq!(body["servers"], json!(["everything", "huggingface", "kb"]));
+    assert_eq!(stored_sessions(&app).await, 1);
+}
+
+#[tokio::test]
+async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
+    let app = spawn_app(REGISTRY).await;
+    let known = "known: everything, huggingface, kb";
+    let cases: Vec<(Value, &str, String)> = vec![
+        (json!([]), "body", "must be a JSON object".into()),
+        (
+            json!({}),
+            "servers",
+            "is required: a list of server names from GET /registry".into(),
+        ),
+        (
+            json!({ "servers": "everything" }),
+            "servers",
+            "must be an array of server names".into(),
+        ),
+        (
+            json!({ "servers": [] }),
+            "servers",
+            "must name at least one server".into(),
+        ),
+        (
+            json!({ "servers": [7] }),
+            "servers[0]",
+            "must be a string".into(),
+        ),
+        (
+            json!({ "servers": ["everything", "fooo"] }),
+            "servers[1]",
+            format!("unknown server \"fooo\"; {known}"),
+        ),
+        (
+            json!({ "servers": ["everything", "everything"] }),
+            "servers[1]",
+            "server \"everything\" is listed twice".into(),
+        ),
+        (
+            json!({ "servers": ["huggingface"] }),
+            "credentials.huggingface",
+            "is required: server \"huggingface\" needs {\"token\": \"…\"}".into(),
+        ),
+        (
+            json!({ "servers": ["huggingface"], "credentials": { "huggingface": "hf_abc" } }),
+            "credentials.huggingface",
+            "must be an object like {\"token\": \"…\"}".into(),
+        ),
+        (
+            json!({ "servers": ["huggingface"], "credentials": { "huggingface": {} } }),
+            "credentials.huggingface.token",
+            "is required".into(),
+        ),
+        (
+            json!({ "servers": ["huggingface"], "credentials": { "huggingface": { "token": 5 } } }),
+            "credentials.huggingface.token",
+            "must be a string".into(),
+        ),
+        (
+            json!({ "servers": ["huggingface"], "credentials": { "huggingface": { "token": "" } } }),
+            "credentials.huggingface.token",
+            "must not be empty".into(),
+        ),
+        (
+            json!({ "servers": ["huggingface"], "credentials": { "huggingface": { "token": "a\r\nX-Evil: 1" } } }),
+            "credentials.huggingface.token",
+            "must not contain CR or LF".into(),
+        ),
+        (
+            json!({ "servers": ["huggingface"], "credentials": { "huggingface": { "token": "a\u{7}" } } }),
+            "credentials.huggingface.token",
+            "must be printable ASCII (no control characters)".into(),
+        ),
+        (
+            json!({ "servers": ["huggingface"], "credentials": { "huggingface": { "token": "t", "tokn": "t" } } }),
+            "credentials.huggingface.tokn",
+            "unknown field; expected token".into(),
+        ),
+        (
+            json!({ "servers": ["kb"], "credentials": { "kb": { "token": "t" } } }),
+            "credentials.kb.token",
+            "unknown field; expected api_key".into(),
+        ),
+        (
+            json!({ "servers": ["everything"], "credentials": { "everything": { "token": "t" } } }),
+            "credentials.everything",
+            "server \"everything\" takes no credentials".into(),
+        ),
+        (
+            json!({ "servers": ["everything"], "credentials": { "huggingface": { "token": "t" } } }),
+            "credentials.huggingface",
+            "names a server that is not in servers".into(),
+        ),
+        (
+            json!({ "servers": ["everything"], "credentials": [] }),
+            "credentials",
+            "must be an object keyed by server name".into(),
+        ),
+        (
+            json!({ "servers": ["everything"], "server": ["x"] }),
+            "server",
+            "unknown field; expected servers, credentials".into(),
+        ),
+    ];
+    for (body, field, reason) in cases {
+        let response = app.post_create_session(&body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let answer: Value = response.json().await.expect("JSON");
+        assert_eq!(
+            answer,
+            json!({ "error": "bad_request", "field": field, "message": format!("{field}: {reason}") }),
+            "{body}"
+        );
+    }
+
+    let not_json = app
+        .http
+        .post(format!("{}/create-session", app.address))
+        .body("{\"servers\": [")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(not_json.status(), 400);
+    let answer: Value = not_json.json().await.expect("JSON");
+    assert_eq!(answer["field"], "body");
+    assert!(
+        answer["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("body: is not valid JSON (")
+    );
+
+    let huge = app
+        .http
+        .post(format!("{}/create-session", app.address))
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(huge.status(), 413);
+    let answer: Value = huge.json().await.expect("JSON");
+    assert_eq!(
+        answer,
+        json!({ "error": "payload_too_large", "message": "request body exceeds 65536 bytes" })
+    );
+
+    assert_eq!(
+        stored_sessions(&app).await,
+        0,
+        "no invalid request stored anything"
+    );
+}
+
+#[tokio::test]
+async fn a_long_unknown_name_is_cut_in_the_error() {
+    let app = spawn_app(REGISTRY).await;
+    let name = "x".repeat(500);
+    let answer: Value = app
+        .post_create_session(&json!({ "servers": [name] }))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let message = answer["message"].as_str().expect("message");
+    assert!(message.len() < 200, "{message}");
+    assert!(message.contains(&format!("\"{}\"…", "x".repeat(64))));
+}
+
+#[tokio::test]
+async fn a_session_is_shown_without_secrets_and_can_be_deleted() {
+    let app = spawn_app(REGISTRY).await;
+    let id = app
+        .create_session(json!({ "servers": ["huggingface"], "credentials": { "huggingface": { "token": "hf_secret_1" } } }))
+        .await;
+    let url = format!("{}/session/{id}", app.address);
+    let shown = app.http.get(&url).send().await.expect("answer");
+    assert_eq!(shown.status(), 200);
+    let text = shown.text().await.expect("body");
+    assert!(!text.contains("hf_secret_1"));
+    let shown: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(shown["session_id"], id);
+    assert_eq!(shown["status"], "active");
+    assert_eq!(
+        shown["servers"],
+        json!([{ "name": "huggingface", "auth": "bearer" }])
+    );
+    assert_eq!(shown["mcp_sessions"], 0);
+
+    let deleted = app.http.delete(&url).send().await.expect("answer");
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(
+        deleted.json::<Value>().await.expect("JSON"),
+        json!({ "session_id": id, "status": "deleted" })
+    );
+    assert_eq!(stored_sessions(&app).await, 0);
+
+    for response in [
+        app.http.get(&url).send().await,
+        app.http.delete(&url).send().await,
+    ] {
+        let response = response.expect("answer");
+        assert_eq!(response.status(), 404);
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(
+            body,
+            json!({ "error": "not_found", "message": format!("no session \"{id}\"") })
+        );
+    }
+    let mcp = app
+        .http
+        .post(app.mcp_url(&id))
+        .json(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(mcp.status(), 404);
+}
+
+#[tokio::test]
+async fn the_registry_lists_servers_and_credential_fields_but_no_urls() {
+    let app = spawn_app(REGISTRY).await;
+    let response = app
+        .http
+        .get(format!("{}/registry", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("body");
+    assert!(!text.contains("127.0.0.1"), "no backend URL: {text}");
+    let body: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(
+        body,
+        json!({
+            "tool_separator": "__",
+            "servers": [
+                { "name": "everything", "description": "Reference server", "auth": "none", "credential_fields": [] },
+                { "name": "huggingface", "description": null, "auth": "bearer", "credential_fields": ["token"] },
+                { "name": "kb", "description": null, "auth": "api_key", "credential_fields": ["api_key"] },
+            ]
+        })
+    );
+}
+
+#[tokio::test]
+async fn health_and_unknown_routes_answer_json() {
+    let app = spawn_app(REGISTRY).await;
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        health.json::<Value>().await.expect("JSON"),
+        json!({ "status": "ok" })
+    );
+    let missing = app
+        .http
+        .get(format!("{}/nope", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.expect("JSON"),
+        json!({ "error": "not_found", "message": "no such route" })
+    );
+}

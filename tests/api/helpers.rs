@@ -1,0 +1,510 @@
+//! The test harness: the gateway on port 0 with its own data directory, real
+//! MCP backends built with rmcp, and a raw JSON-RPC client for protocol checks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use mcp_mux::startup::{Application, Settings, StartupError};
+
+/// A fixed test key, so that tests can restart on the same database.
+pub const TEST_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A running gateway.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub data_dir: Arc<TempDir>,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// How to start a gateway.
+pub struct AppOptions {
+    pub registry_yaml: String,
+    /// Reuse a data directory (restart tests); a new one otherwise.
+    pub data_dir: Option<Arc<TempDir>>,
+    pub database_url: Option<String>,
+    pub encryption_key: Option<String>,
+}
+
+impl AppOptions {
+    pub fn new(registry_yaml: impl Into<String>) -> Self {
+        AppOptions {
+            registry_yaml: registry_yaml.into(),
+            data_dir: None,
+            database_url: None,
+            encryption_key: Some(TEST_KEY.to_owned()),
+        }
+    }
+}
+
+pub async fn spawn_app(registry_yaml: &str) -> TestApp {
+    spawn_app_with(AppOptions::new(registry_yaml))
+        .await
+        .expect("gateway starts")
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError> {
+    let data_dir = options
+        .data_dir
+        .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+    let registry = data_dir.path().join("registry.yaml");
+    std::fs::write(&registry, options.registry_yaml).expect("registry written");
+    let settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        registry,
+        database_url: options.database_url,
+        data_dir: data_dir.path().to_owned(),
+        encryption_key: options.encryption_key.map(SecretString::from),
+        mcp_session_idle: Duration::from_secs(600),
+        workers: Some(1),
+    };
+    let application = Application::build(settings).await?;
+    let address = format!("http://{}", application.address());
+    let handle = application.handle();
+    let task = tokio::spawn(application.run_until_stopped());
+    Ok(TestApp {
+        address,
+        http: reqwest::Client::new(),
+        data_dir,
+        handle,
+        task,
+    })
+}
+
+impl TestApp {
+    /// Stops the gateway and waits until its socket is closed.
+    pub async fn stop(self) -> Arc<TempDir> {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+        self.data_dir
+    }
+
+    pub fn database_file(&self) -> PathBuf {
+        self.data_dir.path().join("mcp-mux.db")
+    }
+
+    pub async fn post_create_session(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/create-session", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
+    /// Creates a session and returns its id.
+    pub async fn create_session(&self, body: Value) -> String {
+        let response = self.post_create_session(&body).await;
+        assert_eq!(response.status(), 201, "create-session {body}");
+        let created: Value = response.json().await.expect("JSON body");
+        created["session_id"]
+            .as_str()
+            .expect("session_id")
+            .to_owned()
+    }
+
+    pub fn mcp_url(&self, session_id: &str) -> String {
+        format!("{}/session/{session_id}/mcp", self.address)
+    }
+
+    /// A raw MCP client on a session, already initialized.
+    pub async fn mcp(&self, session_id: &str) -> RawMcp {
+        let mut mcp = RawMcp::new(self.mcp_url(session_id));
+        mcp.initialize("2025-11-25").await;
+        mcp
+    }
+}
+
+/// A JSON-RPC client that shows every status and body, for protocol tests.
+pub struct RawMcp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub session_id: Option<String>,
+    next_id: u64,
+}
+
+impl RawMcp {
+    pub fn new(url: String) -> Self {
+        RawMcp {
+            url,
+            http: reqwest::Client::new(),
+            session_id: None,
+            next_id: 1,
+        }
+    }
+
+    /// Initializes and returns the result; keeps the MCP session id.
+    pub async fn initialize(&mut self, version: &str) -> Value {
+        let response = self
+            .post(&json!({
+                "jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": { "protocolVersion": version, "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } }
+            }))
+            .await;
+        assert_eq!(response.status(), 200);
+        self.session_id = Some(
+            response.headers()["mcp-session-id"]
+                .to_str()
+                .expect("ascii")
+                .to_owned(),
+        );
+        let body = read_message(response).await;
+        let notified = self
+            .post(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
+            .await;
+        assert_eq!(notified.status(), 202);
+        body["result"].clone()
+    }
+
+    /// POSTs a message with the MCP session's headers.
+    pub async fn post(&self, message: &Value) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .json(message);
+        if let Some(id) = &self.session_id {
+            request = request
+                .header("mcp-session-id", id)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        request.send().await.expect("gateway answers")
+    }
+
+    /// Sends a request and returns the whole JSON-RPC response.
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let response = self
+            .post(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
+            .await;
+        assert_eq!(response.status(), 200, "{method}");
+        let body = read_message(response).await;
+        assert_eq!(body["id"], json!(id));
+        body
+    }
+
+    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        self.request(
+            "tools/call",
+            json!({ "name": name, "arguments": arguments }),
+        )
+        .await
+    }
+
+    pub async fn tool_names(&mut self) -> Vec<String> {
+        let listed = self.request("tools/list", json!({})).await;
+        listed["result"]["tools"]
+            .as_array()
+            .expect("tools array")
+            .iter()
+            .map(|tool| tool["name"].as_str().expect("name").to_owned())
+            .collect()
+    }
+}
+
+/// The JSON-RPC message of an answer in JSON, or the last non-empty event of an SSE answer.
+pub async fn read_message(response: reqwest::Response) -> Value {
+    let text = response.text().await.expect("body");
+    if let Ok(message) = serde_json::from_str(&text) {
+        return message;
+    }
+    let data = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(str::trim)
+        .rfind(|data| !data.is_empty())
+        .unwrap_or_else(|| panic!("neither JSON nor SSE: {text}"));
+    serde_json::from_str(data).expect("JSON event data")
+}
+
+/// The text of the first content item of a tool result.
+pub fn first_text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {response}"))
+}
+
+/// A registry listing `servers` as (name, url, auth yaml).
+pub fn registry_yaml(servers: &[(&str, &str, &str)]) -> String {
+    let mut yaml = String::from("servers:\n");
+    for (name, url, extra) in servers {
+        yaml.push_str(&format!("  {name}:\n    url: {url}\n"));
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            yaml.push_str(&format!("    {}\n", line.trim()));
+        }
+    }
+    yaml
+}
+
+// ---------------------------------------------------------------- rmcp backends
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct EchoRequest {
+    pub text: String,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct AddRequest {
+    pub a: i64,
+    pub b: i64,
+}
+
+/// A real MCP server whose `echo` says which backend answered.
+#[derive(Debug, Clone)]
+pub struct EchoServer {
+    label: &'static str,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl EchoServer {
+    #[tool(description = "Echo the text back, prefixed with the backend's label")]
+    fn echo(&self, Parameters(EchoRequest { text }): Parameters<EchoRequest>) -> String {
+        format!("{}: {text}", self.label)
+    }
+
+    #[tool(description = "Add two integers", annotations(read_only_hint = true))]
+    fn add(&self, Parameters(AddRequest { a, b }): Parameters<AddRequest>) -> String {
+        (a + b).to_string()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for EchoServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions(format!("The {} test backend", self.label))
+    }
+}
+
+/// A running rmcp backend.
+pub struct RmcpBackend {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RmcpBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a real MCP server labelled `label` on a free port; when
+/// `bearer` is set, requests without `Authorization: Bearer <bearer>` get 401.
+pub async fn spawn_rmcp_backend(label: &'static str, bearer: Option<&'static str>) -> RmcpBackend {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    serve_rmcp_backend(listener, label, bearer)
+}
+
+/// Serves an rmcp backend on an already bound listener.
+pub fn serve_rmcp_backend(
+    listener: tokio::net::TcpListener,
+    label: &'static str,
+    bearer: Option<&'static str>,
+) -> RmcpBackend {
+    let address = listener.local_addr().expect("address");
+    let service: StreamableHttpService<EchoServer, LocalSessionManager> =
+        StreamableHttpService::new(
+            move || {
+                Ok(EchoServer {
+                    label,
+                    tool_router: EchoServer::tool_router(),
+                })
+            },
+            Default::default(),
+            StreamableHttpServerConfig::default().with_sse_keep_alive(None),
+        );
+    let mut router = axum::Router::new().nest_service("/mcp", service);
+    if let Some(token) = bearer {
+        router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                let expected = format!("Bearer {token}");
+                let authorized = request
+                    .headers()
+                    .get("authorization")
+                    .is_some_and(|value| value.as_bytes() == expected.as_bytes());
+                if authorized {
+                    next.run(request).await
+                } else {
+                    axum::response::IntoResponse::into_response((
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        "missing or wrong bearer token",
+                    ))
+                }
+            },
+        ));
+    }
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    RmcpBackend {
+        url: format!("http://{address}/mcp"),
+        task,
+    }
+}
+
+/// Reserves a loopback port that nothing listens on yet.
+pub fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// Bytes of every file of the SQLite database (main file, WAL and journal).
+pub fn database_bytes(database_file: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let path = PathBuf::from(format!("{}{suffix}", database_file.display()));
+        if let Ok(content) = std::fs::read(path) {
+            bytes.extend(content);
+        }
+    }
+    bytes
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+// ------------------------------------------------------------ wiremock backends
+
+/// Answers a JSON-RPC request with `result` (or `error`), echoing its id, as
+/// JSON or as SSE with an empty priming event first.
+pub struct JsonRpcAnswer {
+    pub body: Value,
+    pub sse: bool,
+    pub session_id: Option<&'static str>,
+    pub delay: Option<Duration>,
+}
+
+impl JsonRpcAnswer {
+    pub fn result(result: Value) -> Self {
+        JsonRpcAnswer {
+            body: json!({ "result": result }),
+            sse: false,
+            session_id: None,
+            delay: None,
+        }
+    }
+
+    pub fn error(error: Value) -> Self {
+        JsonRpcAnswer {
+            body: json!({ "error": error }),
+            sse: false,
+            session_id: None,
+            delay: None,
+        }
+    }
+
+    pub fn in_sse(mut self) -> Self {
+        self.sse = true;
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    pub fn with_session(mut self, id: &'static str) -> Self {
+        self.session_id = Some(id);
+        self
+    }
+}
+
+impl wiremock::Respond for JsonRpcAnswer {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let incoming: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let mut message = json!({ "jsonrpc": "2.0", "id": incoming["id"] });
+        if let (Some(message), Some(extra)) = (message.as_object_mut(), self.body.as_object()) {
+            message.extend(extra.clone());
+        }
+        let mut template = wiremock::ResponseTemplate::new(200);
+        if let Some(delay) = self.delay {
+            template = template.set_delay(delay);
+        }
+        if let Some(id) = self.session_id {
+            template = template.insert_header("mcp-session-id", id);
+        }
+        if self.sse {
+            let stream =
+                format!("id: prime-1\ndata:\n\nevent: message\nid: ev-2\ndata: {message}\n\n");
+            template.set_body_raw(stream, "text/event-stream")
+        } else {
+            template.set_body_json(message)
+        }
+    }
+}
+
+/// A wiremock MCP backend that initializes (session `s1`), accepts
+/// notifications and lists `tools`; tests mount `tools/call` behaviour.
+pub async fn mock_backend(tools: Value, sse: bool) -> wiremock::MockServer {
+    use wiremock::matchers::{body_partial_json, method};
+    use wiremock::{Mock, ResponseTemplate};
+    let server = wiremock::MockServer::start().await;
+    let mut initialize = JsonRpcAnswer::result(json!({
+        "protocolVersion": "2025-11-25",
+        "capabilities": { "tools": {} },
+        "serverInfo": { "name": "mock", "version": "1" }
+    }))
+    .with_session("s1");
+    let mut listed = JsonRpcAnswer::result(json!({ "tools": tools }));
+    if sse {
+        initialize = initialize.in_sse();
+        listed = listed.in_sse();
+    }
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "initialize" })))
+        .respond_with(initialize)
+        .named("initialize")
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "notifications/initialized" }),
+        ))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/list" })))
+        .respond_with(listed)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// How many requests a mock backend received for a JSON-RPC method.
+pub async fn requests_for(server: &wiremock::MockServer, rpc_method: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|request| {
+            serde_json::from_slice::<Value>(&request.body)
+                .is_ok_and(|body| body["method"] == rpc_method)
+        })
+        .count()
+}

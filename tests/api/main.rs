@@ -1,0 +1,11 @@
+//! Integration tests: the whole gateway in-process, against real rmcp
+//! backends and wiremock backends that misbehave on demand.
+
+mod helpers;
+
+mod backend_failures;
+mod create_session;
+mod mcp_endpoint;
+mod persistence;
+mod routing;
+mod store;

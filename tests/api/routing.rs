@@ -1,0 +1,151 @@
+//! Tools of real rmcp backends, merged and routed through a session.
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn two_backend_app() -> (TestApp, RmcpBackend, RmcpBackend) {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let beta = spawn_rmcp_backend("beta", Some("beta-token")).await;
+    let app = spawn_app(&registry_yaml(&[
+        ("alpha", &alpha.url, "auth: { type: none }"),
+        ("beta", &beta.url, "auth: { type: bearer }"),
+    ]))
+    .await;
+    (app, alpha, beta)
+}
+
+#[tokio::test]
+async fn an_rmcp_client_lists_and_calls_tools_of_both_backends() {
+    let (app, _alpha, _beta) = two_backend_app().await;
+    let session = app
+        .create_session(json!({ "servers": ["alpha", "beta"], "credentials": { "beta": { "token": "beta-token" } } }))
+        .await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(app.mcp_url(&session)),
+    );
+    let client = ClientConfig::default()
+        .serve(transport)
+        .await
+        .expect("rmcp client connects");
+
+    let info = client.peer_info().expect("server info");
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("mcp-mux")
+    );
+
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|tool| tool.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["alpha__add", "alpha__echo", "beta__add", "beta__echo"]
+    );
+
+    for (tool, expected) in [("alpha__echo", "alpha: hi"), ("beta__echo", "beta: hi")] {
+        let arguments = json!({ "text": "hi" })
+            .as_object()
+            .cloned()
+            .expect("object");
+        let result = client
+            .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
+            .await
+            .expect("tools/call");
+        let result = serde_json::to_value(&result).expect("serializable");
+        assert_eq!(result["content"][0]["text"], expected, "{tool}");
+    }
+    client.cancel().await.expect("client closes");
+}
+
+#[tokio::test]
+async fn same_named_tools_are_routed_to_the_owning_backend_under_their_own_name() {
+    let (app, _alpha, _beta) = two_backend_app().await;
+    let session = app
+        .create_session(json!({ "servers": ["beta", "alpha"], "credentials": { "beta": { "token": "beta-token" } } }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let names = mcp.tool_names().await;
+    let (mut first, mut second) = (names[..2].to_vec(), names[2..].to_vec());
+    first.sort();
+    second.sort();
+    assert_eq!(
+        first,
+        ["beta__add", "beta__echo"],
+        "backends in the session's order"
+    );
+    assert_eq!(second, ["alpha__add", "alpha__echo"]);
+
+    let alpha = mcp.call_tool("alpha__echo", json!({ "text": "one" })).await;
+    assert_eq!(first_text(&alpha), "alpha: one");
+    let beta = mcp.call_tool("beta__echo", json!({ "text": "two" })).await;
+    assert_eq!(first_text(&beta), "beta: two");
+    let sum = mcp.call_tool("beta__add", json!({ "a": 2, "b": 40 })).await;
+    assert_eq!(first_text(&sum), "42");
+}
+
+#[tokio::test]
+async fn tool_descriptions_and_schemas_are_passed_through_untouched() {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let app = spawn_app(&registry_yaml(&[("alpha", &alpha.url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+
+    let direct = raw_tools_of(&alpha.url).await;
+    let mut mcp = app.mcp(&session).await;
+    let merged = mcp.request("tools/list", json!({})).await["result"]["tools"].clone();
+    let mut merged: Vec<Value> = merged.as_array().expect("array").clone();
+    for tool in &mut merged {
+        let name = tool["name"]
+            .as_str()
+            .expect("name")
+            .trim_start_matches("alpha__")
+            .to_owned();
+        tool["name"] = json!(name);
+    }
+    assert_eq!(merged, direct);
+}
+
+#[tokio::test]
+async fn the_session_credential_reaches_the_backend_and_a_wrong_one_is_named() {
+    let (app, _alpha, _beta) = two_backend_app().await;
+    let session = app
+        .create_session(json!({ "servers": ["alpha", "beta"], "credentials": { "beta": { "token": "not-the-token" } } }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let mut names = mcp.tool_names().await;
+    names.sort();
+    assert_eq!(
+        names,
+        ["alpha__add", "alpha__echo"],
+        "beta's tools are missing, alpha's work"
+    );
+    let refused = mcp.call_tool("beta__echo", json!({ "text": "x" })).await;
+    assert_eq!(refused["error"]["code"], -32603);
+    assert_eq!(
+        refused["error"]["message"],
+        "backend \"beta\" is unavailable: backend \"beta\" refused the session's credential (HTTP 401)"
+    );
+    assert_eq!(refused["error"]["data"]["server"], "beta");
+    assert!(!refused.to_string().contains("not-the-token"));
+    assert_eq!(
+        first_text(&mcp.call_tool("alpha__echo", json!({ "text": "ok" })).await),
+        "alpha: ok"
+    );
+}
+
+/// The backend's own tools/list, straight from the backend.
+async fn raw_tools_of(url: &str) -> Vec<Value> {
+    let mut direct = RawMcp::new(url.to_owned());
+    direct.initialize("2025-11-25").await;
+    let listed = direct.request("tools/list", json!({})).await;
+    listed["result"]["tools"].as_array().expect("array").clone()
+}
