@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# End-to-end checks of mcp-mux with the peers users actually run:
+#   backends: @modelcontextprotocol/server-everything (npm, no auth) and
+#             scripts/demo_backend.py (Python SDK, bearer token)
+#   clients:  mcp-remote (the stdio bridge desktop hosts use) and the Python SDK client
+#
+#   bash scripts/e2e.sh              # from the repository root, after `cargo build`
+#
+# MCP_MUX_BIN overrides the binary (default target/debug/mcp-mux, built if
+# missing). E2E_KEEP=1 keeps the scratch directory (logs, database) for a look.
+# Pinned npm and PyPI packages are installed into .e2e/ (git-ignored) on first
+# use and whenever scripts/e2e/package-lock.json or requirements.txt change.
+#
+# Every check prints `ok - NAME` or `not ok - NAME: reason`; the last line is
+# `e2e: N passed, M failed`, and the exit code is non-zero if M > 0 or if the
+# script itself broke.
+set -euo pipefail
+
+# A relative MCP_MUX_BIN means relative to where the script was started.
+if [[ -n ${MCP_MUX_BIN:-} && $MCP_MUX_BIN != /* ]]; then MCP_MUX_BIN=$PWD/$MCP_MUX_BIN; fi
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+HERE=$ROOT/scripts/e2e
+CACHE=$ROOT/.e2e
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-mux-e2e.XXXXXX")
+
+PASSED=0
+FAILED=0
+SUMMARY_DONE=0
+declare -A CHILDREN=() # name -> process group id of a child we started
+
+ok() {
+  PASSED=$((PASSED + 1))
+  echo "ok - $1"
+}
+not_ok() {
+  FAILED=$((FAILED + 1))
+  echo "not ok - $1: $2"
+}
+# The last http call's answer against what the contract says.
+expect_status() { # NAME WANTED-STATUS
+  if [[ $STATUS == "$2" ]]; then ok "$1"; else not_ok "$1" "expected $2, got $STATUS ${BODY:0:300}"; fi
+}
+expect_no_token() { # NAME
+  if [[ $BODY != *"$TOKEN"* ]]; then ok "$1"; else not_ok "$1" "the token is in the answer"; fi
+}
+# For when the checks that follow cannot pass: say so once, not N times.
+give_up() {
+  echo "# giving up: the checks after this one need it" >&2
+  SUMMARY_DONE=1
+  echo "e2e: $PASSED passed, $FAILED failed"
+  exit 1
+}
+note() { sed '/^[[:space:]]*$/d; s/^/# /' >&2; }
+show_tail() { # FILE LINES: the end of a log, marked as commentary
+  [[ -f $1 ]] && tail -n "${2:-20}" "$1" | note
+  return 0
+}
+
+# Each child runs in its own session (setsid), so one signal to its process
+# group also reaches what it spawned (npx, node, uvicorn workers).
+start() { # NAME LOGFILE COMMAND...
+  local name=$1 log=$2
+  shift 2
+  setsid "$@" >>"$log" 2>&1 </dev/null &
+  CHILDREN[$name]=$!
+}
+alive() { [[ -n ${CHILDREN[$1]:-} ]] && kill -0 "${CHILDREN[$1]}" 2>/dev/null; }
+stop() { # NAME [GRACE_SECONDS]: SIGTERM, then SIGKILL after the grace period; fails if it took SIGKILL
+  local name=$1 grace=${2:-10} pgid=${CHILDREN[$1]:-} i forced=0
+  [[ -n $pgid ]] || return 0
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pgid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pgid" 2>/dev/null && forced=1
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  wait "$pgid" 2>/dev/null || true
+  unset "CHILDREN[$name]"
+  return "$forced"
+}
+
+finish() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  for name in "${!CHILDREN[@]}"; do stop "$name" 3 || true; done
+  if ((SUMMARY_DONE == 0)); then
+    if ((rc != 0)); then
+      not_ok "e2e.sh ran to the end" "stopped with exit code $rc (see the lines above)"
+    fi
+    echo "e2e: $PASSED passed, $FAILED failed"
+  fi
+  if [[ ${E2E_KEEP:-0} == 1 ]]; then echo "# scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+  if ((rc == 0 && FAILED > 0)); then rc=1; fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+need() {
+  command -v "$1" >/dev/null || {
+    echo "e2e.sh needs $1 on PATH" >&2
+    exit 2
+  }
+}
+
+# Ports come from the kernel (bind to port 0), never from a fixed list, so two
+# runs or a busy machine do not collide.
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until URL answers HTTP at all (any status) or, with a third argument,
+# answers that status. Gives up after TIMEOUT seconds or when NAME has died.
+wait_http() { # NAME URL TIMEOUT [STATUS]
+  local name=$1 url=$2 timeout=$3 want=${4:-} deadline code
+  deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    alive "$name" || return 1
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+    if [[ $code != 000 && (-z $want || $code == "$want") ]]; then return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
+
+# http METHOD URL [JSON-BODY [HEADER...]]: sets STATUS, BODY and
+# MCP_SESSION_HEADER (the Mcp-Session-Id answered, if any). Never fails, never
+# waits more than 30 s.
+http() {
+  local method=$1 url=$2 body=${3:-} h
+  local args=(-s -X "$method" --max-time 30 -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}'
+    -H 'Accept: application/json, text/event-stream')
+  # The body goes through stdin, keeping the token out of the process list.
+  [[ -n $body ]] && args+=(-H 'Content-Type: application/json' --data-binary @-)
+  for h in "${@:4}"; do args+=(-H "$h"); done
+  STATUS=$(curl "${args[@]}" "$url" <<<"$body" || true)
+  BODY=$(cat "$WORK/body" 2>/dev/null || true)
+  MCP_SESSION_HEADER=$(sed -n 's/^mcp-session-id:[[:space:]]*//Ip' "$WORK/headers" 2>/dev/null | tr -d '\r' | tail -n 1)
+}
+
+json_field() { # JSON FIELD: prints a top-level string field, or nothing
+  "$PY" -c 'import json, sys
+try: print(json.loads(sys.argv[1]).get(sys.argv[2], ""))
+except Exception: pass' "$1" "$2"
+}
+
+# run_client LABEL COMMAND...: a client prints its own ok/not ok lines; they
+# are counted here. A client that dies without saying why counts as a failure.
+run_client() {
+  local label=$1 out rc=0 fails
+  shift
+  out=$(timeout 180 "$@" 2>"$WORK/$label.stderr") || rc=$?
+  [[ -n $out ]] && printf '%s\n' "$out"
+  PASSED=$((PASSED + $(grep -c '^ok - ' <<<"$out" || true)))
+  fails=$(grep -c '^not ok - ' <<<"$out" || true)
+  FAILED=$((FAILED + fails))
+  if ((rc != 0 && fails == 0)); then
+    not_ok "$label ran to the end" "exited with code $rc$( ((rc == 124)) && echo ' (timed out)')"
+  fi
+  if ((rc != 0)); then show_tail "$WORK/$label.stderr" 30; fi
+  return 0
+}
+
+# ---------------------------------------------------------------- setup
+need curl
+need node
+need npm
+need setsid
+need timeout
+need sha256sum
+
+# Reinstall only when the pinned versions changed: a stamp holds the hash of
+# the file the install came from.
+stamp_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+node_stamp=$(stamp_of "$HERE/package.json" "$HERE/package-lock.json")
+if [[ $(cat "$CACHE/node/.stamp" 2>/dev/null) != "$node_stamp" ]]; then
+  echo "# installing npm packages into .e2e/node" >&2
+  rm -rf "$CACHE/node"
+  mkdir -p "$CACHE/node"
+  cp "$HERE/package.json" "$HERE/package-lock.json" "$CACHE/node/"
+  (cd "$CACHE/node" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) 2>&1 | note
+  echo "$node_stamp" >"$CACHE/node/.stamp"
+fi
+NODE_MODULES=$CACHE/node/node_modules
+
+py_stamp=$(stamp_of "$HERE/requirements.txt")
+if [[ $(cat "$CACHE/venv/.stamp" 2>/dev/null) != "$py_stamp" ]]; then
+  echo "# installing PyPI packages into .e2e/venv" >&2
+  base_python=${E2E_PYTHON:-$(command -v python3.11 || command -v python3)}
+  rm -rf "$CACHE/venv"
+  "$base_python" -m venv "$CACHE/venv"
+  timeout 600 "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt" 2>&1 | note
+  echo "$py_stamp" >"$CACHE/venv/.stamp"
+fi
+PY=$CACHE/venv/bin/python
+
+MUX=${MCP_MUX_BIN:-target/debug/mcp-mux}
+if [[ ! -x $MUX ]]; then
+  if [[ -n ${MCP_MUX_BIN:-} ]]; then
+    echo "MCP_MUX_BIN=$MCP_MUX_BIN is not an executable file" >&2
+    exit 2
+  fi
+  echo "# $MUX is missing: cargo build" >&2
+  cargo build --quiet 2>&1 | note
+fi
+
+# A token that cannot occur by chance, so finding it anywhere means a leak.
+TOKEN="e2e-secret-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
+TOKEN_FP=$(printf '%s' "$TOKEN" | sha256sum | cut -c1-12)
+
+export E2E_EVERYTHING_PORT E2E_DEMO_PORT
+E2E_EVERYTHING_PORT=$(free_port)
+E2E_DEMO_PORT=$(free_port)
+MUX_PORT=$(free_port)
+while [[ $E2E_DEMO_PORT == "$E2E_EVERYTHING_PORT" ]]; do E2E_DEMO_PORT=$(free_port); done
+while [[ $MUX_PORT == "$E2E_EVERYTHING_PORT" || $MUX_PORT == "$E2E_DEMO_PORT" ]]; do MUX_PORT=$(free_port); done
+BASE=http://127.0.0.1:$MUX_PORT
+
+# ---------------------------------------------------------------- backends
+PORT=$E2E_EVERYTHING_PORT start everything "$WORK/everything.log" \
+  "$NODE_MODULES/.bin/mcp-server-everything" streamableHttp
+DEMO_BACKEND_TOKEN=$TOKEN start demo "$WORK/demo.log" \
+  "$PY" scripts/demo_backend.py --host 127.0.0.1 --port "$E2E_DEMO_PORT"
+
+if wait_http everything "http://127.0.0.1:$E2E_EVERYTHING_PORT/mcp" 30; then
+  ok "backend everything is up"
+else
+  not_ok "backend everything is up" "no HTTP answer on port $E2E_EVERYTHING_PORT within 30 s"
+  show_tail "$WORK/everything.log"
+fi
+# Without a token the demo backend must refuse: otherwise the bearer checks
+# below would prove nothing.
+if wait_http demo "http://127.0.0.1:$E2E_DEMO_PORT/mcp" 30 401; then
+  ok "backend demo is up and answers 401 without a token"
+else
+  not_ok "backend demo is up and answers 401 without a token" "no 401 on port $E2E_DEMO_PORT within 30 s"
+  show_tail "$WORK/demo.log"
+fi
+
+# ---------------------------------------------------------------- mcp-mux
+DATA=$WORK/data
+MUX_LOG=$WORK/mcp-mux.log
+start_mux() {
+  # trace: the most verbose logging there is, so that a leaked secret would show.
+  RUST_LOG=trace start mux "$MUX_LOG" "$MUX" serve \
+    --bind "127.0.0.1:$MUX_PORT" \
+    --registry "$HERE/registry.yaml" \
+    --database-url "sqlite://$DATA/mcp-mux.db?mode=rwc" \
+    --data-dir "$DATA"
+  wait_http mux "$BASE/healthz" 60 200
+}
+mkdir -p "$DATA"
+if start_mux; then
+  ok "mcp-mux serves /healthz"
+else
+  if alive mux; then why="no 200 within 60 s"; else why="it exited"; fi
+  not_ok "mcp-mux serves /healthz" "$why (log below)"
+  show_tail "$MUX_LOG" 40
+  give_up
+fi
+
+# ---------------------------------------------------------------- HTTP API
+http POST "$BASE/create-session" "{\"servers\":[\"everything\",\"demo\"],\"credentials\":{\"demo\":{\"token\":\"$TOKEN\"}}}"
+SESSION_ID=$(json_field "$BODY" session_id)
+ENDPOINT=$(json_field "$BODY" mcp_endpoint)
+if [[ $STATUS == 201 && -n $SESSION_ID && $ENDPOINT == "/session/$SESSION_ID/mcp" ]]; then
+  ok "POST /create-session answers 201 with session_id and mcp_endpoint"
+else
+  not_ok "POST /create-session answers 201 with session_id and mcp_endpoint" "got $STATUS ${BODY:0:300}"
+  give_up
+fi
+expect_no_token "POST /create-session does not echo the token"
+SESSION_URL=$BASE$ENDPOINT
+
+http GET "$BASE/session/$SESSION_ID"
+expect_status "GET /session/<id> answers 200" 200
+expect_no_token "GET /session/<id> shows no secret"
+
+UNKNOWN=00000000-0000-4000-8000-000000000000
+http GET "$BASE/session/$UNKNOWN"
+expect_status "GET /session/<unknown id> answers 404" 404
+
+INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e-curl","version":"1"}}}'
+http POST "$BASE/session/$UNKNOWN/mcp" "$INIT"
+expect_status "POST initialize on an unknown session's MCP endpoint answers 404" 404
+
+http POST "$BASE/create-session" '{"servers":["no-such-server"]}'
+expect_status "POST /create-session with an unknown server answers 400" 400
+http POST "$BASE/create-session" '{"servers":["demo"]}'
+expect_status "POST /create-session without the demo token answers 400" 400
+
+# ---------------------------------------------------------------- raw MCP
+# The Streamable HTTP rules that clients rely on without saying so, spoken
+# by hand. The MCP session made here is reused after the restart below.
+PROTO='MCP-Protocol-Version: 2025-11-25'
+LIST='{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
+http POST "$SESSION_URL" "$INIT"
+MCP_SID=$MCP_SESSION_HEADER
+if [[ $STATUS == 200 && -n $MCP_SID ]]; then
+  ok "POST initialize on the session URL answers 200 with an Mcp-Session-Id"
+else
+  not_ok "POST initialize on the session URL answers 200 with an Mcp-Session-Id" \
+    "got $STATUS, Mcp-Session-Id '${MCP_SID}' ${BODY:0:200}"
+fi
+http POST "$SESSION_URL" '{"jsonrpc":"2.0","method":"notifications/initialized"}' "Mcp-Session-Id: $MCP_SID" "$PROTO"
+expect_status "notifications/initialized answers 202" 202
+http POST "$SESSION_URL" "$LIST" "Mcp-Session-Id: $MCP_SID" "$PROTO"
+if [[ $STATUS == 200 && $BODY == *everything__echo* ]]; then
+  ok "tools/list with that Mcp-Session-Id answers 200 with everything__echo"
+else
+  not_ok "tools/list with that Mcp-Session-Id answers 200 with everything__echo" "got $STATUS ${BODY:0:300}"
+fi
+http POST "$SESSION_URL" "$LIST" "$PROTO"
+expect_status "tools/list without an Mcp-Session-Id answers 400" 400
+http POST "$SESSION_URL" "$LIST" "Mcp-Session-Id: no-such-mcp-session" "$PROTO"
+expect_status "tools/list with an unknown Mcp-Session-Id answers 404" 404
+
+# ---------------------------------------------------------------- clients
+run_client mcp-remote node "$HERE/mcp_remote_client.mjs" "$SESSION_URL" \
+  --node-modules "$NODE_MODULES" --demo-fingerprint "$TOKEN_FP"
+run_client python "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerprint "$TOKEN_FP"
+
+# ---------------------------------------------------------------- secrets at rest
+# token_absent_from LABEL CONTROL FILE...: the token is in none of the files.
+# CONTROL is a string that must be in at least one of them; if it is not,
+# the search read the wrong files (or an encoding that hides everything) and
+# proves nothing.
+token_absent_from() {
+  local label=$1 control=$2 found=() seen=0 f
+  shift 2
+  for f in "$@"; do
+    [[ -f $f ]] || continue
+    grep -qaF -- "$TOKEN" "$f" && found+=("${f#"$WORK"/}")
+    grep -qaF -- "$control" "$f" && seen=1
+  done
+  if ((${#found[@]} > 0)); then
+    not_ok "$label" "token found in ${found[*]}"
+  elif ((seen == 0)); then
+    not_ok "$label" "'$control' is not in $* either, so the search proves nothing"
+  else
+    ok "$label"
+  fi
+}
+# The database files as they are while mcp-mux runs (a -wal file would hold
+# the latest writes), and every file of the data directory after it stopped.
+mapfile -t files < <(find "$DATA" -type f -name 'mcp-mux.db*')
+token_absent_from "token absent from the database while running (${#files[@]} files)" "$SESSION_ID" "${files[@]}"
+
+# ---------------------------------------------------------------- restart
+# Sessions live in the database, so the same URL must work for a new process.
+if stop mux 10; then
+  ok "mcp-mux stops on SIGTERM within 10 s"
+else
+  not_ok "mcp-mux stops on SIGTERM within 10 s" "had to be killed"
+fi
+if start_mux; then
+  ok "mcp-mux restarts on the same database"
+  http GET "$BASE/session/$SESSION_ID"
+  expect_status "GET /session/<id> answers 200 after a restart" 200
+  # MCP sessions belong to a process; a client that gets 404 initializes anew.
+  http POST "$SESSION_URL" "$LIST" "Mcp-Session-Id: $MCP_SID" "$PROTO"
+  expect_status "an Mcp-Session-Id from before the restart answers 404" 404
+  run_client python-after-restart "$PY" "$HERE/python_client.py" "$SESSION_URL" \
+    --demo-fingerprint "$TOKEN_FP" --label "python after restart"
+  run_client mcp-remote-after-restart node "$HERE/mcp_remote_client.mjs" "$SESSION_URL" \
+    --node-modules "$NODE_MODULES" --demo-fingerprint "$TOKEN_FP" --label "mcp-remote after restart"
+  stop mux 10 || true
+else
+  if alive mux; then why="no 200 on /healthz within 60 s"; else why="it exited"; fi
+  not_ok "mcp-mux restarts on the same database" "$why (log below)"
+  show_tail "$MUX_LOG" 40
+fi
+
+mapfile -t files < <(find "$DATA" -type f)
+token_absent_from "token absent from the data directory after stopping (${#files[@]} files)" "$SESSION_ID" "${files[@]}"
+token_absent_from "token absent from the trace log ($(wc -l <"$MUX_LOG") lines)" " TRACE " "$MUX_LOG"
+
+SUMMARY_DONE=1
+echo "e2e: $PASSED passed, $FAILED failed"
