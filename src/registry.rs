@@ -77,7 +77,7 @@ impl Default for RetryPolicy {
         RetryPolicy {
             initial_interval: Duration::from_millis(100),
             max_interval: Duration::from_secs(2),
-            max_elapsed: Duration::from_secs(10),
+            max_elapsed: Duration::from_secs(5),
         }
     }
 }

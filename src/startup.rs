@@ -142,6 +142,11 @@ impl Application {
         self.address
     }
 
+    /// The session runtime, for embedding and tests.
+    pub fn mux(&self) -> Arc<Mux> {
+        self.mux.clone().into_inner()
+    }
+
     /// Stops the server from another task.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()

@@ -35,6 +35,15 @@ pub enum Reply {
     Error(ErrorObject),
 }
 
+/// How hard to try opening a backend session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempts {
+    /// Retry transient failures under the server's retry policy.
+    WithRetries,
+    /// One attempt: a client request is waiting on a backend known to be down.
+    Once,
+}
+
 /// What mcp-mux tells a backend about itself on `initialize`.
 #[derive(Debug, Clone)]
 pub struct ClientIdentity {
@@ -130,16 +139,19 @@ impl BackendSession {
     }
 
     /// Opens the backend session: `initialize`, then `notifications/initialized`.
-    pub async fn initialize(&self) -> Result<Initialized, BackendError> {
+    pub async fn initialize(&self, attempts: Attempts) -> Result<Initialized, BackendError> {
         let params = json!({
             "protocolVersion": version::LATEST,
             "capabilities": self.identity.capabilities,
             "clientInfo": { "name": "mcp-mux", "version": env!("CARGO_PKG_VERSION") },
         });
-        let (reply, session_id) = retry::with_retries(&self.server.retry, Replay::Safe, || {
-            self.exchange("initialize", Some(&params), Phase::Initialize)
-        })
-        .await?;
+        let attempt = || self.exchange("initialize", Some(&params), Phase::Initialize);
+        let (reply, session_id) = match attempts {
+            Attempts::WithRetries => {
+                retry::with_retries(&self.server.retry, Replay::Safe, attempt).await?
+            }
+            Attempts::Once => attempt().await?,
+        };
         let result = match reply {
             Reply::Result(raw) => raw,
             Reply::Error(error) => {
@@ -244,7 +256,7 @@ impl BackendSession {
             return Ok(());
         }
         tracing::info!(server = %self.server.name, "backend session expired; re-initializing");
-        self.initialize().await.map(|_| ())
+        self.initialize(Attempts::WithRetries).await.map(|_| ())
     }
 
     /// One request/response exchange; returns the reply and the session id

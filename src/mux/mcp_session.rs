@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::catalogue::{BackendTools, Catalogue};
 use super::error::CallError;
-use crate::backend::{BackendError, BackendSession, Initialized, Replay, Reply};
+use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Replay, Reply};
 use crate::mcp::version;
 
 /// Most pages mcp-mux follows in one backend list before giving up on it.
@@ -27,9 +27,25 @@ pub enum Payload {
     Raw(Box<RawValue>),
 }
 
+/// How long a backend that failed stays failed before a client request may
+/// try it again, so that calls to a down backend fail at once.
+const DOWN_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+
 enum SlotState {
     Ready(Initialized),
-    Down(BackendError),
+    Down { error: BackendError, since: Instant },
+}
+
+impl SlotState {
+    fn from_outcome(outcome: Result<Initialized, BackendError>) -> Self {
+        match outcome {
+            Ok(initialized) => SlotState::Ready(initialized),
+            Err(error) => SlotState::Down {
+                error,
+                since: Instant::now(),
+            },
+        }
+    }
 }
 
 struct BackendSlot {
@@ -43,25 +59,25 @@ impl BackendSlot {
         &self.session.server().name
     }
 
-    /// Re-opens a backend session that failed before; returns why it is still down.
+    /// Re-opens a backend session that failed a while ago; returns why it is
+    /// still down.
     async fn ensure_ready(&self) -> Result<(), BackendError> {
         let mut state = self.state.lock().await;
-        if let SlotState::Down(_) = &*state {
-            *state = match self.session.initialize().await {
-                Ok(initialized) => SlotState::Ready(initialized),
-                Err(error) => SlotState::Down(error),
-            };
+        if let SlotState::Down { since, .. } = &*state
+            && since.elapsed() >= DOWN_RECHECK_INTERVAL
+        {
+            *state = SlotState::from_outcome(self.session.initialize(Attempts::Once).await);
         }
         match &*state {
             SlotState::Ready(_) => Ok(()),
-            SlotState::Down(error) => Err(error.clone()),
+            SlotState::Down { error, .. } => Err(error.clone()),
         }
     }
 
     async fn has_tools(&self) -> bool {
         match &*self.state.lock().await {
             SlotState::Ready(initialized) => initialized.capabilities.get("tools").is_some(),
-            SlotState::Down(_) => false,
+            SlotState::Down { .. } => false,
         }
     }
 
@@ -127,16 +143,18 @@ impl McpSession {
         backends: Vec<(BackendSession, String)>,
         requested_version: Option<&str>,
     ) -> (Self, Value) {
-        let outcomes = join_all(backends.iter().map(|(session, _)| session.initialize())).await;
+        let outcomes = join_all(
+            backends
+                .iter()
+                .map(|(session, _)| session.initialize(Attempts::WithRetries)),
+        )
+        .await;
         let mut slots = Vec::with_capacity(backends.len());
         for ((session, prefix), outcome) in backends.into_iter().zip(outcomes) {
-            let state = match outcome {
-                Ok(initialized) => SlotState::Ready(initialized),
-                Err(error) => {
-                    tracing::warn!(server = %session.server().name, %error, "backend failed to initialize");
-                    SlotState::Down(error)
-                }
-            };
+            if let Err(error) = &outcome {
+                tracing::warn!(server = %session.server().name, %error, "backend failed to initialize");
+            }
+            let state = SlotState::from_outcome(outcome);
             slots.push(BackendSlot {
                 session,
                 prefix,
@@ -278,7 +296,7 @@ impl McpSession {
         for slot in &self.backends {
             if !slot.prefix.is_empty()
                 && name.starts_with(&slot.prefix)
-                && let SlotState::Down(error) = &*slot.state.lock().await
+                && let SlotState::Down { error, .. } = &*slot.state.lock().await
             {
                 return CallError::BackendDown {
                     server: slot.name().to_owned(),

@@ -16,6 +16,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use mcp_mux::mux::Mux;
 use mcp_mux::startup::{Application, Settings, StartupError};
 
 /// A fixed test key, so that tests can restart on the same database.
@@ -24,6 +25,7 @@ pub const TEST_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// A running gateway.
 pub struct TestApp {
     pub address: String,
+    pub mux: Arc<Mux>,
     pub http: reqwest::Client,
     pub data_dir: Arc<TempDir>,
     handle: ServerHandle,
@@ -73,10 +75,12 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());
+    let mux = application.mux();
     let handle = application.handle();
     let task = tokio::spawn(application.run_until_stopped());
     Ok(TestApp {
         address,
+        mux,
         http: reqwest::Client::new(),
         data_dir,
         handle,
