@@ -162,7 +162,7 @@ impl Application {
             );
             loop {
                 tick.tick().await;
-                let reaped = mux.reap_idle(idle).await;
+                let reaped = mux.reap_idle(idle);
                 if reaped > 0 {
                     tracing::info!(reaped, "idle MCP sessions ended");
                 }

@@ -22,8 +22,9 @@ pub enum BackendError {
     Unauthorized { server: String, status: u16 },
     #[error("backend \"{server}\" no longer knows its MCP session")]
     SessionExpired { server: String },
-    #[error("backend \"{server}\" connection broke: {reason}")]
-    Transport { server: String, reason: String },
+    /// The cause (an I/O error chain) is logged, never sent to clients.
+    #[error("backend \"{server}\" connection broke before the answer was complete")]
+    Transport { server: String, cause: String },
     #[error("backend \"{server}\" sent an invalid answer: {reason}")]
     Protocol { server: String, reason: String },
     #[error("backend \"{server}\" refused initialize: {}", error.message)]

@@ -4,29 +4,22 @@
 
 pub mod error;
 mod retry;
+mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use futures_util::StreamExt;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 pub use error::{BackendError, Replay};
 
-use crate::mcp::jsonrpc::{self, ErrorObject, IncomingMessage};
-use crate::mcp::sse::SseDecoder;
+use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::version;
 use crate::registry::{AuthScheme, ServerConfig};
-
-const MCP_SESSION_ID: &str = "mcp-session-id";
-const MCP_PROTOCOL_VERSION: &str = "mcp-protocol-version";
-
-/// Largest answer (JSON body or one SSE event) accepted from a backend.
-pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+use transport::{Answer, Phase};
 
 /// A backend's answer to a request: its result untouched, or its JSON-RPC error.
 #[derive(Debug)]
@@ -40,22 +33,14 @@ pub enum Reply {
 pub enum Attempts {
     /// Retry transient failures under the server's retry policy.
     WithRetries,
-    /// One attempt: a client request is waiting on a backend known to be down.
+    /// One attempt: the backend is known to have failed recently.
     Once,
-}
-
-/// What mcp-mux tells a backend about itself on `initialize`.
-#[derive(Debug, Clone)]
-pub struct ClientIdentity {
-    pub capabilities: Value,
 }
 
 /// What the backend said when it was initialized.
 #[derive(Debug, Clone, Default)]
 pub struct Initialized {
-    pub protocol_version: String,
     pub capabilities: Value,
-    pub server_info: Value,
     pub instructions: Option<String>,
 }
 
@@ -73,7 +58,6 @@ pub struct BackendSession {
     server: Arc<ServerConfig>,
     http: reqwest::Client,
     auth_header: Option<(HeaderName, SecretString)>,
-    identity: ClientIdentity,
     connection: std::sync::Mutex<Connection>,
     reinitializing: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
@@ -87,23 +71,6 @@ impl std::fmt::Debug for BackendSession {
     }
 }
 
-/// Whether a POST opens the backend session or runs inside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Initialize,
-    InSession,
-}
-
-/// Outcome of one HTTP exchange.
-enum Answer {
-    /// A notification or response was accepted (202).
-    Accepted,
-    Message {
-        message: IncomingMessage,
-        session_id: Option<HeaderValue>,
-    },
-}
-
 impl BackendSession {
     /// A session not yet initialized. `credential` must already satisfy the
     /// server's auth scheme (checked at create-session).
@@ -111,7 +78,6 @@ impl BackendSession {
         server: Arc<ServerConfig>,
         http: reqwest::Client,
         credential: Option<SecretString>,
-        identity: ClientIdentity,
     ) -> Self {
         let auth_header = match (&server.auth, credential) {
             (AuthScheme::Bearer, Some(token)) => Some((
@@ -127,7 +93,6 @@ impl BackendSession {
             server,
             http,
             auth_header,
-            identity,
             connection: std::sync::Mutex::new(Connection::default()),
             reinitializing: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
@@ -142,7 +107,9 @@ impl BackendSession {
     pub async fn initialize(&self, attempts: Attempts) -> Result<Initialized, BackendError> {
         let params = json!({
             "protocolVersion": version::LATEST,
-            "capabilities": self.identity.capabilities,
+            // No client capabilities: mcp-mux does not relay server-to-client
+            // requests yet, so it must not invite them.
+            "capabilities": {},
             "clientInfo": { "name": "mcp-mux", "version": env!("CARGO_PKG_VERSION") },
         });
         let attempt = || self.exchange("initialize", Some(&params), Phase::Initialize);
@@ -166,22 +133,19 @@ impl BackendSession {
         let protocol_version = result
             .get("protocolVersion")
             .and_then(Value::as_str)
-            .ok_or_else(|| self.protocol("initialize result has no protocolVersion"))?
-            .to_owned();
+            .ok_or_else(|| self.protocol("initialize result has no protocolVersion"))?;
         {
             let mut connection = self.lock_connection();
             connection.session_id = session_id;
-            connection.protocol_version = HeaderValue::from_str(&protocol_version).ok();
+            connection.protocol_version = HeaderValue::from_str(protocol_version).ok();
             connection.generation += 1;
         }
         self.notify("notifications/initialized", None).await?;
         Ok(Initialized {
-            protocol_version,
             capabilities: result
                 .get("capabilities")
                 .cloned()
                 .unwrap_or_else(|| json!({})),
-            server_info: result.get("serverInfo").cloned().unwrap_or(Value::Null),
             instructions: result
                 .get("instructions")
                 .and_then(Value::as_str)
@@ -221,9 +185,9 @@ impl BackendSession {
     pub async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), BackendError> {
         let body = jsonrpc::request(None, method, params);
         retry::with_retries(&self.server.retry, Replay::Safe, || async {
-            match self.post(body.clone(), None, Phase::InSession).await? {
-                Answer::Accepted | Answer::Message { .. } => Ok(()),
-            }
+            self.post(body.clone(), None, Phase::InSession)
+                .await
+                .map(|_| ())
         })
         .await
     }
@@ -231,22 +195,16 @@ impl BackendSession {
     /// Ends the backend session with DELETE, as the transport asks clients to.
     /// Best effort: a backend that is gone has nothing to clean up.
     pub async fn close(&self) {
-        let Some(session_id) = self.lock_connection().session_id.clone() else {
-            return;
+        let (session_id, version) = {
+            let connection = self.lock_connection();
+            (
+                connection.session_id.clone(),
+                connection.protocol_version.clone(),
+            )
         };
-        let mut request = self
-            .http
-            .delete(self.server.url.clone())
-            .timeout(self.server.timeout)
-            .header(MCP_SESSION_ID, session_id);
-        if let Some(version) = self.lock_connection().protocol_version.clone() {
-            request = request.header(MCP_PROTOCOL_VERSION, version);
-        }
-        if let Some(headers) = self.auth_headers() {
-            request = request.headers(headers);
-        }
-        if let Err(error) = request.send().await {
-            tracing::debug!(server = %self.server.name, error = %error.without_url(), "closing backend session failed");
+        let Some(session_id) = session_id else { return };
+        if let Err(reason) = self.delete(session_id, version).await {
+            tracing::debug!(server = %self.server.name, %reason, "closing the backend session failed");
         }
     }
 
@@ -285,199 +243,11 @@ impl BackendSession {
         }
     }
 
-    /// POSTs one message within the server's timeout. `expected_id` is the
-    /// id of the response to wait for (None for a notification).
-    async fn post(
-        &self,
-        body: Vec<u8>,
-        expected_id: Option<u64>,
-        phase: Phase,
-    ) -> Result<Answer, BackendError> {
-        let timeout = self.server.timeout;
-        let call = self.post_unbounded(body, expected_id, phase);
-        match tokio::time::timeout(timeout, call).await {
-            Ok(answer) => answer,
-            Err(_) => Err(BackendError::Timeout {
-                server: self.server.name.clone(),
-                timeout,
-            }),
-        }
-    }
-
-    async fn post_unbounded(
-        &self,
-        body: Vec<u8>,
-        expected_id: Option<u64>,
-        phase: Phase,
-    ) -> Result<Answer, BackendError> {
-        // initialize opens a new backend session: it carries neither the old
-        // session's id nor a negotiated version.
-        let (session_id, protocol_version) = match phase {
-            Phase::Initialize => (None, None),
-            Phase::InSession => {
-                let connection = self.lock_connection();
-                (
-                    connection.session_id.clone(),
-                    connection.protocol_version.clone(),
-                )
-            }
-        };
-        let mut request = self
-            .http
-            .post(self.server.url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json, text/event-stream")
-            .body(body);
-        if let Some(session_id) = &session_id {
-            request = request.header(MCP_SESSION_ID, session_id.clone());
-        }
-        if let Some(version) = protocol_version {
-            request = request.header(MCP_PROTOCOL_VERSION, version);
-        }
-        if let Some(headers) = self.auth_headers() {
-            request = request.headers(headers);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.send_error(&error))?;
-        let status = response.status();
-        if status.is_success() {
-            return self.read_answer(response, expected_id).await;
-        }
-        let server = self.server.name.clone();
-        let had_session = session_id.is_some();
-        match status.as_u16() {
-            404 if had_session => Err(BackendError::SessionExpired { server }),
-            400 if had_session => {
-                // Some backends answer an unknown session with 400 instead of 404.
-                let text = read_limited_text(response).await;
-                if text.to_ascii_lowercase().contains("session") {
-                    Err(BackendError::SessionExpired { server })
-                } else {
-                    Err(BackendError::Status {
-                        server,
-                        status: 400,
-                        retry_after: None,
-                    })
-                }
-            }
-            401 | 403 => Err(BackendError::Unauthorized {
-                server,
-                status: status.as_u16(),
-            }),
-            code => Err(BackendError::Status {
-                server,
-                status: code,
-                retry_after: parse_retry_after(response.headers()),
-            }),
-        }
-    }
-
-    async fn read_answer(
-        &self,
-        response: reqwest::Response,
-        expected_id: Option<u64>,
-    ) -> Result<Answer, BackendError> {
-        let session_id = response.headers().get(MCP_SESSION_ID).cloned();
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let Some(expected_id) = expected_id else {
-            return Ok(Answer::Accepted);
-        };
-        if response.status() == reqwest::StatusCode::ACCEPTED {
-            return Ok(Answer::Accepted);
-        }
-        let message = if content_type.starts_with("text/event-stream") {
-            self.read_event_stream(response, expected_id).await?
-        } else {
-            let body = read_limited(response, MAX_RESPONSE_BYTES)
-                .await
-                .map_err(|reason| self.transport(reason))?;
-            serde_json::from_slice::<IncomingMessage>(&body)
-                .map_err(|_| self.protocol("response body is not a JSON-RPC message"))?
-        };
-        Ok(Answer::Message {
-            message,
-            session_id,
-        })
-    }
-
-    /// Reads SSE events until the response to `expected_id`. Events with
-    /// empty data (the "priming" events some servers send first) and messages
-    /// that are not that response are skipped.
-    async fn read_event_stream(
-        &self,
-        response: reqwest::Response,
-        expected_id: u64,
-    ) -> Result<IncomingMessage, BackendError> {
-        let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
-        let mut chunks = response.bytes_stream();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|error| self.transport(error.without_url().to_string()))?;
-            let events = decoder
-                .feed(&chunk)
-                .map_err(|error| self.protocol(&error.to_string()))?;
-            for event in events {
-                if event.data.trim().is_empty() {
-                    continue;
-                }
-                let Ok(message) = serde_json::from_str::<IncomingMessage>(&event.data) else {
-                    return Err(self.protocol("event data is not a JSON-RPC message"));
-                };
-                let answers_us = message.method.is_none()
-                    && message.id.as_ref().and_then(Value::as_u64) == Some(expected_id);
-                if answers_us {
-                    return Ok(message);
-                }
-                tracing::debug!(server = %self.server.name, method = ?message.method, "skipped a backend message on a request stream");
-            }
-        }
-        Err(self.transport("event stream ended before the response".to_owned()))
-    }
-
-    fn auth_headers(&self) -> Option<HeaderMap> {
-        let (name, secret) = self.auth_header.as_ref()?;
-        let mut value = HeaderValue::from_str(secret.expose_secret()).ok()?;
-        value.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(name.clone(), value);
-        Some(headers)
-    }
-
     fn lock_connection(&self) -> std::sync::MutexGuard<'_, Connection> {
         // The guarded data stays consistent even if a holder panicked.
         self.connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn send_error(&self, error: &reqwest::Error) -> BackendError {
-        let server = self.server.name.clone();
-        if error.is_connect() {
-            BackendError::Connect { server }
-        } else if error.is_timeout() {
-            BackendError::Timeout {
-                server,
-                timeout: self.server.timeout,
-            }
-        } else {
-            BackendError::Transport {
-                server,
-                reason: describe(error),
-            }
-        }
-    }
-
-    fn transport(&self, reason: String) -> BackendError {
-        BackendError::Transport {
-            server: self.server.name.clone(),
-            reason,
-        }
     }
 
     fn protocol(&self, reason: &str) -> BackendError {
@@ -488,48 +258,60 @@ impl BackendSession {
     }
 }
 
-/// A reqwest error with its cause chain but without the URL, which may carry
-/// a secret the operator put in the registry.
-fn describe(error: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = String::from("request failed");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+/// Answers a request a backend sent on a response stream: `ping` is answered,
+/// anything else refused, so the backend never waits on a client that cannot
+/// be asked.
+fn answer_to_server_request(id: &Value, method: &str) -> Vec<u8> {
+    if method == "ping" {
+        return jsonrpc::result_response(id, &json!({}));
     }
-    text
+    let error = ErrorObject::new(
+        jsonrpc::METHOD_NOT_FOUND,
+        format!("mcp-mux does not relay {method} to its clients"),
+    );
+    jsonrpc::error_response(id, &error)
 }
 
-async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|error| describe(&error))?;
-        if body.len() + chunk.len() > limit {
-            return Err(format!("response body exceeds {limit} bytes"));
-        }
-        body.extend_from_slice(&chunk);
+/// Whether a 400 body says the MCP session is unknown, as some backends do
+/// instead of answering 404.
+fn names_an_unknown_session(body: &str) -> bool {
+    const PHRASES: [&str; 6] = [
+        "session not found",
+        "no valid session",
+        "invalid session id",
+        "unknown session",
+        "session expired",
+        "session has expired",
+    ];
+    let body = body.to_ascii_lowercase();
+    PHRASES.iter().any(|phrase| body.contains(phrase))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_400_about_the_mcp_session_counts_as_expired() {
+        assert!(names_an_unknown_session(
+            r#"{"error":"Bad Request: No valid session ID provided"}"#
+        ));
+        assert!(names_an_unknown_session("Session not found"));
+        assert!(!names_an_unknown_session("invalid session_name argument"));
+        assert!(!names_an_unknown_session("bad request"));
     }
-    Ok(body)
-}
 
-async fn read_limited_text(response: reqwest::Response) -> String {
-    read_limited(response, 64 * 1024)
-        .await
-        .map(|body| String::from_utf8_lossy(&body).into_owned())
-        .unwrap_or_default()
-}
-
-/// `Retry-After` in delta-seconds; an HTTP date is treated as absent.
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
+    #[test]
+    fn a_server_ping_is_answered_and_other_requests_refused() {
+        let pong: Value =
+            serde_json::from_slice(&answer_to_server_request(&json!(3), "ping")).expect("JSON");
+        assert_eq!(pong, json!({ "jsonrpc": "2.0", "id": 3, "result": {} }));
+        let refused: Value = serde_json::from_slice(&answer_to_server_request(
+            &json!("r"),
+            "sampling/createMessage",
+        ))
+        .expect("JSON");
+        assert_eq!(refused["error"]["code"], -32601);
+        assert_eq!(refused["id"], "r");
+    }
 }

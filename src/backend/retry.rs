@@ -38,7 +38,12 @@ where
                 }
                 match error.retry_after() {
                     // The crate would honour any Retry-After, even past the budget.
-                    Some(wait) if started.elapsed() + wait > policy.max_elapsed => {
+                    Some(wait)
+                        if started
+                            .elapsed()
+                            .checked_add(wait)
+                            .is_none_or(|end| end > policy.max_elapsed) =>
+                    {
                         backoff::Error::permanent(error)
                     }
                     Some(wait) => backoff::Error::retry_after(error, wait),

@@ -5,3 +5,10 @@ pub mod jsonrpc;
 pub mod naming;
 pub mod sse;
 pub mod version;
+
+/// Streamable HTTP header naming the MCP session.
+pub const SESSION_ID_HEADER: &str = "mcp-session-id";
+/// Streamable HTTP header naming the negotiated protocol revision.
+pub const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+/// SSE header a client sends to resume a stream after the last event it saw.
+pub const LAST_EVENT_ID_HEADER: &str = "last-event-id";

@@ -24,6 +24,7 @@ pub struct SseDecoder {
     has_data: bool,
     event: Option<String>,
     id: Option<String>,
+    retry: Option<std::time::Duration>,
     after_cr: bool,
     at_stream_start: bool,
     limit: usize,
@@ -39,10 +40,22 @@ impl SseDecoder {
             has_data: false,
             event: None,
             id: None,
+            retry: None,
             after_cr: false,
             at_stream_start: true,
             limit,
         }
+    }
+
+    /// The last event id the stream set, dispatched or not: what a client
+    /// sends as `Last-Event-ID` to resume.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.id.as_deref().filter(|id| !id.is_empty())
+    }
+
+    /// The reconnection time the stream asked for with `retry:`.
+    pub fn retry(&self) -> Option<std::time::Duration> {
+        self.retry
     }
 
     /// Feeds one chunk and returns the events it completed.
@@ -106,6 +119,11 @@ impl SseDecoder {
             "event" => self.event = Some(value.to_owned()),
             // An id containing NUL is ignored, as the format requires.
             "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
+            "retry" => {
+                if let Ok(millis) = value.parse::<u64>() {
+                    self.retry = Some(std::time::Duration::from_millis(millis));
+                }
+            }
             _ => {}
         }
     }
@@ -164,6 +182,27 @@ mod tests {
         for piece in 1..input.len() {
             assert_eq!(decode_in_pieces(input, piece), whole, "piece size {piece}");
         }
+    }
+
+    #[test]
+    fn the_last_event_id_and_retry_are_kept_for_resumption() {
+        let mut decoder = SseDecoder::new(1024);
+        let events = decoder
+            .feed(b"id: 41\nretry: 1500\n\nid: 42\ndata: x\n\n")
+            .expect("within limit");
+        assert_eq!(events.len(), 1, "an event without data is not dispatched");
+        assert_eq!(decoder.last_event_id(), Some("42"));
+        assert_eq!(
+            decoder.retry(),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        decoder.feed(b"retry: soon\nid\n\n").expect("within limit");
+        assert_eq!(decoder.last_event_id(), None, "an empty id resets it");
+        assert_eq!(
+            decoder.retry(),
+            Some(std::time::Duration::from_millis(1500)),
+            "a bad retry is ignored"
+        );
     }
 
     #[test]

@@ -7,10 +7,6 @@ pub const LATEST: &str = "2025-11-25";
 /// appeared in 2025-03-26, so nothing older can reach this transport.
 pub const SUPPORTED: [&str; 3] = [LATEST, "2025-06-18", "2025-03-26"];
 
-/// The revision assumed when a request carries no `MCP-Protocol-Version`
-/// header, as the Streamable HTTP transport says.
-pub const ASSUMED_WITHOUT_HEADER: &str = "2025-03-26";
-
 /// Whether `version` is one mcp-mux serves.
 pub fn is_supported(version: &str) -> bool {
     SUPPORTED.contains(&version)

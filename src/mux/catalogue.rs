@@ -1,7 +1,8 @@
 //! The merged tool list of one MCP session and the lookup table that routes
 //! each qualified name back to its backend and original name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
@@ -37,22 +38,40 @@ pub struct BackendTools<'a> {
 }
 
 /// The merged list clients see, and the table that routes calls.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Catalogue {
     pub tools: Vec<Value>,
     routes: HashMap<String, ToolRoute>,
     pub conflicts: Vec<Conflict>,
+    pub built_at: Instant,
+}
+
+/// A backend tool on its way into the catalogue.
+struct Entry<'a> {
+    backend: usize,
+    server: &'a str,
+    prefix: String,
+    original: String,
+    /// `prefix + original` made acceptable to hosts.
+    readable: String,
+    /// Whether `readable` differs from `prefix + original`.
+    altered: bool,
+    tool: Value,
 }
 
 impl Catalogue {
-    /// Merges backend lists in the order given. A name already taken by
-    /// another tool gets a hash suffix; a tool whose name stays taken even
-    /// then (a backend listing one tool twice) is left out and reported,
-    /// never overwritten.
+    /// Merges backend lists. Names do not depend on list order: when several
+    /// tools map to one readable name, a tool whose name needed no change
+    /// keeps it and every altered one gets a hash suffix. A tool still
+    /// without a name of its own (a backend listing one tool twice) is left
+    /// out and reported, never overwritten.
     pub fn build(sources: Vec<BackendTools<'_>>) -> Self {
-        let mut catalogue = Catalogue::default();
+        let mut conflicts = Vec::new();
+        let mut seen = HashSet::new();
+        let mut readable_uses: HashMap<String, usize> = HashMap::new();
+        let mut entries = Vec::new();
         for source in sources {
-            for mut tool in source.tools {
+            for tool in source.tools {
                 let Some(original) = tool.get("name").and_then(Value::as_str).map(str::to_owned)
                 else {
                     tracing::warn!(
@@ -61,44 +80,71 @@ impl Catalogue {
                     );
                     continue;
                 };
-                let readable = naming::qualify(&source.prefix, &original);
-                let name = match catalogue.routes.get(&readable) {
-                    None => readable,
-                    // The same tool listed twice by one backend.
-                    Some(route) if route.backend == source.backend && route.name == original => {
-                        readable
-                    }
-                    Some(_) => naming::with_hash(&readable, &source.prefix, &original),
-                };
-                if catalogue.routes.contains_key(&name) {
-                    tracing::warn!(server = source.server, tool = %original, %name, "tool name conflict; tool left out");
-                    catalogue.conflicts.push(Conflict {
+                if !seen.insert((source.backend, original.clone())) {
+                    tracing::warn!(server = source.server, tool = %original, "backend listed a tool twice; the copy is left out");
+                    conflicts.push(Conflict {
                         server: source.server.to_owned(),
+                        name: naming::qualify(&source.prefix, &original),
                         tool: original,
-                        name,
                     });
                     continue;
                 }
-                let replay = if declares_idempotent(&tool) {
-                    Replay::Safe
-                } else {
-                    Replay::OnlyIfUnsent
-                };
-                if let Some(object) = tool.as_object_mut() {
-                    object.insert("name".to_owned(), Value::String(name.clone()));
-                }
-                catalogue.routes.insert(
-                    name,
-                    ToolRoute {
-                        backend: source.backend,
-                        name: original,
-                        replay,
-                    },
-                );
-                catalogue.tools.push(tool);
+                let readable = naming::qualify(&source.prefix, &original);
+                let altered = readable != format!("{}{original}", source.prefix);
+                *readable_uses.entry(readable.clone()).or_default() += 1;
+                entries.push(Entry {
+                    backend: source.backend,
+                    server: source.server,
+                    prefix: source.prefix.clone(),
+                    original,
+                    readable,
+                    altered,
+                    tool,
+                });
             }
         }
-        catalogue
+
+        let mut tools = Vec::with_capacity(entries.len());
+        let mut routes = HashMap::with_capacity(entries.len());
+        for mut entry in entries {
+            let name = if readable_uses[&entry.readable] == 1 || !entry.altered {
+                entry.readable
+            } else {
+                naming::with_hash(&entry.readable, &entry.prefix, &entry.original)
+            };
+            if routes.contains_key(&name) {
+                tracing::warn!(server = entry.server, tool = %entry.original, %name, "tool name conflict; tool left out");
+                conflicts.push(Conflict {
+                    server: entry.server.to_owned(),
+                    tool: entry.original,
+                    name,
+                });
+                continue;
+            }
+            let replay = if declares_idempotent(&entry.tool) {
+                Replay::Safe
+            } else {
+                Replay::OnlyIfUnsent
+            };
+            if let Some(object) = entry.tool.as_object_mut() {
+                object.insert("name".to_owned(), Value::String(name.clone()));
+            }
+            routes.insert(
+                name,
+                ToolRoute {
+                    backend: entry.backend,
+                    name: entry.original,
+                    replay,
+                },
+            );
+            tools.push(entry.tool);
+        }
+        Catalogue {
+            tools,
+            routes,
+            conflicts,
+            built_at: Instant::now(),
+        }
     }
 
     /// The route of a qualified name, if the list holds it.
@@ -169,29 +215,45 @@ mod tests {
         assert_eq!(catalogue.route("echo"), None);
     }
 
+    fn routes_by_original(catalogue: &Catalogue) -> Vec<(String, String)> {
+        let mut pairs: Vec<_> = catalogue
+            .tools
+            .iter()
+            .map(|tool| {
+                let name = tool["name"].as_str().unwrap_or("").to_owned();
+                let original = catalogue
+                    .route(&name)
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default();
+                (original, name)
+            })
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
     #[test]
-    fn names_that_collide_after_mapping_both_survive() {
-        let catalogue = Catalogue::build(vec![source(
+    fn names_that_collide_after_mapping_both_survive_whatever_the_order() {
+        let forward = Catalogue::build(vec![source(
             0,
             "a",
             vec![json!({"name": "x.y"}), json!({"name": "x_y"})],
         )]);
-        let names: Vec<_> = catalogue
-            .tools
-            .iter()
-            .map(|t| t["name"].as_str().unwrap_or("").to_owned())
-            .collect();
-        assert_eq!(names[0], "a__x_y");
-        assert!(names[1].starts_with("a__x_y-"), "{names:?}");
+        let backward = Catalogue::build(vec![source(
+            0,
+            "a",
+            vec![json!({"name": "x_y"}), json!({"name": "x.y"})],
+        )]);
+        let pairs = routes_by_original(&forward);
+        assert_eq!(pairs, routes_by_original(&backward));
         assert_eq!(
-            catalogue.route(&names[0]).map(|r| r.name.as_str()),
-            Some("x.y")
+            pairs[1],
+            ("x_y".to_owned(), "a__x_y".to_owned()),
+            "the unaltered name is kept"
         );
-        assert_eq!(
-            catalogue.route(&names[1]).map(|r| r.name.as_str()),
-            Some("x_y")
-        );
-        assert!(catalogue.conflicts.is_empty());
+        assert_eq!(pairs[0].0, "x.y");
+        assert!(pairs[0].1.starts_with("a__x_y-"), "{pairs:?}");
+        assert!(forward.conflicts.is_empty());
     }
 
     #[test]

@@ -13,13 +13,33 @@ pub enum CallError {
     InvalidParams { reason: String },
     #[error("unknown tool \"{name}\"")]
     UnknownTool { name: String },
-    #[error("backend \"{server}\" is unavailable: {reason}")]
-    BackendDown { server: String, reason: String },
+    /// The backend that owns the tool has no working backend session.
+    #[error(transparent)]
+    BackendUnavailable(#[from] Unavailable),
+    /// The exchange with the backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
     /// The backend's own JSON-RPC error, passed on unchanged.
-    #[error("{}", .0.message)]
-    Relayed(ErrorObject),
+    #[error("{}", .error.message)]
+    Relayed { error: ErrorObject },
+}
+
+/// Why a backend of an MCP session cannot take requests right now.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    #[error("backend \"{server}\" is still opening its session")]
+    Opening { server: String },
+    #[error(transparent)]
+    Failed(BackendError),
+}
+
+impl Unavailable {
+    pub fn server(&self) -> &str {
+        match self {
+            Unavailable::Opening { server } => server,
+            Unavailable::Failed(error) => error.server(),
+        }
+    }
 }
 
 /// A session-level operation failed.
@@ -27,4 +47,6 @@ pub enum CallError {
 pub enum MuxError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the session was deleted")]
+    SessionEnded,
 }

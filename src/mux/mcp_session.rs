@@ -1,8 +1,8 @@
 //! One client's MCP session on a session URL: its backend sessions, opened
 //! all at once, its merged catalogue, and the handling of each request.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -11,12 +11,22 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::catalogue::{BackendTools, Catalogue};
-use super::error::CallError;
+use super::error::{CallError, Unavailable};
 use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Replay, Reply};
 use crate::mcp::version;
 
-/// Most pages mcp-mux follows in one backend list before giving up on it.
-const MAX_LIST_PAGES: usize = 1000;
+/// Longest `initialize` waits for backends; one still opening after that
+/// finishes in the background and its tools appear in a later list.
+const INITIALIZE_WAIT: Duration = Duration::from_secs(10);
+/// How long a backend that failed stays failed before a client request
+/// triggers another attempt (in the background), so that calls naming it
+/// fail at once instead of waiting on it.
+const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// A call naming an unknown tool lists the backends again only if the list
+/// is older than this, so that typos do not fan out to every backend.
+const MISS_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+/// Most pages mcp-mux follows in one backend list.
+const MAX_LIST_PAGES: usize = 100;
 
 /// A successful answer: either a value mcp-mux built or a backend's result,
 /// passed on as the bytes it sent.
@@ -27,31 +37,21 @@ pub enum Payload {
     Raw(Box<RawValue>),
 }
 
-/// How long a backend that failed stays failed before a client request may
-/// try it again, so that calls to a down backend fail at once.
-const DOWN_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
-
 enum SlotState {
+    Opening,
     Ready(Initialized),
     Down { error: BackendError, since: Instant },
 }
 
-impl SlotState {
-    fn from_outcome(outcome: Result<Initialized, BackendError>) -> Self {
-        match outcome {
-            Ok(initialized) => SlotState::Ready(initialized),
-            Err(error) => SlotState::Down {
-                error,
-                since: Instant::now(),
-            },
-        }
-    }
-}
-
+/// One backend of an MCP session and the state of its backend session.
 struct BackendSlot {
     session: BackendSession,
     prefix: String,
-    state: tokio::sync::Mutex<SlotState>,
+    state: Mutex<SlotState>,
+    rechecking: AtomicBool,
+    /// Set when the MCP session ends: a backend session that finishes
+    /// opening afterwards is closed at once.
+    closed: AtomicBool,
 }
 
 impl BackendSlot {
@@ -59,25 +59,63 @@ impl BackendSlot {
         &self.session.server().name
     }
 
-    /// Re-opens a backend session that failed a while ago; returns why it is
-    /// still down.
-    async fn ensure_ready(&self) -> Result<(), BackendError> {
-        let mut state = self.state.lock().await;
-        if let SlotState::Down { since, .. } = &*state
-            && since.elapsed() >= DOWN_RECHECK_INTERVAL
-        {
-            *state = SlotState::from_outcome(self.session.initialize(Attempts::Once).await);
-        }
-        match &*state {
-            SlotState::Ready(_) => Ok(()),
-            SlotState::Down { error, .. } => Err(error.clone()),
+    fn lock_state(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens (or re-opens) the backend session and records the outcome.
+    async fn open(self: Arc<Self>, attempts: Attempts) {
+        let outcome = self.session.initialize(attempts).await;
+        let opened = outcome.is_ok();
+        *self.lock_state() = match outcome {
+            Ok(initialized) => SlotState::Ready(initialized),
+            Err(error) => {
+                tracing::warn!(server = self.name(), %error, "backend session did not open");
+                SlotState::Down {
+                    error,
+                    since: Instant::now(),
+                }
+            }
+        };
+        self.rechecking.store(false, Ordering::Release);
+        if opened && self.closed.load(Ordering::Acquire) {
+            self.session.close().await;
         }
     }
 
-    async fn has_tools(&self) -> bool {
-        match &*self.state.lock().await {
-            SlotState::Ready(initialized) => initialized.capabilities.get("tools").is_some(),
-            SlotState::Down { .. } => false,
+    /// Ok when the backend session can take requests. A backend that failed
+    /// a while ago is tried again in the background; this call does not wait.
+    fn availability(self: &Arc<Self>) -> Result<(), Unavailable> {
+        let state = self.lock_state();
+        match &*state {
+            SlotState::Ready(_) => Ok(()),
+            SlotState::Opening => Err(Unavailable::Opening {
+                server: self.name().to_owned(),
+            }),
+            SlotState::Down { error, since } => {
+                if since.elapsed() >= RECHECK_INTERVAL
+                    && !self.rechecking.swap(true, Ordering::AcqRel)
+                {
+                    tokio::spawn(self.clone().open(Attempts::Once));
+                }
+                Err(Unavailable::Failed(error.clone()))
+            }
+        }
+    }
+
+    fn has_tools(&self) -> bool {
+        matches!(&*self.lock_state(), SlotState::Ready(initialized) if initialized.capabilities.get("tools").is_some())
+    }
+
+    /// Ends the backend session in the background: clients do not wait on
+    /// backends to acknowledge a DELETE.
+    fn close_in_background(self: &Arc<Self>) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if matches!(&*self.lock_state(), SlotState::Ready(_)) {
+            let slot = self.clone();
+            tokio::spawn(async move { slot.session.close().await });
         }
     }
 
@@ -90,13 +128,11 @@ impl BackendSlot {
             #[serde(rename = "nextCursor", default)]
             next_cursor: Option<String>,
         }
-        self.ensure_ready().await?;
-        if !self.has_tools().await {
+        if !self.has_tools() {
             return Ok(Vec::new());
         }
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
-        let mut seen_cursors = HashSet::new();
         for _ in 0..MAX_LIST_PAGES {
             let params = cursor.as_ref().map(|cursor| json!({ "cursor": cursor }));
             let page = match self
@@ -104,26 +140,44 @@ impl BackendSlot {
                 .request("tools/list", params.as_ref(), Replay::Safe)
                 .await?
             {
-                Reply::Result(raw) => {
-                    serde_json::from_str::<Page>(raw.get()).map_err(|_| BackendError::Protocol {
-                        server: self.name().to_owned(),
-                        reason: "tools/list result is not a tool list".into(),
-                    })?
-                }
-                Reply::Error(error) => return Err(CallError::Relayed(error)),
+                Reply::Result(raw) => serde_json::from_str::<Page>(raw.get())
+                    .map_err(|_| self.protocol("tools/list result is not a tool list"))?,
+                Reply::Error(error) => return Err(CallError::Relayed { error }),
             };
             tools.extend(page.tools);
             match page.next_cursor {
                 None => return Ok(tools),
-                Some(next) if seen_cursors.insert(next.clone()) => cursor = Some(next),
-                Some(_) => break,
+                Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
+                Some(_) => {
+                    return Err(self
+                        .protocol("tools/list returned the same cursor twice")
+                        .into());
+                }
             }
         }
-        Err(BackendError::Protocol {
+        Err(self.protocol("tools/list has more than 100 pages").into())
+    }
+
+    fn protocol(&self, reason: &str) -> BackendError {
+        BackendError::Protocol {
             server: self.name().to_owned(),
-            reason: "tools/list pagination does not end".into(),
+            reason: reason.to_owned(),
         }
-        .into())
+    }
+}
+
+/// Closes the backend sessions of an MCP session whose `initialize` was
+/// abandoned (the client went away) before the MCP session was handed out.
+struct OpeningGuard<'a> {
+    slots: &'a [Arc<BackendSlot>],
+    armed: bool,
+}
+
+impl Drop for OpeningGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.slots.iter().for_each(BackendSlot::close_in_background);
+        }
     }
 }
 
@@ -131,36 +185,50 @@ impl BackendSlot {
 pub struct McpSession {
     pub id: String,
     pub protocol_version: &'static str,
-    backends: Vec<BackendSlot>,
+    backends: Vec<Arc<BackendSlot>>,
     catalogue: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
     last_seen: Mutex<Instant>,
 }
 
 impl McpSession {
     /// Opens one backend session per backend, all at once, and answers the
-    /// client's `initialize`. A backend that fails leaves the others working.
+    /// client's `initialize`. A backend that fails leaves the others working;
+    /// one slower than `INITIALIZE_WAIT` goes on opening in the background.
     pub(super) async fn open(
         backends: Vec<(BackendSession, String)>,
         requested_version: Option<&str>,
     ) -> (Self, Value) {
-        let outcomes = join_all(
-            backends
-                .iter()
-                .map(|(session, _)| session.initialize(Attempts::WithRetries)),
-        )
-        .await;
-        let mut slots = Vec::with_capacity(backends.len());
-        for ((session, prefix), outcome) in backends.into_iter().zip(outcomes) {
-            if let Err(error) = &outcome {
-                tracing::warn!(server = %session.server().name, %error, "backend failed to initialize");
-            }
-            let state = SlotState::from_outcome(outcome);
-            slots.push(BackendSlot {
-                session,
-                prefix,
-                state: tokio::sync::Mutex::new(state),
-            });
+        let slots: Vec<Arc<BackendSlot>> = backends
+            .into_iter()
+            .map(|(session, prefix)| {
+                Arc::new(BackendSlot {
+                    session,
+                    prefix,
+                    state: Mutex::new(SlotState::Opening),
+                    rechecking: AtomicBool::new(false),
+                    closed: AtomicBool::new(false),
+                })
+            })
+            .collect();
+        let mut guard = OpeningGuard {
+            slots: &slots,
+            armed: true,
+        };
+        let opening: Vec<_> = slots
+            .iter()
+            .map(|slot| tokio::spawn(slot.clone().open(Attempts::WithRetries)))
+            .collect();
+        if tokio::time::timeout(INITIALIZE_WAIT, join_all(opening))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a backend is still opening its session; answering initialize without it"
+            );
         }
+        guard.armed = false;
+        drop(guard);
+
         let protocol_version = version::negotiate(requested_version);
         let mcp_session = McpSession {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -177,13 +245,13 @@ impl McpSession {
                 "title": "mcp-mux",
                 "version": env!("CARGO_PKG_VERSION"),
             },
-            "instructions": mcp_session.instructions().await,
+            "instructions": mcp_session.instructions(),
         });
         (mcp_session, result)
     }
 
     /// Tells the model which backend each tool prefix stands for.
-    async fn instructions(&self) -> String {
+    fn instructions(&self) -> String {
         let mut text = String::from(
             "Tools of several MCP servers, each tool name prefixed with its server's name:",
         );
@@ -195,7 +263,7 @@ impl McpSession {
             if let SlotState::Ready(Initialized {
                 instructions: Some(instructions),
                 ..
-            }) = &*slot.state.lock().await
+            }) = &*slot.lock_state()
             {
                 text.push_str(&format!("\n  {}", instructions.replace('\n', "\n  ")));
             }
@@ -265,21 +333,19 @@ impl McpSession {
                 reason: "\"name\" must be a string".into(),
             });
         };
-        let route = match self.current_catalogue().await.route(&name) {
+        let catalogue = self.current_catalogue().await;
+        let route = match catalogue.route(&name) {
             Some(route) => route.clone(),
-            // The list may have changed since it was built: look once more.
-            None => match self.refresh_catalogue().await.route(&name) {
-                Some(route) => route.clone(),
-                None => return Err(self.missing_tool(name).await),
-            },
+            None if catalogue.built_at.elapsed() >= MISS_REFRESH_INTERVAL => {
+                match self.refresh_catalogue().await.route(&name) {
+                    Some(route) => route.clone(),
+                    None => return Err(self.missing_tool(name)),
+                }
+            }
+            None => return Err(self.missing_tool(name)),
         };
         let slot = &self.backends[route.backend];
-        slot.ensure_ready()
-            .await
-            .map_err(|error| CallError::BackendDown {
-                server: slot.name().to_owned(),
-                reason: error.to_string(),
-            })?;
+        slot.availability()?;
         params.insert("name".into(), Value::String(route.name));
         match slot
             .session
@@ -287,21 +353,18 @@ impl McpSession {
             .await?
         {
             Reply::Result(raw) => Ok(Payload::Raw(raw)),
-            Reply::Error(error) => Err(CallError::Relayed(error)),
+            Reply::Error(error) => Err(CallError::Relayed { error }),
         }
     }
 
-    /// An unknown tool, or one of a backend that is down right now.
-    async fn missing_tool(&self, name: String) -> CallError {
+    /// An unknown tool, or one of a backend that is unavailable right now.
+    fn missing_tool(&self, name: String) -> CallError {
         for slot in &self.backends {
             if !slot.prefix.is_empty()
                 && name.starts_with(&slot.prefix)
-                && let SlotState::Down { error, .. } = &*slot.state.lock().await
+                && let Err(unavailable) = slot.availability()
             {
-                return CallError::BackendDown {
-                    server: slot.name().to_owned(),
-                    reason: error.to_string(),
-                };
+                return unavailable.into();
             }
         }
         CallError::UnknownTool { name }
@@ -314,10 +377,22 @@ impl McpSession {
         self.refresh_catalogue().await
     }
 
-    /// Lists every backend's tools at once and rebuilds the routing table.
-    /// A backend that fails to list is left out and logged.
+    /// Lists the tools of every available backend at once and rebuilds the
+    /// routing table. A backend that is unavailable or fails to list is left
+    /// out, and logged.
     async fn refresh_catalogue(&self) -> Arc<Catalogue> {
-        let lists = join_all(self.backends.iter().map(BackendSlot::list_tools)).await;
+        let listing = self.backends.iter().map(|slot| async move {
+            slot.availability()?;
+            let deadline = slot.session.server().timeout * 2;
+            match tokio::time::timeout(deadline, slot.list_tools()).await {
+                Ok(listed) => listed,
+                Err(_) => Err(CallError::Backend(BackendError::Timeout {
+                    server: slot.name().to_owned(),
+                    timeout: deadline,
+                })),
+            }
+        });
+        let lists = join_all(listing).await;
         let mut sources = Vec::new();
         for (index, (slot, list)) in self.backends.iter().zip(lists).enumerate() {
             match list {
@@ -337,8 +412,10 @@ impl McpSession {
         catalogue
     }
 
-    /// Ends every backend session with DELETE.
-    pub async fn close(&self) {
-        join_all(self.backends.iter().map(|slot| slot.session.close())).await;
+    /// Ends every backend session with DELETE, in the background.
+    pub fn close(&self) {
+        self.backends
+            .iter()
+            .for_each(BackendSlot::close_in_background);
     }
 }

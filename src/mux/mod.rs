@@ -7,21 +7,28 @@ pub mod error;
 mod mcp_session;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures_util::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-pub use error::{CallError, MuxError};
+pub use error::{CallError, MuxError, Unavailable};
 pub use mcp_session::{McpSession, Payload};
 
-use crate::backend::{BackendSession, ClientIdentity};
+use crate::backend::BackendSession;
 use crate::credentials::Credentials;
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{STATUS_ACTIVE, SessionRecord, Store};
+
+/// Most MCP sessions open at once on one session; opening another ends the
+/// least recently used (clients such as mcp-remote open sessions they never end).
+pub const MAX_MCP_SESSIONS_PER_SESSION: usize = 32;
+/// How long a deleted session's id is remembered, so that a load from the
+/// store that raced with the delete cannot bring the session back.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
 
 /// A session: its backends and credentials, and the MCP sessions open on it.
 pub struct Session {
@@ -34,6 +41,9 @@ pub struct Session {
     pub status: String,
     credentials: Credentials,
     mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
+    last_used: Mutex<Instant>,
+    /// Set once the session is deleted: no MCP session may open on it after.
+    ended: AtomicBool,
 }
 
 impl Session {
@@ -45,27 +55,60 @@ impl Session {
         self.lock_mcp_sessions().len()
     }
 
-    /// Ends an MCP session and its backend sessions; false if it was unknown.
-    pub async fn close_mcp_session(&self, id: &str) -> bool {
+    /// Ends an MCP session and, in the background, its backend sessions;
+    /// false if it was unknown.
+    pub fn close_mcp_session(&self, id: &str) -> bool {
         let removed = self.lock_mcp_sessions().remove(id);
-        match removed {
-            Some(mcp_session) => {
-                mcp_session.close().await;
-                true
-            }
-            None => false,
-        }
+        removed.map(|mcp_session| mcp_session.close()).is_some()
     }
 
-    fn lock_mcp_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<McpSession>>> {
+    /// Adds an opened MCP session, ending the least recently used one when
+    /// the session is at its limit. Fails when the session was deleted meanwhile.
+    fn register(&self, mcp_session: Arc<McpSession>) -> Result<(), MuxError> {
+        let mut open = self.lock_mcp_sessions();
+        if self.ended.load(Ordering::Acquire) {
+            return Err(MuxError::SessionEnded);
+        }
+        if open.len() >= MAX_MCP_SESSIONS_PER_SESSION
+            && let Some(oldest) = open
+                .values()
+                .min_by_key(|s| s.idle_since())
+                .map(|s| s.id.clone())
+            && let Some(evicted) = open.remove(&oldest)
+        {
+            tracing::info!("MCP session limit reached; ended the least recently used one");
+            evicted.close();
+        }
+        open.insert(mcp_session.id.clone(), mcp_session);
+        Ok(())
+    }
+
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        let all: Vec<_> = self.lock_mcp_sessions().drain().map(|(_, s)| s).collect();
+        all.iter().for_each(|mcp_session| mcp_session.close());
+    }
+
+    fn touch(&self) {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn idle_for(&self, now: Instant) -> Duration {
+        now.duration_since(
+            *self
+                .last_used
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    fn lock_mcp_sessions(&self) -> MutexGuard<'_, HashMap<String, Arc<McpSession>>> {
         self.mcp_sessions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    async fn close_all(&self) {
-        let all: Vec<_> = self.lock_mcp_sessions().drain().map(|(_, s)| s).collect();
-        join_all(all.iter().map(|s| s.close())).await;
     }
 }
 
@@ -75,6 +118,7 @@ pub struct Mux {
     store: Store,
     http: reqwest::Client,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
+    deleted: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl Mux {
@@ -84,6 +128,7 @@ impl Mux {
             store,
             http,
             sessions: RwLock::new(HashMap::new()),
+            deleted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -119,24 +164,64 @@ impl Mux {
     /// outlive a restart).
     pub async fn session(&self, id: Uuid) -> Result<Option<Arc<Session>>, MuxError> {
         if let Some(session) = self.read_sessions().get(&id) {
+            session.touch();
             return Ok(Some(session.clone()));
         }
         let Some(record) = self.store.find_session(id).await? else {
             return Ok(None);
         };
+        Ok(self.remember(record))
+    }
+
+    /// The session `id` as the store has it now. MCP sessions open through
+    /// this, so that a session deleted by another node sharing the store
+    /// stops working at its next `initialize`.
+    pub async fn current_session(&self, id: Uuid) -> Result<Option<Arc<Session>>, MuxError> {
+        match self.store.find_session(id).await? {
+            Some(record) => {
+                let cached = self.read_sessions().get(&id).cloned();
+                match cached {
+                    Some(session) => {
+                        session.touch();
+                        Ok(Some(session))
+                    }
+                    None => Ok(self.remember(record)),
+                }
+            }
+            None => {
+                if let Some(session) = self.write_sessions().remove(&id) {
+                    session.end();
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Caches a session read from the store, unless it was deleted while the
+    /// read was under way. Two loads of one session keep the first.
+    fn remember(&self, record: SessionRecord) -> Option<Arc<Session>> {
+        let id = record.id;
         let loaded = Arc::new(self.runtime_for(record));
-        // Two requests may load the same session at once: keep the first.
-        Ok(Some(
-            self.write_sessions().entry(id).or_insert(loaded).clone(),
-        ))
+        let mut sessions = self.write_sessions();
+        if self.lock_deleted().contains_key(&id) {
+            return None;
+        }
+        Some(sessions.entry(id).or_insert(loaded).clone())
     }
 
     /// Deletes a session, its credentials and its MCP sessions; false if unknown.
     pub async fn delete_session(&self, id: Uuid) -> Result<bool, MuxError> {
-        let cached = self.write_sessions().remove(&id);
         let deleted = self.store.delete_session(id).await?;
+        let cached = {
+            let mut sessions = self.write_sessions();
+            let mut tombstones = self.lock_deleted();
+            let now = Instant::now();
+            tombstones.retain(|_, at| now.duration_since(*at) < TOMBSTONE_TTL);
+            tombstones.insert(id, now);
+            sessions.remove(&id)
+        };
         if let Some(session) = &cached {
-            session.close_all().await;
+            session.end();
         }
         Ok(deleted || cached.is_some())
     }
@@ -146,15 +231,10 @@ impl Mux {
         &self,
         session: &Session,
         initialize_params: Option<&Value>,
-    ) -> (Arc<McpSession>, Value) {
+    ) -> Result<(Arc<McpSession>, Value), MuxError> {
         let requested = initialize_params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
-        // Backends are offered no client capabilities yet: mcp-mux does not
-        // relay server-to-client requests, so it must not invite them.
-        let identity = ClientIdentity {
-            capabilities: json!({}),
-        };
         let backends = session
             .servers
             .iter()
@@ -163,7 +243,6 @@ impl Mux {
                     server.clone(),
                     self.http.clone(),
                     session.credentials.get(&server.name).cloned(),
-                    identity.clone(),
                 );
                 (
                     backend,
@@ -173,31 +252,33 @@ impl Mux {
             .collect();
         let (mcp_session, result) = McpSession::open(backends, requested).await;
         let mcp_session = Arc::new(mcp_session);
-        session
-            .lock_mcp_sessions()
-            .insert(mcp_session.id.clone(), mcp_session.clone());
-        (mcp_session, result)
+        if let Err(error) = session.register(mcp_session.clone()) {
+            mcp_session.close();
+            return Err(error);
+        }
+        Ok((mcp_session, result))
     }
 
-    /// Ends MCP sessions unused for `idle`; returns how many. Clients such as
-    /// mcp-remote open MCP sessions they never end.
-    pub async fn reap_idle(&self, idle: Duration) -> usize {
+    /// Ends MCP sessions unused for `idle`, and forgets loaded sessions with
+    /// none left (the store still has them). Returns how many MCP sessions ended.
+    pub fn reap_idle(&self, idle: Duration) -> usize {
         let now = Instant::now();
         let sessions: Vec<_> = self.read_sessions().values().cloned().collect();
         let mut reaped = 0;
-        for session in sessions {
+        for session in &sessions {
             let stale: Vec<String> = session
                 .lock_mcp_sessions()
-                .iter()
-                .filter(|(_, s)| now.duration_since(s.idle_since()) >= idle)
-                .map(|(id, _)| id.clone())
+                .values()
+                .filter(|s| now.duration_since(s.idle_since()) >= idle)
+                .map(|s| s.id.clone())
                 .collect();
-            for id in stale {
-                if session.close_mcp_session(&id).await {
-                    reaped += 1;
-                }
-            }
+            reaped += stale
+                .iter()
+                .filter(|id| session.close_mcp_session(id))
+                .count();
         }
+        self.write_sessions()
+            .retain(|_, session| session.mcp_session_count() > 0 || session.idle_for(now) < idle);
         reaped
     }
 
@@ -221,6 +302,8 @@ impl Mux {
             status: record.status,
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
+            last_used: Mutex::new(Instant::now()),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -232,5 +315,9 @@ impl Mux {
         self.sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_deleted(&self) -> MutexGuard<'_, HashMap<Uuid, Instant>> {
+        self.deleted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

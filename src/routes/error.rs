@@ -1,25 +1,33 @@
-//! Errors of the management API, as JSON bodies that name the field and the reason.
+//! Errors of the HTTP API and the one place that gives each its status.
+//! Management routes answer them as JSON naming the field and the reason;
+//! the MCP endpoint wraps the same message in a JSON-RPC error.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::body::BodyError;
 use crate::mux::MuxError;
 use crate::store::StoreError;
 
-/// An error answered by a management route.
+/// An error answered by a route.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{field}: {reason}")]
     BadRequest { field: String, reason: String },
     #[error("{message}")]
     NotFound { message: String },
+    #[error("{reason}")]
+    Forbidden { reason: &'static str },
+    #[error("method not allowed; use {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the database is unavailable")]
-    Unavailable(#[source] StoreError),
+    Unavailable { source: StoreError },
     #[error("internal error; see the gateway log")]
-    Internal(#[source] StoreError),
+    Internal { source: StoreError },
 }
 
 impl ApiError {
@@ -29,17 +37,64 @@ impl ApiError {
             reason: reason.into(),
         }
     }
+
+    /// The short machine-readable name of the error, in JSON bodies.
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal { .. } => "internal",
+        }
+    }
+
+    /// Logs an error the client cannot fix, with its whole cause chain.
+    pub fn log_if_internal(&self) {
+        if let ApiError::Unavailable { source } | ApiError::Internal { source } = self {
+            tracing::error!(error = %source, chain = %cause_chain(source), "request failed");
+        }
+    }
+}
+
+/// Every cause of `error`, outermost first, joined for a log line.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
 }
 
 impl From<MuxError> for ApiError {
     fn from(error: MuxError) -> Self {
         match error {
-            MuxError::Store(store) => match store {
-                StoreError::Connect(_) | StoreError::Database(_) => ApiError::Unavailable(store),
-                StoreError::Migrate(_)
+            MuxError::Store(source) => match source {
+                StoreError::Connect { .. } | StoreError::Database { .. } => {
+                    ApiError::Unavailable { source }
+                }
+                StoreError::UnsupportedUrl { .. }
+                | StoreError::Migrate { .. }
                 | StoreError::WrongKey { .. }
-                | StoreError::Corrupt { .. } => ApiError::Internal(store),
+                | StoreError::Corrupt { .. } => ApiError::Internal { source },
             },
+            MuxError::SessionEnded => ApiError::NotFound {
+                message: "the session was deleted".into(),
+            },
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            BodyError::Broken => ApiError::bad_request("body", "could not be read"),
         }
     }
 }
@@ -49,26 +104,26 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.log_if_internal();
         let body = match self {
-            ApiError::BadRequest { field, reason } => {
-                json!({ "error": "bad_request", "field": field, "message": format!("{field}: {reason}") })
+            ApiError::BadRequest { field, .. } => {
+                json!({ "error": self.kind(), "field": field, "message": self.to_string() })
             }
-            ApiError::NotFound { message } => json!({ "error": "not_found", "message": message }),
-            ApiError::PayloadTooLarge { .. } => {
-                json!({ "error": "payload_too_large", "message": self.to_string() })
-            }
-            ApiError::Unavailable(cause) | ApiError::Internal(cause) => {
-                tracing::error!(error = %cause, cause = ?std::error::Error::source(cause), "request failed");
-                json!({ "error": if matches!(self, ApiError::Unavailable(_)) { "unavailable" } else { "internal" }, "message": self.to_string() })
-            }
+            _ => json!({ "error": self.kind(), "message": self.to_string() }),
         };
-        HttpResponse::build(self.status_code()).json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, *allow));
+        }
+        response.json(body)
     }
 }

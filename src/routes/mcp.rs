@@ -6,21 +6,20 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Value, json};
 
-use super::body::{BodyError, read_limited};
-use super::error::ApiError;
-use super::sessions::find_session;
+use super::body::read_limited;
+use super::error::{ApiError, cause_chain};
+use super::origin::check_origin;
+use super::sessions::{parse_session_id, short_id};
 use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
     PARSE_ERROR,
 };
-use crate::mcp::version;
+use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, version};
 use crate::mux::{CallError, McpSession, Mux, Payload, Session};
 
-const MCP_SESSION_ID: &str = "mcp-session-id";
-const MCP_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 /// Largest JSON-RPC message a client may POST.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -30,6 +29,8 @@ struct Refusal {
     status: StatusCode,
     id: Value,
     error: ErrorObject,
+    /// The `Allow` header of a 405.
+    allow: Option<&'static str>,
 }
 
 impl Refusal {
@@ -38,44 +39,41 @@ impl Refusal {
             status,
             id: Value::Null,
             error: ErrorObject::new(code, message),
+            allow: None,
         }
     }
 
-    fn with_id(mut self, id: Option<Value>) -> Self {
-        self.id = id.unwrap_or(Value::Null);
+    fn with_id(mut self, id: Option<&Value>) -> Self {
+        self.id = id.cloned().unwrap_or(Value::Null);
         self
     }
 
     fn into_response(self) -> HttpResponse {
-        HttpResponse::build(self.status)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(allow) = self.allow {
+            response.insert_header((header::ALLOW, allow));
+        }
+        response
             .content_type("application/json")
             .body(jsonrpc::error_response(&self.id, &self.error))
     }
 }
 
 impl From<ApiError> for Refusal {
+    /// The status `ApiError` gives, with the same message in a JSON-RPC error.
     fn from(error: ApiError) -> Self {
-        match &error {
-            ApiError::NotFound { .. } => {
-                Refusal::new(StatusCode::NOT_FOUND, INVALID_REQUEST, error.to_string())
-            }
-            ApiError::BadRequest { .. } => {
-                Refusal::new(StatusCode::BAD_REQUEST, INVALID_REQUEST, error.to_string())
-            }
-            ApiError::PayloadTooLarge { .. } => Refusal::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_REQUEST,
-                error.to_string(),
-            ),
-            ApiError::Unavailable(cause) | ApiError::Internal(cause) => {
-                tracing::error!(error = %cause, "MCP request failed");
-                Refusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    INTERNAL_ERROR,
-                    error.to_string(),
-                )
-            }
+        error.log_if_internal();
+        let status = error.status_code();
+        let code = if status.is_server_error() {
+            INTERNAL_ERROR
+        } else {
+            INVALID_REQUEST
+        };
+        let mut refusal = Refusal::new(status, code, error.to_string());
+        if let ApiError::MethodNotAllowed { allow } = error {
+            refusal.allow = Some(allow);
         }
+        refusal
     }
 }
 
@@ -98,19 +96,18 @@ async fn handle_post(
     mux: &Mux,
 ) -> Result<HttpResponse, Refusal> {
     check_origin(request)?;
-    let session = find_session(raw_id, mux).await?;
-    let body = read_limited(payload, MAX_MESSAGE_BYTES)
-        .await
-        .map_err(|error| match error {
-            BodyError::TooLarge { .. } => Refusal::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                INVALID_REQUEST,
-                error.to_string(),
-            ),
-            BodyError::Broken => {
-                Refusal::new(StatusCode::BAD_REQUEST, PARSE_ERROR, error.to_string())
-            }
-        })?;
+    let session_id = parse_session_id(raw_id)?;
+    let body =
+        read_limited(payload, MAX_MESSAGE_BYTES)
+            .await
+            .map_err(|error| match ApiError::from(error) {
+                ApiError::BadRequest { .. } => Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    PARSE_ERROR,
+                    "request body could not be read",
+                ),
+                other => Refusal::from(other),
+            })?;
     let value: Value = serde_json::from_slice(&body).map_err(|error| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -127,17 +124,30 @@ async fn handle_post(
     }
     let id = jsonrpc::id_of(&value).cloned();
     let message = jsonrpc::parse_message(value).map_err(|error| {
-        Refusal::new(StatusCode::BAD_REQUEST, error.code(), error.to_string()).with_id(id.clone())
+        Refusal::new(StatusCode::BAD_REQUEST, error.code(), error.to_string()).with_id(id.as_ref())
     })?;
-    check_protocol_version(request).map_err(|refusal| refusal.with_id(id.clone()))?;
 
     if let Message::Request(initialize) = &message
         && initialize.method == "initialize"
     {
-        return Ok(initialize_response(mux, &session, initialize).await);
+        // initialize negotiates the version in its body, whatever the header says.
+        let session = mux
+            .current_session(session_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| no_session(raw_id))?;
+        return initialize_response(mux, &session, initialize)
+            .await
+            .map_err(|r| r.with_id(id.as_ref()));
     }
+    let session = mux
+        .session(session_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| no_session(raw_id))?;
+    check_protocol_version(request).map_err(|refusal| refusal.with_id(id.as_ref()))?;
     let mcp_session =
-        find_mcp_session(request, &session).map_err(|refusal| refusal.with_id(id.clone()))?;
+        find_mcp_session(request, &session).map_err(|refusal| refusal.with_id(id.as_ref()))?;
     match message {
         Message::Request(call) => {
             let outcome = mcp_session.handle_request(&call.method, call.params).await;
@@ -154,17 +164,20 @@ async fn initialize_response(
     mux: &Mux,
     session: &Session,
     request: &jsonrpc::Request,
-) -> HttpResponse {
-    let (mcp_session, result) = mux.open_mcp_session(session, request.params.as_ref()).await;
+) -> Result<HttpResponse, Refusal> {
+    let (mcp_session, result) = mux
+        .open_mcp_session(session, request.params.as_ref())
+        .await
+        .map_err(ApiError::from)?;
     tracing::info!(
-        session = %super::sessions::short_id(session.id),
+        session = %short_id(session.id),
         protocol_version = mcp_session.protocol_version,
         "MCP session opened"
     );
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .insert_header((MCP_SESSION_ID, mcp_session.id.as_str()))
-        .body(jsonrpc::result_response(&request.id, &result))
+        .insert_header((SESSION_ID_HEADER, mcp_session.id.as_str()))
+        .body(jsonrpc::result_response(&request.id, &result)))
 }
 
 fn answer(id: &Value, outcome: Result<Payload, CallError>) -> HttpResponse {
@@ -186,12 +199,14 @@ fn to_jsonrpc_error(error: CallError) -> ErrorObject {
         CallError::UnknownTool { name } => {
             ErrorObject::new(INVALID_PARAMS, message).with_data(json!({ "tool": name }))
         }
-        CallError::BackendDown { server, .. } => {
-            ErrorObject::new(INTERNAL_ERROR, message).with_data(json!({ "server": server }))
+        CallError::BackendUnavailable(unavailable) => ErrorObject::new(INTERNAL_ERROR, message)
+            .with_data(json!({ "server": unavailable.server() })),
+        CallError::Backend(backend) => {
+            tracing::warn!(server = backend.server(), error = %cause_chain(&backend), "backend call failed");
+            ErrorObject::new(INTERNAL_ERROR, message)
+                .with_data(json!({ "server": backend.server() }))
         }
-        CallError::Backend(backend) => ErrorObject::new(INTERNAL_ERROR, message)
-            .with_data(json!({ "server": backend.server() })),
-        CallError::Relayed(error) => error,
+        CallError::Relayed { error } => error,
     }
 }
 
@@ -207,7 +222,10 @@ pub async fn get(
     };
     match checked.await {
         // No server-initiated stream yet: the transport allows 405 here.
-        Ok(()) => method_not_allowed().await,
+        Ok(()) => Refusal::from(ApiError::MethodNotAllowed {
+            allow: "POST, DELETE",
+        })
+        .into_response(),
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -221,7 +239,7 @@ pub async fn delete(
         check_origin(&request)?;
         let session = find_session(&path, &mux).await?;
         let mcp_session = find_mcp_session(&request, &session)?;
-        session.close_mcp_session(&mcp_session.id).await;
+        session.close_mcp_session(&mcp_session.id);
         Ok::<_, Refusal>(())
     };
     match ended.await {
@@ -230,14 +248,29 @@ pub async fn delete(
     }
 }
 
+/// Any other method on the MCP endpoint.
 pub async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header((header::ALLOW, "POST, DELETE"))
-        .json(json!({ "error": "method_not_allowed", "message": "use POST for MCP messages and DELETE to end an MCP session" }))
+    Refusal::from(ApiError::MethodNotAllowed {
+        allow: "POST, GET, DELETE",
+    })
+    .into_response()
+}
+
+async fn find_session(raw_id: &str, mux: &Mux) -> Result<Arc<Session>, Refusal> {
+    let id = parse_session_id(raw_id)?;
+    Ok(mux
+        .session(id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| no_session(raw_id))?)
+}
+
+fn no_session(raw_id: &str) -> Refusal {
+    Refusal::from(super::sessions::no_session(raw_id))
 }
 
 fn find_mcp_session(request: &HttpRequest, session: &Session) -> Result<Arc<McpSession>, Refusal> {
-    let Some(raw) = request.headers().get(MCP_SESSION_ID) else {
+    let Some(raw) = request.headers().get(SESSION_ID_HEADER) else {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             INVALID_REQUEST,
@@ -259,7 +292,7 @@ fn find_mcp_session(request: &HttpRequest, session: &Session) -> Result<Arc<McpS
 fn check_protocol_version(request: &HttpRequest) -> Result<(), Refusal> {
     match request
         .headers()
-        .get(MCP_PROTOCOL_VERSION)
+        .get(PROTOCOL_VERSION_HEADER)
         .map(HeaderValue::to_str)
     {
         None => Ok(()),
@@ -272,31 +305,5 @@ fn check_protocol_version(request: &HttpRequest) -> Result<(), Refusal> {
                 version::SUPPORTED.join(", ")
             ),
         )),
-    }
-}
-
-/// Refuses a browser page from another site (DNS rebinding): a present
-/// Origin must be a loopback origin.
-fn check_origin(request: &HttpRequest) -> Result<(), Refusal> {
-    let Some(origin) = request.headers().get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let allowed = origin
-        .to_str()
-        .ok()
-        .and_then(|o| url::Url::parse(o).ok())
-        .is_some_and(|url| {
-            matches!(url.host(), Some(url::Host::Domain("localhost")))
-                || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-                || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        });
-    if allowed {
-        Ok(())
-    } else {
-        Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            INVALID_REQUEST,
-            "Origin not allowed",
-        ))
     }
 }

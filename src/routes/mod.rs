@@ -5,6 +5,7 @@ mod body;
 pub mod error;
 mod health;
 mod mcp;
+mod origin;
 mod registry;
 mod sessions;
 
@@ -13,21 +14,33 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
-use serde_json::json;
+use actix_web::{HttpResponse, ResponseError, web};
 
 pub use error::ApiError;
 
 /// Mounts every route.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/registry", web::get().to(registry::list_servers))
-        .route("/create-session", web::post().to(sessions::create_session))
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(health::healthz))
+                .default_service(web::to(|| method_not_allowed("GET"))),
+        )
+        .service(
+            web::resource("/registry")
+                .route(web::get().to(registry::list_servers))
+                .default_service(web::to(|| method_not_allowed("GET"))),
+        )
+        .service(
+            web::resource("/create-session")
+                .route(web::post().to(sessions::create_session))
+                .default_service(web::to(|| method_not_allowed("POST"))),
+        )
         .service(
             web::resource("/session/{id}")
                 .route(web::get().to(sessions::get_session))
-                .route(web::delete().to(sessions::delete_session)),
+                .route(web::delete().to(sessions::delete_session))
+                .default_service(web::to(|| method_not_allowed("GET, DELETE"))),
         )
         .service(
             web::resource("/session/{id}/mcp")
@@ -40,7 +53,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(json!({ "error": "not_found", "message": "no such route" }))
+    ApiError::NotFound {
+        message: "no such route".into(),
+    }
+    .error_response()
+}
+
+async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    ApiError::MethodNotAllowed { allow }.error_response()
 }
 
 /// Logs each request's method, path, status and latency: never headers or

@@ -7,8 +7,9 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::body::{BodyError, read_limited};
+use super::body::read_limited;
 use super::error::ApiError;
+use super::origin::check_origin;
 use crate::credentials::{Credentials, header_value_problem};
 use crate::mux::{Mux, Session};
 use crate::registry::Registry;
@@ -21,12 +22,8 @@ pub async fn create_session(
     payload: web::Payload,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_limited(payload, CREATE_SESSION_BODY_LIMIT)
-        .await
-        .map_err(|error| match error {
-            BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
-            BodyError::Broken => ApiError::bad_request("body", "could not be read"),
-        })?;
+    check_origin(&request)?;
+    let body = read_limited(payload, CREATE_SESSION_BODY_LIMIT).await?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
     let (servers, credentials) = parse_create_session(value, mux.registry())?;
@@ -51,17 +48,22 @@ pub async fn create_session(
 }
 
 pub async fn get_session(
+    request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = find_session(&path, &mux).await?;
+    check_origin(&request)?;
+    let id = parse_session_id(&path)?;
+    let session = mux.session(id).await?.ok_or_else(|| no_session(&path))?;
     Ok(HttpResponse::Ok().json(describe(&session)))
 }
 
 pub async fn delete_session(
+    request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
+    check_origin(&request)?;
     let id = parse_session_id(&path)?;
     if !mux.delete_session(id).await? {
         return Err(no_session(&path));
@@ -70,17 +72,13 @@ pub async fn delete_session(
     Ok(HttpResponse::Ok().json(json!({ "session_id": id, "status": "deleted" })))
 }
 
-/// The session named in a path, or the 404 a client gets for it.
-pub async fn find_session(raw_id: &str, mux: &Mux) -> Result<std::sync::Arc<Session>, ApiError> {
-    let id = parse_session_id(raw_id)?;
-    mux.session(id).await?.ok_or_else(|| no_session(raw_id))
-}
-
-fn parse_session_id(raw_id: &str) -> Result<Uuid, ApiError> {
+/// The session id in a path; anything else names no session.
+pub fn parse_session_id(raw_id: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw_id).map_err(|_| no_session(raw_id))
 }
 
-fn no_session(raw_id: &str) -> ApiError {
+/// The 404 for a path naming no session.
+pub fn no_session(raw_id: &str) -> ApiError {
     ApiError::NotFound {
         message: format!("no session {}", quoted(raw_id)),
     }

@@ -35,12 +35,18 @@ pub const STATUS_ACTIVE: &str = "active";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the database: {0}")]
-    Connect(#[source] DbErr),
-    #[error("cannot apply database migrations: {0}")]
-    Migrate(#[source] DbErr),
-    #[error("database error: {0}")]
-    Database(#[from] DbErr),
+    #[error("unsupported database URL {url}: use sqlite://path?mode=rwc or postgres://…")]
+    UnsupportedUrl { url: String },
+    /// `reason` is the driver's message with the URL's password removed.
+    #[error("cannot open the database {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("cannot apply database migrations: {source}")]
+    Migrate { source: DbErr },
+    #[error("database error: {source}")]
+    Database {
+        #[from]
+        source: DbErr,
+    },
     #[error(
         "the encryption key from {source_name} is not the key this database was written with; \
          start with the original key"
@@ -61,12 +67,23 @@ impl Store {
     /// Connects, applies pending migrations and checks that `key` is the one
     /// the database was created with.
     pub async fn connect(database_url: &str, key: EncryptionKey) -> Result<Self, StoreError> {
+        let shown_url = without_password(database_url);
+        let scheme = database_url.split(':').next().unwrap_or_default();
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err(StoreError::UnsupportedUrl { url: shown_url });
+        }
         let mut options = ConnectOptions::new(database_url.to_owned());
         options.max_connections(16).sqlx_logging(false);
         let db = Database::connect(options)
             .await
-            .map_err(StoreError::Connect)?;
-        Migrator::up(&db, None).await.map_err(StoreError::Migrate)?;
+            .map_err(|error| StoreError::Connect {
+                // Drivers repeat the whole URL, password included, in their errors.
+                reason: error.to_string().replace(database_url, &shown_url),
+                url: shown_url.clone(),
+            })?;
+        Migrator::up(&db, None)
+            .await
+            .map_err(|source| StoreError::Migrate { source })?;
         let store = Store {
             db,
             key: std::sync::Arc::new(key),
@@ -154,12 +171,61 @@ impl Store {
         Ok(result.rows_affected > 0)
     }
 
-    /// The backend kind, for start-up logs.
+    /// The database kind, for start-up logs.
     pub fn backend_name(&self) -> &'static str {
         match self.db.get_database_backend() {
             sea_orm::DatabaseBackend::Sqlite => "sqlite",
             sea_orm::DatabaseBackend::Postgres => "postgres",
             _ => "other",
         }
+    }
+}
+
+/// `url` with any password replaced, for messages and logs.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_shown_url() {
+        assert_eq!(
+            without_password("postgres://mux:S3CRET@db:5432/mux"),
+            "postgres://mux:***@db:5432/mux"
+        );
+        assert_eq!(
+            without_password("sqlite://data/mcp-mux.db?mode=rwc"),
+            "sqlite://data/mcp-mux.db?mode=rwc"
+        );
+        assert_eq!(
+            without_password("not a url with S3CRET"),
+            "(unparsable URL)"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_database_url_is_refused_without_its_password() {
+        let key = EncryptionKey::from_base64(
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            KeySource::Environment,
+        )
+        .expect("valid key");
+        let error = Store::connect("mysql://admin:S3CRETPW@db.internal/mux", key)
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "unsupported database URL mysql://admin:***@db.internal/mux: use sqlite://path?mode=rwc or postgres://…"
+        );
     }
 }

@@ -321,7 +321,7 @@ async fn a_backend_that_stays_down_does_not_fail_the_session() {
         answer["error"],
         json!({
             "code": -32603,
-            "message": "backend \"down\" is unavailable: backend \"down\" is unreachable: connection refused or failed",
+            "message": "backend \"down\" is unreachable: connection refused or failed",
             "data": { "server": "down" }
         })
     );

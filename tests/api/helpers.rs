@@ -363,6 +363,22 @@ pub fn serve_rmcp_backend(
     }
 }
 
+/// Waits, at most 10 s, until `check` holds: for what the gateway does in
+/// the background, such as closing backend sessions.
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// Reserves a loopback port that nothing listens on yet.
 pub fn unused_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -132,7 +132,7 @@ async fn the_session_credential_reaches_the_backend_and_a_wrong_one_is_named() {
     assert_eq!(refused["error"]["code"], -32603);
     assert_eq!(
         refused["error"]["message"],
-        "backend \"beta\" is unavailable: backend \"beta\" refused the session's credential (HTTP 401)"
+        "backend \"beta\" refused the session's credential (HTTP 401)"
     );
     assert_eq!(refused["error"]["data"]["server"], "beta");
     assert!(!refused.to_string().contains("not-the-token"));

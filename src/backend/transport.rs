@@ -1,0 +1,375 @@
+//! One HTTP exchange with a backend: POST a message and read its answer as
+//! JSON or as an SSE stream (resumed with GET and `Last-Event-ID` when the
+//! backend closes it early), DELETE a session, all within the call timeout.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use super::{BackendError, BackendSession, answer_to_server_request, names_an_unknown_session};
+use crate::mcp::jsonrpc::IncomingMessage;
+use crate::mcp::sse::SseDecoder;
+use crate::mcp::{LAST_EVENT_ID_HEADER, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
+
+/// Largest answer (JSON body or one SSE event) accepted from a backend.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// How often one answer stream may be resumed before mcp-mux gives up on it.
+const MAX_RESUMPTIONS: usize = 10;
+/// Longest `retry:` wait honoured before resuming a stream.
+const MAX_RESUME_DELAY: Duration = Duration::from_secs(5);
+/// Longest `Retry-After` taken from a backend; anything longer is past every
+/// retry budget anyway.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Whether a POST opens the backend session or runs inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Initialize,
+    InSession,
+}
+
+/// Outcome of one HTTP exchange.
+pub(super) enum Answer {
+    /// A notification or response was accepted (202).
+    Accepted,
+    Message {
+        message: IncomingMessage,
+        session_id: Option<HeaderValue>,
+    },
+}
+
+/// Why a body could not be read.
+enum ReadError {
+    TooLarge,
+    Broken(String),
+}
+
+impl BackendSession {
+    /// POSTs one message within the server's timeout. `expected_id` is the
+    /// id of the response to wait for (None for a notification or response).
+    pub(super) async fn post(
+        &self,
+        body: Vec<u8>,
+        expected_id: Option<u64>,
+        phase: Phase,
+    ) -> Result<Answer, BackendError> {
+        let timeout = self.server.timeout;
+        match tokio::time::timeout(timeout, self.post_unbounded(body, expected_id, phase)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(BackendError::Timeout {
+                server: self.server.name.clone(),
+                timeout,
+            }),
+        }
+    }
+
+    /// DELETEs a backend session, within the server's timeout.
+    pub(super) async fn delete(
+        &self,
+        session_id: HeaderValue,
+        version: Option<HeaderValue>,
+    ) -> Result<(), String> {
+        let mut request = self
+            .http
+            .delete(self.server.url.clone())
+            .timeout(self.server.timeout)
+            .header(SESSION_ID_HEADER, session_id);
+        if let Some(version) = version {
+            request = request.header(PROTOCOL_VERSION_HEADER, version);
+        }
+        request = self.with_auth(request);
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| describe(&error))
+    }
+
+    async fn post_unbounded(
+        &self,
+        body: Vec<u8>,
+        expected_id: Option<u64>,
+        phase: Phase,
+    ) -> Result<Answer, BackendError> {
+        // initialize opens a new backend session: it carries neither the old
+        // session's id nor a negotiated version.
+        let (session_id, protocol_version) = match phase {
+            Phase::Initialize => (None, None),
+            Phase::InSession => {
+                let connection = self.lock_connection();
+                (
+                    connection.session_id.clone(),
+                    connection.protocol_version.clone(),
+                )
+            }
+        };
+        let mut request = self
+            .http
+            .post(self.server.url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream")
+            .body(body);
+        if let Some(session_id) = &session_id {
+            request = request.header(SESSION_ID_HEADER, session_id.clone());
+        }
+        if let Some(version) = &protocol_version {
+            request = request.header(PROTOCOL_VERSION_HEADER, version.clone());
+        }
+        let response = self
+            .with_auth(request)
+            .send()
+            .await
+            .map_err(|error| self.send_error(&error))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.status_error(response, session_id.is_some()).await);
+        }
+        let Some(expected_id) = expected_id else {
+            return Ok(Answer::Accepted);
+        };
+        if status == reqwest::StatusCode::ACCEPTED {
+            return Ok(Answer::Accepted);
+        }
+        let issued_session = response.headers().get(SESSION_ID_HEADER).cloned();
+        let message = if is_event_stream(response.headers()) {
+            let session = issued_session.clone().or(session_id);
+            self.read_event_stream(response, expected_id, session, protocol_version)
+                .await?
+        } else {
+            let body = read_limited(response, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|error| self.read_error(error))?;
+            let message = serde_json::from_slice::<IncomingMessage>(&body)
+                .map_err(|_| self.protocol("response body is not a JSON-RPC message"))?;
+            if message.id.as_ref().and_then(Value::as_u64) != Some(expected_id) {
+                return Err(self.protocol("response answers another request id"));
+            }
+            message
+        };
+        Ok(Answer::Message {
+            message,
+            session_id: issued_session,
+        })
+    }
+
+    async fn status_error(&self, response: reqwest::Response, had_session: bool) -> BackendError {
+        let server = self.server.name.clone();
+        let status = response.status().as_u16();
+        match status {
+            404 if had_session => BackendError::SessionExpired { server },
+            400 if had_session => {
+                let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
+                if names_an_unknown_session(&String::from_utf8_lossy(&body)) {
+                    BackendError::SessionExpired { server }
+                } else {
+                    BackendError::Status {
+                        server,
+                        status,
+                        retry_after: None,
+                    }
+                }
+            }
+            401 | 403 => BackendError::Unauthorized { server, status },
+            _ => BackendError::Status {
+                server,
+                status,
+                retry_after: parse_retry_after(response.headers()),
+            },
+        }
+    }
+
+    /// Reads SSE events until the response to `expected_id`. Events with
+    /// empty data (the "priming" events some servers send first) and
+    /// notifications are skipped; requests from the backend are answered. A
+    /// stream that ends before the response but after an event id is resumed
+    /// with GET and `Last-Event-ID`, as the transport specifies.
+    async fn read_event_stream(
+        &self,
+        response: reqwest::Response,
+        expected_id: u64,
+        session_id: Option<HeaderValue>,
+        protocol_version: Option<HeaderValue>,
+    ) -> Result<IncomingMessage, BackendError> {
+        let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
+        let mut first = Some(response);
+        for _ in 0..=MAX_RESUMPTIONS {
+            let response = match first.take() {
+                Some(response) => response,
+                None => {
+                    let Some(last_event_id) = decoder.last_event_id().map(str::to_owned) else {
+                        break;
+                    };
+                    tokio::time::sleep(
+                        decoder
+                            .retry()
+                            .unwrap_or(Duration::ZERO)
+                            .min(MAX_RESUME_DELAY),
+                    )
+                    .await;
+                    self.resume(&last_event_id, session_id.clone(), protocol_version.clone())
+                        .await?
+                }
+            };
+            let mut chunks = response.bytes_stream();
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(|error| self.broken(describe(&error)))?;
+                let events = decoder
+                    .feed(&chunk)
+                    .map_err(|_| self.protocol("an event exceeds the answer size limit"))?;
+                for event in events {
+                    if event.data.trim().is_empty() {
+                        continue;
+                    }
+                    let message = serde_json::from_str::<IncomingMessage>(&event.data)
+                        .map_err(|_| self.protocol("event data is not a JSON-RPC message"))?;
+                    match (&message.method, &message.id) {
+                        (None, Some(id)) if id.as_u64() == Some(expected_id) => return Ok(message),
+                        (Some(method), Some(id)) => {
+                            let answer = answer_to_server_request(id, method);
+                            // Boxed: posting the answer may itself read a stream.
+                            if let Err(error) =
+                                Box::pin(self.post(answer, None, Phase::InSession)).await
+                            {
+                                tracing::debug!(server = %self.server.name, %error, "could not answer a backend request");
+                            }
+                        }
+                        _ => {
+                            tracing::debug!(server = %self.server.name, method = ?message.method, "skipped a backend message on a response stream")
+                        }
+                    }
+                }
+            }
+        }
+        Err(self.broken("the event stream ended before the response".to_owned()))
+    }
+
+    /// Reopens an answer stream after `last_event_id` with GET.
+    async fn resume(
+        &self,
+        last_event_id: &str,
+        session_id: Option<HeaderValue>,
+        protocol_version: Option<HeaderValue>,
+    ) -> Result<reqwest::Response, BackendError> {
+        let mut request = self
+            .http
+            .get(self.server.url.clone())
+            .header(ACCEPT, "text/event-stream")
+            .header(LAST_EVENT_ID_HEADER, last_event_id);
+        if let Some(session_id) = &session_id {
+            request = request.header(SESSION_ID_HEADER, session_id.clone());
+        }
+        if let Some(version) = protocol_version {
+            request = request.header(PROTOCOL_VERSION_HEADER, version);
+        }
+        let response = self
+            .with_auth(request)
+            .send()
+            .await
+            .map_err(|error| self.send_error(&error))?;
+        if !response.status().is_success() {
+            return Err(self.status_error(response, session_id.is_some()).await);
+        }
+        if !is_event_stream(response.headers()) {
+            return Err(self.protocol("a resumed stream is not an event stream"));
+        }
+        Ok(response)
+    }
+
+    fn with_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let Some((name, secret)) = &self.auth_header else {
+            return request;
+        };
+        // Checked at create-session, so this only fails for a value that
+        // cannot be a header at all.
+        let Ok(mut value) = HeaderValue::from_str(secret.expose_secret()) else {
+            return request;
+        };
+        value.set_sensitive(true);
+        request.header(name.clone(), value)
+    }
+
+    fn send_error(&self, error: &reqwest::Error) -> BackendError {
+        let server = self.server.name.clone();
+        if error.is_connect() {
+            BackendError::Connect { server }
+        } else if error.is_timeout() {
+            BackendError::Timeout {
+                server,
+                timeout: self.server.timeout,
+            }
+        } else {
+            self.broken(describe(error))
+        }
+    }
+
+    fn read_error(&self, error: ReadError) -> BackendError {
+        match error {
+            ReadError::TooLarge => self.protocol("the answer exceeds the size limit"),
+            ReadError::Broken(reason) => self.broken(reason),
+        }
+    }
+
+    /// The connection broke mid-exchange: the backend may or may not have
+    /// acted. The cause is logged here, not sent to the client.
+    fn broken(&self, cause: String) -> BackendError {
+        tracing::warn!(server = %self.server.name, %cause, "backend connection broke");
+        BackendError::Transport {
+            server: self.server.name.clone(),
+            cause,
+        }
+    }
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        })
+}
+
+/// A reqwest error with its cause chain but without the URL, which may carry
+/// a secret the operator put in the registry.
+fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = String::from("request failed");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|error| ReadError::Broken(describe(&error)))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `Retry-After` in delta-seconds, capped; an HTTP date is treated as absent.
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
