@@ -258,11 +258,10 @@ pub async fn method_not_allowed() -> HttpResponse {
 
 async fn find_session(raw_id: &str, mux: &Mux) -> Result<Arc<Session>, Refusal> {
     let id = parse_session_id(raw_id)?;
-    Ok(mux
-        .session(id)
+    mux.session(id)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(|| no_session(raw_id))?)
+        .ok_or_else(|| no_session(raw_id))
 }
 
 fn no_session(raw_id: &str) -> Refusal {
