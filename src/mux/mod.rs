@@ -321,3 +321,67 @@ impl Mux {
         self.deleted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::crypto::{EncryptionKey, KeySource};
+
+    async fn test_mux(dir: &tempfile::TempDir) -> Mux {
+        let registry = Registry::parse(
+            "servers:\n  a:\n    url: http://127.0.0.1:9/mcp\n",
+            std::path::Path::new("registry.yaml"),
+            |_| None,
+        )
+        .expect("valid registry");
+        let key = EncryptionKey::from_base64(
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            KeySource::Environment,
+        )
+        .expect("valid key");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("mux.db").display());
+        let store = Store::connect(&url, key).await.expect("store opens");
+        Mux::new(Arc::new(registry), store, reqwest::Client::new())
+    }
+
+    #[tokio::test]
+    async fn a_load_that_read_the_store_before_a_delete_does_not_bring_the_session_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mux = test_mux(&dir).await;
+        let id = mux
+            .create_session(vec!["a".into()], Credentials::default())
+            .await
+            .expect("created")
+            .id;
+        mux.reap_idle(Duration::ZERO);
+        // What a concurrent request read just before the delete went through.
+        let record = mux
+            .store
+            .find_session(id)
+            .await
+            .expect("query")
+            .expect("stored");
+        assert!(mux.delete_session(id).await.expect("deleted"));
+        assert!(mux.remember(record).is_none());
+        assert!(mux.session(id).await.expect("query").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_session_deleted_elsewhere_is_dropped_at_the_next_initialize() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mux = test_mux(&dir).await;
+        let id = mux
+            .create_session(vec!["a".into()], Credentials::default())
+            .await
+            .expect("created")
+            .id;
+        // Another gateway node sharing the store deletes it.
+        assert!(mux.store.delete_session(id).await.expect("deleted"));
+        assert!(
+            mux.session(id).await.expect("query").is_some(),
+            "still cached here"
+        );
+        assert!(mux.current_session(id).await.expect("query").is_none());
+        assert!(mux.session(id).await.expect("query").is_none());
+    }
+}

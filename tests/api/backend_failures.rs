@@ -279,7 +279,9 @@ async fn an_expired_backend_session_is_reinitialized_and_the_call_replayed() {
 async fn a_backend_refusing_connections_then_coming_up_is_reached_by_retries() {
     let port = unused_port();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let app = spawn_app(&registry_yaml(&[("late", &url, FAST_RETRY)])).await;
+    // A generous budget: the backend starts 300 ms in, however slow the machine.
+    let retry = "retry: { initial_interval_ms: 20, max_interval_ms: 200, max_elapsed_ms: 20000 }";
+    let app = spawn_app(&registry_yaml(&[("late", &url, retry)])).await;
     let session = app.create_session(json!({ "servers": ["late"] })).await;
     let starter = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -360,4 +362,221 @@ async fn every_page_of_a_backend_list_is_merged() {
         .await;
     let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
     assert_eq!(mcp.tool_names().await, ["flaky__a", "flaky__b", "flaky__c"]);
+}
+
+#[tokio::test]
+async fn a_400_that_does_not_name_the_session_is_neither_reinitialized_nor_replayed() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid session_name argument"))
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    let answer = mcp.call_tool("flaky__write", json!({})).await;
+    assert_eq!(
+        answer["error"]["message"],
+        "backend \"flaky\" answered HTTP 400"
+    );
+    assert_eq!(requests_for(&server, "tools/call").await, 1);
+    assert_eq!(requests_for(&server, "initialize").await, 1);
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_ends_the_retries_without_harm() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("read")))
+        .respond_with(
+            ResponseTemplate::new(503).insert_header("retry-after", "18446744073709551615"),
+        )
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    let answer = mcp.call_tool("flaky__read", json!({})).await;
+    assert_eq!(
+        answer["error"]["message"],
+        "backend \"flaky\" answered HTTP 503"
+    );
+    assert_eq!(requests_for(&server, "tools/call").await, 1);
+    assert_eq!(
+        mcp.request("ping", json!({})).await["result"],
+        json!({}),
+        "the gateway still serves"
+    );
+}
+
+#[tokio::test]
+async fn invalid_backend_answers_are_errors_that_name_the_backend_and_are_not_retried() {
+    let server = mock_backend(tools(), false).await;
+    let too_large = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{{\"pad\":\"{}\"}}}}",
+        "x".repeat(17 * 1024 * 1024)
+    );
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("read")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(too_large, "application/json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw("event: message\ndata: {not json\n\n", "text/event-stream"),
+        )
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    let answer = mcp.call_tool("flaky__read", json!({})).await;
+    assert_eq!(
+        answer["error"],
+        json!({ "code": -32603, "message": "backend \"flaky\" sent an invalid answer: the answer exceeds the size limit", "data": { "server": "flaky" } })
+    );
+    assert_eq!(
+        requests_for(&server, "tools/call").await,
+        1,
+        "a read-only call is not fetched again"
+    );
+    let answer = mcp.call_tool("flaky__write", json!({})).await;
+    assert_eq!(
+        answer["error"]["message"],
+        "backend \"flaky\" sent an invalid answer: event data is not a JSON-RPC message"
+    );
+}
+
+#[tokio::test]
+async fn a_json_answer_to_another_request_id_is_refused() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "jsonrpc": "2.0", "id": 999, "result": {} })),
+        )
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    let answer = mcp.call_tool("flaky__write", json!({})).await;
+    assert_eq!(
+        answer["error"]["message"],
+        "backend \"flaky\" sent an invalid answer: response answers another request id"
+    );
+}
+
+#[tokio::test]
+async fn a_request_from_the_backend_on_the_answer_stream_is_refused_and_the_call_completes() {
+    let server = mock_backend(tools(), false).await;
+    // mcp-mux numbers its requests to a backend: initialize 1, tools/list 2, tools/call 3.
+    let stream = concat!(
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"method\":\"sampling/createMessage\",\"params\":{}}\n\n",
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n",
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}\n\n",
+    );
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(stream, "text/event-stream"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "id": "srv-1", "error": { "code": -32601 } }),
+        ))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    mcp.tool_names().await;
+    assert_eq!(
+        first_text(&mcp.call_tool("flaky__write", json!({})).await),
+        "done"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_stream_closed_early_is_resumed_with_last_event_id() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw("id: ev-1\nretry: 10\ndata:\n\n", "text/event-stream"),
+        )
+        .mount(&server)
+        .await;
+    // The id of the resumed answer is tools/call's: initialize 1, tools/list 2, tools/call 3.
+    Mock::given(method("GET"))
+        .and(header("last-event-id", "ev-1"))
+        .and(header("mcp-session-id", "s1"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            "id: ev-2\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"resumed\"}]}}\n\n",
+            "text/event-stream",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    mcp.tool_names().await;
+    assert_eq!(
+        first_text(&mcp.call_tool("flaky__write", json!({})).await),
+        "resumed"
+    );
+    assert_eq!(
+        requests_for(&server, "tools/call").await,
+        1,
+        "resumed, not sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_whose_list_fails_is_left_out_and_the_others_are_listed() {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let refusing = wiremock::MockServer::start().await;
+    let looping = wiremock::MockServer::start().await;
+    for server in [&refusing, &looping] {
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({ "method": "initialize" })))
+            .respond_with(JsonRpcAnswer::result(json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "m", "version": "1" } })))
+            .mount(server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(
+                json!({ "method": "notifications/initialized" }),
+            ))
+            .respond_with(ResponseTemplate::new(202))
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/list" })))
+        .respond_with(JsonRpcAnswer::error(
+            json!({ "code": -32603, "message": "listing is broken" }),
+        ))
+        .mount(&refusing)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/list" })))
+        .respond_with(JsonRpcAnswer::result(
+            json!({ "tools": [{ "name": "x", "inputSchema": {} }], "nextCursor": "same" }),
+        ))
+        .mount(&looping)
+        .await;
+    let app = spawn_app(&registry_yaml(&[
+        ("alpha", &alpha.url, ""),
+        ("refusing", &format!("{}/mcp", refusing.uri()), FAST_RETRY),
+        ("looping", &format!("{}/mcp", looping.uri()), FAST_RETRY),
+    ]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["alpha", "refusing", "looping"] }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let mut names = mcp.tool_names().await;
+    names.sort();
+    assert_eq!(names, ["alpha__add", "alpha__echo"]);
+    assert_eq!(
+        requests_for(&looping, "tools/list").await,
+        2,
+        "the repeated cursor ends the listing"
+    );
 }

@@ -354,6 +354,11 @@ pub fn serve_rmcp_backend(
             },
         ));
     }
+    // rmcp writes an SSE answer in several small writes; without
+    // TCP_NODELAY each call would wait for a delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

@@ -149,3 +149,31 @@ async fn initialize_opens_every_backend_session_at_once() {
     let mut mcp = app.mcp(&session).await;
     assert_eq!(mcp.tool_names().await, ["one__t", "two__t", "three__t"]);
 }
+
+#[tokio::test]
+async fn opening_more_mcp_sessions_than_the_limit_ends_the_least_recently_used() {
+    let (server, app, session) = mocked_session().await;
+    let first = app.mcp(&session).await;
+    for _ in 1..mcp_mux::mux::MAX_MCP_SESSIONS_PER_SESSION {
+        app.mcp(&session).await;
+    }
+    let shown: Value = app
+        .http
+        .get(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        shown["mcp_sessions"],
+        mcp_mux::mux::MAX_MCP_SESSIONS_PER_SESSION
+    );
+    app.mcp(&session).await;
+    let evicted = first
+        .post(&json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }))
+        .await;
+    assert_eq!(evicted.status(), 404);
+    assert!(eventually(|| async { deletes_of(&server).await == 1 }).await);
+}

@@ -349,3 +349,144 @@ async fn get_is_405_and_delete_ends_the_mcp_session() {
     mcp.initialize("2025-11-25").await;
     assert_eq!(mcp.request("ping", json!({})).await["result"], json!({}));
 }
+
+#[tokio::test]
+async fn origins_that_are_not_loopback_are_refused_on_every_route() {
+    let (app, _alpha, session) = one_backend().await;
+    let http = reqwest::Client::new();
+    let mcp = app.mcp(&session).await;
+    for origin in [
+        "http://evil.example",
+        "null",
+        "not an origin",
+        "http://127.0.0.1.evil.example",
+    ] {
+        for request in [
+            http.post(&mcp.url)
+                .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" })),
+            http.get(&mcp.url),
+            http.delete(&mcp.url),
+        ] {
+            let response = request
+                .header("origin", origin)
+                .header("mcp-session-id", mcp.session_id.clone().expect("id"))
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(
+                status_and_body(response).await,
+                (
+                    403,
+                    json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32600, "message": "Origin not allowed" } })
+                ),
+                "{origin}"
+            );
+        }
+        let create = http
+            .post(format!("{}/create-session", app.address))
+            .header("origin", origin)
+            .json(&json!({ "servers": ["alpha"] }))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(
+            status_and_body(create).await,
+            (
+                403,
+                json!({ "error": "forbidden", "message": "Origin not allowed" })
+            ),
+            "{origin}"
+        );
+    }
+    for origin in [
+        "http://localhost:6274",
+        "http://127.0.0.1",
+        "http://[::1]:3000",
+    ] {
+        let response = mcp
+            .http
+            .post(&mcp.url)
+            .header("origin", origin)
+            .header("mcp-session-id", mcp.session_id.clone().expect("id"))
+            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 200, "{origin}");
+    }
+}
+
+#[tokio::test]
+async fn initialize_negotiates_whatever_protocol_version_header_it_carries() {
+    let (app, _alpha, session) = one_backend().await;
+    let response = reqwest::Client::new()
+        .post(app.mcp_url(&session))
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } }))
+        .send()
+        .await
+        .expect("answer");
+    let (status, body) = status_and_body(response).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"]["protocolVersion"], "2025-11-25");
+}
+
+#[tokio::test]
+async fn a_tool_call_without_params_is_invalid_params() {
+    let (app, _alpha, session) = one_backend().await;
+    let mcp = app.mcp(&session).await;
+    let response = mcp
+        .post(&json!({ "jsonrpc": "2.0", "id": 4, "method": "tools/call" }))
+        .await;
+    assert_eq!(
+        status_and_body(response).await,
+        (
+            200,
+            json!({ "jsonrpc": "2.0", "id": 4, "error": { "code": -32602, "message": "invalid params: tools/call needs params with a \"name\"" } })
+        )
+    );
+}
+
+#[tokio::test]
+async fn other_methods_are_405_with_allow_and_a_json_body() {
+    let (app, _alpha, session) = one_backend().await;
+    let http = reqwest::Client::new();
+    let mcp_put = http
+        .put(app.mcp_url(&session))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(mcp_put.headers()["allow"], "POST, GET, DELETE");
+    assert_eq!(
+        status_and_body(mcp_put).await,
+        (
+            405,
+            json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32600, "message": "method not allowed; use POST, GET, DELETE" } })
+        )
+    );
+    for (method, path, allow) in [
+        (
+            reqwest::Method::PUT,
+            format!("/session/{session}"),
+            "GET, DELETE",
+        ),
+        (reqwest::Method::GET, "/create-session".to_owned(), "POST"),
+        (reqwest::Method::POST, "/registry".to_owned(), "GET"),
+        (reqwest::Method::DELETE, "/healthz".to_owned(), "GET"),
+    ] {
+        let response = http
+            .request(method.clone(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(
+            status_and_body(response).await,
+            (
+                405,
+                json!({ "error": "method_not_allowed", "message": format!("method not allowed; use {allow}") })
+            ),
+            "{method} {path}"
+        );
+    }
+}
