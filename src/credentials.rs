@@ -21,10 +21,6 @@ impl Credentials {
         self.0.get(server)
     }
 
-    pub fn contains(&self, server: &str) -> bool {
-        self.0.contains_key(server)
-    }
-
     /// The plaintext form that the store encrypts: never logged, never sent.
     pub fn to_plaintext(&self) -> Vec<u8> {
         let exposed: BTreeMap<&str, &str> = self

@@ -62,15 +62,23 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
     };
+    // Read from the environment only: a flag would show in `ps`.
+    let encryption_key = match std::env::var("MCP_MUX_ENCRYPTION_KEY") {
+        Ok(key) => Some(SecretString::from(key)),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            eprintln!(
+                "mcp-mux: MCP_MUX_ENCRYPTION_KEY must be the base64 encoding of exactly 32 bytes"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let settings = Settings {
         bind: args.bind,
         registry: args.registry,
         database_url: args.database_url,
         data_dir: args.data_dir,
-        // Read from the environment only: a flag would show in `ps`.
-        encryption_key: std::env::var("MCP_MUX_ENCRYPTION_KEY")
-            .ok()
-            .map(SecretString::from),
+        encryption_key,
         mcp_session_idle: Duration::from_secs(args.mcp_session_idle_secs.max(1)),
         workers: args.workers,
     };

@@ -35,10 +35,13 @@ impl Settings {
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("mcp-mux.db").display()
-            )
+            // The driver percent-decodes the path: escape what it would misread.
+            let path = self.data_dir.join("mcp-mux.db").display().to_string();
+            let escaped = path
+                .replace('%', "%25")
+                .replace('?', "%3F")
+                .replace('#', "%23");
+            format!("sqlite://{escaped}?mode=rwc")
         })
     }
 }

@@ -121,3 +121,59 @@ async fn without_a_key_in_the_environment_a_private_key_file_is_created_and_reus
         "alpha: k"
     );
 }
+
+#[tokio::test]
+async fn a_session_whose_stored_credentials_do_not_open_is_an_internal_error_without_details() {
+    use sea_orm::{ConnectionTrait, Database};
+    let app = spawn_app(&registry_yaml(&[(
+        "hf",
+        "https://huggingface.co/mcp",
+        "auth: { type: bearer }",
+    )]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["hf"], "credentials": { "hf": { "token": "t" } } }))
+        .await;
+    let db = Database::connect(format!("sqlite://{}", app.database_file().display()))
+        .await
+        .expect("database opens");
+    db.execute_unprepared(&format!(
+        "UPDATE sessions SET credentials = 'AAAA' WHERE id = '{session}'"
+    ))
+    .await
+    .expect("tampered");
+    app.mux.reap_idle(std::time::Duration::ZERO);
+    let response = app
+        .http
+        .get(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({ "error": "internal", "message": "internal error; see the gateway log" })
+    );
+}
+
+#[tokio::test]
+async fn a_data_directory_with_url_characters_in_its_name_works() {
+    let dir = tempfile::Builder::new()
+        .prefix("data %25?#")
+        .tempdir()
+        .expect("temp dir");
+    let mut options = AppOptions::new(registry_yaml(&[(
+        "hf",
+        "https://huggingface.co/mcp",
+        "auth: { type: bearer }",
+    )]));
+    options.data_dir = Some(std::sync::Arc::new(dir));
+    let app = spawn_app_with(options).await.expect("starts");
+    app.create_session(json!({ "servers": ["hf"], "credentials": { "hf": { "token": "t" } } }))
+        .await;
+    assert!(
+        app.database_file().exists(),
+        "the database is where the directory says"
+    );
+}
