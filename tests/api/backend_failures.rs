@@ -332,18 +332,8 @@ async fn a_backend_that_stays_down_does_not_fail_the_session() {
 #[tokio::test]
 async fn every_page_of_a_backend_list_is_merged() {
     let server = wiremock::MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(json!({ "method": "initialize" })))
-        .respond_with(JsonRpcAnswer::result(json!({ "protocolVersion": "2025-06-18", "capabilities": { "tools": {} }, "serverInfo": { "name": "paged", "version": "1" } })))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(
-            json!({ "method": "notifications/initialized" }),
-        ))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&server)
-        .await;
+    let initialized = json!({ "protocolVersion": "2025-06-18", "capabilities": { "tools": {} }, "serverInfo": { "name": "paged", "version": "1" } });
+    mock_handshake(&server, JsonRpcAnswer::result(initialized)).await;
     Mock::given(method("POST"))
         .and(body_partial_json(
             json!({ "method": "tools/list", "params": { "cursor": "page-2" } }),
@@ -534,18 +524,8 @@ async fn a_backend_whose_list_fails_is_left_out_and_the_others_are_listed() {
     let refusing = wiremock::MockServer::start().await;
     let looping = wiremock::MockServer::start().await;
     for server in [&refusing, &looping] {
-        Mock::given(method("POST"))
-            .and(body_partial_json(json!({ "method": "initialize" })))
-            .respond_with(JsonRpcAnswer::result(json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "m", "version": "1" } })))
-            .mount(server)
-            .await;
-        Mock::given(method("POST"))
-            .and(body_partial_json(
-                json!({ "method": "notifications/initialized" }),
-            ))
-            .respond_with(ResponseTemplate::new(202))
-            .mount(server)
-            .await;
+        let initialized = json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "m", "version": "1" } });
+        mock_handshake(server, JsonRpcAnswer::result(initialized)).await;
     }
     Mock::given(method("POST"))
         .and(body_partial_json(json!({ "method": "tools/list" })))

@@ -495,19 +495,7 @@ pub async fn mock_backend(tools: Value, sse: bool) -> wiremock::MockServer {
         initialize = initialize.in_sse();
         listed = listed.in_sse();
     }
-    Mock::given(method("POST"))
-        .and(body_partial_json(json!({ "method": "initialize" })))
-        .respond_with(initialize)
-        .named("initialize")
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(
-            json!({ "method": "notifications/initialized" }),
-        ))
-        .respond_with(ResponseTemplate::new(202))
-        .mount(&server)
-        .await;
+    mock_handshake(&server, initialize).await;
     Mock::given(method("POST"))
         .and(body_partial_json(json!({ "method": "tools/list" })))
         .respond_with(listed)
@@ -520,16 +508,39 @@ pub async fn mock_backend(tools: Value, sse: bool) -> wiremock::MockServer {
     server
 }
 
+/// Mounts the opening of an MCP session on a mock backend: `initialize`
+/// answered with `initialize`, and `notifications/initialized` accepted.
+pub async fn mock_handshake(server: &wiremock::MockServer, initialize: JsonRpcAnswer) {
+    use wiremock::matchers::{body_partial_json, method};
+    use wiremock::{Mock, ResponseTemplate};
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "initialize" })))
+        .respond_with(initialize)
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "notifications/initialized" }),
+        ))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(server)
+        .await;
+}
+
+/// How many requests a mock backend received that `matches` accepts.
+pub async fn count_requests(
+    server: &wiremock::MockServer,
+    matches: impl Fn(&wiremock::Request) -> bool,
+) -> usize {
+    let received = server.received_requests().await.unwrap_or_default();
+    received.iter().filter(|request| matches(request)).count()
+}
+
 /// How many requests a mock backend received for a JSON-RPC method.
 pub async fn requests_for(server: &wiremock::MockServer, rpc_method: &str) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|request| {
-            serde_json::from_slice::<Value>(&request.body)
-                .is_ok_and(|body| body["method"] == rpc_method)
-        })
-        .count()
+    count_requests(server, |request| {
+        serde_json::from_slice::<Value>(&request.body)
+            .is_ok_and(|body| body["method"] == rpc_method)
+    })
+    .await
 }

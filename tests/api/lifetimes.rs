@@ -18,19 +18,14 @@ fn tools() -> Value {
 
 /// DELETEs the mock backend received for its backend session `s1`.
 async fn deletes_of(server: &wiremock::MockServer) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|request| {
-            request.method == wiremock::http::Method::DELETE
-                && request
-                    .headers
-                    .get("mcp-session-id")
-                    .is_some_and(|id| id == "s1")
-        })
-        .count()
+    count_requests(server, |request| {
+        request.method == wiremock::http::Method::DELETE
+            && request
+                .headers
+                .get("mcp-session-id")
+                .is_some_and(|id| id == "s1")
+    })
+    .await
 }
 
 async fn mocked_session() -> (wiremock::MockServer, TestApp, String) {
