@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
+use mcp_mux::mux::Timings;
 use mcp_mux::startup::{Application, Settings};
 
 #[derive(Parser)]
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
         encryption_key,
         mcp_session_idle: Duration::from_secs(args.mcp_session_idle_secs.max(1)),
         workers: args.workers,
+        timings: Timings::default(),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -10,7 +10,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::mux::Mux;
+use crate::mux::{Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
 use crate::store::crypto::{EncryptionKey, KeyError, KeySource};
@@ -29,6 +29,8 @@ pub struct Settings {
     pub mcp_session_idle: Duration,
     /// HTTP worker threads; `None` for one per core.
     pub workers: Option<usize>,
+    /// How long to wait on backends before answering without them.
+    pub timings: Timings,
 }
 
 impl Settings {
@@ -99,7 +101,12 @@ impl Application {
             .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(StartupError::HttpClient)?;
-        let mux = web::Data::new(Mux::new(registry.clone(), store.clone(), http));
+        let mux = web::Data::new(Mux::new(
+            registry.clone(),
+            store.clone(),
+            http,
+            settings.timings,
+        ));
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             bind: settings.bind.clone(),

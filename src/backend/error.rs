@@ -29,6 +29,9 @@ pub enum BackendError {
     Protocol { server: String, reason: String },
     #[error("backend \"{server}\" refused initialize: {}", error.message)]
     Initialize { server: String, error: ErrorObject },
+    /// The client's MCP session ended while this request was under way.
+    #[error("the MCP session ended; backend \"{server}\" was closed")]
+    Closed { server: String },
 }
 
 /// Whether a request may be sent again when it is unknown if the backend
@@ -53,7 +56,8 @@ impl BackendError {
             | BackendError::SessionExpired { server }
             | BackendError::Transport { server, .. }
             | BackendError::Protocol { server, .. }
-            | BackendError::Initialize { server, .. } => server,
+            | BackendError::Initialize { server, .. }
+            | BackendError::Closed { server } => server,
         }
     }
 
@@ -77,7 +81,8 @@ impl BackendError {
             | BackendError::Unauthorized { .. }
             | BackendError::SessionExpired { .. }
             | BackendError::Protocol { .. }
-            | BackendError::Initialize { .. } => false,
+            | BackendError::Initialize { .. }
+            | BackendError::Closed { .. } => false,
         }
     }
 

@@ -7,7 +7,7 @@ mod retry;
 mod transport;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -61,6 +61,9 @@ pub struct BackendSession {
     connection: std::sync::Mutex<Connection>,
     reinitializing: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
+    /// Set by `close`: the session is never opened again, and one that
+    /// finishes opening afterwards is ended at once.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for BackendSession {
@@ -96,6 +99,7 @@ impl BackendSession {
             connection: std::sync::Mutex::new(Connection::default()),
             reinitializing: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -104,7 +108,12 @@ impl BackendSession {
     }
 
     /// Opens the backend session: `initialize`, then `notifications/initialized`.
+    /// A session that cannot be completed, or that was closed meanwhile, is
+    /// ended with DELETE rather than left open on the backend.
     pub async fn initialize(&self, attempts: Attempts) -> Result<Initialized, BackendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
         let params = json!({
             "protocolVersion": version::LATEST,
             // No client capabilities: mcp-mux does not relay server-to-client
@@ -140,7 +149,15 @@ impl BackendSession {
             connection.protocol_version = HeaderValue::from_str(protocol_version).ok();
             connection.generation += 1;
         }
-        self.notify("notifications/initialized", None).await?;
+        if let Err(error) = self.notify("notifications/initialized", None).await {
+            self.end_current_session().await;
+            return Err(error);
+        }
+        // `close` ran while this was opening: it may have missed the new id.
+        if self.is_closed() {
+            self.end_current_session().await;
+            return Err(self.closed_error());
+        }
         Ok(Initialized {
             capabilities: result
                 .get("capabilities")
@@ -192,13 +209,30 @@ impl BackendSession {
         .await
     }
 
-    /// Ends the backend session with DELETE, as the transport asks clients to.
-    /// Best effort: a backend that is gone has nothing to clean up.
+    /// Ends the backend session with DELETE, as the transport asks clients to,
+    /// and for good: it is never re-opened. Best effort: a backend that is
+    /// gone has nothing to clean up.
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.end_current_session().await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn closed_error(&self) -> BackendError {
+        BackendError::Closed {
+            server: self.server.name.clone(),
+        }
+    }
+
+    /// DELETEs the backend session currently held, if any.
+    async fn end_current_session(&self) {
         let (session_id, version) = {
-            let connection = self.lock_connection();
+            let mut connection = self.lock_connection();
             (
-                connection.session_id.clone(),
+                connection.session_id.take(),
                 connection.protocol_version.clone(),
             )
         };

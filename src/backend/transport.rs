@@ -1,6 +1,6 @@
 //! One HTTP exchange with a backend: POST a message and read its answer as
 //! JSON or as an SSE stream (resumed with GET and `Last-Event-ID` when the
-//! backend closes it early), DELETE a session, all within the call timeout.
+//! stream is lost), DELETE a session, all within the call timeout.
 
 use std::time::Duration;
 
@@ -31,6 +31,13 @@ pub(super) enum Phase {
     InSession,
 }
 
+/// The headers that place a message in a backend session.
+#[derive(Debug, Clone, Default)]
+struct SessionHeaders {
+    session_id: Option<HeaderValue>,
+    protocol_version: Option<HeaderValue>,
+}
+
 /// Outcome of one HTTP exchange.
 pub(super) enum Answer {
     /// A notification or response was accepted (202).
@@ -47,6 +54,13 @@ enum ReadError {
     Broken(String),
 }
 
+/// How reading one stream connection ended.
+enum StreamEnd {
+    Answer(IncomingMessage),
+    /// The connection ended or broke before the answer.
+    Lost(String),
+}
+
 impl BackendSession {
     /// POSTs one message within the server's timeout. `expected_id` is the
     /// id of the response to wait for (None for a notification or response).
@@ -56,14 +70,19 @@ impl BackendSession {
         expected_id: Option<u64>,
         phase: Phase,
     ) -> Result<Answer, BackendError> {
-        let timeout = self.server.timeout;
-        match tokio::time::timeout(timeout, self.post_unbounded(body, expected_id, phase)).await {
-            Ok(answer) => answer,
-            Err(_) => Err(BackendError::Timeout {
-                server: self.server.name.clone(),
-                timeout,
-            }),
-        }
+        let headers = match phase {
+            // initialize opens a new backend session: it carries neither the
+            // old session's id nor a negotiated version.
+            Phase::Initialize => SessionHeaders::default(),
+            Phase::InSession => {
+                let connection = self.lock_connection();
+                SessionHeaders {
+                    session_id: connection.session_id.clone(),
+                    protocol_version: connection.protocol_version.clone(),
+                }
+            }
+        };
+        self.post_within_timeout(body, expected_id, headers).await
     }
 
     /// DELETEs a backend session, within the server's timeout.
@@ -88,36 +107,35 @@ impl BackendSession {
             .map_err(|error| describe(&error))
     }
 
+    async fn post_within_timeout(
+        &self,
+        body: Vec<u8>,
+        expected_id: Option<u64>,
+        headers: SessionHeaders,
+    ) -> Result<Answer, BackendError> {
+        let timeout = self.server.timeout;
+        match tokio::time::timeout(timeout, self.post_unbounded(body, expected_id, headers)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(BackendError::Timeout {
+                server: self.server.name.clone(),
+                timeout,
+            }),
+        }
+    }
+
     async fn post_unbounded(
         &self,
         body: Vec<u8>,
         expected_id: Option<u64>,
-        phase: Phase,
+        headers: SessionHeaders,
     ) -> Result<Answer, BackendError> {
-        // initialize opens a new backend session: it carries neither the old
-        // session's id nor a negotiated version.
-        let (session_id, protocol_version) = match phase {
-            Phase::Initialize => (None, None),
-            Phase::InSession => {
-                let connection = self.lock_connection();
-                (
-                    connection.session_id.clone(),
-                    connection.protocol_version.clone(),
-                )
-            }
-        };
         let mut request = self
             .http
             .post(self.server.url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .body(body);
-        if let Some(session_id) = &session_id {
-            request = request.header(SESSION_ID_HEADER, session_id.clone());
-        }
-        if let Some(version) = &protocol_version {
-            request = request.header(PROTOCOL_VERSION_HEADER, version.clone());
-        }
+        request = with_session_headers(request, &headers);
         let response = self
             .with_auth(request)
             .send()
@@ -125,7 +143,9 @@ impl BackendSession {
             .map_err(|error| self.send_error(&error))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(self.status_error(response, session_id.is_some()).await);
+            return Err(self
+                .status_error(response, headers.session_id.is_some())
+                .await);
         }
         let Some(expected_id) = expected_id else {
             return Ok(Answer::Accepted);
@@ -135,8 +155,11 @@ impl BackendSession {
         }
         let issued_session = response.headers().get(SESSION_ID_HEADER).cloned();
         let message = if is_event_stream(response.headers()) {
-            let session = issued_session.clone().or(session_id);
-            self.read_event_stream(response, expected_id, session, protocol_version)
+            let stream_headers = SessionHeaders {
+                session_id: issued_session.clone().or(headers.session_id),
+                protocol_version: headers.protocol_version,
+            };
+            self.read_event_stream(response, expected_id, stream_headers)
                 .await?
         } else {
             let body = read_limited(response, MAX_RESPONSE_BYTES)
@@ -155,6 +178,7 @@ impl BackendSession {
         })
     }
 
+    /// The error for a POST the backend refused: it did not act on it.
     async fn status_error(&self, response: reqwest::Response, had_session: bool) -> BackendError {
         let server = self.server.name.clone();
         let status = response.status().as_u16();
@@ -181,99 +205,122 @@ impl BackendSession {
         }
     }
 
-    /// Reads SSE events until the response to `expected_id`. Events with
-    /// empty data (the "priming" events some servers send first) and
-    /// notifications are skipped; requests from the backend are answered. A
-    /// stream that ends before the response but after an event id is resumed
-    /// with GET and `Last-Event-ID`, as the transport specifies.
+    /// Reads SSE events until the response to `expected_id`. A stream lost
+    /// before the response, after an event id, is resumed with GET and
+    /// `Last-Event-ID` as the transport specifies. The request was accepted,
+    /// so every failure from here on is `Transport`: ambiguous, never a
+    /// reason to send the request again unless it is safe to repeat.
     async fn read_event_stream(
         &self,
         response: reqwest::Response,
         expected_id: u64,
-        session_id: Option<HeaderValue>,
-        protocol_version: Option<HeaderValue>,
+        headers: SessionHeaders,
     ) -> Result<IncomingMessage, BackendError> {
         let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
-        let mut first = Some(response);
-        for _ in 0..=MAX_RESUMPTIONS {
-            let response = match first.take() {
-                Some(response) => response,
-                None => {
-                    let Some(last_event_id) = decoder.last_event_id().map(str::to_owned) else {
-                        break;
-                    };
-                    tokio::time::sleep(
-                        decoder
-                            .retry()
-                            .unwrap_or(Duration::ZERO)
-                            .min(MAX_RESUME_DELAY),
-                    )
-                    .await;
-                    self.resume(&last_event_id, session_id.clone(), protocol_version.clone())
-                        .await?
-                }
+        let mut lost = match self
+            .read_stream(response, expected_id, &mut decoder, &headers)
+            .await?
+        {
+            StreamEnd::Answer(message) => return Ok(message),
+            StreamEnd::Lost(reason) => reason,
+        };
+        for _ in 0..MAX_RESUMPTIONS {
+            let Some(last_event_id) = decoder.last_event_id().map(str::to_owned) else {
+                break;
             };
-            let mut chunks = response.bytes_stream();
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|error| self.broken(describe(&error)))?;
-                let events = decoder
-                    .feed(&chunk)
-                    .map_err(|_| self.protocol("an event exceeds the answer size limit"))?;
-                for event in events {
-                    if event.data.trim().is_empty() {
-                        continue;
+            tokio::time::sleep(
+                decoder
+                    .retry()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_RESUME_DELAY),
+            )
+            .await;
+            decoder.reconnected();
+            let response = self.resume(&last_event_id, &headers).await?;
+            lost = match self
+                .read_stream(response, expected_id, &mut decoder, &headers)
+                .await?
+            {
+                StreamEnd::Answer(message) => return Ok(message),
+                StreamEnd::Lost(reason) => reason,
+            };
+        }
+        Err(self.broken(lost))
+    }
+
+    /// Reads one stream connection. Events with empty data (the "priming"
+    /// events some servers send first) and notifications are skipped;
+    /// requests from the backend are answered.
+    async fn read_stream(
+        &self,
+        response: reqwest::Response,
+        expected_id: u64,
+        decoder: &mut SseDecoder,
+        headers: &SessionHeaders,
+    ) -> Result<StreamEnd, BackendError> {
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => return Ok(StreamEnd::Lost(describe(&error))),
+            };
+            let events = decoder
+                .feed(&chunk)
+                .map_err(|_| self.protocol("an event exceeds the answer size limit"))?;
+            for event in events {
+                if event.data.trim().is_empty() {
+                    continue;
+                }
+                let message = serde_json::from_str::<IncomingMessage>(&event.data)
+                    .map_err(|_| self.protocol("event data is not a JSON-RPC message"))?;
+                match (&message.method, &message.id) {
+                    (None, Some(id)) if id.as_u64() == Some(expected_id) => {
+                        return Ok(StreamEnd::Answer(message));
                     }
-                    let message = serde_json::from_str::<IncomingMessage>(&event.data)
-                        .map_err(|_| self.protocol("event data is not a JSON-RPC message"))?;
-                    match (&message.method, &message.id) {
-                        (None, Some(id)) if id.as_u64() == Some(expected_id) => return Ok(message),
-                        (Some(method), Some(id)) => {
-                            let answer = answer_to_server_request(id, method);
-                            // Boxed: posting the answer may itself read a stream.
-                            if let Err(error) =
-                                Box::pin(self.post(answer, None, Phase::InSession)).await
-                            {
-                                tracing::debug!(server = %self.server.name, %error, "could not answer a backend request");
-                            }
+                    (Some(method), Some(id)) => {
+                        let answer = answer_to_server_request(id, method);
+                        // Boxed: posting the answer may itself read a stream.
+                        let posted =
+                            Box::pin(self.post_within_timeout(answer, None, headers.clone())).await;
+                        if let Err(error) = posted {
+                            tracing::debug!(server = %self.server.name, %error, "could not answer a backend request");
                         }
-                        _ => {
-                            tracing::debug!(server = %self.server.name, method = ?message.method, "skipped a backend message on a response stream")
-                        }
+                    }
+                    _ => {
+                        tracing::debug!(server = %self.server.name, method = ?message.method, "skipped a backend message on a response stream")
                     }
                 }
             }
         }
-        Err(self.broken("the event stream ended before the response".to_owned()))
+        Ok(StreamEnd::Lost(
+            "the event stream ended before the response".to_owned(),
+        ))
     }
 
-    /// Reopens an answer stream after `last_event_id` with GET.
+    /// Reopens an answer stream after `last_event_id` with GET. Any failure
+    /// is `Transport`: the request itself was already accepted.
     async fn resume(
         &self,
         last_event_id: &str,
-        session_id: Option<HeaderValue>,
-        protocol_version: Option<HeaderValue>,
+        headers: &SessionHeaders,
     ) -> Result<reqwest::Response, BackendError> {
-        let mut request = self
+        let request = self
             .http
             .get(self.server.url.clone())
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID_HEADER, last_event_id);
-        if let Some(session_id) = &session_id {
-            request = request.header(SESSION_ID_HEADER, session_id.clone());
-        }
-        if let Some(version) = protocol_version {
-            request = request.header(PROTOCOL_VERSION_HEADER, version);
-        }
-        let response = self
-            .with_auth(request)
-            .send()
-            .await
-            .map_err(|error| self.send_error(&error))?;
+        let request = self.with_auth(with_session_headers(request, headers));
+        let response = request.send().await.map_err(|error| {
+            self.broken(format!("resuming the stream failed: {}", describe(&error)))
+        })?;
         if !response.status().is_success() {
-            return Err(self.status_error(response, session_id.is_some()).await);
+            return Err(self.broken(format!(
+                "resuming the stream was refused with HTTP {}",
+                response.status().as_u16()
+            )));
         }
         if !is_event_stream(response.headers()) {
-            return Err(self.protocol("a resumed stream is not an event stream"));
+            return Err(self.broken("a resumed stream is not an event stream".to_owned()));
         }
         Ok(response)
     }
@@ -321,6 +368,19 @@ impl BackendSession {
             cause,
         }
     }
+}
+
+fn with_session_headers(
+    mut request: reqwest::RequestBuilder,
+    headers: &SessionHeaders,
+) -> reqwest::RequestBuilder {
+    if let Some(session_id) = &headers.session_id {
+        request = request.header(SESSION_ID_HEADER, session_id.clone());
+    }
+    if let Some(version) = &headers.protocol_version {
+        request = request.header(PROTOCOL_VERSION_HEADER, version.clone());
+    }
+    request
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {

@@ -58,6 +58,17 @@ impl SseDecoder {
         self.retry
     }
 
+    /// Prepares for a new connection of the same stream: a half-received
+    /// line or event is dropped, the last event id and retry time are kept.
+    pub fn reconnected(&mut self) {
+        self.line.clear();
+        self.data.clear();
+        self.has_data = false;
+        self.event = None;
+        self.after_cr = false;
+        self.at_stream_start = true;
+    }
+
     /// Feeds one chunk and returns the events it completed.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         let mut events = Vec::new();
@@ -202,6 +213,24 @@ mod tests {
             decoder.retry(),
             Some(std::time::Duration::from_millis(1500)),
             "a bad retry is ignored"
+        );
+    }
+
+    #[test]
+    fn a_reconnection_drops_the_half_event_and_keeps_the_id() {
+        let mut decoder = SseDecoder::new(1024);
+        decoder
+            .feed(b"id: 7\ndata: {\"half\":")
+            .expect("within limit");
+        decoder.reconnected();
+        let events = decoder.feed(b"data: whole\n\n").expect("within limit");
+        assert_eq!(
+            events,
+            vec![SseEvent {
+                event: None,
+                id: Some("7".into()),
+                data: "whole".into()
+            }]
         );
     }
 

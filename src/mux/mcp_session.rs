@@ -1,6 +1,7 @@
 //! One client's MCP session on a session URL: its backend sessions, opened
 //! all at once, its merged catalogue, and the handling of each request.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,16 +16,31 @@ use super::error::{CallError, Unavailable};
 use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Replay, Reply};
 use crate::mcp::version;
 
-/// Longest `initialize` waits for backends; one still opening after that
-/// finishes in the background and its tools appear in a later list.
-const INITIALIZE_WAIT: Duration = Duration::from_secs(10);
-/// How long a backend that failed stays failed before a client request
-/// triggers another attempt (in the background), so that calls naming it
-/// fail at once instead of waiting on it.
-const RECHECK_INTERVAL: Duration = Duration::from_secs(5);
-/// A call naming an unknown tool lists the backends again only if the list
-/// is older than this, so that typos do not fan out to every backend.
-const MISS_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+/// How long the runtime waits on backends before answering without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// Longest `initialize` waits for backends; one still opening after
+    /// that finishes in the background and its tools appear in a later list.
+    pub initialize_wait: Duration,
+    /// How long a backend that failed stays failed before a client request
+    /// triggers another attempt (in the background), so that calls naming
+    /// it fail at once instead of waiting on it.
+    pub recheck_interval: Duration,
+    /// A call naming an unknown tool lists the backends again only if the
+    /// list is older than this, so that typos do not fan out to every backend.
+    pub miss_refresh_interval: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            initialize_wait: Duration::from_secs(10),
+            recheck_interval: Duration::from_secs(5),
+            miss_refresh_interval: Duration::from_secs(2),
+        }
+    }
+}
+
 /// Most pages mcp-mux follows in one backend list.
 const MAX_LIST_PAGES: usize = 100;
 
@@ -49,9 +65,7 @@ struct BackendSlot {
     prefix: String,
     state: Mutex<SlotState>,
     rechecking: AtomicBool,
-    /// Set when the MCP session ends: a backend session that finishes
-    /// opening afterwards is closed at once.
-    closed: AtomicBool,
+    closing: AtomicBool,
 }
 
 impl BackendSlot {
@@ -63,14 +77,16 @@ impl BackendSlot {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Opens (or re-opens) the backend session and records the outcome.
+    /// Opens (or re-opens) the backend session and records the outcome. A
+    /// session closed meanwhile is ended by `initialize` itself.
     async fn open(self: Arc<Self>, attempts: Attempts) {
         let outcome = self.session.initialize(attempts).await;
-        let opened = outcome.is_ok();
         *self.lock_state() = match outcome {
             Ok(initialized) => SlotState::Ready(initialized),
             Err(error) => {
-                tracing::warn!(server = self.name(), %error, "backend session did not open");
+                if !self.session.is_closed() {
+                    tracing::warn!(server = self.name(), %error, "backend session did not open");
+                }
                 SlotState::Down {
                     error,
                     since: Instant::now(),
@@ -78,14 +94,12 @@ impl BackendSlot {
             }
         };
         self.rechecking.store(false, Ordering::Release);
-        if opened && self.closed.load(Ordering::Acquire) {
-            self.session.close().await;
-        }
     }
 
     /// Ok when the backend session can take requests. A backend that failed
-    /// a while ago is tried again in the background; this call does not wait.
-    fn availability(self: &Arc<Self>) -> Result<(), Unavailable> {
+    /// more than `recheck_interval` ago is tried again in the background;
+    /// this call does not wait for it.
+    fn availability(self: &Arc<Self>, recheck_interval: Duration) -> Result<(), Unavailable> {
         let state = self.lock_state();
         match &*state {
             SlotState::Ready(_) => Ok(()),
@@ -93,7 +107,8 @@ impl BackendSlot {
                 server: self.name().to_owned(),
             }),
             SlotState::Down { error, since } => {
-                if since.elapsed() >= RECHECK_INTERVAL
+                if since.elapsed() >= recheck_interval
+                    && !self.session.is_closed()
                     && !self.rechecking.swap(true, Ordering::AcqRel)
                 {
                     tokio::spawn(self.clone().open(Attempts::Once));
@@ -108,14 +123,16 @@ impl BackendSlot {
     }
 
     /// Ends the backend session in the background: clients do not wait on
-    /// backends to acknowledge a DELETE.
+    /// backends to acknowledge a DELETE. One still opening is ended once it
+    /// has opened (see `BackendSession::initialize`).
     fn close_in_background(self: &Arc<Self>) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
-        if matches!(&*self.lock_state(), SlotState::Ready(_)) {
+        // Without a runtime (the process is ending) there is no one to send it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let slot = self.clone();
-            tokio::spawn(async move { slot.session.close().await });
+            runtime.spawn(async move { slot.session.close().await });
         }
     }
 
@@ -133,6 +150,7 @@ impl BackendSlot {
         }
         let mut tools = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut seen_cursors = HashSet::new();
         for _ in 0..MAX_LIST_PAGES {
             let params = cursor.as_ref().map(|cursor| json!({ "cursor": cursor }));
             let page = match self
@@ -147,10 +165,10 @@ impl BackendSlot {
             tools.extend(page.tools);
             match page.next_cursor {
                 None => return Ok(tools),
-                Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
+                Some(next) if seen_cursors.insert(next.clone()) => cursor = Some(next),
                 Some(_) => {
                     return Err(self
-                        .protocol("tools/list returned the same cursor twice")
+                        .protocol("tools/list pagination returned a cursor twice")
                         .into());
                 }
             }
@@ -185,6 +203,7 @@ impl Drop for OpeningGuard<'_> {
 pub struct McpSession {
     pub id: String,
     pub protocol_version: &'static str,
+    timings: Timings,
     backends: Vec<Arc<BackendSlot>>,
     catalogue: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
     last_seen: Mutex<Instant>,
@@ -193,8 +212,9 @@ pub struct McpSession {
 impl McpSession {
     /// Opens one backend session per backend, all at once, and answers the
     /// client's `initialize`. A backend that fails leaves the others working;
-    /// one slower than `INITIALIZE_WAIT` goes on opening in the background.
+    /// one slower than `timings.initialize_wait` goes on opening in the background.
     pub(super) async fn open(
+        timings: Timings,
         backends: Vec<(BackendSession, String)>,
         requested_version: Option<&str>,
     ) -> (Self, Value) {
@@ -206,7 +226,7 @@ impl McpSession {
                     prefix,
                     state: Mutex::new(SlotState::Opening),
                     rechecking: AtomicBool::new(false),
-                    closed: AtomicBool::new(false),
+                    closing: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -218,7 +238,7 @@ impl McpSession {
             .iter()
             .map(|slot| tokio::spawn(slot.clone().open(Attempts::WithRetries)))
             .collect();
-        if tokio::time::timeout(INITIALIZE_WAIT, join_all(opening))
+        if tokio::time::timeout(timings.initialize_wait, join_all(opening))
             .await
             .is_err()
         {
@@ -233,6 +253,7 @@ impl McpSession {
         let mcp_session = McpSession {
             id: uuid::Uuid::new_v4().simple().to_string(),
             protocol_version,
+            timings,
             backends: slots,
             catalogue: tokio::sync::RwLock::new(None),
             last_seen: Mutex::new(Instant::now()),
@@ -336,7 +357,7 @@ impl McpSession {
         let catalogue = self.current_catalogue().await;
         let route = match catalogue.route(&name) {
             Some(route) => route.clone(),
-            None if catalogue.built_at.elapsed() >= MISS_REFRESH_INTERVAL => {
+            None if catalogue.built_at.elapsed() >= self.timings.miss_refresh_interval => {
                 match self.refresh_catalogue().await.route(&name) {
                     Some(route) => route.clone(),
                     None => return Err(self.missing_tool(name)),
@@ -345,7 +366,7 @@ impl McpSession {
             None => return Err(self.missing_tool(name)),
         };
         let slot = &self.backends[route.backend];
-        slot.availability()?;
+        slot.availability(self.timings.recheck_interval)?;
         params.insert("name".into(), Value::String(route.name));
         match slot
             .session
@@ -362,7 +383,7 @@ impl McpSession {
         for slot in &self.backends {
             if !slot.prefix.is_empty()
                 && name.starts_with(&slot.prefix)
-                && let Err(unavailable) = slot.availability()
+                && let Err(unavailable) = slot.availability(self.timings.recheck_interval)
             {
                 return unavailable.into();
             }
@@ -382,7 +403,7 @@ impl McpSession {
     /// out, and logged.
     async fn refresh_catalogue(&self) -> Arc<Catalogue> {
         let listing = self.backends.iter().map(|slot| async move {
-            slot.availability()?;
+            slot.availability(self.timings.recheck_interval)?;
             let deadline = slot.session.server().timeout * 2;
             match tokio::time::timeout(deadline, slot.list_tools()).await {
                 Ok(listed) => listed,
@@ -417,5 +438,14 @@ impl McpSession {
         self.backends
             .iter()
             .for_each(BackendSlot::close_in_background);
+    }
+}
+
+impl Drop for McpSession {
+    /// A safety net: an MCP session dropped without being ended (opened on
+    /// a session forgotten meanwhile, say) still ends its backend sessions.
+    /// Ending twice is harmless.
+    fn drop(&mut self) {
+        self.close();
     }
 }

@@ -6,8 +6,8 @@ pub mod catalogue;
 pub mod error;
 mod mcp_session;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use error::{CallError, MuxError, Unavailable};
-pub use mcp_session::{McpSession, Payload};
+pub use mcp_session::{McpSession, Payload, Timings};
 
 use crate::backend::BackendSession;
 use crate::credentials::Credentials;
@@ -42,6 +42,8 @@ pub struct Session {
     credentials: Credentials,
     mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
     last_used: Mutex<Instant>,
+    /// MCP sessions being opened: the session stays in memory meanwhile.
+    opening: AtomicUsize,
     /// Set once the session is deleted: no MCP session may open on it after.
     ended: AtomicBool,
 }
@@ -96,13 +98,16 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
 
-    fn idle_for(&self, now: Instant) -> Duration {
-        now.duration_since(
-            *self
-                .last_used
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+    /// Whether the session can be dropped from memory: nothing open or
+    /// opening on it, and unused for `idle`.
+    fn is_idle(&self, now: Instant, idle: Duration) -> bool {
+        let last_used = *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.opening.load(Ordering::Acquire) == 0
+            && self.mcp_session_count() == 0
+            && now.duration_since(last_used) >= idle
     }
 
     fn lock_mcp_sessions(&self) -> MutexGuard<'_, HashMap<String, Arc<McpSession>>> {
@@ -112,23 +117,71 @@ impl Session {
     }
 }
 
+/// Counts an MCP session being opened on a session for as long as it lives.
+struct Opening<'a>(&'a Session);
+
+impl<'a> Opening<'a> {
+    fn start(session: &'a Session) -> Self {
+        session.opening.fetch_add(1, Ordering::AcqRel);
+        Opening(session)
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.opening.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Ids of recently deleted sessions, oldest first.
+#[derive(Default)]
+struct Tombstones {
+    order: VecDeque<(Instant, Uuid)>,
+    ids: std::collections::HashSet<Uuid>,
+}
+
+impl Tombstones {
+    fn add(&mut self, id: Uuid, now: Instant) {
+        while let Some((at, old)) = self.order.front().copied()
+            && now.duration_since(at) >= TOMBSTONE_TTL
+        {
+            self.order.pop_front();
+            self.ids.remove(&old);
+        }
+        if self.ids.insert(id) {
+            self.order.push_back((now, id));
+        }
+    }
+
+    fn contains(&self, id: &Uuid) -> bool {
+        self.ids.contains(id)
+    }
+}
+
 /// Owns every loaded session; shared by all request handlers.
 pub struct Mux {
     registry: Arc<Registry>,
     store: Store,
     http: reqwest::Client,
+    timings: Timings,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
-    deleted: Mutex<HashMap<Uuid, Instant>>,
+    deleted: Mutex<Tombstones>,
 }
 
 impl Mux {
-    pub fn new(registry: Arc<Registry>, store: Store, http: reqwest::Client) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Store,
+        http: reqwest::Client,
+        timings: Timings,
+    ) -> Self {
         Mux {
             registry,
             store,
             http,
+            timings,
             sessions: RwLock::new(HashMap::new()),
-            deleted: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(Tombstones::default()),
         }
     }
 
@@ -163,9 +216,8 @@ impl Mux {
     /// The session `id`, from memory or else from the store (so session URLs
     /// outlive a restart).
     pub async fn session(&self, id: Uuid) -> Result<Option<Arc<Session>>, MuxError> {
-        if let Some(session) = self.read_sessions().get(&id) {
-            session.touch();
-            return Ok(Some(session.clone()));
+        if let Some(session) = self.cached(id) {
+            return Ok(Some(session));
         }
         let Some(record) = self.store.find_session(id).await? else {
             return Ok(None);
@@ -175,26 +227,31 @@ impl Mux {
 
     /// The session `id` as the store has it now. MCP sessions open through
     /// this, so that a session deleted by another node sharing the store
-    /// stops working at its next `initialize`.
+    /// stops working at its next `initialize`. While the store does not
+    /// answer, the copy in memory serves.
     pub async fn current_session(&self, id: Uuid) -> Result<Option<Arc<Session>>, MuxError> {
-        match self.store.find_session(id).await? {
-            Some(record) => {
-                let cached = self.read_sessions().get(&id).cloned();
-                match cached {
-                    Some(session) => {
-                        session.touch();
-                        Ok(Some(session))
-                    }
-                    None => Ok(self.remember(record)),
-                }
-            }
-            None => {
+        match self.store.find_session(id).await {
+            Ok(Some(record)) => Ok(self.cached(id).or_else(|| self.remember(record))),
+            Ok(None) => {
                 if let Some(session) = self.write_sessions().remove(&id) {
                     session.end();
                 }
                 Ok(None)
             }
+            Err(error) => match self.cached(id) {
+                Some(session) => {
+                    tracing::warn!(%error, "the store does not answer; using the session in memory");
+                    Ok(Some(session))
+                }
+                None => Err(error.into()),
+            },
         }
+    }
+
+    fn cached(&self, id: Uuid) -> Option<Arc<Session>> {
+        let session = self.read_sessions().get(&id).cloned()?;
+        session.touch();
+        Some(session)
     }
 
     /// Caches a session read from the store, unless it was deleted while the
@@ -203,7 +260,7 @@ impl Mux {
         let id = record.id;
         let loaded = Arc::new(self.runtime_for(record));
         let mut sessions = self.write_sessions();
-        if self.lock_deleted().contains_key(&id) {
+        if self.lock_deleted().contains(&id) {
             return None;
         }
         Some(sessions.entry(id).or_insert(loaded).clone())
@@ -214,11 +271,11 @@ impl Mux {
         let deleted = self.store.delete_session(id).await?;
         let cached = {
             let mut sessions = self.write_sessions();
-            let mut tombstones = self.lock_deleted();
-            let now = Instant::now();
-            tombstones.retain(|_, at| now.duration_since(*at) < TOMBSTONE_TTL);
-            tombstones.insert(id, now);
-            sessions.remove(&id)
+            let cached = sessions.remove(&id);
+            if deleted || cached.is_some() {
+                self.lock_deleted().add(id, Instant::now());
+            }
+            cached
         };
         if let Some(session) = &cached {
             session.end();
@@ -232,6 +289,7 @@ impl Mux {
         session: &Session,
         initialize_params: Option<&Value>,
     ) -> Result<(Arc<McpSession>, Value), MuxError> {
+        let _opening = Opening::start(session);
         let requested = initialize_params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
@@ -250,12 +308,9 @@ impl Mux {
                 )
             })
             .collect();
-        let (mcp_session, result) = McpSession::open(backends, requested).await;
+        let (mcp_session, result) = McpSession::open(self.timings, backends, requested).await;
         let mcp_session = Arc::new(mcp_session);
-        if let Err(error) = session.register(mcp_session.clone()) {
-            mcp_session.close();
-            return Err(error);
-        }
+        session.register(mcp_session.clone())?;
         Ok((mcp_session, result))
     }
 
@@ -278,7 +333,7 @@ impl Mux {
                 .count();
         }
         self.write_sessions()
-            .retain(|_, session| session.mcp_session_count() > 0 || session.idle_for(now) < idle);
+            .retain(|_, session| !session.is_idle(now, idle));
         reaped
     }
 
@@ -303,6 +358,7 @@ impl Mux {
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
             last_used: Mutex::new(Instant::now()),
+            opening: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
         }
     }
@@ -317,7 +373,7 @@ impl Mux {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_deleted(&self) -> MutexGuard<'_, HashMap<Uuid, Instant>> {
+    fn lock_deleted(&self) -> MutexGuard<'_, Tombstones> {
         self.deleted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -341,7 +397,12 @@ mod tests {
         .expect("valid key");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("mux.db").display());
         let store = Store::connect(&url, key).await.expect("store opens");
-        Mux::new(Arc::new(registry), store, reqwest::Client::new())
+        Mux::new(
+            Arc::new(registry),
+            store,
+            reqwest::Client::new(),
+            Timings::default(),
+        )
     }
 
     #[tokio::test]

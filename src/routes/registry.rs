@@ -1,12 +1,18 @@
 //! `GET /registry`: the servers a client may choose and the credential each
 //! needs. Never a URL (an operator may put a secret in one) nor a secret.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::error::ApiError;
+use super::origin::check_origin;
 use crate::mux::Mux;
 
-pub async fn list_servers(mux: web::Data<Mux>) -> HttpResponse {
+pub async fn list_servers(
+    request: HttpRequest,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    check_origin(&request)?;
     let registry = mux.registry();
     let servers: Vec<_> = registry
         .servers()
@@ -19,6 +25,6 @@ pub async fn list_servers(mux: web::Data<Mux>) -> HttpResponse {
             })
         })
         .collect();
-    HttpResponse::Ok()
-        .json(json!({ "tool_separator": registry.tool_separator, "servers": servers }))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "tool_separator": registry.tool_separator, "servers": servers })))
 }

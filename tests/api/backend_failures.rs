@@ -560,3 +560,92 @@ async fn a_backend_whose_list_fails_is_left_out_and_the_others_are_listed() {
         "the repeated cursor ends the listing"
     );
 }
+
+/// A backend whose answer to `write` is a stream that ends after its first
+/// event id, and whose resume GET is answered with `resumed`.
+async fn stream_lost_backend(resumed: ResponseTemplate) -> wiremock::MockServer {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw("id: ev-1\nretry: 10\ndata:\n\n", "text/event-stream"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(resumed)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_failed_resume_never_sends_a_tool_with_effects_again() {
+    for (refusal, message) in [
+        (
+            503,
+            "backend \"flaky\" connection broke before the answer was complete",
+        ),
+        // A 404 here must not pass for an expired session to re-open and replay.
+        (
+            404,
+            "backend \"flaky\" connection broke before the answer was complete",
+        ),
+        (
+            405,
+            "backend \"flaky\" connection broke before the answer was complete",
+        ),
+    ] {
+        let server = stream_lost_backend(ResponseTemplate::new(refusal)).await;
+        let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+        let answer = mcp.call_tool("flaky__write", json!({})).await;
+        assert_eq!(
+            answer["error"]["message"], message,
+            "resume refused with {refusal}"
+        );
+        assert_eq!(
+            requests_for(&server, "tools/call").await,
+            1,
+            "resume refused with {refusal}"
+        );
+        assert_eq!(
+            requests_for(&server, "initialize").await,
+            1,
+            "resume refused with {refusal}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_backend_that_cannot_complete_initialize_has_its_new_session_deleted() {
+    let server = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "initialize" })))
+        .respond_with(
+            JsonRpcAnswer::result(json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "m", "version": "1" } }))
+                .with_session("s1"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "notifications/initialized" }),
+        ))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(header("mcp-session-id", "s1"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    assert_eq!(mcp.tool_names().await, Vec::<String>::new());
+    let answer = mcp.call_tool("flaky__write", json!({})).await;
+    assert_eq!(
+        answer["error"]["message"],
+        "backend \"flaky\" answered HTTP 500"
+    );
+}

@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use mcp_mux::mux::Mux;
+use mcp_mux::mux::{Mux, Timings};
 use mcp_mux::startup::{Application, Settings, StartupError};
 
 /// A fixed test key, so that tests can restart on the same database.
@@ -39,6 +39,7 @@ pub struct AppOptions {
     pub data_dir: Option<Arc<TempDir>>,
     pub database_url: Option<String>,
     pub encryption_key: Option<String>,
+    pub timings: Timings,
 }
 
 impl AppOptions {
@@ -48,6 +49,7 @@ impl AppOptions {
             data_dir: None,
             database_url: None,
             encryption_key: Some(TEST_KEY.to_owned()),
+            timings: Timings::default(),
         }
     }
 }
@@ -72,6 +74,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         encryption_key: options.encryption_key.map(SecretString::from),
         mcp_session_idle: Duration::from_secs(600),
         workers: Some(1),
+        timings: options.timings,
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());

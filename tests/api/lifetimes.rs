@@ -10,6 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
+use mcp_mux::mux::Timings;
+use wiremock::matchers::{body_partial_json, method};
+use wiremock::{Mock, ResponseTemplate};
+
 use crate::helpers::*;
 
 fn tools() -> Value {
@@ -28,6 +32,23 @@ async fn deletes_of(server: &wiremock::MockServer) -> usize {
     .await
 }
 
+/// Expects exactly `count` DELETEs of backend session `s1`: wiremock checks
+/// when the mock server is dropped, so extras that come late fail too.
+async fn expect_deletes(server: &wiremock::MockServer, count: u64) {
+    Mock::given(method("DELETE"))
+        .and(wiremock::matchers::header("mcp-session-id", "s1"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(count)
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+/// Waits for `count` DELETEs, which the gateway sends in the background.
+async fn wait_for_deletes(server: &wiremock::MockServer, count: usize) {
+    assert!(eventually(|| async { deletes_of(server).await == count }).await);
+}
+
 async fn mocked_session() -> (wiremock::MockServer, TestApp, String) {
     let server = mock_backend(tools(), false).await;
     let app = spawn_app(&registry_yaml(&[(
@@ -43,6 +64,7 @@ async fn mocked_session() -> (wiremock::MockServer, TestApp, String) {
 #[tokio::test]
 async fn ending_an_mcp_session_closes_its_backend_session() {
     let (server, app, session) = mocked_session().await;
+    expect_deletes(&server, 1).await;
     let mcp = app.mcp(&session).await;
     let ended = reqwest::Client::new()
         .delete(&mcp.url)
@@ -51,12 +73,13 @@ async fn ending_an_mcp_session_closes_its_backend_session() {
         .await
         .expect("answer");
     assert_eq!(ended.status(), 200);
-    assert!(eventually(|| async { deletes_of(&server).await == 1 }).await);
+    wait_for_deletes(&server, 1).await;
 }
 
 #[tokio::test]
 async fn idle_mcp_sessions_are_reaped_with_their_backend_sessions() {
     let (server, app, session) = mocked_session().await;
+    expect_deletes(&server, 1).await;
     let mcp = app.mcp(&session).await;
     assert_eq!(
         app.mux.reap_idle(Duration::from_secs(3600)),
@@ -64,7 +87,7 @@ async fn idle_mcp_sessions_are_reaped_with_their_backend_sessions() {
         "a fresh MCP session stays"
     );
     assert_eq!(app.mux.reap_idle(Duration::ZERO), 1);
-    assert!(eventually(|| async { deletes_of(&server).await == 1 }).await);
+    wait_for_deletes(&server, 1).await;
     let after = mcp
         .post(&json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }))
         .await;
@@ -74,6 +97,7 @@ async fn idle_mcp_sessions_are_reaped_with_their_backend_sessions() {
 #[tokio::test]
 async fn deleting_a_session_closes_the_backend_sessions_of_all_its_mcp_sessions() {
     let (server, app, session) = mocked_session().await;
+    expect_deletes(&server, 2).await;
     let _first = app.mcp(&session).await;
     let _second = app.mcp(&session).await;
     let deleted = app
@@ -83,7 +107,7 @@ async fn deleting_a_session_closes_the_backend_sessions_of_all_its_mcp_sessions(
         .await
         .expect("answer");
     assert_eq!(deleted.status(), 200);
-    assert!(eventually(|| async { deletes_of(&server).await == 2 }).await);
+    wait_for_deletes(&server, 2).await;
 }
 
 /// A backend whose initialize only answers once `barrier` has been reached
@@ -148,6 +172,7 @@ async fn initialize_opens_every_backend_session_at_once() {
 #[tokio::test]
 async fn opening_more_mcp_sessions_than_the_limit_ends_the_least_recently_used() {
     let (server, app, session) = mocked_session().await;
+    expect_deletes(&server, 1).await;
     let first = app.mcp(&session).await;
     for _ in 1..mcp_mux::mux::MAX_MCP_SESSIONS_PER_SESSION {
         app.mcp(&session).await;
@@ -170,5 +195,172 @@ async fn opening_more_mcp_sessions_than_the_limit_ends_the_least_recently_used()
         .post(&json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }))
         .await;
     assert_eq!(evicted.status(), 404);
-    assert!(eventually(|| async { deletes_of(&server).await == 1 }).await);
+    wait_for_deletes(&server, 1).await;
+}
+
+fn with_timings(registry: String, timings: Timings) -> AppOptions {
+    let mut options = AppOptions::new(registry);
+    options.timings = timings;
+    options
+}
+
+#[tokio::test]
+async fn a_call_in_flight_when_its_mcp_session_ends_does_not_reopen_the_backend() {
+    let server = mock_backend(tools(), false).await;
+    // The backend forgets s1 when it is deleted; the call in flight then gets 404.
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/call" })))
+        .respond_with(ResponseTemplate::new(404).set_delay(Duration::from_millis(500)))
+        .mount(&server)
+        .await;
+    let app = spawn_app(&registry_yaml(&[(
+        "mock",
+        &format!("{}/mcp", server.uri()),
+        "",
+    )]))
+    .await;
+    let session = app.create_session(json!({ "servers": ["mock"] })).await;
+    let mut mcp = app.mcp(&session).await;
+    mcp.tool_names().await;
+    let ender = mcp
+        .http
+        .delete(&mcp.url)
+        .header("mcp-session-id", mcp.session_id.clone().expect("id"));
+    let (answer, ended) = tokio::join!(mcp.call_tool("mock__t", json!({})), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ender.send().await
+    });
+    assert_eq!(ended.expect("answer").status(), 200);
+    assert_eq!(
+        answer["error"]["message"],
+        "the MCP session ended; backend \"mock\" was closed"
+    );
+    assert_eq!(
+        requests_for(&server, "initialize").await,
+        1,
+        "no backend session was opened again"
+    );
+}
+
+#[tokio::test]
+async fn initialize_answers_without_a_backend_slower_than_the_wait_and_lists_it_later() {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let slow = wiremock::MockServer::start().await;
+    let initialized = json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "slow", "version": "1" } });
+    mock_handshake(
+        &slow,
+        JsonRpcAnswer::result(initialized)
+            .with_session("s1")
+            .after(Duration::from_millis(800)),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/list" })))
+        .respond_with(JsonRpcAnswer::result(json!({ "tools": tools() })))
+        .mount(&slow)
+        .await;
+    let timings = Timings {
+        initialize_wait: Duration::from_millis(100),
+        ..Timings::default()
+    };
+    let registry = registry_yaml(&[
+        ("alpha", &alpha.url, ""),
+        ("slow", &format!("{}/mcp", slow.uri()), ""),
+    ]);
+    let app = spawn_app_with(with_timings(registry, timings))
+        .await
+        .expect("starts");
+    let session = app
+        .create_session(json!({ "servers": ["alpha", "slow"] }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let mut names = mcp.tool_names().await;
+    names.sort();
+    assert_eq!(
+        names,
+        ["alpha__add", "alpha__echo"],
+        "slow is still opening"
+    );
+    let early = mcp.call_tool("slow__t", json!({})).await;
+    assert_eq!(
+        early["error"]["message"],
+        "backend \"slow\" is still opening its session"
+    );
+    let mut listed_later = false;
+    for _ in 0..100 {
+        if mcp.tool_names().await.contains(&"slow__t".to_owned()) {
+            listed_later = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listed_later, "slow's tools appear once it has opened");
+}
+
+#[tokio::test]
+async fn a_backend_that_was_down_is_tried_again_in_the_background_and_comes_back() {
+    let port = unused_port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let timings = Timings {
+        recheck_interval: Duration::from_millis(50),
+        ..Timings::default()
+    };
+    let retry = "retry: { initial_interval_ms: 10, max_interval_ms: 20, max_elapsed_ms: 50 }";
+    let app = spawn_app_with(with_timings(
+        registry_yaml(&[("late", &url, retry)]),
+        timings,
+    ))
+    .await
+    .expect("starts");
+    let session = app.create_session(json!({ "servers": ["late"] })).await;
+    let mut mcp = app.mcp(&session).await;
+    assert_eq!(mcp.tool_names().await, Vec::<String>::new());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("port still free");
+    let _backend = serve_rmcp_backend(listener, "late", None);
+    let mut back = false;
+    for _ in 0..100 {
+        if mcp.tool_names().await.contains(&"late__echo".to_owned()) {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "the backend's tools came back");
+    assert_eq!(
+        first_text(
+            &mcp.call_tool("late__echo", json!({ "text": "again" }))
+                .await
+        ),
+        "late: again"
+    );
+}
+
+#[tokio::test]
+async fn unknown_tool_names_list_the_backends_again_only_when_the_list_is_old() {
+    for (miss_refresh_interval, expected_lists) in
+        [(Duration::from_secs(3600), 1), (Duration::ZERO, 4)]
+    {
+        let server = mock_backend(tools(), false).await;
+        let timings = Timings {
+            miss_refresh_interval,
+            ..Timings::default()
+        };
+        let registry = registry_yaml(&[("mock", &format!("{}/mcp", server.uri()), "")]);
+        let app = spawn_app_with(with_timings(registry, timings))
+            .await
+            .expect("starts");
+        let session = app.create_session(json!({ "servers": ["mock"] })).await;
+        let mut mcp = app.mcp(&session).await;
+        for _ in 0..3 {
+            let answer = mcp.call_tool("mock__typo", json!({})).await;
+            assert_eq!(answer["error"]["message"], "unknown tool \"mock__typo\"");
+        }
+        assert_eq!(
+            requests_for(&server, "tools/list").await,
+            expected_lists,
+            "{miss_refresh_interval:?}"
+        );
+    }
 }

@@ -382,21 +382,29 @@ async fn origins_that_are_not_loopback_are_refused_on_every_route() {
                 "{origin}"
             );
         }
-        let create = http
-            .post(format!("{}/create-session", app.address))
-            .header("origin", origin)
-            .json(&json!({ "servers": ["alpha"] }))
-            .send()
-            .await
-            .expect("answer");
-        assert_eq!(
-            status_and_body(create).await,
-            (
-                403,
-                json!({ "error": "forbidden", "message": "Origin not allowed" })
-            ),
-            "{origin}"
-        );
+        let management = [
+            http.post(format!("{}/create-session", app.address))
+                .json(&json!({ "servers": ["alpha"] })),
+            http.get(format!("{}/session/{session}", app.address)),
+            http.delete(format!("{}/session/{session}", app.address)),
+            http.get(format!("{}/registry", app.address)),
+            http.get(format!("{}/healthz", app.address)),
+        ];
+        for request in management {
+            let response = request
+                .header("origin", origin)
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(
+                status_and_body(response).await,
+                (
+                    403,
+                    json!({ "error": "forbidden", "message": "Origin not allowed" })
+                ),
+                "{origin}"
+            );
+        }
     }
     for origin in [
         "http://localhost:6274",
