@@ -1,5 +1,6 @@
-//! The merged tool list of one MCP session and the lookup table that routes
-//! each qualified name back to its backend and original name.
+//! The merged lists of named items (tools, prompts) of one MCP session, and
+//! the lookup tables that route each qualified name back to its backend and
+//! original name.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -9,44 +10,94 @@ use serde_json::{Map, Value};
 use crate::backend::Replay;
 use crate::mcp::naming;
 
-/// Where a qualified tool name leads.
+/// A kind of item that backends list by name and clients use by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedKind {
+    Tool,
+    Prompt,
+}
+
+impl NamedKind {
+    /// The word for one item, in messages and error data.
+    pub fn noun(self) -> &'static str {
+        match self {
+            NamedKind::Tool => "tool",
+            NamedKind::Prompt => "prompt",
+        }
+    }
+
+    /// The capability a backend declares, and the member holding a list page.
+    pub fn capability(self) -> &'static str {
+        match self {
+            NamedKind::Tool => "tools",
+            NamedKind::Prompt => "prompts",
+        }
+    }
+
+    pub fn list_method(self) -> &'static str {
+        match self {
+            NamedKind::Tool => "tools/list",
+            NamedKind::Prompt => "prompts/list",
+        }
+    }
+
+    /// The request that uses one item by name.
+    pub fn use_method(self) -> &'static str {
+        match self {
+            NamedKind::Tool => "tools/call",
+            NamedKind::Prompt => "prompts/get",
+        }
+    }
+
+    /// Whether using `item` may be sent again when it is unknown if the
+    /// backend acted: a tool only when it says so; getting a prompt always.
+    fn replay_of(self, item: &Value) -> Replay {
+        match self {
+            NamedKind::Tool if declares_idempotent(item) => Replay::Safe,
+            NamedKind::Tool => Replay::OnlyIfUnsent,
+            NamedKind::Prompt => Replay::Safe,
+        }
+    }
+}
+
+/// Where a qualified name leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolRoute {
+pub struct Route {
     /// Index of the backend in the MCP session's backend list.
     pub backend: usize,
-    /// The tool's name on its backend.
+    /// The item's name on its backend.
     pub name: String,
-    /// Whether the tool declares that a second run is harmless.
+    /// Whether using the item may be sent again after an ambiguous failure.
     pub replay: Replay,
 }
 
-/// Two backend tools that could not both be given a name.
+/// Two backend items that could not both be given a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
     pub server: String,
-    pub tool: String,
+    pub original: String,
     pub name: String,
 }
 
-/// One backend's tools, as listed by the backend.
-pub struct BackendTools<'a> {
+/// One backend's items of one kind, as listed by the backend.
+pub struct BackendItems<'a> {
     pub backend: usize,
     pub server: &'a str,
     /// `<server><separator>`, or empty when names are not prefixed.
     pub prefix: String,
-    pub tools: Vec<Value>,
+    pub items: Vec<Value>,
 }
 
 /// The merged list clients see, and the table that routes calls.
 #[derive(Debug)]
 pub struct Catalogue {
-    pub tools: Vec<Value>,
-    routes: HashMap<String, ToolRoute>,
+    pub items: Vec<Value>,
+    routes: HashMap<String, Route>,
     pub conflicts: Vec<Conflict>,
     pub built_at: Instant,
 }
 
-/// A backend tool on its way into the catalogue.
+/// A backend item on its way into the catalogue.
 struct Entry<'a> {
     backend: usize,
     server: &'a str,
@@ -56,7 +107,7 @@ struct Entry<'a> {
     readable: String,
     /// Whether `readable` differs from `prefix + original`.
     altered: bool,
-    tool: Value,
+    item: Value,
 }
 
 impl Catalogue {
@@ -65,27 +116,28 @@ impl Catalogue {
     /// keeps it and every altered one gets a hash suffix. A tool still
     /// without a name of its own (a backend listing one tool twice) is left
     /// out and reported, never overwritten.
-    pub fn build(sources: Vec<BackendTools<'_>>) -> Self {
+    pub fn build(kind: NamedKind, sources: Vec<BackendItems<'_>>) -> Self {
         let mut conflicts = Vec::new();
         let mut seen = HashSet::new();
         let mut readable_uses: HashMap<String, usize> = HashMap::new();
         let mut entries = Vec::new();
         for source in sources {
-            for tool in source.tools {
-                let Some(original) = tool.get("name").and_then(Value::as_str).map(str::to_owned)
+            for item in source.items {
+                let Some(original) = item.get("name").and_then(Value::as_str).map(str::to_owned)
                 else {
                     tracing::warn!(
                         server = source.server,
-                        "backend listed a tool without a name; left out"
+                        kind = kind.noun(),
+                        "backend listed an item without a name; left out"
                     );
                     continue;
                 };
                 if !seen.insert((source.backend, original.clone())) {
-                    tracing::warn!(server = source.server, tool = %original, "backend listed a tool twice; the copy is left out");
+                    tracing::warn!(server = source.server, kind = kind.noun(), name = %original, "backend listed an item twice; the copy is left out");
                     conflicts.push(Conflict {
                         server: source.server.to_owned(),
                         name: naming::qualify(&source.prefix, &original),
-                        tool: original,
+                        original,
                     });
                     continue;
                 }
@@ -99,12 +151,12 @@ impl Catalogue {
                     original,
                     readable,
                     altered,
-                    tool,
+                    item,
                 });
             }
         }
 
-        let mut tools = Vec::with_capacity(entries.len());
+        let mut items = Vec::with_capacity(entries.len());
         let mut routes = HashMap::with_capacity(entries.len());
         for mut entry in entries {
             let name = if readable_uses[&entry.readable] == 1 || !entry.altered {
@@ -113,34 +165,30 @@ impl Catalogue {
                 naming::with_hash(&entry.readable, &entry.prefix, &entry.original)
             };
             if routes.contains_key(&name) {
-                tracing::warn!(server = entry.server, tool = %entry.original, %name, "tool name conflict; tool left out");
+                tracing::warn!(server = entry.server, kind = kind.noun(), original = %entry.original, %name, "name conflict; item left out");
                 conflicts.push(Conflict {
                     server: entry.server.to_owned(),
-                    tool: entry.original,
+                    original: entry.original,
                     name,
                 });
                 continue;
             }
-            let replay = if declares_idempotent(&entry.tool) {
-                Replay::Safe
-            } else {
-                Replay::OnlyIfUnsent
-            };
-            if let Some(object) = entry.tool.as_object_mut() {
+            let replay = kind.replay_of(&entry.item);
+            if let Some(object) = entry.item.as_object_mut() {
                 object.insert("name".to_owned(), Value::String(name.clone()));
             }
             routes.insert(
                 name,
-                ToolRoute {
+                Route {
                     backend: entry.backend,
                     name: entry.original,
                     replay,
                 },
             );
-            tools.push(entry.tool);
+            items.push(entry.item);
         }
         Catalogue {
-            tools,
+            items,
             routes,
             conflicts,
             built_at: Instant::now(),
@@ -148,7 +196,7 @@ impl Catalogue {
     }
 
     /// The route of a qualified name, if the list holds it.
-    pub fn route(&self, name: &str) -> Option<&ToolRoute> {
+    pub fn route(&self, name: &str) -> Option<&Route> {
         self.routes.get(name)
     }
 }
@@ -170,39 +218,42 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn source<'a>(backend: usize, server: &'a str, tools: Vec<Value>) -> BackendTools<'a> {
-        BackendTools {
+    fn source<'a>(backend: usize, server: &'a str, items: Vec<Value>) -> BackendItems<'a> {
+        BackendItems {
             backend,
             server,
             prefix: format!("{server}__"),
-            tools,
+            items,
         }
     }
 
     #[test]
     fn tools_are_prefixed_and_routed_to_their_backend() {
-        let catalogue = Catalogue::build(vec![
-            source(
-                0,
-                "a",
-                vec![json!({"name": "echo", "inputSchema": {"type": "object"}})],
-            ),
-            source(
-                1,
-                "b",
-                vec![json!({"name": "echo", "annotations": {"readOnlyHint": true}})],
-            ),
-        ]);
+        let catalogue = Catalogue::build(
+            NamedKind::Tool,
+            vec![
+                source(
+                    0,
+                    "a",
+                    vec![json!({"name": "echo", "inputSchema": {"type": "object"}})],
+                ),
+                source(
+                    1,
+                    "b",
+                    vec![json!({"name": "echo", "annotations": {"readOnlyHint": true}})],
+                ),
+            ],
+        );
         let names: Vec<_> = catalogue
-            .tools
+            .items
             .iter()
             .map(|t| t["name"].as_str().unwrap_or(""))
             .collect();
         assert_eq!(names, ["a__echo", "b__echo"]);
-        assert_eq!(catalogue.tools[0]["inputSchema"], json!({"type": "object"}));
+        assert_eq!(catalogue.items[0]["inputSchema"], json!({"type": "object"}));
         assert_eq!(
             catalogue.route("b__echo"),
-            Some(&ToolRoute {
+            Some(&Route {
                 backend: 1,
                 name: "echo".into(),
                 replay: Replay::Safe
@@ -217,7 +268,7 @@ mod tests {
 
     fn routes_by_original(catalogue: &Catalogue) -> Vec<(String, String)> {
         let mut pairs: Vec<_> = catalogue
-            .tools
+            .items
             .iter()
             .map(|tool| {
                 let name = tool["name"].as_str().unwrap_or("").to_owned();
@@ -234,16 +285,22 @@ mod tests {
 
     #[test]
     fn names_that_collide_after_mapping_both_survive_whatever_the_order() {
-        let forward = Catalogue::build(vec![source(
-            0,
-            "a",
-            vec![json!({"name": "x.y"}), json!({"name": "x_y"})],
-        )]);
-        let backward = Catalogue::build(vec![source(
-            0,
-            "a",
-            vec![json!({"name": "x_y"}), json!({"name": "x.y"})],
-        )]);
+        let forward = Catalogue::build(
+            NamedKind::Tool,
+            vec![source(
+                0,
+                "a",
+                vec![json!({"name": "x.y"}), json!({"name": "x_y"})],
+            )],
+        );
+        let backward = Catalogue::build(
+            NamedKind::Tool,
+            vec![source(
+                0,
+                "a",
+                vec![json!({"name": "x_y"}), json!({"name": "x.y"})],
+            )],
+        );
         let pairs = routes_by_original(&forward);
         assert_eq!(pairs, routes_by_original(&backward));
         assert_eq!(
@@ -258,18 +315,21 @@ mod tests {
 
     #[test]
     fn a_tool_listed_twice_is_reported_not_overwritten() {
-        let catalogue = Catalogue::build(vec![source(
-            0,
-            "a",
-            vec![
-                json!({"name": "t", "description": "first"}),
-                json!({"name": "t"}),
-                json!({"name": "t"}),
-            ],
-        )]);
-        assert_eq!(catalogue.tools[0]["description"], "first");
-        assert_eq!(catalogue.tools.len(), 1);
+        let catalogue = Catalogue::build(
+            NamedKind::Tool,
+            vec![source(
+                0,
+                "a",
+                vec![
+                    json!({"name": "t", "description": "first"}),
+                    json!({"name": "t"}),
+                    json!({"name": "t"}),
+                ],
+            )],
+        );
+        assert_eq!(catalogue.items[0]["description"], "first");
+        assert_eq!(catalogue.items.len(), 1);
         assert_eq!(catalogue.conflicts.len(), 2);
-        assert_eq!(catalogue.conflicts[0].tool, "t");
+        assert_eq!(catalogue.conflicts[0].original, "t");
     }
 }

@@ -1,5 +1,6 @@
 //! Why a client's MCP request could not be answered with a result.
 
+use super::catalogue::NamedKind;
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::ErrorObject;
 use crate::store::StoreError;
@@ -11,8 +12,8 @@ pub enum CallError {
     MethodNotFound { method: String },
     #[error("invalid params: {reason}")]
     InvalidParams { reason: String },
-    #[error("unknown tool \"{name}\"")]
-    UnknownTool { name: String },
+    #[error("unknown {} \"{name}\"", kind.noun())]
+    Unknown { kind: NamedKind, name: String },
     /// The backend that owns the tool has no working backend session.
     #[error(transparent)]
     BackendUnavailable(#[from] Unavailable),

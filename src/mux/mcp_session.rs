@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::catalogue::{BackendTools, Catalogue};
+use super::catalogue::{BackendItems, Catalogue, NamedKind};
 use super::error::{CallError, Unavailable};
 use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Replay, Reply};
 use crate::mcp::version;
@@ -118,8 +118,8 @@ impl BackendSlot {
         }
     }
 
-    fn has_tools(&self) -> bool {
-        matches!(&*self.lock_state(), SlotState::Ready(initialized) if initialized.capabilities.get("tools").is_some())
+    fn declares(&self, kind: NamedKind) -> bool {
+        matches!(&*self.lock_state(), SlotState::Ready(initialized) if initialized.capabilities.get(kind.capability()).is_some())
     }
 
     /// Ends the backend session in the background: clients do not wait on
@@ -136,44 +136,50 @@ impl BackendSlot {
         }
     }
 
-    /// Every tool of the backend, following its pagination to the end.
-    async fn list_tools(&self) -> Result<Vec<Value>, CallError> {
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            tools: Vec<Value>,
-            #[serde(rename = "nextCursor", default)]
-            next_cursor: Option<String>,
-        }
-        if !self.has_tools() {
+    /// Every item of `kind` the backend lists, following its pagination to the end.
+    async fn list(&self, kind: NamedKind) -> Result<Vec<Value>, CallError> {
+        if !self.declares(kind) {
             return Ok(Vec::new());
         }
-        let mut tools = Vec::new();
+        let method = kind.list_method();
+        let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
         for _ in 0..MAX_LIST_PAGES {
             let params = cursor.as_ref().map(|cursor| json!({ "cursor": cursor }));
-            let page = match self
+            let mut page: Value = match self
                 .session
-                .request("tools/list", params.as_ref(), Replay::Safe)
+                .request(method, params.as_ref(), Replay::Safe)
                 .await?
             {
-                Reply::Result(raw) => serde_json::from_str::<Page>(raw.get())
-                    .map_err(|_| self.protocol("tools/list result is not a tool list"))?,
+                Reply::Result(raw) => serde_json::from_str(raw.get())
+                    .map_err(|_| self.protocol(&format!("{method} result is not JSON")))?,
                 Reply::Error(error) => return Err(CallError::Relayed { error }),
             };
-            tools.extend(page.tools);
-            match page.next_cursor {
-                None => return Ok(tools),
-                Some(next) if seen_cursors.insert(next.clone()) => cursor = Some(next),
+            match page.get_mut(kind.capability()).map(Value::take) {
+                Some(Value::Array(page_items)) => items.extend(page_items),
+                None | Some(Value::Null) => {}
                 Some(_) => {
                     return Err(self
-                        .protocol("tools/list pagination returned a cursor twice")
+                        .protocol(&format!("{method} result is not a list"))
+                        .into());
+                }
+            }
+            match page.get("nextCursor").and_then(Value::as_str) {
+                None => return Ok(items),
+                Some(next) if seen_cursors.insert(next.to_owned()) => {
+                    cursor = Some(next.to_owned())
+                }
+                Some(_) => {
+                    return Err(self
+                        .protocol(&format!("{method} pagination returned a cursor twice"))
                         .into());
                 }
             }
         }
-        Err(self.protocol("tools/list has more than 100 pages").into())
+        Err(self
+            .protocol(&format!("{method} has more than {MAX_LIST_PAGES} pages"))
+            .into())
     }
 
     fn protocol(&self, reason: &str) -> BackendError {
@@ -205,7 +211,8 @@ pub struct McpSession {
     pub protocol_version: &'static str,
     timings: Timings,
     backends: Vec<Arc<BackendSlot>>,
-    catalogue: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
+    tools: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
+    prompts: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
     last_seen: Mutex<Instant>,
 }
 
@@ -255,12 +262,18 @@ impl McpSession {
             protocol_version,
             timings,
             backends: slots,
-            catalogue: tokio::sync::RwLock::new(None),
+            tools: tokio::sync::RwLock::new(None),
+            prompts: tokio::sync::RwLock::new(None),
             last_seen: Mutex::new(Instant::now()),
         };
         let result = json!({
             "protocolVersion": protocol_version,
-            "capabilities": { "tools": { "listChanged": false } },
+            // Prompts are offered even when no backend has any (yet): the
+            // list is then empty, and a backend that opens late can add some.
+            "capabilities": {
+                "tools": { "listChanged": false },
+                "prompts": { "listChanged": false },
+            },
             "serverInfo": {
                 "name": "mcp-mux",
                 "title": "mcp-mux",
@@ -316,15 +329,17 @@ impl McpSession {
         self.touch();
         match method {
             "ping" => Ok(Payload::Json(json!({}))),
-            "tools/list" => self.list_tools(params).await,
-            "tools/call" => self.call_tool(params).await,
+            "tools/list" => self.list(NamedKind::Tool, params).await,
+            "tools/call" => self.use_item(NamedKind::Tool, params).await,
+            "prompts/list" => self.list(NamedKind::Prompt, params).await,
+            "prompts/get" => self.use_item(NamedKind::Prompt, params).await,
             _ => Err(CallError::MethodNotFound {
                 method: method.to_owned(),
             }),
         }
     }
 
-    async fn list_tools(&self, params: Option<Value>) -> Result<Payload, CallError> {
+    async fn list(&self, kind: NamedKind, params: Option<Value>) -> Result<Payload, CallError> {
         if params
             .as_ref()
             .and_then(|p| p.get("cursor"))
@@ -335,14 +350,17 @@ impl McpSession {
                 reason: "unknown cursor".into(),
             });
         }
-        let catalogue = self.refresh_catalogue().await;
-        Ok(Payload::Json(json!({ "tools": catalogue.tools })))
+        let catalogue = self.refresh_catalogue(kind).await;
+        Ok(Payload::Json(json!({ kind.capability(): catalogue.items })))
     }
 
-    async fn call_tool(&self, params: Option<Value>) -> Result<Payload, CallError> {
+    /// `tools/call` or `prompts/get`: routed to the owning backend under the
+    /// item's own name; the backend's result is passed back as it came.
+    async fn use_item(&self, kind: NamedKind, params: Option<Value>) -> Result<Payload, CallError> {
+        let method = kind.use_method();
         let Some(Value::Object(mut params)) = params else {
             return Err(CallError::InvalidParams {
-                reason: "tools/call needs params with a \"name\"".into(),
+                reason: format!("{method} needs params with a \"name\""),
             });
         };
         let Some(name) = params
@@ -354,23 +372,23 @@ impl McpSession {
                 reason: "\"name\" must be a string".into(),
             });
         };
-        let catalogue = self.current_catalogue().await;
+        let catalogue = self.current_catalogue(kind).await;
         let route = match catalogue.route(&name) {
             Some(route) => route.clone(),
             None if catalogue.built_at.elapsed() >= self.timings.miss_refresh_interval => {
-                match self.refresh_catalogue().await.route(&name) {
+                match self.refresh_catalogue(kind).await.route(&name) {
                     Some(route) => route.clone(),
-                    None => return Err(self.missing_tool(name)),
+                    None => return Err(self.missing(kind, name)),
                 }
             }
-            None => return Err(self.missing_tool(name)),
+            None => return Err(self.missing(kind, name)),
         };
         let slot = &self.backends[route.backend];
         slot.availability(self.timings.recheck_interval)?;
         params.insert("name".into(), Value::String(route.name));
         match slot
             .session
-            .request("tools/call", Some(&Value::Object(params)), route.replay)
+            .request(method, Some(&Value::Object(params)), route.replay)
             .await?
         {
             Reply::Result(raw) => Ok(Payload::Raw(raw)),
@@ -378,8 +396,8 @@ impl McpSession {
         }
     }
 
-    /// An unknown tool, or one of a backend that is unavailable right now.
-    fn missing_tool(&self, name: String) -> CallError {
+    /// An unknown name, or one of a backend that is unavailable right now.
+    fn missing(&self, kind: NamedKind, name: String) -> CallError {
         for slot in &self.backends {
             if !slot.prefix.is_empty()
                 && name.starts_with(&slot.prefix)
@@ -388,24 +406,31 @@ impl McpSession {
                 return unavailable.into();
             }
         }
-        CallError::UnknownTool { name }
+        CallError::Unknown { kind, name }
     }
 
-    async fn current_catalogue(&self) -> Arc<Catalogue> {
-        if let Some(catalogue) = self.catalogue.read().await.clone() {
+    fn catalogue_of(&self, kind: NamedKind) -> &tokio::sync::RwLock<Option<Arc<Catalogue>>> {
+        match kind {
+            NamedKind::Tool => &self.tools,
+            NamedKind::Prompt => &self.prompts,
+        }
+    }
+
+    async fn current_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
+        if let Some(catalogue) = self.catalogue_of(kind).read().await.clone() {
             return catalogue;
         }
-        self.refresh_catalogue().await
+        self.refresh_catalogue(kind).await
     }
 
-    /// Lists the tools of every available backend at once and rebuilds the
-    /// routing table. A backend that is unavailable or fails to list is left
-    /// out, and logged.
-    async fn refresh_catalogue(&self) -> Arc<Catalogue> {
+    /// Lists the items of `kind` of every available backend at once and
+    /// rebuilds the routing table. A backend that is unavailable or fails to
+    /// list is left out, and logged.
+    async fn refresh_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
         let listing = self.backends.iter().map(|slot| async move {
             slot.availability(self.timings.recheck_interval)?;
             let deadline = slot.session.server().timeout * 2;
-            match tokio::time::timeout(deadline, slot.list_tools()).await {
+            match tokio::time::timeout(deadline, slot.list(kind)).await {
                 Ok(listed) => listed,
                 Err(_) => Err(CallError::Backend(BackendError::Timeout {
                     server: slot.name().to_owned(),
@@ -417,19 +442,19 @@ impl McpSession {
         let mut sources = Vec::new();
         for (index, (slot, list)) in self.backends.iter().zip(lists).enumerate() {
             match list {
-                Ok(tools) => sources.push(BackendTools {
+                Ok(items) => sources.push(BackendItems {
                     backend: index,
                     server: slot.name(),
                     prefix: slot.prefix.clone(),
-                    tools,
+                    items,
                 }),
                 Err(error) => {
-                    tracing::warn!(server = slot.name(), %error, "backend tools left out of the list")
+                    tracing::warn!(server = slot.name(), kind = kind.noun(), %error, "backend left out of the list")
                 }
             }
         }
-        let catalogue = Arc::new(Catalogue::build(sources));
-        *self.catalogue.write().await = Some(catalogue.clone());
+        let catalogue = Arc::new(Catalogue::build(kind, sources));
+        *self.catalogue_of(kind).write().await = Some(catalogue.clone());
         catalogue
     }
 

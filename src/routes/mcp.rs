@@ -196,8 +196,8 @@ fn to_jsonrpc_error(error: CallError) -> ErrorObject {
     match error {
         CallError::MethodNotFound { .. } => ErrorObject::new(METHOD_NOT_FOUND, message),
         CallError::InvalidParams { .. } => ErrorObject::new(INVALID_PARAMS, message),
-        CallError::UnknownTool { name } => {
-            ErrorObject::new(INVALID_PARAMS, message).with_data(json!({ "tool": name }))
+        CallError::Unknown { kind, name } => {
+            ErrorObject::new(INVALID_PARAMS, message).with_data(json!({ kind.noun(): name }))
         }
         CallError::BackendUnavailable(unavailable) => ErrorObject::new(INTERNAL_ERROR, message)
             .with_data(json!({ "server": unavailable.server() })),

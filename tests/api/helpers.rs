@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::model::{PromptMessage, Role, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::{
+    ServerHandler, prompt, prompt_handler, prompt_router, schemars, tool, tool_handler, tool_router,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -270,11 +273,18 @@ pub struct AddRequest {
     pub b: i64,
 }
 
-/// A real MCP server whose `echo` says which backend answered.
+#[derive(Debug, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+pub struct GreetingRequest {
+    pub name: String,
+}
+
+/// A real MCP server whose `echo` tool and `greeting` prompt say which
+/// backend answered.
 #[derive(Debug, Clone)]
 pub struct EchoServer {
     label: &'static str,
     tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
 }
 
 #[tool_router]
@@ -290,11 +300,41 @@ impl EchoServer {
     }
 }
 
+#[prompt_router]
+impl EchoServer {
+    #[prompt(name = "greeting", description = "Greet someone, from this backend")]
+    async fn greeting(
+        &self,
+        Parameters(GreetingRequest { name }): Parameters<GreetingRequest>,
+    ) -> Vec<PromptMessage> {
+        vec![PromptMessage::new_text(
+            Role::User,
+            format!("{} greets {name}", self.label),
+        )]
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for EchoServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions(format!("The {} test backend", self.label))
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_instructions(format!("The {} test backend", self.label))
+    }
+}
+
+impl EchoServer {
+    fn new(label: &'static str) -> Self {
+        EchoServer {
+            label,
+            tool_router: EchoServer::tool_router(),
+            prompt_router: EchoServer::prompt_router(),
+        }
     }
 }
 
@@ -328,12 +368,7 @@ pub fn serve_rmcp_backend(
     let address = listener.local_addr().expect("address");
     let service: StreamableHttpService<EchoServer, LocalSessionManager> =
         StreamableHttpService::new(
-            move || {
-                Ok(EchoServer {
-                    label,
-                    tool_router: EchoServer::tool_router(),
-                })
-            },
+            move || Ok(EchoServer::new(label)),
             Default::default(),
             StreamableHttpServerConfig::default().with_sse_keep_alive(None),
         );

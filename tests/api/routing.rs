@@ -149,3 +149,62 @@ async fn raw_tools_of(url: &str) -> Vec<Value> {
     let listed = direct.request("tools/list", json!({})).await;
     listed["result"]["tools"].as_array().expect("array").clone()
 }
+
+#[tokio::test]
+async fn prompts_of_both_backends_are_listed_with_a_prefix_and_got_from_the_owner() {
+    let (app, _alpha, _beta) = two_backend_app().await;
+    let session = app
+        .create_session(json!({ "servers": ["alpha", "beta"], "credentials": { "beta": { "token": "beta-token" } } }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let initialized = mcp.initialize("2025-11-25").await;
+    assert_eq!(
+        initialized["capabilities"]["prompts"],
+        json!({ "listChanged": false })
+    );
+
+    let listed = mcp.request("prompts/list", json!({})).await;
+    let prompts = listed["result"]["prompts"].as_array().expect("prompts");
+    let names: Vec<_> = prompts
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["alpha__greeting", "beta__greeting"]);
+    assert_eq!(
+        prompts[0]["description"],
+        "Greet someone, from this backend"
+    );
+    assert_eq!(prompts[0]["arguments"][0]["name"], "name");
+
+    for (prompt, expected) in [
+        ("alpha__greeting", "alpha greets Ada"),
+        ("beta__greeting", "beta greets Ada"),
+    ] {
+        let got = mcp
+            .request(
+                "prompts/get",
+                json!({ "name": prompt, "arguments": { "name": "Ada" } }),
+            )
+            .await;
+        assert_eq!(
+            got["result"]["messages"][0]["content"]["text"], expected,
+            "{got}"
+        );
+    }
+    let unknown = mcp
+        .request("prompts/get", json!({ "name": "alpha__nope" }))
+        .await;
+    assert_eq!(
+        unknown["error"],
+        json!({ "code": -32602, "message": "unknown prompt \"alpha__nope\"", "data": { "prompt": "alpha__nope" } })
+    );
+    let no_params = read_message(
+        mcp.post(&json!({ "jsonrpc": "2.0", "id": 9, "method": "prompts/get" }))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        no_params["error"]["message"],
+        "invalid params: prompts/get needs params with a \"name\""
+    );
+}
