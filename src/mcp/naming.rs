@@ -42,6 +42,25 @@ pub fn with_hash(name: &str, prefix: &str, original: &str) -> String {
     format!("{}-{hash:08x}", &name[..keep])
 }
 
+/// The URI a client sees for a backend's resource URI (or URI template):
+/// `<server>+<uri>`, e.g. `kb+file:///readme.md`. It stays readable, keeps
+/// two backends' equal URIs apart, and routes a URI a client expanded from
+/// a template back to the backend that owns the template.
+pub fn qualify_uri(server: &str, uri: &str) -> String {
+    format!("{server}+{uri}")
+}
+
+/// Splits a URI made by [`qualify_uri`] into the server name and the
+/// backend's own URI; `None` when it has no server part.
+pub fn split_uri(uri: &str) -> Option<(&str, &str)> {
+    let (server, original) = uri.split_once('+')?;
+    let is_server_name = !server.is_empty()
+        && server
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    (is_server_name && !original.is_empty()).then_some((server, original))
+}
+
 /// FNV-1a, 32 bits: stable across builds and platforms, unlike std's hasher,
 /// so a tool keeps its name from one session to the next.
 fn short_hash(text: &str) -> u32 {
@@ -83,6 +102,27 @@ mod tests {
         let name = qualify("s__", "überprüfen");
         assert_eq!(name, "s___berpr_fen");
         assert!(is_valid_name(&name));
+    }
+
+    #[test]
+    fn resource_uris_get_the_server_in_front_and_split_back_exactly() {
+        for uri in [
+            "file:///readme.md",
+            "git+ssh://host/repo",
+            "test://static/resource/{id}",
+            "a+b",
+        ] {
+            let qualified = qualify_uri("kb-2", uri);
+            assert_eq!(split_uri(&qualified), Some(("kb-2", uri)), "{uri}");
+        }
+        assert_eq!(split_uri("file:///readme.md"), None);
+        assert_eq!(split_uri("+file:///x"), None);
+        assert_eq!(
+            split_uri("Kb+file:///x"),
+            None,
+            "server names are lowercase"
+        );
+        assert_eq!(split_uri("kb+"), None);
     }
 
     #[test]

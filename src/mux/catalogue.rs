@@ -10,6 +10,27 @@ use serde_json::{Map, Value};
 use crate::backend::Replay;
 use crate::mcp::naming;
 
+/// One paginated list request to a backend: the capability it needs, the
+/// method, and the result member that holds the items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    pub capability: &'static str,
+    pub method: &'static str,
+    pub key: &'static str,
+}
+
+pub const RESOURCES: Listing = Listing {
+    capability: "resources",
+    method: "resources/list",
+    key: "resources",
+};
+
+pub const RESOURCE_TEMPLATES: Listing = Listing {
+    capability: "resources",
+    method: "resources/templates/list",
+    key: "resourceTemplates",
+};
+
 /// A kind of item that backends list by name and clients use by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamedKind {
@@ -26,18 +47,18 @@ impl NamedKind {
         }
     }
 
-    /// The capability a backend declares, and the member holding a list page.
-    pub fn capability(self) -> &'static str {
+    pub fn listing(self) -> Listing {
         match self {
-            NamedKind::Tool => "tools",
-            NamedKind::Prompt => "prompts",
-        }
-    }
-
-    pub fn list_method(self) -> &'static str {
-        match self {
-            NamedKind::Tool => "tools/list",
-            NamedKind::Prompt => "prompts/list",
+            NamedKind::Tool => Listing {
+                capability: "tools",
+                method: "tools/list",
+                key: "tools",
+            },
+            NamedKind::Prompt => Listing {
+                capability: "prompts",
+                method: "prompts/list",
+                key: "prompts",
+            },
         }
     }
 

@@ -14,6 +14,10 @@ pub enum CallError {
     InvalidParams { reason: String },
     #[error("unknown {} \"{name}\"", kind.noun())]
     Unknown { kind: NamedKind, name: String },
+    #[error(
+        "unknown resource \"{uri}\": this session's resource URIs are <server>+<uri>, as resources/list shows them"
+    )]
+    UnknownResource { uri: String },
     /// The backend that owns the tool has no working backend session.
     #[error(transparent)]
     BackendUnavailable(#[from] Unavailable),

@@ -11,10 +11,12 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::catalogue::{BackendItems, Catalogue, NamedKind};
+use super::catalogue::{
+    BackendItems, Catalogue, Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES, Route,
+};
 use super::error::{CallError, Unavailable};
 use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Replay, Reply};
-use crate::mcp::version;
+use crate::mcp::{naming, version};
 
 /// How long the runtime waits on backends before answering without them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +120,8 @@ impl BackendSlot {
         }
     }
 
-    fn declares(&self, kind: NamedKind) -> bool {
-        matches!(&*self.lock_state(), SlotState::Ready(initialized) if initialized.capabilities.get(kind.capability()).is_some())
+    fn declares(&self, capability: &str) -> bool {
+        matches!(&*self.lock_state(), SlotState::Ready(initialized) if initialized.capabilities.get(capability).is_some())
     }
 
     /// Ends the backend session in the background: clients do not wait on
@@ -136,12 +138,12 @@ impl BackendSlot {
         }
     }
 
-    /// Every item of `kind` the backend lists, following its pagination to the end.
-    async fn list(&self, kind: NamedKind) -> Result<Vec<Value>, CallError> {
-        if !self.declares(kind) {
+    /// Every item the backend lists, following its pagination to the end.
+    async fn list(&self, listing: Listing) -> Result<Vec<Value>, CallError> {
+        if !self.declares(listing.capability) {
             return Ok(Vec::new());
         }
-        let method = kind.list_method();
+        let method = listing.method;
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
@@ -156,7 +158,7 @@ impl BackendSlot {
                     .map_err(|_| self.protocol(&format!("{method} result is not JSON")))?,
                 Reply::Error(error) => return Err(CallError::Relayed { error }),
             };
-            match page.get_mut(kind.capability()).map(Value::take) {
+            match page.get_mut(listing.key).map(Value::take) {
                 Some(Value::Array(page_items)) => items.extend(page_items),
                 None | Some(Value::Null) => {}
                 Some(_) => {
@@ -273,6 +275,8 @@ impl McpSession {
             "capabilities": {
                 "tools": { "listChanged": false },
                 "prompts": { "listChanged": false },
+                "resources": { "listChanged": false },
+                "completions": {},
             },
             "serverInfo": {
                 "name": "mcp-mux",
@@ -333,6 +337,16 @@ impl McpSession {
             "tools/call" => self.use_item(NamedKind::Tool, params).await,
             "prompts/list" => self.list(NamedKind::Prompt, params).await,
             "prompts/get" => self.use_item(NamedKind::Prompt, params).await,
+            "resources/list" => self.list_resources(RESOURCES, "uri", params).await,
+            "resources/templates/list" => {
+                self.list_resources(RESOURCE_TEMPLATES, "uriTemplate", params)
+                    .await
+            }
+            "resources/read" => self.read_resource(params).await,
+            "resources/subscribe" | "resources/unsubscribe" => {
+                self.route_by_uri(method, params).await
+            }
+            "completion/complete" => self.complete(params).await,
             _ => Err(CallError::MethodNotFound {
                 method: method.to_owned(),
             }),
@@ -351,7 +365,9 @@ impl McpSession {
             });
         }
         let catalogue = self.refresh_catalogue(kind).await;
-        Ok(Payload::Json(json!({ kind.capability(): catalogue.items })))
+        Ok(Payload::Json(
+            json!({ kind.listing().key: catalogue.items }),
+        ))
     }
 
     /// `tools/call` or `prompts/get`: routed to the owning backend under the
@@ -372,17 +388,7 @@ impl McpSession {
                 reason: "\"name\" must be a string".into(),
             });
         };
-        let catalogue = self.current_catalogue(kind).await;
-        let route = match catalogue.route(&name) {
-            Some(route) => route.clone(),
-            None if catalogue.built_at.elapsed() >= self.timings.miss_refresh_interval => {
-                match self.refresh_catalogue(kind).await.route(&name) {
-                    Some(route) => route.clone(),
-                    None => return Err(self.missing(kind, name)),
-                }
-            }
-            None => return Err(self.missing(kind, name)),
-        };
+        let route = self.route_named(kind, name).await?;
         let slot = &self.backends[route.backend];
         slot.availability(self.timings.recheck_interval)?;
         params.insert("name".into(), Value::String(route.name));
@@ -396,6 +402,21 @@ impl McpSession {
         }
     }
 
+    /// Where a qualified name leads, listing the backends again if the name
+    /// is unknown and the list is old enough.
+    async fn route_named(&self, kind: NamedKind, name: String) -> Result<Route, CallError> {
+        let catalogue = self.current_catalogue(kind).await;
+        if let Some(route) = catalogue.route(&name) {
+            return Ok(route.clone());
+        }
+        if catalogue.built_at.elapsed() >= self.timings.miss_refresh_interval
+            && let Some(route) = self.refresh_catalogue(kind).await.route(&name)
+        {
+            return Ok(route.clone());
+        }
+        Err(self.missing(kind, name))
+    }
+
     /// An unknown name, or one of a backend that is unavailable right now.
     fn missing(&self, kind: NamedKind, name: String) -> CallError {
         for slot in &self.backends {
@@ -407,6 +428,191 @@ impl McpSession {
             }
         }
         CallError::Unknown { kind, name }
+    }
+
+    /// `resources/list` or `resources/templates/list`, merged: every URI (or
+    /// URI template) becomes `<server>+<uri>`, so equal URIs of two backends
+    /// stay apart and any URI a client expands from a template routes back.
+    async fn list_resources(
+        &self,
+        listing: Listing,
+        uri_key: &str,
+        params: Option<Value>,
+    ) -> Result<Payload, CallError> {
+        if params
+            .as_ref()
+            .and_then(|p| p.get("cursor"))
+            .is_some_and(|c| !c.is_null())
+        {
+            return Err(CallError::InvalidParams {
+                reason: "unknown cursor".into(),
+            });
+        }
+        let listing_of = |slot: &Arc<BackendSlot>| {
+            let slot = slot.clone();
+            async move {
+                slot.availability(self.timings.recheck_interval)?;
+                let deadline = slot.session.server().timeout * 2;
+                match tokio::time::timeout(deadline, slot.list(listing)).await {
+                    Ok(listed) => listed,
+                    Err(_) => Err(CallError::Backend(BackendError::Timeout {
+                        server: slot.name().to_owned(),
+                        timeout: deadline,
+                    })),
+                }
+            }
+        };
+        let lists = join_all(self.backends.iter().map(listing_of)).await;
+        let mut merged = Vec::new();
+        for (slot, list) in self.backends.iter().zip(lists) {
+            match list {
+                Ok(items) => merged.extend(items.into_iter().map(|mut item| {
+                    if let Some(Value::String(uri)) = item.get_mut(uri_key) {
+                        *uri = naming::qualify_uri(slot.name(), uri);
+                    }
+                    item
+                })),
+                Err(error) => {
+                    tracing::warn!(server = slot.name(), method = listing.method, %error, "backend left out of the list")
+                }
+            }
+        }
+        Ok(Payload::Json(json!({ listing.key: merged })))
+    }
+
+    /// The backend that owns a URI a client sent, and the backend's own URI.
+    /// A URI without a server part (one a tool result linked to, say) goes to
+    /// the only backend offering resources, if there is just one.
+    fn resolve_uri(&self, uri: &str) -> Result<(&Arc<BackendSlot>, String), CallError> {
+        if let Some((server, original)) = naming::split_uri(uri)
+            && let Some(slot) = self.backends.iter().find(|slot| slot.name() == server)
+        {
+            slot.availability(self.timings.recheck_interval)?;
+            return Ok((slot, original.to_owned()));
+        }
+        let mut offering = self
+            .backends
+            .iter()
+            .filter(|slot| slot.declares("resources"));
+        match (offering.next(), offering.next()) {
+            (Some(only), None) => {
+                only.availability(self.timings.recheck_interval)?;
+                Ok((only, uri.to_owned()))
+            }
+            _ => Err(CallError::UnknownResource {
+                uri: uri.to_owned(),
+            }),
+        }
+    }
+
+    /// Routes a request whose `params.uri` names a resource; returns the
+    /// owning backend and the backend's answer.
+    async fn send_by_uri(
+        &self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<(&Arc<BackendSlot>, Reply), CallError> {
+        let Some(Value::Object(mut params)) = params else {
+            return Err(CallError::InvalidParams {
+                reason: format!("{method} needs params with a \"uri\""),
+            });
+        };
+        let Some(uri) = params.get("uri").and_then(Value::as_str).map(str::to_owned) else {
+            return Err(CallError::InvalidParams {
+                reason: "\"uri\" must be a string".into(),
+            });
+        };
+        let (slot, original) = self.resolve_uri(&uri)?;
+        params.insert("uri".into(), Value::String(original));
+        let reply = slot
+            .session
+            .request(method, Some(&Value::Object(params)), Replay::Safe)
+            .await?;
+        Ok((slot, reply))
+    }
+
+    async fn route_by_uri(
+        &self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Payload, CallError> {
+        match self.send_by_uri(method, params).await?.1 {
+            Reply::Result(raw) => Ok(Payload::Raw(raw)),
+            Reply::Error(error) => Err(CallError::Relayed { error }),
+        }
+    }
+
+    /// `resources/read`, routed by URI; the URIs in the contents are given
+    /// the server part again, so they match what `resources/list` showed.
+    async fn read_resource(&self, params: Option<Value>) -> Result<Payload, CallError> {
+        let (slot, reply) = self.send_by_uri("resources/read", params).await?;
+        let raw = match reply {
+            Reply::Result(raw) => raw,
+            Reply::Error(error) => return Err(CallError::Relayed { error }),
+        };
+        let mut result: Value = serde_json::from_str(raw.get())
+            .map_err(|_| slot.protocol("resources/read result is not JSON"))?;
+        if let Some(Value::Array(contents)) = result.get_mut("contents") {
+            for content in contents {
+                if let Some(Value::String(uri)) = content.get_mut("uri") {
+                    *uri = naming::qualify_uri(slot.name(), uri);
+                }
+            }
+        }
+        Ok(Payload::Json(result))
+    }
+
+    /// `completion/complete`, routed by its reference: a prompt's qualified
+    /// name or a resource template's qualified URI.
+    async fn complete(&self, params: Option<Value>) -> Result<Payload, CallError> {
+        let Some(Value::Object(mut params)) = params else {
+            return Err(CallError::InvalidParams {
+                reason: "completion/complete needs params with a \"ref\"".into(),
+            });
+        };
+        let Some(Value::Object(mut reference)) = params.remove("ref") else {
+            return Err(CallError::InvalidParams {
+                reason: "\"ref\" must be an object".into(),
+            });
+        };
+        let slot = match (
+            reference.get("type").and_then(Value::as_str),
+            reference.get("name"),
+            reference.get("uri"),
+        ) {
+            (Some("ref/prompt"), Some(Value::String(name)), _) => {
+                let name = name.clone();
+                let route = self.route_named(NamedKind::Prompt, name).await?;
+                reference.insert("name".into(), Value::String(route.name));
+                let slot = &self.backends[route.backend];
+                slot.availability(self.timings.recheck_interval)?;
+                slot
+            }
+            (Some("ref/resource"), _, Some(Value::String(uri))) => {
+                let uri = uri.clone();
+                let (slot, original) = self.resolve_uri(&uri)?;
+                reference.insert("uri".into(), Value::String(original));
+                slot
+            }
+            _ => {
+                return Err(CallError::InvalidParams {
+                    reason: "\"ref\" must be {\"type\": \"ref/prompt\", \"name\"} or {\"type\": \"ref/resource\", \"uri\"}".into(),
+                });
+            }
+        };
+        params.insert("ref".into(), Value::Object(reference));
+        match slot
+            .session
+            .request(
+                "completion/complete",
+                Some(&Value::Object(params)),
+                Replay::Safe,
+            )
+            .await?
+        {
+            Reply::Result(raw) => Ok(Payload::Raw(raw)),
+            Reply::Error(error) => Err(CallError::Relayed { error }),
+        }
     }
 
     fn catalogue_of(&self, kind: NamedKind) -> &tokio::sync::RwLock<Option<Arc<Catalogue>>> {
@@ -430,7 +636,7 @@ impl McpSession {
         let listing = self.backends.iter().map(|slot| async move {
             slot.availability(self.timings.recheck_interval)?;
             let deadline = slot.session.server().timeout * 2;
-            match tokio::time::timeout(deadline, slot.list(kind)).await {
+            match tokio::time::timeout(deadline, slot.list(kind.listing())).await {
                 Ok(listed) => listed,
                 Err(_) => Err(CallError::Backend(BackendError::Timeout {
                     server: slot.name().to_owned(),

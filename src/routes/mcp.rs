@@ -199,6 +199,9 @@ fn to_jsonrpc_error(error: CallError) -> ErrorObject {
         CallError::Unknown { kind, name } => {
             ErrorObject::new(INVALID_PARAMS, message).with_data(json!({ kind.noun(): name }))
         }
+        CallError::UnknownResource { uri } => {
+            ErrorObject::new(INVALID_PARAMS, message).with_data(json!({ "uri": uri }))
+        }
         CallError::BackendUnavailable(unavailable) => ErrorObject::new(INTERNAL_ERROR, message)
             .with_data(json!({ "server": unavailable.server() })),
         CallError::Backend(backend) => {

@@ -8,5 +8,6 @@ mod create_session;
 mod lifetimes;
 mod mcp_endpoint;
 mod persistence;
+mod resources;
 mod routing;
 mod store;

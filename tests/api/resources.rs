@@ -1,0 +1,247 @@
+//! Resources, resource templates and completion through a session: URIs
+//! become `<server>+<uri>`, so two backends with equal URIs stay apart.
+
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, method};
+use wiremock::Mock;
+
+use crate::helpers::*;
+
+/// A backend with one resource `file:///readme.md`, a template
+/// `file:///{path}` and completions, each answer naming `label`.
+async fn resource_backend(label: &str) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    let initialized = json!({
+        "protocolVersion": "2025-11-25",
+        "capabilities": { "resources": { "subscribe": true }, "completions": {} },
+        "serverInfo": { "name": label, "version": "1" }
+    });
+    mock_handshake(
+        &server,
+        JsonRpcAnswer::result(initialized).with_session("s1"),
+    )
+    .await;
+    let answers = [
+        (
+            json!({ "method": "resources/list" }),
+            json!({ "resources": [{ "uri": "file:///readme.md", "name": "readme", "mimeType": "text/markdown" }] }),
+        ),
+        (
+            json!({ "method": "resources/templates/list" }),
+            json!({ "resourceTemplates": [{ "uriTemplate": "file:///{path}", "name": "files" }] }),
+        ),
+        (
+            json!({ "method": "resources/read", "params": { "uri": "file:///readme.md" } }),
+            json!({ "contents": [{ "uri": "file:///readme.md", "mimeType": "text/markdown", "text": format!("{label} readme") }] }),
+        ),
+        (
+            json!({ "method": "resources/read", "params": { "uri": "file:///docs/a.md" } }),
+            json!({ "contents": [{ "uri": "file:///docs/a.md", "text": format!("{label} a") }] }),
+        ),
+        (
+            json!({ "method": "resources/subscribe", "params": { "uri": "file:///readme.md" } }),
+            json!({}),
+        ),
+        (
+            json!({ "method": "completion/complete", "params": { "ref": { "type": "ref/resource", "uri": "file:///{path}" } } }),
+            json!({ "completion": { "values": [format!("{label}.md")], "hasMore": false } }),
+        ),
+    ];
+    for (matcher, result) in answers {
+        Mock::given(method("POST"))
+            .and(body_partial_json(matcher))
+            .respond_with(JsonRpcAnswer::result(result))
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+async fn two_resource_backends() -> (wiremock::MockServer, wiremock::MockServer, TestApp, RawMcp) {
+    let one = resource_backend("one").await;
+    let two = resource_backend("two").await;
+    let app = spawn_app(&registry_yaml(&[
+        ("one", &format!("{}/mcp", one.uri()), ""),
+        ("two", &format!("{}/mcp", two.uri()), ""),
+    ]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["one", "two"] }))
+        .await;
+    let mcp = app.mcp(&session).await;
+    (one, two, app, mcp)
+}
+
+#[tokio::test]
+async fn equal_uris_of_two_backends_are_listed_apart_and_read_from_their_owner() {
+    let (_one, _two, _app, mut mcp) = two_resource_backends().await;
+    let listed = mcp.request("resources/list", json!({})).await;
+    assert_eq!(
+        listed["result"]["resources"],
+        json!([
+            { "uri": "one+file:///readme.md", "name": "readme", "mimeType": "text/markdown" },
+            { "uri": "two+file:///readme.md", "name": "readme", "mimeType": "text/markdown" },
+        ])
+    );
+    for (uri, text) in [
+        ("one+file:///readme.md", "one readme"),
+        ("two+file:///readme.md", "two readme"),
+    ] {
+        let read = mcp.request("resources/read", json!({ "uri": uri })).await;
+        assert_eq!(
+            read["result"]["contents"],
+            json!([{ "uri": uri, "mimeType": "text/markdown", "text": text }])
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_uri_expanded_from_a_template_reaches_the_template_owner() {
+    let (_one, _two, _app, mut mcp) = two_resource_backends().await;
+    let templates = mcp.request("resources/templates/list", json!({})).await;
+    assert_eq!(
+        templates["result"]["resourceTemplates"],
+        json!([
+            { "uriTemplate": "one+file:///{path}", "name": "files" },
+            { "uriTemplate": "two+file:///{path}", "name": "files" },
+        ])
+    );
+    let read = mcp
+        .request("resources/read", json!({ "uri": "two+file:///docs/a.md" }))
+        .await;
+    assert_eq!(
+        read["result"]["contents"][0],
+        json!({ "uri": "two+file:///docs/a.md", "text": "two a" })
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_and_completions_are_routed_by_uri() {
+    let (one, two, _app, mut mcp) = two_resource_backends().await;
+    let subscribed = mcp
+        .request(
+            "resources/subscribe",
+            json!({ "uri": "one+file:///readme.md" }),
+        )
+        .await;
+    assert_eq!(subscribed["result"], json!({}));
+    assert_eq!(requests_for(&one, "resources/subscribe").await, 1);
+    assert_eq!(requests_for(&two, "resources/subscribe").await, 0);
+
+    let completed = mcp
+        .request(
+            "completion/complete",
+            json!({ "ref": { "type": "ref/resource", "uri": "two+file:///{path}" }, "argument": { "name": "path", "value": "t" } }),
+        )
+        .await;
+    assert_eq!(
+        completed["result"]["completion"]["values"],
+        json!(["two.md"])
+    );
+}
+
+#[tokio::test]
+async fn uris_that_name_no_backend_are_invalid_params() {
+    let (_one, _two, _app, mut mcp) = two_resource_backends().await;
+    for uri in ["file:///readme.md", "three+file:///readme.md"] {
+        let read = mcp.request("resources/read", json!({ "uri": uri })).await;
+        assert_eq!(
+            read["error"],
+            json!({
+                "code": -32602,
+                "message": format!("unknown resource \"{uri}\": this session's resource URIs are <server>+<uri>, as resources/list shows them"),
+                "data": { "uri": uri }
+            })
+        );
+    }
+    let no_uri = mcp.request("resources/read", json!({})).await;
+    assert_eq!(
+        no_uri["error"]["message"],
+        "invalid params: \"uri\" must be a string"
+    );
+    let bad_ref = mcp
+        .request(
+            "completion/complete",
+            json!({ "ref": { "type": "ref/other" } }),
+        )
+        .await;
+    assert_eq!(bad_ref["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn with_one_resource_backend_an_unqualified_uri_still_reaches_it() {
+    let one = resource_backend("one").await;
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let app = spawn_app(&registry_yaml(&[
+        ("one", &format!("{}/mcp", one.uri()), ""),
+        ("alpha", &alpha.url, ""),
+    ]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["one", "alpha"] }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    // A tool result may link to the backend's own URI.
+    let read = mcp
+        .request("resources/read", json!({ "uri": "file:///readme.md" }))
+        .await;
+    assert_eq!(read["result"]["contents"][0]["text"], "one readme");
+    assert_eq!(
+        read["result"]["contents"][0]["uri"],
+        "one+file:///readme.md"
+    );
+}
+
+/// A backend with one prompt `greet` whose completions name `label`.
+async fn prompt_backend(label: &str) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    let initialized = json!({
+        "protocolVersion": "2025-11-25",
+        "capabilities": { "prompts": {}, "completions": {} },
+        "serverInfo": { "name": label, "version": "1" }
+    });
+    mock_handshake(&server, JsonRpcAnswer::result(initialized)).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "prompts/list" })))
+        .respond_with(JsonRpcAnswer::result(
+            json!({ "prompts": [{ "name": "greet", "arguments": [{ "name": "who" }] }] }),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "completion/complete", "params": { "ref": { "type": "ref/prompt", "name": "greet" } } })))
+        .respond_with(JsonRpcAnswer::result(json!({ "completion": { "values": [label], "hasMore": false } })))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn prompt_completions_are_routed_by_the_prompt_name() {
+    let one = prompt_backend("one").await;
+    let two = prompt_backend("two").await;
+    let app = spawn_app(&registry_yaml(&[
+        ("one", &format!("{}/mcp", one.uri()), ""),
+        ("two", &format!("{}/mcp", two.uri()), ""),
+    ]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["one", "two"] }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let completed = mcp
+        .request(
+            "completion/complete",
+            json!({ "ref": { "type": "ref/prompt", "name": "two__greet" }, "argument": { "name": "who", "value": "A" } }),
+        )
+        .await;
+    assert_eq!(completed["result"]["completion"]["values"], json!(["two"]));
+    assert_eq!(requests_for(&one, "completion/complete").await, 0);
+    let unknown = mcp
+        .request(
+            "completion/complete",
+            json!({ "ref": { "type": "ref/prompt", "name": "two__nope" }, "argument": { "name": "who", "value": "" } }),
+        )
+        .await;
+    assert_eq!(unknown["error"]["message"], "unknown prompt \"two__nope\"");
+}
