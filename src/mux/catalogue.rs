@@ -3,6 +3,7 @@
 //! original name.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -112,7 +113,7 @@ pub struct BackendItems<'a> {
 /// The merged list clients see, and the table that routes calls.
 #[derive(Debug)]
 pub struct Catalogue {
-    pub items: Vec<Value>,
+    pub items: Arc<Vec<Value>>,
     routes: HashMap<String, Route>,
     pub conflicts: Vec<Conflict>,
     pub built_at: Instant,
@@ -209,7 +210,7 @@ impl Catalogue {
             items.push(entry.item);
         }
         Catalogue {
-            items,
+            items: Arc::new(items),
             routes,
             conflicts,
             built_at: Instant::now(),

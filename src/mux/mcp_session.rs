@@ -15,6 +15,7 @@ use super::catalogue::{
     BackendItems, Catalogue, Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES, Route,
 };
 use super::error::{CallError, Unavailable};
+use super::paging::{Pager, requested_cursor};
 use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Replay, Reply};
 use crate::mcp::{naming, version};
 
@@ -215,6 +216,7 @@ pub struct McpSession {
     backends: Vec<Arc<BackendSlot>>,
     tools: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
     prompts: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
+    pager: Pager,
     last_seen: Mutex<Instant>,
 }
 
@@ -266,6 +268,7 @@ impl McpSession {
             backends: slots,
             tools: tokio::sync::RwLock::new(None),
             prompts: tokio::sync::RwLock::new(None),
+            pager: Pager::default(),
             last_seen: Mutex::new(Instant::now()),
         };
         let result = json!({
@@ -354,19 +357,13 @@ impl McpSession {
     }
 
     async fn list(&self, kind: NamedKind, params: Option<Value>) -> Result<Payload, CallError> {
-        if params
-            .as_ref()
-            .and_then(|p| p.get("cursor"))
-            .is_some_and(|c| !c.is_null())
-        {
-            // The whole list fits in one page, so no cursor was ever handed out.
-            return Err(CallError::InvalidParams {
-                reason: "unknown cursor".into(),
-            });
+        if let Some(cursor) = requested_cursor(params.as_ref())? {
+            return Ok(Payload::Json(self.pager.next_page(kind.listing(), cursor)?));
         }
         let catalogue = self.refresh_catalogue(kind).await;
         Ok(Payload::Json(
-            json!({ kind.listing().key: catalogue.items }),
+            self.pager
+                .first_page(kind.listing(), catalogue.items.clone()),
         ))
     }
 
@@ -439,14 +436,8 @@ impl McpSession {
         uri_key: &str,
         params: Option<Value>,
     ) -> Result<Payload, CallError> {
-        if params
-            .as_ref()
-            .and_then(|p| p.get("cursor"))
-            .is_some_and(|c| !c.is_null())
-        {
-            return Err(CallError::InvalidParams {
-                reason: "unknown cursor".into(),
-            });
+        if let Some(cursor) = requested_cursor(params.as_ref())? {
+            return Ok(Payload::Json(self.pager.next_page(listing, cursor)?));
         }
         let listing_of = |slot: &Arc<BackendSlot>| {
             let slot = slot.clone();
@@ -477,7 +468,9 @@ impl McpSession {
                 }
             }
         }
-        Ok(Payload::Json(json!({ listing.key: merged })))
+        Ok(Payload::Json(
+            self.pager.first_page(listing, Arc::new(merged)),
+        ))
     }
 
     /// The backend that owns a URI a client sent, and the backend's own URI.

@@ -5,6 +5,7 @@
 pub mod catalogue;
 pub mod error;
 mod mcp_session;
+mod paging;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 pub use error::{CallError, MuxError, Unavailable};
 pub use mcp_session::{McpSession, Payload, Timings};
+pub use paging::PAGE_SIZE;
 
 use crate::backend::BackendSession;
 use crate::credentials::Credentials;

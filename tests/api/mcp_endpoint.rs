@@ -116,7 +116,7 @@ async fn malformed_tool_calls_are_invalid_params() {
         .await;
     assert_eq!(
         cursor["error"],
-        json!({ "code": -32602, "message": "invalid params: unknown cursor" })
+        json!({ "code": -32602, "message": "invalid params: invalid or expired cursor for tools/list; list again without one" })
     );
     let again = mcp
         .request("initialize", json!({ "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }))

@@ -2,8 +2,8 @@
 //! become `<server>+<uri>`, so two backends with equal URIs stay apart.
 
 use serde_json::json;
-use wiremock::matchers::{body_partial_json, method};
 use wiremock::Mock;
+use wiremock::matchers::{body_partial_json, method};
 
 use crate::helpers::*;
 

@@ -208,3 +208,63 @@ async fn prompts_of_both_backends_are_listed_with_a_prefix_and_got_from_the_owne
         "invalid params: prompts/get needs params with a \"name\""
     );
 }
+
+#[tokio::test]
+async fn a_merged_list_longer_than_a_page_is_paged_with_the_gateways_own_cursor() {
+    use wiremock::Mock;
+    use wiremock::matchers::{body_partial_json, method};
+    let page = mcp_mux::mux::PAGE_SIZE;
+    let count = 2 * page + 3;
+    let tools: Vec<Value> = (0..count)
+        .map(|i| json!({ "name": format!("t{i}"), "inputSchema": { "type": "object" } }))
+        .collect();
+    let server = mock_backend(json!(tools), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "tools/call", "params": { "name": format!("t{}", count - 1) } }),
+        ))
+        .respond_with(JsonRpcAnswer::result(
+            json!({ "content": [{ "type": "text", "text": "last" }] }),
+        ))
+        .mount(&server)
+        .await;
+    let app = spawn_app(&registry_yaml(&[(
+        "big",
+        &format!("{}/mcp", server.uri()),
+        "",
+    )]))
+    .await;
+    let session = app.create_session(json!({ "servers": ["big"] })).await;
+    let mut mcp = app.mcp(&session).await;
+
+    let mut names = Vec::new();
+    let mut pages = 0;
+    let mut params = json!({});
+    loop {
+        let listed = mcp.request("tools/list", params).await;
+        pages += 1;
+        names.extend(
+            listed["result"]["tools"]
+                .as_array()
+                .expect("tools")
+                .iter()
+                .map(|t| t["name"].clone()),
+        );
+        match listed["result"]["nextCursor"].as_str() {
+            Some(cursor) => params = json!({ "cursor": cursor }),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<Value> = (0..count).map(|i| json!(format!("big__t{i}"))).collect();
+    assert_eq!(names, expected, "every tool once, in order");
+    assert_eq!(
+        requests_for(&server, "tools/list").await,
+        1,
+        "pages come from the gateway's snapshot"
+    );
+    let last = mcp
+        .call_tool(&format!("big__t{}", count - 1), json!({}))
+        .await;
+    assert_eq!(first_text(&last), "last");
+}
