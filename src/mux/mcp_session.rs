@@ -121,6 +121,16 @@ impl BackendSlot {
         }
     }
 
+    /// The URI clients see for one of this backend's URIs: with the server
+    /// in front, unless the session does not prefix this backend.
+    fn qualify_uri(&self, uri: &str) -> String {
+        if self.prefix.is_empty() {
+            uri.to_owned()
+        } else {
+            naming::qualify_uri(self.name(), uri)
+        }
+    }
+
     fn declares(&self, capability: &str) -> bool {
         matches!(&*self.lock_state(), SlotState::Ready(initialized) if initialized.capabilities.get(capability).is_some())
     }
@@ -459,7 +469,7 @@ impl McpSession {
             match list {
                 Ok(items) => merged.extend(items.into_iter().map(|mut item| {
                     if let Some(Value::String(uri)) = item.get_mut(uri_key) {
-                        *uri = naming::qualify_uri(slot.name(), uri);
+                        *uri = slot.qualify_uri(uri);
                     }
                     item
                 })),
@@ -477,6 +487,13 @@ impl McpSession {
     /// A URI without a server part (one a tool result linked to, say) goes to
     /// the only backend offering resources, if there is just one.
     fn resolve_uri(&self, uri: &str) -> Result<(&Arc<BackendSlot>, String), CallError> {
+        // A session that does not prefix its one backend passes URIs through.
+        if let [only] = self.backends.as_slice()
+            && only.prefix.is_empty()
+        {
+            only.availability(self.timings.recheck_interval)?;
+            return Ok((only, uri.to_owned()));
+        }
         if let Some((server, original)) = naming::split_uri(uri)
             && let Some(slot) = self.backends.iter().find(|slot| slot.name() == server)
         {
@@ -548,7 +565,7 @@ impl McpSession {
         if let Some(Value::Array(contents)) = result.get_mut("contents") {
             for content in contents {
                 if let Some(Value::String(uri)) = content.get_mut("uri") {
-                    *uri = naming::qualify_uri(slot.name(), uri);
+                    *uri = slot.qualify_uri(uri);
                 }
             }
         }

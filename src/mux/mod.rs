@@ -23,7 +23,7 @@ pub use paging::PAGE_SIZE;
 use crate::backend::BackendSession;
 use crate::credentials::Credentials;
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{STATUS_ACTIVE, SessionRecord, Store};
+use crate::store::{PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
 
 /// Most MCP sessions open at once on one session; opening another ends the
 /// least recently used (clients such as mcp-remote open sessions they never end).
@@ -41,6 +41,7 @@ pub struct Session {
     pub missing_servers: Vec<String>,
     pub created_at: chrono::DateTime<Utc>,
     pub status: String,
+    pub prefix: PrefixMode,
     credentials: Credentials,
     mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
     last_used: Mutex<Instant>,
@@ -85,6 +86,14 @@ impl Session {
         }
         open.insert(mcp_session.id.clone(), mcp_session);
         Ok(())
+    }
+
+    /// What names of `server`'s items start with in this session.
+    fn prefix_for(&self, server: &ServerConfig, separator: &str) -> String {
+        match self.prefix {
+            PrefixMode::WhenNeeded if self.servers.len() == 1 => String::new(),
+            PrefixMode::Always | PrefixMode::WhenNeeded => format!("{}{separator}", server.name),
+        }
     }
 
     fn end(&self) {
@@ -201,6 +210,7 @@ impl Mux {
         &self,
         servers: Vec<String>,
         credentials: Credentials,
+        prefix: PrefixMode,
     ) -> Result<Arc<Session>, MuxError> {
         let record = SessionRecord {
             id: Uuid::new_v4(),
@@ -208,6 +218,7 @@ impl Mux {
             credentials,
             status: STATUS_ACTIVE.to_owned(),
             created_at: Utc::now(),
+            prefix,
         };
         self.store.insert_session(&record).await?;
         let session = Arc::new(self.runtime_for(record));
@@ -306,7 +317,7 @@ impl Mux {
                 );
                 (
                     backend,
-                    format!("{}{}", server.name, self.registry.tool_separator),
+                    session.prefix_for(server, &self.registry.tool_separator),
                 )
             })
             .collect();
@@ -357,6 +368,7 @@ impl Mux {
             missing_servers,
             created_at: record.created_at,
             status: record.status,
+            prefix: record.prefix,
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
             last_used: Mutex::new(Instant::now()),
@@ -412,7 +424,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mux = test_mux(&dir).await;
         let id = mux
-            .create_session(vec!["a".into()], Credentials::default())
+            .create_session(vec!["a".into()], Credentials::default(), PrefixMode::Always)
             .await
             .expect("created")
             .id;
@@ -434,7 +446,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mux = test_mux(&dir).await;
         let id = mux
-            .create_session(vec!["a".into()], Credentials::default())
+            .create_session(vec!["a".into()], Credentials::default(), PrefixMode::Always)
             .await
             .expect("created")
             .id;

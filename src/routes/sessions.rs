@@ -13,6 +13,7 @@ use super::origin::check_origin;
 use crate::credentials::{Credentials, header_value_problem};
 use crate::mux::{Mux, Session};
 use crate::registry::Registry;
+use crate::store::PrefixMode;
 
 /// A create-session body is a list of names and a few tokens.
 const CREATE_SESSION_BODY_LIMIT: usize = 64 * 1024;
@@ -26,8 +27,8 @@ pub async fn create_session(
     let body = read_limited(payload, CREATE_SESSION_BODY_LIMIT).await?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
-    let (servers, credentials) = parse_create_session(value, mux.registry())?;
-    let session = mux.create_session(servers, credentials).await?;
+    let (servers, credentials, prefix) = parse_create_session(value, mux.registry())?;
+    let session = mux.create_session(servers, credentials, prefix).await?;
     tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
     let endpoint = mcp_endpoint(session.id);
     let connection = request.connection_info();
@@ -42,6 +43,7 @@ pub async fn create_session(
         "mcp_endpoint": endpoint,
         "mcp_url": url,
         "status": "created",
+        "prefix": session.prefix.as_str(),
         "servers": session.servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
         "created_at": session.created_at,
     })))
@@ -98,6 +100,7 @@ fn describe(session: &Session) -> Value {
         "session_id": session.id,
         "mcp_endpoint": mcp_endpoint(session.id),
         "status": session.status,
+        "prefix": session.prefix.as_str(),
         "created_at": session.created_at,
         "servers": session.servers.iter().map(|server| json!({
             "name": server.name,
@@ -123,7 +126,7 @@ fn quoted(text: &str) -> String {
 fn parse_create_session(
     value: Value,
     registry: &Registry,
-) -> Result<(Vec<String>, Credentials), ApiError> {
+) -> Result<(Vec<String>, Credentials, PrefixMode), ApiError> {
     let Value::Object(mut body) = value else {
         return Err(ApiError::bad_request("body", "must be a JSON object"));
     };
@@ -138,14 +141,20 @@ fn parse_create_session(
             ));
         }
     };
+    let prefix = match body.remove("prefix") {
+        None | Some(Value::Null) => PrefixMode::default(),
+        Some(value) => value.as_str().and_then(PrefixMode::parse).ok_or_else(|| {
+            ApiError::bad_request("prefix", "must be \"always\" or \"when_needed\"")
+        })?,
+    };
     if let Some(field) = body.keys().next() {
         return Err(ApiError::bad_request(
             field.as_str(),
-            "unknown field; expected servers, credentials",
+            "unknown field; expected servers, credentials, prefix",
         ));
     }
     let credentials = parse_credentials(credentials, &servers, registry)?;
-    Ok((servers, credentials))
+    Ok((servers, credentials, prefix))
 }
 
 fn parse_servers(value: Option<Value>, registry: &Registry) -> Result<Vec<String>, ApiError> {

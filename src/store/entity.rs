@@ -14,6 +14,8 @@ pub mod session {
         pub credentials: String,
         pub status: String,
         pub created_at: DateTimeUtc,
+        /// `always` or `when_needed` (see `PrefixMode`).
+        pub prefix: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,36 @@ pub struct SessionRecord {
     pub credentials: Credentials,
     pub status: String,
     pub created_at: DateTime<Utc>,
+    pub prefix: PrefixMode,
+}
+
+/// Whether a session's tool, prompt and resource names carry their
+/// backend's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrefixMode {
+    /// Always `<server>__<tool>` and `<server>+<uri>`.
+    #[default]
+    Always,
+    /// Only when the session has more than one backend: a session over one
+    /// backend is then a transparent proxy.
+    WhenNeeded,
+}
+
+impl PrefixMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrefixMode::Always => "always",
+            PrefixMode::WhenNeeded => "when_needed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "always" => Some(PrefixMode::Always),
+            "when_needed" => Some(PrefixMode::WhenNeeded),
+            _ => None,
+        }
+    }
 }
 
 /// The status of every session the store returns; deleting removes the row.
@@ -129,6 +159,7 @@ impl Store {
             id: Set(id),
             servers: Set(serde_json::to_string(&record.servers).unwrap_or_default()),
             status: Set(record.status.clone()),
+            prefix: Set(record.prefix.as_str().to_owned()),
             created_at: Set(record.created_at),
         };
         session::Entity::insert(row).exec(&self.db).await?;
@@ -159,6 +190,8 @@ impl Store {
             servers,
             credentials,
             status: row.status,
+            prefix: PrefixMode::parse(&row.prefix)
+                .ok_or_else(|| corrupt("prefix is not always or when_needed"))?,
             created_at: row.created_at,
         }))
     }

@@ -48,6 +48,7 @@ async fn a_valid_request_creates_a_session() {
     assert_eq!(body["mcp_endpoint"], format!("/session/{id}/mcp"));
     assert_eq!(body["mcp_url"], format!("{}/session/{id}/mcp", app.address));
     assert_eq!(body["status"], "created");
+    assert_eq!(body["prefix"], "always");
     assert_eq!(body["servers"], json!(["everything", "huggingface", "kb"]));
     assert_eq!(stored_sessions(&app).await, 1);
 }
@@ -149,9 +150,19 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
             "must be an object keyed by server name".into(),
         ),
         (
+            json!({ "servers": ["everything"], "prefix": "never" }),
+            "prefix",
+            "must be \"always\" or \"when_needed\"".into(),
+        ),
+        (
+            json!({ "servers": ["everything"], "prefix": true }),
+            "prefix",
+            "must be \"always\" or \"when_needed\"".into(),
+        ),
+        (
             json!({ "servers": ["everything"], "server": ["x"] }),
             "server",
-            "unknown field; expected servers, credentials".into(),
+            "unknown field; expected servers, credentials, prefix".into(),
         ),
     ];
     for (body, field, reason) in cases {
@@ -232,6 +243,7 @@ async fn a_session_is_shown_without_secrets_and_can_be_deleted() {
     let shown: Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(shown["session_id"], id);
     assert_eq!(shown["status"], "active");
+    assert_eq!(shown["prefix"], "always");
     assert_eq!(
         shown["servers"],
         json!([{ "name": "huggingface", "auth": "bearer" }])

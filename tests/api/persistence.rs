@@ -177,3 +177,22 @@ async fn a_data_directory_with_url_characters_in_its_name_works() {
         "the database is where the directory says"
     );
 }
+
+#[tokio::test]
+async fn the_prefix_choice_survives_a_restart() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let registry = registry_yaml(&[("alpha", &backend.url, "")]);
+    let app = spawn_app(&registry).await;
+    let session = app
+        .create_session(json!({ "servers": ["alpha"], "prefix": "when_needed" }))
+        .await;
+    let data_dir = app.stop().await;
+    let mut options = AppOptions::new(registry);
+    options.data_dir = Some(data_dir);
+    let app = spawn_app_with(options).await.expect("restarts");
+    let mut mcp = app.mcp(&session).await;
+    assert_eq!(
+        first_text(&mcp.call_tool("echo", json!({ "text": "same" })).await),
+        "alpha: same"
+    );
+}

@@ -245,3 +245,27 @@ async fn prompt_completions_are_routed_by_the_prompt_name() {
         .await;
     assert_eq!(unknown["error"]["message"], "unknown prompt \"two__nope\"");
 }
+
+#[tokio::test]
+async fn a_single_backend_session_without_prefix_passes_uris_through() {
+    let one = resource_backend("one").await;
+    let app = spawn_app(&registry_yaml(&[(
+        "one",
+        &format!("{}/mcp", one.uri()),
+        "",
+    )]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["one"], "prefix": "when_needed" }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let listed = mcp.request("resources/list", json!({})).await;
+    assert_eq!(listed["result"]["resources"][0]["uri"], "file:///readme.md");
+    let read = mcp
+        .request("resources/read", json!({ "uri": "file:///docs/a.md" }))
+        .await;
+    assert_eq!(
+        read["result"]["contents"][0],
+        json!({ "uri": "file:///docs/a.md", "text": "one a" })
+    );
+}

@@ -268,3 +268,40 @@ async fn a_merged_list_longer_than_a_page_is_paged_with_the_gateways_own_cursor(
         .await;
     assert_eq!(first_text(&last), "last");
 }
+
+#[tokio::test]
+async fn a_single_backend_session_without_prefix_is_a_transparent_proxy() {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let beta = spawn_rmcp_backend("beta", None).await;
+    let app = spawn_app(&registry_yaml(&[
+        ("alpha", &alpha.url, ""),
+        ("beta", &beta.url, ""),
+    ]))
+    .await;
+
+    let single = app
+        .create_session(json!({ "servers": ["alpha"], "prefix": "when_needed" }))
+        .await;
+    let mut mcp = app.mcp(&single).await;
+    let mut names = mcp.tool_names().await;
+    names.sort();
+    assert_eq!(names, ["add", "echo"]);
+    assert_eq!(
+        first_text(&mcp.call_tool("echo", json!({ "text": "plain" })).await),
+        "alpha: plain"
+    );
+    let prompts = mcp.request("prompts/list", json!({})).await;
+    assert_eq!(prompts["result"]["prompts"][0]["name"], "greeting");
+
+    // With two backends, names need their prefix even when only needed.
+    let double = app
+        .create_session(json!({ "servers": ["alpha", "beta"], "prefix": "when_needed" }))
+        .await;
+    let mut mcp = app.mcp(&double).await;
+    let mut names = mcp.tool_names().await;
+    names.sort();
+    assert_eq!(
+        names,
+        ["alpha__add", "alpha__echo", "beta__add", "beta__echo"]
+    );
+}

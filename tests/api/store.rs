@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
 use mcp_mux::store::crypto::{EncryptionKey, KeySource};
-use mcp_mux::store::{STATUS_ACTIVE, SessionRecord, Store, StoreError};
+use mcp_mux::store::{PrefixMode, STATUS_ACTIVE, SessionRecord, Store, StoreError};
 
 use crate::helpers::TEST_KEY;
 
@@ -79,6 +79,7 @@ fn record(token: &str) -> SessionRecord {
         credentials,
         status: STATUS_ACTIVE.into(),
         created_at: Utc::now(),
+        prefix: PrefixMode::WhenNeeded,
     }
 }
 
@@ -99,6 +100,7 @@ async fn sessions_round_trip_with_their_credentials() {
             .expect("found");
         assert_eq!(found.servers, stored.servers, "{url}");
         assert_eq!(found.status, STATUS_ACTIVE);
+        assert_eq!(found.prefix, PrefixMode::WhenNeeded);
         assert_eq!(
             found.created_at.timestamp_millis(),
             stored.created_at.timestamp_millis()
