@@ -28,6 +28,26 @@ pub enum Reply {
     Error(ErrorObject),
 }
 
+/// A message a backend sent on a response stream before the response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Relayed {
+    Notification(Value),
+    /// A request to the client (sampling, elicitation, roots): `id` is the
+    /// backend's, `message` the whole request.
+    Request {
+        id: Value,
+        message: Value,
+    },
+}
+
+/// Where the messages of a request's response stream go, and the id the
+/// request last went out with (retries change it), for cancellation.
+#[derive(Clone)]
+pub struct Relay {
+    pub forward: Arc<dyn Fn(Relayed) + Send + Sync>,
+    pub sent_id: Arc<AtomicU64>,
+}
+
 /// How hard to try opening a backend session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempts {
@@ -64,6 +84,8 @@ pub struct BackendSession {
     /// Set by `close`: the session is never opened again, and one that
     /// finishes opening afterwards is ended at once.
     closed: AtomicBool,
+    /// The capabilities told to the backend on `initialize`.
+    client_capabilities: Value,
 }
 
 impl std::fmt::Debug for BackendSession {
@@ -81,6 +103,7 @@ impl BackendSession {
         server: Arc<ServerConfig>,
         http: reqwest::Client,
         credential: Option<SecretString>,
+        client_capabilities: Value,
     ) -> Self {
         let auth_header = match (&server.auth, credential) {
             (AuthScheme::Bearer, Some(token)) => Some((
@@ -100,6 +123,7 @@ impl BackendSession {
             reinitializing: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            client_capabilities,
         }
     }
 
@@ -116,12 +140,12 @@ impl BackendSession {
         }
         let params = json!({
             "protocolVersion": version::LATEST,
-            // No client capabilities: mcp-mux does not relay server-to-client
-            // requests yet, so it must not invite them.
-            "capabilities": {},
+            // Only what the client itself declared: mcp-mux relays those
+            // requests to it, and must not invite others.
+            "capabilities": self.client_capabilities,
             "clientInfo": { "name": "mcp-mux", "version": env!("CARGO_PKG_VERSION") },
         });
-        let attempt = || self.exchange("initialize", Some(&params), Phase::Initialize);
+        let attempt = || self.exchange("initialize", Some(&params), Phase::Initialize, None);
         let (reply, session_id) = match attempts {
             Attempts::WithRetries => {
                 retry::with_retries(&self.server.retry, Replay::Safe, attempt).await?
@@ -180,11 +204,23 @@ impl BackendSession {
         params: Option<&Value>,
         replay: Replay,
     ) -> Result<Reply, BackendError> {
+        self.request_relaying(method, params, replay, None).await
+    }
+
+    /// [`BackendSession::request`], with the notifications and requests the
+    /// backend sends before its response handed to `relay`.
+    pub async fn request_relaying(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        replay: Replay,
+        relay: Option<&Relay>,
+    ) -> Result<Reply, BackendError> {
         let mut reinitialized = false;
         loop {
             let generation = self.lock_connection().generation;
             let outcome = retry::with_retries(&self.server.retry, replay, || {
-                self.exchange(method, params, Phase::InSession)
+                self.exchange(method, params, Phase::InSession, relay)
             })
             .await;
             match outcome {
@@ -202,7 +238,7 @@ impl BackendSession {
     pub async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), BackendError> {
         let body = jsonrpc::request(None, method, params);
         retry::with_retries(&self.server.retry, Replay::Safe, || async {
-            self.post(body.clone(), None, Phase::InSession)
+            self.post(body.clone(), None, Phase::InSession, None)
                 .await
                 .map(|_| ())
         })
@@ -215,6 +251,22 @@ impl BackendSession {
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.end_current_session().await;
+    }
+
+    /// Sends the client's answer to a request the backend made on a
+    /// response stream; `outcome` is its `result` or `error` member.
+    pub async fn respond(
+        &self,
+        id: Value,
+        outcome: serde_json::Map<String, Value>,
+    ) -> Result<(), BackendError> {
+        let mut message = outcome;
+        message.insert("jsonrpc".into(), Value::from("2.0"));
+        message.insert("id".into(), id);
+        let body = serde_json::to_vec(&message).unwrap_or_default();
+        self.post(body, None, Phase::InSession, None)
+            .await
+            .map(|_| ())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -258,10 +310,14 @@ impl BackendSession {
         method: &str,
         params: Option<&Value>,
         phase: Phase,
+        relay: Option<&Relay>,
     ) -> Result<(Reply, Option<HeaderValue>), BackendError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = jsonrpc::request(Some(id), method, params);
-        match self.post(body, Some(id), phase).await? {
+        if let Some(relay) = relay {
+            relay.sent_id.store(id, Ordering::Relaxed);
+        }
+        match self.post(body, Some(id), phase, relay).await? {
             Answer::Accepted => Err(self.protocol("answered a request with 202 and no response")),
             Answer::Message {
                 message,

@@ -9,7 +9,10 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER}
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::{BackendError, BackendSession, answer_to_server_request, names_an_unknown_session};
+use super::{
+    BackendError, BackendSession, Relay, Relayed, answer_to_server_request,
+    names_an_unknown_session,
+};
 use crate::mcp::jsonrpc::IncomingMessage;
 use crate::mcp::sse::SseDecoder;
 use crate::mcp::{LAST_EVENT_ID_HEADER, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
@@ -69,6 +72,7 @@ impl BackendSession {
         body: Vec<u8>,
         expected_id: Option<u64>,
         phase: Phase,
+        relay: Option<&Relay>,
     ) -> Result<Answer, BackendError> {
         let headers = match phase {
             // initialize opens a new backend session: it carries neither the
@@ -82,7 +86,8 @@ impl BackendSession {
                 }
             }
         };
-        self.post_within_timeout(body, expected_id, headers).await
+        self.post_within_timeout(body, expected_id, headers, relay)
+            .await
     }
 
     /// DELETEs a backend session, within the server's timeout.
@@ -112,9 +117,11 @@ impl BackendSession {
         body: Vec<u8>,
         expected_id: Option<u64>,
         headers: SessionHeaders,
+        relay: Option<&Relay>,
     ) -> Result<Answer, BackendError> {
         let timeout = self.server.timeout;
-        match tokio::time::timeout(timeout, self.post_unbounded(body, expected_id, headers)).await {
+        let exchange = self.post_unbounded(body, expected_id, headers, relay);
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(answer) => answer,
             Err(_) => Err(BackendError::Timeout {
                 server: self.server.name.clone(),
@@ -128,6 +135,7 @@ impl BackendSession {
         body: Vec<u8>,
         expected_id: Option<u64>,
         headers: SessionHeaders,
+        relay: Option<&Relay>,
     ) -> Result<Answer, BackendError> {
         let mut request = self
             .http
@@ -159,7 +167,7 @@ impl BackendSession {
                 session_id: issued_session.clone().or(headers.session_id),
                 protocol_version: headers.protocol_version,
             };
-            self.read_event_stream(response, expected_id, stream_headers)
+            self.read_event_stream(response, expected_id, stream_headers, relay)
                 .await?
         } else {
             let body = read_limited(response, MAX_RESPONSE_BYTES)
@@ -215,10 +223,11 @@ impl BackendSession {
         response: reqwest::Response,
         expected_id: u64,
         headers: SessionHeaders,
+        relay: Option<&Relay>,
     ) -> Result<IncomingMessage, BackendError> {
         let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
         let mut lost = match self
-            .read_stream(response, expected_id, &mut decoder, &headers)
+            .read_stream(response, expected_id, &mut decoder, &headers, relay)
             .await?
         {
             StreamEnd::Answer(message) => return Ok(message),
@@ -238,7 +247,7 @@ impl BackendSession {
             decoder.reconnected();
             let response = self.resume(&last_event_id, &headers).await?;
             lost = match self
-                .read_stream(response, expected_id, &mut decoder, &headers)
+                .read_stream(response, expected_id, &mut decoder, &headers, relay)
                 .await?
             {
                 StreamEnd::Answer(message) => return Ok(message),
@@ -249,14 +258,16 @@ impl BackendSession {
     }
 
     /// Reads one stream connection. Events with empty data (the "priming"
-    /// events some servers send first) and notifications are skipped;
-    /// requests from the backend are answered.
+    /// events some servers send first) are skipped. Notifications and
+    /// requests from the backend go to `relay`; without one, notifications
+    /// are dropped and requests answered here.
     async fn read_stream(
         &self,
         response: reqwest::Response,
         expected_id: u64,
         decoder: &mut SseDecoder,
         headers: &SessionHeaders,
+        relay: Option<&Relay>,
     ) -> Result<StreamEnd, BackendError> {
         let mut chunks = response.bytes_stream();
         while let Some(chunk) = chunks.next().await {
@@ -273,15 +284,24 @@ impl BackendSession {
                 }
                 let message = serde_json::from_str::<IncomingMessage>(&event.data)
                     .map_err(|_| self.protocol("event data is not a JSON-RPC message"))?;
-                match (&message.method, &message.id) {
-                    (None, Some(id)) if id.as_u64() == Some(expected_id) => {
+                match (&message.method, &message.id, relay) {
+                    (None, Some(id), _) if id.as_u64() == Some(expected_id) => {
                         return Ok(StreamEnd::Answer(message));
                     }
-                    (Some(method), Some(id)) => {
+                    (Some(_), _, Some(relay)) => {
+                        let whole: Value = serde_json::from_str(&event.data)
+                            .map_err(|_| self.protocol("event data is not a JSON-RPC message"))?;
+                        (relay.forward)(match message.id {
+                            Some(id) => Relayed::Request { id, message: whole },
+                            None => Relayed::Notification(whole),
+                        });
+                    }
+                    (Some(method), Some(id), None) => {
                         let answer = answer_to_server_request(id, method);
                         // Boxed: posting the answer may itself read a stream.
                         let posted =
-                            Box::pin(self.post_within_timeout(answer, None, headers.clone())).await;
+                            Box::pin(self.post_within_timeout(answer, None, headers.clone(), None))
+                                .await;
                         if let Err(error) = posted {
                             tracing::debug!(server = %self.server.name, %error, "could not answer a backend request");
                         }

@@ -22,7 +22,15 @@ pub enum Message {
     Request(Request),
     Notification(Notification),
     /// A result or error answering one of our requests.
-    Response,
+    Response(Response),
+}
+
+/// A peer's answer to a request we sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub id: Value,
+    /// `{"result": …}` or `{"error": …}`, as the peer sent it.
+    pub outcome: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,10 +115,16 @@ pub fn parse_message(value: Value) -> Result<Message, EnvelopeError> {
             })
         }
         Some(_) => Err(EnvelopeError::InvalidMethod),
-        None if id.is_some() && (object.contains_key("result") || object.contains_key("error")) => {
-            Ok(Message::Response)
-        }
-        None => Err(EnvelopeError::Unclassifiable),
+        None => match id {
+            Some(id) if object.contains_key("result") || object.contains_key("error") => {
+                object.remove("jsonrpc");
+                Ok(Message::Response(Response {
+                    id,
+                    outcome: object,
+                }))
+            }
+            _ => Err(EnvelopeError::Unclassifiable),
+        },
     }
 }
 
@@ -235,7 +249,15 @@ mod tests {
             parse_message(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
         assert!(matches!(notification, Ok(Message::Notification(_))));
         let response = parse_message(json!({"jsonrpc":"2.0","id":"a","result":{}}));
-        assert_eq!(response, Ok(Message::Response));
+        let mut outcome = serde_json::Map::new();
+        outcome.insert("result".into(), json!({}));
+        assert_eq!(
+            response,
+            Ok(Message::Response(Response {
+                id: json!("a"),
+                outcome
+            }))
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! One client's MCP session on a session URL: its backend sessions, opened
 //! all at once, its merged catalogue, and the handling of each request.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,10 @@ use super::catalogue::{
 };
 use super::error::{CallError, Unavailable};
 use super::paging::{Pager, requested_cursor};
-use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Replay, Reply};
+use crate::backend::{
+    Attempts, BackendError, BackendSession, Initialized, Relay, Relayed, Replay, Reply,
+};
+use crate::mcp::jsonrpc;
 use crate::mcp::{naming, version};
 
 /// How long the runtime waits on backends before answering without them.
@@ -46,6 +49,27 @@ impl Default for Timings {
 
 /// Most pages mcp-mux follows in one backend list.
 const MAX_LIST_PAGES: usize = 100;
+
+/// Where a client's stream answer goes: serialized JSON-RPC messages.
+pub type ClientStream = tokio::sync::mpsc::UnboundedSender<Vec<u8>>;
+
+/// Backend requests awaiting a client's answer, per MCP session.
+const MAX_PENDING_SERVER_REQUESTS: usize = 256;
+
+/// The client side of one request: its id, and, when the client reads an
+/// SSE answer, where the backend's notifications and requests go.
+pub struct ClientCall<'a> {
+    pub id: &'a Value,
+    pub stream: Option<ClientStream>,
+}
+
+/// A backend's answer, passed to the client as it came.
+fn passed_on(reply: Reply) -> Result<Payload, CallError> {
+    match reply {
+        Reply::Result(raw) => Ok(Payload::Raw(raw)),
+        Reply::Error(error) => Err(CallError::Relayed { error }),
+    }
+}
 
 /// A successful answer: either a value mcp-mux built or a backend's result,
 /// passed on as the bytes it sent.
@@ -227,6 +251,11 @@ pub struct McpSession {
     tools: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
     prompts: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
     pager: Pager,
+    /// Client request id → the backend running it and that backend's id.
+    in_flight: Mutex<HashMap<String, (usize, Arc<AtomicU64>)>>,
+    /// Id given to the client → the backend that asked and its own id.
+    server_requests: Arc<Mutex<HashMap<String, (usize, Value)>>>,
+    next_server_request: Arc<AtomicU64>,
     last_seen: Mutex<Instant>,
 }
 
@@ -279,6 +308,9 @@ impl McpSession {
             tools: tokio::sync::RwLock::new(None),
             prompts: tokio::sync::RwLock::new(None),
             pager: Pager::default(),
+            in_flight: Mutex::new(HashMap::new()),
+            server_requests: Arc::new(Mutex::new(HashMap::new())),
+            next_server_request: Arc::new(AtomicU64::new(1)),
             last_seen: Mutex::new(Instant::now()),
         };
         let result = json!({
@@ -337,33 +369,155 @@ impl McpSession {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Answers one client request.
+    /// Answers one client request. Notifications and requests a backend
+    /// sends while answering go to `call.stream`, when the client has one.
     pub async fn handle_request(
         &self,
         method: &str,
         params: Option<Value>,
+        call: &ClientCall<'_>,
     ) -> Result<Payload, CallError> {
         self.touch();
         match method {
             "ping" => Ok(Payload::Json(json!({}))),
             "tools/list" => self.list(NamedKind::Tool, params).await,
-            "tools/call" => self.use_item(NamedKind::Tool, params).await,
+            "tools/call" => self.use_item(NamedKind::Tool, params, call).await,
             "prompts/list" => self.list(NamedKind::Prompt, params).await,
-            "prompts/get" => self.use_item(NamedKind::Prompt, params).await,
+            "prompts/get" => self.use_item(NamedKind::Prompt, params, call).await,
             "resources/list" => self.list_resources(RESOURCES, "uri", params).await,
             "resources/templates/list" => {
                 self.list_resources(RESOURCE_TEMPLATES, "uriTemplate", params)
                     .await
             }
-            "resources/read" => self.read_resource(params).await,
+            "resources/read" => self.read_resource(params, call).await,
             "resources/subscribe" | "resources/unsubscribe" => {
-                self.route_by_uri(method, params).await
+                self.route_by_uri(method, params, call).await
             }
-            "completion/complete" => self.complete(params).await,
+            "completion/complete" => self.complete(params, call).await,
             _ => Err(CallError::MethodNotFound {
                 method: method.to_owned(),
             }),
         }
+    }
+
+    /// A client notification: cancellations reach the backend running the
+    /// request, a change of roots reaches every backend; others need nothing.
+    pub async fn handle_notification(&self, method: &str, params: Option<Value>) {
+        self.touch();
+        match method {
+            "notifications/cancelled" => {
+                let Some(request_id) = params.as_ref().and_then(|p| p.get("requestId")) else {
+                    return;
+                };
+                let target = self.lock_in_flight().get(&request_id.to_string()).cloned();
+                let Some((index, sent_id)) = target else {
+                    return;
+                };
+                let mut forwarded = json!({ "requestId": sent_id.load(Ordering::Relaxed) });
+                if let Some(reason) = params.as_ref().and_then(|p| p.get("reason")) {
+                    forwarded["reason"] = reason.clone();
+                }
+                let slot = &self.backends[index];
+                if let Err(error) = slot.session.notify(method, Some(&forwarded)).await {
+                    tracing::debug!(server = slot.name(), %error, "could not forward a cancellation");
+                }
+            }
+            "notifications/roots/list_changed" => {
+                let ready = self
+                    .backends
+                    .iter()
+                    .filter(|slot| slot.availability(self.timings.recheck_interval).is_ok());
+                join_all(ready.map(|slot| slot.session.notify(method, None))).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// The client's answer to a request a backend made through mcp-mux: it
+    /// goes back to that backend under the backend's own request id.
+    pub async fn handle_response(&self, response: jsonrpc::Response) {
+        self.touch();
+        let key = match &response.id {
+            Value::String(id) => id.clone(),
+            other => other.to_string(),
+        };
+        let target = self.lock_server_requests().remove(&key);
+        let Some((index, backend_id)) = target else {
+            tracing::debug!("a response to no pending backend request; ignored");
+            return;
+        };
+        let slot = &self.backends[index];
+        if let Err(error) = slot.session.respond(backend_id, response.outcome).await {
+            tracing::warn!(server = slot.name(), %error, "could not pass the client's answer to the backend");
+        }
+    }
+
+    /// Sends a request to backend `index`, relaying what it sends meanwhile
+    /// to the client's stream, and keeping the request cancellable.
+    async fn forward(
+        &self,
+        index: usize,
+        method: &str,
+        params: serde_json::Map<String, Value>,
+        replay: Replay,
+        call: &ClientCall<'_>,
+    ) -> Result<Reply, CallError> {
+        let slot = &self.backends[index];
+        slot.availability(self.timings.recheck_interval)?;
+        let sent_id = Arc::new(AtomicU64::new(0));
+        let relay = call.stream.clone().map(|client| Relay {
+            forward: self.relay_to(index, client),
+            sent_id: sent_id.clone(),
+        });
+        let key = call.id.to_string();
+        self.lock_in_flight().insert(key.clone(), (index, sent_id));
+        let outcome = slot
+            .session
+            .request_relaying(method, Some(&Value::Object(params)), replay, relay.as_ref())
+            .await;
+        self.lock_in_flight().remove(&key);
+        Ok(outcome?)
+    }
+
+    /// Passes a backend's stream messages to the client: notifications as
+    /// they are, requests under an id of mcp-mux's, so that two backends'
+    /// requests never collide and the answer finds its way back.
+    fn relay_to(&self, index: usize, client: ClientStream) -> Arc<dyn Fn(Relayed) + Send + Sync> {
+        let pending = self.server_requests.clone();
+        let counter = self.next_server_request.clone();
+        Arc::new(move |relayed| {
+            let message = match relayed {
+                Relayed::Notification(message) => message,
+                Relayed::Request { id, mut message } => {
+                    let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+                    if pending.len() >= MAX_PENDING_SERVER_REQUESTS {
+                        tracing::warn!(
+                            "too many backend requests await the client; one is dropped"
+                        );
+                        return;
+                    }
+                    let ours = format!("mux-{}", counter.fetch_add(1, Ordering::Relaxed));
+                    pending.insert(ours.clone(), (index, id));
+                    message["id"] = Value::String(ours);
+                    message
+                }
+            };
+            if let Ok(bytes) = serde_json::to_vec(&message) {
+                let _ = client.send(bytes);
+            }
+        })
+    }
+
+    fn lock_in_flight(&self) -> MutexGuard<'_, HashMap<String, (usize, Arc<AtomicU64>)>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_server_requests(&self) -> MutexGuard<'_, HashMap<String, (usize, Value)>> {
+        self.server_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn list(&self, kind: NamedKind, params: Option<Value>) -> Result<Payload, CallError> {
@@ -379,7 +533,12 @@ impl McpSession {
 
     /// `tools/call` or `prompts/get`: routed to the owning backend under the
     /// item's own name; the backend's result is passed back as it came.
-    async fn use_item(&self, kind: NamedKind, params: Option<Value>) -> Result<Payload, CallError> {
+    async fn use_item(
+        &self,
+        kind: NamedKind,
+        params: Option<Value>,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
         let method = kind.use_method();
         let Some(Value::Object(mut params)) = params else {
             return Err(CallError::InvalidParams {
@@ -396,17 +555,11 @@ impl McpSession {
             });
         };
         let route = self.route_named(kind, name).await?;
-        let slot = &self.backends[route.backend];
-        slot.availability(self.timings.recheck_interval)?;
         params.insert("name".into(), Value::String(route.name));
-        match slot
-            .session
-            .request(method, Some(&Value::Object(params)), route.replay)
-            .await?
-        {
-            Reply::Result(raw) => Ok(Payload::Raw(raw)),
-            Reply::Error(error) => Err(CallError::Relayed { error }),
-        }
+        passed_on(
+            self.forward(route.backend, method, params, route.replay, call)
+                .await?,
+        )
     }
 
     /// Where a qualified name leads, listing the backends again if the name
@@ -483,32 +636,26 @@ impl McpSession {
         ))
     }
 
-    /// The backend that owns a URI a client sent, and the backend's own URI.
-    /// A URI without a server part (one a tool result linked to, say) goes to
-    /// the only backend offering resources, if there is just one.
-    fn resolve_uri(&self, uri: &str) -> Result<(&Arc<BackendSlot>, String), CallError> {
+    /// The backend that owns a URI a client sent (its index), and the
+    /// backend's own URI. A URI without a server part (one a tool result
+    /// linked to, say) goes to the only backend offering resources, if there
+    /// is just one.
+    fn resolve_uri(&self, uri: &str) -> Result<(usize, String), CallError> {
         // A session that does not prefix its one backend passes URIs through.
         if let [only] = self.backends.as_slice()
             && only.prefix.is_empty()
         {
-            only.availability(self.timings.recheck_interval)?;
-            return Ok((only, uri.to_owned()));
+            return Ok((0, uri.to_owned()));
         }
         if let Some((server, original)) = naming::split_uri(uri)
-            && let Some(slot) = self.backends.iter().find(|slot| slot.name() == server)
+            && let Some(index) = self.backends.iter().position(|slot| slot.name() == server)
         {
-            slot.availability(self.timings.recheck_interval)?;
-            return Ok((slot, original.to_owned()));
+            return Ok((index, original.to_owned()));
         }
-        let mut offering = self
-            .backends
-            .iter()
-            .filter(|slot| slot.declares("resources"));
+        let mut offering =
+            (0..self.backends.len()).filter(|&index| self.backends[index].declares("resources"));
         match (offering.next(), offering.next()) {
-            (Some(only), None) => {
-                only.availability(self.timings.recheck_interval)?;
-                Ok((only, uri.to_owned()))
-            }
+            (Some(only), None) => Ok((only, uri.to_owned())),
             _ => Err(CallError::UnknownResource {
                 uri: uri.to_owned(),
             }),
@@ -516,12 +663,13 @@ impl McpSession {
     }
 
     /// Routes a request whose `params.uri` names a resource; returns the
-    /// owning backend and the backend's answer.
+    /// owning backend's index and its answer.
     async fn send_by_uri(
         &self,
         method: &str,
         params: Option<Value>,
-    ) -> Result<(&Arc<BackendSlot>, Reply), CallError> {
+        call: &ClientCall<'_>,
+    ) -> Result<(usize, Reply), CallError> {
         let Some(Value::Object(mut params)) = params else {
             return Err(CallError::InvalidParams {
                 reason: format!("{method} needs params with a \"uri\""),
@@ -532,30 +680,32 @@ impl McpSession {
                 reason: "\"uri\" must be a string".into(),
             });
         };
-        let (slot, original) = self.resolve_uri(&uri)?;
+        let (index, original) = self.resolve_uri(&uri)?;
         params.insert("uri".into(), Value::String(original));
-        let reply = slot
-            .session
-            .request(method, Some(&Value::Object(params)), Replay::Safe)
+        let reply = self
+            .forward(index, method, params, Replay::Safe, call)
             .await?;
-        Ok((slot, reply))
+        Ok((index, reply))
     }
 
     async fn route_by_uri(
         &self,
         method: &str,
         params: Option<Value>,
+        call: &ClientCall<'_>,
     ) -> Result<Payload, CallError> {
-        match self.send_by_uri(method, params).await?.1 {
-            Reply::Result(raw) => Ok(Payload::Raw(raw)),
-            Reply::Error(error) => Err(CallError::Relayed { error }),
-        }
+        passed_on(self.send_by_uri(method, params, call).await?.1)
     }
 
     /// `resources/read`, routed by URI; the URIs in the contents are given
     /// the server part again, so they match what `resources/list` showed.
-    async fn read_resource(&self, params: Option<Value>) -> Result<Payload, CallError> {
-        let (slot, reply) = self.send_by_uri("resources/read", params).await?;
+    async fn read_resource(
+        &self,
+        params: Option<Value>,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
+        let (index, reply) = self.send_by_uri("resources/read", params, call).await?;
+        let slot = &self.backends[index];
         let raw = match reply {
             Reply::Result(raw) => raw,
             Reply::Error(error) => return Err(CallError::Relayed { error }),
@@ -574,7 +724,11 @@ impl McpSession {
 
     /// `completion/complete`, routed by its reference: a prompt's qualified
     /// name or a resource template's qualified URI.
-    async fn complete(&self, params: Option<Value>) -> Result<Payload, CallError> {
+    async fn complete(
+        &self,
+        params: Option<Value>,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
         let Some(Value::Object(mut params)) = params else {
             return Err(CallError::InvalidParams {
                 reason: "completion/complete needs params with a \"ref\"".into(),
@@ -585,44 +739,39 @@ impl McpSession {
                 reason: "\"ref\" must be an object".into(),
             });
         };
-        let slot = match (
+        let index = match (
             reference.get("type").and_then(Value::as_str),
-            reference.get("name"),
-            reference.get("uri"),
+            reference
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            reference
+                .get("uri")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         ) {
-            (Some("ref/prompt"), Some(Value::String(name)), _) => {
-                let name = name.clone();
+            (Some("ref/prompt"), Some(name), _) => {
                 let route = self.route_named(NamedKind::Prompt, name).await?;
                 reference.insert("name".into(), Value::String(route.name));
-                let slot = &self.backends[route.backend];
-                slot.availability(self.timings.recheck_interval)?;
-                slot
+                route.backend
             }
-            (Some("ref/resource"), _, Some(Value::String(uri))) => {
-                let uri = uri.clone();
-                let (slot, original) = self.resolve_uri(&uri)?;
+            (Some("ref/resource"), _, Some(uri)) => {
+                let (index, original) = self.resolve_uri(&uri)?;
                 reference.insert("uri".into(), Value::String(original));
-                slot
+                index
             }
             _ => {
                 return Err(CallError::InvalidParams {
-                    reason: "\"ref\" must be {\"type\": \"ref/prompt\", \"name\"} or {\"type\": \"ref/resource\", \"uri\"}".into(),
+                    reason: "\"ref\" must be {\"type\": \"ref/prompt\", \"name\"} or {\"type\": \"ref/resource\", \"uri\"}"
+                        .into(),
                 });
             }
         };
         params.insert("ref".into(), Value::Object(reference));
-        match slot
-            .session
-            .request(
-                "completion/complete",
-                Some(&Value::Object(params)),
-                Replay::Safe,
-            )
-            .await?
-        {
-            Reply::Result(raw) => Ok(Payload::Raw(raw)),
-            Reply::Error(error) => Err(CallError::Relayed { error }),
-        }
+        passed_on(
+            self.forward(index, "completion/complete", params, Replay::Safe, call)
+                .await?,
+        )
     }
 
     fn catalogue_of(&self, kind: NamedKind) -> &tokio::sync::RwLock<Option<Arc<Catalogue>>> {

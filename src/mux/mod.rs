@@ -17,7 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use error::{CallError, MuxError, Unavailable};
-pub use mcp_session::{McpSession, Payload, Timings};
+pub use mcp_session::{ClientCall, ClientStream, McpSession, Payload, Timings};
 pub use paging::PAGE_SIZE;
 
 use crate::backend::BackendSession;
@@ -306,6 +306,7 @@ impl Mux {
         let requested = initialize_params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
+        let client_capabilities = relayable_capabilities(initialize_params);
         let backends = session
             .servers
             .iter()
@@ -314,6 +315,7 @@ impl Mux {
                     server.clone(),
                     self.http.clone(),
                     session.credentials.get(&server.name).cloned(),
+                    client_capabilities.clone(),
                 );
                 (
                     backend,
@@ -390,6 +392,22 @@ impl Mux {
     fn lock_deleted(&self) -> MutexGuard<'_, Tombstones> {
         self.deleted.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The client capabilities a backend may be told of: those the client
+/// declared and mcp-mux can relay (requests on a response stream).
+fn relayable_capabilities(initialize_params: Option<&Value>) -> Value {
+    const RELAYED: [&str; 3] = ["sampling", "elicitation", "roots"];
+    let declared = initialize_params
+        .and_then(|params| params.get("capabilities"))
+        .and_then(Value::as_object);
+    let kept: serde_json::Map<String, Value> = declared
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| RELAYED.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    Value::Object(kept)
 }
 
 #[cfg(test)]

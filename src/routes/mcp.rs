@@ -18,7 +18,7 @@ use crate::mcp::jsonrpc::{
     PARSE_ERROR,
 };
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, version};
-use crate::mux::{CallError, McpSession, Mux, Payload, Session};
+use crate::mux::{CallError, ClientCall, McpSession, Mux, Payload, Session};
 
 /// Largest JSON-RPC message a client may POST.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -149,15 +149,82 @@ async fn handle_post(
     let mcp_session =
         find_mcp_session(request, &session).map_err(|refusal| refusal.with_id(id.as_ref()))?;
     match message {
-        Message::Request(call) => {
-            let outcome = mcp_session.handle_request(&call.method, call.params).await;
-            Ok(answer(&call.id, outcome))
+        Message::Request(call) if accepts_event_stream(request) && may_stream(&call.method) => {
+            Ok(streamed_answer(mcp_session, call))
         }
-        Message::Notification(_) | Message::Response => {
-            mcp_session.touch();
+        Message::Request(call) => {
+            let client = ClientCall {
+                id: &call.id,
+                stream: None,
+            };
+            let outcome = mcp_session
+                .handle_request(&call.method, call.params, &client)
+                .await;
+            Ok(HttpResponse::Ok()
+                .content_type("application/json")
+                .body(answer_bytes(&call.id, outcome)))
+        }
+        Message::Notification(notification) => {
+            mcp_session
+                .handle_notification(&notification.method, notification.params)
+                .await;
+            Ok(HttpResponse::Accepted().finish())
+        }
+        Message::Response(response) => {
+            mcp_session.handle_response(response).await;
             Ok(HttpResponse::Accepted().finish())
         }
     }
+}
+
+/// Requests routed to one backend, which may send notifications (progress,
+/// log messages) and requests (sampling, elicitation) before its answer.
+fn may_stream(method: &str) -> bool {
+    matches!(
+        method,
+        "tools/call" | "prompts/get" | "resources/read" | "completion/complete"
+    )
+}
+
+fn accepts_event_stream(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+/// Answers a request with an SSE stream: each notification and request the
+/// backend sends while working is passed on as it arrives, and the response
+/// closes the stream. The request runs on its own task, so a client that
+/// goes away does not cut a call short on the backend.
+fn streamed_answer(mcp_session: Arc<McpSession>, call: jsonrpc::Request) -> HttpResponse {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let client = ClientCall {
+            id: &call.id,
+            stream: Some(sender.clone()),
+        };
+        let outcome = mcp_session
+            .handle_request(&call.method, call.params, &client)
+            .await;
+        let _ = sender.send(answer_bytes(&call.id, outcome));
+    });
+    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let message = receiver.recv().await?;
+        let mut event = Vec::with_capacity(message.len() + 24);
+        event.extend_from_slice(b"event: message\ndata: ");
+        event.extend_from_slice(&message);
+        event.extend_from_slice(b"\n\n");
+        Some((
+            Ok::<_, std::convert::Infallible>(web::Bytes::from(event)),
+            receiver,
+        ))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(events)
 }
 
 async fn initialize_response(
@@ -180,14 +247,11 @@ async fn initialize_response(
         .body(jsonrpc::result_response(&request.id, &result)))
 }
 
-fn answer(id: &Value, outcome: Result<Payload, CallError>) -> HttpResponse {
-    let body = match outcome {
+fn answer_bytes(id: &Value, outcome: Result<Payload, CallError>) -> Vec<u8> {
+    match outcome {
         Ok(payload) => jsonrpc::result_response(id, &payload),
         Err(error) => jsonrpc::error_response(id, &to_jsonrpc_error(error)),
-    };
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body)
+    }
 }
 
 /// The one place a failed MCP request becomes a JSON-RPC error.

@@ -453,13 +453,14 @@ async fn a_json_answer_to_another_request_id_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn a_request_from_the_backend_on_the_answer_stream_is_refused_and_the_call_completes() {
+/// A backend whose `write` answer stream carries a sampling request and a
+/// progress notification before the result.
+async fn chatty_backend() -> wiremock::MockServer {
     let server = mock_backend(tools(), false).await;
     // mcp-mux numbers its requests to a backend: initialize 1, tools/list 2, tools/call 3.
     let stream = concat!(
-        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"method\":\"sampling/createMessage\",\"params\":{}}\n\n",
-        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n",
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"method\":\"sampling/createMessage\",\"params\":{\"maxTokens\":5}}\n\n",
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"p-1\",\"progress\":1}}\n\n",
         "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}\n\n",
     );
     Mock::given(method("POST"))
@@ -467,6 +468,12 @@ async fn a_request_from_the_backend_on_the_answer_stream_is_refused_and_the_call
         .respond_with(ResponseTemplate::new(200).set_body_raw(stream, "text/event-stream"))
         .mount(&server)
         .await;
+    server
+}
+
+#[tokio::test]
+async fn a_json_only_client_gets_the_result_and_backend_requests_are_refused() {
+    let server = chatty_backend().await;
     Mock::given(method("POST"))
         .and(body_partial_json(
             json!({ "id": "srv-1", "error": { "code": -32601 } }),
@@ -477,10 +484,59 @@ async fn a_request_from_the_backend_on_the_answer_stream_is_refused_and_the_call
         .await;
     let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
     mcp.tool_names().await;
+    let response = mcp
+        .http
+        .post(&mcp.url)
+        .header("accept", "application/json")
+        .header("mcp-session-id", mcp.session_id.clone().expect("id"))
+        .json(&json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": "flaky__write" } }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(first_text(&answer), "done");
+}
+
+#[tokio::test]
+async fn a_streaming_client_receives_backend_messages_first_and_its_answer_reaches_the_backend() {
+    let server = chatty_backend().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "id": "srv-1", "result": { "role": "assistant" } }),
+        ))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    mcp.tool_names().await;
+    let response = mcp
+        .post(&json!({ "jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": { "name": "flaky__write", "_meta": { "progressToken": "p-1" } } }))
+        .await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.expect("body");
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).expect("JSON event"))
+        .collect();
+    assert_eq!(messages.len(), 3, "{text}");
     assert_eq!(
-        first_text(&mcp.call_tool("flaky__write", json!({})).await),
-        "done"
+        messages[0],
+        json!({ "jsonrpc": "2.0", "id": "mux-1", "method": "sampling/createMessage", "params": { "maxTokens": 5 } }),
+        "the backend's request, under an id of the gateway's"
     );
+    assert_eq!(messages[1]["method"], "notifications/progress");
+    assert_eq!(messages[1]["params"]["progressToken"], "p-1");
+    assert_eq!(messages[2]["id"], 8);
+    assert_eq!(first_text(&messages[2]), "done");
+
+    let answered = mcp
+        .post(&json!({ "jsonrpc": "2.0", "id": "mux-1", "result": { "role": "assistant", "content": { "type": "text", "text": "hi" }, "model": "m" } }))
+        .await;
+    assert_eq!(answered.status(), 202);
+    // wiremock checks on drop that the backend got the answer under its own id.
 }
 
 #[tokio::test]
