@@ -365,13 +365,24 @@ pub fn serve_rmcp_backend(
     label: &'static str,
     bearer: Option<&'static str>,
 ) -> RmcpBackend {
+    serve_rmcp_service(listener, move || EchoServer::new(label), bearer)
+}
+
+/// Serves any rmcp server on an already bound listener, at `/mcp`.
+pub fn serve_rmcp_service<S>(
+    listener: tokio::net::TcpListener,
+    make: impl Fn() -> S + Send + Sync + 'static,
+    bearer: Option<&'static str>,
+) -> RmcpBackend
+where
+    S: ServerHandler + Send + 'static,
+{
     let address = listener.local_addr().expect("address");
-    let service: StreamableHttpService<EchoServer, LocalSessionManager> =
-        StreamableHttpService::new(
-            move || Ok(EchoServer::new(label)),
-            Default::default(),
-            StreamableHttpServerConfig::default().with_sse_keep_alive(None),
-        );
+    let service: StreamableHttpService<S, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(make()),
+        Default::default(),
+        StreamableHttpServerConfig::default().with_sse_keep_alive(None),
+    );
     let mut router = axum::Router::new().nest_service("/mcp", service);
     if let Some(token) = bearer {
         router = router.layer(axum::middleware::from_fn(

@@ -11,3 +11,4 @@ mod persistence;
 mod resources;
 mod routing;
 mod store;
+mod streaming;
