@@ -322,6 +322,7 @@ impl McpSession {
                 "prompts": { "listChanged": false },
                 "resources": { "listChanged": false },
                 "completions": {},
+                "logging": {},
             },
             "serverInfo": {
                 "name": "mcp-mux",
@@ -394,6 +395,7 @@ impl McpSession {
                 self.route_by_uri(method, params, call).await
             }
             "completion/complete" => self.complete(params, call).await,
+            "logging/setLevel" => self.set_log_level(params).await,
             _ => Err(CallError::MethodNotFound {
                 method: method.to_owned(),
             }),
@@ -772,6 +774,45 @@ impl McpSession {
             self.forward(index, "completion/complete", params, Replay::Safe, call)
                 .await?,
         )
+    }
+
+    /// `logging/setLevel`, told to every available backend that logs; the
+    /// messages they send come back as `notifications/message`.
+    async fn set_log_level(&self, params: Option<Value>) -> Result<Payload, CallError> {
+        let Some(params @ Value::Object(_)) = params else {
+            return Err(CallError::InvalidParams {
+                reason: "logging/setLevel needs params with a \"level\"".into(),
+            });
+        };
+        if !params.get("level").is_some_and(Value::is_string) {
+            return Err(CallError::InvalidParams {
+                reason: "\"level\" must be a string".into(),
+            });
+        }
+        let logging = self.backends.iter().filter(|slot| {
+            slot.availability(self.timings.recheck_interval).is_ok() && slot.declares("logging")
+        });
+        let outcomes = join_all(logging.map(|slot| async {
+            (
+                slot.name(),
+                slot.session
+                    .request("logging/setLevel", Some(&params), Replay::Safe)
+                    .await,
+            )
+        }))
+        .await;
+        for (server, outcome) in outcomes {
+            match outcome {
+                Ok(Reply::Result(_)) => {}
+                Ok(Reply::Error(error)) => {
+                    tracing::debug!(server, message = %error.message, "backend refused logging/setLevel")
+                }
+                Err(error) => {
+                    tracing::warn!(server, %error, "logging/setLevel did not reach the backend")
+                }
+            }
+        }
+        Ok(Payload::Json(json!({})))
     }
 
     fn catalogue_of(&self, kind: NamedKind) -> &tokio::sync::RwLock<Option<Arc<Catalogue>>> {

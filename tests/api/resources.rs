@@ -269,3 +269,42 @@ async fn a_single_backend_session_without_prefix_passes_uris_through() {
         json!({ "uri": "file:///docs/a.md", "text": "one a" })
     );
 }
+
+#[tokio::test]
+async fn the_log_level_is_told_to_every_backend_that_logs() {
+    let one = resource_backend("one").await;
+    let logging = wiremock::MockServer::start().await;
+    let initialized = json!({ "protocolVersion": "2025-11-25", "capabilities": { "logging": {} }, "serverInfo": { "name": "l", "version": "1" } });
+    mock_handshake(&logging, JsonRpcAnswer::result(initialized)).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "logging/setLevel", "params": { "level": "debug" } }),
+        ))
+        .respond_with(JsonRpcAnswer::result(json!({})))
+        .expect(1)
+        .mount(&logging)
+        .await;
+    let app = spawn_app(&registry_yaml(&[
+        ("one", &format!("{}/mcp", one.uri()), ""),
+        ("logs", &format!("{}/mcp", logging.uri()), ""),
+    ]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["one", "logs"] }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let set = mcp
+        .request("logging/setLevel", json!({ "level": "debug" }))
+        .await;
+    assert_eq!(set["result"], json!({}));
+    assert_eq!(
+        requests_for(&one, "logging/setLevel").await,
+        0,
+        "one does not log"
+    );
+    let bad = mcp.request("logging/setLevel", json!({ "level": 3 })).await;
+    assert_eq!(
+        bad["error"]["message"],
+        "invalid params: \"level\" must be a string"
+    );
+}
