@@ -123,7 +123,10 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(routes::log_request))
                 .configure(routes::configure)
         })
-        .shutdown_timeout(10);
+        .shutdown_timeout(10)
+        // Signals are handled in `run_until_stopped`, which first ends the
+        // open client streams.
+        .disable_signals();
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
@@ -178,9 +181,43 @@ impl Application {
                 }
             }
         };
+        let handle = self.server.handle();
+        let stopper = self.mux.clone();
+        let on_signal = async move {
+            stop_signal().await;
+            tracing::info!("stopping: ending client streams, finishing requests");
+            stopper.begin_shutdown();
+            handle.stop(true).await;
+        };
+        let server = self.server;
+        tokio::pin!(server);
         tokio::select! {
-            result = self.server => result,
+            result = &mut server => result,
             () = reaper => Ok(()),
+            () = on_signal => server.await,
         }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -269,6 +269,23 @@ impl BackendSession {
             .map(|_| ())
     }
 
+    /// Listens on the backend's own stream until the session is closed or
+    /// the backend turns out to have none; reconnects with a growing pause.
+    pub async fn listen(&self, forward: Arc<dyn Fn(Relayed) + Send + Sync>) {
+        let mut pause = std::time::Duration::from_millis(500);
+        while !self.is_closed() {
+            match self.listen_once(forward.as_ref()).await {
+                Ok(false) => return,
+                Ok(true) => pause = std::time::Duration::from_millis(500),
+                Err(error) => {
+                    tracing::debug!(server = %self.server.name, %error, "backend stream failed");
+                    pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }

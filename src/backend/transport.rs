@@ -317,6 +317,68 @@ impl BackendSession {
         ))
     }
 
+    /// Listens on the backend's own stream (GET), for what it sends outside
+    /// any request: list changes, resource updates, log messages, requests.
+    /// Returns when the stream ends; `Ok(false)` when the backend has none.
+    pub(super) async fn listen_once(
+        &self,
+        forward: &(dyn Fn(Relayed) + Send + Sync),
+    ) -> Result<bool, BackendError> {
+        let headers = {
+            let connection = self.lock_connection();
+            SessionHeaders {
+                session_id: connection.session_id.clone(),
+                protocol_version: connection.protocol_version.clone(),
+            }
+        };
+        let request = self
+            .http
+            .get(self.server.url.clone())
+            .header(ACCEPT, "text/event-stream");
+        let request = self.with_auth(with_session_headers(request, &headers));
+        // Only connecting is bounded: the stream itself is meant to stay open.
+        let response = tokio::time::timeout(self.server.timeout, request.send())
+            .await
+            .map_err(|_| BackendError::Timeout {
+                server: self.server.name.clone(),
+                timeout: self.server.timeout,
+            })?
+            .map_err(|error| self.send_error(&error))?;
+        if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED {
+            return Ok(false);
+        }
+        if !response.status().is_success() {
+            return Err(self
+                .status_error(response, headers.session_id.is_some())
+                .await);
+        }
+        if !is_event_stream(response.headers()) {
+            return Ok(false);
+        }
+        let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
+        let mut chunks = response.bytes_stream();
+        while let Some(Ok(chunk)) = chunks.next().await {
+            let events = decoder
+                .feed(&chunk)
+                .map_err(|_| self.protocol("an event exceeds the answer size limit"))?;
+            for event in events {
+                match serde_json::from_str::<Value>(&event.data) {
+                    Ok(message) if message.get("method").is_some() => {
+                        forward(match message.get("id") {
+                            Some(id) => Relayed::Request {
+                                id: id.clone(),
+                                message: message.clone(),
+                            },
+                            None => Relayed::Notification(message),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Reopens an answer stream after `last_event_id` with GET. Any failure
     /// is `Transport`: the request itself was already accepted.
     async fn resume(

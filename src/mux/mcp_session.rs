@@ -88,11 +88,72 @@ enum SlotState {
 
 /// One backend of an MCP session and the state of its backend session.
 struct BackendSlot {
+    /// Position in the MCP session's backend list.
+    index: usize,
     session: BackendSession,
     prefix: String,
     state: Mutex<SlotState>,
     rechecking: AtomicBool,
     closing: AtomicBool,
+    signals: Arc<Signals>,
+}
+
+/// What an MCP session's backends tell its client outside any request, and
+/// what they mark for refresh.
+#[derive(Default)]
+struct Signals {
+    /// The client's own stream (its GET), while it has one open.
+    client: Mutex<Option<ClientStream>>,
+    /// Set once `initialize` is answered: a backend that opens later is
+    /// announced with list_changed notifications.
+    answered: AtomicBool,
+    stale_tools: AtomicBool,
+    stale_prompts: AtomicBool,
+    /// Id given to the client → the backend that asked and its own id.
+    server_requests: Mutex<HashMap<String, (usize, Value)>>,
+    next_server_request: AtomicU64,
+}
+
+impl Signals {
+    /// Sends a message on the client's own stream; dropped when it has none.
+    fn send(&self, message: &Value) {
+        let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if let (Some(sender), Ok(bytes)) = (client.as_ref(), serde_json::to_vec(message))
+            && sender.send(bytes).is_err()
+        {
+            *client = None;
+        }
+    }
+
+    /// Gives a backend's request to the client under an id of mcp-mux's, so
+    /// that two backends' request ids never collide; None when too many
+    /// already await an answer.
+    fn adopt_request(&self, index: usize, id: Value, mut message: Value) -> Option<Value> {
+        let mut pending = self
+            .server_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if pending.len() >= MAX_PENDING_SERVER_REQUESTS {
+            tracing::warn!("too many backend requests await the client; one is dropped");
+            return None;
+        }
+        let ours = format!(
+            "mux-{}",
+            self.next_server_request.fetch_add(1, Ordering::Relaxed) + 1
+        );
+        pending.insert(ours.clone(), (index, id));
+        message["id"] = Value::String(ours);
+        Some(message)
+    }
+
+    /// The lists changed: the next use refreshes them, and the client hears.
+    fn lists_changed(&self) {
+        self.stale_tools.store(true, Ordering::Release);
+        self.stale_prompts.store(true, Ordering::Release);
+        for list in ["tools", "prompts", "resources"] {
+            self.send(&json!({ "jsonrpc": "2.0", "method": format!("notifications/{list}/list_changed") }));
+        }
+    }
 }
 
 impl BackendSlot {
@@ -108,6 +169,20 @@ impl BackendSlot {
     /// session closed meanwhile is ended by `initialize` itself.
     async fn open(self: Arc<Self>, attempts: Attempts) {
         let outcome = self.session.initialize(attempts).await;
+        if outcome.is_ok() {
+            let listening = self.clone();
+            tokio::spawn(async move {
+                let forward = listening.clone().backend_stream_forwarder();
+                listening.session.listen(forward).await;
+            });
+            if self.signals.answered.load(Ordering::Acquire) {
+                tracing::info!(
+                    server = self.name(),
+                    "backend session opened late; its items are announced"
+                );
+                self.signals.lists_changed();
+            }
+        }
         *self.lock_state() = match outcome {
             Ok(initialized) => SlotState::Ready(initialized),
             Err(error) => {
@@ -121,6 +196,36 @@ impl BackendSlot {
             }
         };
         self.rechecking.store(false, Ordering::Release);
+    }
+
+    /// Handles what the backend sends on its own stream: list changes mark
+    /// the merged list for refresh and reach the client, resource updates
+    /// reach it under the URI it knows, requests get an id of mcp-mux's.
+    fn backend_stream_forwarder(self: Arc<Self>) -> Arc<dyn Fn(Relayed) + Send + Sync> {
+        Arc::new(move |relayed| match relayed {
+            Relayed::Notification(mut message) => {
+                match message.get("method").and_then(Value::as_str) {
+                    Some("notifications/tools/list_changed") => {
+                        self.signals.stale_tools.store(true, Ordering::Release)
+                    }
+                    Some("notifications/prompts/list_changed") => {
+                        self.signals.stale_prompts.store(true, Ordering::Release)
+                    }
+                    Some("notifications/resources/updated") => {
+                        if let Some(Value::String(uri)) = message.pointer_mut("/params/uri") {
+                            *uri = self.qualify_uri(uri);
+                        }
+                    }
+                    _ => {}
+                }
+                self.signals.send(&message);
+            }
+            Relayed::Request { id, message } => {
+                if let Some(message) = self.signals.adopt_request(self.index, id, message) {
+                    self.signals.send(&message);
+                }
+            }
+        })
     }
 
     /// Ok when the backend session can take requests. A backend that failed
@@ -253,9 +358,7 @@ pub struct McpSession {
     pager: Pager,
     /// Client request id → the backend running it and that backend's id.
     in_flight: Mutex<HashMap<String, (usize, Arc<AtomicU64>)>>,
-    /// Id given to the client → the backend that asked and its own id.
-    server_requests: Arc<Mutex<HashMap<String, (usize, Value)>>>,
-    next_server_request: Arc<AtomicU64>,
+    signals: Arc<Signals>,
     last_seen: Mutex<Instant>,
 }
 
@@ -268,10 +371,14 @@ impl McpSession {
         backends: Vec<(BackendSession, String)>,
         requested_version: Option<&str>,
     ) -> (Self, Value) {
+        let signals = Arc::new(Signals::default());
         let slots: Vec<Arc<BackendSlot>> = backends
             .into_iter()
-            .map(|(session, prefix)| {
+            .enumerate()
+            .map(|(index, (session, prefix))| {
                 Arc::new(BackendSlot {
+                    index,
+                    signals: signals.clone(),
                     session,
                     prefix,
                     state: Mutex::new(SlotState::Opening),
@@ -297,6 +404,7 @@ impl McpSession {
             );
         }
         guard.armed = false;
+        signals.answered.store(true, Ordering::Release);
         drop(guard);
 
         let protocol_version = version::negotiate(requested_version);
@@ -309,8 +417,7 @@ impl McpSession {
             prompts: tokio::sync::RwLock::new(None),
             pager: Pager::default(),
             in_flight: Mutex::new(HashMap::new()),
-            server_requests: Arc::new(Mutex::new(HashMap::new())),
-            next_server_request: Arc::new(AtomicU64::new(1)),
+            signals,
             last_seen: Mutex::new(Instant::now()),
         };
         let result = json!({
@@ -318,9 +425,9 @@ impl McpSession {
             // Prompts are offered even when no backend has any (yet): the
             // list is then empty, and a backend that opens late can add some.
             "capabilities": {
-                "tools": { "listChanged": false },
-                "prompts": { "listChanged": false },
-                "resources": { "listChanged": false },
+                "tools": { "listChanged": true },
+                "prompts": { "listChanged": true },
+                "resources": { "listChanged": true, "subscribe": true },
                 "completions": {},
                 "logging": {},
             },
@@ -443,7 +550,12 @@ impl McpSession {
             Value::String(id) => id.clone(),
             other => other.to_string(),
         };
-        let target = self.lock_server_requests().remove(&key);
+        let target = self
+            .signals
+            .server_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
         let Some((index, backend_id)) = target else {
             tracing::debug!("a response to no pending backend request; ignored");
             return;
@@ -481,43 +593,36 @@ impl McpSession {
         Ok(outcome?)
     }
 
-    /// Passes a backend's stream messages to the client: notifications as
-    /// they are, requests under an id of mcp-mux's, so that two backends'
-    /// requests never collide and the answer finds its way back.
+    /// Passes a backend's stream messages to the client's answer stream:
+    /// notifications as they are, requests under an id of mcp-mux's.
     fn relay_to(&self, index: usize, client: ClientStream) -> Arc<dyn Fn(Relayed) + Send + Sync> {
-        let pending = self.server_requests.clone();
-        let counter = self.next_server_request.clone();
+        let signals = self.signals.clone();
         Arc::new(move |relayed| {
             let message = match relayed {
-                Relayed::Notification(message) => message,
-                Relayed::Request { id, mut message } => {
-                    let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
-                    if pending.len() >= MAX_PENDING_SERVER_REQUESTS {
-                        tracing::warn!(
-                            "too many backend requests await the client; one is dropped"
-                        );
-                        return;
-                    }
-                    let ours = format!("mux-{}", counter.fetch_add(1, Ordering::Relaxed));
-                    pending.insert(ours.clone(), (index, id));
-                    message["id"] = Value::String(ours);
-                    message
-                }
+                Relayed::Notification(message) => Some(message),
+                Relayed::Request { id, message } => signals.adopt_request(index, id, message),
             };
-            if let Ok(bytes) = serde_json::to_vec(&message) {
+            if let Some(bytes) = message.and_then(|message| serde_json::to_vec(&message).ok()) {
                 let _ = client.send(bytes);
             }
         })
     }
 
-    fn lock_in_flight(&self) -> MutexGuard<'_, HashMap<String, (usize, Arc<AtomicU64>)>> {
-        self.in_flight
+    /// Opens the client's own stream (its GET): what backends send outside
+    /// any request goes there from now on, replacing an earlier stream.
+    pub fn open_client_stream(&self) -> tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
+        self.touch();
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        *self
+            .signals
+            .client
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner) = Some(sender);
+        receiver
     }
 
-    fn lock_server_requests(&self) -> MutexGuard<'_, HashMap<String, (usize, Value)>> {
-        self.server_requests
+    fn lock_in_flight(&self) -> MutexGuard<'_, HashMap<String, (usize, Arc<AtomicU64>)>> {
+        self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -823,7 +928,13 @@ impl McpSession {
     }
 
     async fn current_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
-        if let Some(catalogue) = self.catalogue_of(kind).read().await.clone() {
+        let stale = match kind {
+            NamedKind::Tool => &self.signals.stale_tools,
+            NamedKind::Prompt => &self.signals.stale_prompts,
+        };
+        if !stale.swap(false, Ordering::AcqRel)
+            && let Some(catalogue) = self.catalogue_of(kind).read().await.clone()
+        {
             return catalogue;
         }
         self.refresh_catalogue(kind).await

@@ -177,6 +177,8 @@ pub struct Mux {
     timings: Timings,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
     deleted: Mutex<Tombstones>,
+    /// Set when the gateway stops, so that open client streams end.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Mux {
@@ -193,7 +195,19 @@ impl Mux {
             timings,
             sessions: RwLock::new(HashMap::new()),
             deleted: Mutex::new(Tombstones::default()),
+            stopping: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Ends every open client stream: a stream that stays open would hold
+    /// a graceful shutdown until its timeout.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once the gateway is stopping.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     pub fn registry(&self) -> &Registry {

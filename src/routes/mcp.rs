@@ -150,7 +150,7 @@ async fn handle_post(
         find_mcp_session(request, &session).map_err(|refusal| refusal.with_id(id.as_ref()))?;
     match message {
         Message::Request(call) if accepts_event_stream(request) && may_stream(&call.method) => {
-            Ok(streamed_answer(mcp_session, call))
+            Ok(streamed_answer(mux, mcp_session, call))
         }
         Message::Request(call) => {
             let client = ClientCall {
@@ -198,7 +198,11 @@ fn accepts_event_stream(request: &HttpRequest) -> bool {
 /// backend sends while working is passed on as it arrives, and the response
 /// closes the stream. The request runs on its own task, so a client that
 /// goes away does not cut a call short on the backend.
-fn streamed_answer(mcp_session: Arc<McpSession>, call: jsonrpc::Request) -> HttpResponse {
+fn streamed_answer(
+    mux: &Mux,
+    mcp_session: Arc<McpSession>,
+    call: jsonrpc::Request,
+) -> HttpResponse {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     tokio::spawn(async move {
         let client = ClientCall {
@@ -210,17 +214,32 @@ fn streamed_answer(mcp_session: Arc<McpSession>, call: jsonrpc::Request) -> Http
             .await;
         let _ = sender.send(answer_bytes(&call.id, outcome));
     });
-    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let message = receiver.recv().await?;
-        let mut event = Vec::with_capacity(message.len() + 24);
-        event.extend_from_slice(b"event: message\ndata: ");
-        event.extend_from_slice(&message);
-        event.extend_from_slice(b"\n\n");
-        Some((
-            Ok::<_, std::convert::Infallible>(web::Bytes::from(event)),
-            receiver,
-        ))
-    });
+    event_stream(receiver, mux.stopping())
+}
+
+/// An SSE response carrying each message `receiver` yields, until every
+/// sender is gone.
+fn event_stream(
+    receiver: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> HttpResponse {
+    let events = futures_util::stream::unfold(
+        (receiver, stopping),
+        |(mut receiver, mut stopping)| async move {
+            let message = tokio::select! {
+                message = receiver.recv() => message?,
+                _ = stopping.wait_for(|stopping| *stopping) => return None,
+            };
+            let mut event = Vec::with_capacity(message.len() + 24);
+            event.extend_from_slice(b"event: message\ndata: ");
+            event.extend_from_slice(&message);
+            event.extend_from_slice(b"\n\n");
+            Some((
+                Ok::<_, std::convert::Infallible>(web::Bytes::from(event)),
+                (receiver, stopping),
+            ))
+        },
+    );
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -277,19 +296,29 @@ fn to_jsonrpc_error(error: CallError) -> ErrorObject {
     }
 }
 
+/// GET opens the client's own SSE stream for an MCP session: list changes,
+/// resource updates, log messages and requests that backends send outside
+/// any request. Without an `Mcp-Session-Id` there is nothing to listen to:
+/// 405, which clients probing the URL expect. Events are not kept for
+/// replay, so `Last-Event-ID` resumes nothing: a client that reconnects
+/// lists again, which list_changed notifications ask for anyway.
 pub async fn get(
     request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> HttpResponse {
-    let checked = async {
+    let opened = async {
         check_origin(&request)?;
-        find_session(&path, &mux).await?;
-        Ok::<_, Refusal>(())
+        let session = find_session(&path, &mux).await?;
+        if request.headers().get(SESSION_ID_HEADER).is_none() {
+            return Ok(None);
+        }
+        let mcp_session = find_mcp_session(&request, &session)?;
+        Ok::<_, Refusal>(Some(mcp_session.open_client_stream()))
     };
-    match checked.await {
-        // No server-initiated stream yet: the transport allows 405 here.
-        Ok(()) => Refusal::from(ApiError::MethodNotAllowed {
+    match opened.await {
+        Ok(Some(receiver)) => event_stream(receiver, mux.stopping()),
+        Ok(None) => Refusal::from(ApiError::MethodNotAllowed {
             allow: "POST, DELETE",
         })
         .into_response(),

@@ -97,6 +97,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
 impl TestApp {
     /// Stops the gateway and waits until its socket is closed.
     pub async fn stop(self) -> Arc<TempDir> {
+        self.mux.begin_shutdown();
         self.handle.stop(true).await;
         let _ = self.task.await;
         self.data_dir

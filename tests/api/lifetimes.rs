@@ -364,3 +364,125 @@ async fn unknown_tool_names_list_the_backends_again_only_when_the_list_is_old() 
         );
     }
 }
+
+/// Reads a gateway SSE stream until `wanted` methods have all been seen, or
+/// 10 s have passed; returns every message read.
+async fn read_events_until(response: reqwest::Response, wanted: &[&str]) -> Vec<Value> {
+    use futures_util::StreamExt;
+    let mut messages: Vec<Value> = Vec::new();
+    let mut buffer = String::new();
+    let mut chunks = response.bytes_stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !wanted
+        .iter()
+        .all(|w| messages.iter().any(|m| m["method"] == *w))
+    {
+        let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, chunks.next()).await else {
+            break;
+        };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            for data in event.lines().filter_map(|line| line.strip_prefix("data: ")) {
+                messages.push(serde_json::from_str(data).expect("JSON event"));
+            }
+        }
+    }
+    messages
+}
+
+#[tokio::test]
+async fn what_a_backend_sends_on_its_own_stream_reaches_the_clients_stream() {
+    let server = mock_backend(tools(), false).await;
+    let events = concat!(
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n",
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/resources/updated\",\"params\":{\"uri\":\"file:///readme.md\"}}\n\n",
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"hello\"}}\n\n",
+    );
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::header("mcp-session-id", "s1"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(events, "text/event-stream"))
+        .mount(&server)
+        .await;
+    let app = spawn_app(&registry_yaml(&[(
+        "mock",
+        &format!("{}/mcp", server.uri()),
+        "",
+    )]))
+    .await;
+    let session = app.create_session(json!({ "servers": ["mock"] })).await;
+    let mcp = app.mcp(&session).await;
+    let stream = mcp
+        .http
+        .get(&mcp.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", mcp.session_id.clone().expect("id"))
+        .send()
+        .await
+        .expect("answer");
+    let messages = read_events_until(
+        stream,
+        &[
+            "notifications/tools/list_changed",
+            "notifications/resources/updated",
+            "notifications/message",
+        ],
+    )
+    .await;
+    let updated = messages
+        .iter()
+        .find(|m| m["method"] == "notifications/resources/updated")
+        .unwrap_or_else(|| panic!("no resources/updated in {messages:?}"));
+    assert_eq!(
+        updated["params"]["uri"], "mock+file:///readme.md",
+        "the URI the client knows"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["method"] == "notifications/tools/list_changed"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m["params"]["data"] == "hello"),
+        "{messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_that_opens_late_is_announced_on_the_clients_stream() {
+    let slow = wiremock::MockServer::start().await;
+    let initialized = json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "slow", "version": "1" } });
+    mock_handshake(
+        &slow,
+        JsonRpcAnswer::result(initialized)
+            .with_session("s1")
+            .after(Duration::from_millis(800)),
+    )
+    .await;
+    let timings = Timings {
+        initialize_wait: Duration::from_millis(100),
+        ..Timings::default()
+    };
+    let registry = registry_yaml(&[("slow", &format!("{}/mcp", slow.uri()), "")]);
+    let app = spawn_app_with(with_timings(registry, timings))
+        .await
+        .expect("starts");
+    let session = app.create_session(json!({ "servers": ["slow"] })).await;
+    let mcp = app.mcp(&session).await;
+    let stream = mcp
+        .http
+        .get(&mcp.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", mcp.session_id.clone().expect("id"))
+        .send()
+        .await
+        .expect("answer");
+    let messages = read_events_until(stream, &["notifications/tools/list_changed"]).await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["method"] == "notifications/tools/list_changed"),
+        "{messages:?}"
+    );
+}

@@ -32,7 +32,7 @@ async fn initialize_answers_with_the_gateway_identity_and_an_mcp_session_id() {
     assert_eq!(result["serverInfo"]["name"], "mcp-mux");
     assert_eq!(
         result["capabilities"]["tools"],
-        json!({ "listChanged": false })
+        json!({ "listChanged": true })
     );
     assert!(
         result["instructions"]
@@ -308,20 +308,36 @@ async fn server_discover_without_a_session_is_a_4xx_so_clients_fall_back_to_init
 }
 
 #[tokio::test]
-async fn get_is_405_and_delete_ends_the_mcp_session() {
+async fn get_opens_the_client_stream_and_delete_ends_the_mcp_session() {
     let (app, _alpha, session) = one_backend().await;
     let mut mcp = app.mcp(&session).await;
     let mcp_session = mcp.session_id.clone().expect("id");
     let http = reqwest::Client::new();
 
+    let probe = http.get(&mcp.url).send().await.expect("answer");
+    assert_eq!(
+        probe.status(),
+        405,
+        "without an MCP session there is nothing to listen to"
+    );
+    assert_eq!(probe.headers()["allow"], "POST, DELETE");
     let get = http
         .get(&mcp.url)
+        .header("accept", "text/event-stream")
         .header("mcp-session-id", &mcp_session)
         .send()
         .await
         .expect("answer");
-    assert_eq!(get.status(), 405);
-    assert_eq!(get.headers()["allow"], "POST, DELETE");
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.headers()["content-type"], "text/event-stream");
+    drop(get);
+    let unknown = http
+        .get(&mcp.url)
+        .header("mcp-session-id", "f".repeat(32))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unknown.status(), 404);
 
     let missing = http.delete(&mcp.url).send().await.expect("answer");
     assert_eq!(missing.status(), 400);

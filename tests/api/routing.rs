@@ -160,7 +160,7 @@ async fn prompts_of_both_backends_are_listed_with_a_prefix_and_got_from_the_owne
     let initialized = mcp.initialize("2025-11-25").await;
     assert_eq!(
         initialized["capabilities"]["prompts"],
-        json!({ "listChanged": false })
+        json!({ "listChanged": true })
     );
 
     let listed = mcp.request("prompts/list", json!({})).await;
