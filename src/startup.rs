@@ -123,6 +123,13 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(routes::log_request))
                 .configure(routes::configure)
         })
+        // Streamed answers go out in several writes; with Nagle's algorithm
+        // each would wait for the client's delayed ACK (~40 ms).
+        .on_connect(|connection, _| {
+            if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .shutdown_timeout(10)
         // Signals are handled in `run_until_stopped`, which first ends the
         // open client streams.
