@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# The official MCP conformance suite (@modelcontextprotocol/conformance, server
+# scenarios) run twice against our fixture server
+# (scripts/conformance/fixture_server.ts):
+#   (a) directly, and
+#   (b) through an mcp-mux session whose one backend is that fixture, created
+#       with "prefix": "when_needed", so the session is a transparent proxy and
+#       every scenario should pass through it exactly as it passes directly.
+#
+#   bash scripts/conformance.sh      # from the repository root
+#
+# MCP_MUX_BIN overrides the binary (default target/debug/mcp-mux, built if
+# missing). CONFORMANCE_SUITE picks the suite's --suite (default "active": the
+# scenarios the suite counts as current; "all" adds the 2026-07-28 draft ones
+# and the extensions, which the fixture does not implement, so most of those
+# fail directly and are skipped). CONFORMANCE_KEEP=1 keeps the scratch directory
+# (the suite's checks.json files, the mcp-mux RUST_LOG=debug log).
+# Node 22 (the suite needs >= 22), the suite and the fixture's dependencies
+# are pinned in scripts/conformance/package.json and
+# package-lock.json, and installed into .e2e/conformance (git-ignored) on first
+# use and whenever those two files change.
+#
+# Only scenarios that pass directly can say anything about mcp-mux. Each of them
+# prints `ok - SCENARIO` if it also passes through mcp-mux, else
+# `not ok - SCENARIO: reason`. With the active suite, a scenario failing
+# directly is a broken fixture and fails the run; with "all", it prints
+# `# skipped (fails directly): SCENARIO`. The last line is
+# `conformance: N passed, M failed`; the exit code is non-zero if M > 0 or if
+# the script itself broke.
+set -euo pipefail
+
+if [[ -n ${MCP_MUX_BIN:-} && $MCP_MUX_BIN != /* ]]; then MCP_MUX_BIN=$PWD/$MCP_MUX_BIN; fi
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+HERE=$ROOT/scripts/conformance
+CACHE=$ROOT/.e2e/conformance
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-mux-conformance.XXXXXX")
+SUITE=${CONFORMANCE_SUITE:-active}
+
+PASSED=0
+FAILED=0
+SUMMARY_DONE=0
+declare -A CHILDREN=() # name -> process group id of a child we started
+
+ok() {
+  PASSED=$((PASSED + 1))
+  echo "ok - $1"
+}
+not_ok() {
+  FAILED=$((FAILED + 1))
+  echo "not ok - $1: $2"
+}
+note() { sed '/^[[:space:]]*$/d; s/^/# /' >&2; }
+show_tail() { # FILE LINES
+  [[ -f $1 ]] && tail -n "${2:-20}" "$1" | note
+  return 0
+}
+give_up() { # REASON: the checks cannot run at all
+  not_ok "conformance.sh ran to the end" "$1"
+  SUMMARY_DONE=1
+  echo "conformance: $PASSED passed, $FAILED failed"
+  exit 1
+}
+
+# Each child runs in its own session (setsid), so one signal to its process
+# group also reaches what it spawned (tsx starts a second node).
+start() { # NAME LOGFILE COMMAND...
+  local name=$1 log=$2
+  shift 2
+  setsid "$@" >>"$log" 2>&1 </dev/null &
+  CHILDREN[$name]=$!
+}
+alive() { [[ -n ${CHILDREN[$1]:-} ]] && kill -0 "${CHILDREN[$1]}" 2>/dev/null; }
+stop() { # NAME [GRACE_SECONDS]
+  local name=$1 grace=${2:-5} pgid=${CHILDREN[$1]:-} i
+  [[ -n $pgid ]] || return 0
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pgid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  wait "$pgid" 2>/dev/null || true
+  unset "CHILDREN[$name]"
+}
+
+finish() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  for name in "${!CHILDREN[@]}"; do stop "$name" 3; done
+  if ((SUMMARY_DONE == 0)); then
+    if ((rc != 0)); then
+      not_ok "conformance.sh ran to the end" "stopped with exit code $rc (see the lines above)"
+    fi
+    echo "conformance: $PASSED passed, $FAILED failed"
+  fi
+  if [[ ${CONFORMANCE_KEEP:-0} == 1 ]]; then echo "# scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+  if ((rc == 0 && FAILED > 0)); then rc=1; fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+need() {
+  command -v "$1" >/dev/null || {
+    echo "conformance.sh needs $1 on PATH" >&2
+    exit 2
+  }
+}
+
+# ---------------------------------------------------------------- setup
+need curl
+need npm
+need setsid
+need timeout
+need sha256sum
+
+stamp_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
+stamp=$(stamp_of "$HERE/package.json" "$HERE/package-lock.json")
+if [[ $(cat "$CACHE/.stamp" 2>/dev/null) != "$stamp" ]]; then
+  echo "# installing Node 22 and the conformance suite into .e2e/conformance" >&2
+  rm -rf "$CACHE"
+  mkdir -p "$CACHE"
+  cp "$HERE/package.json" "$HERE/package-lock.json" "$CACHE/"
+  (cd "$CACHE" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) 2>&1 | note
+  echo "$stamp" >"$CACHE/.stamp"
+fi
+# The npm package `node` puts the real binary here (node_modules/.bin/node is a
+# link to it).
+NODE=$CACHE/node_modules/node/bin/node
+SUITE_JS=$CACHE/node_modules/@modelcontextprotocol/conformance/dist/index.js
+TSX_JS=$CACHE/node_modules/tsx/dist/cli.mjs
+for f in "$NODE" "$SUITE_JS" "$TSX_JS"; do
+  [[ -e $f ]] || give_up "$f is missing after the install; remove .e2e/conformance and run again"
+done
+# tsx and the suite start further node processes: make them Node 22 as well.
+export PATH=$CACHE/node_modules/node/bin:$PATH
+node_version=$("$NODE" --version)
+suite_version=$("$NODE" -p 'require(process.argv[1]).version' "$CACHE/node_modules/@modelcontextprotocol/conformance/package.json")
+echo "# node $node_version, @modelcontextprotocol/conformance $suite_version, --suite $SUITE" >&2
+
+# The fixture resolves its imports from where it lies, so it runs from the
+# install directory (written atomically: two runs may share the cache).
+cp "$HERE/fixture_server.ts" "$CACHE/.fixture_server.ts.$$"
+mv -f "$CACHE/.fixture_server.ts.$$" "$CACHE/fixture_server.ts"
+
+MUX=${MCP_MUX_BIN:-target/debug/mcp-mux}
+if [[ ! -x $MUX ]]; then
+  if [[ -n ${MCP_MUX_BIN:-} ]]; then
+    echo "MCP_MUX_BIN=$MCP_MUX_BIN is not an executable file" >&2
+    exit 2
+  fi
+  echo "# $MUX is missing: cargo build" >&2
+  cargo build --quiet 2>&1 | note
+fi
+
+# Ports come from the kernel (bind to port 0), never from a fixed list.
+free_port() {
+  "$NODE" -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+export CONFORMANCE_FIXTURE_PORT
+CONFORMANCE_FIXTURE_PORT=$(free_port)
+MUX_PORT=$(free_port)
+while [[ $MUX_PORT == "$CONFORMANCE_FIXTURE_PORT" ]]; do MUX_PORT=$(free_port); done
+FIXTURE_URL=http://127.0.0.1:$CONFORMANCE_FIXTURE_PORT/mcp
+BASE=http://127.0.0.1:$MUX_PORT
+
+# Waits until URL answers HTTP (any status, or STATUS); at most TIMEOUT seconds.
+wait_http() { # NAME URL TIMEOUT [STATUS]
+  local name=$1 url=$2 timeout=$3 want=${4:-} deadline code
+  deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    alive "$name" || return 1
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+    if [[ $code != 000 && (-z $want || $code == "$want") ]]; then return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- fixture
+HOST=127.0.0.1 PORT=$CONFORMANCE_FIXTURE_PORT start fixture "$WORK/fixture.log" \
+  "$NODE" "$TSX_JS" "$CACHE/fixture_server.ts"
+if ! wait_http fixture "$FIXTURE_URL" 60; then
+  show_tail "$WORK/fixture.log" 30
+  give_up "the fixture gave no HTTP answer on port $CONFORMANCE_FIXTURE_PORT within 60 s"
+fi
+
+# ---------------------------------------------------------------- mcp-mux
+# The registry names the port through a variable, which mcp-mux expands at start.
+cat >"$WORK/registry.yaml" <<'YAML'
+servers:
+  conformance:
+    url: "http://127.0.0.1:${CONFORMANCE_FIXTURE_PORT}/mcp"
+    description: mcp-mux's conformance fixture (scripts/conformance/fixture_server.ts)
+    auth: { type: none }
+YAML
+DATA=$WORK/data
+MUX_LOG=$WORK/mcp-mux.log
+mkdir -p "$DATA"
+RUST_LOG=${RUST_LOG:-debug} start mux "$MUX_LOG" "$MUX" serve \
+  --bind "127.0.0.1:$MUX_PORT" \
+  --registry "$WORK/registry.yaml" \
+  --database-url "sqlite://$DATA/mcp-mux.db?mode=rwc" \
+  --data-dir "$DATA"
+if ! wait_http mux "$BASE/healthz" 60 200; then
+  show_tail "$MUX_LOG" 40
+  give_up "mcp-mux did not answer 200 on /healthz within 60 s"
+fi
+STATUS=$(curl -s -o "$WORK/session.json" -w '%{http_code}' --max-time 30 \
+  -H 'Content-Type: application/json' --data-binary '{"servers":["conformance"],"prefix":"when_needed"}' \
+  "$BASE/create-session" || true)
+MUX_URL=$("$NODE" -p 'try { JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).mcp_url ?? "" } catch { "" }' "$WORK/session.json")
+if [[ $STATUS != 201 || -z $MUX_URL ]]; then
+  give_up "POST /create-session answered $STATUS $(head -c 300 "$WORK/session.json" 2>/dev/null)"
+fi
+echo "# fixture $FIXTURE_URL, mcp-mux session $MUX_URL" >&2
+
+# ---------------------------------------------------------------- the suite
+# run_suite LABEL URL: writes $WORK/LABEL.tsv (scenario, pass|fail, reason).
+run_suite() {
+  local label=$1 url=$2 rc=0
+  (cd "$WORK" && timeout 600 "$NODE" "$SUITE_JS" server --suite "$SUITE" --url "$url" \
+    -o "$WORK/$label") >"$WORK/$label.stdout" 2>"$WORK/$label.stderr" || rc=$?
+  if ((rc == 124)); then echo "# the $label run timed out after 600 s" >&2; fi
+  "$NODE" "$HERE/report.mjs" "$WORK/$label.stdout" >"$WORK/$label.tsv"
+  if [[ ! -s $WORK/$label.tsv ]]; then
+    show_tail "$WORK/$label.stderr" 30
+    give_up "the $label run reported no scenario (exit code $rc)"
+  fi
+}
+run_suite direct "$FIXTURE_URL"
+run_suite mux "$MUX_URL"
+
+# Which spec revisions each scenario applies to, as `list` prints them.
+declare -A TAGS=()
+while read -r name tags; do TAGS[$name]=$tags; done < <(
+  "$NODE" "$SUITE_JS" list --server | sed -n 's/^  - \([^ ]*\) \[\(.*\)\]$/\1 \2/p'
+)
+declare -A MUX_VERDICT=() MUX_REASON=()
+while IFS=$'\t' read -r name verdict reason; do
+  MUX_VERDICT[$name]=$verdict
+  MUX_REASON[$name]=$reason
+done <"$WORK/mux.tsv"
+
+SKIPPED=()
+while IFS=$'\t' read -r name verdict reason; do
+  if [[ $verdict != pass ]]; then
+    # The fixture is ours and written for the active scenarios: one of them
+    # failing directly is a broken fixture, not a scenario to skip.
+    if [[ $SUITE == active ]]; then
+      not_ok "$name (directly against the fixture)" "$reason"
+    else
+      SKIPPED+=("$name")
+    fi
+    continue
+  fi
+  tag=${TAGS[$name]:-}
+  label=$name
+  [[ $tag == 2026-07-28 || $tag == extension ]] && label="$name [$tag only]"
+  case ${MUX_VERDICT[$name]:-} in
+  pass) ok "$label" ;;
+  fail) not_ok "$label" "${MUX_REASON[$name]}" ;;
+  *) not_ok "$label" "no result through mcp-mux" ;;
+  esac
+done <"$WORK/direct.tsv"
+for name in "${SKIPPED[@]}"; do echo "# skipped (fails directly): $name"; done
+
+SUMMARY_DONE=1
+echo "conformance: $PASSED passed, $FAILED failed"
