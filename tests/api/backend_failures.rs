@@ -705,3 +705,48 @@ async fn a_backend_that_cannot_complete_initialize_has_its_new_session_deleted()
         "backend \"flaky\" answered HTTP 500"
     );
 }
+
+#[tokio::test]
+async fn a_cancellation_reaches_the_backend_under_its_own_request_id() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ok_result("too late").after(Duration::from_millis(800)))
+        .mount(&server)
+        .await;
+    // mcp-mux numbers its requests to a backend: initialize 1, tools/list 2, tools/call 3.
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "notifications/cancelled", "params": { "requestId": 3, "reason": "user" } })))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "notifications/roots/list_changed" }),
+        ))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+    mcp.tool_names().await;
+    let canceller = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let cancelled = mcp
+            .post(&json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": "call-1", "reason": "user" } }))
+            .await;
+        assert_eq!(cancelled.status(), 202);
+    };
+    let call = async {
+        mcp.post(&json!({ "jsonrpc": "2.0", "id": "call-1", "method": "tools/call", "params": { "name": "flaky__write" } }))
+            .await
+    };
+    let (answer, ()) = tokio::join!(call, canceller);
+    assert_eq!(answer.status(), 200);
+    let roots = mcp
+        .post(&json!({ "jsonrpc": "2.0", "method": "notifications/roots/list_changed" }))
+        .await;
+    assert_eq!(roots.status(), 202);
+    // wiremock checks on drop that each backend got exactly one of both.
+}
