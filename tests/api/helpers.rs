@@ -195,6 +195,20 @@ impl RawMcp {
         request.send().await.expect("gateway answers")
     }
 
+    /// Opens the MCP session's own stream (GET).
+    pub async fn open_stream(&self) -> reqwest::Response {
+        self.http
+            .get(&self.url)
+            .header("accept", "text/event-stream")
+            .header(
+                "mcp-session-id",
+                self.session_id.clone().expect("initialized"),
+            )
+            .send()
+            .await
+            .expect("gateway answers")
+    }
+
     /// Sends a request and returns the whole JSON-RPC response.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;

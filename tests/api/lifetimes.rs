@@ -412,14 +412,7 @@ async fn what_a_backend_sends_on_its_own_stream_reaches_the_clients_stream() {
     .await;
     let session = app.create_session(json!({ "servers": ["mock"] })).await;
     let mcp = app.mcp(&session).await;
-    let stream = mcp
-        .http
-        .get(&mcp.url)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", mcp.session_id.clone().expect("id"))
-        .send()
-        .await
-        .expect("answer");
+    let stream = mcp.open_stream().await;
     let messages = read_events_until(
         stream,
         &[
@@ -470,14 +463,7 @@ async fn a_backend_that_opens_late_is_announced_on_the_clients_stream() {
         .expect("starts");
     let session = app.create_session(json!({ "servers": ["slow"] })).await;
     let mcp = app.mcp(&session).await;
-    let stream = mcp
-        .http
-        .get(&mcp.url)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", mcp.session_id.clone().expect("id"))
-        .send()
-        .await
-        .expect("answer");
+    let stream = mcp.open_stream().await;
     let messages = read_events_until(stream, &["notifications/tools/list_changed"]).await;
     assert!(
         messages
