@@ -37,77 +37,15 @@ CACHE=$ROOT/.e2e/conformance
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-mux-conformance.XXXXXX")
 SUITE=${CONFORMANCE_SUITE:-active}
 
-PASSED=0
-FAILED=0
-SUMMARY_DONE=0
-declare -A CHILDREN=() # name -> process group id of a child we started
+HARNESS_NAME=conformance
+HARNESS_KEEP=${CONFORMANCE_KEEP:-0}
+# shellcheck source=scripts/harness.sh
+source "$ROOT/scripts/harness.sh"
 
-ok() {
-  PASSED=$((PASSED + 1))
-  echo "ok - $1"
-}
-not_ok() {
-  FAILED=$((FAILED + 1))
-  echo "not ok - $1: $2"
-}
-note() { sed '/^[[:space:]]*$/d; s/^/# /' >&2; }
-show_tail() { # FILE LINES
-  [[ -f $1 ]] && tail -n "${2:-20}" "$1" | note
-  return 0
-}
 give_up() { # REASON: the checks cannot run at all
   not_ok "conformance.sh ran to the end" "$1"
-  SUMMARY_DONE=1
-  echo "conformance: $PASSED passed, $FAILED failed"
+  summary
   exit 1
-}
-
-# Each child runs in its own session (setsid), so one signal to its process
-# group also reaches what it spawned (tsx starts a second node).
-start() { # NAME LOGFILE COMMAND...
-  local name=$1 log=$2
-  shift 2
-  setsid "$@" >>"$log" 2>&1 </dev/null &
-  CHILDREN[$name]=$!
-}
-alive() { [[ -n ${CHILDREN[$1]:-} ]] && kill -0 "${CHILDREN[$1]}" 2>/dev/null; }
-stop() { # NAME [GRACE_SECONDS]
-  local name=$1 grace=${2:-5} pgid=${CHILDREN[$1]:-} i
-  [[ -n $pgid ]] || return 0
-  kill -TERM -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < grace * 10; i++)); do
-    kill -0 "$pgid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL -- "-$pgid" 2>/dev/null || true
-  wait "$pgid" 2>/dev/null || true
-  unset "CHILDREN[$name]"
-}
-
-finish() {
-  local rc=$?
-  set +e
-  trap - EXIT INT TERM
-  for name in "${!CHILDREN[@]}"; do stop "$name" 3; done
-  if ((SUMMARY_DONE == 0)); then
-    if ((rc != 0)); then
-      not_ok "conformance.sh ran to the end" "stopped with exit code $rc (see the lines above)"
-    fi
-    echo "conformance: $PASSED passed, $FAILED failed"
-  fi
-  if [[ ${CONFORMANCE_KEEP:-0} == 1 ]]; then echo "# scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-  if ((rc == 0 && FAILED > 0)); then rc=1; fi
-  exit "$rc"
-}
-trap finish EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-need() {
-  command -v "$1" >/dev/null || {
-    echo "conformance.sh needs $1 on PATH" >&2
-    exit 2
-  }
 }
 
 # ---------------------------------------------------------------- setup
@@ -117,7 +55,6 @@ need setsid
 need timeout
 need sha256sum
 
-stamp_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
 stamp=$(stamp_of "$HERE/package.json" "$HERE/package-lock.json")
 if [[ $(cat "$CACHE/.stamp" 2>/dev/null) != "$stamp" ]]; then
   echo "# installing Node 22 and the conformance suite into .e2e/conformance" >&2
@@ -166,19 +103,6 @@ MUX_PORT=$(free_port)
 while [[ $MUX_PORT == "$CONFORMANCE_FIXTURE_PORT" ]]; do MUX_PORT=$(free_port); done
 FIXTURE_URL=http://127.0.0.1:$CONFORMANCE_FIXTURE_PORT/mcp
 BASE=http://127.0.0.1:$MUX_PORT
-
-# Waits until URL answers HTTP (any status, or STATUS); at most TIMEOUT seconds.
-wait_http() { # NAME URL TIMEOUT [STATUS]
-  local name=$1 url=$2 timeout=$3 want=${4:-} deadline code
-  deadline=$((SECONDS + timeout))
-  while ((SECONDS < deadline)); do
-    alive "$name" || return 1
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
-    if [[ $code != 000 && (-z $want || $code == "$want") ]]; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
 
 # ---------------------------------------------------------------- fixture
 HOST=127.0.0.1 PORT=$CONFORMANCE_FIXTURE_PORT start fixture "$WORK/fixture.log" \
@@ -268,5 +192,4 @@ while IFS=$'\t' read -r name verdict reason; do
 done <"$WORK/direct.tsv"
 for name in "${SKIPPED[@]}"; do echo "# skipped (fails directly): $name"; done
 
-SUMMARY_DONE=1
-echo "conformance: $PASSED passed, $FAILED failed"
+summary

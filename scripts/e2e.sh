@@ -24,19 +24,11 @@ HERE=$ROOT/scripts/e2e
 CACHE=$ROOT/.e2e
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-mux-e2e.XXXXXX")
 
-PASSED=0
-FAILED=0
-SUMMARY_DONE=0
-declare -A CHILDREN=() # name -> process group id of a child we started
+HARNESS_NAME=e2e
+HARNESS_KEEP=${E2E_KEEP:-0}
+# shellcheck source=scripts/harness.sh
+source "$ROOT/scripts/harness.sh"
 
-ok() {
-  PASSED=$((PASSED + 1))
-  echo "ok - $1"
-}
-not_ok() {
-  FAILED=$((FAILED + 1))
-  echo "not ok - $1: $2"
-}
 # The last http call's answer against what the contract says.
 expect_status() { # NAME WANTED-STATUS
   if [[ $STATUS == "$2" ]]; then ok "$1"; else not_ok "$1" "expected $2, got $STATUS ${BODY:0:300}"; fi
@@ -47,84 +39,14 @@ expect_no_token() { # NAME
 # For when the checks that follow cannot pass: say so once, not N times.
 give_up() {
   echo "# giving up: the checks after this one need it" >&2
-  SUMMARY_DONE=1
-  echo "e2e: $PASSED passed, $FAILED failed"
+  summary
   exit 1
-}
-note() { sed '/^[[:space:]]*$/d; s/^/# /' >&2; }
-show_tail() { # FILE LINES: the end of a log, marked as commentary
-  [[ -f $1 ]] && tail -n "${2:-20}" "$1" | note
-  return 0
-}
-
-# Each child runs in its own session (setsid), so one signal to its process
-# group also reaches what it spawned (npx, node, uvicorn workers).
-start() { # NAME LOGFILE COMMAND...
-  local name=$1 log=$2
-  shift 2
-  setsid "$@" >>"$log" 2>&1 </dev/null &
-  CHILDREN[$name]=$!
-}
-alive() { [[ -n ${CHILDREN[$1]:-} ]] && kill -0 "${CHILDREN[$1]}" 2>/dev/null; }
-stop() { # NAME [GRACE_SECONDS]: SIGTERM, then SIGKILL after the grace period; fails if it took SIGKILL
-  local name=$1 grace=${2:-10} pgid=${CHILDREN[$1]:-} i forced=0
-  [[ -n $pgid ]] || return 0
-  kill -TERM -- "-$pgid" 2>/dev/null || true
-  for ((i = 0; i < grace * 10; i++)); do
-    kill -0 "$pgid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pgid" 2>/dev/null && forced=1
-  kill -KILL -- "-$pgid" 2>/dev/null || true
-  wait "$pgid" 2>/dev/null || true
-  unset "CHILDREN[$name]"
-  return "$forced"
-}
-
-finish() {
-  local rc=$?
-  set +e
-  trap - EXIT INT TERM
-  for name in "${!CHILDREN[@]}"; do stop "$name" 3 || true; done
-  if ((SUMMARY_DONE == 0)); then
-    if ((rc != 0)); then
-      not_ok "e2e.sh ran to the end" "stopped with exit code $rc (see the lines above)"
-    fi
-    echo "e2e: $PASSED passed, $FAILED failed"
-  fi
-  if [[ ${E2E_KEEP:-0} == 1 ]]; then echo "# scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-  if ((rc == 0 && FAILED > 0)); then rc=1; fi
-  exit "$rc"
-}
-trap finish EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-need() {
-  command -v "$1" >/dev/null || {
-    echo "e2e.sh needs $1 on PATH" >&2
-    exit 2
-  }
 }
 
 # Ports come from the kernel (bind to port 0), never from a fixed list, so two
 # runs or a busy machine do not collide.
 free_port() {
   "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits until URL answers HTTP at all (any status) or, with a third argument,
-# answers that status. Gives up after TIMEOUT seconds or when NAME has died.
-wait_http() { # NAME URL TIMEOUT [STATUS]
-  local name=$1 url=$2 timeout=$3 want=${4:-} deadline code
-  deadline=$((SECONDS + timeout))
-  while ((SECONDS < deadline)); do
-    alive "$name" || return 1
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
-    if [[ $code != 000 && (-z $want || $code == "$want") ]]; then return 0; fi
-    sleep 0.2
-  done
-  return 1
 }
 
 # http METHOD URL [JSON-BODY [HEADER...]]: sets STATUS, BODY and
@@ -173,10 +95,7 @@ need setsid
 need timeout
 need sha256sum
 
-# Reinstall only when the pinned versions changed: a stamp holds the hash of
-# the file the install came from.
-stamp_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
-
+# Reinstall only when the pinned versions changed (see stamp_of).
 node_stamp=$(stamp_of "$HERE/package.json" "$HERE/package-lock.json")
 if [[ $(cat "$CACHE/node/.stamp" 2>/dev/null) != "$node_stamp" ]]; then
   echo "# installing npm packages into .e2e/node" >&2
@@ -380,5 +299,4 @@ mapfile -t files < <(find "$DATA" -type f)
 token_absent_from "token absent from the data directory after stopping (${#files[@]} files)" "$SESSION_ID" "${files[@]}"
 token_absent_from "token absent from the trace log ($(wc -l <"$MUX_LOG") lines)" " TRACE " "$MUX_LOG"
 
-SUMMARY_DONE=1
-echo "e2e: $PASSED passed, $FAILED failed"
+summary

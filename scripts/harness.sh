@@ -1,0 +1,102 @@
+# shellcheck shell=bash
+# The helpers scripts/e2e.sh and scripts/conformance.sh share: counting and
+# printing checks, starting and stopping children, cleaning up on exit.
+# Sourced, not run. Before sourcing, the script sets
+#   HARNESS_NAME  the name in its messages and in the closing line
+#                 `HARNESS_NAME: N passed, M failed` (its file is HARNESS_NAME.sh)
+#   HARNESS_KEEP  1 to keep WORK, the scratch directory, on exit
+#   WORK          that scratch directory
+# Sourcing installs the EXIT, INT and TERM traps.
+
+PASSED=0
+FAILED=0
+SUMMARY_DONE=0
+declare -A CHILDREN=() # name -> process group id of a child we started
+
+ok() {
+  PASSED=$((PASSED + 1))
+  echo "ok - $1"
+}
+not_ok() {
+  FAILED=$((FAILED + 1))
+  echo "not ok - $1: $2"
+}
+# The closing line; after it, finish does not print it again.
+summary() {
+  SUMMARY_DONE=1
+  echo "$HARNESS_NAME: $PASSED passed, $FAILED failed"
+}
+note() { sed '/^[[:space:]]*$/d; s/^/# /' >&2; }
+show_tail() { # FILE LINES: the end of a log, marked as commentary
+  [[ -f $1 ]] && tail -n "${2:-20}" "$1" | note
+  return 0
+}
+
+# Each child runs in its own session (setsid), so one signal to its process
+# group also reaches what it spawned (npx, node, uvicorn workers, the second
+# node tsx starts).
+start() { # NAME LOGFILE COMMAND...
+  local name=$1 log=$2
+  shift 2
+  setsid "$@" >>"$log" 2>&1 </dev/null &
+  CHILDREN[$name]=$!
+}
+alive() { [[ -n ${CHILDREN[$1]:-} ]] && kill -0 "${CHILDREN[$1]}" 2>/dev/null; }
+stop() { # NAME [GRACE_SECONDS]: SIGTERM, then SIGKILL after the grace period; fails if it took SIGKILL
+  local name=$1 grace=${2:-10} pgid=${CHILDREN[$1]:-} i forced=0
+  [[ -n $pgid ]] || return 0
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pgid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pgid" 2>/dev/null && forced=1
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  wait "$pgid" 2>/dev/null || true
+  unset "CHILDREN[$name]"
+  return "$forced"
+}
+
+finish() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  for name in "${!CHILDREN[@]}"; do stop "$name" 3 || true; done
+  if ((SUMMARY_DONE == 0)); then
+    if ((rc != 0)); then
+      not_ok "$HARNESS_NAME.sh ran to the end" "stopped with exit code $rc (see the lines above)"
+    fi
+    summary
+  fi
+  if [[ $HARNESS_KEEP == 1 ]]; then echo "# scratch directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+  if ((rc == 0 && FAILED > 0)); then rc=1; fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+need() {
+  command -v "$1" >/dev/null || {
+    echo "$HARNESS_NAME.sh needs $1 on PATH" >&2
+    exit 2
+  }
+}
+
+# A stamp is the hash of the files an install came from: reinstall only when
+# it changed.
+stamp_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+# Waits until URL answers HTTP at all (any status) or, with a third argument,
+# answers that status. Gives up after TIMEOUT seconds or when NAME has died.
+wait_http() { # NAME URL TIMEOUT [STATUS]
+  local name=$1 url=$2 timeout=$3 want=${4:-} deadline code
+  deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    alive "$name" || return 1
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
+    if [[ $code != 000 && (-z $want || $code == "$want") ]]; then return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
