@@ -709,34 +709,14 @@ impl McpSession {
         if let Some(cursor) = requested_cursor(params.as_ref())? {
             return Ok(Payload::Json(self.pager.next_page(listing, cursor)?));
         }
-        let listing_of = |slot: &Arc<BackendSlot>| {
-            let slot = slot.clone();
-            async move {
-                slot.availability(self.timings.recheck_interval)?;
-                let deadline = slot.session.server().timeout * 2;
-                match tokio::time::timeout(deadline, slot.list(listing)).await {
-                    Ok(listed) => listed,
-                    Err(_) => Err(CallError::Backend(BackendError::Timeout {
-                        server: slot.name().to_owned(),
-                        timeout: deadline,
-                    })),
-                }
-            }
-        };
-        let lists = join_all(self.backends.iter().map(listing_of)).await;
         let mut merged = Vec::new();
-        for (slot, list) in self.backends.iter().zip(lists) {
-            match list {
-                Ok(items) => merged.extend(items.into_iter().map(|mut item| {
-                    if let Some(Value::String(uri)) = item.get_mut(uri_key) {
-                        *uri = slot.qualify_uri(uri);
-                    }
-                    item
-                })),
-                Err(error) => {
-                    tracing::warn!(server = slot.name(), method = listing.method, %error, "backend left out of the list")
+        for (slot, items) in self.list_everywhere(listing).await {
+            merged.extend(items.into_iter().map(|mut item| {
+                if let Some(Value::String(uri)) = item.get_mut(uri_key) {
+                    *uri = slot.qualify_uri(uri);
                 }
-            }
+                item
+            }));
         }
         Ok(Payload::Json(
             self.pager.first_page(listing, Arc::new(merged)),
@@ -940,36 +920,49 @@ impl McpSession {
         self.refresh_catalogue(kind).await
     }
 
-    /// Lists the items of `kind` of every available backend at once and
-    /// rebuilds the routing table. A backend that is unavailable or fails to
-    /// list is left out, and logged.
-    async fn refresh_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
-        let listing = self.backends.iter().map(|slot| async move {
+    /// One list from every available backend at once, each within twice its
+    /// call timeout. A backend that is unavailable or fails to list is left
+    /// out, and logged.
+    async fn list_everywhere(&self, listing: Listing) -> Vec<(&Arc<BackendSlot>, Vec<Value>)> {
+        let lists = join_all(self.backends.iter().map(|slot| async move {
             slot.availability(self.timings.recheck_interval)?;
             let deadline = slot.session.server().timeout * 2;
-            match tokio::time::timeout(deadline, slot.list(kind.listing())).await {
+            match tokio::time::timeout(deadline, slot.list(listing)).await {
                 Ok(listed) => listed,
                 Err(_) => Err(CallError::Backend(BackendError::Timeout {
                     server: slot.name().to_owned(),
                     timeout: deadline,
                 })),
             }
-        });
-        let lists = join_all(listing).await;
-        let mut sources = Vec::new();
-        for (index, (slot, list)) in self.backends.iter().zip(lists).enumerate() {
-            match list {
-                Ok(items) => sources.push(BackendItems {
-                    backend: index,
-                    server: slot.name(),
-                    prefix: slot.prefix.clone(),
-                    items,
-                }),
+        }))
+        .await;
+        self.backends
+            .iter()
+            .zip(lists)
+            .filter_map(|(slot, list)| match list {
+                Ok(items) => Some((slot, items)),
                 Err(error) => {
-                    tracing::warn!(server = slot.name(), kind = kind.noun(), %error, "backend left out of the list")
+                    tracing::warn!(server = slot.name(), method = listing.method, %error, "backend left out of the list");
+                    None
                 }
-            }
-        }
+            })
+            .collect()
+    }
+
+    /// Lists the items of `kind` of every available backend and rebuilds
+    /// the routing table.
+    async fn refresh_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
+        let sources = self
+            .list_everywhere(kind.listing())
+            .await
+            .into_iter()
+            .map(|(slot, items)| BackendItems {
+                backend: slot.index,
+                server: slot.name(),
+                prefix: slot.prefix.clone(),
+                items,
+            })
+            .collect();
         let catalogue = Arc::new(Catalogue::build(kind, sources));
         *self.catalogue_of(kind).write().await = Some(catalogue.clone());
         catalogue
