@@ -61,8 +61,8 @@ async fn two_resource_backends() -> (wiremock::MockServer, wiremock::MockServer,
     let one = resource_backend("one").await;
     let two = resource_backend("two").await;
     let app = spawn_app(&registry_yaml(&[
-        ("one", &format!("{}/mcp", one.uri()), ""),
-        ("two", &format!("{}/mcp", two.uri()), ""),
+        ("one", &mock_url(&one), ""),
+        ("two", &mock_url(&two), ""),
     ]))
     .await;
     let session = app
@@ -173,7 +173,7 @@ async fn with_one_resource_backend_an_unqualified_uri_still_reaches_it() {
     let one = resource_backend("one").await;
     let alpha = spawn_rmcp_backend("alpha", None).await;
     let app = spawn_app(&registry_yaml(&[
-        ("one", &format!("{}/mcp", one.uri()), ""),
+        ("one", &mock_url(&one), ""),
         ("alpha", &alpha.url, ""),
     ]))
     .await;
@@ -221,8 +221,8 @@ async fn prompt_completions_are_routed_by_the_prompt_name() {
     let one = prompt_backend("one").await;
     let two = prompt_backend("two").await;
     let app = spawn_app(&registry_yaml(&[
-        ("one", &format!("{}/mcp", one.uri()), ""),
-        ("two", &format!("{}/mcp", two.uri()), ""),
+        ("one", &mock_url(&one), ""),
+        ("two", &mock_url(&two), ""),
     ]))
     .await;
     let session = app
@@ -249,12 +249,7 @@ async fn prompt_completions_are_routed_by_the_prompt_name() {
 #[tokio::test]
 async fn a_single_backend_session_without_prefix_passes_uris_through() {
     let one = resource_backend("one").await;
-    let app = spawn_app(&registry_yaml(&[(
-        "one",
-        &format!("{}/mcp", one.uri()),
-        "",
-    )]))
-    .await;
+    let app = spawn_app(&registry_yaml(&[("one", &mock_url(&one), "")])).await;
     let session = app
         .create_session(json!({ "servers": ["one"], "prefix": "when_needed" }))
         .await;
@@ -285,8 +280,8 @@ async fn the_log_level_is_told_to_every_backend_that_logs() {
         .mount(&logging)
         .await;
     let app = spawn_app(&registry_yaml(&[
-        ("one", &format!("{}/mcp", one.uri()), ""),
-        ("logs", &format!("{}/mcp", logging.uri()), ""),
+        ("one", &mock_url(&one), ""),
+        ("logs", &mock_url(&logging), ""),
     ]))
     .await;
     let session = app
@@ -307,4 +302,92 @@ async fn the_log_level_is_told_to_every_backend_that_logs() {
         bad["error"]["message"],
         "invalid params: \"level\" must be a string"
     );
+}
+
+#[tokio::test]
+async fn malformed_routed_requests_are_invalid_params_naming_what_is_wrong() {
+    let (one, two, _app, mut mcp) = two_resource_backends().await;
+    let cases = [
+        (
+            "resources/read",
+            json!({}),
+            "invalid params: \"uri\" must be a string",
+        ),
+        (
+            "resources/read",
+            json!({ "uri": 5 }),
+            "invalid params: \"uri\" must be a string",
+        ),
+        (
+            "resources/subscribe",
+            json!({ "url": "one+file:///readme.md" }),
+            "invalid params: \"uri\" must be a string",
+        ),
+        (
+            "completion/complete",
+            json!({}),
+            "invalid params: \"ref\" must be an object",
+        ),
+        (
+            "completion/complete",
+            json!({ "ref": "one+file:///{path}" }),
+            "invalid params: \"ref\" must be an object",
+        ),
+        (
+            "completion/complete",
+            json!({ "ref": { "type": "ref/resource" } }),
+            "invalid params: \"ref\" must be {\"type\": \"ref/prompt\", \"name\"} or {\"type\": \"ref/resource\", \"uri\"}",
+        ),
+        (
+            "logging/setLevel",
+            json!({}),
+            "invalid params: \"level\" must be a string",
+        ),
+        (
+            "resources/list",
+            json!({ "cursor": 7 }),
+            "invalid params: \"cursor\" must be a string",
+        ),
+        (
+            "resources/templates/list",
+            json!({ "cursor": "bm9wZQ" }),
+            "invalid params: invalid or expired cursor for resources/templates/list; list again without one",
+        ),
+        (
+            "prompts/get",
+            json!({ "arguments": {} }),
+            "invalid params: \"name\" must be a string",
+        ),
+    ];
+    for (method, params, message) in cases {
+        let answer = mcp.request(method, params.clone()).await;
+        assert_eq!(
+            answer["error"],
+            json!({ "code": -32602, "message": message }),
+            "{method} {params}"
+        );
+    }
+    for method in ["resources/read", "completion/complete", "logging/setLevel"] {
+        let answer = read_message(
+            mcp.post(&json!({ "jsonrpc": "2.0", "id": 1, "method": method }))
+                .await,
+        )
+        .await;
+        assert_eq!(answer["error"]["code"], -32602, "{method} without params");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .expect("message")
+                .contains("needs params"),
+            "{answer}"
+        );
+    }
+    for server in [&one, &two] {
+        assert_eq!(
+            requests_for(server, "resources/read").await,
+            0,
+            "nothing malformed was forwarded"
+        );
+        assert_eq!(requests_for(server, "completion/complete").await, 0);
+    }
 }
