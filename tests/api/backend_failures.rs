@@ -29,13 +29,28 @@ fn ok_result(text: &str) -> JsonRpcAnswer {
     )
 }
 
+/// Answers the first call of `tool` with `first`, every later one with `then`.
+async fn fail_once_then(
+    server: &wiremock::MockServer,
+    tool: &str,
+    first: ResponseTemplate,
+    then: JsonRpcAnswer,
+) {
+    Mock::given(method("POST"))
+        .and(body_partial_json(call(tool)))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call(tool)))
+        .respond_with(then)
+        .mount(server)
+        .await;
+}
+
 async fn session_over(server: &wiremock::MockServer, extra: &str) -> (TestApp, RawMcp) {
-    let app = spawn_app(&registry_yaml(&[(
-        "flaky",
-        &format!("{}/mcp", server.uri()),
-        extra,
-    )]))
-    .await;
+    let app = spawn_app(&registry_yaml(&[("flaky", &mock_url(server), extra)])).await;
     let session = app.create_session(json!({ "servers": ["flaky"] })).await;
     let mcp = app.mcp(&session).await;
     (app, mcp)
@@ -89,17 +104,13 @@ async fn a_result_is_passed_back_unchanged_and_a_backend_error_is_relayed() {
 #[tokio::test]
 async fn a_503_then_200_is_retried_even_for_a_tool_with_effects() {
     let server = mock_backend(tools(), false).await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(call("write")))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(call("write")))
-        .respond_with(ok_result("written"))
-        .mount(&server)
-        .await;
+    fail_once_then(
+        &server,
+        "write",
+        ResponseTemplate::new(503),
+        ok_result("written"),
+    )
+    .await;
     let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
     assert_eq!(
         first_text(&mcp.call_tool("flaky__write", json!({})).await),
@@ -111,17 +122,13 @@ async fn a_503_then_200_is_retried_even_for_a_tool_with_effects() {
 #[tokio::test]
 async fn a_429_with_retry_after_is_retried_after_the_wait() {
     let server = mock_backend(tools(), false).await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(call("read")))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(call("read")))
-        .respond_with(ok_result("read"))
-        .mount(&server)
-        .await;
+    fail_once_then(
+        &server,
+        "read",
+        ResponseTemplate::new(429).insert_header("retry-after", "1"),
+        ok_result("read"),
+    )
+    .await;
     let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
     assert_eq!(
         first_text(&mcp.call_tool("flaky__read", json!({})).await),
@@ -168,17 +175,7 @@ async fn a_500_on_tools_call_is_not_retried() {
 async fn a_504_is_retried_for_a_read_only_tool_but_never_for_a_tool_with_effects() {
     let server = mock_backend(tools(), false).await;
     for tool in ["write", "read"] {
-        Mock::given(method("POST"))
-            .and(body_partial_json(call(tool)))
-            .respond_with(ResponseTemplate::new(504))
-            .up_to_n_times(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(body_partial_json(call(tool)))
-            .respond_with(ok_result(tool))
-            .mount(&server)
-            .await;
+        fail_once_then(&server, tool, ResponseTemplate::new(504), ok_result(tool)).await;
     }
     let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
     let write = mcp.call_tool("flaky__write", json!({})).await;
@@ -599,8 +596,8 @@ async fn a_backend_whose_list_fails_is_left_out_and_the_others_are_listed() {
         .await;
     let app = spawn_app(&registry_yaml(&[
         ("alpha", &alpha.url, ""),
-        ("refusing", &format!("{}/mcp", refusing.uri()), FAST_RETRY),
-        ("looping", &format!("{}/mcp", looping.uri()), FAST_RETRY),
+        ("refusing", &mock_url(&refusing), FAST_RETRY),
+        ("looping", &mock_url(&looping), FAST_RETRY),
     ]))
     .await;
     let session = app

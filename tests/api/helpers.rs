@@ -572,6 +572,20 @@ pub async fn mock_backend(tools: Value, sse: bool) -> wiremock::MockServer {
     server
 }
 
+/// The MCP endpoint of a mock backend.
+pub fn mock_url(server: &wiremock::MockServer) -> String {
+    format!("{}/mcp", server.uri())
+}
+
+/// A gateway whose registry lists one mock backend as `name`, a session
+/// over it, and a raw client with an MCP session open on it.
+pub async fn session_over_mock(name: &str, server: &wiremock::MockServer) -> (TestApp, RawMcp) {
+    let app = spawn_app(&registry_yaml(&[(name, &mock_url(server), "")])).await;
+    let session = app.create_session(json!({ "servers": [name] })).await;
+    let mcp = app.mcp(&session).await;
+    (app, mcp)
+}
+
 /// Mounts the opening of an MCP session on a mock backend: `initialize`
 /// answered with `initialize`, and `notifications/initialized` accepted.
 pub async fn mock_handshake(server: &wiremock::MockServer, initialize: JsonRpcAnswer) {

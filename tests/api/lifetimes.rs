@@ -51,12 +51,7 @@ async fn wait_for_deletes(server: &wiremock::MockServer, count: usize) {
 
 async fn mocked_session() -> (wiremock::MockServer, TestApp, String) {
     let server = mock_backend(tools(), false).await;
-    let app = spawn_app(&registry_yaml(&[(
-        "mock",
-        &format!("{}/mcp", server.uri()),
-        "",
-    )]))
-    .await;
+    let app = spawn_app(&registry_yaml(&[("mock", &mock_url(&server), "")])).await;
     let session = app.create_session(json!({ "servers": ["mock"] })).await;
     (server, app, session)
 }
@@ -213,14 +208,7 @@ async fn a_call_in_flight_when_its_mcp_session_ends_does_not_reopen_the_backend(
         .respond_with(ResponseTemplate::new(404).set_delay(Duration::from_millis(500)))
         .mount(&server)
         .await;
-    let app = spawn_app(&registry_yaml(&[(
-        "mock",
-        &format!("{}/mcp", server.uri()),
-        "",
-    )]))
-    .await;
-    let session = app.create_session(json!({ "servers": ["mock"] })).await;
-    let mut mcp = app.mcp(&session).await;
+    let (_app, mut mcp) = session_over_mock("mock", &server).await;
     mcp.tool_names().await;
     let ender = mcp
         .http
@@ -263,10 +251,7 @@ async fn initialize_answers_without_a_backend_slower_than_the_wait_and_lists_it_
         initialize_wait: Duration::from_millis(100),
         ..Timings::default()
     };
-    let registry = registry_yaml(&[
-        ("alpha", &alpha.url, ""),
-        ("slow", &format!("{}/mcp", slow.uri()), ""),
-    ]);
+    let registry = registry_yaml(&[("alpha", &alpha.url, ""), ("slow", &mock_url(&slow), "")]);
     let app = spawn_app_with(with_timings(registry, timings))
         .await
         .expect("starts");
@@ -347,7 +332,7 @@ async fn unknown_tool_names_list_the_backends_again_only_when_the_list_is_old() 
             miss_refresh_interval,
             ..Timings::default()
         };
-        let registry = registry_yaml(&[("mock", &format!("{}/mcp", server.uri()), "")]);
+        let registry = registry_yaml(&[("mock", &mock_url(&server), "")]);
         let app = spawn_app_with(with_timings(registry, timings))
             .await
             .expect("starts");
@@ -404,14 +389,7 @@ async fn what_a_backend_sends_on_its_own_stream_reaches_the_clients_stream() {
         .respond_with(ResponseTemplate::new(200).set_body_raw(events, "text/event-stream"))
         .mount(&server)
         .await;
-    let app = spawn_app(&registry_yaml(&[(
-        "mock",
-        &format!("{}/mcp", server.uri()),
-        "",
-    )]))
-    .await;
-    let session = app.create_session(json!({ "servers": ["mock"] })).await;
-    let mcp = app.mcp(&session).await;
+    let (_app, mcp) = session_over_mock("mock", &server).await;
     let stream = mcp.open_stream().await;
     let messages = read_events_until(
         stream,
@@ -457,7 +435,7 @@ async fn a_backend_that_opens_late_is_announced_on_the_clients_stream() {
         initialize_wait: Duration::from_millis(100),
         ..Timings::default()
     };
-    let registry = registry_yaml(&[("slow", &format!("{}/mcp", slow.uri()), "")]);
+    let registry = registry_yaml(&[("slow", &mock_url(&slow), "")]);
     let app = spawn_app_with(with_timings(registry, timings))
         .await
         .expect("starts");

@@ -228,14 +228,7 @@ async fn a_merged_list_longer_than_a_page_is_paged_with_the_gateways_own_cursor(
         ))
         .mount(&server)
         .await;
-    let app = spawn_app(&registry_yaml(&[(
-        "big",
-        &format!("{}/mcp", server.uri()),
-        "",
-    )]))
-    .await;
-    let session = app.create_session(json!({ "servers": ["big"] })).await;
-    let mut mcp = app.mcp(&session).await;
+    let (_app, mut mcp) = session_over_mock("big", &server).await;
 
     let mut names = Vec::new();
     let mut pages = 0;
