@@ -137,38 +137,58 @@ async fn a_429_with_retry_after_is_retried_after_the_wait() {
     assert_eq!(requests_for(&server, "tools/call").await, 2);
 }
 
+/// Each answer a backend gives once and for all: reported to the client
+/// naming the backend, sent to the backend exactly once, and never taken
+/// for an expired session.
 #[tokio::test]
-async fn a_retry_after_beyond_the_retry_budget_ends_the_retries() {
-    let server = mock_backend(tools(), false).await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(call("read")))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
-        .mount(&server)
-        .await;
-    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
-    let answer = mcp.call_tool("flaky__read", json!({})).await;
-    assert_eq!(
-        answer["error"]["message"],
-        "backend \"flaky\" answered HTTP 429"
-    );
-    assert_eq!(requests_for(&server, "tools/call").await, 1);
-}
-
-#[tokio::test]
-async fn a_500_on_tools_call_is_not_retried() {
-    let server = mock_backend(tools(), false).await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(call("write")))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&server)
-        .await;
-    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
-    let answer = mcp.call_tool("flaky__write", json!({})).await;
-    assert_eq!(
-        answer["error"],
-        json!({ "code": -32603, "message": "backend \"flaky\" answered HTTP 500", "data": { "server": "flaky" } })
-    );
-    assert_eq!(requests_for(&server, "tools/call").await, 1);
+async fn final_refusals_are_reported_after_one_attempt() {
+    let cases = [
+        // A 500 says nothing about whether the tool ran.
+        (
+            "write",
+            ResponseTemplate::new(500),
+            "backend \"flaky\" answered HTTP 500",
+        ),
+        // A Retry-After past the retry budget ends the retries at once...
+        (
+            "read",
+            ResponseTemplate::new(429).insert_header("retry-after", "3600"),
+            "backend \"flaky\" answered HTTP 429",
+        ),
+        // ...however large, without overflowing.
+        (
+            "read",
+            ResponseTemplate::new(503).insert_header("retry-after", "18446744073709551615"),
+            "backend \"flaky\" answered HTTP 503",
+        ),
+        // Only a 400 that names the session means the session expired.
+        (
+            "write",
+            ResponseTemplate::new(400).set_body_string("invalid session_name argument"),
+            "backend \"flaky\" answered HTTP 400",
+        ),
+    ];
+    for (tool, refusal, message) in cases {
+        let server = mock_backend(tools(), false).await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(call(tool)))
+            .respond_with(refusal)
+            .mount(&server)
+            .await;
+        let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
+        let answer = mcp.call_tool(&format!("flaky__{tool}"), json!({})).await;
+        assert_eq!(
+            answer["error"],
+            json!({ "code": -32603, "message": message, "data": { "server": "flaky" } })
+        );
+        assert_eq!(requests_for(&server, "tools/call").await, 1, "{message}");
+        assert_eq!(requests_for(&server, "initialize").await, 1, "{message}");
+        assert_eq!(
+            mcp.request("ping", json!({})).await["result"],
+            json!({}),
+            "the gateway still serves"
+        );
+    }
 }
 
 #[tokio::test]
@@ -349,48 +369,6 @@ async fn every_page_of_a_backend_list_is_merged() {
         .await;
     let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
     assert_eq!(mcp.tool_names().await, ["flaky__a", "flaky__b", "flaky__c"]);
-}
-
-#[tokio::test]
-async fn a_400_that_does_not_name_the_session_is_neither_reinitialized_nor_replayed() {
-    let server = mock_backend(tools(), false).await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(call("write")))
-        .respond_with(ResponseTemplate::new(400).set_body_string("invalid session_name argument"))
-        .mount(&server)
-        .await;
-    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
-    let answer = mcp.call_tool("flaky__write", json!({})).await;
-    assert_eq!(
-        answer["error"]["message"],
-        "backend \"flaky\" answered HTTP 400"
-    );
-    assert_eq!(requests_for(&server, "tools/call").await, 1);
-    assert_eq!(requests_for(&server, "initialize").await, 1);
-}
-
-#[tokio::test]
-async fn a_huge_retry_after_ends_the_retries_without_harm() {
-    let server = mock_backend(tools(), false).await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(call("read")))
-        .respond_with(
-            ResponseTemplate::new(503).insert_header("retry-after", "18446744073709551615"),
-        )
-        .mount(&server)
-        .await;
-    let (_app, mut mcp) = session_over(&server, FAST_RETRY).await;
-    let answer = mcp.call_tool("flaky__read", json!({})).await;
-    assert_eq!(
-        answer["error"]["message"],
-        "backend \"flaky\" answered HTTP 503"
-    );
-    assert_eq!(requests_for(&server, "tools/call").await, 1);
-    assert_eq!(
-        mcp.request("ping", json!({})).await["result"],
-        json!({}),
-        "the gateway still serves"
-    );
 }
 
 #[tokio::test]
