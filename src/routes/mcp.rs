@@ -140,11 +140,7 @@ async fn handle_post(
             .await
             .map_err(|r| r.with_id(id.as_ref()));
     }
-    let session = mux
-        .session(session_id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| no_session(raw_id))?;
+    let session = find_session(raw_id, mux).await?;
     check_protocol_version(request).map_err(|refusal| refusal.with_id(id.as_ref()))?;
     let mcp_session =
         find_mcp_session(request, &session).map_err(|refusal| refusal.with_id(id.as_ref()))?;
