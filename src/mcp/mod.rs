@@ -1,7 +1,9 @@
 //! The MCP protocol vocabulary, with no I/O: JSON-RPC envelopes and error codes,
-//! protocol revisions, the Server-Sent Events codec and the qualified-name rule.
+//! protocol revisions (the legacy ones and the stateless 2026-07-28), the
+//! Server-Sent Events codec and the qualified-name rule.
 
 pub mod jsonrpc;
+pub mod modern;
 pub mod naming;
 pub mod sse;
 pub mod version;

@@ -24,6 +24,9 @@ pub enum CallError {
     /// The exchange with the backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The task running the call ended without an answer.
+    #[error("the call ended without an answer")]
+    Interrupted,
     /// The backend's own JSON-RPC error, passed on unchanged.
     #[error("{}", .error.message)]
     Relayed { error: ErrorObject },

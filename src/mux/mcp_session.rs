@@ -16,11 +16,12 @@ use super::catalogue::{
 };
 use super::error::{CallError, Unavailable};
 use super::paging::{Pager, requested_cursor};
+use super::subscriptions::Listeners;
 use crate::backend::{
     Attempts, BackendError, BackendSession, Initialized, Relay, Relayed, Replay, Reply,
 };
 use crate::mcp::jsonrpc;
-use crate::mcp::{naming, version};
+use crate::mcp::{modern, naming, version};
 
 /// How long the runtime waits on backends before answering without them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub struct Timings {
     /// A call naming an unknown tool lists the backends again only if the
     /// list is older than this, so that typos do not fan out to every backend.
     pub miss_refresh_interval: Duration,
+    /// How long a stateless (2026-07-28) client may cache a merged list
+    /// (`ttlMs`); 0 while a backend is still missing from it.
+    pub list_ttl: Duration,
 }
 
 impl Default for Timings {
@@ -43,6 +47,7 @@ impl Default for Timings {
             initialize_wait: Duration::from_secs(10),
             recheck_interval: Duration::from_secs(5),
             miss_refresh_interval: Duration::from_secs(2),
+            list_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -112,17 +117,27 @@ struct Signals {
     /// Id given to the client → the backend that asked and its own id.
     server_requests: Mutex<HashMap<String, (usize, Value)>>,
     next_server_request: AtomicU64,
+    /// The `subscriptions/listen` streams of stateless clients.
+    listeners: Listeners,
 }
 
 impl Signals {
-    /// Sends a message on the client's own stream; dropped when it has none.
-    fn send(&self, message: &Value) {
+    /// Sends a message on the client's own stream and to the listeners that
+    /// asked for it; false when the client has no stream of its own.
+    fn send(&self, message: &Value) -> bool {
+        self.listeners.dispatch(message);
         let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        if let (Some(sender), Ok(bytes)) = (client.as_ref(), serde_json::to_vec(message))
-            && sender.send(bytes).is_err()
-        {
+        let Some(sender) = client.as_ref() else {
+            return false;
+        };
+        let Ok(bytes) = serde_json::to_vec(message) else {
+            return true;
+        };
+        if sender.send(bytes).is_err() {
             *client = None;
+            return false;
         }
+        true
     }
 
     /// Gives a backend's request to the client under an id of mcp-mux's, so
@@ -204,28 +219,62 @@ impl BackendSlot {
     fn backend_stream_forwarder(self: Arc<Self>) -> Arc<dyn Fn(Relayed) + Send + Sync> {
         Arc::new(move |relayed| match relayed {
             Relayed::Notification(mut message) => {
-                match message.get("method").and_then(Value::as_str) {
-                    Some("notifications/tools/list_changed") => {
-                        self.signals.stale_tools.store(true, Ordering::Release)
-                    }
-                    Some("notifications/prompts/list_changed") => {
-                        self.signals.stale_prompts.store(true, Ordering::Release)
-                    }
-                    Some("notifications/resources/updated") => {
-                        if let Some(Value::String(uri)) = message.pointer_mut("/params/uri") {
-                            *uri = self.qualify_uri(uri);
-                        }
-                    }
-                    _ => {}
-                }
+                self.note_change(&mut message);
                 self.signals.send(&message);
             }
             Relayed::Request { id, message } => {
-                if let Some(message) = self.signals.adopt_request(self.index, id, message) {
+                let has_stream = self
+                    .signals
+                    .client
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some();
+                if !has_stream {
+                    self.refuse_request(id);
+                } else if let Some(message) = self.signals.adopt_request(self.index, id, message) {
                     self.signals.send(&message);
                 }
             }
         })
+    }
+
+    /// Takes note of a change a backend announced, wherever it came: a list
+    /// change marks the merged list for refresh, and a resource update gets
+    /// the URI clients know. Returns whether the message is such a change.
+    fn note_change(&self, message: &mut Value) -> bool {
+        match message.get("method").and_then(Value::as_str) {
+            Some("notifications/tools/list_changed") => {
+                self.signals.stale_tools.store(true, Ordering::Release)
+            }
+            Some("notifications/prompts/list_changed") => {
+                self.signals.stale_prompts.store(true, Ordering::Release)
+            }
+            Some("notifications/resources/list_changed") => {}
+            Some("notifications/resources/updated") => {
+                if let Some(Value::String(uri)) = message.pointer_mut("/params/uri") {
+                    *uri = self.qualify_uri(uri);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Answers a request the backend sent outside any call when no client
+    /// stream can take it, so that the backend does not wait for nothing.
+    fn refuse_request(self: &Arc<Self>, id: Value) {
+        let slot = self.clone();
+        tokio::spawn(async move {
+            let error = jsonrpc::ErrorObject::new(
+                jsonrpc::METHOD_NOT_FOUND,
+                "the client has no stream open to take requests outside a call",
+            );
+            let mut outcome = serde_json::Map::new();
+            outcome.insert("error".into(), json!(error));
+            if let Err(error) = slot.session.respond(id, outcome).await {
+                tracing::debug!(server = slot.name(), %error, "could not refuse a backend request");
+            }
+        });
     }
 
     /// Ok when the backend session can take requests. A backend that failed
@@ -347,6 +396,19 @@ impl Drop for OpeningGuard<'_> {
     }
 }
 
+/// What mcp-mux offers a client, whichever backends turn out to answer.
+/// Prompts are offered even when no backend has any (yet): the list is then
+/// empty, and a backend that opens late can add some.
+pub fn capabilities() -> Value {
+    json!({
+        "tools": { "listChanged": true },
+        "prompts": { "listChanged": true },
+        "resources": { "listChanged": true, "subscribe": true },
+        "completions": {},
+        "logging": {},
+    })
+}
+
 /// A client's MCP session.
 pub struct McpSession {
     pub id: String,
@@ -422,27 +484,15 @@ impl McpSession {
         };
         let result = json!({
             "protocolVersion": protocol_version,
-            // Prompts are offered even when no backend has any (yet): the
-            // list is then empty, and a backend that opens late can add some.
-            "capabilities": {
-                "tools": { "listChanged": true },
-                "prompts": { "listChanged": true },
-                "resources": { "listChanged": true, "subscribe": true },
-                "completions": {},
-                "logging": {},
-            },
-            "serverInfo": {
-                "name": "mcp-mux",
-                "title": "mcp-mux",
-                "version": env!("CARGO_PKG_VERSION"),
-            },
+            "capabilities": capabilities(),
+            "serverInfo": modern::server_info(),
             "instructions": mcp_session.instructions(),
         });
         (mcp_session, result)
     }
 
     /// Tells the model which backend each tool prefix stands for.
-    fn instructions(&self) -> String {
+    pub fn instructions(&self) -> String {
         let mut text = String::from(
             "Tools of several MCP servers, each tool name prefixed with its server's name:",
         );
@@ -475,6 +525,43 @@ impl McpSession {
             .last_seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long a client may consider a merged list fresh: not at all while
+    /// a backend is missing from it, since it may come back any moment.
+    pub fn list_ttl(&self) -> Duration {
+        let all_ready = self
+            .backends
+            .iter()
+            .all(|slot| matches!(&*slot.lock_state(), SlotState::Ready(_)));
+        if all_ready {
+            self.timings.list_ttl
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    pub(super) fn listeners(&self) -> &Listeners {
+        &self.signals.listeners
+    }
+
+    /// Subscribes to (or unsubscribes from) a resource at its backend;
+    /// false when the backend refused or could not be reached.
+    pub(super) async fn resource_subscription(&self, method: &str, uri: &str) -> bool {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = json!(format!("listen-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let call = ClientCall {
+            id: &id,
+            stream: None,
+        };
+        let params = json!({ "uri": uri });
+        match self.handle_request(method, Some(params), &call).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::debug!(method, %error, "resource subscription not honoured");
+                false
+            }
+        }
     }
 
     /// Answers one client request. Notifications and requests a backend
@@ -594,13 +681,19 @@ impl McpSession {
     }
 
     /// Passes a backend's stream messages to the client's answer stream:
-    /// notifications as they are, requests under an id of mcp-mux's.
+    /// notifications as they are, requests under an id of mcp-mux's. A
+    /// change a backend announces there also reaches the listeners.
     fn relay_to(&self, index: usize, client: ClientStream) -> Arc<dyn Fn(Relayed) + Send + Sync> {
-        let signals = self.signals.clone();
+        let slot = self.backends[index].clone();
         Arc::new(move |relayed| {
             let message = match relayed {
-                Relayed::Notification(message) => Some(message),
-                Relayed::Request { id, message } => signals.adopt_request(index, id, message),
+                Relayed::Notification(mut message) => {
+                    if slot.note_change(&mut message) {
+                        slot.signals.listeners.dispatch(&message);
+                    }
+                    Some(message)
+                }
+                Relayed::Request { id, message } => slot.signals.adopt_request(index, id, message),
             };
             if let Some(bytes) = message.and_then(|message| serde_json::to_vec(&message).ok()) {
                 let _ = client.send(bytes);

@@ -6,6 +6,8 @@ pub mod catalogue;
 pub mod error;
 mod mcp_session;
 mod paging;
+mod stateless;
+pub mod subscriptions;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,8 +19,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use error::{CallError, MuxError, Unavailable};
-pub use mcp_session::{ClientCall, ClientStream, McpSession, Payload, Timings};
+pub use mcp_session::{ClientCall, ClientStream, McpSession, Payload, Timings, capabilities};
 pub use paging::PAGE_SIZE;
+pub use stateless::{ModernCall, Step, stateless_call_id};
+
+use stateless::Stateless;
 
 use crate::backend::BackendSession;
 use crate::credentials::Credentials;
@@ -44,6 +49,8 @@ pub struct Session {
     pub prefix: PrefixMode,
     credentials: Credentials,
     mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
+    /// What its stateless (2026-07-28) clients share.
+    stateless: Stateless,
     last_used: Mutex<Instant>,
     /// MCP sessions being opened: the session stays in memory meanwhile.
     opening: AtomicUsize,
@@ -100,6 +107,34 @@ impl Session {
         self.ended.store(true, Ordering::Release);
         let all: Vec<_> = self.lock_mcp_sessions().drain().map(|(_, s)| s).collect();
         all.iter().for_each(|mcp_session| mcp_session.close());
+        self.stateless.end();
+    }
+
+    /// Keeps a stateless client's call that awaits its input; returns the
+    /// `requestState` that resumes it.
+    pub fn park(&self, call: ModernCall) -> String {
+        self.stateless.park(call)
+    }
+
+    /// The parked call a `requestState` names, taken out of the waiting list.
+    pub fn unpark(&self, request_state: &str) -> Option<ModernCall> {
+        self.stateless.unpark(request_state)
+    }
+
+    /// Ends the shared MCP session of stateless clients if it has been idle
+    /// for `idle` with no stream open and no call waiting; true if it ended.
+    fn reap_stateless(&self, now: Instant, idle: Duration) -> bool {
+        let Ok(mut shared) = self.stateless.mcp_session.try_lock() else {
+            return false;
+        };
+        let reapable = shared.as_ref().is_some_and(|mcp_session| {
+            now.duration_since(mcp_session.idle_since()) >= idle
+                && mcp_session.listeners().is_empty()
+        }) && !self.stateless.has_parked();
+        if let (true, Some(mcp_session)) = (reapable, shared.take()) {
+            mcp_session.close();
+        }
+        reapable
     }
 
     fn touch(&self) {
@@ -118,6 +153,11 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner);
         self.opening.load(Ordering::Acquire) == 0
             && self.mcp_session_count() == 0
+            && self
+                .stateless
+                .mcp_session
+                .try_lock()
+                .is_ok_and(|shared| shared.is_none())
             && now.duration_since(last_used) >= idle
     }
 
@@ -320,8 +360,48 @@ impl Mux {
         let requested = initialize_params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
-        let client_capabilities = relayable_capabilities(initialize_params);
-        let backends = session
+        let backends = self.backend_sessions(session, relayable_capabilities(initialize_params));
+        let (mcp_session, result) = McpSession::open(self.timings, backends, requested).await;
+        let mcp_session = Arc::new(mcp_session);
+        session.register(mcp_session.clone())?;
+        Ok((mcp_session, result))
+    }
+
+    /// The MCP session that serves `session`'s stateless clients, opened on
+    /// first use (and again after it was reaped).
+    pub async fn stateless_mcp_session(
+        &self,
+        session: &Session,
+    ) -> Result<Arc<McpSession>, MuxError> {
+        let _opening = Opening::start(session);
+        let mut shared = session.stateless.mcp_session.lock().await;
+        if let Some(mcp_session) = shared.as_ref() {
+            mcp_session.touch();
+            return Ok(mcp_session.clone());
+        }
+        if session.ended.load(Ordering::Acquire) {
+            return Err(MuxError::SessionEnded);
+        }
+        let backends = self.backend_sessions(session, stateless::backend_capabilities());
+        let (mcp_session, _) = McpSession::open(self.timings, backends, None).await;
+        let mcp_session = Arc::new(mcp_session);
+        // Deleted while it opened: `end` could not take it, so it ends here.
+        if session.ended.load(Ordering::Acquire) {
+            mcp_session.close();
+            return Err(MuxError::SessionEnded);
+        }
+        *shared = Some(mcp_session.clone());
+        Ok(mcp_session)
+    }
+
+    /// One backend session (not yet open) per backend of `session`, with
+    /// the prefix its names get.
+    fn backend_sessions(
+        &self,
+        session: &Session,
+        client_capabilities: Value,
+    ) -> Vec<(BackendSession, String)> {
+        session
             .servers
             .iter()
             .map(|server| {
@@ -336,11 +416,7 @@ impl Mux {
                     session.prefix_for(server, &self.registry.tool_separator),
                 )
             })
-            .collect();
-        let (mcp_session, result) = McpSession::open(self.timings, backends, requested).await;
-        let mcp_session = Arc::new(mcp_session);
-        session.register(mcp_session.clone())?;
-        Ok((mcp_session, result))
+            .collect()
     }
 
     /// Ends MCP sessions unused for `idle`, and forgets loaded sessions with
@@ -360,6 +436,7 @@ impl Mux {
                 .iter()
                 .filter(|id| session.close_mcp_session(id))
                 .count();
+            reaped += usize::from(session.reap_stateless(now, idle));
         }
         self.write_sessions()
             .retain(|_, session| !session.is_idle(now, idle));
@@ -387,6 +464,7 @@ impl Mux {
             prefix: record.prefix,
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
+            stateless: Stateless::default(),
             last_used: Mutex::new(Instant::now()),
             opening: AtomicUsize::new(0),
             ended: AtomicBool::new(false),

@@ -9,11 +9,17 @@ use actix_web::dev::ServerHandle;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{PromptMessage, Role, ServerCapabilities, ServerConfig};
+// Sampling is deprecated at 2026-07-28; backends still use it at 2025-11-25.
+#[allow(deprecated)]
+use rmcp::model::{
+    CreateMessageRequestParams, PromptMessage, Role, SamplingMessage, ServerCapabilities,
+    ServerConfig,
+};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{
-    ServerHandler, prompt, prompt_handler, prompt_router, schemars, tool, tool_handler, tool_router,
+    ErrorData, Peer, RoleServer, ServerHandler, prompt, prompt_handler, prompt_router, schemars,
+    tool, tool_handler, tool_router,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -350,6 +356,53 @@ impl EchoServer {
             tool_router: EchoServer::tool_router(),
             prompt_router: EchoServer::prompt_router(),
         }
+    }
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct AskRequest {
+    question: String,
+}
+
+/// A backend whose tool asks the client's model before it answers.
+#[derive(Debug, Clone)]
+pub struct AskingServer {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+#[allow(deprecated)] // sampling is deprecated at 2026-07-28, served at 2025-11-25
+impl AskingServer {
+    pub fn new() -> Self {
+        AskingServer {
+            tool_router: AskingServer::tool_router(),
+        }
+    }
+
+    #[tool(description = "Ask the client's model a question")]
+    async fn ask(
+        &self,
+        Parameters(AskRequest { question }): Parameters<AskRequest>,
+        client: Peer<RoleServer>,
+    ) -> Result<String, ErrorData> {
+        let request =
+            CreateMessageRequestParams::new(vec![SamplingMessage::user_text(question)], 50);
+        let answer = client
+            .create_message(request)
+            .await
+            .map_err(|error| ErrorData::internal_error(error.to_string(), None))?;
+        let answer = serde_json::to_value(&answer).unwrap_or_default();
+        Ok(format!(
+            "the model said: {}",
+            answer["content"]["text"].as_str().unwrap_or("?")
+        ))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for AskingServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
     }
 }
 

@@ -10,5 +10,6 @@ mod mcp_endpoint;
 mod persistence;
 mod resources;
 mod routing;
+mod stateless;
 mod store;
 mod streaming;

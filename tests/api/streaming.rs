@@ -1,66 +1,24 @@
 //! Server-to-client requests between real rmcp peers: a backend tool that
-//! asks the client's model (sampling) while the client waits on the call.
+//! asks the client's model (sampling) while the client waits on the call,
+//! for a legacy client (a request on the answer stream) and a stateless one
+//! (an `InputRequiredResult`, then a retry).
 
 // rmcp marks sampling deprecated for the 2026 revision; 2025-11-25, which
 // the gateway serves, still has it.
 #![allow(deprecated)]
 
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::ProtocolVersion;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, CreateMessageRequestParams,
-    CreateMessageResult, Implementation, SamplingMessage, ServerCapabilities, ServerConfig,
+    CreateMessageResult, Implementation, SamplingMessage,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RequestContext};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{
-    ClientHandler, ErrorData, Peer, RoleClient, RoleServer, ServerHandler, ServiceExt, schemars,
-    tool, tool_handler, tool_router,
-};
+use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::json;
 
 use crate::helpers::*;
-
-#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-struct AskRequest {
-    question: String,
-}
-
-/// A backend whose tool asks the client's model before it answers.
-#[derive(Debug, Clone)]
-struct AskingServer {
-    tool_router: ToolRouter<Self>,
-}
-
-#[tool_router]
-impl AskingServer {
-    #[tool(description = "Ask the client's model a question")]
-    async fn ask(
-        &self,
-        Parameters(AskRequest { question }): Parameters<AskRequest>,
-        client: Peer<RoleServer>,
-    ) -> Result<String, ErrorData> {
-        let request =
-            CreateMessageRequestParams::new(vec![SamplingMessage::user_text(question)], 50);
-        let answer = client
-            .create_message(request)
-            .await
-            .map_err(|error| ErrorData::internal_error(error.to_string(), None))?;
-        let answer = serde_json::to_value(&answer).unwrap_or_default();
-        Ok(format!(
-            "the model said: {}",
-            answer["content"]["text"].as_str().unwrap_or("?")
-        ))
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for AskingServer {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-}
 
 /// A client with a "model": it answers sampling requests itself.
 #[derive(Clone)]
@@ -96,13 +54,7 @@ async fn a_backend_asks_the_clients_model_through_the_gateway_during_a_call() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let backend = serve_rmcp_service(
-        listener,
-        || AskingServer {
-            tool_router: AskingServer::tool_router(),
-        },
-        None,
-    );
+    let backend = serve_rmcp_service(listener, AskingServer::new, None);
     let app = spawn_app(&registry_yaml(&[("oracle", &backend.url, "")])).await;
     let session = app.create_session(json!({ "servers": ["oracle"] })).await;
     let transport = StreamableHttpClientTransport::from_config(
@@ -125,5 +77,37 @@ async fn a_backend_asks_the_clients_model_through_the_gateway_during_a_call() {
         result["content"][0]["text"],
         "the model said: 42, to \"the answer?\""
     );
+    client.cancel().await.expect("client closes");
+}
+
+#[tokio::test]
+async fn a_backend_asks_a_stateless_clients_model_through_input_required_rounds() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend = serve_rmcp_service(listener, AskingServer::new, None);
+    let app = spawn_app(&registry_yaml(&[("oracle", &backend.url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["oracle"] })).await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(app.mcp_url(&session)),
+    );
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    let client = ModelClient
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .expect("a modern rmcp client connects");
+    for question in ["first?", "second?"] {
+        let arguments = json!({ "question": question }).as_object().cloned();
+        let mut call = CallToolRequestParams::new("oracle__ask");
+        call.arguments = arguments;
+        let result = client.call_tool(call).await.expect("tools/call");
+        let result = serde_json::to_value(&result).expect("serializable");
+        assert_eq!(
+            result["content"][0]["text"],
+            format!("the model said: 42, to \"{question}\"")
+        );
+    }
     client.cancel().await.expect("client closes");
 }

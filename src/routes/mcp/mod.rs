@@ -1,6 +1,9 @@
 //! The session's MCP endpoint, `/session/<id>/mcp`, over Streamable HTTP:
 //! transport rules (Origin, session and version headers, status codes) here,
-//! method handling in the mux.
+//! method handling in the mux. Legacy clients (`initialize`, then an
+//! `Mcp-Session-Id`) are served here, stateless 2026-07-28 ones in `modern`.
+
+mod modern;
 
 use std::sync::Arc;
 
@@ -28,7 +31,7 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 struct Refusal {
     status: StatusCode,
     id: Value,
-    error: ErrorObject,
+    pub(super) error: ErrorObject,
     /// The `Allow` header of a 405.
     allow: Option<&'static str>,
 }
@@ -127,6 +130,10 @@ async fn handle_post(
         Refusal::new(StatusCode::BAD_REQUEST, error.code(), error.to_string()).with_id(id.as_ref())
     })?;
 
+    if modern::is_modern(request, &message) {
+        let session = find_session(raw_id, mux).await?;
+        return modern::handle(request, mux, session, message).await;
+    }
     if let Message::Request(initialize) = &message
         && initialize.method == "initialize"
     {
@@ -226,19 +233,34 @@ fn event_stream(
                 message = receiver.recv() => message?,
                 _ = stopping.wait_for(|stopping| *stopping) => return None,
             };
-            let mut event = Vec::with_capacity(message.len() + 24);
-            event.extend_from_slice(b"event: message\ndata: ");
-            event.extend_from_slice(&message);
-            event.extend_from_slice(b"\n\n");
             Some((
-                Ok::<_, std::convert::Infallible>(web::Bytes::from(event)),
+                Ok::<_, std::convert::Infallible>(web::Bytes::from(sse_frame(&message))),
                 (receiver, stopping),
             ))
         },
     );
+    sse_response(events)
+}
+
+/// One SSE event carrying one JSON-RPC message. No `id:`: streams are not
+/// resumable, and an id would invite clients to try.
+fn sse_frame(message: &[u8]) -> Vec<u8> {
+    let mut event = Vec::with_capacity(message.len() + 24);
+    event.extend_from_slice(b"event: message\ndata: ");
+    event.extend_from_slice(message);
+    event.extend_from_slice(b"\n\n");
+    event
+}
+
+/// A `text/event-stream` response that proxies do not buffer.
+fn sse_response<S>(events: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, std::convert::Infallible>> + 'static,
+{
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
         .streaming(events)
 }
 
@@ -288,6 +310,7 @@ fn to_jsonrpc_error(error: CallError) -> ErrorObject {
             ErrorObject::new(INTERNAL_ERROR, message)
                 .with_data(json!({ "server": backend.server() }))
         }
+        CallError::Interrupted => ErrorObject::new(INTERNAL_ERROR, message),
         CallError::Relayed { error } => error,
     }
 }

@@ -1,0 +1,334 @@
+//! Stateless (2026-07-28) clients of a session. They open no MCP session,
+//! so every session keeps one shared MCP session for them, opened on first
+//! use. Backends speak the legacy revisions: a request a backend sends
+//! during a call (sampling, elicitation, roots) becomes an
+//! `InputRequiredResult`, and the call waits, parked, until the client
+//! retries with its answers (multi round-trip requests).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use super::error::CallError;
+use super::mcp_session::{ClientCall, McpSession, Payload};
+use crate::mcp::jsonrpc::{self, ErrorObject};
+use crate::mcp::modern::{LogLevel, RequestMeta, capability_for};
+
+/// What backends of the shared MCP session are told the client can do:
+/// each request's own capabilities are checked when a backend asks.
+pub fn backend_capabilities() -> Value {
+    json!({ "sampling": {}, "elicitation": {} })
+}
+
+/// How long a call waits for the client to retry with its input.
+pub const PARKED_CALL_TTL: Duration = Duration::from_secs(600);
+/// Most calls of one session that may wait for input at once; more end the
+/// oldest.
+pub const MAX_PARKED_CALLS: usize = 256;
+
+/// The shared MCP session of a session's stateless clients, and their calls
+/// waiting for input.
+#[derive(Default)]
+pub(super) struct Stateless {
+    /// Locked while the MCP session opens, so concurrent first requests
+    /// open it once.
+    pub(super) mcp_session: tokio::sync::Mutex<Option<Arc<McpSession>>>,
+    parked: Mutex<HashMap<String, ModernCall>>,
+}
+
+impl Stateless {
+    /// Keeps a call that awaits the client's input; returns the
+    /// `requestState` that resumes it: 128 random bits, so that no other
+    /// client can guess it.
+    pub(super) fn park(&self, mut call: ModernCall) -> String {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        call.parked_at = Instant::now();
+        let mut parked = self.lock_parked();
+        expire(&mut parked);
+        if parked.len() >= MAX_PARKED_CALLS
+            && let Some(oldest) = parked
+                .iter()
+                .min_by_key(|(_, call)| call.parked_at)
+                .map(|(token, _)| token.clone())
+        {
+            tracing::warn!("too many calls await input; the oldest is cancelled");
+            parked.remove(&oldest);
+        }
+        parked.insert(token.clone(), call);
+        token
+    }
+
+    pub(super) fn unpark(&self, token: &str) -> Option<ModernCall> {
+        let mut parked = self.lock_parked();
+        expire(&mut parked);
+        parked.remove(token)
+    }
+
+    pub(super) fn has_parked(&self) -> bool {
+        let mut parked = self.lock_parked();
+        expire(&mut parked);
+        !parked.is_empty()
+    }
+
+    /// Cancels every waiting call and ends the shared MCP session.
+    pub(super) fn end(&self) {
+        self.lock_parked().clear();
+        if let Ok(mut mcp_session) = self.mcp_session.try_lock()
+            && let Some(mcp_session) = mcp_session.take()
+        {
+            mcp_session.close();
+        }
+    }
+
+    fn lock_parked(&self) -> MutexGuard<'_, HashMap<String, ModernCall>> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Drops (and so cancels) calls the client never came back for.
+fn expire(parked: &mut HashMap<String, ModernCall>) {
+    parked.retain(|_, call| call.parked_at.elapsed() < PARKED_CALL_TTL);
+}
+
+/// An id for a stateless client's request on the shared MCP session:
+/// unique, where the ids of different clients are not.
+pub fn stateless_call_id() -> Value {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    json!(format!(
+        "stateless-{}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// What a running call produced next.
+#[derive(Debug)]
+pub enum Step {
+    /// A notification for the client's answer stream (progress, a log
+    /// message at or above the level the client asked for).
+    Notification(Value),
+    /// The backend asked for input the client declared it can give, keyed
+    /// as `inputRequests` wants them. The call should be parked.
+    NeedsInput(Map<String, Value>),
+    /// The backend asked for something the client did not declare; the
+    /// backend was told no.
+    MissingCapability(&'static str),
+    /// The call's outcome.
+    Done(Result<Payload, CallError>),
+}
+
+/// A `tools/call`, `prompts/get` or `resources/read` of a stateless client,
+/// running on the shared MCP session. Dropped before it is done (the
+/// client went away, or never came back with its input), it is cancelled at
+/// the backend.
+pub struct ModernCall {
+    mcp_session: Arc<McpSession>,
+    /// The id the call runs under on the shared MCP session: unique, unlike
+    /// the ids of different clients.
+    internal_id: Value,
+    method: String,
+    /// The name or URI the client asked for.
+    target: Option<String>,
+    meta: RequestMeta,
+    events: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    outcome: tokio::sync::oneshot::Receiver<Result<Payload, CallError>>,
+    /// Backend requests given to the client (by the key it was shown) that
+    /// it has not answered yet.
+    awaiting: Vec<String>,
+    finished: bool,
+    parked_at: Instant,
+}
+
+impl ModernCall {
+    /// Starts a call; its outcome and what the backend sends meanwhile come
+    /// from `next`.
+    pub fn start(
+        mcp_session: Arc<McpSession>,
+        method: &str,
+        params: Value,
+        meta: RequestMeta,
+    ) -> Self {
+        let internal_id = stateless_call_id();
+        let target = target_of(&params);
+        let (sender, events) = tokio::sync::mpsc::unbounded_channel();
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        let running = mcp_session.clone();
+        let id = internal_id.clone();
+        let method_name = method.to_owned();
+        // The call runs on its own task: parked, it outlives the HTTP
+        // request that started it.
+        tokio::spawn(async move {
+            let call = ClientCall {
+                id: &id,
+                stream: Some(sender),
+            };
+            let _ = answer.send(
+                running
+                    .handle_request(&method_name, Some(params), &call)
+                    .await,
+            );
+        });
+        ModernCall {
+            mcp_session,
+            internal_id,
+            method: method.to_owned(),
+            target,
+            meta,
+            events,
+            outcome,
+            awaiting: Vec::new(),
+            finished: false,
+            parked_at: Instant::now(),
+        }
+    }
+
+    /// Takes up a parked call again with the client's retry: its answers go
+    /// to the backend that asked, each under the backend's own id.
+    pub async fn resume(
+        mut self,
+        method: &str,
+        params: &Map<String, Value>,
+        meta: RequestMeta,
+    ) -> Result<Self, CallError> {
+        if method != self.method || target_of(&Value::Object(params.clone())) != self.target {
+            return Err(CallError::InvalidParams {
+                reason: "\"requestState\" belongs to another request".into(),
+            });
+        }
+        let responses = match params.get("inputResponses") {
+            None => Map::new(),
+            Some(Value::Object(responses)) => responses.clone(),
+            Some(_) => {
+                return Err(CallError::InvalidParams {
+                    reason: "\"inputResponses\" must be an object".into(),
+                });
+            }
+        };
+        self.meta = meta;
+        for key in std::mem::take(&mut self.awaiting) {
+            let outcome = match responses.get(&key) {
+                Some(result) => json!({ "result": result }),
+                None => json!({ "error": ErrorObject::new(
+                    jsonrpc::INVALID_PARAMS,
+                    "the client did not answer this request",
+                ) }),
+            };
+            self.answer_backend(&key, outcome).await;
+        }
+        Ok(self)
+    }
+
+    /// Waits for what the call produces next.
+    pub async fn next(&mut self) -> Step {
+        loop {
+            tokio::select! {
+                biased;
+                Some(bytes) = self.events.recv() => {
+                    let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
+                        continue;
+                    };
+                    if let Some(step) = self.consider(message).await {
+                        return step;
+                    }
+                }
+                outcome = &mut self.outcome => {
+                    self.finished = true;
+                    return Step::Done(outcome.unwrap_or(Err(CallError::Interrupted)));
+                }
+            }
+        }
+    }
+
+    /// What to make of a message the backend sent during the call: None
+    /// when the client is not to see it.
+    async fn consider(&mut self, message: Value) -> Option<Step> {
+        let method = message.get("method").and_then(Value::as_str)?.to_owned();
+        let Some(Value::String(key)) = message.get("id").cloned() else {
+            // Only notifications about this request ride on its answer;
+            // changes go to `subscriptions/listen` streams.
+            let wanted = match method.as_str() {
+                "notifications/progress" => true,
+                "notifications/message" => LogLevel::admits(self.meta.log_level, &message),
+                _ => false,
+            };
+            return wanted.then_some(Step::Notification(message));
+        };
+        match capability_for(&method) {
+            Some(capability) if self.meta.client_capabilities.contains_key(capability) => {
+                self.awaiting.push(key.clone());
+                let mut request = json!({ "method": method });
+                if let Some(params) = message.get("params") {
+                    request["params"] = params.clone();
+                }
+                Some(Step::NeedsInput(Map::from_iter([(key, request)])))
+            }
+            needed => {
+                let refusal = ErrorObject::new(
+                    jsonrpc::METHOD_NOT_FOUND,
+                    format!("the client did not declare support for {method}"),
+                );
+                self.answer_backend(&key, json!({ "error": refusal })).await;
+                let capability = needed?;
+                // The backend was told no and finishes on its own; the
+                // client learns what it lacks.
+                self.finished = true;
+                Some(Step::MissingCapability(capability))
+            }
+        }
+    }
+
+    async fn answer_backend(&self, key: &str, outcome: Value) {
+        let Value::Object(outcome) = outcome else {
+            return;
+        };
+        self.mcp_session
+            .handle_response(jsonrpc::Response {
+                id: Value::String(key.to_owned()),
+                outcome,
+            })
+            .await;
+    }
+}
+
+impl Drop for ModernCall {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mcp_session = self.mcp_session.clone();
+        let internal_id = self.internal_id.clone();
+        let awaiting = std::mem::take(&mut self.awaiting);
+        runtime.spawn(async move {
+            for key in awaiting {
+                let refusal =
+                    ErrorObject::new(jsonrpc::INTERNAL_ERROR, "the request was cancelled");
+                let mut outcome = Map::new();
+                outcome.insert("error".into(), json!(refusal));
+                mcp_session
+                    .handle_response(jsonrpc::Response {
+                        id: Value::String(key),
+                        outcome,
+                    })
+                    .await;
+            }
+            let cancel = json!({ "requestId": internal_id, "reason": "the client went away" });
+            mcp_session
+                .handle_notification("notifications/cancelled", Some(cancel))
+                .await;
+        });
+    }
+}
+
+/// The tool or prompt name, or the resource URI, a request is about.
+fn target_of(params: &Value) -> Option<String> {
+    params
+        .get("name")
+        .or_else(|| params.get("uri"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}

@@ -1,0 +1,383 @@
+//! Revision 2026-07-28 on the same endpoint (a "dual-era" server): a
+//! request that carries its revision in `_meta` is served statelessly, with
+//! no `initialize` and no `Mcp-Session-Id`, on the session's shared MCP
+//! session.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderValue;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+use super::{Refusal, accepts_event_stream, sse_response, to_jsonrpc_error};
+use crate::mcp::jsonrpc::{self, METHOD_NOT_FOUND, Message};
+use crate::mcp::modern::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
+use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
+use crate::mux::subscriptions::{self, Filter};
+use crate::mux::{CallError, ClientCall, McpSession, ModernCall, Mux, Payload, Session, Step};
+
+/// How often a quiet `subscriptions/listen` stream gets a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// Whether a POST belongs to the modern era: a request whose `_meta` names
+/// a revision (legacy clients never put one there), or, with no MCP
+/// session, a message other than `initialize` whose `MCP-Protocol-Version`
+/// header names the modern one. An `initialize` without that `_meta` is
+/// legacy whatever its header says (rmcp asks for 2026-07-28 in it).
+pub(super) fn is_modern(request: &HttpRequest, message: &Message) -> bool {
+    match message {
+        Message::Request(call) if modern::declared_version(call.params.as_ref()).is_some() => true,
+        Message::Request(call) if call.method == "initialize" => false,
+        _ => {
+            request.headers().get(SESSION_ID_HEADER).is_none()
+                && request
+                    .headers()
+                    .get(PROTOCOL_VERSION_HEADER)
+                    .is_some_and(|version| version == modern::VERSION)
+        }
+    }
+}
+
+pub(super) async fn handle(
+    request: &HttpRequest,
+    mux: &Mux,
+    session: std::sync::Arc<Session>,
+    message: Message,
+) -> Result<HttpResponse, Refusal> {
+    // This revision defines no client notification on HTTP (closing a
+    // stream cancels), and clients send no responses.
+    let call = match message {
+        Message::Request(call) => call,
+        Message::Notification(_) => return Ok(HttpResponse::Accepted().finish()),
+        Message::Response(_) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::INVALID_REQUEST,
+                "clients of revision 2026-07-28 send no responses: answers to input requests go in the retried request's \"inputResponses\"",
+            ));
+        }
+    };
+    let id = call.id.clone();
+    let meta = modern::check_request(&call.method, call.params.as_ref(), |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| HeaderValue::to_str(value).ok())
+    })
+    .map_err(|refused| {
+        let mut refusal =
+            Refusal::new(StatusCode::BAD_REQUEST, refused.code(), refused.to_string());
+        if let Some(data) = refused.data() {
+            refusal.error = refusal.error.with_data(data);
+        }
+        refusal.with_id(Some(&id))
+    })?;
+    let mut params = call.params.unwrap_or_else(|| json!({}));
+    modern::strip_request_meta(&mut params);
+    let method = call.method.as_str();
+    let known = matches!(
+        method,
+        "server/discover"
+            | "subscriptions/listen"
+            | "tools/list"
+            | "tools/call"
+            | "prompts/list"
+            | "prompts/get"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "completion/complete"
+    );
+    if !known {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            METHOD_NOT_FOUND,
+            format!("method not found: {method} is not served at revision 2026-07-28"),
+        )
+        .with_id(Some(&id)));
+    }
+    let mcp_session = mux
+        .stateless_mcp_session(&session)
+        .await
+        .map_err(|error| Refusal::from(super::ApiError::from(error)).with_id(Some(&id)))?;
+    match method {
+        "server/discover" => Ok(json_answer(
+            &id,
+            method,
+            Ok(discover(&mcp_session)),
+            &mcp_session,
+        )),
+        "subscriptions/listen" => Ok(listen(mux, &mcp_session, id, &params).await),
+        "tools/call" | "prompts/get" | "resources/read" => {
+            let Value::Object(params) = params else {
+                unreachable!("params are an object or absent")
+            };
+            run_call(request, mux, session, mcp_session, id, method, params, meta).await
+        }
+        _ => {
+            let internal_id = crate::mux::stateless_call_id();
+            let client = ClientCall {
+                id: &internal_id,
+                stream: None,
+            };
+            let outcome = mcp_session
+                .handle_request(method, Some(params), &client)
+                .await;
+            Ok(json_answer(&id, method, outcome, &mcp_session))
+        }
+    }
+}
+
+/// The `server/discover` result: every revision served, and what the
+/// merged session offers.
+fn discover(mcp_session: &McpSession) -> Payload {
+    Payload::Json(json!({
+        "supportedVersions": modern::supported_versions(),
+        "capabilities": crate::mux::capabilities(),
+        "instructions": mcp_session.instructions(),
+    }))
+}
+
+/// A JSON answer, completed as this revision wants results.
+fn json_answer(
+    id: &Value,
+    method: &str,
+    outcome: Result<Payload, CallError>,
+    mcp_session: &McpSession,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(answer_bytes(id, method, outcome, mcp_session))
+}
+
+fn answer_bytes(
+    id: &Value,
+    method: &str,
+    outcome: Result<Payload, CallError>,
+    mcp_session: &McpSession,
+) -> Vec<u8> {
+    let result = outcome.and_then(|payload| match payload {
+        Payload::Json(Value::Object(result)) => Ok(result),
+        Payload::Raw(raw) => serde_json::from_str::<Map<String, Value>>(raw.get()).map_err(|_| {
+            CallError::InvalidParams {
+                reason: "the backend's result is not a JSON object".into(),
+            }
+        }),
+        Payload::Json(_) => Ok(Map::new()),
+    });
+    match result {
+        Ok(mut result) => {
+            // Merged lists are mcp-mux's to cache; anything else keeps the
+            // backend's hint, if it gave one.
+            let list_ttl = mcp_session.list_ttl().as_millis() as u64;
+            let (default_ttl, max_ttl) = if method == "resources/read" {
+                (0, u64::MAX)
+            } else {
+                (list_ttl, list_ttl)
+            };
+            modern::complete_result(&mut result, method, default_ttl, max_ttl);
+            jsonrpc::result_response(id, &result)
+        }
+        Err(error) => jsonrpc::error_response(id, &to_jsonrpc_error(error)),
+    }
+}
+
+/// `subscriptions/listen`: an SSE stream that opens with the
+/// acknowledgment, carries the notifications asked for, and ends with a
+/// response when mcp-mux stops.
+async fn listen(
+    mux: &Mux,
+    mcp_session: &std::sync::Arc<McpSession>,
+    id: Value,
+    params: &Value,
+) -> HttpResponse {
+    let filter = match Filter::parse(Some(params)) {
+        Ok(filter) => filter,
+        Err(error) => return json_answer(&id, "subscriptions/listen", Err(error), mcp_session),
+    };
+    let subscription = subscriptions::listen(mcp_session, id.clone(), filter).await;
+    let first = subscriptions::acknowledgment(&id, &subscription.filter);
+    let state = (Some(first), subscription, mux.stopping(), id, false);
+    let events = futures_util::stream::unfold(
+        state,
+        |(first, mut subscription, mut stopping, id, ended)| async move {
+            if ended {
+                return None;
+            }
+            if let Some(first) = first {
+                let bytes = serde_json::to_vec(&first).unwrap_or_default();
+                return Some((sse_event(&bytes), (None, subscription, stopping, id, false)));
+            }
+            let next = tokio::select! {
+                message = subscription.receiver.recv() => Some(message?),
+                _ = stopping.wait_for(|stopping| *stopping) => None,
+                _ = tokio::time::sleep(KEEP_ALIVE) => Some(Vec::new()),
+            };
+            let (event, ended) = match next {
+                Some(keep_alive) if keep_alive.is_empty() => {
+                    (Ok(web::Bytes::from_static(b":\n\n")), false)
+                }
+                Some(message) => (sse_event(&message), false),
+                None => {
+                    let closing = subscriptions::closing_response(&id);
+                    (
+                        sse_event(&serde_json::to_vec(&closing).unwrap_or_default()),
+                        true,
+                    )
+                }
+            };
+            Some((event, (None, subscription, stopping, id, ended)))
+        },
+    );
+    sse_response(events)
+}
+
+fn sse_event(message: &[u8]) -> Result<web::Bytes, std::convert::Infallible> {
+    Ok(web::Bytes::from(super::sse_frame(message)))
+}
+
+/// `tools/call`, `prompts/get` or `resources/read`: started, or taken up
+/// again when the client retries with the `requestState` of an
+/// `InputRequiredResult`.
+#[allow(clippy::too_many_arguments)]
+async fn run_call(
+    request: &HttpRequest,
+    mux: &Mux,
+    session: std::sync::Arc<Session>,
+    mcp_session: std::sync::Arc<McpSession>,
+    id: Value,
+    method: &str,
+    mut params: Map<String, Value>,
+    meta: RequestMeta,
+) -> Result<HttpResponse, Refusal> {
+    let invalid = |reason: &str| {
+        json_answer(
+            &id,
+            method,
+            Err(CallError::InvalidParams {
+                reason: reason.to_owned(),
+            }),
+            &mcp_session,
+        )
+    };
+    let mut running = match params.remove("requestState") {
+        None => {
+            params.remove("inputResponses");
+            ModernCall::start(mcp_session.clone(), method, Value::Object(params), meta)
+        }
+        Some(Value::String(state)) => {
+            let Some(parked) = session.unpark(&state) else {
+                return Ok(invalid(
+                    "\"requestState\" is unknown or expired: send the request again without it",
+                ));
+            };
+            match parked.resume(method, &params, meta).await {
+                Ok(running) => running,
+                Err(error) => return Ok(json_answer(&id, method, Err(error), &mcp_session)),
+            }
+        }
+        Some(_) => return Ok(invalid("\"requestState\" must be a string")),
+    };
+    let streaming = accepts_event_stream(request);
+    // The first step decides the status: a capability the client lacks is
+    // a 400, whatever comes later rides on a 200.
+    let first = loop {
+        match running.next().await {
+            Step::Notification(_) if !streaming => continue,
+            step => break step,
+        }
+    };
+    if let Step::MissingCapability(capability) = first {
+        return Ok(missing_capability(&id, capability).into_response());
+    }
+    let mut answering = Answering {
+        call: Some(running),
+        session,
+        mcp_session,
+        id,
+        method: method.to_owned(),
+    };
+    if !streaming {
+        let mut step = first;
+        loop {
+            if let Some(bytes) = answering.render(step) {
+                return Ok(HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(bytes));
+            }
+            step = answering.next().await;
+        }
+    }
+    let events = futures_util::stream::unfold(
+        (Some(first), answering, mux.stopping()),
+        |(first, mut answering, mut stopping)| async move {
+            answering.call.as_ref()?;
+            let step = match first {
+                Some(step) => step,
+                None => tokio::select! {
+                    step = answering.next() => step,
+                    _ = stopping.wait_for(|stopping| *stopping) => return None,
+                },
+            };
+            let bytes = match step {
+                Step::Notification(message) => serde_json::to_vec(&message).unwrap_or_default(),
+                step => answering.render(step).unwrap_or_default(),
+            };
+            Some((sse_event(&bytes), (None, answering, stopping)))
+        },
+    );
+    Ok(sse_response(events))
+}
+
+fn missing_capability(id: &Value, capability: &str) -> Refusal {
+    let mut refusal = Refusal::new(
+        StatusCode::BAD_REQUEST,
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        format!(
+            "the backend needs the client capability \"{capability}\", which this request did not declare"
+        ),
+    );
+    refusal.error = refusal
+        .error
+        .with_data(json!({ "requiredCapabilities": { capability: {} } }));
+    refusal.with_id(Some(id))
+}
+
+/// A call being answered; `call` is None once its answer has gone out.
+struct Answering {
+    call: Option<ModernCall>,
+    session: std::sync::Arc<Session>,
+    mcp_session: std::sync::Arc<McpSession>,
+    id: Value,
+    method: String,
+}
+
+impl Answering {
+    async fn next(&mut self) -> Step {
+        match self.call.as_mut() {
+            Some(call) => call.next().await,
+            None => Step::Done(Err(CallError::Interrupted)),
+        }
+    }
+
+    /// The answer a final step makes (parking the call when it needs the
+    /// client's input); None for a notification.
+    fn render(&mut self, step: Step) -> Option<Vec<u8>> {
+        let bytes = match step {
+            Step::Notification(_) => return None,
+            Step::NeedsInput(requests) => {
+                let call = self.call.take()?;
+                let state = self.session.park(call);
+                jsonrpc::result_response(&self.id, &modern::input_required_result(requests, &state))
+            }
+            Step::MissingCapability(capability) => {
+                let refusal = missing_capability(&self.id, capability);
+                jsonrpc::error_response(&self.id, &refusal.error)
+            }
+            Step::Done(outcome) => answer_bytes(&self.id, &self.method, outcome, &self.mcp_session),
+        };
+        self.call = None;
+        Some(bytes)
+    }
+}

@@ -1,0 +1,488 @@
+//! Revision 2026-07-28 on the session URL: stateless requests with their
+//! revision in `_meta`, `server/discover`, the mirrored headers and
+//! `subscriptions/listen`, beside the legacy handshake on the same URL.
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{
+    CallToolRequestParams, GetPromptRequestParams, ProtocolVersion, ServerCapabilities,
+    ServerConfig, ServerNotification, SubscriptionFilter,
+};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+const MODERN: &str = "2026-07-28";
+
+/// The `_meta` every modern request carries.
+fn meta(capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": { "name": "test", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    })
+}
+
+/// POSTs a modern request with the headers that mirror it.
+async fn modern_post(url: &str, id: u64, rpc_method: &str, mut params: Value) -> reqwest::Response {
+    if params.get("_meta").is_none() {
+        params["_meta"] = meta(json!({}));
+    }
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", rpc_method);
+    if let Some(name) = params.get("name").or_else(|| params.get("uri")) {
+        request = request.header("mcp-name", name.as_str().expect("string"));
+    }
+    request
+        .json(&json!({ "jsonrpc": "2.0", "id": id, "method": rpc_method, "params": params }))
+        .send()
+        .await
+        .expect("gateway answers")
+}
+
+async fn modern_client(url: String) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url),
+    );
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    ().serve_with_lifecycle(transport, lifecycle)
+        .await
+        .expect("a modern rmcp client connects")
+}
+
+#[tokio::test]
+async fn a_modern_rmcp_client_lists_calls_and_prompts_without_a_handshake() {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let beta = spawn_rmcp_backend("beta", None).await;
+    let app = spawn_app(&registry_yaml(&[
+        ("alpha", &alpha.url, ""),
+        ("beta", &beta.url, ""),
+    ]))
+    .await;
+    let session = app
+        .create_session(json!({ "servers": ["alpha", "beta"] }))
+        .await;
+    let client = modern_client(app.mcp_url(&session)).await;
+
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|tool| tool.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["alpha__add", "alpha__echo", "beta__add", "beta__echo"]
+    );
+
+    let arguments = json!({ "text": "hi" }).as_object().cloned();
+    let mut call = CallToolRequestParams::new("beta__echo");
+    call.arguments = arguments;
+    let result = serde_json::to_value(client.call_tool(call).await.expect("tools/call"))
+        .expect("well-formed");
+    assert_eq!(result["content"][0]["text"], "beta: hi");
+
+    let mut prompt = GetPromptRequestParams::new("alpha__greeting");
+    prompt.arguments = json!({ "name": "Ada" }).as_object().cloned();
+    let prompt = serde_json::to_value(client.get_prompt(prompt).await.expect("prompts/get"))
+        .expect("well-formed");
+    assert_eq!(prompt["messages"][0]["content"]["text"], "alpha greets Ada");
+    client.cancel().await.expect("client closes");
+}
+
+#[tokio::test]
+async fn discover_and_lists_carry_what_the_modern_revision_requires() {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let app = spawn_app(&registry_yaml(&[("alpha", &alpha.url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let url = app.mcp_url(&session);
+
+    let response = modern_post(&url, 1, "server/discover", json!({})).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("mcp-session-id").is_none());
+    let discovered = read_message(response).await;
+    let result = &discovered["result"];
+    assert_eq!(
+        result["supportedVersions"],
+        json!(["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"])
+    );
+    assert_eq!(result["capabilities"]["tools"]["listChanged"], true);
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "mcp-mux"
+    );
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(result["cacheScope"], "private");
+    assert!(
+        result["instructions"]
+            .as_str()
+            .expect("well-formed")
+            .contains("The alpha test backend")
+    );
+
+    let listed = read_message(modern_post(&url, 2, "tools/list", json!({})).await).await;
+    assert_eq!(listed["result"]["ttlMs"], 60_000);
+    assert_eq!(listed["result"]["cacheScope"], "private");
+    assert_eq!(listed["result"]["resultType"], "complete");
+
+    let called = modern_post(
+        &url,
+        3,
+        "tools/call",
+        json!({ "name": "alpha__add", "arguments": { "a": 2, "b": 3 } }),
+    )
+    .await;
+    let called = read_message(called).await;
+    assert_eq!(called["id"], 3);
+    assert_eq!(called["result"]["content"][0]["text"], "5");
+    assert_eq!(called["result"]["resultType"], "complete");
+    assert!(
+        called["result"].get("ttlMs").is_none(),
+        "tools/call is not cacheable"
+    );
+
+    // The same URL still serves the legacy handshake.
+    let mut legacy = app.mcp(&session).await;
+    assert_eq!(legacy.tool_names().await.len(), 2);
+}
+
+#[tokio::test]
+async fn malformed_modern_requests_are_refused_and_reach_no_backend() {
+    let backend = mock_backend(
+        json!([{ "name": "t", "inputSchema": { "type": "object" } }]),
+        false,
+    )
+    .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&backend)
+        .await;
+    let app = spawn_app(&registry_yaml(&[("m", &mock_url(&backend), "")])).await;
+    let session = app.create_session(json!({ "servers": ["m"] })).await;
+    let url = app.mcp_url(&session);
+    let call = json!({ "name": "m__t", "_meta": meta(json!({})) });
+    let with_version = |version: &str| {
+        let mut params = call.clone();
+        params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!(version);
+        params
+    };
+    let without = |key: &str| {
+        let mut params = call.clone();
+        params["_meta"]
+            .as_object_mut()
+            .expect("well-formed")
+            .remove(key);
+        params
+    };
+    // (headers: protocol version, method, name; params; status; code; message)
+    type Case<'a> = (
+        Option<&'a str>,
+        &'a str,
+        Option<&'a str>,
+        Value,
+        u16,
+        i64,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            None,
+            "tools/call",
+            Some("m__t"),
+            call.clone(),
+            400,
+            -32020,
+            "header mismatch: the MCP-Protocol-Version header is missing",
+        ),
+        (
+            Some(MODERN),
+            "tools/call",
+            Some("m__t"),
+            json!({ "name": "m__t" }),
+            400,
+            -32602,
+            "invalid params: \"params._meta\" must be an object with \"io.modelcontextprotocol/protocolVersion\" and \"io.modelcontextprotocol/clientCapabilities\"",
+        ),
+        (
+            Some(MODERN),
+            "tools/call",
+            Some("m__t"),
+            without("io.modelcontextprotocol/clientCapabilities"),
+            400,
+            -32602,
+            "invalid params: \"_meta.io.modelcontextprotocol/clientCapabilities\" must be an object",
+        ),
+        (
+            Some(MODERN),
+            "tools/call",
+            Some("m__t"),
+            with_version("v999"),
+            400,
+            -32020,
+            "header mismatch: MCP-Protocol-Version header value '2026-07-28' does not match body value 'v999'",
+        ),
+        (
+            Some("v999"),
+            "tools/call",
+            Some("m__t"),
+            with_version("v999"),
+            400,
+            -32022,
+            "unsupported protocol version \"v999\": stateless requests are served at 2026-07-28; earlier revisions need an initialize handshake",
+        ),
+        (
+            Some(MODERN),
+            "tools/list",
+            Some("m__t"),
+            call.clone(),
+            400,
+            -32020,
+            "header mismatch: Mcp-Method header value 'tools/list' does not match body value 'tools/call'",
+        ),
+        (
+            Some(MODERN),
+            "tools/call",
+            Some("other"),
+            call.clone(),
+            400,
+            -32020,
+            "header mismatch: Mcp-Name header value 'other' does not match body value 'm__t'",
+        ),
+        (
+            Some(MODERN),
+            "tools/call",
+            None,
+            call.clone(),
+            400,
+            -32020,
+            "header mismatch: the Mcp-Name header is missing",
+        ),
+    ];
+    for (id, (version, rpc_method, name, params, status, code, message)) in
+        cases.into_iter().enumerate()
+    {
+        let mut request = reqwest::Client::new()
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-method", rpc_method);
+        if let Some(version) = version {
+            request = request.header("mcp-protocol-version", version);
+        }
+        if let Some(name) = name {
+            request = request.header("mcp-name", name);
+        }
+        let response = request
+            .json(&json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params }))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(response.status(), status, "{message}");
+        let body: Value = response.json().await.expect("JSON-RPC error");
+        assert_eq!(body["id"], id, "{message}");
+        assert_eq!(body["error"]["code"], code, "{message}");
+        assert_eq!(body["error"]["message"], message);
+        if code == -32022 {
+            assert_eq!(body["error"]["data"]["requested"], "v999");
+            assert_eq!(body["error"]["data"]["supported"][0], MODERN);
+        }
+    }
+    // Methods this revision removed are unknown to it, even initialize.
+    for (id, removed) in [
+        "ping",
+        "logging/setLevel",
+        "resources/subscribe",
+        "initialize",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let response = modern_post(&url, 100 + id as u64, removed, json!({})).await;
+        assert_eq!(response.status(), 404, "{removed}");
+        let body: Value = response.json().await.expect("JSON-RPC error");
+        assert_eq!(body["error"]["code"], -32601);
+        assert_eq!(
+            body["error"]["message"],
+            format!("method not found: {removed} is not served at revision 2026-07-28")
+        );
+    }
+    assert_eq!(requests_for(&backend, "tools/call").await, 0);
+    assert_eq!(
+        requests_for(&backend, "initialize").await,
+        0,
+        "no backend was even opened"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_request_the_client_did_not_declare_is_a_missing_capability() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend = serve_rmcp_service(listener, AskingServer::new, None);
+    let app = spawn_app(&registry_yaml(&[("oracle", &backend.url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["oracle"] })).await;
+    let url = app.mcp_url(&session);
+
+    let params = json!({ "name": "oracle__ask", "arguments": { "question": "?" } });
+    let response = modern_post(&url, 7, "tools/call", params).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("JSON-RPC error");
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["error"]["code"], -32021);
+    assert_eq!(
+        body["error"]["message"],
+        "the backend needs the client capability \"sampling\", which this request did not declare"
+    );
+    assert_eq!(
+        body["error"]["data"],
+        json!({ "requiredCapabilities": { "sampling": {} } })
+    );
+
+    // A requestState mcp-mux never gave resumes nothing.
+    let forged = json!({
+        "name": "oracle__ask", "arguments": { "question": "?" },
+        "requestState": "0123456789abcdef", "inputResponses": {},
+        "_meta": meta(json!({ "sampling": {} })),
+    });
+    let body = read_message(modern_post(&url, 8, "tools/call", forged).await).await;
+    assert_eq!(body["error"]["code"], -32602);
+    assert_eq!(
+        body["error"]["message"],
+        "invalid params: \"requestState\" is unknown or expired: send the request again without it"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_request_becomes_input_required_and_the_retry_completes_the_call() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend = serve_rmcp_service(listener, AskingServer::new, None);
+    let app = spawn_app(&registry_yaml(&[("oracle", &backend.url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["oracle"] })).await;
+    let url = app.mcp_url(&session);
+
+    let ask = json!({
+        "name": "oracle__ask", "arguments": { "question": "why?" },
+        "_meta": meta(json!({ "sampling": {} })),
+    });
+    let first = read_message(modern_post(&url, 1, "tools/call", ask.clone()).await).await;
+    let result = &first["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    let requests = result["inputRequests"].as_object().expect("inputRequests");
+    assert_eq!(requests.len(), 1);
+    let (key, request) = requests.iter().next().expect("well-formed");
+    assert_eq!(request["method"], "sampling/createMessage");
+    assert_eq!(request["params"]["messages"][0]["content"]["text"], "why?");
+    let state = result["requestState"].as_str().expect("requestState");
+
+    let mut retry = ask.clone();
+    retry["requestState"] = json!(state);
+    retry["inputResponses"] = json!({ key: {
+        "role": "assistant", "model": "m",
+        "content": { "type": "text", "text": "because" },
+    }});
+    let done = read_message(modern_post(&url, 2, "tools/call", retry.clone()).await).await;
+    assert_eq!(done["id"], 2);
+    assert_eq!(done["result"]["resultType"], "complete");
+    assert_eq!(
+        done["result"]["content"][0]["text"],
+        "the model said: because"
+    );
+
+    // A state resumes its call once.
+    let again = read_message(modern_post(&url, 3, "tools/call", retry).await).await;
+    assert_eq!(again["error"]["code"], -32602);
+}
+
+/// A backend whose `change` tool announces that its tools changed.
+#[derive(Debug, Clone)]
+struct ChangingServer {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl ChangingServer {
+    #[tool(description = "Announce that the tool list changed")]
+    async fn change(&self, client: Peer<RoleServer>) -> String {
+        match client.notify_tool_list_changed().await {
+            Ok(()) => "announced".into(),
+            Err(error) => format!("not announced: {error}"),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ChangingServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn listen_streams_carry_the_changes_each_asked_for() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend = serve_rmcp_service(
+        listener,
+        || ChangingServer {
+            tool_router: ChangingServer::tool_router(),
+        },
+        None,
+    );
+    let app = spawn_app(&registry_yaml(&[("live", &backend.url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["live"] })).await;
+    let client = modern_client(app.mcp_url(&session)).await;
+
+    let mut tools = client
+        .listen(SubscriptionFilter::builder().tools_list_changed().build())
+        .await
+        .expect("subscriptions/listen");
+    assert_eq!(tools.acknowledged().tools_list_changed, Some(true));
+    let mut prompts = client
+        .listen(SubscriptionFilter::builder().prompts_list_changed().build())
+        .await
+        .expect("a second stream");
+
+    let said = client
+        .call_tool(CallToolRequestParams::new("live__change"))
+        .await
+        .expect("tools/call");
+    assert_eq!(
+        serde_json::to_value(said).expect("well-formed")["content"][0]["text"],
+        "announced"
+    );
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(10), tools.next())
+        .await
+        .expect("the change arrives")
+        .expect("stream open")
+        .expect("a notification");
+    assert!(
+        matches!(heard, ServerNotification::ToolListChangedNotification(_)),
+        "{heard:?}"
+    );
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), prompts.next()).await;
+    assert!(
+        quiet.is_err(),
+        "a prompts stream hears no tool change: {quiet:?}"
+    );
+    client.cancel().await.expect("client closes");
+}
