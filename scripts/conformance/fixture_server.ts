@@ -125,6 +125,32 @@ function buildServer(): McpServer {
     return text('Logged three messages.');
   });
 
+  // For the 2026-07-28 scenarios (server-stateless), which mcp-mux serves
+  // to its stateless clients over this legacy fixture.
+  mcp.registerTool('test_logging_tool', { description: 'Sends an info log message while it runs', inputSchema: {} }, async (_args, extra) => {
+    await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'fixture', data: 'logged' } });
+    return text('Logged one message.');
+  });
+  mcp.registerTool('test_missing_capability', { description: 'Needs sampling, which a client may not declare', inputSchema: {} }, async (_args, extra) => {
+    await extra.sendRequest(
+      { method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: 'Hi' } }], maxTokens: 10 } },
+      CreateMessageResultSchema
+    );
+    return text('Sampled.');
+  });
+  mcp.registerTool('test_streaming_elicitation', { description: 'Asks the user for a name', inputSchema: {} }, async (_args, extra) => {
+    const answer = await askUser(extra, 'Your name?', { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] });
+    return text(`User response: ${answer}`);
+  });
+  mcp.registerTool('test_trigger_tool_change', { description: 'Announces that the tool list changed', inputSchema: {} }, async () => {
+    mcp.sendToolListChanged();
+    return text('Tool list change announced.');
+  });
+  mcp.registerTool('test_trigger_prompt_change', { description: 'Announces that the prompt list changed', inputSchema: {} }, async () => {
+    mcp.sendPromptListChanged();
+    return text('Prompt list change announced.');
+  });
+
   mcp.registerTool('test_tool_with_progress', { description: 'Reports progress 0, 50 and 100 of 100', inputSchema: {} }, async (_args, extra) => {
     const token = extra._meta?.progressToken;
     for (const progress of [0, 50, 100]) {
