@@ -242,7 +242,11 @@ expect_status "tools/list with an unknown Mcp-Session-Id answers 404" 404
 # ---------------------------------------------------------------- clients
 run_client mcp-remote node "$HERE/mcp_remote_client.mjs" "$SESSION_URL" \
   --node-modules "$NODE_MODULES" --demo-fingerprint "$TOKEN_FP"
-run_client python "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerprint "$TOKEN_FP"
+run_client python "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerprint "$TOKEN_FP" \
+  --protocol 2026-07-28
+# The same SDK with the handshake, on the same URL (a dual-era server).
+run_client python-legacy "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerprint "$TOKEN_FP" \
+  --label "python legacy" --mode legacy --protocol 2025-11-25
 
 # ---------------------------------------------------------------- secrets at rest
 # token_absent_from LABEL CONTROL FILE...: the token is in none of the files.
@@ -285,7 +289,7 @@ if start_mux; then
   http POST "$SESSION_URL" "$LIST" "Mcp-Session-Id: $MCP_SID" "$PROTO"
   expect_status "an Mcp-Session-Id from before the restart answers 404" 404
   run_client python-after-restart "$PY" "$HERE/python_client.py" "$SESSION_URL" \
-    --demo-fingerprint "$TOKEN_FP" --label "python after restart"
+    --demo-fingerprint "$TOKEN_FP" --label "python after restart" --protocol 2026-07-28
   run_client mcp-remote-after-restart node "$HERE/mcp_remote_client.mjs" "$SESSION_URL" \
     --node-modules "$NODE_MODULES" --demo-fingerprint "$TOKEN_FP" --label "mcp-remote after restart"
   stop mux 10 || true

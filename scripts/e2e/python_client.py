@@ -8,6 +8,13 @@ the tools, and calls one tool of each expected backend. Prints one
     python_client.py URL [--backends everything,demo] [--no-prefix]
                          [--header 'Authorization: Bearer ...']
                          [--demo-fingerprint HEX] [--label NAME]
+                         [--protocol 2026-07-28] [--mode auto|legacy]
+
+The client offers sampling (a fixed "model" answer), so a backend tool that
+samples makes a round trip through the client: a request on the answer
+stream at 2025-11-25, an input_required result and a retry at 2026-07-28.
+--protocol is the revision the client must end up speaking; --mode legacy
+makes the client skip server/discover and initialize at once.
 
 --no-prefix is for pointing it at a backend directly, where tool names carry
 no `<server>__` prefix. --demo-fingerprint is the first 12 hex digits of the
@@ -25,6 +32,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -44,6 +52,18 @@ def check(label: str, name: str, passed: bool, reason: str = "") -> bool:
         failures += 1
         print(f"not ok - {label}: {name}: {reason}", flush=True)
     return passed
+
+
+MODEL_ANSWER = "sampled by the e2e client"
+
+
+async def answer_sampling(_context: Any, _params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text=MODEL_ANSWER),
+        model="e2e-model",
+        stop_reason="endTurn",
+    )
 
 
 def result_text(result: Any) -> str:
@@ -74,8 +94,12 @@ async def run(args: argparse.Namespace) -> None:
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(CALL_TIMEOUT_S))
     transport = streamable_http_client(args.url, http_client=http)
 
-    async with http, Client(transport, read_timeout_seconds=CALL_TIMEOUT_S) as client:
-        check(label, f"connect (protocol {client.protocol_version})", True)
+    client = Client(
+        transport, read_timeout_seconds=CALL_TIMEOUT_S, sampling_callback=answer_sampling, mode=args.mode
+    )
+    async with http, client:
+        spoken = client.protocol_version
+        check(label, f"connect (protocol {spoken})", not args.protocol or spoken == args.protocol, f"expected {args.protocol}")
 
         listed = await client.list_tools()
         names = [t.name for t in listed.tools]
@@ -98,6 +122,16 @@ async def run(args: argparse.Namespace) -> None:
                     f"is_error={res.is_error} text={short(text)}",
                 )
             check(label, f"tools/list has several everything tools ({len(mine)})", len(mine) >= 5, f"got {mine}")
+            sampler = f"{p}trigger-sampling-request"
+            if check(label, f"tools/list has {sampler}", sampler in names, f"got {sorted(names)}"):
+                res = await client.call_tool(sampler, {"prompt": "say something", "maxTokens": 20})
+                text = result_text(res)
+                check(
+                    label,
+                    f"tools/call {sampler} reaches the client's model and back",
+                    not res.is_error and MODEL_ANSWER in text,
+                    f"is_error={res.is_error} text={short(text)}",
+                )
 
         if "demo" in backends:
             p = prefix["demo"]
@@ -134,6 +168,8 @@ def main() -> int:
     parser.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     parser.add_argument("--demo-fingerprint", default="")
     parser.add_argument("--label", default="python")
+    parser.add_argument("--protocol", default="", help="the revision the client must end up speaking")
+    parser.add_argument("--mode", default="auto", choices=["auto", "legacy"])
     args = parser.parse_args()
 
     async def bounded() -> None:
