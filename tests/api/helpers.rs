@@ -485,6 +485,24 @@ where
     }
 }
 
+/// A gateway whose registry lists one rmcp server (made by `make`) as
+/// `name`, that server, and the id of a session over it.
+pub async fn session_over_rmcp<S>(
+    name: &str,
+    make: impl Fn() -> S + Send + Sync + 'static,
+) -> (TestApp, RmcpBackend, String)
+where
+    S: ServerHandler + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend = serve_rmcp_service(listener, make, None);
+    let app = spawn_app(&registry_yaml(&[(name, &backend.url, "")])).await;
+    let session = app.create_session(json!({ "servers": [name] })).await;
+    (app, backend, session)
+}
+
 /// Waits, at most 10 s, until `check` holds: for what the gateway does in
 /// the background, such as closing backend sessions.
 pub async fn eventually<F, Fut>(mut check: F) -> bool

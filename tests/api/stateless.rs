@@ -327,12 +327,7 @@ async fn malformed_modern_requests_are_refused_and_reach_no_backend() {
 
 #[tokio::test]
 async fn a_backend_request_the_client_did_not_declare_is_a_missing_capability() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let backend = serve_rmcp_service(listener, AskingServer::new, None);
-    let app = spawn_app(&registry_yaml(&[("oracle", &backend.url, "")])).await;
-    let session = app.create_session(json!({ "servers": ["oracle"] })).await;
+    let (app, _backend, session) = session_over_rmcp("oracle", AskingServer::new).await;
     let url = app.mcp_url(&session);
 
     let params = json!({ "name": "oracle__ask", "arguments": { "question": "?" } });
@@ -366,12 +361,7 @@ async fn a_backend_request_the_client_did_not_declare_is_a_missing_capability() 
 
 #[tokio::test]
 async fn a_backend_request_becomes_input_required_and_the_retry_completes_the_call() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let backend = serve_rmcp_service(listener, AskingServer::new, None);
-    let app = spawn_app(&registry_yaml(&[("oracle", &backend.url, "")])).await;
-    let session = app.create_session(json!({ "servers": ["oracle"] })).await;
+    let (app, _backend, session) = session_over_rmcp("oracle", AskingServer::new).await;
     let url = app.mcp_url(&session);
 
     let ask = json!({
@@ -438,18 +428,10 @@ impl ServerHandler for ChangingServer {
 
 #[tokio::test]
 async fn listen_streams_carry_the_changes_each_asked_for() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let backend = serve_rmcp_service(
-        listener,
-        || ChangingServer {
-            tool_router: ChangingServer::tool_router(),
-        },
-        None,
-    );
-    let app = spawn_app(&registry_yaml(&[("live", &backend.url, "")])).await;
-    let session = app.create_session(json!({ "servers": ["live"] })).await;
+    let (app, _backend, session) = session_over_rmcp("live", || ChangingServer {
+        tool_router: ChangingServer::tool_router(),
+    })
+    .await;
     let client = modern_client(app.mcp_url(&session)).await;
 
     let mut tools = client

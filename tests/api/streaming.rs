@@ -51,12 +51,7 @@ impl ClientHandler for ModelClient {
 
 #[tokio::test]
 async fn a_backend_asks_the_clients_model_through_the_gateway_during_a_call() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let backend = serve_rmcp_service(listener, AskingServer::new, None);
-    let app = spawn_app(&registry_yaml(&[("oracle", &backend.url, "")])).await;
-    let session = app.create_session(json!({ "servers": ["oracle"] })).await;
+    let (app, _backend, session) = session_over_rmcp("oracle", AskingServer::new).await;
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(app.mcp_url(&session)),
     );
@@ -82,12 +77,7 @@ async fn a_backend_asks_the_clients_model_through_the_gateway_during_a_call() {
 
 #[tokio::test]
 async fn a_backend_asks_a_stateless_clients_model_through_input_required_rounds() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let backend = serve_rmcp_service(listener, AskingServer::new, None);
-    let app = spawn_app(&registry_yaml(&[("oracle", &backend.url, "")])).await;
-    let session = app.create_session(json!({ "servers": ["oracle"] })).await;
+    let (app, _backend, session) = session_over_rmcp("oracle", AskingServer::new).await;
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(app.mcp_url(&session)),
     );

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use super::{Refusal, accepts_event_stream, sse_response, to_jsonrpc_error};
-use crate::mcp::jsonrpc::{self, METHOD_NOT_FOUND, Message};
+use crate::mcp::jsonrpc::{self, ErrorObject, METHOD_NOT_FOUND, Message};
 use crate::mcp::modern::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
 use crate::mux::subscriptions::{self, Filter};
@@ -73,7 +73,11 @@ pub(super) async fn handle(
         }
         refusal.with_id(Some(&id))
     })?;
-    let mut params = call.params.unwrap_or_else(|| json!({}));
+    // The envelope parser let through only an object or nothing.
+    let mut params = match call.params {
+        Some(Value::Object(params)) => params,
+        _ => Map::new(),
+    };
     modern::strip_request_meta(&mut params);
     let method = call.method.as_str();
     let known = matches!(
@@ -108,11 +112,8 @@ pub(super) async fn handle(
             Ok(discover(&mcp_session)),
             &mcp_session,
         )),
-        "subscriptions/listen" => Ok(listen(mux, &mcp_session, id, &params).await),
+        "subscriptions/listen" => Ok(listen(mux, &mcp_session, id, &Value::Object(params)).await),
         "tools/call" | "prompts/get" | "resources/read" => {
-            let Value::Object(params) = params else {
-                unreachable!("params are an object or absent")
-            };
             run_call(request, mux, session, mcp_session, id, method, params, meta).await
         }
         _ => {
@@ -122,7 +123,7 @@ pub(super) async fn handle(
                 stream: None,
             };
             let outcome = mcp_session
-                .handle_request(method, Some(params), &client)
+                .handle_request(method, Some(Value::Object(params)), &client)
                 .await;
             Ok(json_answer(&id, method, outcome, &mcp_session))
         }
@@ -159,11 +160,14 @@ fn answer_bytes(
 ) -> Vec<u8> {
     let result = outcome.and_then(|payload| match payload {
         Payload::Json(Value::Object(result)) => Ok(result),
-        Payload::Raw(raw) => serde_json::from_str::<Map<String, Value>>(raw.get()).map_err(|_| {
-            CallError::InvalidParams {
-                reason: "the backend's result is not a JSON object".into(),
-            }
-        }),
+        Payload::Raw(raw) => {
+            serde_json::from_str::<Map<String, Value>>(raw.get()).map_err(|_| CallError::Relayed {
+                error: ErrorObject::new(
+                    jsonrpc::INTERNAL_ERROR,
+                    "the backend answered with a result that is not a JSON object",
+                ),
+            })
+        }
         Payload::Json(_) => Ok(Map::new()),
     });
     match result {
