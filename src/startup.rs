@@ -120,6 +120,9 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_mux.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    routes::refuse_while_stopping,
+                ))
                 .wrap(actix_web::middleware::from_fn(routes::log_request))
                 .configure(routes::configure)
         })

@@ -28,6 +28,8 @@ pub enum ApiError {
     Unavailable { source: StoreError },
     #[error("internal error; see the gateway log")]
     Internal { source: StoreError },
+    #[error("mcp-mux is shutting down; try again shortly")]
+    ShuttingDown,
 }
 
 impl ApiError {
@@ -48,6 +50,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal { .. } => "internal",
+            ApiError::ShuttingDown => "shutting_down",
         }
     }
 
@@ -109,6 +112,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -123,6 +127,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, *allow));
+        }
+        // mcp-mux stopping or its store unreachable: both pass.
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "1"));
         }
         response.json(body)
     }

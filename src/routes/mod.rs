@@ -63,6 +63,27 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
     ApiError::MethodNotAllowed { allow }.error_response()
 }
 
+/// Refuses requests that arrive once shutdown has begun, with a `503` and
+/// `Retry-After`: requests already running finish, new ones go elsewhere or
+/// come back after the restart.
+pub async fn refuse_while_stopping(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let stopping = request
+        .app_data::<web::Data<crate::mux::Mux>>()
+        .is_some_and(|mux| *mux.stopping().borrow());
+    if !stopping {
+        return Ok(next.call(request).await?.map_into_boxed_body());
+    }
+    let response = if request.path().ends_with("/mcp") {
+        mcp::refusal_response(ApiError::ShuttingDown)
+    } else {
+        ApiError::ShuttingDown.error_response()
+    };
+    Ok(request.into_response(response))
+}
+
 /// Logs each request's method, path, status and latency: never headers or
 /// bodies (they carry credentials), and session ids only shortened.
 pub async fn log_request(

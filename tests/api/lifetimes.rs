@@ -450,3 +450,48 @@ async fn a_backend_that_opens_late_is_announced_on_the_clients_stream() {
         "{messages:?}"
     );
 }
+
+#[tokio::test]
+async fn once_shutdown_begins_new_requests_get_503_and_calls_in_flight_finish() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/call" })))
+        .respond_with(
+            JsonRpcAnswer::result(json!({ "content": [{ "type": "text", "text": "done" }] }))
+                .in_sse()
+                .after(Duration::from_millis(600)),
+        )
+        .mount(&server)
+        .await;
+    let (app, mut mcp) = session_over_mock("mock", &server).await;
+    mcp.tool_names().await;
+    let url = mcp.url.clone();
+    let (answer, ()) = tokio::join!(mcp.call_tool("mock__t", json!({})), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.mux.begin_shutdown();
+        let refused = app
+            .post_create_session(&json!({ "servers": ["mock"] }))
+            .await;
+        assert_eq!(refused.status(), 503);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        assert_eq!(
+            refused.json::<Value>().await.expect("JSON"),
+            json!({ "error": "shutting_down", "message": "mcp-mux is shutting down; try again shortly" })
+        );
+        let refused = reqwest::Client::new()
+            .post(&url)
+            .json(&json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/list" }))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(refused.status(), 503);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let body: Value = refused.json().await.expect("JSON-RPC");
+        assert_eq!(body["error"]["code"], -32603);
+        assert_eq!(
+            body["error"]["message"],
+            "mcp-mux is shutting down; try again shortly"
+        );
+    });
+    assert_eq!(answer["result"]["content"][0]["text"], "done", "{answer}");
+}

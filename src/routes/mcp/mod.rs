@@ -56,10 +56,19 @@ impl Refusal {
         if let Some(allow) = self.allow {
             response.insert_header((header::ALLOW, allow));
         }
+        // mcp-mux stopping or its store unreachable: both pass.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
         response
             .content_type("application/json")
             .body(jsonrpc::error_response(&self.id, &self.error))
     }
+}
+
+/// An `ApiError` as the MCP endpoint answers it: a JSON-RPC error body.
+pub(super) fn refusal_response(error: ApiError) -> HttpResponse {
+    Refusal::from(error).into_response()
 }
 
 impl From<ApiError> for Refusal {
@@ -153,7 +162,7 @@ async fn handle_post(
         find_mcp_session(request, &session).map_err(|refusal| refusal.with_id(id.as_ref()))?;
     match message {
         Message::Request(call) if accepts_event_stream(request) && may_stream(&call.method) => {
-            Ok(streamed_answer(mux, mcp_session, call))
+            Ok(streamed_answer(mcp_session, call))
         }
         Message::Request(call) => {
             let client = ClientCall {
@@ -201,11 +210,7 @@ fn accepts_event_stream(request: &HttpRequest) -> bool {
 /// backend sends while working is passed on as it arrives, and the response
 /// closes the stream. The request runs on its own task, so a client that
 /// goes away does not cut a call short on the backend.
-fn streamed_answer(
-    mux: &Mux,
-    mcp_session: Arc<McpSession>,
-    call: jsonrpc::Request,
-) -> HttpResponse {
+fn streamed_answer(mcp_session: Arc<McpSession>, call: jsonrpc::Request) -> HttpResponse {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     tokio::spawn(async move {
         let client = ClientCall {
@@ -217,21 +222,29 @@ fn streamed_answer(
             .await;
         let _ = sender.send(answer_bytes(&call.id, outcome));
     });
-    event_stream(receiver, mux.stopping())
+    // An answer in flight is let finish when shutdown begins (actix's
+    // graceful stop bounds it): only open-ended streams end then.
+    event_stream(receiver, None)
 }
 
 /// An SSE response carrying each message `receiver` yields, until every
-/// sender is gone.
+/// sender is gone or, given `stopping`, until shutdown begins.
 fn event_stream(
     receiver: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
-    stopping: tokio::sync::watch::Receiver<bool>,
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> HttpResponse {
     let events = futures_util::stream::unfold(
         (receiver, stopping),
         |(mut receiver, mut stopping)| async move {
+            let shutdown = async {
+                match stopping.as_mut() {
+                    Some(stopping) => drop(stopping.wait_for(|stopping| *stopping).await),
+                    None => std::future::pending().await,
+                }
+            };
             let message = tokio::select! {
                 message = receiver.recv() => message?,
-                _ = stopping.wait_for(|stopping| *stopping) => return None,
+                _ = shutdown => return None,
             };
             Some((
                 Ok::<_, std::convert::Infallible>(web::Bytes::from(sse_frame(&message))),
@@ -336,7 +349,7 @@ pub async fn get(
         Ok::<_, Refusal>(Some(mcp_session.open_client_stream()))
     };
     match opened.await {
-        Ok(Some(receiver)) => event_stream(receiver, mux.stopping()),
+        Ok(Some(receiver)) => event_stream(receiver, Some(mux.stopping())),
         Ok(None) => Refusal::from(ApiError::MethodNotAllowed {
             allow: "POST, DELETE",
         })

@@ -114,7 +114,7 @@ pub(super) async fn handle(
         )),
         "subscriptions/listen" => Ok(listen(mux, &mcp_session, id, &Value::Object(params)).await),
         "tools/call" | "prompts/get" | "resources/read" => {
-            run_call(request, mux, session, mcp_session, id, method, params, meta).await
+            run_call(request, session, mcp_session, id, method, params, meta).await
         }
         _ => {
             let internal_id = crate::mux::stateless_call_id();
@@ -244,10 +244,8 @@ fn sse_event(message: &[u8]) -> Result<web::Bytes, std::convert::Infallible> {
 /// `tools/call`, `prompts/get` or `resources/read`: started, or taken up
 /// again when the client retries with the `requestState` of an
 /// `InputRequiredResult`.
-#[allow(clippy::too_many_arguments)]
 async fn run_call(
     request: &HttpRequest,
-    mux: &Mux,
     session: std::sync::Arc<Session>,
     mcp_session: std::sync::Arc<McpSession>,
     id: Value,
@@ -313,22 +311,21 @@ async fn run_call(
             step = answering.next().await;
         }
     }
+    // A call in flight is let finish when shutdown begins (actix's
+    // graceful stop bounds it).
     let events = futures_util::stream::unfold(
-        (Some(first), answering, mux.stopping()),
-        |(first, mut answering, mut stopping)| async move {
+        (Some(first), answering),
+        |(first, mut answering)| async move {
             answering.call.as_ref()?;
             let step = match first {
                 Some(step) => step,
-                None => tokio::select! {
-                    step = answering.next() => step,
-                    _ = stopping.wait_for(|stopping| *stopping) => return None,
-                },
+                None => answering.next().await,
             };
             let bytes = match step {
                 Step::Notification(message) => serde_json::to_vec(&message).unwrap_or_default(),
                 step => answering.render(step).unwrap_or_default(),
             };
-            Some((sse_event(&bytes), (None, answering, stopping)))
+            Some((sse_event(&bytes), (None, answering)))
         },
     );
     Ok(sse_response(events))
