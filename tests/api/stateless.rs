@@ -468,3 +468,67 @@ async fn listen_streams_carry_the_changes_each_asked_for() {
     );
     client.cancel().await.expect("client closes");
 }
+
+#[tokio::test]
+async fn the_other_stateless_refusals_name_their_reason() {
+    let (app, _backend, session) = session_over_rmcp("oracle", AskingServer::new).await;
+    let url = app.mcp_url(&session);
+    let ask = json!({
+        "name": "oracle__ask", "arguments": { "question": "?" },
+        "_meta": meta(json!({ "sampling": {} })),
+    });
+    let first = read_message(modern_post(&url, 1, "tools/call", ask.clone()).await).await;
+    let state = first["result"]["requestState"].clone();
+    assert!(state.is_string(), "{first}");
+
+    // A requestState presented with another tool's name is refused (and used up).
+    let other = json!({
+        "name": "oracle__other", "requestState": state,
+        "_meta": meta(json!({ "sampling": {} })),
+    });
+    let body = read_message(modern_post(&url, 2, "tools/call", other).await).await;
+    assert_eq!(body["error"]["code"], -32602);
+    assert_eq!(
+        body["error"]["message"],
+        "invalid params: \"requestState\" belongs to another request"
+    );
+    let mut numeric = ask.clone();
+    numeric["requestState"] = json!(5);
+    let body = read_message(modern_post(&url, 3, "tools/call", numeric).await).await;
+    assert_eq!(
+        body["error"]["message"],
+        "invalid params: \"requestState\" must be a string"
+    );
+
+    let listen = json!({ "notifications": { "toolsListChanged": "yes" } });
+    let body = read_message(modern_post(&url, 4, "subscriptions/listen", listen).await).await;
+    assert_eq!(body["error"]["code"], -32602);
+    assert_eq!(
+        body["error"]["message"],
+        "invalid params: \"notifications.toolsListChanged\" must be a boolean"
+    );
+
+    let modern_headers = |request: reqwest::RequestBuilder| {
+        request
+            .header("mcp-protocol-version", MODERN)
+            .header("accept", "application/json, text/event-stream")
+    };
+    let notified = modern_headers(reqwest::Client::new().post(&url))
+        .json(&json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": {} }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(notified.status(), 202);
+    let answered = modern_headers(reqwest::Client::new().post(&url))
+        .json(&json!({ "jsonrpc": "2.0", "id": 5, "result": {} }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(answered.status(), 400);
+    let body: Value = answered.json().await.expect("JSON-RPC error");
+    assert_eq!(body["error"]["code"], -32600);
+    assert_eq!(
+        body["error"]["message"],
+        "clients of revision 2026-07-28 send no responses: answers to input requests go in the retried request's \"inputResponses\""
+    );
+}
