@@ -275,7 +275,27 @@ mapfile -t files < <(find "$DATA" -type f -name 'mcp-mux.db*')
 token_absent_from "token absent from the database while running (${#files[@]} files)" "$SESSION_ID" "${files[@]}"
 
 # ---------------------------------------------------------------- restart
-# Sessions live in the database, so the same URL must work for a new process.
+# Sessions and MCP sessions live in the database, so the same URL and the
+# same Mcp-Session-Id must work for a new process, and an mcp-remote bridge
+# connected across the restart must go on without reconnecting.
+HOLD="$WORK/mcp-remote-hold"
+rm -f "$HOLD.ready" "$HOLD.go"
+# It runs in a subshell: its counts come back as deltas in a file.
+(PASSED=0 FAILED=0
+ run_client mcp-remote-across-restart node "$HERE/mcp_remote_client.mjs" "$SESSION_URL" \
+   --node-modules "$NODE_MODULES" --demo-fingerprint "$TOKEN_FP" \
+   --label "mcp-remote across a restart" --hold "$HOLD" >"$WORK/across-restart.out"
+ echo "$PASSED $FAILED" >"$WORK/across-restart.counts") &
+ACROSS=$!
+join_across_restart() {
+  local passed=0 failed=1
+  touch "$HOLD.go"
+  wait "$ACROSS" || true
+  cat "$WORK/across-restart.out"
+  read -r passed failed <"$WORK/across-restart.counts" || true
+  PASSED=$((PASSED + passed)) FAILED=$((FAILED + failed))
+}
+for _ in $(seq 600); do [[ -f $HOLD.ready ]] && break; sleep 0.1; done
 if stop mux 10; then
   ok "mcp-mux stops on SIGTERM within 10 s"
 else
@@ -283,17 +303,22 @@ else
 fi
 if start_mux; then
   ok "mcp-mux restarts on the same database"
+  join_across_restart
   http GET "$BASE/session/$SESSION_ID"
   expect_status "GET /session/<id> answers 200 after a restart" 200
-  # MCP sessions belong to a process; a client that gets 404 initializes anew.
   http POST "$SESSION_URL" "$LIST" "Mcp-Session-Id: $MCP_SID" "$PROTO"
-  expect_status "an Mcp-Session-Id from before the restart answers 404" 404
+  if [[ $STATUS == 200 && $BODY == *everything__echo* ]]; then
+    ok "an Mcp-Session-Id from before the restart still answers tools/list"
+  else
+    not_ok "an Mcp-Session-Id from before the restart still answers tools/list" "got $STATUS ${BODY:0:300}"
+  fi
   run_client python-after-restart "$PY" "$HERE/python_client.py" "$SESSION_URL" \
     --demo-fingerprint "$TOKEN_FP" --label "python after restart" --protocol 2026-07-28
   run_client mcp-remote-after-restart node "$HERE/mcp_remote_client.mjs" "$SESSION_URL" \
     --node-modules "$NODE_MODULES" --demo-fingerprint "$TOKEN_FP" --label "mcp-remote after restart"
   stop mux 10 || true
 else
+  join_across_restart
   if alive mux; then why="no 200 on /healthz within 60 s"; else why="it exited"; fi
   not_ok "mcp-mux restarts on the same database" "$why (log below)"
   show_tail "$MUX_LOG" 40

@@ -185,7 +185,7 @@ impl Application {
             );
             loop {
                 tick.tick().await;
-                let reaped = mux.reap_idle(idle);
+                let reaped = mux.reap_idle(idle).await;
                 if reaped > 0 {
                     tracing::info!(reaped, "idle MCP sessions ended");
                 }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_sessions;
 mod m20261122_000002_add_session_prefix;
+mod m20261122_000003_mcp_sessions_and_expiry;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_sessions::Migration),
             Box::new(m20261122_000002_add_session_prefix::Migration),
+            Box::new(m20261122_000003_mcp_sessions_and_expiry::Migration),
         ]
     }
 }

@@ -9,6 +9,11 @@
 //   node mcp_remote_client.mjs URL [--backends everything,demo] [--no-prefix]
 //        [--header 'Authorization: Bearer ...'] [--demo-fingerprint HEX] [--label NAME]
 //        [--node-modules DIR]   (where mcp-remote is installed; default .e2e/node/node_modules)
+//        [--hold FILE]
+//
+// --hold: after the checks, create FILE.ready and wait (90 s at most) for
+// FILE.go, then run the checks again on the same bridge: the caller restarts
+// the gateway meanwhile, and the bridge must go on without reconnecting.
 //
 // --no-prefix is for pointing it at a backend directly, where tool names carry
 // no `<server>__` prefix. --demo-fingerprint: see python_client.py.
@@ -21,12 +26,13 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 
 const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const REQUEST_TIMEOUT_MS = 30_000;
-const OVERALL_TIMEOUT_MS = 120_000;
+const OVERALL_TIMEOUT_MS = 240_000;
+const HOLD_TIMEOUT_MS = 90_000;
 
 function parseArgs(argv) {
   const args = { backends: "everything,demo", separator: "__", noPrefix: false, headers: [], demoFingerprint: "", label: "mcp-remote", nodeModules: "" };
@@ -40,6 +46,7 @@ function parseArgs(argv) {
     else if (a === "--demo-fingerprint") args.demoFingerprint = argv[++i];
     else if (a === "--label") args.label = argv[++i];
     else if (a === "--node-modules") args.nodeModules = argv[++i];
+    else if (a === "--hold") args.hold = argv[++i];
     else rest.push(a);
   }
   if (rest.length !== 1) {
@@ -162,32 +169,47 @@ async function main() {
   });
   if (!check(`initialize (protocol ${init.result?.protocolVersion})`, init.result?.protocolVersion !== undefined, short(init.error ?? init))) return;
   send({ jsonrpc: "2.0", method: "notifications/initialized" });
+  if (!(await checkTools(""))) return;
+  if (args.hold) {
+    writeFileSync(`${args.hold}.ready`, "");
+    const deadline = Date.now() + HOLD_TIMEOUT_MS;
+    while (!existsSync(`${args.hold}.go`)) {
+      if (Date.now() > deadline) return check("the caller said go", false, `no ${args.hold}.go within ${HOLD_TIMEOUT_MS / 1000}s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await checkTools(" (same bridge, gateway restarted)");
+    check("the bridge never exited", exited === null, JSON.stringify(exited));
+  }
+}
 
+// The tool checks; `when` is added to each check's name. False when the
+// list itself failed, so that nothing more can be checked.
+async function checkTools(when) {
   const listed = await request("tools/list", {});
-  if (!check("tools/list answers", Array.isArray(listed.result?.tools), short(listed.error ?? listed))) return;
+  if (!check(`tools/list answers${when}`, Array.isArray(listed.result?.tools), short(listed.error ?? listed))) return false;
   const names = listed.result.tools.map((t) => t.name);
   const bad = names.filter((n) => !NAME_RE.test(n));
-  check(`tools/list names match ${NAME_RE.source} (${names.length} tools)`, bad.length === 0, `bad names: ${short(bad)}`);
+  check(`tools/list names match ${NAME_RE.source} (${names.length} tools)${when}`, bad.length === 0, `bad names: ${short(bad)}`);
   if (!args.noPrefix) {
     const stray = names.filter((n) => !Object.values(prefix).some((p) => n.startsWith(p)));
-    check("every tool carries a backend prefix", stray.length === 0, `unprefixed: ${short(stray)}`);
+    check(`every tool carries a backend prefix${when}`, stray.length === 0, `unprefixed: ${short(stray)}`);
   }
 
   if (backends.includes("everything")) {
     const p = prefix.everything;
-    if (check(`tools/list has ${p}echo`, names.includes(`${p}echo`), `got ${short(names.sort())}`)) {
+    if (check(`tools/list has ${p}echo${when}`, names.includes(`${p}echo`), `got ${short(names.sort())}`)) {
       const r = await callTool(`${p}echo`, { message: "hello from mcp-remote" });
-      check(`tools/call ${p}echo echoes`, !r.error && !r.isError && r.text.includes("hello from mcp-remote"), short(r.error ?? r.result));
+      check(`tools/call ${p}echo echoes${when}`, !r.error && !r.isError && r.text.includes("hello from mcp-remote"), short(r.error ?? r.result));
     }
   }
   if (backends.includes("demo")) {
     const p = prefix.demo;
-    if (check(`tools/list has ${p}add`, names.includes(`${p}add`), `got ${short(names.sort())}`)) {
+    if (check(`tools/list has ${p}add${when}`, names.includes(`${p}add`), `got ${short(names.sort())}`)) {
       const r = await callTool(`${p}add`, { a: 20, b: 22 });
       const value = r.result?.structuredContent?.result ?? Number.parseFloat(r.text);
-      check(`tools/call ${p}add adds 20 + 22`, !r.error && !r.isError && Number(value) === 42, short(r.error ?? r.result));
+      check(`tools/call ${p}add adds 20 + 22${when}`, !r.error && !r.isError && Number(value) === 42, short(r.error ?? r.result));
     }
-    if (check(`tools/list has ${p}whoami`, names.includes(`${p}whoami`), `got ${short(names.sort())}`)) {
+    if (check(`tools/list has ${p}whoami${when}`, names.includes(`${p}whoami`), `got ${short(names.sort())}`)) {
       const r = await callTool(`${p}whoami`, {});
       let who = r.result?.structuredContent;
       if (!who) {
@@ -198,9 +220,10 @@ async function main() {
         }
       }
       const passed = !r.error && who?.authenticated === true && (!args.demoFingerprint || who.token_sha256_prefix === args.demoFingerprint);
-      check(`tools/call ${p}whoami sees this session's token`, passed, short(r.error ?? who));
+      check(`tools/call ${p}whoami sees this session's token${when}`, passed, short(r.error ?? who));
     }
   }
+  return true;
 }
 
 // Ending stdin is how a host says goodbye; the bridge should then exit by

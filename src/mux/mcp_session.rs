@@ -431,6 +431,7 @@ impl McpSession {
     pub(super) async fn open(
         timings: Timings,
         backends: Vec<(BackendSession, String)>,
+        id: String,
         requested_version: Option<&str>,
     ) -> (Self, Value) {
         let signals = Arc::new(Signals::default());
@@ -471,7 +472,7 @@ impl McpSession {
 
         let protocol_version = version::negotiate(requested_version);
         let mcp_session = McpSession {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id,
             protocol_version,
             timings,
             backends: slots,

@@ -28,7 +28,7 @@ use stateless::Stateless;
 use crate::backend::BackendSession;
 use crate::credentials::Credentials;
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
+use crate::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
 
 /// Most MCP sessions open at once on one session; opening another ends the
 /// least recently used (clients such as mcp-remote open sessions they never end).
@@ -45,10 +45,15 @@ pub struct Session {
     /// Chosen backends the registry no longer lists.
     pub missing_servers: Vec<String>,
     pub created_at: chrono::DateTime<Utc>,
+    /// When the session ends by itself, if its creator set `ttl_seconds`.
+    pub expires_at: Option<chrono::DateTime<Utc>>,
     pub status: String,
     pub prefix: PrefixMode,
     credentials: Credentials,
     mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
+    /// Held while an MCP session is reopened from the store, so that two
+    /// requests carrying its id reopen it once.
+    resuming: tokio::sync::Mutex<()>,
     /// What its stateless (2026-07-28) clients share.
     stateless: Stateless,
     last_used: Mutex<Instant>,
@@ -67,17 +72,23 @@ impl Session {
         self.lock_mcp_sessions().len()
     }
 
+    pub fn is_expired(&self, now: chrono::DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
     /// Ends an MCP session and, in the background, its backend sessions;
     /// false if it was unknown.
-    pub fn close_mcp_session(&self, id: &str) -> bool {
+    fn close_mcp_session(&self, id: &str) -> bool {
         let removed = self.lock_mcp_sessions().remove(id);
         removed.map(|mcp_session| mcp_session.close()).is_some()
     }
 
     /// Adds an opened MCP session, ending the least recently used one when
-    /// the session is at its limit. Fails when the session was deleted meanwhile.
-    fn register(&self, mcp_session: Arc<McpSession>) -> Result<(), MuxError> {
+    /// the session is at its limit; returns the id of the one ended. Fails
+    /// when the session was deleted meanwhile.
+    fn register(&self, mcp_session: Arc<McpSession>) -> Result<Option<String>, MuxError> {
         let mut open = self.lock_mcp_sessions();
+        let mut evicted_id = None;
         if self.ended.load(Ordering::Acquire) {
             return Err(MuxError::SessionEnded);
         }
@@ -90,9 +101,10 @@ impl Session {
         {
             tracing::info!("MCP session limit reached; ended the least recently used one");
             evicted.close();
+            evicted_id = Some(oldest);
         }
         open.insert(mcp_session.id.clone(), mcp_session);
-        Ok(())
+        Ok(evicted_id)
     }
 
     /// What names of `server`'s items start with in this session.
@@ -265,14 +277,19 @@ impl Mux {
         servers: Vec<String>,
         credentials: Credentials,
         prefix: PrefixMode,
+        ttl: Option<Duration>,
     ) -> Result<Arc<Session>, MuxError> {
+        let created_at = Utc::now();
         let record = SessionRecord {
             id: Uuid::new_v4(),
             servers,
             credentials,
             status: STATUS_ACTIVE.to_owned(),
-            created_at: Utc::now(),
+            created_at,
             prefix,
+            expires_at: ttl
+                .and_then(|ttl| chrono::Duration::from_std(ttl).ok())
+                .and_then(|ttl| created_at.checked_add_signed(ttl)),
         };
         self.store.insert_session(&record).await?;
         let session = Arc::new(self.runtime_for(record));
@@ -283,13 +300,30 @@ impl Mux {
     /// The session `id`, from memory or else from the store (so session URLs
     /// outlive a restart).
     pub async fn session(&self, id: Uuid) -> Result<Option<Arc<Session>>, MuxError> {
-        if let Some(session) = self.cached(id) {
-            return Ok(Some(session));
-        }
-        let Some(record) = self.store.find_session(id).await? else {
-            return Ok(None);
+        let session = match self.cached(id) {
+            Some(session) => Some(session),
+            None => match self.store.find_session(id).await? {
+                Some(record) => self.remember(record),
+                None => None,
+            },
         };
-        Ok(self.remember(record))
+        self.unless_expired(session).await
+    }
+
+    /// `session`, unless its time is up: then it is deleted, as if its
+    /// client had deleted it.
+    async fn unless_expired(
+        &self,
+        session: Option<Arc<Session>>,
+    ) -> Result<Option<Arc<Session>>, MuxError> {
+        match session {
+            Some(session) if session.is_expired(Utc::now()) => {
+                tracing::info!("session expired; deleting it");
+                self.delete_session(session.id).await?;
+                Ok(None)
+            }
+            session => Ok(session),
+        }
     }
 
     /// The session `id` as the store has it now. MCP sessions open through
@@ -298,7 +332,10 @@ impl Mux {
     /// answer, the copy in memory serves.
     pub async fn current_session(&self, id: Uuid) -> Result<Option<Arc<Session>>, MuxError> {
         match self.store.find_session(id).await {
-            Ok(Some(record)) => Ok(self.cached(id).or_else(|| self.remember(record))),
+            Ok(Some(record)) => {
+                let session = self.cached(id).or_else(|| self.remember(record));
+                self.unless_expired(session).await
+            }
             Ok(None) => {
                 if let Some(session) = self.write_sessions().remove(&id) {
                     session.end();
@@ -350,7 +387,8 @@ impl Mux {
         Ok(deleted || cached.is_some())
     }
 
-    /// Opens an MCP session on `session` for a client's `initialize`.
+    /// Opens an MCP session on `session` for a client's `initialize`, and
+    /// records it so that its id outlives a restart of the gateway.
     pub async fn open_mcp_session(
         &self,
         session: &Session,
@@ -360,11 +398,81 @@ impl Mux {
         let requested = initialize_params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
-        let backends = self.backend_sessions(session, relayable_capabilities(initialize_params));
-        let (mcp_session, result) = McpSession::open(self.timings, backends, requested).await;
+        let client_capabilities = relayable_capabilities(initialize_params);
+        let backends = self.backend_sessions(session, client_capabilities.clone());
+        let id = Uuid::new_v4().simple().to_string();
+        let (mcp_session, result) = McpSession::open(self.timings, backends, id, requested).await;
         let mcp_session = Arc::new(mcp_session);
-        session.register(mcp_session.clone())?;
+        self.register(session, mcp_session.clone()).await?;
+        let now = Utc::now();
+        let record = McpSessionRecord {
+            id: mcp_session.id.clone(),
+            session_id: session.id,
+            protocol_version: mcp_session.protocol_version.to_owned(),
+            client_capabilities,
+            created_at: now,
+            last_seen_at: now,
+        };
+        if let Err(error) = self.store.insert_mcp_session(&record).await {
+            tracing::warn!(%error, "the MCP session is not stored; it will not outlive a restart");
+        }
         Ok((mcp_session, result))
+    }
+
+    /// The MCP session `id` of `session`: open here, or else reopened from
+    /// the store, as after a restart or on another node sharing the store.
+    /// A reopened MCP session opens its backend sessions anew.
+    pub async fn mcp_session(
+        &self,
+        session: &Session,
+        id: &str,
+    ) -> Result<Option<Arc<McpSession>>, MuxError> {
+        if let Some(open) = session.mcp_session(id) {
+            return Ok(Some(open));
+        }
+        let _opening = Opening::start(session);
+        let _resuming = session.resuming.lock().await;
+        if let Some(open) = session.mcp_session(id) {
+            return Ok(Some(open));
+        }
+        let Some(record) = self.store.find_mcp_session(session.id, id).await? else {
+            return Ok(None);
+        };
+        let backends = self.backend_sessions(session, record.client_capabilities);
+        let (mcp_session, _) = McpSession::open(
+            self.timings,
+            backends,
+            record.id,
+            Some(&record.protocol_version),
+        )
+        .await;
+        let mcp_session = Arc::new(mcp_session);
+        self.register(session, mcp_session.clone()).await?;
+        tracing::info!("MCP session reopened from the store");
+        Ok(Some(mcp_session))
+    }
+
+    /// Ends the MCP session `id` of `session`, here and in the store; false
+    /// if it was unknown to both.
+    pub async fn end_mcp_session(&self, session: &Session, id: &str) -> Result<bool, MuxError> {
+        let was_open = session.close_mcp_session(id);
+        let was_stored = self.store.delete_mcp_session(id).await?;
+        Ok(was_open || was_stored)
+    }
+
+    /// Adds an opened MCP session to `session`; the one it pushes out, if
+    /// any, is forgotten by the store too.
+    async fn register(
+        &self,
+        session: &Session,
+        mcp_session: Arc<McpSession>,
+    ) -> Result<(), MuxError> {
+        if let Some(evicted) = session.register(mcp_session)?
+            && let Err(error) = self.store.delete_mcp_session(&evicted).await
+        {
+            tracing::warn!(%error, "could not forget an ended MCP session in the store");
+        }
+        Ok(())
     }
 
     /// The MCP session that serves `session`'s stateless clients, opened on
@@ -383,7 +491,8 @@ impl Mux {
             return Err(MuxError::SessionEnded);
         }
         let backends = self.backend_sessions(session, stateless::backend_capabilities());
-        let (mcp_session, _) = McpSession::open(self.timings, backends, None).await;
+        let id = Uuid::new_v4().simple().to_string();
+        let (mcp_session, _) = McpSession::open(self.timings, backends, id, None).await;
         let mcp_session = Arc::new(mcp_session);
         // Deleted while it opened: `end` could not take it, so it ends here.
         if session.ended.load(Ordering::Acquire) {
@@ -419,28 +528,65 @@ impl Mux {
             .collect()
     }
 
-    /// Ends MCP sessions unused for `idle`, and forgets loaded sessions with
-    /// none left (the store still has them). Returns how many MCP sessions ended.
-    pub fn reap_idle(&self, idle: Duration) -> usize {
+    /// Ends MCP sessions unused for `idle`, here and in the store, forgets
+    /// loaded sessions with none left (the store still has them), deletes
+    /// expired sessions, and prunes stored MCP sessions nobody used for
+    /// `idle` (their gateway stopped before reaping them). Returns how many
+    /// MCP sessions ended here.
+    pub async fn reap_idle(&self, idle: Duration) -> usize {
         let now = Instant::now();
         let sessions: Vec<_> = self.read_sessions().values().cloned().collect();
-        let mut reaped = 0;
+        let mut reaped = Vec::new();
+        let mut live = Vec::new();
         for session in &sessions {
-            let stale: Vec<String> = session
+            let (stale, fresh): (Vec<_>, Vec<_>) = session
                 .lock_mcp_sessions()
                 .values()
-                .filter(|s| now.duration_since(s.idle_since()) >= idle)
-                .map(|s| s.id.clone())
-                .collect();
-            reaped += stale
-                .iter()
-                .filter(|id| session.close_mcp_session(id))
-                .count();
-            reaped += usize::from(session.reap_stateless(now, idle));
+                .map(|s| (s.id.clone(), now.duration_since(s.idle_since()) >= idle))
+                .partition(|(_, stale)| *stale);
+            reaped.extend(
+                stale
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .filter(|id| session.close_mcp_session(id)),
+            );
+            live.extend(fresh.into_iter().map(|(id, _)| id));
+            if session.reap_stateless(now, idle) {
+                tracing::debug!("idle stateless MCP session ended");
+            }
         }
         self.write_sessions()
             .retain(|_, session| !session.is_idle(now, idle));
-        reaped
+        if let Err(error) = self.tidy_store(&reaped, &live, idle).await {
+            tracing::warn!(%error, "could not tidy the store; trying again later");
+        }
+        reaped.len()
+    }
+
+    async fn tidy_store(
+        &self,
+        reaped: &[String],
+        live: &[String],
+        idle: Duration,
+    ) -> Result<(), MuxError> {
+        for id in reaped {
+            self.store.delete_mcp_session(id).await?;
+        }
+        let now = Utc::now();
+        self.store.touch_mcp_sessions(live, now).await?;
+        let cutoff = chrono::Duration::from_std(idle)
+            .ok()
+            .and_then(|idle| now.checked_sub_signed(idle))
+            .unwrap_or(now);
+        let pruned = self.store.prune_mcp_sessions(cutoff).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "forgot stored MCP sessions nobody resumed");
+        }
+        for id in self.store.expired_sessions(now).await? {
+            tracing::info!("session expired; deleting it");
+            self.delete_session(id).await?;
+        }
+        Ok(())
     }
 
     fn runtime_for(&self, record: SessionRecord) -> Session {
@@ -460,10 +606,12 @@ impl Mux {
             servers,
             missing_servers,
             created_at: record.created_at,
+            expires_at: record.expires_at,
             status: record.status,
             prefix: record.prefix,
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
+            resuming: tokio::sync::Mutex::new(()),
             stateless: Stateless::default(),
             last_used: Mutex::new(Instant::now()),
             opening: AtomicUsize::new(0),
@@ -534,11 +682,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mux = test_mux(&dir).await;
         let id = mux
-            .create_session(vec!["a".into()], Credentials::default(), PrefixMode::Always)
+            .create_session(
+                vec!["a".into()],
+                Credentials::default(),
+                PrefixMode::Always,
+                None,
+            )
             .await
             .expect("created")
             .id;
-        mux.reap_idle(Duration::ZERO);
+        mux.reap_idle(Duration::ZERO).await;
         // What a concurrent request read just before the delete went through.
         let record = mux
             .store
@@ -556,7 +709,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mux = test_mux(&dir).await;
         let id = mux
-            .create_session(vec!["a".into()], Credentials::default(), PrefixMode::Always)
+            .create_session(
+                vec!["a".into()],
+                Credentials::default(),
+                PrefixMode::Always,
+                None,
+            )
             .await
             .expect("created")
             .id;

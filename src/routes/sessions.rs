@@ -1,6 +1,7 @@
 //! `POST /create-session`, `GET /session/<id>`, `DELETE /session/<id>`.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
@@ -17,6 +18,16 @@ use crate::store::PrefixMode;
 
 /// A create-session body is a list of names and a few tokens.
 const CREATE_SESSION_BODY_LIMIT: usize = 64 * 1024;
+/// Longest lifetime a session may ask for with `ttl_seconds`: a year.
+const MAX_TTL_SECONDS: u64 = 365 * 24 * 3600;
+
+/// A valid create-session body.
+struct NewSession {
+    servers: Vec<String>,
+    credentials: Credentials,
+    prefix: PrefixMode,
+    ttl: Option<Duration>,
+}
 
 pub async fn create_session(
     request: HttpRequest,
@@ -27,8 +38,10 @@ pub async fn create_session(
     let body = read_limited(payload, CREATE_SESSION_BODY_LIMIT).await?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
-    let (servers, credentials, prefix) = parse_create_session(value, mux.registry())?;
-    let session = mux.create_session(servers, credentials, prefix).await?;
+    let new = parse_create_session(value, mux.registry())?;
+    let session = mux
+        .create_session(new.servers, new.credentials, new.prefix, new.ttl)
+        .await?;
     tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
     let endpoint = mcp_endpoint(session.id);
     let connection = request.connection_info();
@@ -46,6 +59,7 @@ pub async fn create_session(
         "prefix": session.prefix.as_str(),
         "servers": session.servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
         "created_at": session.created_at,
+        "expires_at": session.expires_at,
     })))
 }
 
@@ -102,6 +116,7 @@ fn describe(session: &Session) -> Value {
         "status": session.status,
         "prefix": session.prefix.as_str(),
         "created_at": session.created_at,
+        "expires_at": session.expires_at,
         "servers": session.servers.iter().map(|server| json!({
             "name": server.name,
             "auth": server.auth.type_name(),
@@ -123,10 +138,7 @@ fn quoted(text: &str) -> String {
 
 /// Checks a create-session body against the registry: every error names the
 /// field and the reason, and nothing is stored unless all of it is valid.
-fn parse_create_session(
-    value: Value,
-    registry: &Registry,
-) -> Result<(Vec<String>, Credentials, PrefixMode), ApiError> {
+fn parse_create_session(value: Value, registry: &Registry) -> Result<NewSession, ApiError> {
     let Value::Object(mut body) = value else {
         return Err(ApiError::bad_request("body", "must be a JSON object"));
     };
@@ -147,14 +159,31 @@ fn parse_create_session(
             ApiError::bad_request("prefix", "must be \"always\" or \"when_needed\"")
         })?,
     };
+    let ttl = match body.remove("ttl_seconds") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_u64() {
+            Some(seconds @ 1..=MAX_TTL_SECONDS) => Some(Duration::from_secs(seconds)),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "ttl_seconds",
+                    format!("must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"),
+                ));
+            }
+        },
+    };
     if let Some(field) = body.keys().next() {
         return Err(ApiError::bad_request(
             field.as_str(),
-            "unknown field; expected servers, credentials, prefix",
+            "unknown field; expected servers, credentials, prefix, ttl_seconds",
         ));
     }
     let credentials = parse_credentials(credentials, &servers, registry)?;
-    Ok((servers, credentials, prefix))
+    Ok(NewSession {
+        servers,
+        credentials,
+        prefix,
+        ttl,
+    })
 }
 
 fn parse_servers(value: Option<Value>, registry: &Registry) -> Result<Vec<String>, ApiError> {

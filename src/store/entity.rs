@@ -16,6 +16,31 @@ pub mod session {
         pub created_at: DateTimeUtc,
         /// `always` or `when_needed` (see `PrefixMode`).
         pub prefix: String,
+        /// When the session ends by itself, if its creator set `ttl_seconds`.
+        pub expires_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod mcp_session {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mcp_sessions")]
+    pub struct Model {
+        /// The client's `Mcp-Session-Id`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub session_id: String,
+        pub protocol_version: String,
+        /// JSON object: the client capabilities its backends are told of.
+        pub client_capabilities: String,
+        pub created_at: DateTimeUtc,
+        pub last_seen_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,13 +6,17 @@ mod entity;
 
 use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::{ActiveValue::Set, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::credentials::Credentials;
 use crypto::{EncryptionKey, KeySource};
-use entity::{key_check, session};
+use entity::{key_check, mcp_session, session};
 
 /// The plaintext sealed in `key_check`: opening it proves the key is the one
 /// the store was created with.
@@ -29,6 +33,27 @@ pub struct SessionRecord {
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub prefix: PrefixMode,
+    /// When the session ends by itself (`ttl_seconds` at create-session).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl SessionRecord {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// An MCP session as stored, so that a client's `Mcp-Session-Id` outlives
+/// a restart of the gateway. Nothing in it is secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpSessionRecord {
+    pub id: String,
+    pub session_id: Uuid,
+    pub protocol_version: String,
+    /// The client capabilities its backends are told of.
+    pub client_capabilities: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
 }
 
 /// Whether a session's tool, prompt and resource names carry their
@@ -161,6 +186,7 @@ impl Store {
             status: Set(record.status.clone()),
             prefix: Set(record.prefix.as_str().to_owned()),
             created_at: Set(record.created_at),
+            expires_at: Set(record.expires_at),
         };
         session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
@@ -193,15 +219,113 @@ impl Store {
             prefix: PrefixMode::parse(&row.prefix)
                 .ok_or_else(|| corrupt("prefix is not always or when_needed"))?,
             created_at: row.created_at,
+            expires_at: row.expires_at,
         }))
     }
 
-    /// Deletes a session, credentials included; false when there was none.
+    /// Deletes a session, credentials included, and its MCP sessions; false
+    /// when there was none.
     pub async fn delete_session(&self, id: Uuid) -> Result<bool, StoreError> {
-        let result = session::Entity::delete_by_id(id.to_string())
+        let id = id.to_string();
+        let transaction = self.db.begin().await?;
+        mcp_session::Entity::delete_many()
+            .filter(mcp_session::Column::SessionId.eq(id.as_str()))
+            .exec(&transaction)
+            .await?;
+        let result = session::Entity::delete_by_id(id).exec(&transaction).await?;
+        transaction.commit().await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    /// Ids of sessions whose expiry time has passed.
+    pub async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::ExpiresAt.lte(now))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect())
+    }
+
+    pub async fn insert_mcp_session(&self, record: &McpSessionRecord) -> Result<(), StoreError> {
+        let row = mcp_session::ActiveModel {
+            id: Set(record.id.clone()),
+            session_id: Set(record.session_id.to_string()),
+            protocol_version: Set(record.protocol_version.clone()),
+            client_capabilities: Set(record.client_capabilities.to_string()),
+            created_at: Set(record.created_at),
+            last_seen_at: Set(record.last_seen_at),
+        };
+        mcp_session::Entity::insert(row).exec(&self.db).await?;
+        Ok(())
+    }
+
+    /// The MCP session `id` of session `session_id`, if it is stored.
+    pub async fn find_mcp_session(
+        &self,
+        session_id: Uuid,
+        id: &str,
+    ) -> Result<Option<McpSessionRecord>, StoreError> {
+        let Some(row) = mcp_session::Entity::find_by_id(id.to_owned())
+            .filter(mcp_session::Column::SessionId.eq(session_id.to_string()))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let client_capabilities =
+            serde_json::from_str(&row.client_capabilities).map_err(|_| StoreError::Corrupt {
+                id: row.id.clone(),
+                reason: "client_capabilities is not JSON",
+            })?;
+        Ok(Some(McpSessionRecord {
+            id: row.id,
+            session_id,
+            protocol_version: row.protocol_version,
+            client_capabilities,
+            created_at: row.created_at,
+            last_seen_at: row.last_seen_at,
+        }))
+    }
+
+    /// Forgets an MCP session; false when it was not stored.
+    pub async fn delete_mcp_session(&self, id: &str) -> Result<bool, StoreError> {
+        let result = mcp_session::Entity::delete_by_id(id.to_owned())
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected > 0)
+    }
+
+    /// Records that the MCP sessions `ids` were in use at `now`.
+    pub async fn touch_mcp_sessions(
+        &self,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        mcp_session::Entity::update_many()
+            .col_expr(mcp_session::Column::LastSeenAt, Expr::value(now))
+            .filter(mcp_session::Column::Id.is_in(ids.iter().map(String::as_str)))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets MCP sessions last seen before `cutoff`: their clients left
+    /// without ending them. Returns how many were forgotten.
+    pub async fn prune_mcp_sessions(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let result = mcp_session::Entity::delete_many()
+            .filter(mcp_session::Column::LastSeenAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
     }
 
     /// The database kind, for start-up logs.

@@ -57,7 +57,7 @@ async fn a_valid_request_creates_a_session() {
 async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
     let app = spawn_app(REGISTRY).await;
     let known = "known: everything, huggingface, kb";
-    let cases: Vec<(Value, &str, String)> = vec![
+    let mut cases: Vec<(Value, &str, String)> = vec![
         (json!([]), "body", "must be a JSON object".into()),
         (
             json!({}),
@@ -162,9 +162,23 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
         (
             json!({ "servers": ["everything"], "server": ["x"] }),
             "server",
-            "unknown field; expected servers, credentials, prefix".into(),
+            "unknown field; expected servers, credentials, prefix, ttl_seconds".into(),
         ),
     ];
+    let ttl_reason = "must be a whole number of seconds from 1 to 31536000";
+    for ttl in [
+        json!(0),
+        json!(-5),
+        json!(1.5),
+        json!("60"),
+        json!(31_536_001),
+    ] {
+        cases.push((
+            json!({ "servers": ["everything"], "ttl_seconds": ttl }),
+            "ttl_seconds",
+            ttl_reason.into(),
+        ));
+    }
     for (body, field, reason) in cases {
         let response = app.post_create_session(&body).await;
         assert_eq!(response.status(), 400, "{body}");

@@ -49,6 +49,8 @@ pub struct AppOptions {
     pub database_url: Option<String>,
     pub encryption_key: Option<String>,
     pub timings: Timings,
+    /// Where to listen (restart tests reuse an address); any free port otherwise.
+    pub bind: Option<String>,
 }
 
 impl AppOptions {
@@ -59,6 +61,7 @@ impl AppOptions {
             database_url: None,
             encryption_key: Some(TEST_KEY.to_owned()),
             timings: Timings::default(),
+            bind: None,
         }
     }
 }
@@ -76,7 +79,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
     let registry = data_dir.path().join("registry.yaml");
     std::fs::write(&registry, options.registry_yaml).expect("registry written");
     let settings = Settings {
-        bind: "127.0.0.1:0".into(),
+        bind: options.bind.unwrap_or_else(|| "127.0.0.1:0".into()),
         registry,
         database_url: options.database_url,
         data_dir: data_dir.path().to_owned(),

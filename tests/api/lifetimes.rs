@@ -77,11 +77,11 @@ async fn idle_mcp_sessions_are_reaped_with_their_backend_sessions() {
     expect_deletes(&server, 1).await;
     let mcp = app.mcp(&session).await;
     assert_eq!(
-        app.mux.reap_idle(Duration::from_secs(3600)),
+        app.mux.reap_idle(Duration::from_secs(3600)).await,
         0,
         "a fresh MCP session stays"
     );
-    assert_eq!(app.mux.reap_idle(Duration::ZERO), 1);
+    assert_eq!(app.mux.reap_idle(Duration::ZERO).await, 1);
     wait_for_deletes(&server, 1).await;
     let after = mcp
         .post(&json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }))

@@ -142,7 +142,7 @@ async fn a_session_whose_stored_credentials_do_not_open_is_an_internal_error_wit
     ))
     .await
     .expect("tampered");
-    app.mux.reap_idle(std::time::Duration::ZERO);
+    app.mux.reap_idle(std::time::Duration::ZERO).await;
     let response = app
         .http
         .get(format!("{}/session/{session}", app.address))
@@ -195,4 +195,210 @@ async fn the_prefix_choice_survives_a_restart() {
         first_text(&mcp.call_tool("echo", json!({ "text": "same" })).await),
         "alpha: same"
     );
+}
+
+/// Stops `app` and starts it again on the same address and database.
+async fn restart(app: TestApp, registry: &str) -> TestApp {
+    let bind = app.address.trim_start_matches("http://").to_owned();
+    let data_dir = app.stop().await;
+    let mut options = AppOptions::new(registry);
+    options.data_dir = Some(data_dir);
+    options.bind = Some(bind);
+    spawn_app_with(options).await.expect("restarts")
+}
+
+#[tokio::test]
+async fn an_mcp_session_id_keeps_working_after_a_restart() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let registry = registry_yaml(&[("alpha", &backend.url, "")]);
+    let app = spawn_app(&registry).await;
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let mut mcp = app.mcp(&session).await;
+    assert_eq!(
+        first_text(&mcp.call_tool("alpha__echo", json!({ "text": "1" })).await),
+        "alpha: 1"
+    );
+
+    let app = restart(app, &registry).await;
+    // No initialize: the client goes on with the id it had.
+    assert_eq!(
+        first_text(&mcp.call_tool("alpha__echo", json!({ "text": "2" })).await),
+        "alpha: 2"
+    );
+    assert_eq!(mcp.tool_names().await.len(), 2);
+    let stream = mcp.open_stream().await;
+    assert_eq!(stream.status(), 200);
+    let shown: serde_json::Value = app
+        .http
+        .get(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(shown["mcp_sessions"], 1);
+}
+
+#[tokio::test]
+async fn an_rmcp_client_goes_on_through_a_restart_of_the_gateway() {
+    use rmcp::ServiceExt;
+    use rmcp::model::{CallToolRequestParams, ClientConfig};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let registry = registry_yaml(&[("alpha", &backend.url, "")]);
+    let app = spawn_app(&registry).await;
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(app.mcp_url(&session)),
+    );
+    let client = ClientConfig::default()
+        .serve(transport)
+        .await
+        .expect("rmcp client connects");
+    let echo = |text: &str| {
+        let arguments = json!({ "text": text })
+            .as_object()
+            .cloned()
+            .expect("object");
+        CallToolRequestParams::new("alpha__echo").with_arguments(arguments)
+    };
+    let before = client.call_tool(echo("before")).await.expect("tools/call");
+    assert_eq!(
+        serde_json::to_value(&before).expect("JSON")["content"][0]["text"],
+        "alpha: before"
+    );
+
+    let _app = restart(app, &registry).await;
+    let after = client.call_tool(echo("after")).await.expect("tools/call");
+    assert_eq!(
+        serde_json::to_value(&after).expect("JSON")["content"][0]["text"],
+        "alpha: after"
+    );
+    client.cancel().await.expect("client closes");
+}
+
+#[tokio::test]
+async fn an_ended_or_reaped_mcp_session_stays_ended_after_a_restart() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let registry = registry_yaml(&[("alpha", &backend.url, "")]);
+    let app = spawn_app(&registry).await;
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let ended = app.mcp(&session).await;
+    let reaped = app.mcp(&session).await;
+    let deleted = app
+        .http
+        .delete(app.mcp_url(&session))
+        .header("mcp-session-id", ended.session_id.clone().expect("id"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(app.mux.reap_idle(std::time::Duration::ZERO).await, 1);
+
+    let _app = restart(app, &registry).await;
+    for mcp in [&ended, &reaped] {
+        let response = mcp
+            .post(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
+            .await;
+        assert_eq!(response.status(), 404);
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        assert_eq!(
+            body["error"]["message"],
+            "unknown or ended MCP session: initialize again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_session_answers_404_and_is_deleted_from_the_store() {
+    use sea_orm::{ConnectionTrait, Database};
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = spawn_app(&registry_yaml(&[("alpha", &backend.url, "")])).await;
+    let created: serde_json::Value = app
+        .post_create_session(&json!({ "servers": ["alpha"], "ttl_seconds": 3600 }))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let session = created["session_id"].as_str().expect("id").to_owned();
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().expect("expires_at"))
+            .expect("a time");
+    let created_at =
+        chrono::DateTime::parse_from_rfc3339(created["created_at"].as_str().expect("created_at"))
+            .expect("a time");
+    assert_eq!((expires_at - created_at).num_seconds(), 3600);
+    let mut mcp = app.mcp(&session).await;
+    assert_eq!(mcp.tool_names().await.len(), 2);
+
+    // An hour passes: the stored expiry moves into the past.
+    let db = Database::connect(format!("sqlite://{}", app.database_file().display()))
+        .await
+        .expect("database opens");
+    db.execute_unprepared(&format!(
+        "UPDATE sessions SET expires_at = '2000-01-01T00:00:00+00:00' WHERE id = '{session}'"
+    ))
+    .await
+    .expect("updated");
+    app.mux
+        .reap_idle(std::time::Duration::from_secs(3600))
+        .await;
+
+    let shown = app
+        .http
+        .get(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(shown.status(), 404);
+    let response = mcp
+        .post(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
+        .await;
+    assert_eq!(response.status(), 404);
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT id FROM sessions WHERE id = '{session}'"),
+        ))
+        .await
+        .expect("query");
+    assert!(rows.is_empty(), "the expired session is deleted");
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT id FROM mcp_sessions WHERE session_id = '{session}'"),
+        ))
+        .await
+        .expect("query");
+    assert!(rows.is_empty(), "its MCP sessions are forgotten");
+}
+
+#[tokio::test]
+async fn a_session_past_its_ttl_answers_404_at_once() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = spawn_app(&registry_yaml(&[("alpha", &backend.url, "")])).await;
+    let session = app
+        .create_session(json!({ "servers": ["alpha"], "ttl_seconds": 1 }))
+        .await;
+    let mcp = app.mcp(&session).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = mcp
+        .post(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
+        .await;
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(
+        body["error"]["message"],
+        format!("no session \"{session}\"")
+    );
+    let shown = app
+        .http
+        .get(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(shown.status(), 404);
 }

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
 use mcp_mux::store::crypto::{EncryptionKey, KeySource};
-use mcp_mux::store::{PrefixMode, STATUS_ACTIVE, SessionRecord, Store, StoreError};
+use mcp_mux::store::{
+    McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store, StoreError,
+};
 
 use crate::helpers::TEST_KEY;
 
@@ -80,6 +82,7 @@ fn record(token: &str) -> SessionRecord {
         status: STATUS_ACTIVE.into(),
         created_at: Utc::now(),
         prefix: PrefixMode::WhenNeeded,
+        expires_at: None,
     }
 }
 
@@ -156,6 +159,81 @@ async fn reopening_with_another_key_is_refused() {
                 .await
                 .expect("the right key still opens it"),
         );
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn mcp_sessions_are_stored_touched_pruned_and_go_with_their_session() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let mut session = record("t");
+        session.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
+        store.insert_session(&session).await.expect("inserted");
+        let long_ago = Utc::now() - chrono::Duration::hours(2);
+        let mcp = |id: &str| McpSessionRecord {
+            id: id.to_owned(),
+            session_id: session.id,
+            protocol_version: "2025-06-18".into(),
+            client_capabilities: serde_json::json!({ "sampling": {} }),
+            created_at: long_ago,
+            last_seen_at: long_ago,
+        };
+        for id in ["used", "abandoned", "kept"] {
+            store.insert_mcp_session(&mcp(id)).await.expect("inserted");
+        }
+        let found = store
+            .find_mcp_session(session.id, "used")
+            .await
+            .expect("query")
+            .expect("found");
+        assert_eq!(found.protocol_version, "2025-06-18", "{url}");
+        assert_eq!(
+            found.client_capabilities,
+            serde_json::json!({ "sampling": {} })
+        );
+        assert!(
+            store
+                .find_mcp_session(Uuid::new_v4(), "used")
+                .await
+                .expect("query")
+                .is_none(),
+            "another session's id finds nothing"
+        );
+
+        store
+            .touch_mcp_sessions(&["used".into(), "kept".into()], Utc::now())
+            .await
+            .expect("touched");
+        let cutoff = Utc::now() - chrono::Duration::hours(1);
+        assert_eq!(store.prune_mcp_sessions(cutoff).await.expect("pruned"), 1);
+        assert!(
+            store
+                .find_mcp_session(session.id, "abandoned")
+                .await
+                .expect("query")
+                .is_none()
+        );
+        assert!(store.delete_mcp_session("kept").await.expect("deleted"));
+        assert!(!store.delete_mcp_session("kept").await.expect("query"));
+
+        assert_eq!(
+            store.expired_sessions(Utc::now()).await.expect("query"),
+            vec![session.id]
+        );
+        assert!(store.delete_session(session.id).await.expect("deleted"));
+        assert!(
+            store
+                .find_mcp_session(session.id, "used")
+                .await
+                .expect("query")
+                .is_none(),
+            "deleting a session forgets its MCP sessions"
+        );
+        drop(store);
         database.drop_database().await;
     }
 }

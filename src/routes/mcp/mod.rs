@@ -158,8 +158,9 @@ async fn handle_post(
     }
     let session = find_session(raw_id, mux).await?;
     check_protocol_version(request).map_err(|refusal| refusal.with_id(id.as_ref()))?;
-    let mcp_session =
-        find_mcp_session(request, &session).map_err(|refusal| refusal.with_id(id.as_ref()))?;
+    let mcp_session = find_mcp_session(request, mux, &session)
+        .await
+        .map_err(|refusal| refusal.with_id(id.as_ref()))?;
     match message {
         Message::Request(call) if accepts_event_stream(request) && may_stream(&call.method) => {
             Ok(streamed_answer(mcp_session, call))
@@ -345,7 +346,7 @@ pub async fn get(
         if request.headers().get(SESSION_ID_HEADER).is_none() {
             return Ok(None);
         }
-        let mcp_session = find_mcp_session(&request, &session)?;
+        let mcp_session = find_mcp_session(&request, &mux, &session).await?;
         Ok::<_, Refusal>(Some(mcp_session.open_client_stream()))
     };
     match opened.await {
@@ -366,8 +367,15 @@ pub async fn delete(
     let ended = async {
         check_origin(&request)?;
         let session = find_session(&path, &mux).await?;
-        let mcp_session = find_mcp_session(&request, &session)?;
-        session.close_mcp_session(&mcp_session.id);
+        // Ended here and in the store, without reopening it first.
+        let id = mcp_session_id(&request)?;
+        if !mux
+            .end_mcp_session(&session, id)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(unknown_mcp_session());
+        }
         Ok::<_, Refusal>(())
     };
     match ended.await {
@@ -396,7 +404,21 @@ fn no_session(raw_id: &str) -> Refusal {
     Refusal::from(super::sessions::no_session(raw_id))
 }
 
-fn find_mcp_session(request: &HttpRequest, session: &Session) -> Result<Arc<McpSession>, Refusal> {
+/// The MCP session a request's `Mcp-Session-Id` names, reopened from the
+/// store if this gateway does not have it open (after a restart, say).
+async fn find_mcp_session(
+    request: &HttpRequest,
+    mux: &Mux,
+    session: &Session,
+) -> Result<Arc<McpSession>, Refusal> {
+    let id = mcp_session_id(request)?;
+    mux.mcp_session(session, id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(unknown_mcp_session)
+}
+
+fn mcp_session_id(request: &HttpRequest) -> Result<&str, Refusal> {
     let Some(raw) = request.headers().get(SESSION_ID_HEADER) else {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -404,16 +426,19 @@ fn find_mcp_session(request: &HttpRequest, session: &Session) -> Result<Arc<McpS
             "missing Mcp-Session-Id header: send initialize first",
         ));
     };
+    // Ids mcp-mux issues are 32 hex digits; anything else names none.
     raw.to_str()
         .ok()
-        .and_then(|id| session.mcp_session(id))
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::NOT_FOUND,
-                INVALID_REQUEST,
-                "unknown or ended MCP session: initialize again",
-            )
-        })
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(unknown_mcp_session)
+}
+
+fn unknown_mcp_session() -> Refusal {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        INVALID_REQUEST,
+        "unknown or ended MCP session: initialize again",
+    )
 }
 
 fn check_protocol_version(request: &HttpRequest) -> Result<(), Refusal> {
