@@ -30,6 +30,25 @@ pub struct ServerConfig {
     /// Limit for each outbound call (connect, send, full answer).
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    pub circuit_breaker: BreakerPolicy,
+}
+
+/// When a backend's circuit breaker opens, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Failed exchanges in a row (unreachable, timed out, 5xx) that open it.
+    pub failure_threshold: u32,
+    /// How long calls fail at once before one probe may go through.
+    pub open_for: Duration,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        BreakerPolicy {
+            failure_threshold: 5,
+            open_for: Duration::from_secs(10),
+        }
+    }
 }
 
 /// How a backend expects its credential.
@@ -123,6 +142,17 @@ struct RawServer {
     timeout_ms: Option<u64>,
     #[serde(default)]
     retry: Option<RawRetry>,
+    #[serde(default)]
+    circuit_breaker: Option<RawBreaker>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    #[serde(default)]
+    failure_threshold: Option<u32>,
+    #[serde(default)]
+    open_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +312,23 @@ impl Registry {
                     policy
                 }
             };
+            let defaults = BreakerPolicy::default();
+            let circuit_breaker = match server.circuit_breaker {
+                None => defaults,
+                Some(raw) => BreakerPolicy {
+                    failure_threshold: match raw.failure_threshold {
+                        None => defaults.failure_threshold,
+                        Some(0) => {
+                            return Err(invalid(
+                                field("circuit_breaker.failure_threshold"),
+                                "must be above 0".into(),
+                            ));
+                        }
+                        Some(threshold) => threshold,
+                    },
+                    open_for: raw.open_ms.map_or(defaults.open_for, Duration::from_millis),
+                },
+            };
             servers.insert(
                 name.clone(),
                 Arc::new(ServerConfig {
@@ -291,6 +338,7 @@ impl Registry {
                     auth,
                     timeout,
                     retry,
+                    circuit_breaker,
                 }),
             );
         }

@@ -32,6 +32,15 @@ pub enum BackendError {
     /// The client's MCP session ended while this request was under way.
     #[error("the MCP session ended; backend \"{server}\" was closed")]
     Closed { server: String },
+    #[error(
+        "backend \"{server}\" failed {failures} times in a row; calls to it are paused for {} ms (circuit breaker open)",
+        retry_in.as_millis()
+    )]
+    CircuitOpen {
+        server: String,
+        failures: u32,
+        retry_in: Duration,
+    },
 }
 
 /// Whether a request may be sent again when it is unknown if the backend
@@ -57,7 +66,8 @@ impl BackendError {
             | BackendError::Transport { server, .. }
             | BackendError::Protocol { server, .. }
             | BackendError::Initialize { server, .. }
-            | BackendError::Closed { server } => server,
+            | BackendError::Closed { server }
+            | BackendError::CircuitOpen { server, .. } => server,
         }
     }
 
@@ -82,7 +92,8 @@ impl BackendError {
             | BackendError::SessionExpired { .. }
             | BackendError::Protocol { .. }
             | BackendError::Initialize { .. }
-            | BackendError::Closed { .. } => false,
+            | BackendError::Closed { .. }
+            | BackendError::CircuitOpen { .. } => false,
         }
     }
 

@@ -2,6 +2,7 @@
 //! answers, the session's credential, a timeout on every call, retries, and
 //! transparent re-initialization when the backend forgets the session.
 
+pub mod breaker;
 pub mod error;
 mod retry;
 mod transport;
@@ -19,6 +20,7 @@ pub use error::{BackendError, Replay};
 use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::version;
 use crate::registry::{AuthScheme, ServerConfig};
+use breaker::{CircuitBreaker, Health};
 use transport::{Answer, Phase};
 
 /// A backend's answer to a request: its result untouched, or its JSON-RPC error.
@@ -76,6 +78,8 @@ struct Connection {
 /// mcp-mux's MCP session with one backend, on behalf of one client MCP session.
 pub struct BackendSession {
     server: Arc<ServerConfig>,
+    /// The backend's breaker, shared with every other session of it.
+    breaker: Arc<CircuitBreaker>,
     http: reqwest::Client,
     auth_header: Option<(HeaderName, SecretString)>,
     connection: std::sync::Mutex<Connection>,
@@ -101,6 +105,7 @@ impl BackendSession {
     /// server's auth scheme (checked at create-session).
     pub fn new(
         server: Arc<ServerConfig>,
+        breaker: Arc<CircuitBreaker>,
         http: reqwest::Client,
         credential: Option<SecretString>,
         client_capabilities: Value,
@@ -117,6 +122,7 @@ impl BackendSession {
         };
         BackendSession {
             server,
+            breaker,
             http,
             auth_header,
             connection: std::sync::Mutex::new(Connection::default()),
@@ -320,9 +326,23 @@ impl BackendSession {
         self.initialize(Attempts::WithRetries).await.map(|_| ())
     }
 
-    /// One request/response exchange; returns the reply and the session id
-    /// the backend issued, if it issued one.
+    /// One request/response exchange, unless the backend's circuit is open;
+    /// returns the reply and the session id the backend issued, if it
+    /// issued one.
     async fn exchange(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        phase: Phase,
+        relay: Option<&Relay>,
+    ) -> Result<(Reply, Option<HeaderValue>), BackendError> {
+        let permit = self.breaker.admit()?;
+        let outcome = self.exchange_once(method, params, phase, relay).await;
+        permit.settle(Health::of(&outcome));
+        outcome
+    }
+
+    async fn exchange_once(
         &self,
         method: &str,
         params: Option<&Value>,

@@ -26,6 +26,7 @@ pub use stateless::{ModernCall, Step, stateless_call_id};
 use stateless::Stateless;
 
 use crate::backend::BackendSession;
+use crate::backend::breaker::{CircuitBreaker, CircuitState};
 use crate::credentials::Credentials;
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
@@ -227,6 +228,8 @@ pub struct Mux {
     store: Store,
     http: reqwest::Client,
     timings: Timings,
+    /// One per registry server, shared by all sessions.
+    breakers: HashMap<String, Arc<CircuitBreaker>>,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
     deleted: Mutex<Tombstones>,
     /// Set when the gateway stops, so that open client streams end.
@@ -240,7 +243,15 @@ impl Mux {
         http: reqwest::Client,
         timings: Timings,
     ) -> Self {
+        let breakers = registry
+            .servers()
+            .map(|server| {
+                let breaker = CircuitBreaker::new(server.name.clone(), server.circuit_breaker);
+                (server.name.clone(), Arc::new(breaker))
+            })
+            .collect();
         Mux {
+            breakers,
             registry,
             store,
             http,
@@ -268,6 +279,11 @@ impl Mux {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The state of `server`'s circuit breaker.
+    pub fn circuit(&self, server: &str) -> Option<CircuitState> {
+        self.breakers.get(server).map(|breaker| breaker.state())
     }
 
     /// Records a new session. `servers` and `credentials` are already
@@ -514,8 +530,15 @@ impl Mux {
             .servers
             .iter()
             .map(|server| {
+                let breaker = self.breakers.get(&server.name).cloned().unwrap_or_else(|| {
+                    Arc::new(CircuitBreaker::new(
+                        server.name.clone(),
+                        server.circuit_breaker,
+                    ))
+                });
                 let backend = BackendSession::new(
                     server.clone(),
+                    breaker,
                     self.http.clone(),
                     session.credentials.get(&server.name).cloned(),
                     client_capabilities.clone(),

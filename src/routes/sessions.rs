@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::body::read_limited;
 use super::error::ApiError;
 use super::origin::check_origin;
+use crate::backend::breaker::CircuitState;
 use crate::credentials::{Credentials, header_value_problem};
 use crate::mux::{Mux, Session};
 use crate::registry::Registry;
@@ -71,7 +72,7 @@ pub async fn get_session(
     check_origin(&request)?;
     let id = parse_session_id(&path)?;
     let session = mux.session(id).await?.ok_or_else(|| no_session(&path))?;
-    Ok(HttpResponse::Ok().json(describe(&session)))
+    Ok(HttpResponse::Ok().json(describe(&session, &mux)))
 }
 
 pub async fn delete_session(
@@ -109,7 +110,7 @@ pub fn mcp_endpoint(id: Uuid) -> String {
     format!("/session/{id}/mcp")
 }
 
-fn describe(session: &Session) -> Value {
+fn describe(session: &Session, mux: &Mux) -> Value {
     json!({
         "session_id": session.id,
         "mcp_endpoint": mcp_endpoint(session.id),
@@ -120,10 +121,25 @@ fn describe(session: &Session) -> Value {
         "servers": session.servers.iter().map(|server| json!({
             "name": server.name,
             "auth": server.auth.type_name(),
+            "circuit": mux.circuit(&server.name).map(|state| describe_circuit(&state)),
         })).collect::<Vec<_>>(),
         "missing_servers": session.missing_servers,
         "mcp_sessions": session.mcp_session_count(),
     })
+}
+
+/// A backend's circuit breaker, shared by every session that uses it.
+fn describe_circuit(state: &CircuitState) -> Value {
+    match state {
+        CircuitState::Closed { failures } | CircuitState::HalfOpen { failures } => {
+            json!({ "state": state.name(), "consecutive_failures": failures })
+        }
+        CircuitState::Open { failures, retry_in } => json!({
+            "state": state.name(),
+            "consecutive_failures": failures,
+            "retry_in_ms": u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+        }),
+    }
 }
 
 /// A client-supplied string for an error message: cut short and escaped, so

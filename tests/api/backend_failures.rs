@@ -725,3 +725,102 @@ async fn a_cancellation_reaches_the_backend_under_its_own_request_id() {
     assert_eq!(roots.status(), 202);
     // wiremock checks on drop that each backend got exactly one of both.
 }
+
+async fn circuit_of(app: &TestApp, session: &str) -> Value {
+    let shown: Value = app
+        .http
+        .get(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    shown["servers"][0]["circuit"].clone()
+}
+
+#[tokio::test]
+async fn repeated_failures_open_the_circuit_and_calls_then_fail_at_once() {
+    let server = mock_backend(tools(), false).await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(call("write")))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let app = spawn_app(&registry_yaml(&[(
+        "flaky",
+        &mock_url(&server),
+        "circuit_breaker: { failure_threshold: 2, open_ms: 60000 }",
+    )]))
+    .await;
+    let session = app.create_session(json!({ "servers": ["flaky"] })).await;
+    let mut mcp = app.mcp(&session).await;
+    assert_eq!(
+        circuit_of(&app, &session).await,
+        json!({ "state": "closed", "consecutive_failures": 0 })
+    );
+    for _ in 0..2 {
+        let failed = mcp.call_tool("flaky__write", json!({})).await;
+        assert_eq!(
+            failed["error"]["message"],
+            "backend \"flaky\" answered HTTP 500"
+        );
+    }
+    let circuit = circuit_of(&app, &session).await;
+    assert_eq!(circuit["state"], "open");
+    assert_eq!(circuit["consecutive_failures"], 2);
+    let retry_in = circuit["retry_in_ms"].as_u64().expect("retry_in_ms");
+    assert!(retry_in > 0 && retry_in <= 60_000, "{circuit}");
+
+    let refused = mcp.call_tool("flaky__write", json!({})).await;
+    let message = refused["error"]["message"].as_str().expect("message");
+    assert!(
+        message
+            .starts_with("backend \"flaky\" failed 2 times in a row; calls to it are paused for ")
+            && message.ends_with(" ms (circuit breaker open)"),
+        "{message}"
+    );
+    assert_eq!(refused["error"]["data"], json!({ "server": "flaky" }));
+    assert_eq!(
+        requests_for(&server, "tools/call").await,
+        2,
+        "an open circuit sends nothing"
+    );
+}
+
+#[tokio::test]
+async fn after_the_pause_a_probe_that_succeeds_closes_the_circuit() {
+    let server = mock_backend(tools(), false).await;
+    fail_once_then(
+        &server,
+        "write",
+        ResponseTemplate::new(503),
+        ok_result("back"),
+    )
+    .await;
+    let app = spawn_app(&registry_yaml(&[(
+        "flaky",
+        &mock_url(&server),
+        "circuit_breaker: { failure_threshold: 1, open_ms: 1 }\n    retry: { initial_interval_ms: 20, max_interval_ms: 20, max_elapsed_ms: 1 }",
+    )]))
+    .await;
+    let session = app.create_session(json!({ "servers": ["flaky"] })).await;
+    let mut mcp = app.mcp(&session).await;
+    let failed = mcp.call_tool("flaky__write", json!({})).await;
+    assert_eq!(
+        failed["error"]["message"],
+        "backend \"flaky\" answered HTTP 503"
+    );
+    assert!(
+        eventually(|| async { circuit_of(&app, &session).await["retry_in_ms"] == 0 }).await,
+        "the pause ends"
+    );
+    assert_eq!(
+        first_text(&mcp.call_tool("flaky__write", json!({})).await),
+        "back"
+    );
+    assert_eq!(
+        circuit_of(&app, &session).await,
+        json!({ "state": "closed", "consecutive_failures": 0 })
+    );
+}

@@ -260,8 +260,13 @@ async fn a_session_is_shown_without_secrets_and_can_be_deleted() {
     assert_eq!(shown["prefix"], "always");
     assert_eq!(
         shown["servers"],
-        json!([{ "name": "huggingface", "auth": "bearer" }])
+        json!([{
+            "name": "huggingface",
+            "auth": "bearer",
+            "circuit": { "state": "closed", "consecutive_failures": 0 },
+        }])
     );
+    assert_eq!(shown["expires_at"], Value::Null);
     assert_eq!(shown["mcp_sessions"], 0);
 
     let deleted = app.http.delete(&url).send().await.expect("answer");
