@@ -12,6 +12,10 @@ use crate::mcp::naming;
 
 /// Default time allowed for one outbound call to a backend.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default longest a call may run while the backend reports progress.
+pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default bound on one backend's calls in progress on this gateway.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 64;
 
 /// The validated registry.
 #[derive(Debug, Clone)]
@@ -27,8 +31,14 @@ pub struct ServerConfig {
     pub url: url::Url,
     pub description: Option<String>,
     pub auth: AuthScheme,
-    /// Limit for each outbound call (connect, send, full answer).
+    /// Limit for each outbound call (connect, send, full answer), counted
+    /// again from each progress notification the backend sends.
     pub timeout: Duration,
+    /// Limit for a call however much progress the backend reports.
+    pub max_timeout: Duration,
+    /// Calls to this backend in progress at once, across all sessions;
+    /// more wait (within the retry budget) for one to finish.
+    pub max_concurrent_calls: usize,
     pub retry: RetryPolicy,
     pub circuit_breaker: BreakerPolicy,
 }
@@ -140,6 +150,10 @@ struct RawServer {
     auth: Option<RawAuth>,
     #[serde(default)]
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_concurrent_calls: Option<usize>,
     #[serde(default)]
     retry: Option<RawRetry>,
     #[serde(default)]
@@ -285,6 +299,26 @@ impl Registry {
                 Some(0) => return Err(invalid(field("timeout_ms"), "must be above 0".into())),
                 Some(ms) => Duration::from_millis(ms),
             };
+            let max_timeout = match server.max_timeout_ms {
+                None => DEFAULT_MAX_TIMEOUT.max(timeout),
+                Some(ms) if Duration::from_millis(ms) < timeout => {
+                    return Err(invalid(
+                        field("max_timeout_ms"),
+                        "must be at least timeout_ms".into(),
+                    ));
+                }
+                Some(ms) => Duration::from_millis(ms),
+            };
+            let max_concurrent_calls = match server.max_concurrent_calls {
+                None => DEFAULT_MAX_CONCURRENT_CALLS,
+                Some(0) => {
+                    return Err(invalid(
+                        field("max_concurrent_calls"),
+                        "must be above 0".into(),
+                    ));
+                }
+                Some(calls) => calls,
+            };
             let defaults = RetryPolicy::default();
             let retry = match server.retry {
                 None => defaults,
@@ -337,6 +371,8 @@ impl Registry {
                     description: server.description,
                     auth,
                     timeout,
+                    max_timeout,
+                    max_concurrent_calls,
                     retry,
                     circuit_breaker,
                 }),

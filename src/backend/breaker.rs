@@ -76,7 +76,9 @@ impl Health {
             | BackendError::SessionExpired { .. }
             | BackendError::Initialize { .. } => Some(Health::Answered),
             // Says nothing of the backend.
-            BackendError::Closed { .. } | BackendError::CircuitOpen { .. } => None,
+            BackendError::Closed { .. }
+            | BackendError::CircuitOpen { .. }
+            | BackendError::Busy { .. } => None,
         }
     }
 }

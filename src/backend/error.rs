@@ -33,6 +33,10 @@ pub enum BackendError {
     #[error("the MCP session ended; backend \"{server}\" was closed")]
     Closed { server: String },
     #[error(
+        "backend \"{server}\" already has {limit} calls in progress (max_concurrent_calls); try again later"
+    )]
+    Busy { server: String, limit: usize },
+    #[error(
         "backend \"{server}\" failed {failures} times in a row; calls to it are paused for {} ms (circuit breaker open)",
         retry_in.as_millis()
     )]
@@ -67,7 +71,8 @@ impl BackendError {
             | BackendError::Protocol { server, .. }
             | BackendError::Initialize { server, .. }
             | BackendError::Closed { server }
-            | BackendError::CircuitOpen { server, .. } => server,
+            | BackendError::CircuitOpen { server, .. }
+            | BackendError::Busy { server, .. } => server,
         }
     }
 
@@ -93,7 +98,8 @@ impl BackendError {
             | BackendError::Protocol { .. }
             | BackendError::Initialize { .. }
             | BackendError::Closed { .. }
-            | BackendError::CircuitOpen { .. } => false,
+            | BackendError::CircuitOpen { .. }
+            | BackendError::Busy { .. } => false,
         }
     }
 

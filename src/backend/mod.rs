@@ -3,7 +3,9 @@
 //! transparent re-initialization when the backend forgets the session.
 
 pub mod breaker;
+mod deadline;
 pub mod error;
+pub mod limits;
 mod retry;
 mod transport;
 
@@ -20,7 +22,8 @@ pub use error::{BackendError, Replay};
 use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::version;
 use crate::registry::{AuthScheme, ServerConfig};
-use breaker::{CircuitBreaker, Health};
+use breaker::Health;
+use limits::BackendLimits;
 use transport::{Answer, Phase};
 
 /// A backend's answer to a request: its result untouched, or its JSON-RPC error.
@@ -78,8 +81,8 @@ struct Connection {
 /// mcp-mux's MCP session with one backend, on behalf of one client MCP session.
 pub struct BackendSession {
     server: Arc<ServerConfig>,
-    /// The backend's breaker, shared with every other session of it.
-    breaker: Arc<CircuitBreaker>,
+    /// Shared with every other session of the backend.
+    limits: Arc<BackendLimits>,
     http: reqwest::Client,
     auth_header: Option<(HeaderName, SecretString)>,
     connection: std::sync::Mutex<Connection>,
@@ -105,7 +108,7 @@ impl BackendSession {
     /// server's auth scheme (checked at create-session).
     pub fn new(
         server: Arc<ServerConfig>,
-        breaker: Arc<CircuitBreaker>,
+        limits: Arc<BackendLimits>,
         http: reqwest::Client,
         credential: Option<SecretString>,
         client_capabilities: Value,
@@ -122,7 +125,7 @@ impl BackendSession {
         };
         BackendSession {
             server,
-            breaker,
+            limits,
             http,
             auth_header,
             connection: std::sync::Mutex::new(Connection::default()),
@@ -152,12 +155,16 @@ impl BackendSession {
             "clientInfo": { "name": "mcp-mux", "version": env!("CARGO_PKG_VERSION") },
         });
         let attempt = || self.exchange("initialize", Some(&params), Phase::Initialize, None);
-        let (reply, session_id) = match attempts {
-            Attempts::WithRetries => {
-                retry::with_retries(&self.server.retry, Replay::Safe, attempt).await?
-            }
-            Attempts::Once => attempt().await?,
-        };
+        let (reply, session_id) = self
+            .guarded(async {
+                match attempts {
+                    Attempts::WithRetries => {
+                        retry::with_retries(&self.server.retry, Replay::Safe, attempt).await
+                    }
+                    Attempts::Once => attempt().await,
+                }
+            })
+            .await?;
         let result = match reply {
             Reply::Result(raw) => raw,
             Reply::Error(error) => {
@@ -225,10 +232,11 @@ impl BackendSession {
         let mut reinitialized = false;
         loop {
             let generation = self.lock_connection().generation;
-            let outcome = retry::with_retries(&self.server.retry, replay, || {
-                self.exchange(method, params, Phase::InSession, relay)
-            })
-            .await;
+            let outcome = self
+                .guarded(retry::with_retries(&self.server.retry, replay, || {
+                    self.exchange(method, params, Phase::InSession, relay)
+                }))
+                .await;
             match outcome {
                 Ok((reply, _)) => return Ok(reply),
                 Err(BackendError::SessionExpired { .. }) if !reinitialized => {
@@ -326,23 +334,28 @@ impl BackendSession {
         self.initialize(Attempts::WithRetries).await.map(|_| ())
     }
 
-    /// One request/response exchange, unless the backend's circuit is open;
-    /// returns the reply and the session id the backend issued, if it
-    /// issued one.
-    async fn exchange(
+    /// Runs one call, all its attempts included, within the backend's
+    /// shared limits: not while its circuit is open, and only with a free
+    /// slot among its calls in progress, waited for within the retry budget.
+    /// The breaker learns how the call ended: retries that end in success
+    /// are no failure.
+    async fn guarded<T>(
         &self,
-        method: &str,
-        params: Option<&Value>,
-        phase: Phase,
-        relay: Option<&Relay>,
-    ) -> Result<(Reply, Option<HeaderValue>), BackendError> {
-        let permit = self.breaker.admit()?;
-        let outcome = self.exchange_once(method, params, phase, relay).await;
+        call: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let permit = self.limits.breaker.admit()?;
+        let _slot = self
+            .limits
+            .start_call(self.server.retry.max_elapsed)
+            .await?;
+        let outcome = call.await;
         permit.settle(Health::of(&outcome));
         outcome
     }
 
-    async fn exchange_once(
+    /// One request/response exchange; returns the reply and the session id
+    /// the backend issued, if it issued one.
+    async fn exchange(
         &self,
         method: &str,
         params: Option<&Value>,

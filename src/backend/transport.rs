@@ -9,6 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER}
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
+use super::deadline::Deadline;
 use super::{
     BackendError, BackendSession, Relay, Relayed, answer_to_server_request,
     names_an_unknown_session,
@@ -17,6 +18,7 @@ use crate::mcp::jsonrpc::IncomingMessage;
 use crate::mcp::sse::SseDecoder;
 use crate::mcp::{LAST_EVENT_ID_HEADER, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
 
+const PROGRESS: &str = "notifications/progress";
 /// Largest answer (JSON body or one SSE event) accepted from a backend.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// How often one answer stream may be resumed before mcp-mux gives up on it.
@@ -119,13 +121,13 @@ impl BackendSession {
         headers: SessionHeaders,
         relay: Option<&Relay>,
     ) -> Result<Answer, BackendError> {
-        let timeout = self.server.timeout;
-        let exchange = self.post_unbounded(body, expected_id, headers, relay);
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(answer) => answer,
-            Err(_) => Err(BackendError::Timeout {
+        let deadline = Deadline::start(self.server.timeout, self.server.max_timeout);
+        let exchange = self.post_unbounded(body, expected_id, headers, relay, &deadline);
+        match deadline.run(exchange).await {
+            Some(answer) => answer,
+            None => Err(BackendError::Timeout {
                 server: self.server.name.clone(),
-                timeout,
+                timeout: deadline.allowed(),
             }),
         }
     }
@@ -136,6 +138,7 @@ impl BackendSession {
         expected_id: Option<u64>,
         headers: SessionHeaders,
         relay: Option<&Relay>,
+        deadline: &Deadline,
     ) -> Result<Answer, BackendError> {
         let mut request = self
             .http
@@ -167,7 +170,7 @@ impl BackendSession {
                 session_id: issued_session.clone().or(headers.session_id),
                 protocol_version: headers.protocol_version,
             };
-            self.read_event_stream(response, expected_id, stream_headers, relay)
+            self.read_event_stream(response, expected_id, stream_headers, relay, deadline)
                 .await?
         } else {
             let body = read_limited(response, MAX_RESPONSE_BYTES)
@@ -224,10 +227,18 @@ impl BackendSession {
         expected_id: u64,
         headers: SessionHeaders,
         relay: Option<&Relay>,
+        deadline: &Deadline,
     ) -> Result<IncomingMessage, BackendError> {
         let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
         let mut lost = match self
-            .read_stream(response, expected_id, &mut decoder, &headers, relay)
+            .read_stream(
+                response,
+                expected_id,
+                &mut decoder,
+                &headers,
+                relay,
+                deadline,
+            )
             .await?
         {
             StreamEnd::Answer(message) => return Ok(message),
@@ -247,7 +258,14 @@ impl BackendSession {
             decoder.reconnected();
             let response = self.resume(&last_event_id, &headers).await?;
             lost = match self
-                .read_stream(response, expected_id, &mut decoder, &headers, relay)
+                .read_stream(
+                    response,
+                    expected_id,
+                    &mut decoder,
+                    &headers,
+                    relay,
+                    deadline,
+                )
                 .await?
             {
                 StreamEnd::Answer(message) => return Ok(message),
@@ -260,7 +278,8 @@ impl BackendSession {
     /// Reads one stream connection. Events with empty data (the "priming"
     /// events some servers send first) are skipped. Notifications and
     /// requests from the backend go to `relay`; without one, notifications
-    /// are dropped and requests answered here.
+    /// are dropped and requests answered here. A progress notification
+    /// pushes the call's deadline back.
     async fn read_stream(
         &self,
         response: reqwest::Response,
@@ -268,6 +287,7 @@ impl BackendSession {
         decoder: &mut SseDecoder,
         headers: &SessionHeaders,
         relay: Option<&Relay>,
+        deadline: &Deadline,
     ) -> Result<StreamEnd, BackendError> {
         let mut chunks = response.bytes_stream();
         while let Some(chunk) = chunks.next().await {
@@ -284,6 +304,9 @@ impl BackendSession {
                 }
                 let message = serde_json::from_str::<IncomingMessage>(&event.data)
                     .map_err(|_| self.protocol("event data is not a JSON-RPC message"))?;
+                if message.method.as_deref() == Some(PROGRESS) {
+                    deadline.extend();
+                }
                 match (&message.method, &message.id, relay) {
                     (None, Some(id), _) if id.as_u64() == Some(expected_id) => {
                         return Ok(StreamEnd::Answer(message));

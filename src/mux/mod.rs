@@ -26,7 +26,7 @@ pub use stateless::{ModernCall, Step, stateless_call_id};
 use stateless::Stateless;
 
 use crate::backend::BackendSession;
-use crate::backend::breaker::{CircuitBreaker, CircuitState};
+use crate::backend::limits::BackendLimits;
 use crate::credentials::Credentials;
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
@@ -229,7 +229,7 @@ pub struct Mux {
     http: reqwest::Client,
     timings: Timings,
     /// One per registry server, shared by all sessions.
-    breakers: HashMap<String, Arc<CircuitBreaker>>,
+    limits: HashMap<String, Arc<BackendLimits>>,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
     deleted: Mutex<Tombstones>,
     /// Set when the gateway stops, so that open client streams end.
@@ -243,15 +243,12 @@ impl Mux {
         http: reqwest::Client,
         timings: Timings,
     ) -> Self {
-        let breakers = registry
+        let limits = registry
             .servers()
-            .map(|server| {
-                let breaker = CircuitBreaker::new(server.name.clone(), server.circuit_breaker);
-                (server.name.clone(), Arc::new(breaker))
-            })
+            .map(|server| (server.name.clone(), Arc::new(BackendLimits::new(server))))
             .collect();
         Mux {
-            breakers,
+            limits,
             registry,
             store,
             http,
@@ -281,9 +278,10 @@ impl Mux {
         &self.store
     }
 
-    /// The state of `server`'s circuit breaker.
-    pub fn circuit(&self, server: &str) -> Option<CircuitState> {
-        self.breakers.get(server).map(|breaker| breaker.state())
+    /// What all sessions of `server` share: its circuit breaker and its
+    /// calls in progress.
+    pub fn backend_limits(&self, server: &str) -> Option<&BackendLimits> {
+        self.limits.get(server).map(Arc::as_ref)
     }
 
     /// Records a new session. `servers` and `credentials` are already
@@ -530,15 +528,14 @@ impl Mux {
             .servers
             .iter()
             .map(|server| {
-                let breaker = self.breakers.get(&server.name).cloned().unwrap_or_else(|| {
-                    Arc::new(CircuitBreaker::new(
-                        server.name.clone(),
-                        server.circuit_breaker,
-                    ))
-                });
+                let limits = self
+                    .limits
+                    .get(&server.name)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(BackendLimits::new(server)));
                 let backend = BackendSession::new(
                     server.clone(),
-                    breaker,
+                    limits,
                     self.http.clone(),
                     session.credentials.get(&server.name).cloned(),
                     client_capabilities.clone(),

@@ -12,6 +12,7 @@ use super::body::read_limited;
 use super::error::ApiError;
 use super::origin::check_origin;
 use crate::backend::breaker::CircuitState;
+use crate::backend::limits::BackendLimits;
 use crate::credentials::{Credentials, header_value_problem};
 use crate::mux::{Mux, Session};
 use crate::registry::Registry;
@@ -121,7 +122,8 @@ fn describe(session: &Session, mux: &Mux) -> Value {
         "servers": session.servers.iter().map(|server| json!({
             "name": server.name,
             "auth": server.auth.type_name(),
-            "circuit": mux.circuit(&server.name).map(|state| describe_circuit(&state)),
+            "circuit": mux.backend_limits(&server.name).map(|limits| describe_circuit(&limits.breaker.state())),
+            "calls_in_progress": mux.backend_limits(&server.name).map(BackendLimits::calls_in_progress),
         })).collect::<Vec<_>>(),
         "missing_servers": session.missing_servers,
         "mcp_sessions": session.mcp_session_count(),

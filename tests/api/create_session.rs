@@ -264,6 +264,7 @@ async fn a_session_is_shown_without_secrets_and_can_be_deleted() {
             "name": "huggingface",
             "auth": "bearer",
             "circuit": { "state": "closed", "consecutive_failures": 0 },
+            "calls_in_progress": 0,
         }])
     );
     assert_eq!(shown["expires_at"], Value::Null);
