@@ -15,7 +15,7 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
-use mcp_mux::mux::Timings;
+use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::startup::{Application, Settings};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -115,6 +115,7 @@ async fn spawn_gateway(backend_url: &str) -> Result<Gateway> {
         mcp_session_idle: Duration::from_secs(600),
         workers: Some(GATEWAY_WORKERS),
         timings: Timings::default(),
+        limits: Limits::default(),
     })
     .await?;
     let address = format!("http://{}", application.address());

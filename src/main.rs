@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
-use mcp_mux::mux::Timings;
+use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::startup::{Application, Settings};
 
 #[derive(Parser)]
@@ -45,6 +45,12 @@ struct ServeArgs {
     /// Seconds after which an unused MCP session is ended.
     #[arg(long, env = "MCP_MUX_MCP_SESSION_IDLE_SECS", default_value_t = 1800)]
     mcp_session_idle_secs: u64,
+    /// Most sessions the store may hold; create-session answers 503 beyond.
+    #[arg(long, env = "MCP_MUX_MAX_SESSIONS", default_value_t = Limits::default().max_sessions)]
+    max_sessions: u64,
+    /// Most MCP sessions open at once on one session; another ends the least recently used.
+    #[arg(long, env = "MCP_MUX_MAX_MCP_SESSIONS", default_value_t = Limits::default().max_mcp_sessions_per_session)]
+    max_mcp_sessions: usize,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "MCP_MUX_WORKERS")]
     workers: Option<usize>,
@@ -83,6 +89,10 @@ fn main() -> ExitCode {
         mcp_session_idle: Duration::from_secs(args.mcp_session_idle_secs.max(1)),
         workers: args.workers,
         timings: Timings::default(),
+        limits: Limits {
+            max_sessions: args.max_sessions,
+            max_mcp_sessions_per_session: args.max_mcp_sessions.max(1),
+        },
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -10,7 +10,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::mux::{Mux, Timings};
+use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
 use crate::store::crypto::{EncryptionKey, KeyError, KeySource};
@@ -31,6 +31,7 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// How long to wait on backends before answering without them.
     pub timings: Timings,
+    pub limits: Limits,
 }
 
 impl Settings {
@@ -106,6 +107,7 @@ impl Application {
             store.clone(),
             http,
             settings.timings,
+            settings.limits,
         ));
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {

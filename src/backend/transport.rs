@@ -297,7 +297,7 @@ impl BackendSession {
             };
             let events = decoder
                 .feed(&chunk)
-                .map_err(|_| self.protocol("an event exceeds the answer size limit"))?;
+                .map_err(|_| self.protocol("an event exceeds the 16 MiB answer size limit"))?;
             for event in events {
                 if event.data.trim().is_empty() {
                     continue;
@@ -383,7 +383,7 @@ impl BackendSession {
         while let Some(Ok(chunk)) = chunks.next().await {
             let events = decoder
                 .feed(&chunk)
-                .map_err(|_| self.protocol("an event exceeds the answer size limit"))?;
+                .map_err(|_| self.protocol("an event exceeds the 16 MiB answer size limit"))?;
             for event in events {
                 match serde_json::from_str::<Value>(&event.data) {
                     Ok(message) if message.get("method").is_some() => {
@@ -459,7 +459,7 @@ impl BackendSession {
 
     fn read_error(&self, error: ReadError) -> BackendError {
         match error {
-            ReadError::TooLarge => self.protocol("the answer exceeds the size limit"),
+            ReadError::TooLarge => self.protocol("the answer exceeds the 16 MiB size limit"),
             ReadError::Broken(reason) => self.broken(reason),
         }
     }

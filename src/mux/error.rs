@@ -57,4 +57,6 @@ pub enum MuxError {
     Store(#[from] StoreError),
     #[error("the session was deleted")]
     SessionEnded,
+    #[error("the gateway holds its maximum of {limit} sessions; delete one or try again later")]
+    AtCapacity { limit: u64 },
 }

@@ -31,9 +31,25 @@ use crate::credentials::Credentials;
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
 
-/// Most MCP sessions open at once on one session; opening another ends the
-/// least recently used (clients such as mcp-remote open sessions they never end).
-pub const MAX_MCP_SESSIONS_PER_SESSION: usize = 32;
+/// Bounds on what clients may hold on this gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions in the store; create-session is refused beyond.
+    pub max_sessions: u64,
+    /// MCP sessions open at once on one session; opening another ends the
+    /// least recently used (clients such as mcp-remote open sessions they
+    /// never end).
+    pub max_mcp_sessions_per_session: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sessions: 10_000,
+            max_mcp_sessions_per_session: 32,
+        }
+    }
+}
 /// How long a deleted session's id is remembered, so that a load from the
 /// store that raced with the delete cannot bring the session back.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
@@ -87,13 +103,17 @@ impl Session {
     /// Adds an opened MCP session, ending the least recently used one when
     /// the session is at its limit; returns the id of the one ended. Fails
     /// when the session was deleted meanwhile.
-    fn register(&self, mcp_session: Arc<McpSession>) -> Result<Option<String>, MuxError> {
+    fn register(
+        &self,
+        mcp_session: Arc<McpSession>,
+        limit: usize,
+    ) -> Result<Option<String>, MuxError> {
         let mut open = self.lock_mcp_sessions();
         let mut evicted_id = None;
         if self.ended.load(Ordering::Acquire) {
             return Err(MuxError::SessionEnded);
         }
-        if open.len() >= MAX_MCP_SESSIONS_PER_SESSION
+        if open.len() >= limit.max(1)
             && let Some(oldest) = open
                 .values()
                 .min_by_key(|s| s.idle_since())
@@ -228,8 +248,11 @@ pub struct Mux {
     store: Store,
     http: reqwest::Client,
     timings: Timings,
+    limits: Limits,
+    /// Held from counting the sessions to storing a new one.
+    creating: tokio::sync::Mutex<()>,
     /// One per registry server, shared by all sessions.
-    limits: HashMap<String, Arc<BackendLimits>>,
+    backend_limits: HashMap<String, Arc<BackendLimits>>,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
     deleted: Mutex<Tombstones>,
     /// Set when the gateway stops, so that open client streams end.
@@ -242,13 +265,16 @@ impl Mux {
         store: Store,
         http: reqwest::Client,
         timings: Timings,
+        limits: Limits,
     ) -> Self {
-        let limits = registry
+        let backend_limits = registry
             .servers()
             .map(|server| (server.name.clone(), Arc::new(BackendLimits::new(server))))
             .collect();
         Mux {
             limits,
+            creating: tokio::sync::Mutex::new(()),
+            backend_limits,
             registry,
             store,
             http,
@@ -281,7 +307,7 @@ impl Mux {
     /// What all sessions of `server` share: its circuit breaker and its
     /// calls in progress.
     pub fn backend_limits(&self, server: &str) -> Option<&BackendLimits> {
-        self.limits.get(server).map(Arc::as_ref)
+        self.backend_limits.get(server).map(Arc::as_ref)
     }
 
     /// Records a new session. `servers` and `credentials` are already
@@ -305,7 +331,14 @@ impl Mux {
                 .and_then(|ttl| chrono::Duration::from_std(ttl).ok())
                 .and_then(|ttl| created_at.checked_add_signed(ttl)),
         };
-        self.store.insert_session(&record).await?;
+        {
+            let _creating = self.creating.lock().await;
+            let limit = self.limits.max_sessions;
+            if self.store.count_sessions().await? >= limit {
+                return Err(MuxError::AtCapacity { limit });
+            }
+            self.store.insert_session(&record).await?;
+        }
         let session = Arc::new(self.runtime_for(record));
         self.write_sessions().insert(session.id, session.clone());
         Ok(session)
@@ -481,7 +514,8 @@ impl Mux {
         session: &Session,
         mcp_session: Arc<McpSession>,
     ) -> Result<(), MuxError> {
-        if let Some(evicted) = session.register(mcp_session)?
+        if let Some(evicted) =
+            session.register(mcp_session, self.limits.max_mcp_sessions_per_session)?
             && let Err(error) = self.store.delete_mcp_session(&evicted).await
         {
             tracing::warn!(%error, "could not forget an ended MCP session in the store");
@@ -529,7 +563,7 @@ impl Mux {
             .iter()
             .map(|server| {
                 let limits = self
-                    .limits
+                    .backend_limits
                     .get(&server.name)
                     .cloned()
                     .unwrap_or_else(|| Arc::new(BackendLimits::new(server)));
@@ -694,6 +728,7 @@ mod tests {
             store,
             reqwest::Client::new(),
             Timings::default(),
+            Limits::default(),
         )
     }
 

@@ -30,6 +30,8 @@ pub enum ApiError {
     Internal { source: StoreError },
     #[error("mcp-mux is shutting down; try again shortly")]
     ShuttingDown,
+    #[error("{message}")]
+    AtCapacity { message: String },
 }
 
 impl ApiError {
@@ -51,6 +53,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal { .. } => "internal",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::AtCapacity { .. } => "at_capacity",
         }
     }
 
@@ -89,6 +92,9 @@ impl From<MuxError> for ApiError {
             MuxError::SessionEnded => ApiError::NotFound {
                 message: "the session was deleted".into(),
             },
+            error @ MuxError::AtCapacity { .. } => ApiError::AtCapacity {
+                message: error.to_string(),
+            },
         }
     }
 }
@@ -112,7 +118,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ShuttingDown | ApiError::AtCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

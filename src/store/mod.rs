@@ -9,7 +9,7 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -235,6 +235,10 @@ impl Store {
         let result = session::Entity::delete_by_id(id).exec(&transaction).await?;
         transaction.commit().await?;
         Ok(result.rows_affected > 0)
+    }
+
+    pub async fn count_sessions(&self) -> Result<u64, StoreError> {
+        Ok(session::Entity::find().count(&self.db).await?)
     }
 
     /// Ids of sessions whose expiry time has passed.

@@ -395,7 +395,7 @@ async fn invalid_backend_answers_are_errors_that_name_the_backend_and_are_not_re
     let answer = mcp.call_tool("flaky__read", json!({})).await;
     assert_eq!(
         answer["error"],
-        json!({ "code": -32603, "message": "backend \"flaky\" sent an invalid answer: the answer exceeds the size limit", "data": { "server": "flaky" } })
+        json!({ "code": -32603, "message": "backend \"flaky\" sent an invalid answer: the answer exceeds the 16 MiB size limit", "data": { "server": "flaky" } })
     );
     assert_eq!(
         requests_for(&server, "tools/call").await,

@@ -352,3 +352,37 @@ async fn health_and_unknown_routes_answer_json() {
         json!({ "error": "not_found", "message": "no such route" })
     );
 }
+
+#[tokio::test]
+async fn create_session_beyond_the_session_limit_is_a_503_that_stores_nothing() {
+    let mut options = AppOptions::new(REGISTRY);
+    options.limits.max_sessions = 2;
+    let app = spawn_app_with(options).await.expect("starts");
+    let first = app
+        .create_session(json!({ "servers": ["everything"] }))
+        .await;
+    app.create_session(json!({ "servers": ["everything"] }))
+        .await;
+    let refused = app
+        .post_create_session(&json!({ "servers": ["everything"] }))
+        .await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        refused.json::<Value>().await.expect("JSON"),
+        json!({
+            "error": "at_capacity",
+            "message": "the gateway holds its maximum of 2 sessions; delete one or try again later"
+        })
+    );
+    assert_eq!(stored_sessions(&app).await, 2);
+    let deleted = app
+        .http
+        .delete(format!("{}/session/{first}", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(deleted.status(), 200);
+    app.create_session(json!({ "servers": ["everything"] }))
+        .await;
+}

@@ -25,7 +25,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use mcp_mux::mux::{Mux, Timings};
+use mcp_mux::mux::{Limits, Mux, Timings};
 use mcp_mux::startup::{Application, Settings, StartupError};
 
 /// A fixed test key, so that tests can restart on the same database.
@@ -51,6 +51,7 @@ pub struct AppOptions {
     pub timings: Timings,
     /// Where to listen (restart tests reuse an address); any free port otherwise.
     pub bind: Option<String>,
+    pub limits: Limits,
 }
 
 impl AppOptions {
@@ -62,6 +63,7 @@ impl AppOptions {
             encryption_key: Some(TEST_KEY.to_owned()),
             timings: Timings::default(),
             bind: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -87,6 +89,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         mcp_session_idle: Duration::from_secs(600),
         workers: Some(1),
         timings: options.timings,
+        limits: options.limits,
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());

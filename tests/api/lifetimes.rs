@@ -169,7 +169,7 @@ async fn opening_more_mcp_sessions_than_the_limit_ends_the_least_recently_used()
     let (server, app, session) = mocked_session().await;
     expect_deletes(&server, 1).await;
     let first = app.mcp(&session).await;
-    for _ in 1..mcp_mux::mux::MAX_MCP_SESSIONS_PER_SESSION {
+    for _ in 1..mcp_mux::mux::Limits::default().max_mcp_sessions_per_session {
         app.mcp(&session).await;
     }
     let shown: Value = app
@@ -183,7 +183,7 @@ async fn opening_more_mcp_sessions_than_the_limit_ends_the_least_recently_used()
         .expect("JSON");
     assert_eq!(
         shown["mcp_sessions"],
-        mcp_mux::mux::MAX_MCP_SESSIONS_PER_SESSION
+        mcp_mux::mux::Limits::default().max_mcp_sessions_per_session
     );
     app.mcp(&session).await;
     let evicted = first
