@@ -18,8 +18,9 @@ with `auth: { type: bearer }`, then pass the token in `POST /create-session`.
     curl -s localhost:8000/create-session -H 'content-type: application/json' \\
       -d '{"servers": ["demo"], "credentials": {"demo": {"token": "s3cret"}}}'
 
-Tools: `add(a, b)`, `echo(message)` and `whoami()`, which proves the caller
-was authenticated without ever revealing the token.
+Tools: `add(a, b)`, `echo(message)`, `whoami()`, which proves the caller
+was authenticated without ever revealing the token, and `record(key)`, which
+appends the key to the file DEMO_RECORD_FILE names (a tool with an effect).
 
 Options (flags beat the environment): --host / DEMO_BACKEND_HOST (default
 127.0.0.1), --port / DEMO_BACKEND_PORT (default 3002), and the token, which is
@@ -85,6 +86,16 @@ def build_server(token: str, host: str, port: int) -> MCPServer:
     def echo(message: str) -> str:
         """Return the message unchanged."""
         return message
+
+    @server.tool()
+    def record(key: str) -> str:
+        """Append the key to DEMO_RECORD_FILE: a call with an effect, so that a
+        caller can tell whether it ran once, twice or not at all."""
+        path = os.environ.get("DEMO_RECORD_FILE")
+        if path:
+            with open(path, "a", encoding="utf-8") as file:
+                file.write(key + "\n")
+        return f"recorded {key}"
 
     @server.tool()
     def whoami() -> dict[str, object]:

@@ -95,28 +95,7 @@ need setsid
 need timeout
 need sha256sum
 
-# Reinstall only when the pinned versions changed (see stamp_of).
-node_stamp=$(stamp_of "$HERE/package.json" "$HERE/package-lock.json")
-if [[ $(cat "$CACHE/node/.stamp" 2>/dev/null) != "$node_stamp" ]]; then
-  echo "# installing npm packages into .e2e/node" >&2
-  rm -rf "$CACHE/node"
-  mkdir -p "$CACHE/node"
-  cp "$HERE/package.json" "$HERE/package-lock.json" "$CACHE/node/"
-  (cd "$CACHE/node" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) 2>&1 | note
-  echo "$node_stamp" >"$CACHE/node/.stamp"
-fi
-NODE_MODULES=$CACHE/node/node_modules
-
-py_stamp=$(stamp_of "$HERE/requirements.txt")
-if [[ $(cat "$CACHE/venv/.stamp" 2>/dev/null) != "$py_stamp" ]]; then
-  echo "# installing PyPI packages into .e2e/venv" >&2
-  base_python=${E2E_PYTHON:-$(command -v python3.11 || command -v python3)}
-  rm -rf "$CACHE/venv"
-  "$base_python" -m venv "$CACHE/venv"
-  timeout 600 "$CACHE/venv/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt" 2>&1 | note
-  echo "$py_stamp" >"$CACHE/venv/.stamp"
-fi
-PY=$CACHE/venv/bin/python
+install_e2e_packages "$HERE" "$CACHE"
 
 MUX=${MCP_MUX_BIN:-target/debug/mcp-mux}
 if [[ ! -x $MUX ]]; then

@@ -100,3 +100,30 @@ wait_http() { # NAME URL TIMEOUT [STATUS]
   done
   return 1
 }
+
+# Installs the pinned npm and PyPI packages of DIR (scripts/e2e) into CACHE
+# (.e2e), again only when the pins changed; sets NODE_MODULES and PY.
+install_e2e_packages() { # DIR CACHE
+  local here=$1 cache=$2 node_stamp py_stamp base_python
+  node_stamp=$(stamp_of "$here/package.json" "$here/package-lock.json")
+  if [[ $(cat "$cache/node/.stamp" 2>/dev/null) != "$node_stamp" ]]; then
+    echo "# installing npm packages into .e2e/node" >&2
+    rm -rf "$cache/node"
+    mkdir -p "$cache/node"
+    cp "$here/package.json" "$here/package-lock.json" "$cache/node/"
+    (cd "$cache/node" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) 2>&1 | note
+    echo "$node_stamp" >"$cache/node/.stamp"
+  fi
+  NODE_MODULES=$cache/node/node_modules
+
+  py_stamp=$(stamp_of "$here/requirements.txt")
+  if [[ $(cat "$cache/venv/.stamp" 2>/dev/null) != "$py_stamp" ]]; then
+    echo "# installing PyPI packages into .e2e/venv" >&2
+    base_python=${E2E_PYTHON:-$(command -v python3.11 || command -v python3)}
+    rm -rf "$cache/venv"
+    "$base_python" -m venv "$cache/venv"
+    timeout 600 "$cache/venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" 2>&1 | note
+    echo "$py_stamp" >"$cache/venv/.stamp"
+  fi
+  PY=$cache/venv/bin/python
+}
