@@ -5,6 +5,7 @@ mod helpers;
 
 mod backend_failures;
 mod create_session;
+mod faults;
 mod lifetimes;
 mod mcp_endpoint;
 mod persistence;

@@ -15,7 +15,7 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::helpers::*;
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-struct WorkRequest {
+pub struct WorkRequest {
     steps: u32,
     step_ms: u64,
     /// Whether to send a progress notification after each step.
@@ -24,13 +24,13 @@ struct WorkRequest {
 
 /// A backend whose one tool works in steps, reporting progress if asked.
 #[derive(Debug, Clone)]
-struct SlowServer {
+pub struct SlowServer {
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl SlowServer {
-    fn new() -> Self {
+    pub fn new() -> Self {
         SlowServer {
             tool_router: SlowServer::tool_router(),
         }
@@ -77,7 +77,7 @@ async fn slow_session(extra: &str) -> (TestApp, RmcpBackend, RawMcp) {
     (app, backend, mcp)
 }
 
-async fn work(mcp: &mut RawMcp, steps: u32, step_ms: u64, report: bool) -> Value {
+pub async fn work(mcp: &mut RawMcp, steps: u32, step_ms: u64, report: bool) -> Value {
     mcp.request(
         "tools/call",
         json!({
