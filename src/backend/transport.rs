@@ -96,9 +96,10 @@ impl BackendSession {
         session_id: HeaderValue,
         version: Option<HeaderValue>,
     ) -> Result<(), String> {
+        let url = self.mcp_url().map_err(|error| error.to_string())?;
         let mut request = self
             .http
-            .delete(self.server.url.clone())
+            .delete(url)
             .timeout(self.server.timeout)
             .header(SESSION_ID_HEADER, session_id);
         if let Some(version) = version {
@@ -139,7 +140,7 @@ impl BackendSession {
     ) -> Result<Answer, BackendError> {
         let mut request = self
             .http
-            .post(self.server.url.clone())
+            .post(self.mcp_url()?)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .body(body);
@@ -333,7 +334,7 @@ impl BackendSession {
         };
         let request = self
             .http
-            .get(self.server.url.clone())
+            .get(self.mcp_url()?)
             .header(ACCEPT, "text/event-stream");
         let request = self.with_auth(with_session_headers(request, &headers));
         // Only connecting is bounded: the stream itself is meant to stay open.
@@ -388,7 +389,7 @@ impl BackendSession {
     ) -> Result<reqwest::Response, BackendError> {
         let request = self
             .http
-            .get(self.server.url.clone())
+            .get(self.mcp_url()?)
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID_HEADER, last_event_id);
         let request = self.with_auth(with_session_headers(request, headers));
@@ -405,6 +406,15 @@ impl BackendSession {
             return Err(self.broken("a resumed stream is not an event stream".to_owned()));
         }
         Ok(response)
+    }
+
+    /// The Streamable HTTP endpoint; the other transports never come here.
+    fn mcp_url(&self) -> Result<url::Url, BackendError> {
+        self.server
+            .endpoint
+            .streamable_http_url()
+            .cloned()
+            .ok_or_else(|| self.protocol("the server has no Streamable HTTP endpoint"))
     }
 
     fn with_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
