@@ -13,3 +13,4 @@ mod routing;
 mod stateless;
 mod store;
 mod streaming;
+mod transports;
