@@ -1,5 +1,5 @@
-//! The transports that carry every message over one duplex connection, such
-//! as a stdio child process: messages go out through
+//! The transports that carry every message over one duplex connection, a
+//! stdio child process or a legacy HTTP+SSE stream: messages go out through
 //! one writer, and a reader routes each response to the call waiting on its
 //! id and everything else (notifications, requests from the backend) to the
 //! call it concerns or to the session's listener.
@@ -7,12 +7,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use reqwest::header::HeaderName;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::transport::{Answer, Phase};
-use super::{BackendError, BackendSession, Relay, Relayed, answer_to_server_request, stdio};
+use super::{
+    BackendError, BackendSession, Relay, Relayed, answer_to_server_request, legacy_sse, stdio,
+};
 use crate::mcp::jsonrpc::{self, IncomingMessage};
 use crate::registry::{AuthScheme, Endpoint, ServerConfig};
 
@@ -35,6 +38,7 @@ pub(super) struct Ends {
 /// How a connection is opened.
 enum Opener {
     Stdio(stdio::Launch),
+    LegacySse(legacy_sse::Connect),
 }
 
 /// A backend reached over one duplex connection, opened anew by each
@@ -50,14 +54,23 @@ pub(super) struct Channel {
 }
 
 impl Channel {
-    /// The channel of a stdio server; None for the HTTP transports. A stdio
-    /// server with `auth.env` takes `credential` in that variable.
+    /// The channel of a stdio or legacy SSE server; None for Streamable
+    /// HTTP. A legacy SSE server takes `auth_header`; a stdio server with
+    /// `auth.env` takes `credential` in that variable.
     pub(super) fn for_server(
         server: &Arc<ServerConfig>,
+        http: &reqwest::Client,
+        auth_header: Option<(HeaderName, SecretString)>,
         credential: Option<SecretString>,
     ) -> Option<Self> {
         let opener = match &server.endpoint {
-            Endpoint::StreamableHttp { .. } | Endpoint::LegacySse { .. } => return None,
+            Endpoint::StreamableHttp { .. } => return None,
+            Endpoint::LegacySse { url } => Opener::LegacySse(legacy_sse::Connect::new(
+                server.clone(),
+                http.clone(),
+                url.clone(),
+                auth_header,
+            )),
             Endpoint::Stdio(command) => {
                 let credential = match (&server.auth, credential) {
                     (AuthScheme::Env { var, .. }, Some(secret)) => Some((var.clone(), secret)),
@@ -140,6 +153,7 @@ impl Channel {
         let (link, ends) = Link::new(self.server.name.clone(), self.listener.clone());
         match &self.opener {
             Opener::Stdio(launch) => launch.spawn(&link, ends)?,
+            Opener::LegacySse(connect) => connect.open(&link, ends).await?,
         }
         let previous = self.lock_link().replace(link.clone());
         if let Some(previous) = previous {

@@ -1,10 +1,11 @@
 //! One MCP client per backend session: Streamable HTTP with JSON and SSE
-//! answers (or a stdio child process), the session's credential, a timeout
-//! on every call, retries, and transparent re-initialization when the
-//! backend forgets the session.
+//! answers (or a stdio child process, or the legacy HTTP+SSE transport), the
+//! session's credential, a timeout on every call, retries, and transparent
+//! re-initialization when the backend forgets the session.
 
 mod channel;
 pub mod error;
+mod legacy_sse;
 mod retry;
 mod stdio;
 mod transport;
@@ -89,7 +90,8 @@ pub struct BackendSession {
     closed: AtomicBool,
     /// The capabilities told to the backend on `initialize`.
     client_capabilities: Value,
-    /// The one connection of a stdio backend; None for Streamable HTTP.
+    /// The one connection of a stdio or legacy SSE backend; None for
+    /// Streamable HTTP.
     channel: Option<channel::Channel>,
 }
 
@@ -122,7 +124,8 @@ impl BackendSession {
                 .map(|name| (name, key)),
             _ => None,
         };
-        let channel = channel::Channel::for_server(&server, env_credential);
+        let channel =
+            channel::Channel::for_server(&server, &http, auth_header.clone(), env_credential);
         BackendSession {
             server,
             http,
@@ -309,7 +312,7 @@ impl BackendSession {
     }
 
     /// DELETEs the backend session currently held, if any (or ends the
-    /// connection of a stdio backend).
+    /// connection of a stdio or legacy SSE backend).
     async fn end_current_session(&self) {
         if let Some(channel) = &self.channel {
             return channel.disconnect(self.is_closed());

@@ -475,7 +475,7 @@ fn with_session_headers(
     request
 }
 
-fn is_event_stream(headers: &HeaderMap) -> bool {
+pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -489,7 +489,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 
 /// A reqwest error with its cause chain but without the URL, which may carry
 /// a secret the operator put in the registry.
-fn describe(error: &reqwest::Error) -> String {
+pub(super) fn describe(error: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = String::from("request failed");
     let mut source = error.source();
@@ -515,7 +515,7 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u
 }
 
 /// `Retry-After` in delta-seconds, capped; an HTTP date is treated as absent.
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let seconds: u64 = headers
         .get(RETRY_AFTER)?
         .to_str()

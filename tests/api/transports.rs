@@ -1,14 +1,25 @@
-//! The stdio backend transport, against a real peer: an rmcp server run as
-//! a child process (the `stdio_peer` example).
+//! The stdio and legacy HTTP+SSE backend transports, against real peers: an
+//! rmcp server run as a child process (the `stdio_peer` example), and an
+//! rmcp server behind a small implementation of the 2024-11-05 HTTP+SSE
+//! transport (rmcp has no server for that transport).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, DuplexStream, WriteHalf};
 
 use crate::helpers::*;
 use crate::streaming::ModelClient;
@@ -343,4 +354,318 @@ async fn a_stdio_backend_asks_the_clients_model_during_a_call() {
         "the model said: 42, to \"the answer?\""
     );
     client.cancel().await.expect("client closes");
+}
+
+// ---------------------------------------------------------------- legacy SSE
+
+/// What the legacy backend does when a client GETs its event stream.
+#[derive(Clone)]
+enum Opening {
+    /// Sends `endpoint` naming its own POST URL, then the messages.
+    Endpoint,
+    /// Sends `endpoint` with this data instead.
+    EndpointData(&'static str),
+    /// Sends a message before any endpoint.
+    MessageFirst,
+    /// Answers JSON, not an event stream.
+    NotAStream,
+    /// Ends the stream before any endpoint.
+    EndsAtOnce,
+}
+
+/// One client connection of the legacy backend: the rmcp server's input,
+/// and the signal that hangs its event stream up.
+#[derive(Clone)]
+struct LegacyConnection {
+    to_server: Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>,
+    hang_up: Arc<tokio::sync::Notify>,
+}
+
+struct LegacyState {
+    opening: Opening,
+    bearer: Option<&'static str>,
+    connections: Mutex<HashMap<String, LegacyConnection>>,
+    opened: AtomicUsize,
+}
+
+/// A faithful, small server of the HTTP+SSE transport (revision
+/// 2024-11-05): `GET /sse` opens an event stream whose first event is
+/// `endpoint` (`/message?sessionId=<id>`); each POST there is one JSON-RPC
+/// message, answered 202, whose response comes as a `message` event on the
+/// stream. Behind each stream runs the rmcp `EchoServer` labelled `legacy`,
+/// spoken to in newline-delimited JSON over an in-memory pipe.
+struct LegacySseBackend {
+    url: String,
+    state: Arc<LegacyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LegacySseBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LegacySseBackend {
+    async fn start(opening: Opening, bearer: Option<&'static str>) -> Self {
+        let state = Arc::new(LegacyState {
+            opening,
+            bearer,
+            connections: Mutex::new(HashMap::new()),
+            opened: AtomicUsize::new(0),
+        });
+        let router = axum::Router::new()
+            .route("/sse", axum::routing::get(open_event_stream))
+            .route("/message", axum::routing::post(take_message))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        LegacySseBackend {
+            url: format!("http://{address}/sse"),
+            state,
+            task,
+        }
+    }
+
+    /// Hangs up every event stream, forgetting its session, as a server
+    /// restart would.
+    fn drop_streams(&self) {
+        let connections = std::mem::take(&mut *self.state.connections.lock().expect("lock"));
+        for connection in connections.values() {
+            connection.hang_up.notify_one();
+        }
+    }
+
+    fn streams_opened(&self) -> usize {
+        self.state.opened.load(Ordering::SeqCst)
+    }
+}
+
+fn authorized(state: &LegacyState, headers: &HeaderMap) -> bool {
+    state.bearer.is_none_or(|token| {
+        headers
+            .get("authorization")
+            .is_some_and(|value| value.as_bytes() == format!("Bearer {token}").as_bytes())
+    })
+}
+
+fn event_stream(body: Body) -> Response {
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(body)
+        .expect("response")
+}
+
+async fn open_event_stream(State(state): State<Arc<LegacyState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+    }
+    let number = state.opened.fetch_add(1, Ordering::SeqCst) + 1;
+    let endpoint = match &state.opening {
+        Opening::Endpoint => format!("/message?sessionId=s{number}"),
+        Opening::EndpointData(data) => (*data).to_owned(),
+        Opening::MessageFirst => {
+            return event_stream(Body::from(
+                "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n",
+            ));
+        }
+        Opening::NotAStream => {
+            return ([("content-type", "application/json")], "{}").into_response();
+        }
+        Opening::EndsAtOnce => return event_stream(Body::from(": nothing\n\n")),
+    };
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = EchoServer::new("legacy")
+            .serve(tokio::io::split(theirs))
+            .await
+        {
+            let _ = running.waiting().await;
+        }
+    });
+    let (from_server, to_server) = tokio::io::split(ours);
+    let hang_up = Arc::new(tokio::sync::Notify::new());
+    state.connections.lock().expect("lock").insert(
+        format!("s{number}"),
+        LegacyConnection {
+            to_server: Arc::new(tokio::sync::Mutex::new(to_server)),
+            hang_up: hang_up.clone(),
+        },
+    );
+    let first = futures_util::stream::once(async move {
+        Ok::<_, std::io::Error>(Bytes::from(format!(
+            "event: endpoint\ndata: {endpoint}\n\n"
+        )))
+    });
+    let lines = tokio::io::BufReader::new(from_server).lines();
+    let messages =
+        futures_util::stream::unfold((lines, hang_up), |(mut lines, hang_up)| async move {
+            tokio::select! {
+                _ = hang_up.notified() => None,
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) => Some((
+                        Ok(Bytes::from(format!("event: message\ndata: {line}\n\n"))),
+                        (lines, hang_up),
+                    )),
+                    _ => None,
+                },
+            }
+        });
+    event_stream(Body::from_stream(first.chain(messages)))
+}
+
+async fn take_message(
+    State(state): State<Arc<LegacyState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+    }
+    let session = uri
+        .query()
+        .and_then(|query| query.strip_prefix("sessionId="))
+        .unwrap_or_default();
+    let connection = state
+        .connections
+        .lock()
+        .expect("lock")
+        .get(session)
+        .cloned();
+    let Some(connection) = connection else {
+        return (StatusCode::NOT_FOUND, "Could not find session").into_response();
+    };
+    let mut to_server = connection.to_server.lock().await;
+    let written = async {
+        to_server.write_all(&body).await?;
+        to_server.write_all(b"\n").await?;
+        to_server.flush().await
+    }
+    .await;
+    match written {
+        Ok(()) => (StatusCode::ACCEPTED, "Accepted").into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "Could not find session").into_response(),
+    }
+}
+
+fn legacy_registry(backend: &LegacySseBackend, extra: &str) -> String {
+    let mut yaml = format!(
+        "servers:\n  old:\n    transport: sse\n    url: {}\n",
+        backend.url
+    );
+    for line in extra.lines().filter(|line| !line.trim().is_empty()) {
+        yaml.push_str(&format!("    {}\n", line.trim()));
+    }
+    yaml
+}
+
+async fn legacy_session(
+    backend: &LegacySseBackend,
+    extra: &str,
+    credentials: Value,
+) -> (TestApp, RawMcp) {
+    let app = spawn_app(&legacy_registry(backend, extra)).await;
+    let session = app
+        .create_session(json!({ "servers": ["old"], "credentials": credentials }))
+        .await;
+    let mcp = app.mcp(&session).await;
+    (app, mcp)
+}
+
+#[tokio::test]
+async fn tools_of_a_legacy_sse_backend_are_listed_and_called_with_the_credential() {
+    let backend = LegacySseBackend::start(Opening::Endpoint, Some("t0ken")).await;
+    let (_app, mut mcp) = legacy_session(
+        &backend,
+        "auth: { type: bearer }",
+        json!({ "old": { "token": "t0ken" } }),
+    )
+    .await;
+    let names = mcp.tool_names().await;
+    assert!(names.contains(&"old__echo".to_owned()), "{names:?}");
+    let answer = mcp.call_tool("old__echo", json!({ "text": "hi" })).await;
+    assert_eq!(first_text(&answer), "legacy: hi");
+    let sum = mcp.call_tool("old__add", json!({ "a": 2, "b": 3 })).await;
+    assert_eq!(first_text(&sum), "5");
+    assert_eq!(backend.streams_opened(), 1);
+}
+
+#[tokio::test]
+async fn a_dropped_legacy_sse_stream_is_reopened_by_the_next_request() {
+    let backend = LegacySseBackend::start(Opening::Endpoint, None).await;
+    let (_app, mut mcp) = legacy_session(&backend, "", json!({})).await;
+    let answer = mcp.call_tool("old__echo", json!({ "text": "one" })).await;
+    assert_eq!(first_text(&answer), "legacy: one");
+    backend.drop_streams();
+    let answer = mcp.call_tool("old__echo", json!({ "text": "two" })).await;
+    assert_eq!(first_text(&answer), "legacy: two");
+    assert_eq!(backend.streams_opened(), 2);
+}
+
+/// The error a call gets when the legacy backend could not be opened.
+async fn legacy_failure(opening: Opening, credential: Option<&str>) -> String {
+    let backend = LegacySseBackend::start(opening, Some("t0ken")).await;
+    let (_app, mut mcp) = legacy_session(
+        &backend,
+        "auth: { type: bearer }",
+        json!({ "old": { "token": credential.unwrap_or("t0ken") } }),
+    )
+    .await;
+    let answer = mcp.call_tool("old__echo", json!({ "text": "x" })).await;
+    assert_eq!(answer["error"]["data"]["server"], "old", "{answer}");
+    error_message(&answer).to_owned()
+}
+
+#[tokio::test]
+async fn an_endpoint_event_naming_another_origin_is_refused() {
+    for data in [
+        "http://127.0.0.2:9/message?sessionId=s1",
+        "//other.invalid/message",
+        "https://localhost/message",
+    ] {
+        assert_eq!(
+            legacy_failure(Opening::EndpointData(data), None).await,
+            "backend \"old\" sent an invalid answer: the endpoint event names another origin than the SSE URL",
+            "{data}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_legacy_sse_backend_that_breaks_the_transport_is_reported_exactly() {
+    let cases = [
+        (
+            Opening::EndpointData("http://[::1"),
+            "backend \"old\" sent an invalid answer: the endpoint event does not hold a URL",
+        ),
+        (
+            Opening::MessageFirst,
+            "backend \"old\" sent an invalid answer: the event stream sent a message before its endpoint event",
+        ),
+        (
+            Opening::NotAStream,
+            "backend \"old\" sent an invalid answer: the SSE URL did not answer with an event stream",
+        ),
+        (
+            Opening::EndsAtOnce,
+            "backend \"old\" connection broke before the answer was complete",
+        ),
+    ];
+    for (opening, expected) in cases {
+        assert_eq!(legacy_failure(opening, None).await, expected);
+    }
+}
+
+#[tokio::test]
+async fn a_legacy_sse_backend_that_refuses_the_credential_is_reported() {
+    assert_eq!(
+        legacy_failure(Opening::Endpoint, Some("wrong")).await,
+        "backend \"old\" refused the session's credential (HTTP 401)"
+    );
 }
