@@ -447,8 +447,12 @@ impl Link {
     }
 
     /// The transport lost the connection: every call waiting gets `error`,
-    /// and the next request finds the backend session expired.
+    /// and the next request finds the backend session expired. A link that
+    /// mcp-mux ended itself is not reported lost again.
     pub(super) fn lose(&self, error: BackendError) {
+        if self.is_lost() {
+            return;
+        }
         if let BackendError::Transport { cause, .. } = &error {
             tracing::warn!(server = %self.server, %cause, "backend connection lost");
         } else {
