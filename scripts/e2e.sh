@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks of mcp-mux with the peers users actually run:
-#   backends: @modelcontextprotocol/server-everything (npm, no auth) and
+#   backends: @modelcontextprotocol/server-everything (npm, no auth) over
+#             Streamable HTTP, over the legacy HTTP+SSE transport and as a
+#             stdio child process of mcp-mux, and
 #             scripts/demo_backend.py (Python SDK, bearer token)
 #   clients:  mcp-remote (the stdio bridge desktop hosts use) and the Python SDK client
 #
@@ -94,8 +96,10 @@ need npm
 need setsid
 need timeout
 need sha256sum
+need pgrep
 
 install_e2e_packages "$HERE" "$CACHE"
+export E2E_NODE_MODULES=$NODE_MODULES
 
 MUX=${MCP_MUX_BIN:-target/debug/mcp-mux}
 if [[ ! -x $MUX ]]; then
@@ -110,13 +114,24 @@ fi
 # A token that cannot occur by chance, so finding it anywhere means a leak.
 TOKEN="e2e-secret-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
 TOKEN_FP=$(printf '%s' "$TOKEN" | sha256sum | cut -c1-12)
+# The stdio backend's credential, which it gets in its environment.
+STDIO_TOKEN="e2e-stdio-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
+# In mcp-mux's environment only: a stdio backend must not inherit it.
+export E2E_GATEWAY_CANARY
+E2E_GATEWAY_CANARY="e2e-canary-$("$PY" -c 'import secrets; print(secrets.token_hex(8))')"
 
-export E2E_EVERYTHING_PORT E2E_DEMO_PORT
+export E2E_EVERYTHING_PORT E2E_DEMO_PORT E2E_SSE_PORT
 E2E_EVERYTHING_PORT=$(free_port)
 E2E_DEMO_PORT=$(free_port)
+E2E_SSE_PORT=$(free_port)
 MUX_PORT=$(free_port)
-while [[ $E2E_DEMO_PORT == "$E2E_EVERYTHING_PORT" ]]; do E2E_DEMO_PORT=$(free_port); done
-while [[ $MUX_PORT == "$E2E_EVERYTHING_PORT" || $MUX_PORT == "$E2E_DEMO_PORT" ]]; do MUX_PORT=$(free_port); done
+KILL_MUX_PORT=$(free_port)
+# Distinct ports: the kernel may hand one out again once it is free.
+taken=" $E2E_EVERYTHING_PORT "
+for name in E2E_DEMO_PORT E2E_SSE_PORT MUX_PORT KILL_MUX_PORT; do
+  while [[ $taken == *" ${!name} "* ]]; do printf -v "$name" '%s' "$(free_port)"; done
+  taken+="${!name} "
+done
 BASE=http://127.0.0.1:$MUX_PORT
 
 # ---------------------------------------------------------------- backends
@@ -124,12 +139,21 @@ PORT=$E2E_EVERYTHING_PORT start everything "$WORK/everything.log" \
   "$NODE_MODULES/.bin/mcp-server-everything" streamableHttp
 DEMO_BACKEND_TOKEN=$TOKEN start demo "$WORK/demo.log" \
   "$PY" scripts/demo_backend.py --host 127.0.0.1 --port "$E2E_DEMO_PORT"
+PORT=$E2E_SSE_PORT start everything-sse "$WORK/everything-sse.log" \
+  "$NODE_MODULES/.bin/mcp-server-everything" sse
 
 if wait_http everything "http://127.0.0.1:$E2E_EVERYTHING_PORT/mcp" 30; then
   ok "backend everything is up"
 else
   not_ok "backend everything is up" "no HTTP answer on port $E2E_EVERYTHING_PORT within 30 s"
   show_tail "$WORK/everything.log"
+fi
+# Any answer on the POST path will do: a GET on /sse would open a session.
+if wait_http everything-sse "http://127.0.0.1:$E2E_SSE_PORT/message" 30; then
+  ok "backend everything-sse (HTTP+SSE) is up"
+else
+  not_ok "backend everything-sse (HTTP+SSE) is up" "no HTTP answer on port $E2E_SSE_PORT within 30 s"
+  show_tail "$WORK/everything-sse.log"
 fi
 # Without a token the demo backend must refuse: otherwise the bearer checks
 # below would prove nothing.
@@ -227,6 +251,114 @@ run_client python "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerpri
 run_client python-legacy "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerprint "$TOKEN_FP" \
   --label "python legacy" --mode legacy --protocol 2025-11-25
 
+# ---------------------------------------------------------------- stdio and legacy SSE
+# The reference server again, run by mcp-mux as a child process (stdio) and
+# in its HTTP+SSE mode of revision 2024-11-05, behind one session.
+
+# process_gone PID: no such process, or only its zombie (a container's init
+# may never reap it).
+process_gone() {
+  [[ ! -e /proc/$1 ]] || [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) == Z ]]
+}
+# wait_gone PID SECONDS
+wait_gone() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    process_gone "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+# open_mcp_session SESSION_URL: initializes; sets MCP_SID.
+open_mcp_session() {
+  http POST "$1" "$INIT"
+  MCP_SID=$MCP_SESSION_HEADER
+  http POST "$1" '{"jsonrpc":"2.0","method":"notifications/initialized"}' "Mcp-Session-Id: $MCP_SID" "$PROTO"
+}
+# The stdio backends the gateway process NAME has spawned (its children).
+children_of() { pgrep -P "${CHILDREN[$1]}" || true; }
+
+TRANSPORTS_BODY="{\"servers\":[\"everything-stdio\",\"everything-sse\"],\"credentials\":{\"everything-stdio\":{\"api_key\":\"$STDIO_TOKEN\"}}}"
+http POST "$BASE/create-session" "$TRANSPORTS_BODY"
+expect_status "POST /create-session over a stdio and a legacy SSE backend answers 201" 201
+TRANSPORTS_URL=$BASE/session/$(json_field "$BODY" session_id)/mcp
+before=$(children_of mux)
+open_mcp_session "$TRANSPORTS_URL"
+TRANSPORTS_SID=$MCP_SID
+http POST "$TRANSPORTS_URL" "$LIST" "Mcp-Session-Id: $TRANSPORTS_SID" "$PROTO"
+if [[ $STATUS == 200 && $BODY == *'"everything-stdio__echo"'* && $BODY == *'"everything-sse__echo"'* ]]; then
+  ok "tools/list shows everything-stdio__echo and everything-sse__echo"
+else
+  not_ok "tools/list shows everything-stdio__echo and everything-sse__echo" "got $STATUS ${BODY:0:300}"
+fi
+for backend in everything-stdio everything-sse; do
+  http POST "$TRANSPORTS_URL" "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"${backend}__echo\",\"arguments\":{\"message\":\"via $backend\"}}}" \
+    "Mcp-Session-Id: $TRANSPORTS_SID" "$PROTO"
+  if [[ $STATUS == 200 && $BODY == *"Echo: via $backend"* ]]; then
+    ok "tools/call ${backend}__echo is answered by the backend"
+  else
+    not_ok "tools/call ${backend}__echo is answered by the backend" "got $STATUS ${BODY:0:300}"
+  fi
+done
+http POST "$TRANSPORTS_URL" '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"everything-stdio__get-env","arguments":{}}}' \
+  "Mcp-Session-Id: $TRANSPORTS_SID" "$PROTO"
+if [[ $STATUS == 200 && $BODY == *E2E_STDIO_KEY*"$STDIO_TOKEN"* && $BODY != *"$E2E_GATEWAY_CANARY"* ]]; then
+  ok "the stdio backend has the session's credential in its environment, and none of mcp-mux's"
+else
+  not_ok "the stdio backend has the session's credential in its environment, and none of mcp-mux's" \
+    "got $STATUS; credential seen: $([[ $BODY == *"$STDIO_TOKEN"* ]] && echo yes || echo no); gateway variable seen: $([[ $BODY == *"$E2E_GATEWAY_CANARY"* ]] && echo yes || echo no)"
+fi
+STDIO_CHILD=$(comm -13 <(sort <<<"$before") <(children_of mux | sort) | head -n 1)
+if [[ -n $STDIO_CHILD ]]; then
+  http DELETE "$TRANSPORTS_URL" "" "Mcp-Session-Id: $TRANSPORTS_SID"
+  if [[ $STATUS == 200 ]] && wait_gone "$STDIO_CHILD" 10; then
+    ok "DELETE of the MCP session ends the stdio backend's process"
+  else
+    not_ok "DELETE of the MCP session ends the stdio backend's process" "DELETE answered $STATUS; process $STDIO_CHILD $(process_gone "$STDIO_CHILD" && echo ended || echo 'still runs')"
+  fi
+else
+  not_ok "DELETE of the MCP session ends the stdio backend's process" "mcp-mux has no new child process"
+fi
+
+# A gateway killed outright leaves no stdio backend behind. A second
+# mcp-mux, so that the checks below keep the first one. Its backend outlives
+# the end of its input (the shell execs `sleep` once the server is done), as
+# a careless server would: only the parent-death signal can end it.
+KILL_DATA=$WORK/data-kill
+mkdir -p "$KILL_DATA"
+cat >"$WORK/registry-kill.yaml" <<'YAML'
+servers:
+  lingering:
+    command: sh
+    args: ["-c", "\"$0\" stdio; exec sleep 600", "${E2E_NODE_MODULES}/.bin/mcp-server-everything"]
+YAML
+start mux-kill "$WORK/mcp-mux-kill.log" "$MUX" serve \
+  --bind "127.0.0.1:$KILL_MUX_PORT" \
+  --registry "$WORK/registry-kill.yaml" \
+  --database-url "sqlite://$KILL_DATA/mcp-mux.db?mode=rwc" \
+  --data-dir "$KILL_DATA"
+if wait_http mux-kill "http://127.0.0.1:$KILL_MUX_PORT/healthz" 60 200; then
+  http POST "http://127.0.0.1:$KILL_MUX_PORT/create-session" '{"servers":["lingering"]}'
+  open_mcp_session "http://127.0.0.1:$KILL_MUX_PORT/session/$(json_field "$BODY" session_id)/mcp"
+  ORPHAN=$(children_of mux-kill | head -n 1)
+  if [[ -z $ORPHAN ]]; then
+    not_ok "a SIGKILLed mcp-mux leaves no stdio backend running" "mcp-mux started no child process (initialize answered $STATUS)"
+  else
+    # The gateway process alone: its group would take the child along and prove nothing.
+    kill -KILL "${CHILDREN[mux-kill]}"
+    if wait_gone "$ORPHAN" 5; then
+      ok "a SIGKILLed mcp-mux leaves no stdio backend running"
+    else
+      not_ok "a SIGKILLed mcp-mux leaves no stdio backend running" "process $ORPHAN still runs 5 s later"
+      kill -KILL "$ORPHAN" 2>/dev/null || true
+    fi
+  fi
+  stop mux-kill 1 || true
+else
+  not_ok "a second mcp-mux serves /healthz" "no 200 within 60 s"
+  show_tail "$WORK/mcp-mux-kill.log" 40
+fi
+
 # ---------------------------------------------------------------- secrets at rest
 # token_absent_from LABEL CONTROL FILE...: the token is in none of the files.
 # CONTROL is a string that must be in at least one of them; if it is not,
@@ -306,5 +438,10 @@ fi
 mapfile -t files < <(find "$DATA" -type f)
 token_absent_from "token absent from the data directory after stopping (${#files[@]} files)" "$SESSION_ID" "${files[@]}"
 token_absent_from "token absent from the trace log ($(wc -l <"$MUX_LOG") lines)" " TRACE " "$MUX_LOG"
+if grep -qaF -- "$STDIO_TOKEN" "$MUX_LOG"; then
+  not_ok "the stdio backend's credential is absent from the trace log" "found in mcp-mux.log"
+else
+  ok "the stdio backend's credential is absent from the trace log"
+fi
 
 summary

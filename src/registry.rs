@@ -28,7 +28,8 @@ pub struct Registry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub name: String,
-    pub url: url::Url,
+    /// How mcp-mux reaches the backend.
+    pub endpoint: Endpoint,
     pub description: Option<String>,
     pub auth: AuthScheme,
     /// Limit for each outbound call (connect, send, full answer), counted
@@ -61,6 +62,67 @@ impl Default for BreakerPolicy {
     }
 }
 
+/// How mcp-mux reaches a backend: the `transport` key and what it takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    /// Streamable HTTP (revision 2025-03-26 and later) at `url`.
+    StreamableHttp { url: url::Url },
+    /// The HTTP+SSE transport of revision 2024-11-05: `url` is the SSE stream.
+    LegacySse { url: url::Url },
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    Stdio(StdioCommand),
+}
+
+impl Endpoint {
+    /// The `transport` value that selects this endpoint.
+    pub fn transport_name(&self) -> &'static str {
+        match self {
+            Endpoint::StreamableHttp { .. } => "streamable_http",
+            Endpoint::LegacySse { .. } => "sse",
+            Endpoint::Stdio(_) => "stdio",
+        }
+    }
+
+    /// The Streamable HTTP endpoint's URL; None for the other transports.
+    pub fn streamable_http_url(&self) -> Option<&url::Url> {
+        match self {
+            Endpoint::StreamableHttp { url } => Some(url),
+            Endpoint::LegacySse { .. } | Endpoint::Stdio(_) => None,
+        }
+    }
+}
+
+/// The command a stdio backend runs, once per backend session.
+#[derive(Clone, PartialEq)]
+pub struct StdioCommand {
+    pub command: String,
+    pub args: Vec<String>,
+    /// Set in the child's environment, over the few variables it inherits.
+    pub env: BTreeMap<String, String>,
+}
+
+impl StdioCommand {
+    /// The command's file name, without its directory: what may be shown.
+    pub fn name(&self) -> &str {
+        Path::new(&self.command)
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or(&self.command)
+    }
+}
+
+// The arguments and the environment may carry secrets (`${VAR}` expands to
+// anything): a Debug print shows neither.
+impl std::fmt::Debug for StdioCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdioCommand")
+            .field("command", &self.name())
+            .field("args", &format_args!("[{} redacted]", self.args.len()))
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 /// How a backend expects its credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthScheme {
@@ -71,6 +133,12 @@ pub enum AuthScheme {
     ApiKey {
         header: String,
     },
+    /// A stdio backend's credential, set as the environment variable `var`
+    /// of its process: the `token` of `bearer`, or the `api_key` of `api_key`.
+    Env {
+        var: String,
+        bearer: bool,
+    },
 }
 
 impl AuthScheme {
@@ -78,16 +146,16 @@ impl AuthScheme {
     pub fn credential_field(&self) -> Option<&'static str> {
         match self {
             AuthScheme::None => None,
-            AuthScheme::Bearer => Some("token"),
-            AuthScheme::ApiKey { .. } => Some("api_key"),
+            AuthScheme::Bearer | AuthScheme::Env { bearer: true, .. } => Some("token"),
+            AuthScheme::ApiKey { .. } | AuthScheme::Env { bearer: false, .. } => Some("api_key"),
         }
     }
 
     pub fn type_name(&self) -> &'static str {
         match self {
             AuthScheme::None => "none",
-            AuthScheme::Bearer => "bearer",
-            AuthScheme::ApiKey { .. } => "api_key",
+            AuthScheme::Bearer | AuthScheme::Env { bearer: true, .. } => "bearer",
+            AuthScheme::ApiKey { .. } | AuthScheme::Env { bearer: false, .. } => "api_key",
         }
     }
 }
@@ -143,7 +211,16 @@ struct RawRegistry {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
-    url: String,
+    #[serde(default)]
+    transport: Option<RawTransport>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    args: Option<Vec<String>>,
+    #[serde(default)]
+    env: Option<BTreeMap<String, String>>,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
@@ -169,12 +246,28 @@ struct RawBreaker {
     open_ms: Option<u64>,
 }
 
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum RawTransport {
+    StreamableHttp,
+    Sse,
+    Stdio,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
 enum RawAuth {
     None,
-    Bearer,
-    ApiKey { header: String },
+    Bearer {
+        #[serde(default)]
+        env: Option<String>,
+    },
+    ApiKey {
+        #[serde(default)]
+        header: Option<String>,
+        #[serde(default)]
+        env: Option<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -254,46 +347,10 @@ impl Registry {
                     ),
                 ));
             }
-            let url = url::Url::parse(&server.url)
-                .map_err(|error| invalid(field("url"), format!("not a URL: {error}")))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(invalid(
-                    field("url"),
-                    "must be an http or https URL with a host".into(),
-                ));
-            }
-            let auth = match server.auth.unwrap_or(RawAuth::None) {
-                RawAuth::None => AuthScheme::None,
-                RawAuth::Bearer => AuthScheme::Bearer,
-                RawAuth::ApiKey { header } => {
-                    let header = header.to_ascii_lowercase();
-                    if header.is_empty()
-                        || !header
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                    {
-                        return Err(invalid(
-                            field("auth.header"),
-                            "must be an HTTP header name".into(),
-                        ));
-                    }
-                    if matches!(
-                        header.as_str(),
-                        "mcp-session-id"
-                            | "mcp-protocol-version"
-                            | "content-type"
-                            | "accept"
-                            | "host"
-                            | "content-length"
-                    ) {
-                        return Err(invalid(
-                            field("auth.header"),
-                            format!("{header} is set by the MCP transport itself"),
-                        ));
-                    }
-                    AuthScheme::ApiKey { header }
-                }
-            };
+            let endpoint =
+                parse_endpoint(&server).map_err(|(key, reason)| invalid(field(&key), reason))?;
+            let auth = parse_auth(server.auth, &endpoint)
+                .map_err(|(key, reason)| invalid(field(&key), reason))?;
             let timeout = match server.timeout_ms {
                 None => DEFAULT_TIMEOUT,
                 Some(0) => return Err(invalid(field("timeout_ms"), "must be above 0".into())),
@@ -367,7 +424,7 @@ impl Registry {
                 name.clone(),
                 Arc::new(ServerConfig {
                     name,
-                    url,
+                    endpoint,
                     description: server.description,
                     auth,
                     timeout,
@@ -402,6 +459,188 @@ impl Registry {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// The endpoint a server entry describes. An error names the key under the
+/// server's entry and says why.
+fn parse_endpoint(server: &RawServer) -> Result<Endpoint, (String, String)> {
+    let transport =
+        server
+            .transport
+            .unwrap_or(if server.url.is_none() && server.command.is_some() {
+                RawTransport::Stdio
+            } else {
+                RawTransport::StreamableHttp
+            });
+    let transport_name = match transport {
+        RawTransport::StreamableHttp => "streamable_http",
+        RawTransport::Sse => "sse",
+        RawTransport::Stdio => "stdio",
+    };
+    if transport == RawTransport::Stdio {
+        if server.url.is_some() {
+            return Err((
+                "url".into(),
+                "not allowed for transport stdio (a stdio server runs a command)".into(),
+            ));
+        }
+        let Some(command) = &server.command else {
+            return Err(("command".into(), "is required for transport stdio".into()));
+        };
+        if command.trim().is_empty() {
+            return Err(("command".into(), "must not be empty".into()));
+        }
+        check_no_nul("command", command)?;
+        let args = server.args.clone().unwrap_or_default();
+        for (index, arg) in args.iter().enumerate() {
+            check_no_nul(&format!("args[{index}]"), arg)?;
+        }
+        let env = server.env.clone().unwrap_or_default();
+        for (key, value) in &env {
+            if !is_env_var_name(key) {
+                return Err((
+                    format!("env.{key}"),
+                    "not an environment variable name: A-Z a-z 0-9 _, not starting with a digit"
+                        .into(),
+                ));
+            }
+            check_no_nul(&format!("env.{key}"), value)?;
+        }
+        return Ok(Endpoint::Stdio(StdioCommand {
+            command: command.clone(),
+            args,
+            env,
+        }));
+    }
+    for (key, present) in [
+        ("command", server.command.is_some()),
+        ("args", server.args.is_some()),
+        ("env", server.env.is_some()),
+    ] {
+        if present {
+            return Err((
+                key.into(),
+                format!(
+                    "not allowed for transport {transport_name} (only stdio servers run a command)"
+                ),
+            ));
+        }
+    }
+    let Some(url) = &server.url else {
+        return Err((
+            "url".into(),
+            format!("is required for transport {transport_name}"),
+        ));
+    };
+    let url =
+        url::Url::parse(url).map_err(|error| ("url".to_owned(), format!("not a URL: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err((
+            "url".into(),
+            "must be an http or https URL with a host".into(),
+        ));
+    }
+    Ok(match transport {
+        RawTransport::Sse => Endpoint::LegacySse { url },
+        RawTransport::StreamableHttp | RawTransport::Stdio => Endpoint::StreamableHttp { url },
+    })
+}
+
+/// How the server takes its credential: in a header over HTTP, in an
+/// environment variable of its process over stdio.
+fn parse_auth(auth: Option<RawAuth>, endpoint: &Endpoint) -> Result<AuthScheme, (String, String)> {
+    let transport = endpoint.transport_name();
+    let (bearer, header, env) = match auth.unwrap_or(RawAuth::None) {
+        RawAuth::None => return Ok(AuthScheme::None),
+        RawAuth::Bearer { env } => (true, None, env),
+        RawAuth::ApiKey { header, env } => (false, header, env),
+    };
+    let Endpoint::Stdio(command) = endpoint else {
+        if env.is_some() {
+            return Err((
+                "auth.env".into(),
+                format!(
+                    "not allowed for transport {transport} (only a stdio server takes its credential in an environment variable)"
+                ),
+            ));
+        }
+        if bearer {
+            return Ok(AuthScheme::Bearer);
+        }
+        let Some(header) = header else {
+            return Err((
+                "auth.header".into(),
+                format!("is required for an api_key server over transport {transport}"),
+            ));
+        };
+        return parse_header_name(&header).map(|header| AuthScheme::ApiKey { header });
+    };
+    if header.is_some() {
+        return Err((
+            "auth.header".into(),
+            "not allowed for transport stdio (a stdio server takes its credential in auth.env)"
+                .into(),
+        ));
+    }
+    let Some(var) = env else {
+        return Err((
+            "auth.env".into(),
+            "is required for a stdio server: the environment variable that carries the credential"
+                .into(),
+        ));
+    };
+    if !is_env_var_name(&var) {
+        return Err((
+            "auth.env".into(),
+            "not an environment variable name: A-Z a-z 0-9 _, not starting with a digit".into(),
+        ));
+    }
+    if command.env.contains_key(&var) {
+        return Err((
+            "auth.env".into(),
+            format!("{var} is also set in env; the credential must have a variable of its own"),
+        ));
+    }
+    Ok(AuthScheme::Env { var, bearer })
+}
+
+fn parse_header_name(header: &str) -> Result<String, (String, String)> {
+    let header = header.to_ascii_lowercase();
+    if header.is_empty()
+        || !header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(("auth.header".into(), "must be an HTTP header name".into()));
+    }
+    if matches!(
+        header.as_str(),
+        "mcp-session-id"
+            | "mcp-protocol-version"
+            | "content-type"
+            | "accept"
+            | "host"
+            | "content-length"
+    ) {
+        return Err((
+            "auth.header".into(),
+            format!("{header} is set by the MCP transport itself"),
+        ));
+    }
+    Ok(header)
+}
+
+fn check_no_nul(key: &str, value: &str) -> Result<(), (String, String)> {
+    if value.contains('\0') {
+        return Err((key.into(), "must not contain a NUL character".into()));
+    }
+    Ok(())
+}
+
+fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_valid_server_name(name: &str) -> bool {
@@ -492,7 +731,12 @@ servers:
         )
         .expect("valid registry");
         let everything = registry.server("everything").expect("listed");
-        assert_eq!(everything.url.as_str(), "http://127.0.0.1:3001/mcp");
+        assert_eq!(
+            everything.endpoint,
+            Endpoint::StreamableHttp {
+                url: url::Url::parse("http://127.0.0.1:3001/mcp").expect("URL")
+            }
+        );
         assert_eq!(everything.timeout, DEFAULT_TIMEOUT);
         let kb = registry.server("kb").expect("listed");
         assert_eq!(
@@ -550,6 +794,149 @@ servers:
     }
 
     #[test]
+    fn transport_mistakes_are_refused_naming_the_field() {
+        let cases = [
+            (
+                "servers:\n  a:\n    description: nothing else\n",
+                "servers.a.url: is required for transport streamable_http",
+            ),
+            (
+                "servers:\n  a:\n    transport: sse\n",
+                "servers.a.url: is required for transport sse",
+            ),
+            (
+                "servers:\n  a:\n    url: http://a/mcp\n    command: npx\n",
+                "servers.a.command: not allowed for transport streamable_http (only stdio servers run a command)",
+            ),
+            (
+                "servers:\n  a:\n    transport: sse\n    url: http://a/sse\n    env: { A: b }\n",
+                "servers.a.env: not allowed for transport sse (only stdio servers run a command)",
+            ),
+            (
+                "servers:\n  a:\n    url: http://a/mcp\n    args: [x]\n",
+                "servers.a.args: not allowed for transport streamable_http (only stdio servers run a command)",
+            ),
+            (
+                "servers:\n  a:\n    transport: stdio\n",
+                "servers.a.command: is required for transport stdio",
+            ),
+            (
+                "servers:\n  files:\n    command: '  '\n",
+                "servers.files.command: must not be empty",
+            ),
+            (
+                "servers:\n  a:\n    transport: stdio\n    url: http://a/mcp\n    command: x\n",
+                "servers.a.url: not allowed for transport stdio (a stdio server runs a command)",
+            ),
+            (
+                "servers:\n  a:\n    command: x\n    args: [ok, \"b\\0d\"]\n",
+                "servers.a.args[1]: must not contain a NUL character",
+            ),
+            (
+                "servers:\n  a:\n    command: x\n    env: { 1X: y }\n",
+                "servers.a.env.1X: not an environment variable name: A-Z a-z 0-9 _, not starting with a digit",
+            ),
+            (
+                "servers:\n  a:\n    command: x\n    auth: { type: api_key, header: x-key }\n",
+                "servers.a.auth.header: not allowed for transport stdio (a stdio server takes its credential in auth.env)",
+            ),
+            (
+                "servers:\n  a:\n    command: x\n    auth: { type: bearer }\n",
+                "servers.a.auth.env: is required for a stdio server: the environment variable that carries the credential",
+            ),
+            (
+                "servers:\n  a:\n    command: x\n    auth: { type: api_key, env: 'A-B' }\n",
+                "servers.a.auth.env: not an environment variable name: A-Z a-z 0-9 _, not starting with a digit",
+            ),
+            (
+                "servers:\n  a:\n    command: x\n    env: { TOKEN: t }\n    auth: { type: api_key, env: TOKEN }\n",
+                "servers.a.auth.env: TOKEN is also set in env; the credential must have a variable of its own",
+            ),
+            (
+                "servers:\n  a:\n    url: http://a/mcp\n    auth: { type: api_key, env: TOKEN }\n",
+                "servers.a.auth.env: not allowed for transport streamable_http (only a stdio server takes its credential in an environment variable)",
+            ),
+            (
+                "servers:\n  a:\n    transport: sse\n    url: http://a/sse\n    auth: { type: bearer, env: TOKEN }\n",
+                "servers.a.auth.env: not allowed for transport sse (only a stdio server takes its credential in an environment variable)",
+            ),
+            (
+                "servers:\n  a:\n    url: http://a/mcp\n    auth: { type: api_key }\n",
+                "servers.a.auth.header: is required for an api_key server over transport streamable_http",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                error_of(text),
+                format!("registry registry.yaml: {expected}"),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stdio_and_legacy_sse_servers_are_accepted() {
+        let registry = parse(
+            r#"
+servers:
+  files:
+    transport: stdio
+    command: /usr/local/bin/npx
+    args: ["-y", "@modelcontextprotocol/server-everything", "stdio"]
+    env: { LOG_LEVEL: info, PORT: "${PORT}" }
+    auth: { type: api_key, env: FILES_TOKEN }
+    timeout_ms: 30000
+  implied:
+    command: server
+    auth: { type: bearer, env: TOKEN }
+  old:
+    transport: sse
+    url: http://127.0.0.1:${PORT}/sse
+    auth: { type: bearer }
+"#,
+        )
+        .expect("valid registry");
+        let files = registry.server("files").expect("listed");
+        let Endpoint::Stdio(command) = &files.endpoint else {
+            panic!("files is a stdio server: {:?}", files.endpoint);
+        };
+        assert_eq!(command.command, "/usr/local/bin/npx");
+        assert_eq!(command.name(), "npx");
+        assert_eq!(command.args.len(), 3);
+        assert_eq!(command.env["PORT"], "3001");
+        assert_eq!(
+            files.auth,
+            AuthScheme::Env {
+                var: "FILES_TOKEN".into(),
+                bearer: false
+            }
+        );
+        assert_eq!(files.auth.credential_field(), Some("api_key"));
+        assert_eq!(files.auth.type_name(), "api_key");
+        let implied = registry.server("implied").expect("listed");
+        assert_eq!(implied.endpoint.transport_name(), "stdio");
+        assert_eq!(implied.auth.credential_field(), Some("token"));
+        assert_eq!(implied.auth.type_name(), "bearer");
+        let old = registry.server("old").expect("listed");
+        assert_eq!(old.endpoint.transport_name(), "sse");
+        assert_eq!(old.endpoint.streamable_http_url(), None);
+        assert_eq!(old.auth, AuthScheme::Bearer);
+    }
+
+    #[test]
+    fn a_stdio_command_prints_neither_its_arguments_nor_its_environment() {
+        let registry = parse(
+            "servers:\n  a:\n    command: /opt/bin/server\n    args: [--token, arg-secret]\n    env: { KEY: env-secret }\n",
+        )
+        .expect("valid registry");
+        let printed = format!("{registry:?}");
+        assert!(printed.contains("server"), "{printed}");
+        assert!(printed.contains("KEY"), "{printed}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(!printed.contains("/opt/bin"), "{printed}");
+    }
+
+    #[test]
     fn unknown_keys_and_auth_types_are_refused() {
         assert!(
             error_of("servers:\n  a:\n    url: http://a/mcp\n    urll: x\n")
@@ -557,6 +944,10 @@ servers:
         );
         assert!(
             error_of("servers:\n  a:\n    url: http://a/mcp\n    auth: { type: oauth }\n")
+                .contains("unknown variant")
+        );
+        assert!(
+            error_of("servers:\n  a:\n    transport: websocket\n    url: http://a/mcp\n")
                 .contains("unknown variant")
         );
     }

@@ -69,7 +69,8 @@ impl Health {
             BackendError::Connect { .. }
             | BackendError::Timeout { .. }
             | BackendError::Transport { .. }
-            | BackendError::Protocol { .. } => Some(Health::Failed),
+            | BackendError::Protocol { .. }
+            | BackendError::Spawn { .. } => Some(Health::Failed),
             BackendError::Status { status, .. } if *status >= 500 => Some(Health::Failed),
             BackendError::Status { .. }
             | BackendError::Unauthorized { .. }

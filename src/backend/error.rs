@@ -29,6 +29,15 @@ pub enum BackendError {
     Protocol { server: String, reason: String },
     #[error("backend \"{server}\" refused initialize: {}", error.message)]
     Initialize { server: String, error: ErrorObject },
+    /// A stdio backend's command could not be started; `transient` when
+    /// another attempt may succeed (not for a missing or forbidden command).
+    #[error("backend \"{server}\" could not start its command \"{command}\": {reason}")]
+    Spawn {
+        server: String,
+        command: String,
+        reason: String,
+        transient: bool,
+    },
     /// The client's MCP session ended while this request was under way.
     #[error("the MCP session ended; backend \"{server}\" was closed")]
     Closed { server: String },
@@ -70,6 +79,7 @@ impl BackendError {
             | BackendError::Transport { server, .. }
             | BackendError::Protocol { server, .. }
             | BackendError::Initialize { server, .. }
+            | BackendError::Spawn { server, .. }
             | BackendError::Closed { server }
             | BackendError::CircuitOpen { server, .. }
             | BackendError::Busy { server, .. } => server,
@@ -82,6 +92,7 @@ impl BackendError {
         match self {
             // The request never left mcp-mux.
             BackendError::Connect { .. } => true,
+            BackendError::Spawn { transient, .. } => *transient,
             // Rate limited or the backend is not serving: it did not run the request.
             BackendError::Status {
                 status: 429 | 502 | 503,

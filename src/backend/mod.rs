@@ -1,12 +1,16 @@
 //! One MCP client per backend session: Streamable HTTP with JSON and SSE
-//! answers, the session's credential, a timeout on every call, retries, and
-//! transparent re-initialization when the backend forgets the session.
+//! answers (or a stdio child process, or the legacy HTTP+SSE transport), the
+//! session's credential, a timeout on every call, retries, and transparent
+//! re-initialization when the backend forgets the session.
 
 pub mod breaker;
+mod channel;
 mod deadline;
 pub mod error;
+mod legacy_sse;
 pub mod limits;
 mod retry;
+mod stdio;
 mod transport;
 
 use std::sync::Arc;
@@ -93,6 +97,9 @@ pub struct BackendSession {
     closed: AtomicBool,
     /// The capabilities told to the backend on `initialize`.
     client_capabilities: Value,
+    /// The one connection of a stdio or legacy SSE backend; None for
+    /// Streamable HTTP.
+    channel: Option<channel::Channel>,
 }
 
 impl std::fmt::Debug for BackendSession {
@@ -113,6 +120,8 @@ impl BackendSession {
         credential: Option<SecretString>,
         client_capabilities: Value,
     ) -> Self {
+        // A stdio backend takes the credential in its process's environment.
+        let env_credential = credential.clone();
         let auth_header = match (&server.auth, credential) {
             (AuthScheme::Bearer, Some(token)) => Some((
                 reqwest::header::AUTHORIZATION,
@@ -123,6 +132,8 @@ impl BackendSession {
                 .map(|name| (name, key)),
             _ => None,
         };
+        let channel =
+            channel::Channel::for_server(&server, &http, auth_header.clone(), env_credential);
         BackendSession {
             server,
             limits,
@@ -133,6 +144,7 @@ impl BackendSession {
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             client_capabilities,
+            channel,
         }
     }
 
@@ -252,7 +264,7 @@ impl BackendSession {
     pub async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), BackendError> {
         let body = jsonrpc::request(None, method, params);
         retry::with_retries(&self.server.retry, Replay::Safe, || async {
-            self.post(body.clone(), None, Phase::InSession, None)
+            self.send(body.clone(), None, Phase::InSession, None)
                 .await
                 .map(|_| ())
         })
@@ -278,7 +290,7 @@ impl BackendSession {
         message.insert("jsonrpc".into(), Value::from("2.0"));
         message.insert("id".into(), id);
         let body = serde_json::to_vec(&message).unwrap_or_default();
-        self.post(body, None, Phase::InSession, None)
+        self.send(body, None, Phase::InSession, None)
             .await
             .map(|_| ())
     }
@@ -286,6 +298,9 @@ impl BackendSession {
     /// Listens on the backend's own stream until the session is closed or
     /// the backend turns out to have none; reconnects with a growing pause.
     pub async fn listen(&self, forward: Arc<dyn Fn(Relayed) + Send + Sync>) {
+        if let Some(channel) = &self.channel {
+            return channel.listen(forward).await;
+        }
         let mut pause = std::time::Duration::from_millis(500);
         while !self.is_closed() {
             match self.listen_once(forward.as_ref()).await {
@@ -310,8 +325,12 @@ impl BackendSession {
         }
     }
 
-    /// DELETEs the backend session currently held, if any.
+    /// DELETEs the backend session currently held, if any (or ends the
+    /// connection of a stdio or legacy SSE backend).
     async fn end_current_session(&self) {
+        if let Some(channel) = &self.channel {
+            return channel.disconnect(self.is_closed());
+        }
         let (session_id, version) = {
             let mut connection = self.lock_connection();
             (
@@ -367,7 +386,7 @@ impl BackendSession {
         if let Some(relay) = relay {
             relay.sent_id.store(id, Ordering::Relaxed);
         }
-        match self.post(body, Some(id), phase, relay).await? {
+        match self.send(body, Some(id), phase, relay).await? {
             Answer::Accepted => Err(self.protocol("answered a request with 202 and no response")),
             Answer::Message {
                 message,

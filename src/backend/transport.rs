@@ -98,9 +98,10 @@ impl BackendSession {
         session_id: HeaderValue,
         version: Option<HeaderValue>,
     ) -> Result<(), String> {
+        let url = self.mcp_url().map_err(|error| error.to_string())?;
         let mut request = self
             .http
-            .delete(self.server.url.clone())
+            .delete(url)
             .timeout(self.server.timeout)
             .header(SESSION_ID_HEADER, session_id);
         if let Some(version) = version {
@@ -142,7 +143,7 @@ impl BackendSession {
     ) -> Result<Answer, BackendError> {
         let mut request = self
             .http
-            .post(self.server.url.clone())
+            .post(self.mcp_url()?)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .body(body);
@@ -356,7 +357,7 @@ impl BackendSession {
         };
         let request = self
             .http
-            .get(self.server.url.clone())
+            .get(self.mcp_url()?)
             .header(ACCEPT, "text/event-stream");
         let request = self.with_auth(with_session_headers(request, &headers));
         // Only connecting is bounded: the stream itself is meant to stay open.
@@ -411,7 +412,7 @@ impl BackendSession {
     ) -> Result<reqwest::Response, BackendError> {
         let request = self
             .http
-            .get(self.server.url.clone())
+            .get(self.mcp_url()?)
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID_HEADER, last_event_id);
         let request = self.with_auth(with_session_headers(request, headers));
@@ -428,6 +429,15 @@ impl BackendSession {
             return Err(self.broken("a resumed stream is not an event stream".to_owned()));
         }
         Ok(response)
+    }
+
+    /// The Streamable HTTP endpoint; the other transports never come here.
+    fn mcp_url(&self) -> Result<url::Url, BackendError> {
+        self.server
+            .endpoint
+            .streamable_http_url()
+            .cloned()
+            .ok_or_else(|| self.protocol("the server has no Streamable HTTP endpoint"))
     }
 
     fn with_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -488,7 +498,7 @@ fn with_session_headers(
     request
 }
 
-fn is_event_stream(headers: &HeaderMap) -> bool {
+pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -502,7 +512,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 
 /// A reqwest error with its cause chain but without the URL, which may carry
 /// a secret the operator put in the registry.
-fn describe(error: &reqwest::Error) -> String {
+pub(super) fn describe(error: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = String::from("request failed");
     let mut source = error.source();
@@ -528,7 +538,7 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u
 }
 
 /// `Retry-After` in delta-seconds, capped; an HTTP date is treated as absent.
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let seconds: u64 = headers
         .get(RETRY_AFTER)?
         .to_str()

@@ -1,5 +1,6 @@
 //! `GET /registry`: the servers a client may choose and the credential each
-//! needs. Never a URL (an operator may put a secret in one) nor a secret.
+//! needs. Never a URL (an operator may put a secret in one) nor a secret: of
+//! a stdio server only the command's name, never its arguments or environment.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
@@ -7,6 +8,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::origin::check_origin;
 use crate::mux::Mux;
+use crate::registry::Endpoint;
 
 pub async fn list_servers(
     request: HttpRequest,
@@ -17,12 +19,17 @@ pub async fn list_servers(
     let servers: Vec<_> = registry
         .servers()
         .map(|server| {
-            json!({
+            let mut listed = json!({
                 "name": server.name,
                 "description": server.description,
+                "transport": server.endpoint.transport_name(),
                 "auth": server.auth.type_name(),
                 "credential_fields": server.auth.credential_field().into_iter().collect::<Vec<_>>(),
-            })
+            });
+            if let Endpoint::Stdio(command) = &server.endpoint {
+                listed["command"] = command.name().into();
+            }
+            listed
         })
         .collect();
     Ok(HttpResponse::Ok()

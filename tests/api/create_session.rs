@@ -318,9 +318,9 @@ async fn the_registry_lists_servers_and_credential_fields_but_no_urls() {
         json!({
             "tool_separator": "__",
             "servers": [
-                { "name": "everything", "description": "Reference server", "auth": "none", "credential_fields": [] },
-                { "name": "huggingface", "description": null, "auth": "bearer", "credential_fields": ["token"] },
-                { "name": "kb", "description": null, "auth": "api_key", "credential_fields": ["api_key"] },
+                { "name": "everything", "description": "Reference server", "transport": "streamable_http", "auth": "none", "credential_fields": [] },
+                { "name": "huggingface", "description": null, "transport": "streamable_http", "auth": "bearer", "credential_fields": ["token"] },
+                { "name": "kb", "description": null, "transport": "streamable_http", "auth": "api_key", "credential_fields": ["api_key"] },
             ]
         })
     );

@@ -356,7 +356,7 @@ impl ServerHandler for EchoServer {
 }
 
 impl EchoServer {
-    fn new(label: &'static str) -> Self {
+    pub fn new(label: &'static str) -> Self {
         EchoServer {
             label,
             tool_router: EchoServer::tool_router(),

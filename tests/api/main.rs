@@ -15,3 +15,4 @@ mod stateless;
 mod store;
 mod streaming;
 mod timeouts;
+mod transports;

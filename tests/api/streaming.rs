@@ -22,7 +22,7 @@ use crate::helpers::*;
 
 /// A client with a "model": it answers sampling requests itself.
 #[derive(Clone)]
-struct ModelClient;
+pub struct ModelClient;
 
 impl ClientHandler for ModelClient {
     fn get_info(&self) -> ClientConfig {
