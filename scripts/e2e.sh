@@ -269,11 +269,12 @@ wait_gone() {
   done
   return 1
 }
-# open_mcp_session SESSION_URL: initializes; sets MCP_SID.
+# open_mcp_session SESSION_URL: initializes; sets OPENED_SID (MCP_SID stays
+# the raw session's, which is checked again after the restart).
 open_mcp_session() {
   http POST "$1" "$INIT"
-  MCP_SID=$MCP_SESSION_HEADER
-  http POST "$1" '{"jsonrpc":"2.0","method":"notifications/initialized"}' "Mcp-Session-Id: $MCP_SID" "$PROTO"
+  OPENED_SID=$MCP_SESSION_HEADER
+  http POST "$1" '{"jsonrpc":"2.0","method":"notifications/initialized"}' "Mcp-Session-Id: $OPENED_SID" "$PROTO"
 }
 # The stdio backends the gateway process NAME has spawned (its children).
 children_of() { pgrep -P "${CHILDREN[$1]}" || true; }
@@ -284,7 +285,7 @@ expect_status "POST /create-session over a stdio and a legacy SSE backend answer
 TRANSPORTS_URL=$BASE/session/$(json_field "$BODY" session_id)/mcp
 before=$(children_of mux)
 open_mcp_session "$TRANSPORTS_URL"
-TRANSPORTS_SID=$MCP_SID
+TRANSPORTS_SID=$OPENED_SID
 http POST "$TRANSPORTS_URL" "$LIST" "Mcp-Session-Id: $TRANSPORTS_SID" "$PROTO"
 if [[ $STATUS == 200 && $BODY == *'"everything-stdio__echo"'* && $BODY == *'"everything-sse__echo"'* ]]; then
   ok "tools/list shows everything-stdio__echo and everything-sse__echo"
