@@ -116,6 +116,10 @@ async fn spawn_gateway(backend_url: &str) -> Result<Gateway> {
         workers: Some(GATEWAY_WORKERS),
         timings: Timings::default(),
         limits: Limits::default(),
+        admin_token: None,
+        allow_open_admin: false,
+        allowed_hosts: Vec::new(),
+        allowed_origins: Vec::new(),
     })
     .await?;
     let address = format!("http://{}", application.address());

@@ -51,6 +51,17 @@ struct ServeArgs {
     /// Most MCP sessions open at once on one session; another ends the least recently used.
     #[arg(long, env = "MCP_MUX_MAX_MCP_SESSIONS", default_value_t = Limits::default().max_mcp_sessions_per_session)]
     max_mcp_sessions: usize,
+    /// Host names (besides loopback) requests may carry in `Host`, comma-separated.
+    #[arg(long, env = "MCP_MUX_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// Origins (besides loopback) browser requests may come from, comma-separated.
+    #[arg(long, env = "MCP_MUX_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
+    /// Serve the management routes on a non-loopback address without
+    /// MCP_MUX_ADMIN_TOKEN: anyone who reaches the port may create, read and
+    /// delete sessions.
+    #[arg(long)]
+    insecure_no_admin_token: bool,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "MCP_MUX_WORKERS")]
     workers: Option<usize>,
@@ -80,6 +91,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Read from the environment only, like the encryption key.
+    let admin_token = match std::env::var("MCP_MUX_ADMIN_TOKEN") {
+        Ok(token) if !token.is_empty() => Some(SecretString::from(token)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            eprintln!("mcp-mux: MCP_MUX_ADMIN_TOKEN must be text");
+            return ExitCode::FAILURE;
+        }
+    };
     let settings = Settings {
         bind: args.bind,
         registry: args.registry,
@@ -93,6 +113,10 @@ fn main() -> ExitCode {
             max_sessions: args.max_sessions,
             max_mcp_sessions_per_session: args.max_mcp_sessions.max(1),
         },
+        admin_token,
+        allow_open_admin: args.insecure_no_admin_token,
+        allowed_hosts: args.allowed_hosts,
+        allowed_origins: args.allowed_origins,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
+use crate::routes::access::{Access, MIN_ADMIN_TOKEN_LEN};
 use crate::store::crypto::{EncryptionKey, KeyError, KeySource};
 use crate::store::{Store, StoreError};
 
@@ -32,6 +33,15 @@ pub struct Settings {
     /// How long to wait on backends before answering without them.
     pub timings: Timings,
     pub limits: Limits,
+    /// Needed on the management routes when set.
+    pub admin_token: Option<SecretString>,
+    /// Set only when the operator says so: serve the management routes on a
+    /// non-loopback address without an admin token.
+    pub allow_open_admin: bool,
+    /// `Host` names allowed besides loopback ones.
+    pub allowed_hosts: Vec<String>,
+    /// `Origin`s allowed besides loopback ones.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -69,6 +79,14 @@ pub enum StartupError {
     },
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
+    #[error(
+        "refusing to serve the management routes on {bind} without an admin token: \
+         set MCP_MUX_ADMIN_TOKEN, bind to a loopback address, or pass \
+         --insecure-no-admin-token if this network is trusted"
+    )]
+    OpenAdmin { bind: String },
+    #[error("MCP_MUX_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LEN} characters")]
+    WeakAdminToken,
 }
 
 /// A gateway bound to its socket, ready to run.
@@ -81,6 +99,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        if settings
+            .admin_token
+            .as_ref()
+            .is_some_and(|token| token.expose_secret().chars().count() < MIN_ADMIN_TOKEN_LEN)
+        {
+            return Err(StartupError::WeakAdminToken);
+        }
         let registry = Arc::new(Registry::load(&settings.registry)?);
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
             path: settings.data_dir.clone(),
@@ -118,10 +143,25 @@ impl Application {
             bind: settings.bind.clone(),
             source,
         })?;
+        if !address.ip().is_loopback() && settings.admin_token.is_none() {
+            if !settings.allow_open_admin {
+                return Err(StartupError::OpenAdmin {
+                    bind: address.to_string(),
+                });
+            }
+            tracing::warn!(%address, "the management routes are open to anyone who can reach this address");
+        }
+        let access = web::Data::new(Access::new(
+            settings.admin_token.clone(),
+            &settings.allowed_hosts,
+            &settings.allowed_origins,
+        ));
         let app_mux = mux.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_mux.clone())
+                .app_data(access.clone())
+                .wrap(actix_web::middleware::from_fn(routes::access::guard))
                 .wrap(actix_web::middleware::from_fn(
                     routes::refuse_while_stopping,
                 ))

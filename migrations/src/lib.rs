@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_sessions;
 mod m20261122_000002_add_session_prefix;
 mod m20261122_000003_mcp_sessions_and_expiry;
+mod m20261122_000004_add_session_token;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_sessions::Migration),
             Box::new(m20261122_000002_add_session_prefix::Migration),
             Box::new(m20261122_000003_mcp_sessions_and_expiry::Migration),
+            Box::new(m20261122_000004_add_session_token::Migration),
         ]
     }
 }

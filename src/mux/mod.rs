@@ -64,6 +64,8 @@ pub struct Session {
     pub created_at: chrono::DateTime<Utc>,
     /// When the session ends by itself, if its creator set `ttl_seconds`.
     pub expires_at: Option<chrono::DateTime<Utc>>,
+    /// SHA-256 of the token its MCP endpoint requires, if any.
+    pub token_digest: Option<[u8; 32]>,
     pub status: String,
     pub prefix: PrefixMode,
     credentials: Credentials,
@@ -318,6 +320,7 @@ impl Mux {
         credentials: Credentials,
         prefix: PrefixMode,
         ttl: Option<Duration>,
+        token_digest: Option<[u8; 32]>,
     ) -> Result<Arc<Session>, MuxError> {
         let created_at = Utc::now();
         let record = SessionRecord {
@@ -330,6 +333,7 @@ impl Mux {
             expires_at: ttl
                 .and_then(|ttl| chrono::Duration::from_std(ttl).ok())
                 .and_then(|ttl| created_at.checked_add_signed(ttl)),
+            token_digest,
         };
         {
             let _creating = self.creating.lock().await;
@@ -661,6 +665,7 @@ impl Mux {
             missing_servers,
             created_at: record.created_at,
             expires_at: record.expires_at,
+            token_digest: record.token_digest,
             status: record.status,
             prefix: record.prefix,
             credentials: record.credentials,
@@ -742,6 +747,7 @@ mod tests {
                 Credentials::default(),
                 PrefixMode::Always,
                 None,
+                None,
             )
             .await
             .expect("created")
@@ -768,6 +774,7 @@ mod tests {
                 vec!["a".into()],
                 Credentials::default(),
                 PrefixMode::Always,
+                None,
                 None,
             )
             .await

@@ -18,6 +18,12 @@ pub enum ApiError {
     BadRequest { field: String, reason: String },
     #[error("{message}")]
     NotFound { message: String },
+    #[error("{message}")]
+    Unauthorized {
+        /// The `WWW-Authenticate` value: which token is wanted.
+        challenge: &'static str,
+        message: &'static str,
+    },
     #[error("{reason}")]
     Forbidden { reason: &'static str },
     #[error("method not allowed; use {allow}")]
@@ -47,6 +53,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::NotFound { .. } => "not_found",
+            ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
@@ -54,6 +61,14 @@ impl ApiError {
             ApiError::Internal { .. } => "internal",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::AtCapacity { .. } => "at_capacity",
+        }
+    }
+
+    /// The `WWW-Authenticate` value of a 401.
+    pub fn challenge(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unauthorized { challenge, .. } => Some(challenge),
+            _ => None,
         }
     }
 
@@ -113,6 +128,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -133,6 +149,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, *allow));
+        }
+        if let Some(challenge) = self.challenge() {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         // mcp-mux stopping or its store unreachable: both pass.
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {

@@ -1,11 +1,11 @@
 //! actix-web handlers: parse the request, check it, call the mux, and map
 //! every outcome to an HTTP status and a JSON (or JSON-RPC) body.
 
+pub mod access;
 mod body;
 pub mod error;
 mod health;
 mod mcp;
-mod origin;
 mod registry;
 mod sessions;
 

@@ -8,9 +8,9 @@ use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::access::{new_session_token, token_digest};
 use super::body::read_limited;
 use super::error::ApiError;
-use super::origin::check_origin;
 use crate::backend::breaker::CircuitState;
 use crate::backend::limits::BackendLimits;
 use crate::credentials::{Credentials, header_value_problem};
@@ -29,6 +29,8 @@ struct NewSession {
     credentials: Credentials,
     prefix: PrefixMode,
     ttl: Option<Duration>,
+    /// Whether the MCP endpoint requires a bearer token.
+    require_token: bool,
 }
 
 pub async fn create_session(
@@ -36,13 +38,19 @@ pub async fn create_session(
     payload: web::Payload,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    check_origin(&request)?;
     let body = read_limited(payload, CREATE_SESSION_BODY_LIMIT).await?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
     let new = parse_create_session(value, mux.registry())?;
+    let token = new.require_token.then(new_session_token);
     let session = mux
-        .create_session(new.servers, new.credentials, new.prefix, new.ttl)
+        .create_session(
+            new.servers,
+            new.credentials,
+            new.prefix,
+            new.ttl,
+            token.as_deref().map(token_digest),
+        )
         .await?;
     tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
     let endpoint = mcp_endpoint(session.id);
@@ -53,7 +61,7 @@ pub async fn create_session(
         connection.host(),
         endpoint
     );
-    Ok(HttpResponse::Created().json(json!({
+    let mut created = json!({
         "session_id": session.id,
         "mcp_endpoint": endpoint,
         "mcp_url": url,
@@ -62,26 +70,28 @@ pub async fn create_session(
         "servers": session.servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
         "created_at": session.created_at,
         "expires_at": session.expires_at,
-    })))
+        "require_token": token.is_some(),
+    });
+    // Shown this once: the store keeps only its digest.
+    if let Some(token) = token {
+        created["session_token"] = Value::String(token);
+    }
+    Ok(HttpResponse::Created().json(created))
 }
 
 pub async fn get_session(
-    request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    check_origin(&request)?;
     let id = parse_session_id(&path)?;
     let session = mux.session(id).await?.ok_or_else(|| no_session(&path))?;
     Ok(HttpResponse::Ok().json(describe(&session, &mux)))
 }
 
 pub async fn delete_session(
-    request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    check_origin(&request)?;
     let id = parse_session_id(&path)?;
     if !mux.delete_session(id).await? {
         return Err(no_session(&path));
@@ -119,6 +129,7 @@ fn describe(session: &Session, mux: &Mux) -> Value {
         "prefix": session.prefix.as_str(),
         "created_at": session.created_at,
         "expires_at": session.expires_at,
+        "require_token": session.token_digest.is_some(),
         "servers": session.servers.iter().map(|server| json!({
             "name": server.name,
             "auth": server.auth.type_name(),
@@ -189,10 +200,20 @@ fn parse_create_session(value: Value, registry: &Registry) -> Result<NewSession,
             }
         },
     };
+    let require_token = match body.remove("require_token") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(required)) => required,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "require_token",
+                "must be true or false",
+            ));
+        }
+    };
     if let Some(field) = body.keys().next() {
         return Err(ApiError::bad_request(
             field.as_str(),
-            "unknown field; expected servers, credentials, prefix, ttl_seconds",
+            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token",
         ));
     }
     let credentials = parse_credentials(credentials, &servers, registry)?;
@@ -201,6 +222,7 @@ fn parse_create_session(value: Value, registry: &Registry) -> Result<NewSession,
         credentials,
         prefix,
         ttl,
+        require_token,
     })
 }
 

@@ -18,6 +18,8 @@ pub mod session {
         pub prefix: String,
         /// When the session ends by itself, if its creator set `ttl_seconds`.
         pub expires_at: Option<DateTimeUtc>,
+        /// Hex SHA-256 of the token its MCP endpoint requires, if any.
+        pub token_digest: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -35,6 +35,9 @@ pub struct SessionRecord {
     pub prefix: PrefixMode,
     /// When the session ends by itself (`ttl_seconds` at create-session).
     pub expires_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the bearer token its MCP endpoint requires, if any: the
+    /// token itself is never stored.
+    pub token_digest: Option<[u8; 32]>,
 }
 
 impl SessionRecord {
@@ -187,6 +190,7 @@ impl Store {
             prefix: Set(record.prefix.as_str().to_owned()),
             created_at: Set(record.created_at),
             expires_at: Set(record.expires_at),
+            token_digest: Set(record.token_digest.map(|digest| hex(&digest))),
         };
         session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
@@ -220,6 +224,12 @@ impl Store {
                 .ok_or_else(|| corrupt("prefix is not always or when_needed"))?,
             created_at: row.created_at,
             expires_at: row.expires_at,
+            token_digest: match &row.token_digest {
+                None => None,
+                Some(text) => {
+                    Some(unhex(text).ok_or_else(|| corrupt("token_digest is not 64 hex digits"))?)
+                }
+            },
         }))
     }
 
@@ -340,6 +350,21 @@ impl Store {
             _ => "other",
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let mut digest = [0u8; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    for (index, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()?;
+    }
+    Some(digest)
 }
 
 /// `url` with any password replaced, for messages and logs.

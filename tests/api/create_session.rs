@@ -162,9 +162,17 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
         (
             json!({ "servers": ["everything"], "server": ["x"] }),
             "server",
-            "unknown field; expected servers, credentials, prefix, ttl_seconds".into(),
+            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token"
+                .into(),
         ),
     ];
+    for flag in [json!("yes"), json!(1)] {
+        cases.push((
+            json!({ "servers": ["everything"], "require_token": flag }),
+            "require_token",
+            "must be true or false".into(),
+        ));
+    }
     let ttl_reason = "must be a whole number of seconds from 1 to 31536000";
     for ttl in [
         json!(0),
@@ -268,6 +276,7 @@ async fn a_session_is_shown_without_secrets_and_can_be_deleted() {
         }])
     );
     assert_eq!(shown["expires_at"], Value::Null);
+    assert_eq!(shown["require_token"], false);
     assert_eq!(shown["mcp_sessions"], 0);
 
     let deleted = app.http.delete(&url).send().await.expect("answer");

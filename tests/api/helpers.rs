@@ -52,6 +52,8 @@ pub struct AppOptions {
     /// Where to listen (restart tests reuse an address); any free port otherwise.
     pub bind: Option<String>,
     pub limits: Limits,
+    pub admin_token: Option<String>,
+    pub allowed_hosts: Vec<String>,
 }
 
 impl AppOptions {
@@ -64,6 +66,8 @@ impl AppOptions {
             timings: Timings::default(),
             bind: None,
             limits: Limits::default(),
+            admin_token: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -90,6 +94,10 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         workers: Some(1),
         timings: options.timings,
         limits: options.limits,
+        admin_token: options.admin_token.map(SecretString::from),
+        allow_open_admin: false,
+        allowed_hosts: options.allowed_hosts,
+        allowed_origins: Vec::new(),
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());

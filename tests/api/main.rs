@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod access;
 mod backend_failures;
 mod create_session;
 mod faults;

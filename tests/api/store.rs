@@ -83,6 +83,7 @@ fn record(token: &str) -> SessionRecord {
         created_at: Utc::now(),
         prefix: PrefixMode::WhenNeeded,
         expires_at: None,
+        token_digest: Some([7; 32]),
     }
 }
 

@@ -12,9 +12,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Value, json};
 
+use super::access::check_session_token;
 use super::body::read_limited;
 use super::error::{ApiError, cause_chain};
-use super::origin::check_origin;
 use super::sessions::{parse_session_id, short_id};
 use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
@@ -31,9 +31,17 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 struct Refusal {
     status: StatusCode,
     id: Value,
-    pub(super) error: ErrorObject,
-    /// The `Allow` header of a 405.
-    allow: Option<&'static str>,
+    // Boxed: a refusal travels in `Result`s, which should stay small.
+    pub(super) error: Box<ErrorObject>,
+    header: Option<RefusalHeader>,
+}
+
+/// The header some refusals carry.
+enum RefusalHeader {
+    /// `Allow`, of a 405.
+    Allow(&'static str),
+    /// `WWW-Authenticate`, of a 401.
+    Challenge(&'static str),
 }
 
 impl Refusal {
@@ -41,8 +49,8 @@ impl Refusal {
         Refusal {
             status,
             id: Value::Null,
-            error: ErrorObject::new(code, message),
-            allow: None,
+            error: Box::new(ErrorObject::new(code, message)),
+            header: None,
         }
     }
 
@@ -53,9 +61,13 @@ impl Refusal {
 
     fn into_response(self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if let Some(allow) = self.allow {
-            response.insert_header((header::ALLOW, allow));
-        }
+        match self.header {
+            Some(RefusalHeader::Allow(allow)) => response.insert_header((header::ALLOW, allow)),
+            Some(RefusalHeader::Challenge(challenge)) => {
+                response.insert_header((header::WWW_AUTHENTICATE, challenge))
+            }
+            None => &mut response,
+        };
         // mcp-mux stopping or its store unreachable: both pass.
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));
@@ -82,9 +94,10 @@ impl From<ApiError> for Refusal {
             INVALID_REQUEST
         };
         let mut refusal = Refusal::new(status, code, error.to_string());
-        if let ApiError::MethodNotAllowed { allow } = error {
-            refusal.allow = Some(allow);
-        }
+        refusal.header = match error {
+            ApiError::MethodNotAllowed { allow } => Some(RefusalHeader::Allow(allow)),
+            _ => error.challenge().map(RefusalHeader::Challenge),
+        };
         refusal
     }
 }
@@ -107,7 +120,6 @@ async fn handle_post(
     payload: web::Payload,
     mux: &Mux,
 ) -> Result<HttpResponse, Refusal> {
-    check_origin(request)?;
     let session_id = parse_session_id(raw_id)?;
     let body =
         read_limited(payload, MAX_MESSAGE_BYTES)
@@ -140,7 +152,7 @@ async fn handle_post(
     })?;
 
     if modern::is_modern(request, &message) {
-        let session = find_session(raw_id, mux).await?;
+        let session = find_session(request, raw_id, mux).await?;
         return modern::handle(request, mux, session, message).await;
     }
     if let Message::Request(initialize) = &message
@@ -152,11 +164,13 @@ async fn handle_post(
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| no_session(raw_id))?;
+        check_session_token(request, session.token_digest.as_ref())
+            .map_err(|error| Refusal::from(error).with_id(id.as_ref()))?;
         return initialize_response(mux, &session, initialize)
             .await
             .map_err(|r| r.with_id(id.as_ref()));
     }
-    let session = find_session(raw_id, mux).await?;
+    let session = find_session(request, raw_id, mux).await?;
     check_protocol_version(request).map_err(|refusal| refusal.with_id(id.as_ref()))?;
     let mcp_session = find_mcp_session(request, mux, &session)
         .await
@@ -341,8 +355,7 @@ pub async fn get(
     mux: web::Data<Mux>,
 ) -> HttpResponse {
     let opened = async {
-        check_origin(&request)?;
-        let session = find_session(&path, &mux).await?;
+        let session = find_session(&request, &path, &mux).await?;
         if request.headers().get(SESSION_ID_HEADER).is_none() {
             return Ok(None);
         }
@@ -365,8 +378,7 @@ pub async fn delete(
     mux: web::Data<Mux>,
 ) -> HttpResponse {
     let ended = async {
-        check_origin(&request)?;
-        let session = find_session(&path, &mux).await?;
+        let session = find_session(&request, &path, &mux).await?;
         // Ended here and in the store, without reopening it first.
         let id = mcp_session_id(&request)?;
         if !mux
@@ -392,12 +404,21 @@ pub async fn method_not_allowed() -> HttpResponse {
     .into_response()
 }
 
-async fn find_session(raw_id: &str, mux: &Mux) -> Result<Arc<Session>, Refusal> {
+/// The session a path names, if the request may use it: with its token,
+/// when it requires one.
+async fn find_session(
+    request: &HttpRequest,
+    raw_id: &str,
+    mux: &Mux,
+) -> Result<Arc<Session>, Refusal> {
     let id = parse_session_id(raw_id)?;
-    mux.session(id)
+    let session = mux
+        .session(id)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(|| no_session(raw_id))
+        .ok_or_else(|| no_session(raw_id))?;
+    check_session_token(request, session.token_digest.as_ref())?;
+    Ok(session)
 }
 
 fn no_session(raw_id: &str) -> Refusal {

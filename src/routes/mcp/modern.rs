@@ -69,7 +69,7 @@ pub(super) async fn handle(
         let mut refusal =
             Refusal::new(StatusCode::BAD_REQUEST, refused.code(), refused.to_string());
         if let Some(data) = refused.data() {
-            refusal.error = refusal.error.with_data(data);
+            refusal.error = Box::new(refusal.error.with_data(data));
         }
         refusal.with_id(Some(&id))
     })?;
@@ -339,9 +339,11 @@ fn missing_capability(id: &Value, capability: &str) -> Refusal {
             "the backend needs the client capability \"{capability}\", which this request did not declare"
         ),
     );
-    refusal.error = refusal
-        .error
-        .with_data(json!({ "requiredCapabilities": { capability: {} } }));
+    refusal.error = Box::new(
+        refusal
+            .error
+            .with_data(json!({ "requiredCapabilities": { capability: {} } })),
+    );
     refusal.with_id(Some(id))
 }
 

@@ -1,0 +1,303 @@
+//! Who may do what: the admin token on the management routes, a session's
+//! own token on its MCP endpoint, and the Host and Origin allow-lists.
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+async fn app_with_admin_token(registry: &str) -> TestApp {
+    let mut options = AppOptions::new(registry);
+    options.admin_token = Some(ADMIN_TOKEN.into());
+    spawn_app_with(options).await.expect("starts")
+}
+
+/// Asserts a 401 with its challenge and the exact JSON message.
+async fn assert_unauthorized(response: reqwest::Response, realm: &str, message: &str) {
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        format!("Bearer realm=\"{realm}\"").as_str()
+    );
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body, json!({ "error": "unauthorized", "message": message }));
+}
+
+#[tokio::test]
+async fn with_an_admin_token_every_management_route_needs_it() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = app_with_admin_token(&registry_yaml(&[("alpha", &backend.url, "")])).await;
+    let base = &app.address;
+    let body = json!({ "servers": ["alpha"] });
+
+    let missing = app.post_create_session(&body).await;
+    assert_unauthorized(
+        missing,
+        "mcp-mux admin",
+        "this route needs Authorization: Bearer <admin token>",
+    )
+    .await;
+    for wrong in ["Bearer admin-token-012345678", "Basic YWRtaW4=", "Bearer"] {
+        let response = app
+            .http
+            .post(format!("{base}/create-session"))
+            .header("authorization", wrong)
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        let message = if wrong.starts_with("Bearer ") {
+            "the admin token is wrong"
+        } else {
+            "this route needs Authorization: Bearer <admin token>"
+        };
+        assert_unauthorized(response, "mcp-mux admin", message).await;
+    }
+
+    let created: Value = app
+        .http
+        .post(format!("{base}/create-session"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let session = created["session_id"].as_str().expect("created").to_owned();
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/session/{session}")),
+        (reqwest::Method::DELETE, format!("/session/{session}")),
+        (reqwest::Method::GET, "/registry".to_owned()),
+    ] {
+        let refused = app
+            .http
+            .request(method.clone(), format!("{base}{path}"))
+            .send()
+            .await
+            .expect("answer");
+        assert_unauthorized(
+            refused,
+            "mcp-mux admin",
+            "this route needs Authorization: Bearer <admin token>",
+        )
+        .await;
+        let allowed = app
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(allowed.status(), 200, "{path}");
+    }
+    let health = app
+        .http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(health.status(), 200, "health needs no token");
+}
+
+#[tokio::test]
+async fn the_mcp_endpoint_needs_no_admin_token() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = app_with_admin_token(&registry_yaml(&[("alpha", &backend.url, "")])).await;
+    let created: Value = app
+        .http
+        .post(format!("{}/create-session", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "servers": ["alpha"] }))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let mut mcp = app.mcp(created["session_id"].as_str().expect("id")).await;
+    assert_eq!(mcp.tool_names().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_gateway_refuses_to_start_with_open_management_routes_or_a_weak_token() {
+    let registry = registry_yaml(&[("alpha", "http://127.0.0.1:9/mcp", "")]);
+    let mut options = AppOptions::new(registry.clone());
+    options.bind = Some("0.0.0.0:0".into());
+    let error = spawn_app_with(options).await.err().expect("refused");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("refusing to serve the management routes on 0.0.0.0:")
+            && message.ends_with(
+                " without an admin token: set MCP_MUX_ADMIN_TOKEN, bind to a loopback address, or pass --insecure-no-admin-token if this network is trusted"
+            ),
+        "{message}"
+    );
+
+    let mut options = AppOptions::new(registry);
+    options.admin_token = Some("short".into());
+    let error = spawn_app_with(options).await.err().expect("refused");
+    assert_eq!(
+        error.to_string(),
+        "MCP_MUX_ADMIN_TOKEN must be at least 16 characters"
+    );
+}
+
+#[tokio::test]
+async fn a_session_token_is_shown_once_and_guards_the_mcp_endpoint() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = spawn_app(&registry_yaml(&[("alpha", &backend.url, "")])).await;
+    let created: Value = app
+        .post_create_session(&json!({ "servers": ["alpha"], "require_token": true }))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let session = created["session_id"].as_str().expect("id").to_owned();
+    let token = created["session_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    assert!(token.starts_with("mmx_") && token.len() == 47, "{token}");
+    assert_eq!(created["require_token"], true);
+
+    let shown = app
+        .http
+        .get(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    assert!(!shown.contains(&token));
+    assert_eq!(
+        serde_json::from_str::<Value>(&shown).expect("JSON")["require_token"],
+        true
+    );
+    let database = database_bytes(&app.database_file());
+    assert!(contains(&database, &session), "searched the right file");
+    assert!(!contains(&database, &token), "only a digest is stored");
+
+    let url = app.mcp_url(&session);
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
+    });
+    for (authorization, message) in [
+        (
+            None,
+            "this session needs Authorization: Bearer <session token>",
+        ),
+        (
+            Some(format!("Bearer {token}x")),
+            "the session token is wrong",
+        ),
+    ] {
+        let mut request = app
+            .http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let refused = request.send().await.expect("answer");
+        assert_eq!(refused.status(), 401);
+        assert_eq!(
+            refused.headers()["www-authenticate"],
+            "Bearer realm=\"mcp-mux session\""
+        );
+        let body: Value = refused.json().await.expect("JSON");
+        assert_eq!(
+            body,
+            json!({ "jsonrpc": "2.0", "id": 1, "error": { "code": -32600, "message": message } })
+        );
+    }
+    let get = app
+        .http
+        .get(&url)
+        .header("mcp-session-id", "0".repeat(32))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(get.status(), 401, "GET needs it too");
+    let delete = app
+        .http
+        .delete(&url)
+        .header("mcp-session-id", "0".repeat(32))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(delete.status(), 401, "DELETE needs it too");
+
+    // A real client with the token, as `mcp-remote --header` sends it.
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).auth_header(token),
+    );
+    let client = ClientConfig::default()
+        .serve(transport)
+        .await
+        .expect("rmcp client connects");
+    let arguments = json!({ "text": "t" }).as_object().cloned().expect("object");
+    let result = client
+        .call_tool(CallToolRequestParams::new("alpha__echo").with_arguments(arguments))
+        .await
+        .expect("tools/call");
+    assert_eq!(
+        serde_json::to_value(&result).expect("JSON")["content"][0]["text"],
+        "alpha: t"
+    );
+    client.cancel().await.expect("client closes");
+}
+
+#[tokio::test]
+async fn a_host_off_the_allow_list_is_refused_on_every_route() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let mut options = AppOptions::new(registry_yaml(&[("alpha", &backend.url, "")]));
+    options.allowed_hosts = vec!["mux.example.com".into()];
+    let app = spawn_app_with(options).await.expect("starts");
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+    for host in ["evil.example", "mux.example.com.evil:80", "10.1.2.3"] {
+        for path in ["/healthz", "/registry", "/create-session"] {
+            let refused = app
+                .http
+                .get(format!("{}{path}", app.address))
+                .header("host", host)
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(refused.status(), 403, "{host} {path}");
+            let body: Value = refused.json().await.expect("JSON");
+            assert_eq!(
+                body,
+                json!({ "error": "forbidden", "message": "Host not allowed" })
+            );
+        }
+        let refused = app
+            .http
+            .post(app.mcp_url(&session))
+            .header("host", host)
+            .json(&json!({ "jsonrpc": "2.0", "id": 7, "method": "ping" }))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(refused.status(), 403);
+        let body: Value = refused.json().await.expect("JSON");
+        assert_eq!(body["error"]["message"], "Host not allowed");
+    }
+    let listed = app
+        .http
+        .get(format!("{}/registry", app.address))
+        .header("host", "MUX.example.com:8443")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(listed.status(), 200, "a listed host passes");
+}
