@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
 use mcp_mux::mux::{Limits, Timings};
+use mcp_mux::routes::rate_limit::Rates;
 use mcp_mux::startup::{Application, Settings};
 
 #[derive(Parser)]
@@ -62,6 +63,12 @@ struct ServeArgs {
     /// delete sessions.
     #[arg(long)]
     insecure_no_admin_token: bool,
+    /// Requests a second one session's MCP endpoint may take (twice that at once).
+    #[arg(long, env = "MCP_MUX_SESSION_RATE", default_value_t = Rates::default().session_per_second)]
+    session_rate: f64,
+    /// Sessions one client address may create a minute.
+    #[arg(long, env = "MCP_MUX_CREATE_SESSION_RATE", default_value_t = Rates::default().create_session_per_minute)]
+    create_session_rate: f64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "MCP_MUX_WORKERS")]
     workers: Option<usize>,
@@ -117,6 +124,7 @@ fn main() -> ExitCode {
         allow_open_admin: args.insecure_no_admin_token,
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
+        rates: Rates::new(args.session_rate, args.create_session_rate),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -14,6 +14,7 @@ use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
 use crate::routes::access::{Access, MIN_ADMIN_TOKEN_LEN};
+use crate::routes::rate_limit::{RateLimits, Rates};
 use crate::store::crypto::{EncryptionKey, KeyError, KeySource};
 use crate::store::{Store, StoreError};
 
@@ -42,6 +43,7 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// `Origin`s allowed besides loopback ones.
     pub allowed_origins: Vec<String>,
+    pub rates: Rates,
 }
 
 impl Settings {
@@ -156,11 +158,13 @@ impl Application {
             &settings.allowed_hosts,
             &settings.allowed_origins,
         ));
+        let rate_limits = web::Data::new(RateLimits::new(settings.rates));
         let app_mux = mux.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_mux.clone())
                 .app_data(access.clone())
+                .app_data(rate_limits.clone())
                 .wrap(actix_web::middleware::from_fn(routes::access::guard))
                 .wrap(actix_web::middleware::from_fn(
                     routes::refuse_while_stopping,

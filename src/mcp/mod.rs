@@ -5,6 +5,7 @@
 pub mod jsonrpc;
 pub mod modern;
 pub mod naming;
+pub mod nesting;
 pub mod sse;
 pub mod version;
 

@@ -38,6 +38,11 @@ pub enum ApiError {
     ShuttingDown,
     #[error("{message}")]
     AtCapacity { message: String },
+    #[error("too many {what}; retry after {retry_after} s")]
+    TooManyRequests {
+        retry_after: u64,
+        what: &'static str,
+    },
 }
 
 impl ApiError {
@@ -61,6 +66,17 @@ impl ApiError {
             ApiError::Internal { .. } => "internal",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::AtCapacity { .. } => "at_capacity",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+        }
+    }
+
+    /// The `Retry-After` seconds of a 429 or 503.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            // mcp-mux stopping, full, or its store unreachable: all pass.
+            _ if self.status_code() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            _ => None,
         }
     }
 
@@ -135,6 +151,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ShuttingDown | ApiError::AtCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -153,9 +170,8 @@ impl ResponseError for ApiError {
         if let Some(challenge) = self.challenge() {
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
-        // mcp-mux stopping or its store unreachable: both pass.
-        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(body)
     }

@@ -6,6 +6,7 @@ mod body;
 pub mod error;
 mod health;
 mod mcp;
+pub mod rate_limit;
 mod registry;
 mod sessions;
 

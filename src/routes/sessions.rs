@@ -11,9 +11,11 @@ use uuid::Uuid;
 use super::access::{new_session_token, token_digest};
 use super::body::read_limited;
 use super::error::ApiError;
+use super::rate_limit::check_create_session_rate;
 use crate::backend::breaker::CircuitState;
 use crate::backend::limits::BackendLimits;
 use crate::credentials::{Credentials, header_value_problem};
+use crate::mcp::nesting;
 use crate::mux::{Mux, Session};
 use crate::registry::Registry;
 use crate::store::PrefixMode;
@@ -39,9 +41,19 @@ pub async fn create_session(
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, CREATE_SESSION_BODY_LIMIT).await?;
+    if nesting::exceeds_depth(&body, nesting::MAX_DEPTH) {
+        return Err(ApiError::bad_request(
+            "body",
+            format!(
+                "nests arrays and objects deeper than {} levels",
+                nesting::MAX_DEPTH
+            ),
+        ));
+    }
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
     let new = parse_create_session(value, mux.registry())?;
+    check_create_session_rate(&request)?;
     let token = new.require_token.then(new_session_token);
     let session = mux
         .create_session(

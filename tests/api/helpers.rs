@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use mcp_mux::mux::{Limits, Mux, Timings};
+use mcp_mux::routes::rate_limit::Rates;
 use mcp_mux::startup::{Application, Settings, StartupError};
 
 /// A fixed test key, so that tests can restart on the same database.
@@ -54,6 +55,7 @@ pub struct AppOptions {
     pub limits: Limits,
     pub admin_token: Option<String>,
     pub allowed_hosts: Vec<String>,
+    pub rates: Rates,
 }
 
 impl AppOptions {
@@ -68,6 +70,7 @@ impl AppOptions {
             limits: Limits::default(),
             admin_token: None,
             allowed_hosts: Vec::new(),
+            rates: Rates::default(),
         }
     }
 }
@@ -98,6 +101,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         allow_open_admin: false,
         allowed_hosts: options.allowed_hosts,
         allowed_origins: Vec::new(),
+        rates: options.rates,
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());

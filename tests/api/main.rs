@@ -8,6 +8,7 @@ mod backend_failures;
 mod create_session;
 mod faults;
 mod lifetimes;
+mod limits;
 mod mcp_endpoint;
 mod persistence;
 mod resources;

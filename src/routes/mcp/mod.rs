@@ -15,12 +15,13 @@ use serde_json::{Value, json};
 use super::access::check_session_token;
 use super::body::read_limited;
 use super::error::{ApiError, cause_chain};
+use super::rate_limit::check_session_rate;
 use super::sessions::{parse_session_id, short_id};
 use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
     PARSE_ERROR,
 };
-use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, version};
+use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, version};
 use crate::mux::{CallError, ClientCall, McpSession, Mux, Payload, Session};
 
 /// Largest JSON-RPC message a client may POST.
@@ -42,6 +43,8 @@ enum RefusalHeader {
     Allow(&'static str),
     /// `WWW-Authenticate`, of a 401.
     Challenge(&'static str),
+    /// `Retry-After` seconds, of a 429 or 503.
+    RetryAfter(u64),
 }
 
 impl Refusal {
@@ -66,12 +69,11 @@ impl Refusal {
             Some(RefusalHeader::Challenge(challenge)) => {
                 response.insert_header((header::WWW_AUTHENTICATE, challenge))
             }
+            Some(RefusalHeader::RetryAfter(seconds)) => {
+                response.insert_header((header::RETRY_AFTER, seconds.to_string()))
+            }
             None => &mut response,
         };
-        // mcp-mux stopping or its store unreachable: both pass.
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, "1"));
-        }
         response
             .content_type("application/json")
             .body(jsonrpc::error_response(&self.id, &self.error))
@@ -96,7 +98,10 @@ impl From<ApiError> for Refusal {
         let mut refusal = Refusal::new(status, code, error.to_string());
         refusal.header = match error {
             ApiError::MethodNotAllowed { allow } => Some(RefusalHeader::Allow(allow)),
-            _ => error.challenge().map(RefusalHeader::Challenge),
+            _ => error
+                .challenge()
+                .map(RefusalHeader::Challenge)
+                .or_else(|| error.retry_after().map(RefusalHeader::RetryAfter)),
         };
         refusal
     }
@@ -132,6 +137,16 @@ async fn handle_post(
                 ),
                 other => Refusal::from(other),
             })?;
+    if nesting::exceeds_depth(&body, nesting::MAX_DEPTH) {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            format!(
+                "the message nests arrays and objects deeper than {} levels",
+                nesting::MAX_DEPTH
+            ),
+        ));
+    }
     let value: Value = serde_json::from_slice(&body).map_err(|error| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -159,6 +174,7 @@ async fn handle_post(
         && initialize.method == "initialize"
     {
         // initialize negotiates the version in its body, whatever the header says.
+        check_session_rate(request, session_id)?;
         let session = mux
             .current_session(session_id)
             .await
@@ -412,6 +428,7 @@ async fn find_session(
     mux: &Mux,
 ) -> Result<Arc<Session>, Refusal> {
     let id = parse_session_id(raw_id)?;
+    check_session_rate(request, id)?;
     let session = mux
         .session(id)
         .await

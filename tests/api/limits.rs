@@ -1,0 +1,129 @@
+//! Floods and outsized input: request rates per session and per client
+//! address answered with 429 and `Retry-After`, and nesting too deep to parse.
+
+use mcp_mux::routes::rate_limit::Rates;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A gateway over one rmcp backend with `rates`.
+async fn app_with(rates: Rates) -> (TestApp, RmcpBackend) {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let mut options = AppOptions::new(registry_yaml(&[("alpha", &backend.url, "")]));
+    options.rates = rates;
+    (spawn_app_with(options).await.expect("starts"), backend)
+}
+
+#[tokio::test]
+async fn a_session_past_its_request_rate_gets_429_and_others_do_not() {
+    // Three requests at once, then one every 100 s.
+    let rates = Rates {
+        session_per_second: 0.01,
+        session_burst: 3,
+        ..Rates::default()
+    };
+    let (app, _backend) = app_with(rates).await;
+    let flooded = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let mut mcp = app.mcp(&flooded).await; // initialize and initialized: two
+    assert_eq!(mcp.tool_names().await.len(), 2);
+    let refused = mcp
+        .post(&json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/list" }))
+        .await;
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=100).contains(&wait), "{wait}");
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({ "jsonrpc": "2.0", "id": null, "error": {
+            "code": -32600,
+            "message": format!("too many requests on this session; retry after {wait} s"),
+        } })
+    );
+
+    let calm = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let mut other = app.mcp(&calm).await;
+    assert_eq!(
+        other.tool_names().await.len(),
+        2,
+        "another session is not slowed"
+    );
+}
+
+#[tokio::test]
+async fn a_client_address_creating_sessions_too_fast_gets_429_and_nothing_is_stored() {
+    let rates = Rates {
+        create_session_per_minute: 0.5,
+        create_session_burst: 2,
+        ..Rates::default()
+    };
+    let (app, _backend) = app_with(rates).await;
+    for _ in 0..2 {
+        app.create_session(json!({ "servers": ["alpha"] })).await;
+    }
+    let refused = app
+        .post_create_session(&json!({ "servers": ["alpha"] }))
+        .await;
+    assert_eq!(refused.status(), 429);
+    let wait = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({
+            "error": "too_many_requests",
+            "message": format!("too many sessions created from this address; retry after {wait} s"),
+        })
+    );
+    assert_eq!(app.mux.store().count_sessions().await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn json_nested_past_the_limit_is_refused_before_it_is_parsed() {
+    let (app, _backend) = app_with(Rates::default()).await;
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let mcp = app.mcp(&session).await;
+    let deep = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"alpha__echo","arguments":{{"text":"x","deep":{}}}}}}}"#,
+        deep(70)
+    );
+    let refused = mcp
+        .http
+        .post(&mcp.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", mcp.session_id.clone().expect("id"))
+        .body(body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 400);
+    let answer: Value = refused.json().await.expect("JSON");
+    assert_eq!(
+        answer["error"],
+        json!({ "code": -32600, "message": "the message nests arrays and objects deeper than 64 levels" })
+    );
+
+    let refused = app
+        .http
+        .post(format!("{}/create-session", app.address))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"servers":["alpha"],"x":{}}}"#, deep(100)))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 400);
+    let answer: Value = refused.json().await.expect("JSON");
+    assert_eq!(
+        answer,
+        json!({ "error": "bad_request", "field": "body", "message": "body: nests arrays and objects deeper than 64 levels" })
+    );
+}
