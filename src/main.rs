@@ -52,6 +52,9 @@ struct ServeArgs {
     /// Most MCP sessions open at once on one session; another ends the least recently used.
     #[arg(long, env = "MCP_MUX_MAX_MCP_SESSIONS", default_value_t = Limits::default().max_mcp_sessions_per_session)]
     max_mcp_sessions: usize,
+    /// Days a tools/call audit record is kept.
+    #[arg(long, env = "MCP_MUX_AUDIT_RETENTION_DAYS", default_value_t = 30)]
+    audit_retention_days: u64,
     /// Host names (besides loopback) requests may carry in `Host`, comma-separated.
     #[arg(long, env = "MCP_MUX_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         limits: Limits {
             max_sessions: args.max_sessions,
             max_mcp_sessions_per_session: args.max_mcp_sessions.max(1),
+            audit_retention: Duration::from_secs(args.audit_retention_days.max(1) * 24 * 3600),
         },
         admin_token,
         allow_open_admin: args.insecure_no_admin_token,

@@ -225,6 +225,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let mux = self.mux.clone();
         let idle = self.mcp_session_idle;
+        let writer = self.mux.clone();
+        let audit_writer = async move { writer.write_audit_trail().await };
         let reaper = async move {
             let mut tick = tokio::time::interval(
                 (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)),
@@ -247,11 +249,14 @@ impl Application {
         };
         let server = self.server;
         tokio::pin!(server);
-        tokio::select! {
+        let stopped = tokio::select! {
             result = &mut server => result,
             () = reaper => Ok(()),
+            () = audit_writer => Ok(()),
             () = on_signal => server.await,
-        }
+        };
+        self.mux.flush_audit_trail().await;
+        stopped
     }
 }
 

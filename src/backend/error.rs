@@ -86,6 +86,24 @@ impl BackendError {
         }
     }
 
+    /// A short name for the kind of failure, for the audit trail.
+    pub fn class(&self) -> &'static str {
+        match self {
+            BackendError::Connect { .. } => "unreachable",
+            BackendError::Timeout { .. } => "timeout",
+            BackendError::Status { .. } => "http_status",
+            BackendError::Unauthorized { .. } => "unauthorized",
+            BackendError::SessionExpired { .. } => "session_expired",
+            BackendError::Transport { .. } => "connection_lost",
+            BackendError::Protocol { .. } => "invalid_answer",
+            BackendError::Initialize { .. } => "initialize_refused",
+            BackendError::Spawn { .. } => "spawn_failed",
+            BackendError::Closed { .. } => "closed",
+            BackendError::CircuitOpen { .. } => "circuit_open",
+            BackendError::Busy { .. } => "busy",
+        }
+    }
+
     /// Whether another attempt may follow this failure under `replay`.
     /// A timeout is never retried: the call already used its whole budget.
     pub fn is_retryable(&self, replay: Replay) -> bool {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::audit::{AuditContext, AuditedCall};
 use super::catalogue::{
     BackendItems, Catalogue, Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES, Route,
 };
@@ -422,6 +423,8 @@ pub struct McpSession {
     in_flight: Mutex<HashMap<String, (usize, Arc<AtomicU64>)>>,
     signals: Arc<Signals>,
     last_seen: Mutex<Instant>,
+    /// Where its `tools/call`s are recorded.
+    audit: Option<AuditContext>,
 }
 
 impl McpSession {
@@ -433,6 +436,7 @@ impl McpSession {
         backends: Vec<(BackendSession, String)>,
         id: String,
         requested_version: Option<&str>,
+        audit: Option<AuditContext>,
     ) -> (Self, Value) {
         let signals = Arc::new(Signals::default());
         let slots: Vec<Arc<BackendSlot>> = backends
@@ -482,6 +486,7 @@ impl McpSession {
             in_flight: Mutex::new(HashMap::new()),
             signals,
             last_seen: Mutex::new(Instant::now()),
+            audit,
         };
         let result = json!({
             "protocolVersion": protocol_version,
@@ -755,12 +760,25 @@ impl McpSession {
                 reason: "\"name\" must be a string".into(),
             });
         };
-        let route = self.route_named(kind, name).await?;
-        params.insert("name".into(), Value::String(route.name));
-        passed_on(
-            self.forward(route.backend, method, params, route.replay, call)
-                .await?,
-        )
+        let audited = match (kind, &self.audit) {
+            (NamedKind::Tool, Some(context)) => Some(AuditedCall::start(context, &self.id, &name)),
+            _ => None,
+        };
+        let (backend, outcome) = match self.route_named(kind, name).await {
+            Ok(route) => {
+                params.insert("name".into(), Value::String(route.name));
+                let outcome = self
+                    .forward(route.backend, method, params, route.replay, call)
+                    .await
+                    .and_then(passed_on);
+                (Some(self.backends[route.backend].name()), outcome)
+            }
+            Err(error) => (None, Err(error)),
+        };
+        if let Some(audited) = audited {
+            audited.finish(backend, &outcome);
+        }
+        outcome
     }
 
     /// Where a qualified name leads, listing the backends again if the name

@@ -2,6 +2,7 @@
 //! the MCP sessions clients open on them, fan-out to backends, the merged
 //! catalogue and the routing of calls.
 
+mod audit;
 pub mod catalogue;
 pub mod error;
 mod mcp_session;
@@ -23,6 +24,7 @@ pub use mcp_session::{ClientCall, ClientStream, McpSession, Payload, Timings, ca
 pub use paging::PAGE_SIZE;
 pub use stateless::{ModernCall, Step, stateless_call_id};
 
+use audit::{AuditContext, AuditTrail};
 use stateless::Stateless;
 
 use crate::backend::BackendSession;
@@ -40,6 +42,8 @@ pub struct Limits {
     /// least recently used (clients such as mcp-remote open sessions they
     /// never end).
     pub max_mcp_sessions_per_session: usize,
+    /// How long audit records are kept.
+    pub audit_retention: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +51,7 @@ impl Default for Limits {
         Limits {
             max_sessions: 10_000,
             max_mcp_sessions_per_session: 32,
+            audit_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -255,6 +260,7 @@ pub struct Mux {
     creating: tokio::sync::Mutex<()>,
     /// One per registry server, shared by all sessions.
     backend_limits: HashMap<String, Arc<BackendLimits>>,
+    audit: Arc<AuditTrail>,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
     deleted: Mutex<Tombstones>,
     /// Set when the gateway stops, so that open client streams end.
@@ -274,6 +280,7 @@ impl Mux {
             .map(|server| (server.name.clone(), Arc::new(BackendLimits::new(server))))
             .collect();
         Mux {
+            audit: Arc::new(AuditTrail::default()),
             limits,
             creating: tokio::sync::Mutex::new(()),
             backend_limits,
@@ -304,6 +311,23 @@ impl Mux {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Writes the audit trail to the store; runs for as long as the gateway.
+    pub async fn write_audit_trail(&self) {
+        self.audit.write_to(&self.store).await;
+    }
+
+    /// Writes the audit records still queued; for the end of a shutdown.
+    pub async fn flush_audit_trail(&self) {
+        self.audit.flush(&self.store).await;
+    }
+
+    fn audit_context(&self, session: &Session) -> AuditContext {
+        AuditContext {
+            trail: self.audit.clone(),
+            session_id: session.id,
+        }
     }
 
     /// What all sessions of `server` share: its circuit breaker and its
@@ -452,7 +476,9 @@ impl Mux {
         let client_capabilities = relayable_capabilities(initialize_params);
         let backends = self.backend_sessions(session, client_capabilities.clone());
         let id = Uuid::new_v4().simple().to_string();
-        let (mcp_session, result) = McpSession::open(self.timings, backends, id, requested).await;
+        let audit = Some(self.audit_context(session));
+        let (mcp_session, result) =
+            McpSession::open(self.timings, backends, id, requested, audit).await;
         let mcp_session = Arc::new(mcp_session);
         self.register(session, mcp_session.clone()).await?;
         let now = Utc::now();
@@ -495,6 +521,7 @@ impl Mux {
             backends,
             record.id,
             Some(&record.protocol_version),
+            Some(self.audit_context(session)),
         )
         .await;
         let mcp_session = Arc::new(mcp_session);
@@ -544,7 +571,8 @@ impl Mux {
         }
         let backends = self.backend_sessions(session, stateless::backend_capabilities());
         let id = Uuid::new_v4().simple().to_string();
-        let (mcp_session, _) = McpSession::open(self.timings, backends, id, None).await;
+        let audit = Some(self.audit_context(session));
+        let (mcp_session, _) = McpSession::open(self.timings, backends, id, None, audit).await;
         let mcp_session = Arc::new(mcp_session);
         // Deleted while it opened: `end` could not take it, so it ends here.
         if session.ended.load(Ordering::Acquire) {
@@ -639,6 +667,14 @@ impl Mux {
         let pruned = self.store.prune_mcp_sessions(cutoff).await?;
         if pruned > 0 {
             tracing::info!(pruned, "forgot stored MCP sessions nobody resumed");
+        }
+        let kept_since = chrono::Duration::from_std(self.limits.audit_retention)
+            .ok()
+            .and_then(|retention| now.checked_sub_signed(retention))
+            .unwrap_or(now);
+        let pruned = self.store.prune_audit_records(kept_since).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "deleted audit records past their retention");
         }
         for id in self.store.expired_sessions(now).await? {
             tracing::info!("session expired; deleting it");

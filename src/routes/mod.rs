@@ -44,6 +44,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(web::to(|| method_not_allowed("GET, DELETE"))),
         )
         .service(
+            web::resource("/session/{id}/audit")
+                .route(web::get().to(sessions::get_audit))
+                .default_service(web::to(|| method_not_allowed("GET"))),
+        )
+        .service(
             web::resource("/session/{id}/mcp")
                 .route(web::post().to(mcp::post))
                 .route(web::get().to(mcp::get))

@@ -112,6 +112,77 @@ pub async fn delete_session(
     Ok(HttpResponse::Ok().json(json!({ "session_id": id, "status": "deleted" })))
 }
 
+/// Most audit records one answer carries.
+const MAX_AUDIT_PAGE: u64 = 1000;
+
+/// `GET /session/<id>/audit?limit=N&before=ID`: the session's `tools/call`
+/// records, newest first; `next_before` continues the list.
+pub async fn get_audit(
+    path: web::Path<String>,
+    query: web::Query<std::collections::HashMap<String, String>>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_session_id(&path)?;
+    let limit = match query.get("limit") {
+        None => 100,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|limit| (1..=MAX_AUDIT_PAGE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_AUDIT_PAGE}"),
+                )
+            })?,
+    };
+    let before = match query.get("before") {
+        None => None,
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("before", "must be a record id from an earlier answer")
+        })?),
+    };
+    if let Some(unknown) = query
+        .keys()
+        .find(|key| !matches!(key.as_str(), "limit" | "before"))
+    {
+        return Err(ApiError::bad_request(
+            unknown.as_str(),
+            "unknown parameter; expected limit, before",
+        ));
+    }
+    let session = mux.session(id).await?.ok_or_else(|| no_session(&path))?;
+    let records = mux
+        .store()
+        .audit_records(session.id, limit, before)
+        .await
+        .map_err(crate::mux::MuxError::from)?;
+    let next_before = (records.len() as u64 == limit)
+        .then(|| records.last().map(|record| record.id))
+        .flatten();
+    let records: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            json!({
+                "id": record.id,
+                "at": record.at,
+                // Enough to tell MCP sessions apart, too little to use one.
+                "mcp_session": record.mcp_session_id.get(..8).unwrap_or_default(),
+                "backend": record.backend,
+                "tool": record.tool,
+                "outcome": record.outcome,
+                "error_class": record.error_class,
+                "duration_ms": record.duration_ms,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "session_id": session.id,
+        "records": records,
+        "next_before": next_before,
+    })))
+}
+
 /// The session id in a path; anything else names no session.
 pub fn parse_session_id(raw_id: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw_id).map_err(|_| no_session(raw_id))

@@ -51,6 +51,30 @@ pub mod mcp_session {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod audit_record {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_records")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub session_id: String,
+        pub mcp_session_id: String,
+        pub backend: Option<String>,
+        pub tool: String,
+        pub outcome: String,
+        pub error_class: Option<String>,
+        pub duration_ms: i64,
+        pub at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod key_check {
     use sea_orm::entity::prelude::*;
 

@@ -9,14 +9,14 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, TransactionTrait,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::credentials::Credentials;
 use crypto::{EncryptionKey, KeySource};
-use entity::{key_check, mcp_session, session};
+use entity::{audit_record, key_check, mcp_session, session};
 
 /// The plaintext sealed in `key_check`: opening it proves the key is the one
 /// the store was created with.
@@ -44,6 +44,36 @@ impl SessionRecord {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
+}
+
+/// One `tools/call` in the audit trail: who called what, how it ended and
+/// how long it took; never its arguments or its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub session_id: Uuid,
+    pub mcp_session_id: String,
+    /// None when the tool name led to no backend.
+    pub backend: Option<String>,
+    pub tool: String,
+    /// `ok`, `tool_error` (the tool answered `isError`) or `error`.
+    pub outcome: &'static str,
+    /// What kind of error, for `error`: `timeout`, `unreachable`, …
+    pub error_class: Option<&'static str>,
+    pub duration_ms: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// An audit record as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAuditRecord {
+    pub id: i64,
+    pub mcp_session_id: String,
+    pub backend: Option<String>,
+    pub tool: String,
+    pub outcome: String,
+    pub error_class: Option<String>,
+    pub duration_ms: i64,
+    pub at: DateTime<Utc>,
 }
 
 /// An MCP session as stored, so that a client's `Mcp-Session-Id` outlives
@@ -242,6 +272,10 @@ impl Store {
             .filter(mcp_session::Column::SessionId.eq(id.as_str()))
             .exec(&transaction)
             .await?;
+        audit_record::Entity::delete_many()
+            .filter(audit_record::Column::SessionId.eq(id.as_str()))
+            .exec(&transaction)
+            .await?;
         let result = session::Entity::delete_by_id(id).exec(&transaction).await?;
         transaction.commit().await?;
         Ok(result.rows_affected > 0)
@@ -249,6 +283,69 @@ impl Store {
 
     pub async fn count_sessions(&self) -> Result<u64, StoreError> {
         Ok(session::Entity::find().count(&self.db).await?)
+    }
+
+    pub async fn insert_audit_records(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let rows = records.iter().map(|record| audit_record::ActiveModel {
+            session_id: Set(record.session_id.to_string()),
+            mcp_session_id: Set(record.mcp_session_id.clone()),
+            backend: Set(record.backend.clone()),
+            tool: Set(record.tool.clone()),
+            outcome: Set(record.outcome.to_owned()),
+            error_class: Set(record.error_class.map(str::to_owned)),
+            duration_ms: Set(record.duration_ms),
+            at: Set(record.at),
+            ..Default::default()
+        });
+        audit_record::Entity::insert_many(rows)
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The latest `limit` audit records of a session, newest first, older
+    /// than record `before` when given (for paging).
+    pub async fn audit_records(
+        &self,
+        session_id: Uuid,
+        limit: u64,
+        before: Option<i64>,
+    ) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        let mut query = audit_record::Entity::find()
+            .filter(audit_record::Column::SessionId.eq(session_id.to_string()));
+        if let Some(before) = before {
+            query = query.filter(audit_record::Column::Id.lt(before));
+        }
+        let rows = query
+            .order_by_desc(audit_record::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredAuditRecord {
+                id: row.id,
+                mcp_session_id: row.mcp_session_id,
+                backend: row.backend,
+                tool: row.tool,
+                outcome: row.outcome,
+                error_class: row.error_class,
+                duration_ms: row.duration_ms,
+                at: row.at,
+            })
+            .collect())
+    }
+
+    /// Deletes audit records older than `cutoff`; returns how many.
+    pub async fn prune_audit_records(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let result = audit_record::Entity::delete_many()
+            .filter(audit_record::Column::At.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
     }
 
     /// Ids of sessions whose expiry time has passed.

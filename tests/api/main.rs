@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod audit;
 mod backend_failures;
 mod create_session;
 mod faults;

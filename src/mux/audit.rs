@@ -1,0 +1,155 @@
+//! The audit trail of `tools/call`: each call is recorded (session, MCP
+//! session, backend, tool, outcome, duration, error class, never arguments
+//! or results) through a bounded queue that a background task writes to the
+//! store in batches, so that a call never waits on the database.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::error::CallError;
+use super::mcp_session::Payload;
+use crate::store::{AuditRecord, Store};
+
+/// Records waiting to be written before new ones are dropped (and counted
+/// in the log): an audit trail must not take the gateway down with it.
+const QUEUE: usize = 10_000;
+/// Most records written in one statement.
+const BATCH: usize = 256;
+
+pub struct AuditTrail {
+    sender: mpsc::Sender<AuditRecord>,
+    /// Held by the writer while it runs, and by `flush` after it stopped.
+    receiver: tokio::sync::Mutex<mpsc::Receiver<AuditRecord>>,
+}
+
+impl Default for AuditTrail {
+    fn default() -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        AuditTrail {
+            sender,
+            receiver: tokio::sync::Mutex::new(receiver),
+        }
+    }
+}
+
+impl AuditTrail {
+    /// Queues a record; never waits.
+    pub fn record(&self, record: AuditRecord) {
+        if self.sender.try_send(record).is_err() {
+            tracing::warn!("the audit queue is full; a tools/call record was dropped");
+        }
+    }
+
+    /// Writes queued records to `store` as they come, for as long as the
+    /// future is polled.
+    pub async fn write_to(&self, store: &Store) {
+        let mut receiver = self.receiver.lock().await;
+        let mut batch = Vec::with_capacity(BATCH);
+        while receiver.recv_many(&mut batch, BATCH).await > 0 {
+            write(store, &mut batch).await;
+        }
+    }
+
+    /// Writes what is still queued, once the writer has stopped (at
+    /// shutdown).
+    pub async fn flush(&self, store: &Store) {
+        let mut receiver = self.receiver.lock().await;
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Ok(record) = receiver.try_recv() {
+            batch.push(record);
+            if batch.len() == BATCH {
+                write(store, &mut batch).await;
+            }
+        }
+        write(store, &mut batch).await;
+    }
+}
+
+async fn write(store: &Store, batch: &mut Vec<AuditRecord>) {
+    if let Err(error) = store.insert_audit_records(batch).await {
+        tracing::error!(%error, records = batch.len(), "could not write audit records");
+    }
+    batch.clear();
+}
+
+/// Where an MCP session's calls are recorded, and under which session.
+#[derive(Clone)]
+pub struct AuditContext {
+    pub trail: std::sync::Arc<AuditTrail>,
+    pub session_id: Uuid,
+}
+
+/// One call being timed.
+pub struct AuditedCall<'a> {
+    context: &'a AuditContext,
+    mcp_session_id: &'a str,
+    tool: String,
+    started: Instant,
+}
+
+impl<'a> AuditedCall<'a> {
+    pub fn start(context: &'a AuditContext, mcp_session_id: &'a str, tool: &str) -> Self {
+        AuditedCall {
+            context,
+            mcp_session_id,
+            tool: tool.to_owned(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Records how the call ended; `backend` is None when the name led to
+    /// no backend.
+    pub fn finish(self, backend: Option<&str>, outcome: &Result<Payload, CallError>) {
+        let (outcome, error_class) = classify(outcome);
+        self.context.trail.record(AuditRecord {
+            session_id: self.context.session_id,
+            mcp_session_id: self.mcp_session_id.to_owned(),
+            backend: backend.map(str::to_owned),
+            tool: self.tool,
+            outcome,
+            error_class,
+            duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            at: Utc::now(),
+        });
+    }
+}
+
+/// The outcome of a call and, for a failure, its class.
+fn classify(outcome: &Result<Payload, CallError>) -> (&'static str, Option<&'static str>) {
+    let error = match outcome {
+        Ok(payload) if reports_tool_error(payload) => return ("tool_error", None),
+        Ok(_) => return ("ok", None),
+        Err(error) => error,
+    };
+    let class = match error {
+        CallError::MethodNotFound { .. } | CallError::UnknownResource { .. } => "invalid_request",
+        CallError::InvalidParams { .. } => "invalid_params",
+        CallError::Unknown { .. } => "unknown_tool",
+        CallError::BackendUnavailable(_) => "unavailable",
+        CallError::Backend(backend) => backend.class(),
+        CallError::Interrupted => "interrupted",
+        CallError::Relayed { .. } => "backend_error",
+    };
+    ("error", Some(class))
+}
+
+/// Whether a `tools/call` result says the tool failed (`isError: true`).
+fn reports_tool_error(payload: &Payload) -> bool {
+    #[derive(Deserialize)]
+    struct ToolResult {
+        #[serde(default, rename = "isError")]
+        is_error: bool,
+    }
+    match payload {
+        Payload::Json(value) => {
+            value.get("isError").and_then(serde_json::Value::as_bool) == Some(true)
+        }
+        Payload::Raw(raw) => {
+            serde_json::from_str::<ToolResult>(raw.get()).is_ok_and(|r| r.is_error)
+        }
+    }
+}
