@@ -8,6 +8,7 @@ mod audit;
 mod backend_failures;
 mod create_session;
 mod faults;
+mod hostile;
 mod lifetimes;
 mod limits;
 mod mcp_endpoint;
