@@ -63,6 +63,8 @@ http() {
   for h in "${@:4}"; do args+=(-H "$h"); done
   STATUS=$(curl "${args[@]}" "$url" <<<"$body" || true)
   BODY=$(cat "$WORK/body" 2>/dev/null || true)
+  # Every answer is kept, to be searched for the token at the end.
+  cat "$WORK/headers" "$WORK/body" >>"$WORK/responses.log" 2>/dev/null || true
   MCP_SESSION_HEADER=$(sed -n 's/^mcp-session-id:[[:space:]]*//Ip' "$WORK/headers" 2>/dev/null | tr -d '\r' | tail -n 1)
 }
 
@@ -250,6 +252,28 @@ run_client python "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerpri
 # The same SDK with the handshake, on the same URL (a dual-era server).
 run_client python-legacy "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerprint "$TOKEN_FP" \
   --label "python legacy" --mode legacy --protocol 2025-11-25
+
+# ---------------------------------------------------------------- session token
+# A session that requires its own token: refused without it, and used by
+# mcp-remote with the --header form the README shows.
+http POST "$BASE/create-session" "{\"servers\":[\"everything\"],\"require_token\":true}"
+SESSION_TOKEN=$(json_field "$BODY" session_token)
+TOKEN_URL=$BASE/session/$(json_field "$BODY" session_id)/mcp
+if [[ $STATUS == 201 && $SESSION_TOKEN == mmx_* ]]; then
+  ok "POST /create-session with require_token answers 201 with a session token"
+else
+  not_ok "POST /create-session with require_token answers 201 with a session token" "got $STATUS"
+fi
+http POST "$TOKEN_URL" "$INIT"
+expect_status "initialize without the session token answers 401" 401
+if grep -qi '^www-authenticate: Bearer realm="mcp-mux session"' "$WORK/headers"; then
+  ok "the 401 carries WWW-Authenticate: Bearer"
+else
+  not_ok "the 401 carries WWW-Authenticate: Bearer" "$(tr -d '\r' <"$WORK/headers" | head -n 5)"
+fi
+run_client mcp-remote-with-token node "$HERE/mcp_remote_client.mjs" "$TOKEN_URL" \
+  --node-modules "$NODE_MODULES" --backends everything --label "mcp-remote with a session token" \
+  --header "Authorization: Bearer $SESSION_TOKEN"
 
 # ---------------------------------------------------------------- stdio and legacy SSE
 # The reference server again, run by mcp-mux as a child process (stdio) and
@@ -439,6 +463,7 @@ fi
 mapfile -t files < <(find "$DATA" -type f)
 token_absent_from "token absent from the data directory after stopping (${#files[@]} files)" "$SESSION_ID" "${files[@]}"
 token_absent_from "token absent from the trace log ($(wc -l <"$MUX_LOG") lines)" " TRACE " "$MUX_LOG"
+token_absent_from "token absent from every answer curl got ($(grep -c '^HTTP/' "$WORK/responses.log") answers)" "$SESSION_ID" "$WORK/responses.log"
 if grep -qaF -- "$STDIO_TOKEN" "$MUX_LOG"; then
   not_ok "the stdio backend's credential is absent from the trace log" "found in mcp-mux.log"
 else
