@@ -64,7 +64,7 @@ http() {
   STATUS=$(curl "${args[@]}" "$url" <<<"$body" || true)
   BODY=$(cat "$WORK/body" 2>/dev/null || true)
   # Every answer is kept, to be searched for the token at the end.
-  cat "$WORK/headers" "$WORK/body" >>"$WORK/responses.log" 2>/dev/null || true
+  { cat "$WORK/headers" "$WORK/body" && echo; } >>"$WORK/responses.log" 2>/dev/null || true
   MCP_SESSION_HEADER=$(sed -n 's/^mcp-session-id:[[:space:]]*//Ip' "$WORK/headers" 2>/dev/null | tr -d '\r' | tail -n 1)
 }
 
