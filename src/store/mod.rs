@@ -418,14 +418,14 @@ impl Store {
         ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
+        // In chunks: SQLite bounds the number of values in one statement.
+        for chunk in ids.chunks(500) {
+            mcp_session::Entity::update_many()
+                .col_expr(mcp_session::Column::LastSeenAt, Expr::value(now))
+                .filter(mcp_session::Column::Id.is_in(chunk.iter().map(String::as_str)))
+                .exec(&self.db)
+                .await?;
         }
-        mcp_session::Entity::update_many()
-            .col_expr(mcp_session::Column::LastSeenAt, Expr::value(now))
-            .filter(mcp_session::Column::Id.is_in(ids.iter().map(String::as_str)))
-            .exec(&self.db)
-            .await?;
         Ok(())
     }
 
