@@ -80,14 +80,10 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
     };
-    // Read from the environment only: a flag would show in `ps`.
-    let encryption_key = match std::env::var("MCP_MUX_ENCRYPTION_KEY") {
-        Ok(key) => Some(SecretString::from(key)),
-        Err(std::env::VarError::NotPresent) => None,
-        Err(std::env::VarError::NotUnicode(_)) => {
-            eprintln!(
-                "mcp-mux: MCP_MUX_ENCRYPTION_KEY must be the base64 encoding of exactly 32 bytes"
-            );
+    let (encryption_key, previous_keys) = match keys_from_env() {
+        Ok(keys) => keys,
+        Err(message) => {
+            eprintln!("mcp-mux: {message}");
             return ExitCode::FAILURE;
         }
     };
@@ -106,6 +102,7 @@ fn main() -> ExitCode {
         database_url: args.database_url,
         data_dir: args.data_dir,
         encryption_key,
+        previous_keys,
         mcp_session_idle: Duration::from_secs(args.mcp_session_idle_secs.max(1)),
         workers: args.workers,
         timings: Timings::default(),
@@ -142,4 +139,24 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The current and the previous encryption keys. Read from the environment
+/// only: a flag would show in `ps`.
+fn keys_from_env() -> Result<(Option<SecretString>, Option<SecretString>), &'static str> {
+    let read = |name, message| match std::env::var(name) {
+        Ok(value) => Ok(Some(SecretString::from(value))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(message),
+    };
+    Ok((
+        read(
+            "MCP_MUX_ENCRYPTION_KEY",
+            "MCP_MUX_ENCRYPTION_KEY must be the base64 encoding of exactly 32 bytes",
+        )?,
+        read(
+            "MCP_MUX_PREVIOUS_KEYS",
+            "MCP_MUX_PREVIOUS_KEYS must be base64 keys separated by commas",
+        )?,
+    ))
 }

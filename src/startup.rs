@@ -14,7 +14,7 @@ use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
 use crate::routes::access::{Access, MIN_ADMIN_TOKEN_LEN};
-use crate::store::crypto::{EncryptionKey, KeyError, KeySource};
+use crate::store::crypto::{KeyError, KeyFile, Keyring};
 use crate::store::{Store, StoreError};
 
 /// Everything the gateway needs to start.
@@ -26,6 +26,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `None`: the key file in `data_dir`, created on first start.
     pub encryption_key: Option<SecretString>,
+    /// Comma-separated older keys that still open what they sealed.
+    pub previous_keys: Option<SecretString>,
     /// MCP sessions unused this long are ended.
     pub mcp_session_idle: Duration,
     /// HTTP worker threads; `None` for one per core.
@@ -111,13 +113,13 @@ impl Application {
             path: settings.data_dir.clone(),
             source,
         })?;
-        let key = match &settings.encryption_key {
-            Some(encoded) => {
-                EncryptionKey::from_base64(encoded.expose_secret(), KeySource::Environment)?
-            }
-            None => EncryptionKey::load_or_create(&settings.data_dir)?,
-        };
-        let store = Store::connect(&settings.database_url(), key).await?;
+        let keys = Keyring::load(
+            settings.encryption_key.as_ref(),
+            settings.previous_keys.as_ref(),
+            &settings.data_dir,
+            KeyFile::CreateIfMissing,
+        )?;
+        let store = Store::connect(&settings.database_url(), keys).await?;
         let http = reqwest::Client::builder()
             // A backend must not send mcp-mux, and the session's credential,
             // to an address the registry does not name.

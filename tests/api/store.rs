@@ -2,20 +2,93 @@
 //! names a server (each test gets a database of its own).
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, Database};
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, Statement};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
-use mcp_mux::store::crypto::{EncryptionKey, KeySource};
-use mcp_mux::store::{
-    McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store, StoreError,
-};
+use mcp_mux::store::crypto::{EncryptionKey, KeySource, Keyring};
+use mcp_mux::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
 
 use crate::helpers::TEST_KEY;
 
+/// A second key, and the ids of both (see `EncryptionKey::id`).
+const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+const TEST_KEY_ID: &str = "3a537210cd9ae4ec";
+const OTHER_KEY_ID: &str = "cc68210862f76214";
+
 fn key(encoded: &str) -> EncryptionKey {
     EncryptionKey::from_base64(encoded, KeySource::Environment).expect("valid key")
+}
+
+/// `current` as MCP_MUX_ENCRYPTION_KEY, `previous` as MCP_MUX_PREVIOUS_KEYS.
+fn keys(current: &str, previous: &[&str]) -> Keyring {
+    let previous = previous
+        .iter()
+        .enumerate()
+        .map(|(index, encoded)| {
+            EncryptionKey::from_base64(
+                encoded,
+                KeySource::Previous {
+                    position: index + 1,
+                },
+            )
+            .expect("valid key")
+        })
+        .collect();
+    Keyring::new(key(current), previous)
+}
+
+/// Runs SQL behind the store's back.
+async fn execute(url: &str, sql: &str) {
+    let db = Database::connect(url).await.expect("database opens");
+    db.execute_unprepared(sql).await.expect("statement runs");
+}
+
+/// (session id, key id) of every stored session, by session id.
+async fn stored_key_ids(url: &str) -> Vec<(String, Option<String>)> {
+    let db = Database::connect(url).await.expect("database opens");
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT id, key_id FROM sessions ORDER BY id",
+    ))
+    .await
+    .expect("query")
+    .iter()
+    .map(|row| {
+        (
+            row.try_get("", "id").expect("id"),
+            row.try_get("", "key_id").expect("key_id"),
+        )
+    })
+    .collect()
+}
+
+async fn key_check_key_id(url: &str) -> Option<String> {
+    let db = Database::connect(url).await.expect("database opens");
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT key_id FROM key_check",
+    ))
+    .await
+    .expect("query")
+    .expect("a key check row")
+    .try_get("", "key_id")
+    .expect("key_id")
+}
+
+async fn token_of(store: &Store, id: Uuid) -> String {
+    store
+        .find_session(id)
+        .await
+        .expect("opens")
+        .expect("found")
+        .credentials
+        .get("hf")
+        .expect("credential")
+        .expose_secret()
+        .to_owned()
 }
 
 /// A database for one test: a SQLite file, or a PostgreSQL database of its own.
@@ -140,7 +213,6 @@ async fn sessions_round_trip_with_their_credentials() {
 
 #[tokio::test]
 async fn reopening_with_another_key_is_refused() {
-    const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
     for database in databases().await {
         let url = database.url.clone();
         let store = Store::connect(&url, key(TEST_KEY))
@@ -151,9 +223,12 @@ async fn reopening_with_another_key_is_refused() {
         let error = Store::connect(&url, key(OTHER_KEY))
             .await
             .expect_err("refused");
-        assert!(
-            matches!(error, StoreError::WrongKey { .. }),
-            "{url}: {error}"
+        assert_eq!(
+            error.to_string(),
+            "the database was written with key id 3a537210cd9ae4ec, but the encryption key from \
+             MCP_MUX_ENCRYPTION_KEY has id cc68210862f76214 and MCP_MUX_PREVIOUS_KEYS holds no key \
+             with that id",
+            "{url}"
         );
         drop(
             Store::connect(&url, key(TEST_KEY))
@@ -235,6 +310,197 @@ async fn mcp_sessions_are_stored_touched_pruned_and_go_with_their_session() {
             "deleting a session forgets its MCP sessions"
         );
         drop(store);
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn a_previous_key_opens_what_it_sealed_while_the_current_key_seals() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let old = record("hf_sealed_under_the_old_key");
+        store.insert_session(&old).await.expect("inserted");
+        drop(store);
+
+        let store = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("the previous key passes the key check");
+        assert_eq!(
+            token_of(&store, old.id).await,
+            "hf_sealed_under_the_old_key",
+            "{url}"
+        );
+        let new = record("hf_sealed_under_the_new_key");
+        store.insert_session(&new).await.expect("inserted");
+        assert_eq!(
+            token_of(&store, new.id).await,
+            "hf_sealed_under_the_new_key"
+        );
+        let mut expected = vec![
+            (old.id.to_string(), Some(TEST_KEY_ID.to_owned())),
+            (new.id.to_string(), Some(OTHER_KEY_ID.to_owned())),
+        ];
+        expected.sort();
+        assert_eq!(stored_key_ids(&url).await, expected);
+        drop(store);
+
+        // Until rotate-key, the key check names the old key: it alone passes,
+        // but a session sealed with the new key does not open.
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let error = store
+            .find_session(new.id)
+            .await
+            .expect_err("not configured");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {} was sealed with key id cc68210862f76214, which is neither \
+                 the current key nor in MCP_MUX_PREVIOUS_KEYS",
+                new.id
+            )
+        );
+        drop(store);
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_from_before_key_ids_names_the_key_of_its_rows_at_first_start() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let db = Database::connect(url.as_str())
+            .await
+            .expect("database opens");
+        Migrator::up(&db, Some(4))
+            .await
+            .expect("the migrations before key ids");
+        let old_key = key(TEST_KEY);
+        let plaintext = |token: &str| {
+            let mut credentials = Credentials::default();
+            credentials.insert("hf".into(), SecretString::from(token.to_owned()));
+            credentials.to_plaintext()
+        };
+        let insert_old_row = |id: Uuid, sealed: String| {
+            format!(
+                "INSERT INTO sessions (id, servers, credentials, status, created_at, prefix) \
+                 VALUES ('{id}', '[\"hf\"]', '{sealed}', 'active', '2026-11-01T00:00:00+00:00', 'always')"
+            )
+        };
+        let old = Uuid::new_v4();
+        execute(
+            &url,
+            &insert_old_row(
+                old,
+                old_key.seal(&plaintext("hf_old"), old.to_string().as_bytes()),
+            ),
+        )
+        .await;
+        execute(
+            &url,
+            &format!(
+                "INSERT INTO key_check (id, sealed) VALUES (1, '{}')",
+                old_key.seal(b"mcp-mux key check v1", b"1")
+            ),
+        )
+        .await;
+
+        let error = Store::connect(&url, key(OTHER_KEY))
+            .await
+            .expect_err("the old key is not configured");
+        assert_eq!(
+            error.to_string(),
+            "the encryption key from MCP_MUX_ENCRYPTION_KEY is not the key this database was \
+             written with; start with the original key",
+            "{url}"
+        );
+        assert_eq!(key_check_key_id(&url).await, None, "nothing was written");
+
+        // The first start may already rotate: the rows get the id of the key
+        // that opens the key check, not of the current key.
+        let store = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("the previous key opens the key check");
+        assert_eq!(
+            stored_key_ids(&url).await,
+            vec![(old.to_string(), Some(TEST_KEY_ID.to_owned()))]
+        );
+        assert_eq!(key_check_key_id(&url).await, Some(TEST_KEY_ID.to_owned()));
+        assert_eq!(token_of(&store, old).await, "hf_old");
+
+        // An older gateway on the same database still writes rows without a
+        // key id: whichever configured key opens them is used.
+        let later = Uuid::new_v4();
+        execute(
+            &url,
+            &insert_old_row(
+                later,
+                old_key.seal(&plaintext("hf_later"), later.to_string().as_bytes()),
+            ),
+        )
+        .await;
+        assert_eq!(token_of(&store, later).await, "hf_later");
+        let broken = Uuid::new_v4();
+        execute(&url, &insert_old_row(broken, "AAAA".into())).await;
+        let error = store
+            .find_session(broken)
+            .await
+            .expect_err("opens with no key");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {broken} is unreadable: credentials do not open with any \
+                 configured key"
+            )
+        );
+        drop(store);
+        drop(db);
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn altered_sealed_values_are_clear_errors() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let stored = record("t");
+        store.insert_session(&stored).await.expect("inserted");
+        execute(
+            &url,
+            &format!(
+                "UPDATE sessions SET credentials = 'AAAA' WHERE id = '{}'",
+                stored.id
+            ),
+        )
+        .await;
+        let error = store.find_session(stored.id).await.expect_err("altered");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {} is unreadable: credentials do not open with the key that \
+                 sealed them",
+                stored.id
+            ),
+            "{url}"
+        );
+        drop(store);
+
+        execute(&url, "UPDATE key_check SET sealed = 'AAAA'").await;
+        let error = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect_err("altered");
+        assert_eq!(
+            error.to_string(),
+            "the key check record does not open with key id 3a537210cd9ae4ec: the database was \
+             altered"
+        );
         database.drop_database().await;
     }
 }
