@@ -2,7 +2,7 @@
 //! routes) on a listener that tests can bind to port 0.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,16 +49,22 @@ pub struct Settings {
 impl Settings {
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            // The driver percent-decodes the path: escape what it would misread.
-            let path = self.data_dir.join("mcp-mux.db").display().to_string();
-            let escaped = path
-                .replace('%', "%25")
-                .replace('?', "%3F")
-                .replace('#', "%23");
-            format!("sqlite://{escaped}?mode=rwc")
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_url(&self.data_dir, "rwc"))
     }
+}
+
+/// The URL of the SQLite database in `data_dir`, opened in `mode` (`rwc`
+/// creates it, `rw` needs it to exist).
+pub fn sqlite_url(data_dir: &Path, mode: &str) -> String {
+    // The driver percent-decodes the path: escape what it would misread.
+    let path = data_dir.join("mcp-mux.db").display().to_string();
+    let escaped = path
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    format!("sqlite://{escaped}?mode={mode}")
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -86,6 +86,27 @@ impl PrefixMode {
             "when_needed" => Some(PrefixMode::WhenNeeded),
             _ => None,
         }
+    }
+}
+
+/// What [`Store::rotate_key`] did; its `Display` is the line `rotate-key` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Id of the current key, which now seals every session.
+    pub key_id: String,
+    /// Sessions re-sealed with the current key.
+    pub resealed: u64,
+    /// Sessions that were already sealed with it.
+    pub already_current: u64,
+}
+
+impl std::fmt::Display for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "re-sealed {} sessions with key id {}; {} already current",
+            self.resealed, self.key_id, self.already_current
+        )
     }
 }
 
@@ -278,6 +299,75 @@ impl Store {
                 }
             },
         }))
+    }
+
+    /// Seals every session again with the current key, opening each with
+    /// the configured key that sealed it, `batch` sessions per transaction;
+    /// then makes the key check name the current key, so that the previous
+    /// keys are no longer needed.
+    ///
+    /// Safe to run again, and while gateways that hold both keys serve: a
+    /// row's sealed value and key id change in one statement, so a reader sees
+    /// the old pair or the new one. The update applies only if the row still
+    /// holds what was read, so a session deleted meanwhile stays deleted.
+    pub async fn rotate_key(&self, batch: u64) -> Result<Rotation, StoreError> {
+        let current = self.keys.current();
+        let already_current = session::Entity::find()
+            .filter(session::Column::KeyId.eq(current.id()))
+            .count(&self.db)
+            .await?;
+        let mut resealed = 0;
+        loop {
+            // Rows re-sealed drop out of this query, so it starts over each
+            // time and also finds rows that a gateway still sealing with an
+            // old key wrote meanwhile. Read outside the transaction: SQLite
+            // cannot turn a reading transaction into a writing one once
+            // another connection has written.
+            let rows = session::Entity::find()
+                .filter(
+                    Condition::any()
+                        .add(session::Column::KeyId.is_null())
+                        .add(session::Column::KeyId.ne(current.id())),
+                )
+                .order_by_asc(session::Column::Id)
+                .limit(batch.max(1))
+                .all(&self.db)
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut updates = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let plaintext = self.open_credentials(row)?;
+                updates.push(current.seal(plaintext.expose_secret(), row.id.as_bytes()));
+            }
+            let transaction = self.db.begin().await?;
+            for (row, sealed) in rows.iter().zip(updates) {
+                let result = session::Entity::update_many()
+                    .col_expr(session::Column::Credentials, Expr::value(sealed))
+                    .col_expr(session::Column::KeyId, Expr::value(current.id()))
+                    .filter(session::Column::Id.eq(row.id.as_str()))
+                    .filter(session::Column::Credentials.eq(row.credentials.as_str()))
+                    .exec(&transaction)
+                    .await?;
+                resealed += result.rows_affected;
+            }
+            transaction.commit().await?;
+        }
+        key_check::Entity::update_many()
+            .col_expr(
+                key_check::Column::Sealed,
+                Expr::value(seal_key_check(current)),
+            )
+            .col_expr(key_check::Column::KeyId, Expr::value(current.id()))
+            .filter(key_check::Column::Id.eq(KEY_CHECK_ID))
+            .exec(&self.db)
+            .await?;
+        Ok(Rotation {
+            key_id: current.id().to_owned(),
+            resealed,
+            already_current,
+        })
     }
 
     /// Opens a row's credentials with the key that sealed them; a row that

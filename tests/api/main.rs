@@ -11,6 +11,7 @@ mod lifetimes;
 mod mcp_endpoint;
 mod persistence;
 mod resources;
+mod rotate_key;
 mod routing;
 mod stateless;
 mod store;

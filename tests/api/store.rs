@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
 use mcp_mux::store::crypto::{EncryptionKey, KeySource, Keyring};
-use mcp_mux::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
+use mcp_mux::store::{McpSessionRecord, PrefixMode, Rotation, STATUS_ACTIVE, SessionRecord, Store};
 
-use crate::helpers::TEST_KEY;
+use crate::helpers::{TEST_KEY, contains, database_bytes};
 
 /// A second key, and the ids of both (see `EncryptionKey::id`).
 const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
@@ -94,12 +94,17 @@ async fn token_of(store: &Store, id: Uuid) -> String {
 /// A database for one test: a SQLite file, or a PostgreSQL database of its own.
 struct TestDatabase {
     url: String,
-    _dir: Option<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
     /// (server URL, database name) to drop afterwards.
     postgres: Option<(String, String)>,
 }
 
 impl TestDatabase {
+    /// The SQLite database's file; `None` on PostgreSQL.
+    fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self.dir.as_ref().map(|dir| dir.path().join("store.db"))
+    }
+
     async fn drop_database(self) {
         if let Some((server, name)) = self.postgres {
             let admin = Database::connect(server.as_str())
@@ -122,7 +127,7 @@ async fn databases() -> Vec<TestDatabase> {
             "sqlite://{}?mode=rwc",
             dir.path().join("store.db").display()
         ),
-        _dir: Some(dir),
+        dir: Some(dir),
         postgres: None,
     }];
     if let Ok(server) = std::env::var("TEST_DATABASE_URL") {
@@ -138,7 +143,7 @@ async fn databases() -> Vec<TestDatabase> {
         url.set_path(&name);
         databases.push(TestDatabase {
             url: url.to_string(),
-            _dir: None,
+            dir: None,
             postgres: Some((server, name)),
         });
     }
@@ -501,6 +506,206 @@ async fn altered_sealed_values_are_clear_errors() {
             "the key check record does not open with key id 3a537210cd9ae4ec: the database was \
              altered"
         );
+        database.drop_database().await;
+    }
+}
+
+/// Asserts that no `tokens` are in the database: in the SQLite files' bytes,
+/// or in the sealed columns on PostgreSQL.
+async fn assert_sealed(database: &TestDatabase, tokens: &[String], some_session: Uuid) {
+    let db = Database::connect(database.url.as_str())
+        .await
+        .expect("database opens");
+    let sealed: Vec<String> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT credentials AS sealed FROM sessions UNION ALL SELECT sealed FROM key_check",
+        ))
+        .await
+        .expect("query")
+        .iter()
+        .map(|row| row.try_get("", "sealed").expect("sealed"))
+        .collect();
+    let bytes = database
+        .sqlite_file()
+        .map(|file| database_bytes(&file))
+        .unwrap_or_default();
+    if database.sqlite_file().is_some() {
+        assert!(
+            contains(&bytes, &some_session.to_string()),
+            "the session rows are in the bytes searched"
+        );
+    }
+    for token in tokens {
+        assert!(!sealed.iter().any(|value| value.contains(token.as_str())));
+        assert!(!contains(&bytes, token), "{token} is in the database file");
+    }
+}
+
+#[tokio::test]
+async fn rotating_re_seals_every_session_with_the_current_key() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let tokens: Vec<String> = (0..5)
+            .map(|n| format!("hf_plaintext_{n}_never_stored"))
+            .collect();
+        let mut sessions = Vec::new();
+        for token in &tokens[..4] {
+            let stored = record(token);
+            store.insert_session(&stored).await.expect("inserted");
+            sessions.push(stored.id);
+        }
+        drop(store);
+
+        let store = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store opens");
+        let new = record(&tokens[4]);
+        store.insert_session(&new).await.expect("inserted");
+        sessions.push(new.id);
+        // Batches of 3: the four old sessions take two.
+        assert_eq!(
+            store.rotate_key(3).await.expect("rotated"),
+            Rotation {
+                key_id: OTHER_KEY_ID.to_owned(),
+                resealed: 4,
+                already_current: 1,
+            },
+            "{url}"
+        );
+        assert!(
+            stored_key_ids(&url)
+                .await
+                .iter()
+                .all(|(_, key_id)| key_id.as_deref() == Some(OTHER_KEY_ID))
+        );
+        assert_eq!(key_check_key_id(&url).await, Some(OTHER_KEY_ID.to_owned()));
+        let again = store.rotate_key(3).await.expect("rotated");
+        assert_eq!((again.resealed, again.already_current), (0, 5));
+        assert_eq!(
+            again.to_string(),
+            "re-sealed 0 sessions with key id cc68210862f76214; 5 already current"
+        );
+        drop(store);
+
+        let store = Store::connect(&url, key(OTHER_KEY))
+            .await
+            .expect("the new key alone passes the key check");
+        for (id, token) in sessions.iter().zip(&tokens) {
+            assert_eq!(&token_of(&store, *id).await, token);
+        }
+        drop(store);
+        assert_sealed(&database, &tokens, sessions[0]).await;
+        let error = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect_err("the old key is no longer enough");
+        assert_eq!(
+            error.to_string(),
+            "the database was written with key id cc68210862f76214, but the encryption key from \
+             MCP_MUX_ENCRYPTION_KEY has id 3a537210cd9ae4ec and MCP_MUX_PREVIOUS_KEYS holds no key \
+             with that id"
+        );
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn rotation_stops_at_a_session_whose_key_is_not_configured() {
+    for database in databases().await {
+        let url = database.url.clone();
+        drop(
+            Store::connect(&url, key(TEST_KEY))
+                .await
+                .expect("store opens"),
+        );
+        let store = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store opens");
+        let stored = record("t");
+        store.insert_session(&stored).await.expect("inserted");
+        drop(store);
+
+        // The key check still names the first key, so it alone starts.
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let error = store.rotate_key(10).await.expect_err("a key is missing");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {} was sealed with key id cc68210862f76214, which is neither \
+                 the current key nor in MCP_MUX_PREVIOUS_KEYS",
+                stored.id
+            ),
+            "{url}"
+        );
+        assert_eq!(
+            stored_key_ids(&url).await,
+            vec![(stored.id.to_string(), Some(OTHER_KEY_ID.to_owned()))],
+            "nothing changed"
+        );
+        assert_eq!(key_check_key_id(&url).await, Some(TEST_KEY_ID.to_owned()));
+        drop(store);
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_reads_sessions_while_they_are_re_sealed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let mut sessions = Vec::new();
+        for n in 0..30 {
+            let stored = record(&format!("hf_{n}"));
+            store.insert_session(&stored).await.expect("inserted");
+            sessions.push((stored.id, format!("hf_{n}")));
+        }
+        drop(store);
+
+        // A gateway and the command, both with the new key current and the old
+        // one previous, as during a rotation.
+        let gateway = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store opens");
+        let command = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store opens");
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = tokio::spawn({
+            let done = done.clone();
+            let sessions = sessions.clone();
+            async move {
+                let mut rounds = 0;
+                // One more full round after the rotation ended.
+                loop {
+                    let last = done.load(Ordering::SeqCst);
+                    for (id, token) in &sessions {
+                        assert_eq!(&token_of(&gateway, *id).await, token);
+                    }
+                    rounds += 1;
+                    if last {
+                        return rounds;
+                    }
+                }
+            }
+        });
+        let rotation = command.rotate_key(4).await.expect("rotated");
+        done.store(true, Ordering::SeqCst);
+        assert!(reader.await.expect("every read succeeded") >= 1);
+        assert_eq!(
+            (rotation.resealed, rotation.already_current),
+            (30, 0),
+            "{url}"
+        );
+        drop(command);
         database.drop_database().await;
     }
 }
