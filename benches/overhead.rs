@@ -113,6 +113,7 @@ async fn spawn_gateway(backend_url: &str) -> Result<Gateway> {
         database_url: None,
         data_dir: data_dir.path().to_owned(),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
+        previous_keys: None,
         mcp_session_idle: Duration::from_secs(600),
         workers: Some(GATEWAY_WORKERS),
         timings: Timings::default(),

@@ -7,6 +7,7 @@
 //!
 //! Modules, with dependencies pointing down only:
 //! - [`startup`]: builds the application from [`startup::Settings`].
+//! - [`rotation`]: the `rotate-key` command, which re-seals stored credentials.
 //! - [`routes`]: actix-web handlers; parse, check, map errors to HTTP and JSON-RPC.
 //! - [`mux`]: the session runtime: MCP sessions, fan-out, merged catalogue, routing.
 //! - [`backend`]: one MCP client per backend session: HTTP/SSE, auth, retries.
@@ -20,6 +21,7 @@ pub mod credentials;
 pub mod mcp;
 pub mod mux;
 pub mod registry;
+pub mod rotation;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -1,4 +1,5 @@
-//! The `mcp-mux` command: parses arguments and starts the gateway.
+//! The `mcp-mux` command: parses arguments and starts the gateway, or
+//! re-seals stored credentials with a new key.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
 use mcp_mux::mux::{Limits, Timings};
+use mcp_mux::rotation::RotationSettings;
 use mcp_mux::routes::rate_limit::Rates;
 use mcp_mux::startup::{Application, Settings};
 
@@ -27,6 +29,20 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API and the session MCP endpoints (the default).
     Serve(ServeArgs),
+    /// Seal every stored credential again with the current key
+    /// (MCP_MUX_ENCRYPTION_KEY), opening each with whichever configured key
+    /// sealed it (MCP_MUX_PREVIOUS_KEYS).
+    RotateKey(RotateKeyArgs),
+}
+
+#[derive(clap::Args)]
+struct RotateKeyArgs {
+    /// sqlite://path?mode=rw or postgres://…; default: SQLite in the data directory.
+    #[arg(long, env = "MCP_MUX_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory of the SQLite database and the generated encryption key.
+    #[arg(long, env = "MCP_MUX_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -88,16 +104,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::RotateKey(args)) => return rotate_key(args),
         None => cli.serve,
     };
-    // Read from the environment only: a flag would show in `ps`.
-    let encryption_key = match std::env::var("MCP_MUX_ENCRYPTION_KEY") {
-        Ok(key) => Some(SecretString::from(key)),
-        Err(std::env::VarError::NotPresent) => None,
-        Err(std::env::VarError::NotUnicode(_)) => {
-            eprintln!(
-                "mcp-mux: MCP_MUX_ENCRYPTION_KEY must be the base64 encoding of exactly 32 bytes"
-            );
+    let (encryption_key, previous_keys) = match keys_from_env() {
+        Ok(keys) => keys,
+        Err(message) => {
+            eprintln!("mcp-mux: {message}");
             return ExitCode::FAILURE;
         }
     };
@@ -116,6 +129,7 @@ fn main() -> ExitCode {
         database_url: args.database_url,
         data_dir: args.data_dir,
         encryption_key,
+        previous_keys,
         mcp_session_idle: Duration::from_secs(args.mcp_session_idle_secs.max(1)),
         workers: args.workers,
         timings: Timings::default(),
@@ -154,4 +168,61 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The current and the previous encryption keys. Read from the environment
+/// only: a flag would show in `ps`.
+fn keys_from_env() -> Result<(Option<SecretString>, Option<SecretString>), &'static str> {
+    let read = |name, message| match std::env::var(name) {
+        Ok(value) => Ok(Some(SecretString::from(value))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(message),
+    };
+    Ok((
+        read(
+            "MCP_MUX_ENCRYPTION_KEY",
+            "MCP_MUX_ENCRYPTION_KEY must be the base64 encoding of exactly 32 bytes",
+        )?,
+        read(
+            "MCP_MUX_PREVIOUS_KEYS",
+            "MCP_MUX_PREVIOUS_KEYS must be base64 keys separated by commas",
+        )?,
+    ))
+}
+
+/// Runs `rotate-key`: prints what it re-sealed, or the error.
+fn rotate_key(args: RotateKeyArgs) -> ExitCode {
+    let (encryption_key, previous_keys) = match keys_from_env() {
+        Ok(keys) => keys,
+        Err(message) => {
+            eprintln!("mcp-mux: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = RotationSettings {
+        database_url: args.database_url,
+        data_dir: args.data_dir,
+        encryption_key,
+        previous_keys,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mcp-mux: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(mcp_mux::rotation::rotate_key(settings)) {
+        Ok(rotation) => {
+            println!("{rotation}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("mcp-mux: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

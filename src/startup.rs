@@ -2,7 +2,7 @@
 //! routes) on a listener that tests can bind to port 0.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::routes;
 use crate::routes::access::{Access, MIN_ADMIN_TOKEN_LEN};
 use crate::routes::rate_limit::{RateLimits, Rates};
-use crate::store::crypto::{EncryptionKey, KeyError, KeySource};
+use crate::store::crypto::{KeyError, KeyFile, Keyring};
 use crate::store::{Store, StoreError};
 
 /// Everything the gateway needs to start.
@@ -27,6 +27,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `None`: the key file in `data_dir`, created on first start.
     pub encryption_key: Option<SecretString>,
+    /// Comma-separated older keys that still open what they sealed.
+    pub previous_keys: Option<SecretString>,
     /// MCP sessions unused this long are ended.
     pub mcp_session_idle: Duration,
     /// HTTP worker threads; `None` for one per core.
@@ -49,16 +51,22 @@ pub struct Settings {
 impl Settings {
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            // The driver percent-decodes the path: escape what it would misread.
-            let path = self.data_dir.join("mcp-mux.db").display().to_string();
-            let escaped = path
-                .replace('%', "%25")
-                .replace('?', "%3F")
-                .replace('#', "%23");
-            format!("sqlite://{escaped}?mode=rwc")
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_url(&self.data_dir, "rwc"))
     }
+}
+
+/// The URL of the SQLite database in `data_dir`, opened in `mode` (`rwc`
+/// creates it, `rw` needs it to exist).
+pub fn sqlite_url(data_dir: &Path, mode: &str) -> String {
+    // The driver percent-decodes the path: escape what it would misread.
+    let path = data_dir.join("mcp-mux.db").display().to_string();
+    let escaped = path
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    format!("sqlite://{escaped}?mode={mode}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,13 +121,13 @@ impl Application {
             path: settings.data_dir.clone(),
             source,
         })?;
-        let key = match &settings.encryption_key {
-            Some(encoded) => {
-                EncryptionKey::from_base64(encoded.expose_secret(), KeySource::Environment)?
-            }
-            None => EncryptionKey::load_or_create(&settings.data_dir)?,
-        };
-        let store = Store::connect(&settings.database_url(), key).await?;
+        let keys = Keyring::load(
+            settings.encryption_key.as_ref(),
+            settings.previous_keys.as_ref(),
+            &settings.data_dir,
+            KeyFile::CreateIfMissing,
+        )?;
+        let store = Store::connect(&settings.database_url(), keys).await?;
         let http = reqwest::Client::builder()
             // A backend must not send mcp-mux, and the session's credential,
             // to an address the registry does not name.

@@ -7,6 +7,7 @@ mod m20261122_000001_create_sessions;
 mod m20261122_000002_add_session_prefix;
 mod m20261122_000003_mcp_sessions_and_expiry;
 mod m20261122_000004_add_session_token;
+mod m20261122_000005_add_key_ids;
 mod m20261122_000006_create_audit_records;
 
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_add_session_prefix::Migration),
             Box::new(m20261122_000003_mcp_sessions_and_expiry::Migration),
             Box::new(m20261122_000004_add_session_token::Migration),
+            Box::new(m20261122_000005_add_key_ids::Migration),
             Box::new(m20261122_000006_create_audit_records::Migration),
         ]
     }

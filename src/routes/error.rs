@@ -118,7 +118,10 @@ impl From<MuxError> for ApiError {
                 StoreError::UnsupportedUrl { .. }
                 | StoreError::Migrate { .. }
                 | StoreError::WrongKey { .. }
-                | StoreError::Corrupt { .. } => ApiError::Internal { source },
+                | StoreError::KeyNotConfigured { .. }
+                | StoreError::KeyCheckUnreadable { .. }
+                | StoreError::Corrupt { .. }
+                | StoreError::SessionKeyNotConfigured { .. } => ApiError::Internal { source },
             },
             MuxError::SessionEnded => ApiError::NotFound {
                 message: "the session was deleted".into(),

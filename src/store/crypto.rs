@@ -1,5 +1,6 @@
-//! AES-256-GCM sealing of credentials at rest, and where the key comes from:
-//! `MCP_MUX_ENCRYPTION_KEY` (base64 of 32 bytes) or a 0600 key file.
+//! AES-256-GCM sealing of credentials at rest, and where the keys come from:
+//! the current key from `MCP_MUX_ENCRYPTION_KEY` (base64 of 32 bytes) or a 0600
+//! key file, and older keys that may still open records from `MCP_MUX_PREVIOUS_KEYS`.
 
 use std::fmt;
 use std::io::Write;
@@ -9,23 +10,33 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use sha2::{Digest, Sha256};
 
 const NONCE_LEN: usize = 12;
 /// File name of the generated key inside the data directory.
 pub const KEY_FILE_NAME: &str = "encryption.key";
+/// Hashed before the key into its id, so that the id is useless as the
+/// digest of the key for any other purpose.
+const KEY_ID_LABEL: &[u8] = b"mcp-mux key id v1\0";
 
-/// The key that seals credentials. Its `Debug` shows only where it came from.
+/// A key that seals credentials. Its `Debug` shows only its id and where it
+/// came from.
 pub struct EncryptionKey {
     cipher: Aes256Gcm,
+    id: String,
     source: KeySource,
 }
 
-/// Where the key was read from, for error messages.
+/// Where a key was read from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
     Environment,
     File(PathBuf),
+    /// The entry of `MCP_MUX_PREVIOUS_KEYS` at `position`, counted from 1.
+    Previous {
+        position: usize,
+    },
 }
 
 impl fmt::Display for KeySource {
@@ -33,6 +44,9 @@ impl fmt::Display for KeySource {
         match self {
             KeySource::Environment => f.write_str("MCP_MUX_ENCRYPTION_KEY"),
             KeySource::File(path) => write!(f, "key file {}", path.display()),
+            KeySource::Previous { position } => {
+                write!(f, "entry {position} of MCP_MUX_PREVIOUS_KEYS")
+            }
         }
     }
 }
@@ -40,6 +54,7 @@ impl fmt::Display for KeySource {
 impl fmt::Debug for EncryptionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EncryptionKey")
+            .field("id", &self.id)
             .field("source", &self.source)
             .finish_non_exhaustive()
     }
@@ -56,6 +71,10 @@ pub enum KeyError {
     },
     #[error("{path} is readable by other users (mode {mode:o}); make it 0600")]
     Permissions { path: PathBuf, mode: u32 },
+    #[error(
+        "{path} does not exist: set MCP_MUX_ENCRYPTION_KEY, or --data-dir to the gateway's data directory"
+    )]
+    Missing { path: PathBuf },
 }
 
 /// A sealed value could not be opened: wrong key, or tampered data.
@@ -76,11 +95,22 @@ impl EncryptionKey {
                 source_name: source,
             });
         }
-        let key = Key::<Aes256Gcm>::from_slice(bytes.expose_secret());
-        Ok(EncryptionKey {
-            cipher: Aes256Gcm::new(key),
+        Ok(Self::from_key(
+            Key::<Aes256Gcm>::from_slice(bytes.expose_secret()),
             source,
-        })
+        ))
+    }
+
+    fn from_key(key: &Key<Aes256Gcm>, source: KeySource) -> Self {
+        let digest = Sha256::new()
+            .chain_update(KEY_ID_LABEL)
+            .chain_update(key)
+            .finalize();
+        EncryptionKey {
+            cipher: Aes256Gcm::new(key),
+            id: super::hex(&digest[..8]),
+            source,
+        }
     }
 
     /// Reads the key file in `data_dir`, creating it with a fresh random key
@@ -101,17 +131,36 @@ impl EncryptionKey {
                 let key = Aes256Gcm::generate_key(OsRng);
                 let encoded = SecretBox::new(Box::new(BASE64.encode(key)));
                 write_private(&path, encoded.expose_secret().as_bytes()).map_err(file_error)?;
-                Ok(EncryptionKey {
-                    cipher: Aes256Gcm::new(&key),
-                    source: KeySource::File(path),
-                })
+                Ok(Self::from_key(&key, KeySource::File(path)))
             }
             Err(error) => Err(file_error(error)),
         }
     }
 
+    /// Reads the key file in `data_dir`, which must exist: for commands that
+    /// work on a gateway's existing data.
+    pub fn load(data_dir: &Path) -> Result<Self, KeyError> {
+        let path = data_dir.join(KEY_FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(encoded) => {
+                check_private(&path)?;
+                Self::from_base64(&encoded, KeySource::File(path))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Err(KeyError::Missing { path })
+            }
+            Err(error) => Err(KeyError::File { path, error }),
+        }
+    }
+
     pub fn source(&self) -> &KeySource {
         &self.source
+    }
+
+    /// Names the key without revealing it: the first 8 bytes, in hex, of
+    /// SHA-256 over a fixed label and the key. Stored beside each sealed value.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Encrypts `plaintext`, bound to `context` (the record's id) so a sealed
@@ -151,6 +200,92 @@ impl EncryptionKey {
             )
             .map(|plain| SecretBox::new(Box::new(plain)))
             .map_err(|_| OpenError)
+    }
+}
+
+/// Whether a missing key file is created (a gateway's first start) or an error
+/// (commands that work on existing data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFile {
+    CreateIfMissing,
+    MustExist,
+}
+
+/// The keys in use: the current one seals, any of them opens.
+#[derive(Debug)]
+pub struct Keyring {
+    current: EncryptionKey,
+    /// Older keys, without the current one and without repeats.
+    previous: Vec<EncryptionKey>,
+}
+
+impl From<EncryptionKey> for Keyring {
+    fn from(current: EncryptionKey) -> Self {
+        Keyring::new(current, Vec::new())
+    }
+}
+
+impl Keyring {
+    pub fn new(current: EncryptionKey, previous: Vec<EncryptionKey>) -> Self {
+        let mut keyring = Keyring {
+            current,
+            previous: Vec::with_capacity(previous.len()),
+        };
+        for key in previous {
+            if keyring.find(key.id()).is_none() {
+                keyring.previous.push(key);
+            }
+        }
+        keyring
+    }
+
+    /// The current key from `MCP_MUX_ENCRYPTION_KEY` (`current`) or else the
+    /// key file in `data_dir`, and the older keys of `MCP_MUX_PREVIOUS_KEYS`
+    /// (`previous`, comma-separated base64).
+    pub fn load(
+        current: Option<&SecretString>,
+        previous: Option<&SecretString>,
+        data_dir: &Path,
+        key_file: KeyFile,
+    ) -> Result<Self, KeyError> {
+        let current = match (current, key_file) {
+            (Some(encoded), _) => {
+                EncryptionKey::from_base64(encoded.expose_secret(), KeySource::Environment)?
+            }
+            (None, KeyFile::CreateIfMissing) => EncryptionKey::load_or_create(data_dir)?,
+            (None, KeyFile::MustExist) => EncryptionKey::load(data_dir)?,
+        };
+        let mut keys = Vec::new();
+        if let Some(list) = previous {
+            // Empty entries (a trailing comma) are skipped; positions count them
+            // so that an error points at the entry as written.
+            for (index, encoded) in list.expose_secret().split(',').enumerate() {
+                if !encoded.trim().is_empty() {
+                    keys.push(EncryptionKey::from_base64(
+                        encoded,
+                        KeySource::Previous {
+                            position: index + 1,
+                        },
+                    )?);
+                }
+            }
+        }
+        Ok(Keyring::new(current, keys))
+    }
+
+    /// The key new records are sealed with.
+    pub fn current(&self) -> &EncryptionKey {
+        &self.current
+    }
+
+    /// The configured key with id `id`, if any.
+    pub fn find(&self, id: &str) -> Option<&EncryptionKey> {
+        self.keys().find(|key| key.id() == id)
+    }
+
+    /// Every configured key, the current one first.
+    pub fn keys(&self) -> impl Iterator<Item = &EncryptionKey> {
+        std::iter::once(&self.current).chain(&self.previous)
     }
 }
 
@@ -233,6 +368,94 @@ mod tests {
             error.to_string(),
             "MCP_MUX_ENCRYPTION_KEY must be the base64 encoding of exactly 32 bytes"
         );
+    }
+
+    const KEY_B: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+    #[test]
+    fn a_key_id_is_stable_and_does_not_reveal_the_key() {
+        let a = EncryptionKey::from_base64(KEY_A, KeySource::Environment).expect("valid key");
+        let b = EncryptionKey::from_base64(KEY_B, KeySource::Environment).expect("valid key");
+        // Stored beside every sealed value: it must never change for a key.
+        assert_eq!(a.id(), "3a537210cd9ae4ec");
+        assert_eq!(b.id(), "cc68210862f76214");
+        let raw = BASE64.decode(KEY_A).expect("base64");
+        assert!(!a.id().contains(&super::super::hex(&raw[..8])));
+        assert_eq!(
+            format!("{a:?}"),
+            "EncryptionKey { id: \"3a537210cd9ae4ec\", source: Environment, .. }"
+        );
+    }
+
+    fn secret(text: &str) -> SecretString {
+        SecretString::from(text.to_owned())
+    }
+
+    #[test]
+    fn previous_keys_open_what_they_sealed_and_the_current_key_seals() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let keyring = Keyring::load(
+            Some(&secret(KEY_B)),
+            Some(&secret(&format!(" {KEY_A} ,,{KEY_B},"))),
+            dir.path(),
+            KeyFile::MustExist,
+        )
+        .expect("valid keys");
+        assert_eq!(keyring.current().id(), "cc68210862f76214");
+        let ids: Vec<&str> = keyring.keys().map(EncryptionKey::id).collect();
+        assert_eq!(ids, ["cc68210862f76214", "3a537210cd9ae4ec"], "no repeats");
+        let old = EncryptionKey::from_base64(KEY_A, KeySource::Environment).expect("valid key");
+        let sealed = old.seal(b"hf_token", b"s");
+        let opener = keyring.find(old.id()).expect("configured");
+        assert_eq!(
+            opener.open(&sealed, b"s").expect("opens").expose_secret(),
+            b"hf_token"
+        );
+        assert_eq!(
+            opener.source(),
+            &KeySource::Previous { position: 1 },
+            "the position counts entries as written"
+        );
+        assert!(keyring.find("0000000000000000").is_none());
+        assert!(!format!("{keyring:?}").contains(KEY_A));
+    }
+
+    #[test]
+    fn a_malformed_previous_key_is_refused_by_its_position() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = Keyring::load(
+            Some(&secret(KEY_B)),
+            Some(&secret(&format!("{KEY_A},c2hvcnQ="))),
+            dir.path(),
+            KeyFile::MustExist,
+        )
+        .expect_err("malformed");
+        assert_eq!(
+            error.to_string(),
+            "entry 2 of MCP_MUX_PREVIOUS_KEYS must be the base64 encoding of exactly 32 bytes"
+        );
+    }
+
+    #[test]
+    fn a_command_on_existing_data_does_not_create_a_key_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error =
+            Keyring::load(None, None, dir.path(), KeyFile::MustExist).expect_err("no key file");
+        let path = dir.path().join(KEY_FILE_NAME);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} does not exist: set MCP_MUX_ENCRYPTION_KEY, or --data-dir to the gateway's data directory",
+                path.display()
+            )
+        );
+        assert!(!path.exists());
+        let created =
+            Keyring::load(None, None, dir.path(), KeyFile::CreateIfMissing).expect("created");
+        let read = Keyring::load(None, Some(&secret(KEY_A)), dir.path(), KeyFile::MustExist)
+            .expect("read");
+        assert_eq!(read.current().id(), created.current().id());
+        assert_eq!(read.current().source(), &KeySource::File(path));
     }
 
     #[cfg(unix)]

@@ -20,6 +20,9 @@ pub mod session {
         pub expires_at: Option<DateTimeUtc>,
         /// Hex SHA-256 of the token its MCP endpoint requires, if any.
         pub token_digest: Option<String>,
+        /// Id of the key that sealed `credentials` (see `EncryptionKey::id`);
+        /// NULL only in rows an older gateway wrote.
+        pub key_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -84,6 +87,9 @@ pub mod key_check {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: i32,
         pub sealed: String,
+        /// Id of the key that sealed `sealed`; NULL only before the first
+        /// start that knew key ids.
+        pub key_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

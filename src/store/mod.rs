@@ -8,18 +8,19 @@ use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::credentials::Credentials;
-use crypto::{EncryptionKey, KeySource};
+use crypto::{EncryptionKey, KeySource, Keyring};
 use entity::{audit_record, key_check, mcp_session, session};
 
-/// The plaintext sealed in `key_check`: opening it proves the key is the one
-/// the store was created with.
+/// The plaintext sealed in `key_check`: opening it proves a configured key is
+/// the one every session was sealed with when the store was created or last
+/// rotated, so that a missing key fails at start rather than on some session.
 const KEY_CHECK_PLAINTEXT: &[u8] = b"mcp-mux key check v1";
 const KEY_CHECK_ID: i32 = 1;
 
@@ -118,6 +119,27 @@ impl PrefixMode {
     }
 }
 
+/// What [`Store::rotate_key`] did; its `Display` is the line `rotate-key` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Id of the current key, which now seals every session.
+    pub key_id: String,
+    /// Sessions re-sealed with the current key.
+    pub resealed: u64,
+    /// Sessions that were already sealed with it.
+    pub already_current: u64,
+}
+
+impl std::fmt::Display for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "re-sealed {} sessions with key id {}; {} already current",
+            self.resealed, self.key_id, self.already_current
+        )
+    }
+}
+
 /// The status of every session the store returns; deleting removes the row.
 pub const STATUS_ACTIVE: &str = "active";
 
@@ -140,21 +162,37 @@ pub enum StoreError {
          start with the original key"
     )]
     WrongKey { source_name: KeySource },
+    #[error(
+        "the database was written with key id {key_id}, but the encryption key from \
+         {source_name} has id {current_id} and MCP_MUX_PREVIOUS_KEYS holds no key with that id"
+    )]
+    KeyNotConfigured {
+        key_id: String,
+        current_id: String,
+        source_name: KeySource,
+    },
+    #[error("the key check record does not open with key id {key_id}: the database was altered")]
+    KeyCheckUnreadable { key_id: String },
     #[error("stored session {id} is unreadable: {reason}")]
     Corrupt { id: String, reason: &'static str },
+    #[error(
+        "stored session {id} was sealed with key id {key_id}, which is neither the current key \
+         nor in MCP_MUX_PREVIOUS_KEYS"
+    )]
+    SessionKeyNotConfigured { id: String, key_id: String },
 }
 
 /// Handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    key: std::sync::Arc<EncryptionKey>,
+    keys: std::sync::Arc<Keyring>,
 }
 
 impl Store {
-    /// Connects, applies pending migrations and checks that `key` is the one
-    /// the database was created with.
-    pub async fn connect(database_url: &str, key: EncryptionKey) -> Result<Self, StoreError> {
+    /// Connects, applies pending migrations and checks that `keys` hold the
+    /// key the database was created with or last rotated to.
+    pub async fn connect(database_url: &str, keys: impl Into<Keyring>) -> Result<Self, StoreError> {
         let shown_url = without_password(database_url);
         let scheme = database_url.split(':').next().unwrap_or_default();
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
@@ -174,33 +212,66 @@ impl Store {
             .map_err(|source| StoreError::Migrate { source })?;
         let store = Store {
             db,
-            key: std::sync::Arc::new(key),
+            keys: std::sync::Arc::new(keys.into()),
         };
         store.verify_key().await?;
         Ok(store)
     }
 
     async fn verify_key(&self) -> Result<(), StoreError> {
-        let context = KEY_CHECK_ID.to_string();
-        match key_check::Entity::find_by_id(KEY_CHECK_ID)
+        let current = self.keys.current();
+        let Some(row) = key_check::Entity::find_by_id(KEY_CHECK_ID)
             .one(&self.db)
             .await?
-        {
-            Some(row) => match self.key.open(&row.sealed, context.as_bytes()) {
-                Ok(plain) if plain.expose_secret() == KEY_CHECK_PLAINTEXT => Ok(()),
-                _ => Err(StoreError::WrongKey {
-                    source_name: self.key.source().clone(),
+        else {
+            let row = key_check::ActiveModel {
+                id: Set(KEY_CHECK_ID),
+                sealed: Set(seal_key_check(current)),
+                key_id: Set(Some(current.id().to_owned())),
+            };
+            key_check::Entity::insert(row).exec(&self.db).await?;
+            return Ok(());
+        };
+        match row.key_id {
+            Some(key_id) => match self.keys.find(&key_id) {
+                Some(key) if opens_key_check(key, &row.sealed) => Ok(()),
+                Some(_) => Err(StoreError::KeyCheckUnreadable { key_id }),
+                None => Err(StoreError::KeyNotConfigured {
+                    key_id,
+                    current_id: current.id().to_owned(),
+                    source_name: current.source().clone(),
                 }),
             },
             None => {
-                let row = key_check::ActiveModel {
-                    id: Set(KEY_CHECK_ID),
-                    sealed: Set(self.key.seal(KEY_CHECK_PLAINTEXT, context.as_bytes())),
-                };
-                key_check::Entity::insert(row).exec(&self.db).await?;
-                Ok(())
+                let key = self
+                    .keys
+                    .keys()
+                    .find(|key| opens_key_check(key, &row.sealed))
+                    .ok_or_else(|| StoreError::WrongKey {
+                        source_name: current.source().clone(),
+                    })?;
+                self.name_the_key_of_old_rows(key).await
             }
         }
+    }
+
+    /// Records `key` as the sealer of every row written before key ids
+    /// existed: it opens key_check, and back then one key sealed everything.
+    async fn name_the_key_of_old_rows(&self, key: &EncryptionKey) -> Result<(), StoreError> {
+        let transaction = self.db.begin().await?;
+        session::Entity::update_many()
+            .col_expr(session::Column::KeyId, Expr::value(key.id()))
+            .filter(session::Column::KeyId.is_null())
+            .exec(&transaction)
+            .await?;
+        key_check::Entity::update_many()
+            .col_expr(key_check::Column::KeyId, Expr::value(key.id()))
+            .filter(key_check::Column::Id.eq(KEY_CHECK_ID))
+            .filter(key_check::Column::KeyId.is_null())
+            .exec(&transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// Whether the database answers.
@@ -210,10 +281,10 @@ impl Store {
 
     pub async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
         let id = record.id.to_string();
+        let key = self.keys.current();
         let row = session::ActiveModel {
-            credentials: Set(self
-                .key
-                .seal(&record.credentials.to_plaintext(), id.as_bytes())),
+            credentials: Set(key.seal(&record.credentials.to_plaintext(), id.as_bytes())),
+            key_id: Set(Some(key.id().to_owned())),
             id: Set(id),
             servers: Set(serde_json::to_string(&record.servers).unwrap_or_default()),
             status: Set(record.status.clone()),
@@ -239,10 +310,7 @@ impl Store {
         };
         let servers: Vec<String> = serde_json::from_str(&row.servers)
             .map_err(|_| corrupt("servers is not a JSON list"))?;
-        let plaintext = self
-            .key
-            .open(&row.credentials, row.id.as_bytes())
-            .map_err(|_| corrupt("credentials do not open with the current key"))?;
+        let plaintext = self.open_credentials(&row)?;
         let credentials = Credentials::from_plaintext(plaintext.expose_secret())
             .map_err(|_| corrupt("credentials are not in the stored format"))?;
         Ok(Some(SessionRecord {
@@ -261,6 +329,104 @@ impl Store {
                 }
             },
         }))
+    }
+
+    /// Seals every session again with the current key, opening each with
+    /// the configured key that sealed it, `batch` sessions per transaction;
+    /// then makes the key check name the current key, so that the previous
+    /// keys are no longer needed.
+    ///
+    /// Safe to run again, and while gateways that hold both keys serve: a
+    /// row's sealed value and key id change in one statement, so a reader sees
+    /// the old pair or the new one. The update applies only if the row still
+    /// holds what was read, so a session deleted meanwhile stays deleted.
+    pub async fn rotate_key(&self, batch: u64) -> Result<Rotation, StoreError> {
+        let current = self.keys.current();
+        let already_current = session::Entity::find()
+            .filter(session::Column::KeyId.eq(current.id()))
+            .count(&self.db)
+            .await?;
+        let mut resealed = 0;
+        loop {
+            // Rows re-sealed drop out of this query, so it starts over each
+            // time and also finds rows that a gateway still sealing with an
+            // old key wrote meanwhile. Read outside the transaction: SQLite
+            // cannot turn a reading transaction into a writing one once
+            // another connection has written.
+            let rows = session::Entity::find()
+                .filter(
+                    Condition::any()
+                        .add(session::Column::KeyId.is_null())
+                        .add(session::Column::KeyId.ne(current.id())),
+                )
+                .order_by_asc(session::Column::Id)
+                .limit(batch.max(1))
+                .all(&self.db)
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut updates = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let plaintext = self.open_credentials(row)?;
+                updates.push(current.seal(plaintext.expose_secret(), row.id.as_bytes()));
+            }
+            let transaction = self.db.begin().await?;
+            for (row, sealed) in rows.iter().zip(updates) {
+                let result = session::Entity::update_many()
+                    .col_expr(session::Column::Credentials, Expr::value(sealed))
+                    .col_expr(session::Column::KeyId, Expr::value(current.id()))
+                    .filter(session::Column::Id.eq(row.id.as_str()))
+                    .filter(session::Column::Credentials.eq(row.credentials.as_str()))
+                    .exec(&transaction)
+                    .await?;
+                resealed += result.rows_affected;
+            }
+            transaction.commit().await?;
+        }
+        key_check::Entity::update_many()
+            .col_expr(
+                key_check::Column::Sealed,
+                Expr::value(seal_key_check(current)),
+            )
+            .col_expr(key_check::Column::KeyId, Expr::value(current.id()))
+            .filter(key_check::Column::Id.eq(KEY_CHECK_ID))
+            .exec(&self.db)
+            .await?;
+        Ok(Rotation {
+            key_id: current.id().to_owned(),
+            resealed,
+            already_current,
+        })
+    }
+
+    /// Opens a row's credentials with the key that sealed them; a row that
+    /// names no key is opened by whichever configured key opens it.
+    fn open_credentials(
+        &self,
+        row: &session::Model,
+    ) -> Result<secrecy::SecretBox<Vec<u8>>, StoreError> {
+        let context = row.id.as_bytes();
+        let corrupt = |reason| StoreError::Corrupt {
+            id: row.id.clone(),
+            reason,
+        };
+        match &row.key_id {
+            Some(key_id) => self
+                .keys
+                .find(key_id)
+                .ok_or_else(|| StoreError::SessionKeyNotConfigured {
+                    id: row.id.clone(),
+                    key_id: key_id.clone(),
+                })?
+                .open(&row.credentials, context)
+                .map_err(|_| corrupt("credentials do not open with the key that sealed them")),
+            None => self
+                .keys
+                .keys()
+                .find_map(|key| key.open(&row.credentials, context).ok())
+                .ok_or_else(|| corrupt("credentials do not open with any configured key")),
+        }
     }
 
     /// Deletes a session, credentials included, and its MCP sessions; false
@@ -447,6 +613,15 @@ impl Store {
             _ => "other",
         }
     }
+}
+
+fn seal_key_check(key: &EncryptionKey) -> String {
+    key.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_ID.to_string().as_bytes())
+}
+
+fn opens_key_check(key: &EncryptionKey, sealed: &str) -> bool {
+    key.open(sealed, KEY_CHECK_ID.to_string().as_bytes())
+        .is_ok_and(|plain| plain.expose_secret() == KEY_CHECK_PLAINTEXT)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -49,6 +49,8 @@ pub struct AppOptions {
     pub data_dir: Option<Arc<TempDir>>,
     pub database_url: Option<String>,
     pub encryption_key: Option<String>,
+    /// `MCP_MUX_PREVIOUS_KEYS`.
+    pub previous_keys: Option<String>,
     pub timings: Timings,
     /// Where to listen (restart tests reuse an address); any free port otherwise.
     pub bind: Option<String>,
@@ -65,6 +67,7 @@ impl AppOptions {
             data_dir: None,
             database_url: None,
             encryption_key: Some(TEST_KEY.to_owned()),
+            previous_keys: None,
             timings: Timings::default(),
             bind: None,
             limits: Limits::default(),
@@ -93,6 +96,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         database_url: options.database_url,
         data_dir: data_dir.path().to_owned(),
         encryption_key: options.encryption_key.map(SecretString::from),
+        previous_keys: options.previous_keys.map(SecretString::from),
         mcp_session_idle: Duration::from_secs(600),
         workers: Some(1),
         timings: options.timings,

@@ -14,6 +14,7 @@ mod limits;
 mod mcp_endpoint;
 mod persistence;
 mod resources;
+mod rotate_key;
 mod routing;
 mod stateless;
 mod store;

@@ -75,16 +75,51 @@ async fn starting_with_another_key_is_a_clear_error() {
     let error = spawn_app_with(options).await.err().expect("refused");
     assert_eq!(
         error.to_string(),
-        "the encryption key from MCP_MUX_ENCRYPTION_KEY is not the key this database was written with; start with the original key"
+        "the database was written with key id 3a537210cd9ae4ec, but the encryption key from MCP_MUX_ENCRYPTION_KEY has id cc68210862f76214 and MCP_MUX_PREVIOUS_KEYS holds no key with that id"
     );
 
-    let mut options = AppOptions::new(registry);
-    options.data_dir = Some(data_dir);
+    let mut options = AppOptions::new(registry.clone());
+    options.data_dir = Some(data_dir.clone());
     options.encryption_key = Some("c2hvcnQ=".to_owned());
     let error = spawn_app_with(options).await.err().expect("refused");
     assert_eq!(
         error.to_string(),
         "encryption key: MCP_MUX_ENCRYPTION_KEY must be the base64 encoding of exactly 32 bytes"
+    );
+
+    let mut options = AppOptions::new(registry);
+    options.data_dir = Some(data_dir);
+    options.encryption_key = Some(OTHER_KEY.to_owned());
+    options.previous_keys = Some(format!("{TEST_KEY},c2hvcnQ="));
+    let error = spawn_app_with(options).await.err().expect("refused");
+    assert_eq!(
+        error.to_string(),
+        "encryption key: entry 2 of MCP_MUX_PREVIOUS_KEYS must be the base64 encoding of exactly 32 bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_with_a_new_key_serves_sessions_sealed_with_the_previous_one() {
+    let backend = spawn_rmcp_backend("beta", Some("beta-secret-token")).await;
+    let registry = registry_yaml(&[("beta", &backend.url, "auth: { type: bearer }")]);
+    let app = spawn_app(&registry).await;
+    let session = app
+        .create_session(json!({ "servers": ["beta"], "credentials": { "beta": { "token": "beta-secret-token" } } }))
+        .await;
+    let data_dir = app.stop().await;
+
+    let mut options = AppOptions::new(registry);
+    options.data_dir = Some(data_dir);
+    options.encryption_key = Some(OTHER_KEY.to_owned());
+    options.previous_keys = Some(TEST_KEY.to_owned());
+    let app = spawn_app_with(options).await.expect("restarts");
+    let mut mcp = app.mcp(&session).await;
+    assert_eq!(
+        first_text(
+            &mcp.call_tool("beta__echo", json!({ "text": "rotated" }))
+                .await
+        ),
+        "beta: rotated"
     );
 }
 

@@ -2,31 +2,109 @@
 //! names a server (each test gets a database of its own).
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, Database};
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, Statement};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
-use mcp_mux::store::crypto::{EncryptionKey, KeySource};
-use mcp_mux::store::{
-    McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store, StoreError,
-};
+use mcp_mux::store::crypto::{EncryptionKey, KeySource, Keyring};
+use mcp_mux::store::{McpSessionRecord, PrefixMode, Rotation, STATUS_ACTIVE, SessionRecord, Store};
 
-use crate::helpers::TEST_KEY;
+use crate::helpers::{TEST_KEY, contains, database_bytes};
+
+/// A second key, and the ids of both (see `EncryptionKey::id`).
+const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+const TEST_KEY_ID: &str = "3a537210cd9ae4ec";
+const OTHER_KEY_ID: &str = "cc68210862f76214";
 
 fn key(encoded: &str) -> EncryptionKey {
     EncryptionKey::from_base64(encoded, KeySource::Environment).expect("valid key")
 }
 
+/// `current` as MCP_MUX_ENCRYPTION_KEY, `previous` as MCP_MUX_PREVIOUS_KEYS.
+fn keys(current: &str, previous: &[&str]) -> Keyring {
+    let previous = previous
+        .iter()
+        .enumerate()
+        .map(|(index, encoded)| {
+            EncryptionKey::from_base64(
+                encoded,
+                KeySource::Previous {
+                    position: index + 1,
+                },
+            )
+            .expect("valid key")
+        })
+        .collect();
+    Keyring::new(key(current), previous)
+}
+
+/// Runs SQL behind the store's back.
+async fn execute(url: &str, sql: &str) {
+    let db = Database::connect(url).await.expect("database opens");
+    db.execute_unprepared(sql).await.expect("statement runs");
+}
+
+/// (session id, key id) of every stored session, by session id.
+async fn stored_key_ids(url: &str) -> Vec<(String, Option<String>)> {
+    let db = Database::connect(url).await.expect("database opens");
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT id, key_id FROM sessions ORDER BY id",
+    ))
+    .await
+    .expect("query")
+    .iter()
+    .map(|row| {
+        (
+            row.try_get("", "id").expect("id"),
+            row.try_get("", "key_id").expect("key_id"),
+        )
+    })
+    .collect()
+}
+
+async fn key_check_key_id(url: &str) -> Option<String> {
+    let db = Database::connect(url).await.expect("database opens");
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT key_id FROM key_check",
+    ))
+    .await
+    .expect("query")
+    .expect("a key check row")
+    .try_get("", "key_id")
+    .expect("key_id")
+}
+
+async fn token_of(store: &Store, id: Uuid) -> String {
+    store
+        .find_session(id)
+        .await
+        .expect("opens")
+        .expect("found")
+        .credentials
+        .get("hf")
+        .expect("credential")
+        .expose_secret()
+        .to_owned()
+}
+
 /// A database for one test: a SQLite file, or a PostgreSQL database of its own.
 struct TestDatabase {
     url: String,
-    _dir: Option<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
     /// (server URL, database name) to drop afterwards.
     postgres: Option<(String, String)>,
 }
 
 impl TestDatabase {
+    /// The SQLite database's file; `None` on PostgreSQL.
+    fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self.dir.as_ref().map(|dir| dir.path().join("store.db"))
+    }
+
     async fn drop_database(self) {
         if let Some((server, name)) = self.postgres {
             let admin = Database::connect(server.as_str())
@@ -49,7 +127,7 @@ async fn databases() -> Vec<TestDatabase> {
             "sqlite://{}?mode=rwc",
             dir.path().join("store.db").display()
         ),
-        _dir: Some(dir),
+        dir: Some(dir),
         postgres: None,
     }];
     if let Ok(server) = std::env::var("TEST_DATABASE_URL") {
@@ -65,7 +143,7 @@ async fn databases() -> Vec<TestDatabase> {
         url.set_path(&name);
         databases.push(TestDatabase {
             url: url.to_string(),
-            _dir: None,
+            dir: None,
             postgres: Some((server, name)),
         });
     }
@@ -140,7 +218,6 @@ async fn sessions_round_trip_with_their_credentials() {
 
 #[tokio::test]
 async fn reopening_with_another_key_is_refused() {
-    const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
     for database in databases().await {
         let url = database.url.clone();
         let store = Store::connect(&url, key(TEST_KEY))
@@ -151,9 +228,12 @@ async fn reopening_with_another_key_is_refused() {
         let error = Store::connect(&url, key(OTHER_KEY))
             .await
             .expect_err("refused");
-        assert!(
-            matches!(error, StoreError::WrongKey { .. }),
-            "{url}: {error}"
+        assert_eq!(
+            error.to_string(),
+            "the database was written with key id 3a537210cd9ae4ec, but the encryption key from \
+             MCP_MUX_ENCRYPTION_KEY has id cc68210862f76214 and MCP_MUX_PREVIOUS_KEYS holds no key \
+             with that id",
+            "{url}"
         );
         drop(
             Store::connect(&url, key(TEST_KEY))
@@ -235,6 +315,397 @@ async fn mcp_sessions_are_stored_touched_pruned_and_go_with_their_session() {
             "deleting a session forgets its MCP sessions"
         );
         drop(store);
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn a_previous_key_opens_what_it_sealed_while_the_current_key_seals() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let old = record("hf_sealed_under_the_old_key");
+        store.insert_session(&old).await.expect("inserted");
+        drop(store);
+
+        let store = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("the previous key passes the key check");
+        assert_eq!(
+            token_of(&store, old.id).await,
+            "hf_sealed_under_the_old_key",
+            "{url}"
+        );
+        let new = record("hf_sealed_under_the_new_key");
+        store.insert_session(&new).await.expect("inserted");
+        assert_eq!(
+            token_of(&store, new.id).await,
+            "hf_sealed_under_the_new_key"
+        );
+        let mut expected = vec![
+            (old.id.to_string(), Some(TEST_KEY_ID.to_owned())),
+            (new.id.to_string(), Some(OTHER_KEY_ID.to_owned())),
+        ];
+        expected.sort();
+        assert_eq!(stored_key_ids(&url).await, expected);
+        drop(store);
+
+        // Until rotate-key, the key check names the old key: it alone passes,
+        // but a session sealed with the new key does not open.
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let error = store
+            .find_session(new.id)
+            .await
+            .expect_err("not configured");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {} was sealed with key id cc68210862f76214, which is neither \
+                 the current key nor in MCP_MUX_PREVIOUS_KEYS",
+                new.id
+            )
+        );
+        drop(store);
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_from_before_key_ids_names_the_key_of_its_rows_at_first_start() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let db = Database::connect(url.as_str())
+            .await
+            .expect("database opens");
+        Migrator::up(&db, Some(4))
+            .await
+            .expect("the migrations before key ids");
+        let old_key = key(TEST_KEY);
+        let plaintext = |token: &str| {
+            let mut credentials = Credentials::default();
+            credentials.insert("hf".into(), SecretString::from(token.to_owned()));
+            credentials.to_plaintext()
+        };
+        let insert_old_row = |id: Uuid, sealed: String| {
+            format!(
+                "INSERT INTO sessions (id, servers, credentials, status, created_at, prefix) \
+                 VALUES ('{id}', '[\"hf\"]', '{sealed}', 'active', '2026-11-01T00:00:00+00:00', 'always')"
+            )
+        };
+        let old = Uuid::new_v4();
+        execute(
+            &url,
+            &insert_old_row(
+                old,
+                old_key.seal(&plaintext("hf_old"), old.to_string().as_bytes()),
+            ),
+        )
+        .await;
+        execute(
+            &url,
+            &format!(
+                "INSERT INTO key_check (id, sealed) VALUES (1, '{}')",
+                old_key.seal(b"mcp-mux key check v1", b"1")
+            ),
+        )
+        .await;
+
+        let error = Store::connect(&url, key(OTHER_KEY))
+            .await
+            .expect_err("the old key is not configured");
+        assert_eq!(
+            error.to_string(),
+            "the encryption key from MCP_MUX_ENCRYPTION_KEY is not the key this database was \
+             written with; start with the original key",
+            "{url}"
+        );
+        assert_eq!(key_check_key_id(&url).await, None, "nothing was written");
+
+        // The first start may already rotate: the rows get the id of the key
+        // that opens the key check, not of the current key.
+        let store = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("the previous key opens the key check");
+        assert_eq!(
+            stored_key_ids(&url).await,
+            vec![(old.to_string(), Some(TEST_KEY_ID.to_owned()))]
+        );
+        assert_eq!(key_check_key_id(&url).await, Some(TEST_KEY_ID.to_owned()));
+        assert_eq!(token_of(&store, old).await, "hf_old");
+
+        // An older gateway on the same database still writes rows without a
+        // key id: whichever configured key opens them is used.
+        let later = Uuid::new_v4();
+        execute(
+            &url,
+            &insert_old_row(
+                later,
+                old_key.seal(&plaintext("hf_later"), later.to_string().as_bytes()),
+            ),
+        )
+        .await;
+        assert_eq!(token_of(&store, later).await, "hf_later");
+        let broken = Uuid::new_v4();
+        execute(&url, &insert_old_row(broken, "AAAA".into())).await;
+        let error = store
+            .find_session(broken)
+            .await
+            .expect_err("opens with no key");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {broken} is unreadable: credentials do not open with any \
+                 configured key"
+            )
+        );
+        drop(store);
+        drop(db);
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn altered_sealed_values_are_clear_errors() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let stored = record("t");
+        store.insert_session(&stored).await.expect("inserted");
+        execute(
+            &url,
+            &format!(
+                "UPDATE sessions SET credentials = 'AAAA' WHERE id = '{}'",
+                stored.id
+            ),
+        )
+        .await;
+        let error = store.find_session(stored.id).await.expect_err("altered");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {} is unreadable: credentials do not open with the key that \
+                 sealed them",
+                stored.id
+            ),
+            "{url}"
+        );
+        drop(store);
+
+        execute(&url, "UPDATE key_check SET sealed = 'AAAA'").await;
+        let error = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect_err("altered");
+        assert_eq!(
+            error.to_string(),
+            "the key check record does not open with key id 3a537210cd9ae4ec: the database was \
+             altered"
+        );
+        database.drop_database().await;
+    }
+}
+
+/// Asserts that no `tokens` are in the database: in the SQLite files' bytes,
+/// or in the sealed columns on PostgreSQL.
+async fn assert_sealed(database: &TestDatabase, tokens: &[String], some_session: Uuid) {
+    let db = Database::connect(database.url.as_str())
+        .await
+        .expect("database opens");
+    let sealed: Vec<String> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT credentials AS sealed FROM sessions UNION ALL SELECT sealed FROM key_check",
+        ))
+        .await
+        .expect("query")
+        .iter()
+        .map(|row| row.try_get("", "sealed").expect("sealed"))
+        .collect();
+    let bytes = database
+        .sqlite_file()
+        .map(|file| database_bytes(&file))
+        .unwrap_or_default();
+    if database.sqlite_file().is_some() {
+        assert!(
+            contains(&bytes, &some_session.to_string()),
+            "the session rows are in the bytes searched"
+        );
+    }
+    for token in tokens {
+        assert!(!sealed.iter().any(|value| value.contains(token.as_str())));
+        assert!(!contains(&bytes, token), "{token} is in the database file");
+    }
+}
+
+#[tokio::test]
+async fn rotating_re_seals_every_session_with_the_current_key() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let tokens: Vec<String> = (0..5)
+            .map(|n| format!("hf_plaintext_{n}_never_stored"))
+            .collect();
+        let mut sessions = Vec::new();
+        for token in &tokens[..4] {
+            let stored = record(token);
+            store.insert_session(&stored).await.expect("inserted");
+            sessions.push(stored.id);
+        }
+        drop(store);
+
+        let store = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store opens");
+        let new = record(&tokens[4]);
+        store.insert_session(&new).await.expect("inserted");
+        sessions.push(new.id);
+        // Batches of 3: the four old sessions take two.
+        assert_eq!(
+            store.rotate_key(3).await.expect("rotated"),
+            Rotation {
+                key_id: OTHER_KEY_ID.to_owned(),
+                resealed: 4,
+                already_current: 1,
+            },
+            "{url}"
+        );
+        assert!(
+            stored_key_ids(&url)
+                .await
+                .iter()
+                .all(|(_, key_id)| key_id.as_deref() == Some(OTHER_KEY_ID))
+        );
+        assert_eq!(key_check_key_id(&url).await, Some(OTHER_KEY_ID.to_owned()));
+        let again = store.rotate_key(3).await.expect("rotated");
+        assert_eq!((again.resealed, again.already_current), (0, 5));
+        assert_eq!(
+            again.to_string(),
+            "re-sealed 0 sessions with key id cc68210862f76214; 5 already current"
+        );
+        drop(store);
+
+        let store = Store::connect(&url, key(OTHER_KEY))
+            .await
+            .expect("the new key alone passes the key check");
+        for (id, token) in sessions.iter().zip(&tokens) {
+            assert_eq!(&token_of(&store, *id).await, token);
+        }
+        drop(store);
+        assert_sealed(&database, &tokens, sessions[0]).await;
+        let error = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect_err("the old key is no longer enough");
+        assert_eq!(
+            error.to_string(),
+            "the database was written with key id cc68210862f76214, but the encryption key from \
+             MCP_MUX_ENCRYPTION_KEY has id 3a537210cd9ae4ec and MCP_MUX_PREVIOUS_KEYS holds no key \
+             with that id"
+        );
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn rotation_stops_at_a_session_whose_key_is_not_configured() {
+    for database in databases().await {
+        let url = database.url.clone();
+        drop(
+            Store::connect(&url, key(TEST_KEY))
+                .await
+                .expect("store opens"),
+        );
+        let store = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store opens");
+        let stored = record("t");
+        store.insert_session(&stored).await.expect("inserted");
+        drop(store);
+
+        // The key check still names the first key, so it alone starts.
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let error = store.rotate_key(10).await.expect_err("a key is missing");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {} was sealed with key id cc68210862f76214, which is neither \
+                 the current key nor in MCP_MUX_PREVIOUS_KEYS",
+                stored.id
+            ),
+            "{url}"
+        );
+        assert_eq!(
+            stored_key_ids(&url).await,
+            vec![(stored.id.to_string(), Some(OTHER_KEY_ID.to_owned()))],
+            "nothing changed"
+        );
+        assert_eq!(key_check_key_id(&url).await, Some(TEST_KEY_ID.to_owned()));
+        drop(store);
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_reads_sessions_while_they_are_re_sealed() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let mut sessions = Vec::new();
+        for n in 0..30 {
+            let stored = record(&format!("hf_{n}"));
+            store.insert_session(&stored).await.expect("inserted");
+            sessions.push((stored.id, format!("hf_{n}")));
+        }
+        drop(store);
+
+        // A gateway and the command, both with the new key current and the old
+        // one previous, as during a rotation.
+        let gateway = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store opens");
+        let command = Store::connect(&url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store opens");
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = tokio::spawn({
+            let done = done.clone();
+            let sessions = sessions.clone();
+            async move {
+                let mut rounds = 0;
+                // One more full round after the rotation ended.
+                loop {
+                    let last = done.load(Ordering::SeqCst);
+                    for (id, token) in &sessions {
+                        assert_eq!(&token_of(&gateway, *id).await, token);
+                    }
+                    rounds += 1;
+                    if last {
+                        return rounds;
+                    }
+                }
+            }
+        });
+        let rotation = command.rotate_key(4).await.expect("rotated");
+        done.store(true, Ordering::SeqCst);
+        assert!(reader.await.expect("every read succeeded") >= 1);
+        assert_eq!(
+            (rotation.resealed, rotation.already_current),
+            (30, 0),
+            "{url}"
+        );
+        drop(command);
         database.drop_database().await;
     }
 }
