@@ -153,6 +153,16 @@ impl SseDecoder {
     }
 }
 
+/// One SSE event carrying one JSON-RPC message. No `id:`: streams are not
+/// resumable, and an id would invite clients to try.
+pub fn frame_message(message: &[u8]) -> Vec<u8> {
+    let mut event = Vec::with_capacity(message.len() + 24);
+    event.extend_from_slice(b"event: message\ndata: ");
+    event.extend_from_slice(message);
+    event.extend_from_slice(b"\n\n");
+    event
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
