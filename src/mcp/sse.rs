@@ -157,8 +157,23 @@ impl SseDecoder {
 /// resumable, and an id would invite clients to try.
 pub fn frame_message(message: &[u8]) -> Vec<u8> {
     let mut event = Vec::with_capacity(message.len() + 24);
-    event.extend_from_slice(b"event: message\ndata: ");
-    event.extend_from_slice(message);
+    event.extend_from_slice(b"event: message\n");
+    // A line break would end the `data:` field and the rest of the message
+    // would be read as other fields or a second event. JSON allows them as
+    // whitespace and a backend's raw result keeps them, so each line gets a
+    // `data:` field of its own; decoders join the lines with LF.
+    let mut rest = message;
+    loop {
+        event.extend_from_slice(b"data: ");
+        let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            event.extend_from_slice(rest);
+            break;
+        };
+        event.extend_from_slice(&rest[..end]);
+        event.push(b'\n');
+        let crlf = rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n');
+        rest = &rest[end + if crlf { 2 } else { 1 }..];
+    }
     event.extend_from_slice(b"\n\n");
     event
 }
@@ -247,6 +262,46 @@ mod tests {
     #[test]
     fn an_unterminated_event_is_not_dispatched() {
         assert_eq!(decode_in_pieces("data: half", 4), vec![]);
+    }
+
+    #[test]
+    fn a_framed_message_is_one_event() {
+        let message = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+        let framed = frame_message(message);
+        assert_eq!(
+            framed,
+            [b"event: message\ndata: ".as_slice(), message, b"\n\n"].concat()
+        );
+        let events = SseDecoder::new(1024).feed(&framed).expect("within limit");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.as_bytes(), message);
+    }
+
+    #[test]
+    fn a_message_with_line_breaks_is_framed_line_by_line() {
+        // A backend's pretty-printed result, passed on as raw JSON.
+        let message = "{\r\n  \"jsonrpc\": \"2.0\",\n\n  \"id\": 1,\r  \"result\": {}\n}\n";
+        let events = SseDecoder::new(1024)
+            .feed(&frame_message(message.as_bytes()))
+            .expect("within limit");
+        assert_eq!(
+            events,
+            vec![SseEvent {
+                event: Some("message".into()),
+                id: None,
+                data: message.replace("\r\n", "\n").replace('\r', "\n"),
+            }]
+        );
+        let value: serde_json::Value =
+            serde_json::from_str(&events[0].data).expect("still the same JSON");
+        assert_eq!(value["id"], 1);
+
+        // The fuzzer's input: nothing but line breaks.
+        let events = SseDecoder::new(1024)
+            .feed(&frame_message(b"\r\n\r\n\n\r"))
+            .expect("within limit");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data, "\n\n\n\n");
     }
 
     #[test]
