@@ -80,10 +80,10 @@ impl SseDecoder {
                 }
             }
             match byte {
-                b'\n' => self.end_line(&mut events),
+                b'\n' => self.end_line(&mut events)?,
                 b'\r' => {
                     self.after_cr = true;
-                    self.end_line(&mut events);
+                    self.end_line(&mut events)?;
                 }
                 _ => {
                     self.line.push(byte);
@@ -99,9 +99,14 @@ impl SseDecoder {
         Ok(events)
     }
 
-    fn end_line(&mut self, events: &mut Vec<SseEvent>) {
+    fn end_line(&mut self, events: &mut Vec<SseEvent>) -> Result<(), SseError> {
         let raw = std::mem::take(&mut self.line);
         let mut line = String::from_utf8_lossy(&raw).into_owned();
+        // Each invalid byte becomes a 3-byte U+FFFD: a line within the limit
+        // as received may be past it once decoded.
+        if line.len() > self.limit {
+            return Err(SseError::TooLarge { limit: self.limit });
+        }
         if self.at_stream_start {
             self.at_stream_start = false;
             if let Some(rest) = line.strip_prefix('\u{feff}') {
@@ -110,10 +115,10 @@ impl SseDecoder {
         }
         if line.is_empty() {
             self.dispatch(events);
-            return;
+            return Ok(());
         }
         if line.starts_with(':') {
-            return;
+            return Ok(());
         }
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
@@ -137,6 +142,7 @@ impl SseDecoder {
             }
             _ => {}
         }
+        Ok(())
     }
 
     fn dispatch(&mut self, events: &mut Vec<SseEvent>) {
@@ -302,6 +308,27 @@ mod tests {
             .expect("within limit");
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].data, "\n\n\n\n");
+    }
+
+    #[test]
+    fn a_line_past_the_limit_once_decoded_is_an_error() {
+        // 11 bytes as received, 21 once each invalid byte becomes U+FFFD.
+        let mut decoder = SseDecoder::new(12);
+        assert_eq!(
+            decoder.feed(b"event:\xff\xff\xff\xff\xff\ndata: x\n\n"),
+            Err(SseError::TooLarge { limit: 12 })
+        );
+        let mut decoder = SseDecoder::new(12);
+        assert_eq!(
+            decoder.feed(b"id: \xff\xff\xff\r\ndata: x\r\n\r\n"),
+            Err(SseError::TooLarge { limit: 12 })
+        );
+        let mut decoder = SseDecoder::new(12);
+        let events = decoder
+            .feed(b"event:\xffx\ndata:\xff\n\n")
+            .expect("within limit once decoded");
+        assert_eq!(events[0].event.as_deref(), Some("\u{fffd}x"));
+        assert_eq!(events[0].data, "\u{fffd}");
     }
 
     #[test]
