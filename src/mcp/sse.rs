@@ -80,10 +80,10 @@ impl SseDecoder {
                 }
             }
             match byte {
-                b'\n' => self.end_line(&mut events),
+                b'\n' => self.end_line(&mut events)?,
                 b'\r' => {
                     self.after_cr = true;
-                    self.end_line(&mut events);
+                    self.end_line(&mut events)?;
                 }
                 _ => {
                     self.line.push(byte);
@@ -99,9 +99,14 @@ impl SseDecoder {
         Ok(events)
     }
 
-    fn end_line(&mut self, events: &mut Vec<SseEvent>) {
+    fn end_line(&mut self, events: &mut Vec<SseEvent>) -> Result<(), SseError> {
         let raw = std::mem::take(&mut self.line);
         let mut line = String::from_utf8_lossy(&raw).into_owned();
+        // Each invalid byte becomes a 3-byte U+FFFD: a line within the limit
+        // as received may be past it once decoded.
+        if line.len() > self.limit {
+            return Err(SseError::TooLarge { limit: self.limit });
+        }
         if self.at_stream_start {
             self.at_stream_start = false;
             if let Some(rest) = line.strip_prefix('\u{feff}') {
@@ -110,10 +115,10 @@ impl SseDecoder {
         }
         if line.is_empty() {
             self.dispatch(events);
-            return;
+            return Ok(());
         }
         if line.starts_with(':') {
-            return;
+            return Ok(());
         }
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
@@ -137,6 +142,7 @@ impl SseDecoder {
             }
             _ => {}
         }
+        Ok(())
     }
 
     fn dispatch(&mut self, events: &mut Vec<SseEvent>) {
@@ -151,6 +157,31 @@ impl SseDecoder {
             data: std::mem::take(&mut self.data),
         });
     }
+}
+
+/// One SSE event carrying one JSON-RPC message. No `id:`: streams are not
+/// resumable, and an id would invite clients to try.
+pub fn frame_message(message: &[u8]) -> Vec<u8> {
+    let mut event = Vec::with_capacity(message.len() + 24);
+    event.extend_from_slice(b"event: message\n");
+    // A line break would end the `data:` field and the rest of the message
+    // would be read as other fields or a second event. JSON allows them as
+    // whitespace and a backend's raw result keeps them, so each line gets a
+    // `data:` field of its own; decoders join the lines with LF.
+    let mut rest = message;
+    loop {
+        event.extend_from_slice(b"data: ");
+        let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            event.extend_from_slice(rest);
+            break;
+        };
+        event.extend_from_slice(&rest[..end]);
+        event.push(b'\n');
+        let crlf = rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n');
+        rest = &rest[end + if crlf { 2 } else { 1 }..];
+    }
+    event.extend_from_slice(b"\n\n");
+    event
 }
 
 #[cfg(test)]
@@ -237,6 +268,67 @@ mod tests {
     #[test]
     fn an_unterminated_event_is_not_dispatched() {
         assert_eq!(decode_in_pieces("data: half", 4), vec![]);
+    }
+
+    #[test]
+    fn a_framed_message_is_one_event() {
+        let message = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+        let framed = frame_message(message);
+        assert_eq!(
+            framed,
+            [b"event: message\ndata: ".as_slice(), message, b"\n\n"].concat()
+        );
+        let events = SseDecoder::new(1024).feed(&framed).expect("within limit");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.as_bytes(), message);
+    }
+
+    #[test]
+    fn a_message_with_line_breaks_is_framed_line_by_line() {
+        // A backend's pretty-printed result, passed on as raw JSON.
+        let message = "{\r\n  \"jsonrpc\": \"2.0\",\n\n  \"id\": 1,\r  \"result\": {}\n}\n";
+        let events = SseDecoder::new(1024)
+            .feed(&frame_message(message.as_bytes()))
+            .expect("within limit");
+        assert_eq!(
+            events,
+            vec![SseEvent {
+                event: Some("message".into()),
+                id: None,
+                data: message.replace("\r\n", "\n").replace('\r', "\n"),
+            }]
+        );
+        let value: serde_json::Value =
+            serde_json::from_str(&events[0].data).expect("still the same JSON");
+        assert_eq!(value["id"], 1);
+
+        // The fuzzer's input: nothing but line breaks.
+        let events = SseDecoder::new(1024)
+            .feed(&frame_message(b"\r\n\r\n\n\r"))
+            .expect("within limit");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data, "\n\n\n\n");
+    }
+
+    #[test]
+    fn a_line_past_the_limit_once_decoded_is_an_error() {
+        // 11 bytes as received, 21 once each invalid byte becomes U+FFFD.
+        let mut decoder = SseDecoder::new(12);
+        assert_eq!(
+            decoder.feed(b"event:\xff\xff\xff\xff\xff\ndata: x\n\n"),
+            Err(SseError::TooLarge { limit: 12 })
+        );
+        let mut decoder = SseDecoder::new(12);
+        assert_eq!(
+            decoder.feed(b"id: \xff\xff\xff\r\ndata: x\r\n\r\n"),
+            Err(SseError::TooLarge { limit: 12 })
+        );
+        let mut decoder = SseDecoder::new(12);
+        let events = decoder
+            .feed(b"event:\xffx\ndata:\xff\n\n")
+            .expect("within limit once decoded");
+        assert_eq!(events[0].event.as_deref(), Some("\u{fffd}x"));
+        assert_eq!(events[0].data, "\u{fffd}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
     PARSE_ERROR,
 };
-use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, version};
+use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
 use crate::mux::{CallError, ClientCall, McpSession, Mux, Payload, Session};
 
 /// Largest JSON-RPC message a client may POST.
@@ -278,22 +278,12 @@ fn event_stream(
                 _ = shutdown => return None,
             };
             Some((
-                Ok::<_, std::convert::Infallible>(web::Bytes::from(sse_frame(&message))),
+                Ok::<_, std::convert::Infallible>(web::Bytes::from(sse::frame_message(&message))),
                 (receiver, stopping),
             ))
         },
     );
     sse_response(events)
-}
-
-/// One SSE event carrying one JSON-RPC message. No `id:`: streams are not
-/// resumable, and an id would invite clients to try.
-fn sse_frame(message: &[u8]) -> Vec<u8> {
-    let mut event = Vec::with_capacity(message.len() + 24);
-    event.extend_from_slice(b"event: message\ndata: ");
-    event.extend_from_slice(message);
-    event.extend_from_slice(b"\n\n");
-    event
 }
 
 /// A `text/event-stream` response that proxies do not buffer.

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{Refusal, accepts_event_stream, sse_response, to_jsonrpc_error};
 use crate::mcp::jsonrpc::{self, ErrorObject, METHOD_NOT_FOUND, Message};
 use crate::mcp::modern::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
-use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
+use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, sse};
 use crate::mux::subscriptions::{self, Filter};
 use crate::mux::{CallError, ClientCall, McpSession, ModernCall, Mux, Payload, Session, Step};
 
@@ -238,7 +238,7 @@ async fn listen(
 }
 
 fn sse_event(message: &[u8]) -> Result<web::Bytes, std::convert::Infallible> {
-    Ok(web::Bytes::from(super::sse_frame(message)))
+    Ok(web::Bytes::from(sse::frame_message(message)))
 }
 
 /// `tools/call`, `prompts/get` or `resources/read`: started, or taken up
