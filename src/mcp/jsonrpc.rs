@@ -304,6 +304,26 @@ mod tests {
     }
 
     #[test]
+    fn a_number_in_params_reaches_the_backend_as_the_client_wrote_it() {
+        // The nearest float to this integer is 1.2342839450617283e22; a
+        // parser one unit in the last place off sent ...285e22 on.
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"big":12342839450617283945061,"f":0.1}}}"#;
+        let value: Value = serde_json::from_slice(body).expect("valid json");
+        let Ok(Message::Request(call)) = parse_message(value) else {
+            panic!("a request");
+        };
+        let nearest: f64 = "12342839450617283945061".parse().expect("a number");
+        let params = call.params.expect("params");
+        assert_eq!(params["arguments"]["big"].as_f64(), Some(nearest));
+        let forwarded = request(Some(7), &call.method, Some(&params));
+        let forwarded = std::str::from_utf8(&forwarded).expect("utf-8");
+        assert!(
+            forwarded.contains(r#""big":1.2342839450617283e+22"#),
+            "{forwarded}"
+        );
+    }
+
+    #[test]
     fn a_raw_result_is_passed_through_byte_for_byte() {
         let raw = RawValue::from_string(r#"{"content":[ {"type":"text","text":"hi"} ]}"#.into())
             .expect("valid json");

@@ -20,13 +20,14 @@ pub fn is_valid_name(name: &str) -> bool {
 /// The readable qualified name of a backend's item: characters hosts reject
 /// become `_`, and a name past 64 characters is cut and ends with a hash of
 /// the original so that two long names stay apart. `prefix` is
-/// `<server><separator>` (or empty), already made of accepted characters.
+/// `<server><separator>` (or empty); the registry admits only accepted
+/// characters there, and any other would be mapped too.
 pub fn qualify(prefix: &str, original: &str) -> String {
-    let sanitized: String = original
+    let name: String = prefix
         .chars()
-        .map(|c| if is_name_char(c) { c } else { '_' })
+        .chain(original.chars())
+        .map(accepted)
         .collect();
-    let name = format!("{prefix}{sanitized}");
     if name.len() <= MAX_NAME_LEN && !name.is_empty() {
         return name;
     }
@@ -37,9 +38,19 @@ pub fn qualify(prefix: &str, original: &str) -> String {
 /// fallback when the readable name is too long or is already taken.
 pub fn with_hash(name: &str, prefix: &str, original: &str) -> String {
     let hash = short_hash(&format!("{prefix}\u{0}{original}"));
-    // Every character is ASCII here, so byte lengths are character counts.
-    let keep = name.len().min(MAX_NAME_LEN - HASH_SUFFIX_LEN);
-    format!("{}-{hash:08x}", &name[..keep])
+    // Cut by characters, mapped like `qualify` maps them: a name from
+    // `qualify` is ASCII already, and no other may split a character.
+    let kept: String = name
+        .chars()
+        .map(accepted)
+        .take(MAX_NAME_LEN - HASH_SUFFIX_LEN)
+        .collect();
+    format!("{kept}-{hash:08x}")
+}
+
+/// `c`, or `_` when hosts reject it.
+fn accepted(c: char) -> char {
+    if is_name_char(c) { c } else { '_' }
 }
 
 /// The URI a client sees for a backend's resource URI (or URI template):
@@ -123,6 +134,18 @@ mod tests {
             "server names are lowercase"
         );
         assert_eq!(split_uri("kb+"), None);
+    }
+
+    #[test]
+    fn a_prefix_with_rejected_characters_still_gives_a_valid_name() {
+        // The fuzzer's input: a server name and separator the registry refuses.
+        assert_eq!(qualify("Bad_Name.", "x"), "Bad_Name_x");
+        let long_prefix = "sérveur".repeat(10);
+        let name = qualify(&long_prefix, "tool");
+        assert!(is_valid_name(&name), "{name}");
+        assert_eq!(name.len(), MAX_NAME_LEN);
+        let hashed = with_hash("überprüfen-überprüfen", "s__", "überprüfen");
+        assert!(is_valid_name(&hashed), "{hashed}");
     }
 
     #[test]
