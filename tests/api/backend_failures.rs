@@ -727,16 +727,7 @@ async fn a_cancellation_reaches_the_backend_under_its_own_request_id() {
 }
 
 async fn circuit_of(app: &TestApp, session: &str) -> Value {
-    let shown: Value = app
-        .http
-        .get(format!("{}/session/{session}", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
-    shown["servers"][0]["circuit"].clone()
+    app.shown_session(session).await["servers"][0]["circuit"].clone()
 }
 
 #[tokio::test]

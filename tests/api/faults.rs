@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -70,18 +70,8 @@ async fn a_backend_killed_mid_call_fails_the_call_at_once_and_serves_again_after
         // Ten minutes of work: only the kill can end it within the test.
         work(&mut client, 1, 600_000, false).await
     });
-    let in_progress = || async {
-        let shown: Value = app
-            .http
-            .get(format!("{}/session/{session}", app.address))
-            .send()
-            .await
-            .expect("answer")
-            .json()
-            .await
-            .expect("JSON");
-        shown["servers"][0]["calls_in_progress"].clone()
-    };
+    let in_progress =
+        || async { app.shown_session(&session).await["servers"][0]["calls_in_progress"].clone() };
     assert!(eventually(|| async { in_progress().await == 1 }).await);
     front.kill().await;
     drop(first);

@@ -155,6 +155,18 @@ impl TestApp {
             .to_owned()
     }
 
+    /// `GET /session/<id>` of a session that exists, as JSON.
+    pub async fn shown_session(&self, session_id: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/session/{session_id}", self.address))
+            .send()
+            .await
+            .expect("gateway answers");
+        assert_eq!(response.status(), 200, "GET /session/{session_id}");
+        response.json().await.expect("JSON body")
+    }
+
     pub fn mcp_url(&self, session_id: &str) -> String {
         format!("{}/session/{session_id}/mcp", self.address)
     }

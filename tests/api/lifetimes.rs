@@ -172,15 +172,7 @@ async fn opening_more_mcp_sessions_than_the_limit_ends_the_least_recently_used()
     for _ in 1..mcp_mux::mux::Limits::default().max_mcp_sessions_per_session {
         app.mcp(&session).await;
     }
-    let shown: Value = app
-        .http
-        .get(format!("{}/session/{session}", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let shown = app.shown_session(&session).await;
     assert_eq!(
         shown["mcp_sessions"],
         mcp_mux::mux::Limits::default().max_mcp_sessions_per_session

@@ -263,16 +263,7 @@ async fn an_mcp_session_id_keeps_working_after_a_restart() {
     assert_eq!(mcp.tool_names().await.len(), 2);
     let stream = mcp.open_stream().await;
     assert_eq!(stream.status(), 200);
-    let shown: serde_json::Value = app
-        .http
-        .get(format!("{}/session/{session}", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(shown["mcp_sessions"], 1);
+    assert_eq!(app.shown_session(&session).await["mcp_sessions"], 1);
 }
 
 #[tokio::test]

@@ -166,16 +166,7 @@ async fn a_hung_backend_holds_up_neither_other_backends_nor_other_sessions() {
     });
     assert!(
         eventually(|| async {
-            let shown: Value = app
-                .http
-                .get(format!("{}/session/{session}", app.address))
-                .send()
-                .await
-                .expect("answer")
-                .json()
-                .await
-                .expect("JSON");
-            shown["servers"][0]["calls_in_progress"] == 1
+            app.shown_session(&session).await["servers"][0]["calls_in_progress"] == 1
         })
         .await,
         "the hung call is in progress"
