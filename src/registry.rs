@@ -782,6 +782,18 @@ servers:
                 "servers.a.timeout_ms: must be above 0",
             ),
             (
+                "servers:\n  a:\n    url: http://a/mcp\n    timeout_ms: 5000\n    max_timeout_ms: 4999\n",
+                "servers.a.max_timeout_ms: must be at least timeout_ms",
+            ),
+            (
+                "servers:\n  a:\n    url: http://a/mcp\n    max_concurrent_calls: 0\n",
+                "servers.a.max_concurrent_calls: must be above 0",
+            ),
+            (
+                "servers:\n  a:\n    url: http://a/mcp\n    circuit_breaker: { failure_threshold: 0 }\n",
+                "servers.a.circuit_breaker.failure_threshold: must be above 0",
+            ),
+            (
                 "tool_separator: \".\"\nservers:\n  a:\n    url: http://a/mcp\n",
                 "tool_separator: must be 1 to 4 characters",
             ),

@@ -73,6 +73,7 @@ async fn with_an_admin_token_every_management_route_needs_it() {
     let session = created["session_id"].as_str().expect("created").to_owned();
     for (method, path) in [
         (reqwest::Method::GET, format!("/session/{session}")),
+        (reqwest::Method::GET, format!("/session/{session}/audit")),
         (reqwest::Method::DELETE, format!("/session/{session}")),
         (reqwest::Method::GET, "/registry".to_owned()),
     ] {
