@@ -148,8 +148,36 @@ fn reports_tool_error(payload: &Payload) -> bool {
         Payload::Json(value) => {
             value.get("isError").and_then(serde_json::Value::as_bool) == Some(true)
         }
+        // Parsed only when the key is there at all: on the tools/call path,
+        // a large result costs a byte scan, not a second parse.
         Payload::Raw(raw) => {
-            serde_json::from_str::<ToolResult>(raw.get()).is_ok_and(|r| r.is_error)
+            raw.get().contains("\"isError\"")
+                && serde_json::from_str::<ToolResult>(raw.get()).is_ok_and(|r| r.is_error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    fn raw(text: &str) -> Payload {
+        Payload::Raw(RawValue::from_string(text.to_owned()).expect("JSON"))
+    }
+
+    #[test]
+    fn only_is_error_true_at_the_top_counts_as_a_tool_error() {
+        assert!(reports_tool_error(&raw(r#"{"content":[],"isError":true}"#)));
+        assert!(!reports_tool_error(&raw(
+            r#"{"content":[],"isError":false}"#
+        )));
+        assert!(!reports_tool_error(&raw(
+            r#"{"content":[{"type":"text","text":"\"isError\":true"}]}"#
+        )));
+        assert!(!reports_tool_error(&raw(r#"{"content":[]}"#)));
+        assert!(reports_tool_error(&Payload::Json(
+            serde_json::json!({ "isError": true })
+        )));
     }
 }
