@@ -8,9 +8,13 @@
 //! Modules, with dependencies pointing down only:
 //! - [`startup`]: builds the application from [`startup::Settings`].
 //! - [`rotation`]: the `rotate-key` command, which re-seals stored credentials.
-//! - [`routes`]: actix-web handlers; parse, check, map errors to HTTP and JSON-RPC.
-//! - [`mux`]: the session runtime: MCP sessions, fan-out, merged catalogue, routing.
-//! - [`backend`]: one MCP client per backend session: HTTP/SSE, auth, retries.
+//! - [`routes`]: actix-web handlers; access (tokens, Host, Origin), rate limits,
+//!   parse, check, map errors to HTTP and JSON-RPC.
+//! - [`mux`]: the session runtime: MCP sessions (kept in the store), fan-out,
+//!   merged catalogue, routing, the audit trail.
+//! - [`backend`]: one MCP client per backend session (Streamable HTTP, stdio,
+//!   legacy SSE): auth, timeouts, retries, and what all sessions of a backend
+//!   share (circuit breaker, call slots).
 //! - [`registry`]: `registry.yaml`, validated once at start.
 //! - [`store`]: sea-orm entities and queries; credentials sealed with AES-256-GCM.
 //! - [`credentials`]: client credentials as `secrecy` types.
