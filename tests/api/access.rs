@@ -1,9 +1,6 @@
 //! Who may do what: the admin token on the management routes, a session's
 //! own token on its MCP endpoint, and the Host and Origin allow-lists.
 
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, ClientConfig};
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
@@ -239,22 +236,9 @@ async fn a_session_token_is_shown_once_and_guards_the_mcp_endpoint() {
     assert_eq!(delete.status(), 401, "DELETE needs it too");
 
     // A real client with the token, as `mcp-remote --header` sends it.
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url).auth_header(token),
-    );
-    let client = ClientConfig::default()
-        .serve(transport)
-        .await
-        .expect("rmcp client connects");
-    let arguments = json!({ "text": "t" }).as_object().cloned().expect("object");
-    let result = client
-        .call_tool(CallToolRequestParams::new("alpha__echo").with_arguments(arguments))
-        .await
-        .expect("tools/call");
-    assert_eq!(
-        serde_json::to_value(&result).expect("JSON")["content"][0]["text"],
-        "alpha: t"
-    );
+    let client =
+        rmcp_client(StreamableHttpClientTransportConfig::with_uri(url).auth_header(token)).await;
+    assert_eq!(rmcp_echo(&client, "alpha__echo", "t").await, "alpha: t");
     client.cancel().await.expect("client closes");
 }
 

@@ -537,6 +537,42 @@ where
     (app, backend, session)
 }
 
+/// rmcp's own client on a session URL (Streamable HTTP, the 2025-11-25
+/// handshake), configured by `config` (an auth header, say).
+pub async fn rmcp_client(
+    config: rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig,
+) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
+    use rmcp::ServiceExt;
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(config);
+    rmcp::model::ClientConfig::default()
+        .serve(transport)
+        .await
+        .expect("rmcp client connects")
+}
+
+/// Calls an `echo` tool through an rmcp client; returns the text it answered.
+pub async fn rmcp_echo(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+    tool: &str,
+    text: &str,
+) -> String {
+    let arguments = json!({ "text": text })
+        .as_object()
+        .cloned()
+        .expect("object");
+    let result = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments),
+        )
+        .await
+        .expect("tools/call");
+    let result = serde_json::to_value(&result).expect("serializable");
+    result["content"][0]["text"]
+        .as_str()
+        .expect("a text answer")
+        .to_owned()
+}
+
 /// Waits, at most 10 s, until `check` holds: for what the gateway does in
 /// the background, such as closing backend sessions.
 pub async fn eventually<F, Fut>(mut check: F) -> bool

@@ -268,39 +268,24 @@ async fn an_mcp_session_id_keeps_working_after_a_restart() {
 
 #[tokio::test]
 async fn an_rmcp_client_goes_on_through_a_restart_of_the_gateway() {
-    use rmcp::ServiceExt;
-    use rmcp::model::{CallToolRequestParams, ClientConfig};
-    use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
     let backend = spawn_rmcp_backend("alpha", None).await;
     let registry = registry_yaml(&[("alpha", &backend.url, "")]);
     let app = spawn_app(&registry).await;
     let session = app.create_session(json!({ "servers": ["alpha"] })).await;
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(app.mcp_url(&session)),
-    );
-    let client = ClientConfig::default()
-        .serve(transport)
-        .await
-        .expect("rmcp client connects");
-    let echo = |text: &str| {
-        let arguments = json!({ "text": text })
-            .as_object()
-            .cloned()
-            .expect("object");
-        CallToolRequestParams::new("alpha__echo").with_arguments(arguments)
-    };
-    let before = client.call_tool(echo("before")).await.expect("tools/call");
+    let client = rmcp_client(StreamableHttpClientTransportConfig::with_uri(
+        app.mcp_url(&session),
+    ))
+    .await;
     assert_eq!(
-        serde_json::to_value(&before).expect("JSON")["content"][0]["text"],
+        rmcp_echo(&client, "alpha__echo", "before").await,
         "alpha: before"
     );
 
     let _app = restart(app, &registry).await;
-    let after = client.call_tool(echo("after")).await.expect("tools/call");
     assert_eq!(
-        serde_json::to_value(&after).expect("JSON")["content"][0]["text"],
+        rmcp_echo(&client, "alpha__echo", "after").await,
         "alpha: after"
     );
     client.cancel().await.expect("client closes");

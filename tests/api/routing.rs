@@ -1,8 +1,5 @@
 //! Tools of real rmcp backends, merged and routed through a session.
 
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, ClientConfig};
-use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
@@ -25,13 +22,10 @@ async fn an_rmcp_client_lists_and_calls_tools_of_both_backends() {
     let session = app
         .create_session(json!({ "servers": ["alpha", "beta"], "credentials": { "beta": { "token": "beta-token" } } }))
         .await;
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(app.mcp_url(&session)),
-    );
-    let client = ClientConfig::default()
-        .serve(transport)
-        .await
-        .expect("rmcp client connects");
+    let client = rmcp_client(StreamableHttpClientTransportConfig::with_uri(
+        app.mcp_url(&session),
+    ))
+    .await;
 
     let info = client.peer_info().expect("server info");
     assert_eq!(
@@ -53,16 +47,7 @@ async fn an_rmcp_client_lists_and_calls_tools_of_both_backends() {
     );
 
     for (tool, expected) in [("alpha__echo", "alpha: hi"), ("beta__echo", "beta: hi")] {
-        let arguments = json!({ "text": "hi" })
-            .as_object()
-            .cloned()
-            .expect("object");
-        let result = client
-            .call_tool(CallToolRequestParams::new(tool).with_arguments(arguments))
-            .await
-            .expect("tools/call");
-        let result = serde_json::to_value(&result).expect("serializable");
-        assert_eq!(result["content"][0]["text"], expected, "{tool}");
+        assert_eq!(rmcp_echo(&client, tool, "hi").await, expected, "{tool}");
     }
     client.cancel().await.expect("client closes");
 }
