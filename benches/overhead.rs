@@ -15,7 +15,6 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
-use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::routes::rate_limit::Rates;
 use mcp_mux::startup::{Application, Settings};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -109,21 +108,11 @@ async fn spawn_gateway(backend_url: &str) -> Result<Gateway> {
     )?;
     let application = Application::build(Settings {
         bind: "127.0.0.1:0".into(),
-        registry,
-        database_url: None,
-        data_dir: data_dir.path().to_owned(),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
-        previous_keys: None,
-        mcp_session_idle: Duration::from_secs(600),
         workers: Some(GATEWAY_WORKERS),
-        timings: Timings::default(),
-        limits: Limits::default(),
-        admin_token: None,
-        allow_open_admin: false,
-        allowed_hosts: Vec::new(),
-        allowed_origins: Vec::new(),
         // The benchmark is the flood: no limit may shape what it measures.
         rates: Rates::new(1e9, 1e9),
+        ..Settings::new(registry, data_dir.path().to_owned())
     })
     .await?;
     let address = format!("http://{}", application.address());

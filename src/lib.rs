@@ -7,6 +7,8 @@
 //!
 //! Modules, with dependencies pointing down only:
 //! - [`startup`]: builds the application from [`startup::Settings`].
+//! - [`capacity`]: the open-file limit, raised at start and shared out
+//!   between clients, backends and the gateway's own files.
 //! - [`rotation`]: the `rotate-key` command, which re-seals stored credentials.
 //! - [`routes`]: actix-web handlers; access (tokens, Host, Origin), rate limits,
 //!   parse, check, map errors to HTTP and JSON-RPC.
@@ -21,6 +23,7 @@
 //! - [`mcp`]: protocol only, no I/O: JSON-RPC, revisions, SSE codec, naming.
 
 pub mod backend;
+pub mod capacity;
 pub mod credentials;
 pub mod mcp;
 pub mod mux;

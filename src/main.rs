@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API and the session MCP endpoints (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Seal every stored credential again with the current key
     /// (MCP_MUX_ENCRYPTION_KEY), opening each with whichever configured key
     /// sealed it (MCP_MUX_PREVIOUS_KEYS).
@@ -91,6 +91,33 @@ struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "MCP_MUX_WORKERS")]
     workers: Option<usize>,
+    /// Backend connections (calls in flight and open streams, at most half
+    /// of them streams) across the gateway; fewer if the open-file limit
+    /// cannot hold them. Beyond, MCP requests get 503 with Retry-After.
+    #[arg(long, env = "MCP_MUX_MAX_BACKEND_CONNECTIONS", default_value_t = Limits::default().max_backend_connections)]
+    max_backend_connections: usize,
+    /// Seconds a client may take to send a whole request body; a slower one
+    /// gets 408 and its connection is closed.
+    #[arg(long, env = "MCP_MUX_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    body_timeout_secs: u64,
+    /// The URL clients reach the gateway at, when a proxy stands in front
+    /// (https://mux.example.com): session URLs are built on it. Without it
+    /// they are built on the request's Host; forwarded headers are never
+    /// trusted.
+    #[arg(long, env = "MCP_MUX_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<url::Url>,
+}
+
+/// A public URL: http or https, with a host, and nothing after its path.
+fn parse_public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http or https URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must have no credentials, query or fragment".into());
+    }
+    Ok(url)
 }
 
 fn main() -> ExitCode {
@@ -103,7 +130,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         Some(Command::RotateKey(args)) => return rotate_key(args),
         None => cli.serve,
     };
@@ -137,12 +164,15 @@ fn main() -> ExitCode {
             max_sessions: args.max_sessions,
             max_mcp_sessions_per_session: args.max_mcp_sessions.max(1),
             audit_retention: Duration::from_secs(args.audit_retention_days.max(1) * 24 * 3600),
+            max_backend_connections: args.max_backend_connections.max(2),
         },
         admin_token,
         allow_open_admin: args.insecure_no_admin_token,
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
         rates: Rates::new(args.session_rate, args.create_session_rate),
+        public_url: args.public_url,
+        body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

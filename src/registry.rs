@@ -40,6 +40,9 @@ pub struct ServerConfig {
     /// Calls to this backend in progress at once, across all sessions;
     /// more wait (within the retry budget) for one to finish.
     pub max_concurrent_calls: usize,
+    /// Of those, how many one session may hold: its fair share, so that one
+    /// session cannot take every slot of a shared backend.
+    pub max_concurrent_calls_per_session: usize,
     pub retry: RetryPolicy,
     pub circuit_breaker: BreakerPolicy,
 }
@@ -232,6 +235,8 @@ struct RawServer {
     #[serde(default)]
     max_concurrent_calls: Option<usize>,
     #[serde(default)]
+    max_concurrent_calls_per_session: Option<usize>,
+    #[serde(default)]
     retry: Option<RawRetry>,
     #[serde(default)]
     circuit_breaker: Option<RawBreaker>,
@@ -376,6 +381,16 @@ impl Registry {
                 }
                 Some(calls) => calls,
             };
+            let max_concurrent_calls_per_session = match server.max_concurrent_calls_per_session {
+                None => (max_concurrent_calls / 4).max(1),
+                Some(calls) if calls == 0 || calls > max_concurrent_calls => {
+                    return Err(invalid(
+                        field("max_concurrent_calls_per_session"),
+                        format!("must be from 1 to max_concurrent_calls ({max_concurrent_calls})"),
+                    ));
+                }
+                Some(calls) => calls,
+            };
             let defaults = RetryPolicy::default();
             let retry = match server.retry {
                 None => defaults,
@@ -430,6 +445,7 @@ impl Registry {
                     timeout,
                     max_timeout,
                     max_concurrent_calls,
+                    max_concurrent_calls_per_session,
                     retry,
                     circuit_breaker,
                 }),
@@ -788,6 +804,14 @@ servers:
             (
                 "servers:\n  a:\n    url: http://a/mcp\n    max_concurrent_calls: 0\n",
                 "servers.a.max_concurrent_calls: must be above 0",
+            ),
+            (
+                "servers:\n  a:\n    url: http://a/mcp\n    max_concurrent_calls: 8\n    max_concurrent_calls_per_session: 9\n",
+                "servers.a.max_concurrent_calls_per_session: must be from 1 to max_concurrent_calls (8)",
+            ),
+            (
+                "servers:\n  a:\n    url: http://a/mcp\n    max_concurrent_calls_per_session: 0\n",
+                "servers.a.max_concurrent_calls_per_session: must be from 1 to max_concurrent_calls (64)",
             ),
             (
                 "servers:\n  a:\n    url: http://a/mcp\n    circuit_breaker: { failure_threshold: 0 }\n",

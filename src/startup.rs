@@ -10,9 +10,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::capacity::{self, ConnectionPlan};
 use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
+use crate::routes::BodyTimeout;
 use crate::routes::access::{Access, MIN_ADMIN_TOKEN_LEN};
 use crate::routes::rate_limit::{RateLimits, Rates};
 use crate::store::crypto::{KeyError, KeyFile, Keyring};
@@ -45,10 +47,39 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// `Origin`s allowed besides loopback ones.
     pub allowed_origins: Vec<String>,
+    /// Where clients reach the gateway, if not at the address they connect
+    /// to (behind a proxy): the base of the session URLs it hands out.
+    pub public_url: Option<url::Url>,
     pub rates: Rates,
+    /// How long a client may take to send a request body.
+    pub body_timeout: Duration,
 }
 
 impl Settings {
+    /// The defaults `mcp-mux serve` starts with, for `registry` and a data
+    /// directory `data_dir`.
+    pub fn new(registry: PathBuf, data_dir: PathBuf) -> Self {
+        Settings {
+            bind: "127.0.0.1:8000".into(),
+            registry,
+            database_url: None,
+            data_dir,
+            encryption_key: None,
+            previous_keys: None,
+            mcp_session_idle: Duration::from_secs(1800),
+            workers: None,
+            timings: Timings::default(),
+            limits: Limits::default(),
+            admin_token: None,
+            allow_open_admin: false,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            public_url: None,
+            rates: Rates::default(),
+            body_timeout: BodyTimeout::default().0,
+        }
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         self.database_url
@@ -128,12 +159,42 @@ impl Application {
             KeyFile::CreateIfMissing,
         )?;
         let store = Store::connect(&settings.database_url(), keys).await?;
+        let open_files = capacity::raise_open_file_limit().map(|(before, after)| {
+            tracing::info!(
+                soft = after.soft,
+                hard = after.hard,
+                soft_before = before.soft,
+                "open-file limit"
+            );
+            after.soft
+        });
+        let workers = settings.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        let plan = ConnectionPlan::new(
+            open_files,
+            settings.limits.max_backend_connections,
+            registry.servers().count(),
+            workers,
+        );
+        tracing::info!(
+            backend_connections = plan.backend_connections,
+            client_connections_per_worker = plan.client_connections_per_worker,
+            workers,
+            "connection plan"
+        );
+        let limits = Limits {
+            max_backend_connections: plan.backend_connections,
+            ..settings.limits
+        };
         let http = reqwest::Client::builder()
             // A backend must not send mcp-mux, and the session's credential,
             // to an address the registry does not name.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
+            // Idle connections hold descriptors outside the connection budget.
+            .pool_max_idle_per_host(capacity::IDLE_CONNECTIONS_PER_HOST)
             .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(StartupError::HttpClient)?;
@@ -142,7 +203,7 @@ impl Application {
             store.clone(),
             http,
             settings.timings,
-            settings.limits,
+            limits,
         ));
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
@@ -165,21 +226,25 @@ impl Application {
             settings.admin_token.clone(),
             &settings.allowed_hosts,
             &settings.allowed_origins,
+            settings.public_url.clone(),
         ));
         let rate_limits = web::Data::new(RateLimits::new(settings.rates));
+        let body_timeout = web::Data::new(BodyTimeout(settings.body_timeout));
         let app_mux = mux.clone();
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_mux.clone())
                 .app_data(access.clone())
                 .app_data(rate_limits.clone())
-                .wrap(actix_web::middleware::from_fn(routes::access::guard))
-                .wrap(actix_web::middleware::from_fn(
-                    routes::refuse_while_stopping,
-                ))
+                .app_data(body_timeout.clone())
                 .wrap(actix_web::middleware::from_fn(routes::log_request))
                 .configure(routes::configure)
         })
+        .workers(workers)
+        .max_connections(plan.client_connections_per_worker)
+        // A client that closes its side is gone: its streams end at once
+        // and free what they hold, instead of at their next write.
+        .h1_allow_half_closed(false)
         // Streamed answers go out in several writes; with Nagle's algorithm
         // each would wait for the client's delayed ACK (~40 ms).
         .on_connect(|connection, _| {
@@ -191,9 +256,6 @@ impl Application {
         // Signals are handled in `run_until_stopped`, which first ends the
         // open client streams.
         .disable_signals();
-        if let Some(workers) = settings.workers {
-            server = server.workers(workers);
-        }
         let server = server
             .listen(listener)
             .map_err(|source| StartupError::Bind {

@@ -9,6 +9,7 @@ mod m20261122_000003_mcp_sessions_and_expiry;
 mod m20261122_000004_add_session_token;
 mod m20261122_000005_add_key_ids;
 mod m20261122_000006_create_audit_records;
+mod m20261130_000007_bound_audit_tool_names;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_add_session_token::Migration),
             Box::new(m20261122_000005_add_key_ids::Migration),
             Box::new(m20261122_000006_create_audit_records::Migration),
+            Box::new(m20261130_000007_bound_audit_tool_names::Migration),
         ]
     }
 }

@@ -60,12 +60,35 @@ pub enum Health {
     Failed,
 }
 
+/// What a request asks of a backend, which decides what its timeout means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// A handshake or a list: a healthy backend answers at once, so a
+    /// timeout is a failure.
+    Bookkeeping,
+    /// A tool call, a prompt, a resource read or a completion: the work
+    /// itself may outlast the timeout, which then says nothing of the
+    /// backend's health. One session's slow calls must not open the circuit
+    /// for every other session.
+    Task,
+}
+
+impl Work {
+    pub fn of(method: &str) -> Self {
+        match method {
+            "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => Work::Task,
+            _ => Work::Bookkeeping,
+        }
+    }
+}
+
 impl Health {
-    pub fn of<T>(outcome: &Result<T, BackendError>) -> Option<Health> {
+    pub fn of<T>(outcome: &Result<T, BackendError>, work: Work) -> Option<Health> {
         let Err(error) = outcome else {
             return Some(Health::Answered);
         };
         match error {
+            BackendError::Timeout { .. } if work == Work::Task => None,
             BackendError::Connect { .. }
             | BackendError::Timeout { .. }
             | BackendError::Transport { .. }
@@ -76,10 +99,13 @@ impl Health {
             | BackendError::Unauthorized { .. }
             | BackendError::SessionExpired { .. }
             | BackendError::Initialize { .. } => Some(Health::Answered),
-            // Says nothing of the backend.
+            // Says nothing of the backend: mcp-mux's own bounds, or a
+            // session that ended.
             BackendError::Closed { .. }
             | BackendError::CircuitOpen { .. }
-            | BackendError::Busy { .. } => None,
+            | BackendError::Busy { .. }
+            | BackendError::SessionBusy { .. }
+            | BackendError::NoConnection { .. } => None,
         }
     }
 }
@@ -277,12 +303,38 @@ mod tests {
             server: "b".into(),
             status: 401,
         };
-        assert_eq!(Health::of::<()>(&Err(error)), Some(Health::Answered));
+        assert_eq!(
+            Health::of::<()>(&Err(error), Work::Bookkeeping),
+            Some(Health::Answered)
+        );
         let error = BackendError::Status {
             server: "b".into(),
             status: 503,
             retry_after: None,
         };
-        assert_eq!(Health::of::<()>(&Err(error)), Some(Health::Failed));
+        assert_eq!(
+            Health::of::<()>(&Err(error), Work::Task),
+            Some(Health::Failed)
+        );
+    }
+
+    #[test]
+    fn a_slow_tool_call_is_no_failure_but_a_slow_list_is() {
+        let timeout = || {
+            Err::<(), _>(BackendError::Timeout {
+                server: "b".into(),
+                timeout: Duration::from_secs(1),
+            })
+        };
+        assert_eq!(Health::of(&timeout(), Work::of("tools/call")), None);
+        assert_eq!(
+            Health::of(&timeout(), Work::of("tools/list")),
+            Some(Health::Failed)
+        );
+        let exhausted = Err::<(), _>(BackendError::NoConnection {
+            server: "b".into(),
+            limit: 8,
+        });
+        assert_eq!(Health::of(&exhausted, Work::Bookkeeping), None);
     }
 }

@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::connections::{ConnectionBudget, ConnectionPermit};
 use super::deadline::Deadline;
 use super::transport::{Answer, Phase};
 use super::{
@@ -29,11 +30,13 @@ pub(super) struct Outgoing {
     pub sent: Option<oneshot::Sender<Result<(), BackendError>>>,
 }
 
-/// The transport's ends of a new link: the messages to write, and the signal
-/// to stop (sent, or dropped with the link).
+/// The transport's ends of a new link: the messages to write, the signal
+/// to stop (sent, or dropped with the link), and the gateway connection the
+/// link's process or stream holds until it ends.
 pub(super) struct Ends {
     pub outgoing: mpsc::UnboundedReceiver<Outgoing>,
     pub stop: oneshot::Receiver<()>,
+    pub connection: ConnectionPermit,
 }
 
 /// How a connection is opened.
@@ -52,6 +55,7 @@ pub(super) struct Channel {
     listener: Arc<Mutex<Option<Forward>>>,
     /// Set once the backend session is closed for good.
     ended: watch::Sender<bool>,
+    connections: Arc<ConnectionBudget>,
 }
 
 impl Channel {
@@ -63,6 +67,7 @@ impl Channel {
         http: &reqwest::Client,
         auth_header: Option<(HeaderName, SecretString)>,
         credential: Option<SecretString>,
+        connections: Arc<ConnectionBudget>,
     ) -> Option<Self> {
         let opener = match &server.endpoint {
             Endpoint::StreamableHttp { .. } => return None,
@@ -71,6 +76,7 @@ impl Channel {
                 http.clone(),
                 url.clone(),
                 auth_header,
+                connections.clone(),
             )),
             Endpoint::Stdio(command) => {
                 let credential = match (&server.auth, credential) {
@@ -90,6 +96,7 @@ impl Channel {
             link: Mutex::new(None),
             listener: Arc::new(Mutex::new(None)),
             ended: watch::Sender::new(false),
+            connections,
         })
     }
 
@@ -157,7 +164,15 @@ impl Channel {
 
     /// Opens a new connection and makes it the current one.
     async fn connect(&self) -> Result<Arc<Link>, BackendError> {
-        let (link, ends) = Link::new(self.server.name.clone(), self.listener.clone());
+        // A child process holds three pipes, a legacy stream one socket.
+        let descriptors = match self.opener {
+            Opener::Stdio(_) => 3,
+            Opener::LegacySse(_) => 1,
+        };
+        let connection = self
+            .connections
+            .for_stream(&self.server.name, descriptors)?;
+        let (link, ends) = Link::new(self.server.name.clone(), self.listener.clone(), connection);
         match &self.opener {
             Opener::Stdio(launch) => launch.spawn(&link, ends)?,
             Opener::LegacySse(connect) => connect.open(&link, ends).await?,
@@ -273,7 +288,11 @@ pub(super) struct Link {
 }
 
 impl Link {
-    fn new(server: String, listener: Arc<Mutex<Option<Forward>>>) -> (Arc<Self>, Ends) {
+    fn new(
+        server: String,
+        listener: Arc<Mutex<Option<Forward>>>,
+        connection: ConnectionPermit,
+    ) -> (Arc<Self>, Ends) {
         let (outbox, outgoing) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel();
         let link = Arc::new(Link {
@@ -286,6 +305,7 @@ impl Link {
         let ends = Ends {
             outgoing,
             stop: stopped,
+            connection,
         };
         (link, ends)
     }

@@ -46,6 +46,15 @@ pub enum BackendError {
     )]
     Busy { server: String, limit: usize },
     #[error(
+        "this session already has {limit} calls in progress on backend \"{server}\" (max_concurrent_calls_per_session); try again later"
+    )]
+    SessionBusy { server: String, limit: usize },
+    /// mcp-mux itself has no connection to spare: not the backend's fault.
+    #[error(
+        "mcp-mux has all its {limit} backend connections in use (--max-backend-connections); try again shortly"
+    )]
+    NoConnection { server: String, limit: usize },
+    #[error(
         "backend \"{server}\" failed {failures} times in a row; calls to it are paused for {} ms (circuit breaker open)",
         retry_in.as_millis()
     )]
@@ -82,7 +91,9 @@ impl BackendError {
             | BackendError::Spawn { server, .. }
             | BackendError::Closed { server }
             | BackendError::CircuitOpen { server, .. }
-            | BackendError::Busy { server, .. } => server,
+            | BackendError::Busy { server, .. }
+            | BackendError::SessionBusy { server, .. }
+            | BackendError::NoConnection { server, .. } => server,
         }
     }
 
@@ -101,6 +112,8 @@ impl BackendError {
             BackendError::Closed { .. } => "closed",
             BackendError::CircuitOpen { .. } => "circuit_open",
             BackendError::Busy { .. } => "busy",
+            BackendError::SessionBusy { .. } => "session_busy",
+            BackendError::NoConnection { .. } => "gateway_busy",
         }
     }
 
@@ -128,7 +141,9 @@ impl BackendError {
             | BackendError::Initialize { .. }
             | BackendError::Closed { .. }
             | BackendError::CircuitOpen { .. }
-            | BackendError::Busy { .. } => false,
+            | BackendError::Busy { .. }
+            | BackendError::SessionBusy { .. }
+            | BackendError::NoConnection { .. } => false,
         }
     }
 

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, oneshot};
 
 use super::channel::{Ends, Link, Outgoing};
+use super::connections::ConnectionBudget;
 use super::transport::{MAX_RESPONSE_BYTES, describe, is_event_stream, parse_retry_after};
 use super::{BackendError, names_an_unknown_session};
 use crate::mcp::sse::{SseDecoder, SseEvent};
@@ -30,6 +31,7 @@ struct Http {
     server: Arc<ServerConfig>,
     client: reqwest::Client,
     auth_header: Option<(HeaderName, SecretString)>,
+    connections: Arc<ConnectionBudget>,
 }
 
 impl Connect {
@@ -38,12 +40,14 @@ impl Connect {
         client: reqwest::Client,
         url: url::Url,
         auth_header: Option<(HeaderName, SecretString)>,
+        connections: Arc<ConnectionBudget>,
     ) -> Self {
         Connect {
             http: Http {
                 server,
                 client,
                 auth_header,
+                connections,
             },
             url,
         }
@@ -92,14 +96,13 @@ impl Connect {
             }
         };
         tokio::spawn(post_messages(http.clone(), endpoint, ends.outgoing));
-        tokio::spawn(read_events(
-            chunks,
-            decoder,
-            early,
-            Arc::downgrade(link),
-            ends.stop,
-            http.server.name.clone(),
-        ));
+        let (link, stop, connection) = (Arc::downgrade(link), ends.stop, ends.connection);
+        let server = http.server.name.clone();
+        tokio::spawn(async move {
+            read_events(chunks, decoder, early, link, stop, server).await;
+            // The stream's connection is closed.
+            drop(connection);
+        });
         Ok(())
     }
 
@@ -135,6 +138,7 @@ impl Http {
     /// POSTs one message within the server's timeout; the backend answers
     /// 202 and sends any response on the event stream.
     async fn post(&self, endpoint: url::Url, bytes: Vec<u8>) -> Result<(), BackendError> {
+        let _connection = self.connections.for_exchange(&self.server.name).await?;
         let request = self
             .client
             .post(endpoint)

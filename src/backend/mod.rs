@@ -5,6 +5,7 @@
 
 pub mod breaker;
 mod channel;
+pub mod connections;
 mod deadline;
 pub mod error;
 mod legacy_sse;
@@ -14,7 +15,7 @@ mod stdio;
 mod transport;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -26,8 +27,8 @@ pub use error::{BackendError, Replay};
 use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::version;
 use crate::registry::{AuthScheme, ServerConfig};
-use breaker::Health;
-use limits::BackendLimits;
+use breaker::{Health, Work};
+use limits::{BackendLimits, SessionShare};
 use transport::{Answer, Phase};
 
 /// A backend's answer to a request: its result untouched, or its JSON-RPC error.
@@ -87,14 +88,18 @@ pub struct BackendSession {
     server: Arc<ServerConfig>,
     /// Shared with every other session of the backend.
     limits: Arc<BackendLimits>,
+    /// The session's share of the backend's call slots, shared with the
+    /// session's other MCP sessions.
+    share: Option<Arc<SessionShare>>,
     http: reqwest::Client,
     auth_header: Option<(HeaderName, SecretString)>,
     connection: std::sync::Mutex<Connection>,
     reinitializing: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
-    /// Set by `close`: the session is never opened again, and one that
-    /// finishes opening afterwards is ended at once.
-    closed: AtomicBool,
+    /// Set by `close`: the session is never opened again, one that finishes
+    /// opening afterwards is ended at once, and its streams and requests in
+    /// flight end.
+    closed: tokio::sync::watch::Sender<bool>,
     /// The capabilities told to the backend on `initialize`.
     client_capabilities: Value,
     /// The one connection of a stdio or legacy SSE backend; None for
@@ -116,6 +121,7 @@ impl BackendSession {
     pub fn new(
         server: Arc<ServerConfig>,
         limits: Arc<BackendLimits>,
+        share: Option<Arc<SessionShare>>,
         http: reqwest::Client,
         credential: Option<SecretString>,
         client_capabilities: Value,
@@ -132,17 +138,23 @@ impl BackendSession {
                 .map(|name| (name, key)),
             _ => None,
         };
-        let channel =
-            channel::Channel::for_server(&server, &http, auth_header.clone(), env_credential);
+        let channel = channel::Channel::for_server(
+            &server,
+            &http,
+            auth_header.clone(),
+            env_credential,
+            limits.connections.clone(),
+        );
         BackendSession {
             server,
             limits,
+            share,
             http,
             auth_header,
             connection: std::sync::Mutex::new(Connection::default()),
             reinitializing: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
-            closed: AtomicBool::new(false),
+            closed: tokio::sync::watch::Sender::new(false),
             client_capabilities,
             channel,
         }
@@ -167,8 +179,10 @@ impl BackendSession {
             "clientInfo": { "name": "mcp-mux", "version": env!("CARGO_PKG_VERSION") },
         });
         let attempt = || self.exchange("initialize", Some(&params), Phase::Initialize, None);
+        // Not cut short by `close`: a backend session it opened meanwhile is
+        // ended below, once its id is known.
         let (reply, session_id) = self
-            .guarded(async {
+            .guarded(Work::Bookkeeping, async {
                 match attempts {
                     Attempts::WithRetries => {
                         retry::with_retries(&self.server.retry, Replay::Safe, attempt).await
@@ -233,8 +247,23 @@ impl BackendSession {
     }
 
     /// [`BackendSession::request`], with the notifications and requests the
-    /// backend sends before its response handed to `relay`.
+    /// backend sends before its response handed to `relay`. Ends at once
+    /// when the backend session is closed.
     pub async fn request_relaying(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        replay: Replay,
+        relay: Option<&Relay>,
+    ) -> Result<Reply, BackendError> {
+        let mut closed = self.closed.subscribe();
+        tokio::select! {
+            outcome = self.request_until_answered(method, params, replay, relay) => outcome,
+            _ = closed.wait_for(|closed| *closed) => Err(self.closed_error()),
+        }
+    }
+
+    async fn request_until_answered(
         &self,
         method: &str,
         params: Option<&Value>,
@@ -245,9 +274,12 @@ impl BackendSession {
         loop {
             let generation = self.lock_connection().generation;
             let outcome = self
-                .guarded(retry::with_retries(&self.server.retry, replay, || {
-                    self.exchange(method, params, Phase::InSession, relay)
-                }))
+                .guarded(
+                    Work::of(method),
+                    retry::with_retries(&self.server.retry, replay, || {
+                        self.exchange(method, params, Phase::InSession, relay)
+                    }),
+                )
                 .await;
             match outcome {
                 Ok((reply, _)) => return Ok(reply),
@@ -275,7 +307,7 @@ impl BackendSession {
     /// and for good: it is never re-opened. Best effort: a backend that is
     /// gone has nothing to clean up.
     pub async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.send_replace(true);
         self.end_current_session().await;
     }
 
@@ -295,12 +327,21 @@ impl BackendSession {
             .map(|_| ())
     }
 
-    /// Listens on the backend's own stream until the session is closed or
-    /// the backend turns out to have none; reconnects with a growing pause.
+    /// Listens on the backend's own stream until the session is closed (the
+    /// stream ends with it) or the backend turns out to have none;
+    /// reconnects with a growing pause.
     pub async fn listen(&self, forward: Arc<dyn Fn(Relayed) + Send + Sync>) {
         if let Some(channel) = &self.channel {
             return channel.listen(forward).await;
         }
+        let mut closed = self.closed.subscribe();
+        tokio::select! {
+            () = self.listen_until_gone(forward) => {}
+            _ = closed.wait_for(|closed| *closed) => {}
+        }
+    }
+
+    async fn listen_until_gone(&self, forward: Arc<dyn Fn(Relayed) + Send + Sync>) {
         let mut pause = std::time::Duration::from_millis(500);
         while !self.is_closed() {
             match self.listen_once(forward.as_ref()).await {
@@ -316,7 +357,7 @@ impl BackendSession {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        *self.closed.borrow()
     }
 
     fn closed_error(&self) -> BackendError {
@@ -355,20 +396,22 @@ impl BackendSession {
 
     /// Runs one call, all its attempts included, within the backend's
     /// shared limits: not while its circuit is open, and only with a free
-    /// slot among its calls in progress, waited for within the retry budget.
-    /// The breaker learns how the call ended: retries that end in success
-    /// are no failure.
+    /// slot in the session's share and among the backend's calls in
+    /// progress, waited for within the retry budget. The breaker learns how
+    /// the call ended: retries that end in success are no failure, and a
+    /// task that outlasts its timeout says nothing of the backend.
     async fn guarded<T>(
         &self,
+        work: Work,
         call: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
         let permit = self.limits.breaker.admit()?;
         let _slot = self
             .limits
-            .start_call(self.server.retry.max_elapsed)
+            .start_call(self.share.as_deref(), self.server.retry.max_elapsed)
             .await?;
         let outcome = call.await;
-        permit.settle(Health::of(&outcome));
+        permit.settle(Health::of(&outcome, work));
         outcome
     }
 

@@ -87,13 +87,12 @@ impl Launch {
         tracing::debug!(%server, pid = child.id(), "started a backend process");
         tokio::spawn(write_messages(stdin, ends.outgoing, server.clone()));
         tokio::spawn(log_stderr(stderr, server.clone()));
-        tokio::spawn(supervise(
-            child,
-            stdout,
-            Arc::downgrade(link),
-            ends.stop,
-            server,
-        ));
+        let (link, stop, connection) = (Arc::downgrade(link), ends.stop, ends.connection);
+        tokio::spawn(async move {
+            supervise(child, stdout, link, stop, server).await;
+            // The child and its pipes are gone.
+            drop(connection);
+        });
         Ok(())
     }
 

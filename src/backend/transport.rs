@@ -99,6 +99,12 @@ impl BackendSession {
         version: Option<HeaderValue>,
     ) -> Result<(), String> {
         let url = self.mcp_url().map_err(|error| error.to_string())?;
+        let _connection = self
+            .limits
+            .connections
+            .for_exchange(&self.server.name)
+            .await
+            .map_err(|error| error.to_string())?;
         let mut request = self
             .http
             .delete(url)
@@ -122,6 +128,11 @@ impl BackendSession {
         headers: SessionHeaders,
         relay: Option<&Relay>,
     ) -> Result<Answer, BackendError> {
+        let _connection = self
+            .limits
+            .connections
+            .for_exchange(&self.server.name)
+            .await?;
         let deadline = Deadline::start(self.server.timeout, self.server.max_timeout);
         let exchange = self.post_unbounded(body, expected_id, headers, relay, &deadline);
         match deadline.run(exchange).await {
@@ -344,10 +355,12 @@ impl BackendSession {
     /// Listens on the backend's own stream (GET), for what it sends outside
     /// any request: list changes, resource updates, log messages, requests.
     /// Returns when the stream ends; `Ok(false)` when the backend has none.
+    /// The stream holds one of the gateway's backend connections while open.
     pub(super) async fn listen_once(
         &self,
         forward: &(dyn Fn(Relayed) + Send + Sync),
     ) -> Result<bool, BackendError> {
+        let _connection = self.limits.connections.for_stream(&self.server.name, 1)?;
         let headers = {
             let connection = self.lock_connection();
             SessionHeaders {

@@ -19,6 +19,9 @@ use crate::store::{AuditRecord, Store};
 const QUEUE: usize = 10_000;
 /// Most records written in one statement.
 const BATCH: usize = 256;
+/// Characters of a tool name the trail keeps; a longer name is cut, with a
+/// hash of the whole name.
+const MAX_TOOL_NAME_CHARS: usize = 128;
 
 pub struct AuditTrail {
     sender: mpsc::Sender<AuditRecord>,
@@ -96,7 +99,7 @@ impl<'a> AuditedCall<'a> {
         AuditedCall {
             context,
             mcp_session_id,
-            tool: tool.to_owned(),
+            tool: bounded_tool_name(tool),
             started: Instant::now(),
         }
     }
@@ -116,6 +119,36 @@ impl<'a> AuditedCall<'a> {
             at: Utc::now(),
         });
     }
+}
+
+/// A tool name as the audit trail keeps and shows it: a client may call any
+/// name, so control characters are escaped and a name longer than 128
+/// characters is cut, with a hash of the whole name that still tells long
+/// names apart. Neither the database nor an audit answer grows with a name.
+fn bounded_tool_name(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut kept = String::new();
+    let mut chars = 0;
+    let mut cut = false;
+    for c in name.chars() {
+        let escaped: String = if c.is_control() {
+            c.escape_debug().collect()
+        } else {
+            c.to_string()
+        };
+        chars += escaped.chars().count();
+        if chars > MAX_TOOL_NAME_CHARS {
+            cut = true;
+            break;
+        }
+        kept.push_str(&escaped);
+    }
+    if cut {
+        let digest = Sha256::digest(name.as_bytes());
+        let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        kept.push_str(&format!("…#{hash}"));
+    }
+    kept
 }
 
 /// The outcome of a call and, for a failure, its class.
@@ -164,6 +197,19 @@ mod tests {
 
     fn raw(text: &str) -> Payload {
         Payload::Raw(RawValue::from_string(text.to_owned()).expect("JSON"))
+    }
+
+    #[test]
+    fn a_tool_name_is_kept_escaped_and_cut_with_a_hash_of_the_whole() {
+        assert_eq!(bounded_tool_name("alpha__echo"), "alpha__echo");
+        assert_eq!(bounded_tool_name("a\nb\u{7}"), "a\\nb\\u{7}");
+        let long = "x".repeat(4 * 1024 * 1024);
+        let kept = bounded_tool_name(&long);
+        assert!(kept.starts_with(&"x".repeat(128)), "{kept}");
+        assert_eq!(kept.chars().count(), 128 + 2 + 16);
+        let other = format!("{}y", "x".repeat(200));
+        assert_ne!(bounded_tool_name(&other), kept, "the hash tells them apart");
+        assert_eq!(bounded_tool_name(&"é".repeat(128)), "é".repeat(128));
     }
 
     #[test]

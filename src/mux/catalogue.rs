@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use crate::backend::Replay;
+use crate::backend::{BackendError, Replay};
 use crate::mcp::naming;
 
 /// One paginated list request to a backend: the capability it needs, the
@@ -117,6 +117,9 @@ pub struct Catalogue {
     routes: HashMap<String, Route>,
     pub conflicts: Vec<Conflict>,
     pub built_at: Instant,
+    /// Backends (by index) whose list failed, and why: a name of theirs is
+    /// answered with that failure (busy, say), not as an unknown name.
+    pub left_out: Vec<(usize, BackendError)>,
 }
 
 /// A backend item on its way into the catalogue.
@@ -214,7 +217,16 @@ impl Catalogue {
             routes,
             conflicts,
             built_at: Instant::now(),
+            left_out: Vec::new(),
         }
+    }
+
+    /// Why backend `index` is missing from the list, if its list failed.
+    pub fn left_out(&self, index: usize) -> Option<&BackendError> {
+        self.left_out
+            .iter()
+            .find(|(left_out, _)| *left_out == index)
+            .map(|(_, error)| error)
     }
 
     /// The route of a qualified name, if the list holds it.

@@ -32,6 +32,20 @@ pub enum CallError {
     Relayed { error: ErrorObject },
 }
 
+impl CallError {
+    /// Whether mcp-mux itself ran out of backend connections: the request
+    /// may succeed shortly, and the backend is not to blame.
+    pub fn is_gateway_exhausted(&self) -> bool {
+        matches!(
+            self,
+            CallError::Backend(BackendError::NoConnection { .. })
+                | CallError::BackendUnavailable(Unavailable::Failed(
+                    BackendError::NoConnection { .. }
+                ))
+        )
+    }
+}
+
 /// Why a backend of an MCP session cannot take requests right now.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Unavailable {
@@ -59,4 +73,9 @@ pub enum MuxError {
     SessionEnded,
     #[error("the gateway holds its maximum of {limit} sessions; delete one or try again later")]
     AtCapacity { limit: u64 },
+    /// No backend of a new MCP session could get a connection.
+    #[error(
+        "mcp-mux has all its {limit} backend connections in use (--max-backend-connections); try again shortly"
+    )]
+    NoConnection { limit: usize },
 }

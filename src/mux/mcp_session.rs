@@ -533,6 +533,20 @@ impl McpSession {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether every backend failed to open for want of a connection of
+    /// mcp-mux's own: the MCP session would serve nothing.
+    pub fn found_no_connection(&self) -> bool {
+        self.backends.iter().all(|slot| {
+            matches!(
+                &*slot.lock_state(),
+                SlotState::Down {
+                    error: BackendError::NoConnection { .. },
+                    ..
+                }
+            )
+        })
+    }
+
     /// How long a client may consider a merged list fresh: not at all while
     /// a backend is missing from it, since it may come back any moment.
     pub fn list_ttl(&self) -> Duration {
@@ -547,7 +561,8 @@ impl McpSession {
         }
     }
 
-    pub(super) fn listeners(&self) -> &Listeners {
+    /// The `subscriptions/listen` streams open on this MCP session.
+    pub fn listeners(&self) -> &Listeners {
         &self.signals.listeners
     }
 
@@ -784,26 +799,32 @@ impl McpSession {
     /// Where a qualified name leads, listing the backends again if the name
     /// is unknown and the list is old enough.
     async fn route_named(&self, kind: NamedKind, name: String) -> Result<Route, CallError> {
-        let catalogue = self.current_catalogue(kind).await;
+        let mut catalogue = self.current_catalogue(kind).await;
         if let Some(route) = catalogue.route(&name) {
             return Ok(route.clone());
         }
-        if catalogue.built_at.elapsed() >= self.timings.miss_refresh_interval
-            && let Some(route) = self.refresh_catalogue(kind).await.route(&name)
-        {
-            return Ok(route.clone());
+        if catalogue.built_at.elapsed() >= self.timings.miss_refresh_interval {
+            catalogue = self.refresh_catalogue(kind).await;
+            if let Some(route) = catalogue.route(&name) {
+                return Ok(route.clone());
+            }
         }
-        Err(self.missing(kind, name))
+        Err(self.missing(kind, name, &catalogue))
     }
 
-    /// An unknown name, or one of a backend that is unavailable right now.
-    fn missing(&self, kind: NamedKind, name: String) -> CallError {
+    /// Why a name leads nowhere: its backend (by prefix, or the only one)
+    /// is unavailable right now, or its list failed (it is busy, say), or
+    /// else no backend has it.
+    fn missing(&self, kind: NamedKind, name: String, catalogue: &Catalogue) -> CallError {
         for slot in &self.backends {
-            if !slot.prefix.is_empty()
-                && name.starts_with(&slot.prefix)
-                && let Err(unavailable) = slot.availability(self.timings.recheck_interval)
-            {
+            if !(slot.prefix.is_empty() || name.starts_with(&slot.prefix)) {
+                continue;
+            }
+            if let Err(unavailable) = slot.availability(self.timings.recheck_interval) {
                 return unavailable.into();
+            }
+            if let Some(error) = catalogue.left_out(slot.index) {
+                return CallError::Backend(error.clone());
             }
         }
         CallError::Unknown { kind, name }
@@ -1036,6 +1057,18 @@ impl McpSession {
     /// call timeout. A backend that is unavailable or fails to list is left
     /// out, and logged.
     async fn list_everywhere(&self, listing: Listing) -> Vec<(&Arc<BackendSlot>, Vec<Value>)> {
+        self.list_everywhere_noting_failures(listing).await.0
+    }
+
+    /// [`Self::list_everywhere`], with the backends whose exchange failed
+    /// and why.
+    async fn list_everywhere_noting_failures(
+        &self,
+        listing: Listing,
+    ) -> (
+        Vec<(&Arc<BackendSlot>, Vec<Value>)>,
+        Vec<(usize, BackendError)>,
+    ) {
         let lists = join_all(self.backends.iter().map(|slot| async move {
             slot.availability(self.timings.recheck_interval)?;
             let deadline = slot.session.server().timeout * 2;
@@ -1048,25 +1081,27 @@ impl McpSession {
             }
         }))
         .await;
-        self.backends
-            .iter()
-            .zip(lists)
-            .filter_map(|(slot, list)| match list {
-                Ok(items) => Some((slot, items)),
+        let mut listed = Vec::new();
+        let mut failed = Vec::new();
+        for (slot, list) in self.backends.iter().zip(lists) {
+            match list {
+                Ok(items) => listed.push((slot, items)),
                 Err(error) => {
                     tracing::warn!(server = slot.name(), method = listing.method, %error, "backend left out of the list");
-                    None
+                    if let CallError::Backend(error) = error {
+                        failed.push((slot.index, error));
+                    }
                 }
-            })
-            .collect()
+            }
+        }
+        (listed, failed)
     }
 
     /// Lists the items of `kind` of every available backend and rebuilds
     /// the routing table.
     async fn refresh_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
-        let sources = self
-            .list_everywhere(kind.listing())
-            .await
+        let (listed, left_out) = self.list_everywhere_noting_failures(kind.listing()).await;
+        let sources = listed
             .into_iter()
             .map(|(slot, items)| BackendItems {
                 backend: slot.index,
@@ -1075,7 +1110,9 @@ impl McpSession {
                 items,
             })
             .collect();
-        let catalogue = Arc::new(Catalogue::build(kind, sources));
+        let mut catalogue = Catalogue::build(kind, sources);
+        catalogue.left_out = left_out;
+        let catalogue = Arc::new(catalogue);
         *self.catalogue_of(kind).write().await = Some(catalogue.clone());
         catalogue
     }

@@ -22,13 +22,14 @@ use uuid::Uuid;
 pub use error::{CallError, MuxError, Unavailable};
 pub use mcp_session::{ClientCall, ClientStream, McpSession, Payload, Timings, capabilities};
 pub use paging::PAGE_SIZE;
-pub use stateless::{ModernCall, Step, stateless_call_id};
+pub use stateless::{ModernCall, RequestFingerprint, Step, Unpark, stateless_call_id};
 
 use audit::{AuditContext, AuditTrail};
 use stateless::Stateless;
 
 use crate::backend::BackendSession;
-use crate::backend::limits::BackendLimits;
+use crate::backend::connections::ConnectionBudget;
+use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::credentials::Credentials;
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
@@ -44,6 +45,9 @@ pub struct Limits {
     pub max_mcp_sessions_per_session: usize,
     /// How long audit records are kept.
     pub audit_retention: Duration,
+    /// Backend connections (exchanges in flight and open streams) across
+    /// the gateway; at most half of them streams.
+    pub max_backend_connections: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +56,7 @@ impl Default for Limits {
             max_sessions: 10_000,
             max_mcp_sessions_per_session: 32,
             audit_retention: Duration::from_secs(30 * 24 * 3600),
+            max_backend_connections: 1024,
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct Session {
     pub status: String,
     pub prefix: PrefixMode,
     credentials: Credentials,
+    /// Per backend: the session's share of its call slots.
+    shares: HashMap<String, Arc<SessionShare>>,
     mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
     /// Held while an MCP session is reopened from the store, so that two
     /// requests carrying its id reopen it once.
@@ -94,6 +101,13 @@ impl Session {
 
     pub fn mcp_session_count(&self) -> usize {
         self.lock_mcp_sessions().len()
+    }
+
+    /// The calls this session has in progress on `server`.
+    pub fn calls_in_progress(&self, server: &str) -> usize {
+        self.shares
+            .get(server)
+            .map_or(0, |share| share.calls_in_progress())
     }
 
     pub fn is_expired(&self, now: chrono::DateTime<Utc>) -> bool {
@@ -156,9 +170,14 @@ impl Session {
         self.stateless.park(call)
     }
 
-    /// The parked call a `requestState` names, taken out of the waiting list.
-    pub fn unpark(&self, request_state: &str) -> Option<ModernCall> {
-        self.stateless.unpark(request_state)
+    /// The parked call a `requestState` names, taken out of the waiting
+    /// list if the retry asks what the call asked.
+    pub fn unpark(
+        &self,
+        request_state: &str,
+        request: RequestFingerprint,
+    ) -> Result<ModernCall, Unpark> {
+        self.stateless.unpark(request_state, request)
     }
 
     /// Ends the shared MCP session of stateless clients if it has been idle
@@ -260,6 +279,8 @@ pub struct Mux {
     creating: tokio::sync::Mutex<()>,
     /// One per registry server, shared by all sessions.
     backend_limits: HashMap<String, Arc<BackendLimits>>,
+    /// Every backend connection of the gateway.
+    connections: Arc<ConnectionBudget>,
     audit: Arc<AuditTrail>,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
     deleted: Mutex<Tombstones>,
@@ -275,11 +296,16 @@ impl Mux {
         timings: Timings,
         limits: Limits,
     ) -> Self {
+        let connections = Arc::new(ConnectionBudget::new(limits.max_backend_connections));
         let backend_limits = registry
             .servers()
-            .map(|server| (server.name.clone(), Arc::new(BackendLimits::new(server))))
+            .map(|server| {
+                let limits = BackendLimits::new(server, connections.clone());
+                (server.name.clone(), Arc::new(limits))
+            })
             .collect();
         Mux {
+            connections,
             audit: Arc::new(AuditTrail::default()),
             limits,
             creating: tokio::sync::Mutex::new(()),
@@ -334,6 +360,11 @@ impl Mux {
     /// calls in progress.
     pub fn backend_limits(&self, server: &str) -> Option<&BackendLimits> {
         self.backend_limits.get(server).map(Arc::as_ref)
+    }
+
+    /// The gateway's backend connections: in use, and the most it opens.
+    pub fn backend_connections(&self) -> (usize, usize) {
+        (self.connections.in_use(), self.connections.max())
     }
 
     /// Records a new session. `servers` and `credentials` are already
@@ -479,6 +510,12 @@ impl Mux {
         let audit = Some(self.audit_context(session));
         let (mcp_session, result) =
             McpSession::open(self.timings, backends, id, requested, audit).await;
+        if mcp_session.found_no_connection() {
+            mcp_session.close();
+            return Err(MuxError::NoConnection {
+                limit: self.connections.max(),
+            });
+        }
         let mcp_session = Arc::new(mcp_session);
         self.register(session, mcp_session.clone()).await?;
         let now = Utc::now();
@@ -534,7 +571,8 @@ impl Mux {
     /// if it was unknown to both.
     pub async fn end_mcp_session(&self, session: &Session, id: &str) -> Result<bool, MuxError> {
         let was_open = session.close_mcp_session(id);
-        let was_stored = self.store.delete_mcp_session(id).await?;
+        // Only the session's own: another session's id names nothing here.
+        let was_stored = self.store.delete_mcp_session(session.id, id).await?;
         Ok(was_open || was_stored)
     }
 
@@ -547,7 +585,7 @@ impl Mux {
     ) -> Result<(), MuxError> {
         if let Some(evicted) =
             session.register(mcp_session, self.limits.max_mcp_sessions_per_session)?
-            && let Err(error) = self.store.delete_mcp_session(&evicted).await
+            && let Err(error) = self.store.delete_mcp_session(session.id, &evicted).await
         {
             tracing::warn!(%error, "could not forget an ended MCP session in the store");
         }
@@ -598,10 +636,13 @@ impl Mux {
                     .backend_limits
                     .get(&server.name)
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(BackendLimits::new(server)));
+                    .unwrap_or_else(|| {
+                        Arc::new(BackendLimits::new(server, self.connections.clone()))
+                    });
                 let backend = BackendSession::new(
                     server.clone(),
                     limits,
+                    session.shares.get(&server.name).cloned(),
                     self.http.clone(),
                     session.credentials.get(&server.name).cloned(),
                     client_capabilities.clone(),
@@ -634,7 +675,8 @@ impl Mux {
                 stale
                     .into_iter()
                     .map(|(id, _)| id)
-                    .filter(|id| session.close_mcp_session(id)),
+                    .filter(|id| session.close_mcp_session(id))
+                    .map(|id| (session.id, id)),
             );
             live.extend(fresh.into_iter().map(|(id, _)| id));
             if session.reap_stateless(now, idle) {
@@ -651,12 +693,12 @@ impl Mux {
 
     async fn tidy_store(
         &self,
-        reaped: &[String],
+        reaped: &[(Uuid, String)],
         live: &[String],
         idle: Duration,
     ) -> Result<(), MuxError> {
-        for id in reaped {
-            self.store.delete_mcp_session(id).await?;
+        for (session_id, id) in reaped {
+            self.store.delete_mcp_session(*session_id, id).await?;
         }
         let now = Utc::now();
         self.store.touch_mcp_sessions(live, now).await?;
@@ -684,7 +726,7 @@ impl Mux {
     }
 
     fn runtime_for(&self, record: SessionRecord) -> Session {
-        let mut servers = Vec::new();
+        let mut servers: Vec<Arc<ServerConfig>> = Vec::new();
         let mut missing_servers = Vec::new();
         for name in record.servers {
             match self.registry.server(&name) {
@@ -695,8 +737,16 @@ impl Mux {
                 }
             }
         }
+        let shares = servers
+            .iter()
+            .map(|server| {
+                let share = SessionShare::new(server.max_concurrent_calls_per_session);
+                (server.name.clone(), Arc::new(share))
+            })
+            .collect();
         Session {
             id: record.id,
+            shares,
             servers,
             missing_servers,
             created_at: record.created_at,

@@ -61,10 +61,20 @@ impl Stateless {
         token
     }
 
-    pub(super) fn unpark(&self, token: &str) -> Option<ModernCall> {
+    /// The parked call `token` names, taken out of the waiting list if the
+    /// retry asks what it asked; a mismatch leaves it waiting.
+    pub(super) fn unpark(
+        &self,
+        token: &str,
+        request: RequestFingerprint,
+    ) -> Result<ModernCall, Unpark> {
         let mut parked = self.lock_parked();
         expire(&mut parked);
-        parked.remove(token)
+        match parked.get(token) {
+            None => Err(Unpark::Unknown),
+            Some(call) if call.request != request => Err(Unpark::OtherRequest),
+            Some(_) => parked.remove(token).ok_or(Unpark::Unknown),
+        }
     }
 
     pub(super) fn has_parked(&self) -> bool {
@@ -86,6 +96,15 @@ impl Stateless {
     fn lock_parked(&self) -> MutexGuard<'_, HashMap<String, ModernCall>> {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Why a `requestState` took up no call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpark {
+    /// Never issued, already used, or expired.
+    Unknown,
+    /// It belongs to a request with another method, name or arguments.
+    OtherRequest,
 }
 
 /// Drops (and so cancels) calls the client never came back for.
@@ -128,9 +147,8 @@ pub struct ModernCall {
     /// The id the call runs under on the shared MCP session: unique, unlike
     /// the ids of different clients.
     internal_id: Value,
-    method: String,
-    /// The name or URI the client asked for.
-    target: Option<String>,
+    /// What was asked: a retry must ask the same to take the call up.
+    request: RequestFingerprint,
     meta: RequestMeta,
     events: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
     outcome: tokio::sync::oneshot::Receiver<Result<Payload, CallError>>,
@@ -151,7 +169,7 @@ impl ModernCall {
         meta: RequestMeta,
     ) -> Self {
         let internal_id = stateless_call_id();
-        let target = target_of(&params);
+        let request = RequestFingerprint::of(method, params.as_object());
         let (sender, events) = tokio::sync::mpsc::unbounded_channel();
         let (answer, outcome) = tokio::sync::oneshot::channel();
         let running = mcp_session.clone();
@@ -173,8 +191,7 @@ impl ModernCall {
         ModernCall {
             mcp_session,
             internal_id,
-            method: method.to_owned(),
-            target,
+            request,
             meta,
             events,
             outcome,
@@ -188,15 +205,9 @@ impl ModernCall {
     /// to the backend that asked, each under the backend's own id.
     pub async fn resume(
         mut self,
-        method: &str,
         params: &Map<String, Value>,
         meta: RequestMeta,
     ) -> Result<Self, CallError> {
-        if method != self.method || target_of(&Value::Object(params.clone())) != self.target {
-            return Err(CallError::InvalidParams {
-                reason: "\"requestState\" belongs to another request".into(),
-            });
-        }
         let responses = match params.get("inputResponses") {
             None => Map::new(),
             Some(Value::Object(responses)) => responses.clone(),
@@ -324,11 +335,70 @@ impl Drop for ModernCall {
     }
 }
 
-/// The tool or prompt name, or the resource URI, a request is about.
-fn target_of(params: &Value) -> Option<String> {
-    params
-        .get("name")
-        .or_else(|| params.get("uri"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+/// A digest of what a request asks: its method, and its params but for
+/// `requestState`, `inputResponses` and `_meta`, which a retry changes. A
+/// `requestState` takes up only the call whose retry asks the same thing:
+/// the same tool, prompt or resource, with the same arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestFingerprint([u8; 32]);
+
+impl RequestFingerprint {
+    pub fn of(method: &str, params: Option<&Map<String, Value>>) -> Self {
+        use sha2::{Digest, Sha256};
+        let asked: Map<String, Value> = params
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| !matches!(key.as_str(), "requestState" | "inputResponses" | "_meta"))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        // serde_json's maps are ordered by key: equal params, equal bytes.
+        let bytes = serde_json::to_vec(&(method, asked)).unwrap_or_default();
+        RequestFingerprint(Sha256::digest(bytes).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_matches_only_the_same_method_name_and_arguments() {
+        let params = |value: Value| value.as_object().cloned().expect("object");
+        let first = RequestFingerprint::of(
+            "tools/call",
+            Some(&params(
+                json!({ "name": "a__add", "arguments": { "a": 1, "b": 2 } }),
+            )),
+        );
+        let retry = RequestFingerprint::of(
+            "tools/call",
+            Some(&params(json!({
+                "arguments": { "b": 2, "a": 1 },
+                "name": "a__add",
+                "requestState": "s",
+                "inputResponses": { "mux-1": {} },
+                "_meta": { "progressToken": 3 },
+            }))),
+        );
+        assert_eq!(first, retry);
+        for other in [
+            json!({ "name": "a__add", "arguments": { "a": 1, "b": 3 } }),
+            json!({ "name": "a__echo", "arguments": { "a": 1, "b": 2 } }),
+            json!({ "name": "a__add" }),
+        ] {
+            assert_ne!(
+                first,
+                RequestFingerprint::of("tools/call", Some(&params(other)))
+            );
+        }
+        assert_ne!(
+            first,
+            RequestFingerprint::of(
+                "prompts/get",
+                Some(&params(
+                    json!({ "name": "a__add", "arguments": { "a": 1, "b": 2 } })
+                ))
+            )
+        );
+    }
 }

@@ -11,8 +11,11 @@ use super::error::CallError;
 use super::mcp_session::{ClientStream, McpSession};
 use crate::mcp::modern::META_SUBSCRIPTION_ID;
 
-/// Most URIs one `subscriptions/listen` may name.
-pub const MAX_RESOURCE_SUBSCRIPTIONS: usize = 256;
+/// Most URIs one `subscriptions/listen` may name: each new one is a request
+/// to a backend.
+pub const MAX_RESOURCE_SUBSCRIPTIONS: usize = 32;
+/// Most `subscriptions/listen` streams open at once on one session.
+pub const MAX_LISTEN_STREAMS: usize = 64;
 
 /// The notifications a listener asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -206,7 +209,7 @@ struct Listener {
 
 /// The open `subscriptions/listen` streams of one MCP session.
 #[derive(Default)]
-pub(super) struct Listeners {
+pub struct Listeners {
     open: Mutex<Vec<Listener>>,
     next_key: AtomicU64,
 }
@@ -228,12 +231,16 @@ impl Listeners {
         self.lock().retain(|listener| listener.key != key);
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Whether any open stream watches `uri`.
-    pub(super) fn watches(&self, uri: &str) -> bool {
+    pub fn watches(&self, uri: &str) -> bool {
         self.lock()
             .iter()
             .any(|listener| listener.filter.uris.iter().any(|wanted| wanted == uri))

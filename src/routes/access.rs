@@ -1,19 +1,16 @@
-//! Who may reach what. Every request: its `Host` and any `Origin` must be on
-//! the allow-lists (loopback by default), against DNS rebinding. Management
-//! routes: the admin token, when one is set. The session token, which a
-//! session may require on its MCP endpoint, is checked there (`routes::mcp`).
+//! Who may reach what. Every request: its `Host` (and the authority of an
+//! absolute-form target) and any `Origin` must be on the allow-lists
+//! (loopback by default), against DNS rebinding. Management routes: the
+//! admin token, when one is set. The session token, which a session may
+//! require on its MCP endpoint, is checked there (`routes::mcp`).
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::HttpRequest;
 use actix_web::http::header;
-use actix_web::middleware::Next;
-use actix_web::{HttpRequest, ResponseError, web};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::mcp;
 
 const ADMIN_CHALLENGE: &str = "Bearer realm=\"mcp-mux admin\"";
 const SESSION_CHALLENGE: &str = "Bearer realm=\"mcp-mux session\"";
@@ -29,6 +26,9 @@ pub struct Access {
     hosts: Vec<String>,
     /// Origins (`scheme://host[:port]`) allowed besides loopback ones.
     origins: Vec<String>,
+    /// Where clients reach the gateway, when it is not the address they
+    /// connect to (behind a proxy, say): session URLs are built on it.
+    public_url: Option<url::Url>,
 }
 
 impl std::fmt::Debug for Access {
@@ -37,14 +37,21 @@ impl std::fmt::Debug for Access {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "[set]"))
             .field("hosts", &self.hosts)
             .field("origins", &self.origins)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
 
 impl Access {
-    pub fn new(admin_token: Option<SecretString>, hosts: &[String], origins: &[String]) -> Self {
+    pub fn new(
+        admin_token: Option<SecretString>,
+        hosts: &[String],
+        origins: &[String],
+        public_url: Option<url::Url>,
+    ) -> Self {
         Access {
             admin_token,
+            public_url,
             hosts: hosts
                 .iter()
                 .map(|host| host.trim().to_ascii_lowercase())
@@ -57,8 +64,7 @@ impl Access {
     }
 
     fn host_allowed(&self, host: &str) -> bool {
-        let name = host_name(host);
-        is_loopback_name(&name) || self.hosts.contains(&name)
+        host_name(host).is_some_and(|name| is_loopback_name(&name) || self.hosts.contains(&name))
     }
 
     fn origin_allowed(&self, origin: &str) -> bool {
@@ -75,11 +81,12 @@ impl Access {
         }
     }
 
-    fn check_admin(&self, request: &ServiceRequest) -> Result<(), ApiError> {
+    /// The admin token, when one is set.
+    pub fn check_admin(&self, request: &HttpRequest) -> Result<(), ApiError> {
         let Some(expected) = &self.admin_token else {
             return Ok(());
         };
-        match bearer_token(request.request()) {
+        match bearer_token(request) {
             None => Err(ApiError::Unauthorized {
                 challenge: ADMIN_CHALLENGE,
                 message: "this route needs Authorization: Bearer <admin token>",
@@ -91,59 +98,56 @@ impl Access {
             }),
         }
     }
-}
 
-/// The Host and Origin checks for every route, and the admin token for the
-/// management routes. A refusal on an MCP endpoint is a JSON-RPC error.
-pub async fn guard(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let Some(access) = request.app_data::<web::Data<Access>>().cloned() else {
-        return Ok(next.call(request).await?.map_into_boxed_body());
-    };
-    let path = request.path();
-    let is_mcp = path.starts_with("/session/") && path.ends_with("/mcp");
-    let refused = check_host_and_origin(&access, request.request()).and_then(|()| {
-        if is_management(path) {
-            access.check_admin(&request)
-        } else {
-            Ok(())
-        }
-    });
-    match refused {
-        Ok(()) => Ok(next.call(request).await?.map_into_boxed_body()),
-        Err(error) if is_mcp => Ok(request.into_response(mcp::refusal_response(error))),
-        Err(error) => Ok(request.into_response(error.error_response())),
-    }
-}
-
-fn check_host_and_origin(access: &Access, request: &HttpRequest) -> Result<(), ApiError> {
-    // HTTP/1.1 requires Host; actix gives the URI authority of HTTP/2 here too.
-    if let Some(host) = request.headers().get(header::HOST)
-        && !host.to_str().is_ok_and(|host| access.host_allowed(host))
-    {
-        return Err(ApiError::Forbidden {
+    /// The `Host` header (exactly one), the authority of an absolute-form
+    /// request target, and any `Origin`, against the allow-lists.
+    pub fn check_host_and_origin(&self, request: &HttpRequest) -> Result<(), ApiError> {
+        let host_refused = || ApiError::Forbidden {
             reason: "Host not allowed",
-        });
+        };
+        let mut hosts = request.headers().get_all(header::HOST);
+        // HTTP/1.1 requires Host; actix gives the URI authority of HTTP/2 here too.
+        if let Some(host) = hosts.next()
+            && (hosts.next().is_some() || !host.to_str().is_ok_and(|host| self.host_allowed(host)))
+        {
+            return Err(host_refused());
+        }
+        // `GET http://elsewhere/registry HTTP/1.1`: the target's authority
+        // stands in for Host (RFC 9112, section 3.2.2).
+        if let Some(authority) = request.uri().authority()
+            && !self.host_allowed(authority.as_str())
+        {
+            return Err(host_refused());
+        }
+        if let Some(origin) = request.headers().get(header::ORIGIN)
+            && !origin
+                .to_str()
+                .is_ok_and(|origin| self.origin_allowed(origin))
+        {
+            return Err(ApiError::Forbidden {
+                reason: "Origin not allowed",
+            });
+        }
+        Ok(())
     }
-    if let Some(origin) = request.headers().get(header::ORIGIN)
-        && !origin
-            .to_str()
-            .is_ok_and(|origin| access.origin_allowed(origin))
-    {
-        return Err(ApiError::Forbidden {
-            reason: "Origin not allowed",
-        });
-    }
-    Ok(())
-}
 
-/// Routes that create, show or delete sessions, or show the registry.
-fn is_management(path: &str) -> bool {
-    match path.strip_prefix("/session/") {
-        Some(rest) => !rest.ends_with("/mcp"),
-        None => matches!(path, "/create-session" | "/registry"),
+    /// The URL of a path as clients should reach it: under the configured
+    /// public URL, or else on the `Host` the request came to (already on the
+    /// allow-list). Forwarded headers are not trusted: any client may send
+    /// them.
+    pub fn public_url(&self, request: &HttpRequest, path: &str) -> String {
+        match &self.public_url {
+            Some(base) => format!("{}{path}", base.as_str().trim_end_matches('/')),
+            None => {
+                let host = request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|host| host.to_str().ok())
+                    .or_else(|| request.uri().authority().map(|a| a.as_str()))
+                    .unwrap_or("localhost");
+                format!("http://{host}{path}")
+            }
+        }
     }
 }
 
@@ -209,16 +213,28 @@ pub fn same_secret(presented: &str, expected: &str) -> bool {
         .into()
 }
 
-/// The host of a `Host` header value: lowercase, without port or brackets.
-fn host_name(host: &str) -> String {
+/// The host of a `Host` value (`name[:port]` or `[ipv6][:port]`),
+/// lowercase, without port or brackets; None for anything else, such as
+/// `[::1]evil.com`, an empty port, or characters no host name has.
+fn host_name(host: &str) -> Option<String> {
     let host = host.trim().to_ascii_lowercase();
+    let is_port = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
     if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default().to_owned();
+        let (address, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
+        return (port_ok && address.parse::<std::net::Ipv6Addr>().is_ok())
+            .then(|| address.to_owned());
     }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
-        _ => host,
-    }
+    let name = match host.split_once(':') {
+        Some((name, port)) if is_port(port) => name,
+        Some(_) => return None,
+        None => host.as_str(),
+    };
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    valid.then(|| name.to_owned())
 }
 
 fn is_loopback_name(name: &str) -> bool {
@@ -234,7 +250,7 @@ mod tests {
 
     #[test]
     fn hosts_are_compared_without_port_and_loopback_always_passes() {
-        let access = Access::new(None, &["Mux.Example.com".into()], &[]);
+        let access = Access::new(None, &["Mux.Example.com".into()], &[], None);
         for allowed in [
             "localhost:8000",
             "127.0.0.1",
@@ -245,28 +261,32 @@ mod tests {
         ] {
             assert!(access.host_allowed(allowed), "{allowed}");
         }
-        for refused in ["evil.example", "mux.example.com.evil", "10.0.0.1:8000", ""] {
+        for refused in [
+            "evil.example",
+            "mux.example.com.evil",
+            "10.0.0.1:8000",
+            "",
+            "[::1]evil.com",
+            "[::1]:80evil",
+            "[::1",
+            "[evil.com]",
+            "localhost:",
+            "localhost:80:80",
+            "localhost@evil.com",
+            "evil.com#localhost",
+            "::1",
+        ] {
             assert!(!access.host_allowed(refused), "{refused}");
         }
     }
 
     #[test]
     fn origins_are_loopback_or_listed() {
-        let access = Access::new(None, &[], &["https://app.example.com/".into()]);
+        let access = Access::new(None, &[], &["https://app.example.com/".into()], None);
         assert!(access.origin_allowed("http://localhost:3000"));
         assert!(access.origin_allowed("https://app.example.com"));
         assert!(!access.origin_allowed("https://app.example.com.evil"));
         assert!(!access.origin_allowed("null"));
-    }
-
-    #[test]
-    fn management_routes_are_the_non_mcp_ones() {
-        assert!(is_management("/create-session"));
-        assert!(is_management("/registry"));
-        assert!(is_management("/session/abc"));
-        assert!(is_management("/session/abc/audit"));
-        assert!(!is_management("/session/abc/mcp"));
-        assert!(!is_management("/healthz"));
     }
 
     #[test]

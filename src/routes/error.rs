@@ -30,6 +30,8 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {} s", timeout.as_secs_f64())]
+    RequestTimeout { timeout: std::time::Duration },
     #[error("the database is unavailable")]
     Unavailable { source: StoreError },
     #[error("internal error; see the gateway log")]
@@ -62,6 +64,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal { .. } => "internal",
             ApiError::ShuttingDown => "shutting_down",
@@ -126,9 +129,11 @@ impl From<MuxError> for ApiError {
             MuxError::SessionEnded => ApiError::NotFound {
                 message: "the session was deleted".into(),
             },
-            error @ MuxError::AtCapacity { .. } => ApiError::AtCapacity {
-                message: error.to_string(),
-            },
+            error @ (MuxError::AtCapacity { .. } | MuxError::NoConnection { .. }) => {
+                ApiError::AtCapacity {
+                    message: error.to_string(),
+                }
+            }
         }
     }
 }
@@ -138,6 +143,7 @@ impl From<BodyError> for ApiError {
         match error {
             BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
             BodyError::Broken => ApiError::bad_request("body", "could not be read"),
+            BodyError::TimedOut { timeout } => ApiError::RequestTimeout { timeout },
         }
     }
 }
@@ -151,6 +157,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ShuttingDown | ApiError::AtCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,5 +1,10 @@
 //! actix-web handlers: parse the request, check it, call the mux, and map
 //! every outcome to an HTTP status and a JSON (or JSON-RPC) body.
+//!
+//! Access is decided by the route that serves a request, never by its path
+//! as spelled: each resource is wrapped in [`guard`] with its [`RouteKind`],
+//! so every spelling the router matches (percent-encoded letters, say) meets
+//! the same checks as the plain one.
 
 pub mod access;
 mod body;
@@ -12,53 +17,143 @@ mod sessions;
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, Resource, ResponseError, web};
 
+pub use body::BodyTimeout;
 pub use error::ApiError;
+
+use access::Access;
+
+/// Who may use a route, and in which shape it answers a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Anyone who passes the Host and Origin checks: `/healthz`.
+    Public,
+    /// Creates, shows or deletes sessions, or shows the registry: the admin
+    /// token, when one is set.
+    Management,
+    /// A session's MCP endpoint: the session's own token, which its handler
+    /// checks once it knows the session. Refusals are JSON-RPC errors.
+    Mcp,
+}
+
+/// The route serving a request, kept in its extensions for the request log.
+#[derive(Debug, Clone, Copy)]
+struct MatchedRoute {
+    pattern: &'static str,
+    kind: RouteKind,
+}
 
 /// Mounts every route.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .service(
-            web::resource("/healthz")
-                .route(web::get().to(health::healthz))
-                .default_service(web::to(|| method_not_allowed("GET"))),
-        )
-        .service(
-            web::resource("/registry")
-                .route(web::get().to(registry::list_servers))
-                .default_service(web::to(|| method_not_allowed("GET"))),
-        )
-        .service(
-            web::resource("/create-session")
+    mount(config, "/healthz", RouteKind::Public, |resource| {
+        resource
+            .route(web::get().to(health::healthz))
+            .default_service(web::to(|| method_not_allowed("GET")))
+    });
+    mount(config, "/registry", RouteKind::Management, |resource| {
+        resource
+            .route(web::get().to(registry::list_servers))
+            .default_service(web::to(|| method_not_allowed("GET")))
+    });
+    mount(
+        config,
+        "/create-session",
+        RouteKind::Management,
+        |resource| {
+            resource
                 .route(web::post().to(sessions::create_session))
-                .default_service(web::to(|| method_not_allowed("POST"))),
-        )
-        .service(
-            web::resource("/session/{id}")
-                .route(web::get().to(sessions::get_session))
-                .route(web::delete().to(sessions::delete_session))
-                .default_service(web::to(|| method_not_allowed("GET, DELETE"))),
-        )
-        .service(
-            web::resource("/session/{id}/audit")
+                .default_service(web::to(|| method_not_allowed("POST")))
+        },
+    );
+    mount(config, "/session/{id}", RouteKind::Management, |resource| {
+        resource
+            .route(web::get().to(sessions::get_session))
+            .route(web::delete().to(sessions::delete_session))
+            .default_service(web::to(|| method_not_allowed("GET, DELETE")))
+    });
+    mount(
+        config,
+        "/session/{id}/audit",
+        RouteKind::Management,
+        |resource| {
+            resource
                 .route(web::get().to(sessions::get_audit))
-                .default_service(web::to(|| method_not_allowed("GET"))),
-        )
-        .service(
-            web::resource("/session/{id}/mcp")
-                .route(web::post().to(mcp::post))
-                .route(web::get().to(mcp::get))
-                .route(web::delete().to(mcp::delete))
-                .default_service(web::to(mcp::method_not_allowed)),
-        )
-        .default_service(web::to(not_found));
+                .default_service(web::to(|| method_not_allowed("GET")))
+        },
+    );
+    mount(config, "/session/{id}/mcp", RouteKind::Mcp, |resource| {
+        resource
+            .route(web::post().to(mcp::post))
+            .route(web::get().to(mcp::get))
+            .route(web::delete().to(mcp::delete))
+            .default_service(web::to(mcp::method_not_allowed))
+    });
+    config.default_service(web::to(not_found));
 }
 
-async fn not_found() -> HttpResponse {
+/// Mounts one resource behind the guard of its kind.
+fn mount(
+    config: &mut web::ServiceConfig,
+    pattern: &'static str,
+    kind: RouteKind,
+    routes: impl FnOnce(Resource) -> Resource,
+) {
+    let route = MatchedRoute { pattern, kind };
+    config.service(
+        routes(web::resource(pattern))
+            .wrap(from_fn(move |request, next| guard(route, request, next))),
+    );
+}
+
+/// The checks every matched route passes before its handler runs: not while
+/// the gateway stops (503 with `Retry-After`: requests already running
+/// finish, new ones come back after the restart), Host and Origin, and the
+/// admin token on management routes.
+async fn guard(
+    route: MatchedRoute,
+    request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    request.extensions_mut().insert(route);
+    let stopping = request
+        .app_data::<web::Data<crate::mux::Mux>>()
+        .is_some_and(|mux| *mux.stopping().borrow());
+    let refused = if stopping {
+        Err(ApiError::ShuttingDown)
+    } else {
+        match request.app_data::<web::Data<Access>>() {
+            Some(access) => access
+                .check_host_and_origin(request.request())
+                .and_then(|()| match route.kind {
+                    RouteKind::Management => access.check_admin(request.request()),
+                    RouteKind::Public | RouteKind::Mcp => Ok(()),
+                }),
+            None => Ok(()),
+        }
+    };
+    match refused {
+        Ok(()) => next.call(request).await,
+        Err(error) => {
+            let response = match route.kind {
+                RouteKind::Mcp => mcp::refusal_response(error),
+                RouteKind::Public | RouteKind::Management => error.error_response(),
+            };
+            Ok(request.into_response(response))
+        }
+    }
+}
+
+/// Any path no route serves: 404, once Host and Origin pass.
+async fn not_found(request: HttpRequest) -> HttpResponse {
+    if let Some(access) = request.app_data::<web::Data<Access>>()
+        && let Err(refused) = access.check_host_and_origin(&request)
+    {
+        return refused.error_response();
+    }
     ApiError::NotFound {
         message: "no such route".into(),
     }
@@ -69,40 +164,25 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
     ApiError::MethodNotAllowed { allow }.error_response()
 }
 
-/// Refuses requests that arrive once shutdown has begun, with a `503` and
-/// `Retry-After`: requests already running finish, new ones go elsewhere or
-/// come back after the restart.
-pub async fn refuse_while_stopping(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let stopping = request
-        .app_data::<web::Data<crate::mux::Mux>>()
-        .is_some_and(|mux| *mux.stopping().borrow());
-    if !stopping {
-        return Ok(next.call(request).await?.map_into_boxed_body());
-    }
-    let response = if request.path().ends_with("/mcp") {
-        mcp::refusal_response(ApiError::ShuttingDown)
-    } else {
-        ApiError::ShuttingDown.error_response()
-    };
-    Ok(request.into_response(response))
-}
-
-/// Logs each request's method, path, status and latency: never headers or
-/// bodies (they carry credentials), and session ids only shortened.
+/// Logs each request's method, the route that served it, the session it
+/// named (its id cut to 8 characters), status and latency: never the path
+/// as sent, headers or bodies (they carry credentials and whole ids).
 pub async fn log_request(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = redact_path(request.path());
     let response = next.call(request).await?;
+    let served = response.request();
+    let route = served.extensions().get::<MatchedRoute>().copied();
+    let session = route
+        .and_then(|_| served.match_info().get("id"))
+        .map(short_segment);
     tracing::info!(
         %method,
-        path,
+        route = route.map_or("-", |route| route.pattern),
+        session,
         status = response.status().as_u16(),
         elapsed_ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
         "request"
@@ -110,35 +190,29 @@ pub async fn log_request(
     Ok(response)
 }
 
-/// `/session/<id>/mcp` with the id cut to its first 8 characters.
-fn redact_path(path: &str) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut after_session = false;
-    for segment in path.split('/') {
-        if after_session && segment.len() > 8 {
-            let cut = segment
-                .char_indices()
-                .nth(8)
-                .map_or(segment.len(), |(i, _)| i);
-            parts.push(format!("{}…", &segment[..cut]));
-        } else {
-            parts.push(segment.to_owned());
-        }
-        after_session = segment == "session";
+/// The first 8 characters of a path segment, escaped: enough to correlate
+/// log lines, too little to use a session id.
+fn short_segment(segment: &str) -> String {
+    let cut: String = segment.chars().take(8).collect();
+    let cut = cut.escape_debug().to_string();
+    if segment.chars().nth(8).is_some() {
+        format!("{cut}…")
+    } else {
+        cut
     }
-    parts.join("/")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact_path;
+    use super::short_segment;
 
     #[test]
-    fn session_ids_are_shortened_in_logged_paths() {
+    fn session_ids_are_cut_to_8_characters_in_the_log() {
         assert_eq!(
-            redact_path("/session/0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61/mcp"),
-            "/session/0b7c2f8e…/mcp"
+            short_segment("0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61"),
+            "0b7c2f8e…"
         );
-        assert_eq!(redact_path("/create-session"), "/create-session");
+        assert_eq!(short_segment("abc"), "abc");
+        assert_eq!(short_segment("a\nb"), "a\\nb");
     }
 }

@@ -39,6 +39,14 @@ impl<K: Hash + Eq> RateLimiter<K> {
     /// Takes one request's token for `key`, or says how long until one is
     /// there.
     pub fn check(&self, key: K) -> Result<(), Duration> {
+        self.check_n(key, 1)
+    }
+
+    /// Takes `n` tokens for `key` at once (a request that causes `n`
+    /// requests to backends), or says how long until they are there. More
+    /// than the burst is never granted.
+    pub fn check_n(&self, key: K, n: u32) -> Result<(), Duration> {
+        let n = f64::from(n);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() > TIDY_ABOVE {
@@ -51,13 +59,12 @@ impl<K: Hash + Eq> RateLimiter<K> {
         });
         bucket.tokens = bucket.refilled(now, self.per_second, self.burst);
         bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens >= n {
+            bucket.tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / self.per_second,
-            ))
+            let missing = n.min(self.burst) - bucket.tokens;
+            Err(Duration::from_secs_f64(missing.max(0.0) / self.per_second))
         }
     }
 }
@@ -122,12 +129,19 @@ impl RateLimits {
 
 /// Refuses a request to session `id`'s MCP endpoint beyond its rate.
 pub fn check_session_rate(request: &HttpRequest, id: Uuid) -> Result<(), ApiError> {
+    charge_session_rate(request, id, 1)
+}
+
+/// Takes `requests` from session `id`'s rate at once: what a request sends
+/// on to backends (a listen stream's resource subscriptions) counts, not
+/// only the request itself.
+pub fn charge_session_rate(request: &HttpRequest, id: Uuid, requests: u32) -> Result<(), ApiError> {
     let Some(limits) = request.app_data::<web::Data<RateLimits>>() else {
         return Ok(());
     };
     limits
         .session
-        .check(id)
+        .check_n(id, requests)
         .map_err(|wait| ApiError::TooManyRequests {
             retry_after: retry_after_secs(wait),
             what: "requests on this session",
@@ -169,5 +183,14 @@ mod tests {
         assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(2));
         assert_eq!(retry_after_secs(wait), 2);
         assert!(limiter.check("b").is_ok(), "another key has its own bucket");
+    }
+
+    #[test]
+    fn a_request_that_reaches_several_backends_takes_as_many_tokens() {
+        let limiter = RateLimiter::new(1.0, 10);
+        assert!(limiter.check_n("a", 8).is_ok());
+        let wait = limiter.check_n("a", 4).expect_err("two left");
+        assert!(wait > Duration::from_millis(1500) && wait <= Duration::from_secs(2));
+        assert!(limiter.check_n("a", 2).is_ok());
     }
 }

@@ -3,13 +3,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::access::{new_session_token, token_digest};
-use super::body::read_limited;
+use super::access::{Access, new_session_token, token_digest};
+use super::body::{read_limited, refuse_unread};
 use super::error::ApiError;
 use super::rate_limit::check_create_session_rate;
 use crate::backend::breaker::CircuitState;
@@ -37,10 +37,19 @@ struct NewSession {
 
 pub async fn create_session(
     request: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     mux: web::Data<Mux>,
+    access: web::Data<Access>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_limited(payload, CREATE_SESSION_BODY_LIMIT).await?;
+    let body = match read_limited(&request, &mut payload, CREATE_SESSION_BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(error) => {
+            return Ok(refuse_unread(
+                ApiError::from(error).error_response(),
+                payload,
+            ));
+        }
+    };
     if nesting::exceeds_depth(&body, nesting::MAX_DEPTH) {
         return Err(ApiError::bad_request(
             "body",
@@ -66,13 +75,7 @@ pub async fn create_session(
         .await?;
     tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
     let endpoint = mcp_endpoint(session.id);
-    let connection = request.connection_info();
-    let url = format!(
-        "{}://{}{}",
-        connection.scheme(),
-        connection.host(),
-        endpoint
-    );
+    let url = access.public_url(&request, &endpoint);
     let mut created = json!({
         "session_id": session.id,
         "mcp_endpoint": endpoint,

@@ -570,9 +570,12 @@ impl Store {
         }))
     }
 
-    /// Forgets an MCP session; false when it was not stored.
-    pub async fn delete_mcp_session(&self, id: &str) -> Result<bool, StoreError> {
-        let result = mcp_session::Entity::delete_by_id(id.to_owned())
+    /// Forgets the MCP session `id` of session `session_id`; false when that
+    /// session has no such MCP session stored.
+    pub async fn delete_mcp_session(&self, session_id: Uuid, id: &str) -> Result<bool, StoreError> {
+        let result = mcp_session::Entity::delete_many()
+            .filter(mcp_session::Column::Id.eq(id))
+            .filter(mcp_session::Column::SessionId.eq(session_id.to_string()))
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected > 0)

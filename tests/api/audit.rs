@@ -183,3 +183,42 @@ async fn audit_records_past_their_retention_are_pruned() {
     let (_, answer) = audit(&app, &session, "").await;
     assert_eq!(answer["records"], json!([]));
 }
+
+#[tokio::test]
+async fn an_unknown_tool_name_of_any_length_is_recorded_cut_and_escaped() {
+    let (app, _alpha, _mock, session) = audited_app(Default::default()).await;
+    let mut mcp = app.mcp(&session).await;
+    let before = database_bytes(&app.database_file()).len();
+    // Two megabytes a name, with control characters in it.
+    let huge = format!("\u{7}\n{}", "x".repeat(2 * 1024 * 1024));
+    for _ in 0..5 {
+        let refused = mcp.call_tool(&huge, json!({})).await;
+        assert_eq!(refused["error"]["code"], -32602);
+    }
+    assert!(
+        eventually(|| async {
+            audit(&app, &session, "").await.1["records"]
+                .as_array()
+                .is_some_and(|records| records.len() == 5)
+        })
+        .await
+    );
+    let (_, answer) = audit(&app, &session, "?limit=1000").await;
+    let tool = answer["records"][0]["tool"].as_str().expect("a name");
+    let (kept, hash) = tool.split_once('…').expect("cut, with a hash");
+    assert_eq!(kept, format!("\\u{{7}}\\n{}", "x".repeat(128 - 7)));
+    assert!(
+        hash.len() == 17
+            && hash.starts_with('#')
+            && hash[1..].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    assert!(
+        answer.to_string().len() < 10_000,
+        "the answer does not grow with the names"
+    );
+    let grown = database_bytes(&app.database_file())
+        .len()
+        .saturating_sub(before);
+    assert!(grown < 1024 * 1024, "the database grew by {grown} bytes");
+}

@@ -395,3 +395,43 @@ async fn create_session_beyond_the_session_limit_is_a_503_that_stores_nothing() 
     app.create_session(json!({ "servers": ["everything"] }))
         .await;
 }
+
+#[tokio::test]
+async fn the_session_url_ignores_forwarded_headers_and_follows_the_public_url() {
+    let registry = registry_yaml(&[("alpha", "http://127.0.0.1:9/mcp", "")]);
+    let app = spawn_app(&registry).await;
+    let created: Value = app
+        .http
+        .post(format!("{}/create-session", app.address))
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("forwarded", "host=evil.example;proto=https")
+        .json(&json!({ "servers": ["alpha"] }))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let id = created["session_id"].as_str().expect("id");
+    assert_eq!(
+        created["mcp_url"],
+        format!("{}/session/{id}/mcp", app.address),
+        "any client can send forwarded headers: they are not trusted"
+    );
+
+    let mut options = AppOptions::new(registry);
+    options.public_url = Some("https://mux.example.com/gateway/".into());
+    let app = spawn_app_with(options).await.expect("starts");
+    let created: Value = app
+        .post_create_session(&json!({ "servers": ["alpha"] }))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let id = created["session_id"].as_str().expect("id");
+    assert_eq!(
+        created["mcp_url"],
+        format!("https://mux.example.com/gateway/session/{id}/mcp")
+    );
+}

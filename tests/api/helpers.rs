@@ -58,6 +58,8 @@ pub struct AppOptions {
     pub admin_token: Option<String>,
     pub allowed_hosts: Vec<String>,
     pub rates: Rates,
+    pub public_url: Option<String>,
+    pub body_timeout: Duration,
 }
 
 impl AppOptions {
@@ -74,6 +76,8 @@ impl AppOptions {
             admin_token: None,
             allowed_hosts: Vec::new(),
             rates: Rates::default(),
+            public_url: None,
+            body_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -106,6 +110,10 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         allowed_hosts: options.allowed_hosts,
         allowed_origins: Vec::new(),
         rates: options.rates,
+        public_url: options
+            .public_url
+            .map(|url| url::Url::parse(&url).expect("a public URL")),
+        body_timeout: options.body_timeout,
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());
@@ -762,4 +770,219 @@ pub async fn requests_for(server: &wiremock::MockServer, rpc_method: &str) -> us
             .is_ok_and(|body| body["method"] == rpc_method)
     })
     .await
+}
+
+// ------------------------------------------------------------ raw HTTP
+
+/// An HTTP answer read off the wire.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    /// Header names lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
+    }
+}
+
+/// Sends `request` byte for byte (no client tidies its path or headers)
+/// to the gateway at `address` and reads one answer; the request should
+/// carry `Connection: close`.
+pub async fn raw_http(address: &str, request: &[u8]) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    stream.write_all(request).await.expect("request sent");
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes))
+        .await
+        .expect("the gateway answers and closes")
+        .expect("read");
+    parse_answer(&bytes)
+}
+
+/// A request line and headers (each line without its CRLF), then the body.
+pub fn http_request(lines: &[&str], body: &str) -> Vec<u8> {
+    let mut request = lines.join("\r\n");
+    request.push_str("\r\n\r\n");
+    request.push_str(body);
+    request.into_bytes()
+}
+
+fn parse_answer(bytes: &[u8]) -> RawAnswer {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    RawAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    body
+}
+
+// ------------------------------------------------------- a sticky backend
+
+/// A backend that holds on: its own stream (GET) never ends by itself, and
+/// it ignores DELETE, so only mcp-mux can close what it opened. It counts
+/// its open streams. Tools: `echo` (`text`), and `wait` (`ms`), which takes
+/// that long.
+pub struct StickyBackend {
+    pub url: String,
+    pub open_streams: Arc<std::sync::atomic::AtomicUsize>,
+    pub calls: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StickyBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl StickyBackend {
+    pub fn open_streams(&self) -> usize {
+        self.open_streams.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Decrements a counter when the stream holding it is dropped.
+struct StreamGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+pub async fn spawn_sticky_backend() -> StickyBackend {
+    use axum::http::{StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let open_streams = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let post = move |body: axum::body::Bytes| {
+        let calls = counted.clone();
+        async move {
+            let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let result = match message["method"].as_str() {
+                Some("initialize") => json!({
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": { "tools": {} },
+                    "serverInfo": { "name": "sticky", "version": "1" },
+                }),
+                Some("tools/list") => json!({ "tools": [
+                    { "name": "echo", "inputSchema": { "type": "object" } },
+                    { "name": "wait", "inputSchema": { "type": "object" } },
+                ] }),
+                Some("tools/call") => {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let arguments = &message["params"]["arguments"];
+                    if message["params"]["name"] == "wait" {
+                        let ms = arguments["ms"].as_u64().unwrap_or(0);
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    json!({ "content": [{ "type": "text", "text": arguments["text"].as_str().unwrap_or("done") }] })
+                }
+                _ => return StatusCode::ACCEPTED.into_response(),
+            };
+            let answer = json!({ "jsonrpc": "2.0", "id": message["id"], "result": result });
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("mcp-session-id", "sticky-session")
+                .body(axum::body::Body::from(answer.to_string()))
+                .unwrap_or_default()
+        }
+    };
+    let streams = open_streams.clone();
+    let get = move || {
+        let streams = streams.clone();
+        async move {
+            streams.fetch_add(1, Ordering::SeqCst);
+            let guard = StreamGuard(streams);
+            // A comment now and then: writing is how a server notices that
+            // the client has gone.
+            let events = futures_util::stream::unfold(guard, |guard| async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(axum::body::Bytes::from_static(b":\n\n")),
+                    guard,
+                ))
+            });
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .body(axum::body::Body::from_stream(events))
+                .unwrap_or_default()
+        }
+    };
+    let router = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(post)
+            .get(get)
+            // Ignored: the session and its stream stay.
+            .delete(|| async { StatusCode::OK }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    StickyBackend {
+        url,
+        open_streams,
+        calls,
+        task,
+    }
 }

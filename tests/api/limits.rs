@@ -127,3 +127,42 @@ async fn json_nested_past_the_limit_is_refused_before_it_is_parsed() {
         json!({ "error": "bad_request", "field": "body", "message": "body: nests arrays and objects deeper than 64 levels" })
     );
 }
+
+#[tokio::test]
+async fn requests_without_the_session_token_do_not_spend_the_holders_rate() {
+    let rates = Rates {
+        session_per_second: 0.01,
+        session_burst: 3,
+        ..Rates::default()
+    };
+    let (app, _backend) = app_with(rates).await;
+    let created: Value = app
+        .post_create_session(&json!({ "servers": ["alpha"], "require_token": true }))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let session = created["session_id"].as_str().expect("id");
+    let token = created["session_token"].as_str().expect("token");
+    for _ in 0..20 {
+        let refused = app
+            .http
+            .post(app.mcp_url(session))
+            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {} }))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(refused.status(), 401);
+    }
+    let initialize = app
+        .http
+        .post(app.mcp_url(session))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(initialize.status(), 200, "the holder's rate is untouched");
+}

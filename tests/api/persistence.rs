@@ -413,3 +413,40 @@ async fn a_session_past_its_ttl_answers_404_at_once() {
         .expect("answer");
     assert_eq!(shown.status(), 404);
 }
+
+#[tokio::test]
+async fn a_session_cannot_end_another_sessions_mcp_session() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let registry = registry_yaml(&[("alpha", &backend.url, "")]);
+    let app = spawn_app(&registry).await;
+    let intruder = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let victim = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let mut mcp = app.mcp(&victim).await;
+    let victims_id = mcp.session_id.clone().expect("an MCP session");
+
+    let refused = app
+        .http
+        .delete(app.mcp_url(&intruder))
+        .header("mcp-session-id", &victims_id)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 404);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.expect("JSON"),
+        json!({ "jsonrpc": "2.0", "id": null, "error": {
+            "code": -32600, "message": "unknown or ended MCP session: initialize again",
+        } }),
+        "the same answer as for an id that never existed"
+    );
+
+    // Neither here nor in the store: it outlives a restart.
+    let _app = restart(app, &registry).await;
+    assert_eq!(
+        first_text(
+            &mcp.call_tool("alpha__echo", json!({ "text": "still" }))
+                .await
+        ),
+        "alpha: still"
+    );
+}

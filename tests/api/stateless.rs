@@ -481,16 +481,41 @@ async fn the_other_stateless_refusals_name_their_reason() {
     let state = first["result"]["requestState"].clone();
     assert!(state.is_string(), "{first}");
 
-    // A requestState presented with another tool's name is refused (and used up).
-    let other = json!({
-        "name": "oracle__other", "requestState": state,
-        "_meta": meta(json!({ "sampling": {} })),
-    });
-    let body = read_message(modern_post(&url, 2, "tools/call", other).await).await;
-    assert_eq!(body["error"]["code"], -32602);
+    // A requestState presented with another tool's name, other arguments
+    // or another method is refused, and not spent.
+    let key = first["result"]["inputRequests"]
+        .as_object()
+        .and_then(|requests| requests.keys().next().cloned())
+        .expect("an input request");
+    let mut retry = ask.clone();
+    retry["requestState"] = state.clone();
+    retry["inputResponses"] = json!({ key: {
+        "role": "assistant", "model": "m",
+        "content": { "type": "text", "text": "because" },
+    }});
+    let mut other_tool = retry.clone();
+    other_tool["name"] = json!("oracle__other");
+    let mut other_arguments = retry.clone();
+    other_arguments["arguments"] = json!({ "question": "something else?" });
+    for (method, mismatch) in [
+        ("tools/call", other_tool),
+        ("tools/call", other_arguments),
+        ("prompts/get", retry.clone()),
+    ] {
+        let body = read_message(modern_post(&url, 2, method, mismatch).await).await;
+        assert_eq!(
+            body["error"],
+            json!({
+                "code": -32602,
+                "message": "invalid params: \"requestState\" belongs to another request: retry with the method, name and arguments it was issued for",
+            }),
+            "{method}"
+        );
+    }
+    let done = read_message(modern_post(&url, 2, "tools/call", retry).await).await;
     assert_eq!(
-        body["error"]["message"],
-        "invalid params: \"requestState\" belongs to another request"
+        done["result"]["content"][0]["text"], "the model said: because",
+        "the state still resumes its own call: {done}"
     );
     let mut numeric = ask.clone();
     numeric["requestState"] = json!(5);
@@ -530,5 +555,116 @@ async fn the_other_stateless_refusals_name_their_reason() {
     assert_eq!(
         body["error"]["message"],
         "clients of revision 2026-07-28 send no responses: answers to input requests go in the retried request's \"inputResponses\""
+    );
+}
+
+/// A backend whose resources anyone may subscribe to.
+async fn subscribable_backend() -> wiremock::MockServer {
+    use wiremock::matchers::body_partial_json;
+    let server = wiremock::MockServer::start().await;
+    mock_handshake(
+        &server,
+        JsonRpcAnswer::result(json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": { "resources": { "subscribe": true } },
+            "serverInfo": { "name": "files", "version": "1" }
+        }))
+        .with_session("s1"),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "resources/subscribe" }),
+        ))
+        .respond_with(JsonRpcAnswer::result(json!({})))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn listen_params(uris: usize) -> Value {
+    let uris: Vec<String> = (0..uris).map(|n| format!("files+file:///{n}")).collect();
+    json!({ "notifications": { "resourceSubscriptions": uris } })
+}
+
+#[tokio::test]
+async fn a_listen_stream_names_few_uris_and_each_new_one_counts_against_the_rate() {
+    let backend = subscribable_backend().await;
+    let mut options = AppOptions::new(registry_yaml(&[("files", &mock_url(&backend), "")]));
+    options.rates = mcp_mux::routes::rate_limit::Rates {
+        session_per_second: 0.01,
+        session_burst: 10,
+        ..Default::default()
+    };
+    let app = spawn_app_with(options).await.expect("starts");
+    let session = app.create_session(json!({ "servers": ["files"] })).await;
+    let url = app.mcp_url(&session);
+
+    let too_many =
+        read_message(modern_post(&url, 1, "subscriptions/listen", listen_params(33)).await).await;
+    assert_eq!(
+        too_many["error"],
+        json!({ "code": -32602, "message": "invalid params: \"notifications.resourceSubscriptions\" may name at most 32 URIs" })
+    );
+    // Twenty subscriptions would be twenty requests to the backend: more
+    // than the session may send at once.
+    let refused = modern_post(&url, 2, "subscriptions/listen", listen_params(20)).await;
+    assert_eq!(refused.status(), 429);
+    let message = read_message(refused).await["error"]["message"]
+        .as_str()
+        .expect("a message")
+        .to_owned();
+    assert!(
+        message.starts_with("too many requests on this session; retry after "),
+        "{message}"
+    );
+    assert_eq!(requests_for(&backend, "resources/subscribe").await, 0);
+
+    let mut listening = modern_post(&url, 3, "subscriptions/listen", listen_params(5)).await;
+    assert_eq!(listening.status(), 200);
+    let acknowledged = listening.chunk().await.expect("read").expect("an event");
+    assert!(
+        String::from_utf8_lossy(&acknowledged).contains("notifications/subscriptions/acknowledged")
+    );
+    assert_eq!(requests_for(&backend, "resources/subscribe").await, 5);
+}
+
+#[tokio::test]
+async fn a_session_holds_at_most_64_listen_streams() {
+    let backend = subscribable_backend().await;
+    let app = spawn_app(&registry_yaml(&[("files", &mock_url(&backend), "")])).await;
+    let session = app.create_session(json!({ "servers": ["files"] })).await;
+    let url = app.mcp_url(&session);
+    let mut open = Vec::new();
+    for id in 0..64 {
+        let mut listening = modern_post(&url, id, "subscriptions/listen", json!({})).await;
+        assert_eq!(listening.status(), 200);
+        listening
+            .chunk()
+            .await
+            .expect("read")
+            .expect("acknowledged");
+        open.push(listening);
+    }
+    let refused = modern_post(&url, 64, "subscriptions/listen", json!({})).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        read_message(refused).await,
+        json!({ "jsonrpc": "2.0", "id": 64, "error": {
+            "code": -32603,
+            "message": "this session has 64 subscriptions/listen streams open, the most it may; close one first",
+        } })
+    );
+    // Closing one makes room.
+    drop(open.pop());
+    assert!(
+        eventually(|| async {
+            modern_post(&url, 65, "subscriptions/listen", json!({}))
+                .await
+                .status()
+                == 200
+        })
+        .await
     );
 }

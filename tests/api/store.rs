@@ -298,8 +298,25 @@ async fn mcp_sessions_are_stored_touched_pruned_and_go_with_their_session() {
                 .expect("query")
                 .is_none()
         );
-        assert!(store.delete_mcp_session("kept").await.expect("deleted"));
-        assert!(!store.delete_mcp_session("kept").await.expect("query"));
+        assert!(
+            !store
+                .delete_mcp_session(Uuid::new_v4(), "kept")
+                .await
+                .expect("query"),
+            "another session cannot delete it"
+        );
+        assert!(
+            store
+                .delete_mcp_session(session.id, "kept")
+                .await
+                .expect("deleted")
+        );
+        assert!(
+            !store
+                .delete_mcp_session(session.id, "kept")
+                .await
+                .expect("query")
+        );
 
         assert_eq!(
             store.expired_sessions(Utc::now()).await.expect("query"),

@@ -183,8 +183,16 @@ async fn a_hung_backend_holds_up_neither_other_backends_nor_other_sessions() {
         first_text(&other.call_tool("alpha__echo", json!({ "text": "b" })).await),
         "alpha: b"
     );
-    // A second call to the hung backend finds no free slot and says so.
+    // A second call to the hung backend finds no free slot and says which:
+    // the session's own share, or, from another session, the backend's.
     let busy = mcp.call_tool("hung__wait", json!({})).await;
+    assert_eq!(
+        busy["error"]["message"],
+        "this session already has 1 calls in progress on backend \"hung\" (max_concurrent_calls_per_session); try again later"
+    );
+    let third = app.create_session(json!({ "servers": ["hung"] })).await;
+    let mut third = app.mcp(&third).await;
+    let busy = third.call_tool("hung__wait", json!({})).await;
     assert_eq!(
         busy["error"]["message"],
         "backend \"hung\" already has 1 calls in progress (max_concurrent_calls); try again later"

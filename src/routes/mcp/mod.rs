@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Value, json};
 
 use super::access::check_session_token;
-use super::body::read_limited;
+use super::body::{read_limited, refuse_unread};
 use super::error::{ApiError, cause_chain};
 use super::rate_limit::check_session_rate;
 use super::sessions::{parse_session_id, short_id};
@@ -110,10 +110,24 @@ impl From<ApiError> for Refusal {
 pub async fn post(
     request: HttpRequest,
     path: web::Path<String>,
-    payload: web::Payload,
+    mut payload: web::Payload,
     mux: web::Data<Mux>,
 ) -> HttpResponse {
-    match handle_post(&request, &path, payload, &mux).await {
+    let body = match read_limited(&request, &mut payload, MAX_MESSAGE_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            let refusal = match ApiError::from(error) {
+                ApiError::BadRequest { .. } => Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    PARSE_ERROR,
+                    "request body could not be read",
+                ),
+                other => Refusal::from(other),
+            };
+            return refuse_unread(refusal.into_response(), payload);
+        }
+    };
+    match handle_post(&request, &path, &body, &mux).await {
         Ok(response) => response,
         Err(refusal) => refusal.into_response(),
     }
@@ -122,22 +136,11 @@ pub async fn post(
 async fn handle_post(
     request: &HttpRequest,
     raw_id: &str,
-    payload: web::Payload,
+    body: &[u8],
     mux: &Mux,
 ) -> Result<HttpResponse, Refusal> {
     let session_id = parse_session_id(raw_id)?;
-    let body =
-        read_limited(payload, MAX_MESSAGE_BYTES)
-            .await
-            .map_err(|error| match ApiError::from(error) {
-                ApiError::BadRequest { .. } => Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    PARSE_ERROR,
-                    "request body could not be read",
-                ),
-                other => Refusal::from(other),
-            })?;
-    if nesting::exceeds_depth(&body, nesting::MAX_DEPTH) {
+    if nesting::exceeds_depth(body, nesting::MAX_DEPTH) {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             INVALID_REQUEST,
@@ -147,7 +150,7 @@ async fn handle_post(
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(&body).map_err(|error| {
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
         Refusal::new(
             StatusCode::BAD_REQUEST,
             PARSE_ERROR,
@@ -173,8 +176,9 @@ async fn handle_post(
     if let Message::Request(initialize) = &message
         && initialize.method == "initialize"
     {
-        // initialize negotiates the version in its body, whatever the header says.
-        check_session_rate(request, session_id)?;
+        // initialize negotiates the version in its body, whatever the header
+        // says. The token is checked before the rate is spent: requests
+        // without it must not use up the holder's rate.
         let session = mux
             .current_session(session_id)
             .await
@@ -182,6 +186,7 @@ async fn handle_post(
             .ok_or_else(|| no_session(raw_id))?;
         check_session_token(request, session.token_digest.as_ref())
             .map_err(|error| Refusal::from(error).with_id(id.as_ref()))?;
+        check_session_rate(request, session_id)?;
         return initialize_response(mux, &session, initialize)
             .await
             .map_err(|r| r.with_id(id.as_ref()));
@@ -193,7 +198,7 @@ async fn handle_post(
         .map_err(|refusal| refusal.with_id(id.as_ref()))?;
     match message {
         Message::Request(call) if accepts_event_stream(request) && may_stream(&call.method) => {
-            Ok(streamed_answer(mcp_session, call))
+            Ok(streamed_answer(mcp_session, call).await)
         }
         Message::Request(call) => {
             let client = ClientCall {
@@ -203,9 +208,7 @@ async fn handle_post(
             let outcome = mcp_session
                 .handle_request(&call.method, call.params, &client)
                 .await;
-            Ok(HttpResponse::Ok()
-                .content_type("application/json")
-                .body(answer_bytes(&call.id, outcome)))
+            Ok(answer_response(&call.id, outcome))
         }
         Message::Notification(notification) => {
             mcp_session
@@ -237,25 +240,84 @@ fn accepts_event_stream(request: &HttpRequest) -> bool {
         .any(|value| value.to_ascii_lowercase().contains("text/event-stream"))
 }
 
-/// Answers a request with an SSE stream: each notification and request the
-/// backend sends while working is passed on as it arrives, and the response
-/// closes the stream. The request runs on its own task, so a client that
-/// goes away does not cut a call short on the backend.
-fn streamed_answer(mcp_session: Arc<McpSession>, call: jsonrpc::Request) -> HttpResponse {
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+/// Answers a request that may stream. The request runs on its own task, so
+/// a client that goes away does not cut a call short on the backend. What
+/// comes first decides the answer: the outcome alone is plain JSON (or a
+/// refusal with its status); a notification or request the backend sends
+/// before it opens an SSE stream that passes each on as it arrives, and
+/// that the response closes.
+async fn streamed_answer(mcp_session: Arc<McpSession>, call: jsonrpc::Request) -> HttpResponse {
+    let (sender, mut relayed) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let (answer, mut outcome) = tokio::sync::oneshot::channel();
+    let id = call.id.clone();
     tokio::spawn(async move {
         let client = ClientCall {
             id: &call.id,
-            stream: Some(sender.clone()),
+            stream: Some(sender),
         };
-        let outcome = mcp_session
-            .handle_request(&call.method, call.params, &client)
-            .await;
-        let _ = sender.send(answer_bytes(&call.id, outcome));
+        let _ = answer.send(
+            mcp_session
+                .handle_request(&call.method, call.params, &client)
+                .await,
+        );
     });
+    // Relayed messages are sent before the outcome, and `biased` reads
+    // them first: none is lost or overtaken.
+    let first = tokio::select! {
+        biased;
+        Some(message) = relayed.recv() => message,
+        finished = &mut outcome => {
+            return answer_response(&id, finished.unwrap_or(Err(CallError::Interrupted)));
+        }
+    };
+    let events = futures_util::stream::unfold(
+        (Some(first), relayed, Some(outcome), id),
+        |(next, mut relayed, outcome, id)| async move {
+            let (message, outcome) = match (next, outcome) {
+                (Some(message), outcome) => (message, outcome),
+                (None, None) => return None,
+                (None, Some(mut outcome)) => tokio::select! {
+                    biased;
+                    Some(message) = relayed.recv() => (message, Some(outcome)),
+                    finished = &mut outcome => {
+                        let finished = finished.unwrap_or(Err(CallError::Interrupted));
+                        (answer_bytes(&id, finished), None)
+                    }
+                },
+            };
+            let event =
+                Ok::<_, std::convert::Infallible>(web::Bytes::from(sse::frame_message(&message)));
+            Some((event, (None, relayed, outcome, id)))
+        },
+    );
     // An answer in flight is let finish when shutdown begins (actix's
     // graceful stop bounds it): only open-ended streams end then.
-    event_stream(receiver, None)
+    sse_response(events)
+}
+
+/// The answer to a request, in JSON.
+fn answer_response(id: &Value, outcome: Result<Payload, CallError>) -> HttpResponse {
+    answer_builder(&outcome)
+        .content_type("application/json")
+        .body(answer_bytes(id, outcome))
+}
+
+/// The status a JSON answer goes out with: `200` with its result or
+/// JSON-RPC error, or `503` with `Retry-After` when mcp-mux had no backend
+/// connection to spare: the client should come back shortly, and the
+/// backend is not to blame.
+fn answer_builder(outcome: &Result<Payload, CallError>) -> actix_web::HttpResponseBuilder {
+    if outcome
+        .as_ref()
+        .err()
+        .is_some_and(CallError::is_gateway_exhausted)
+    {
+        let mut response = HttpResponse::ServiceUnavailable();
+        response.insert_header((header::RETRY_AFTER, "1"));
+        response
+    } else {
+        HttpResponse::Ok()
+    }
 }
 
 /// An SSE response carrying each message `receiver` yields, until every
@@ -411,20 +473,21 @@ pub async fn method_not_allowed() -> HttpResponse {
 }
 
 /// The session a path names, if the request may use it: with its token,
-/// when it requires one.
+/// when it requires one, and within its rate.
 async fn find_session(
     request: &HttpRequest,
     raw_id: &str,
     mux: &Mux,
 ) -> Result<Arc<Session>, Refusal> {
     let id = parse_session_id(raw_id)?;
-    check_session_rate(request, id)?;
     let session = mux
         .session(id)
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| no_session(raw_id))?;
+    // The token first: requests without it must not use up the holder's rate.
     check_session_token(request, session.token_digest.as_ref())?;
+    check_session_rate(request, id)?;
     Ok(session)
 }
 

@@ -10,12 +10,17 @@ use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
-use super::{Refusal, accepts_event_stream, sse_response, to_jsonrpc_error};
+use super::{Refusal, accepts_event_stream, answer_builder, sse_response, to_jsonrpc_error};
 use crate::mcp::jsonrpc::{self, ErrorObject, METHOD_NOT_FOUND, Message};
 use crate::mcp::modern::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, sse};
 use crate::mux::subscriptions::{self, Filter};
-use crate::mux::{CallError, ClientCall, McpSession, ModernCall, Mux, Payload, Session, Step};
+use crate::mux::{
+    CallError, ClientCall, McpSession, ModernCall, Mux, Payload, RequestFingerprint, Session, Step,
+    Unpark,
+};
+use crate::routes::ApiError;
+use crate::routes::rate_limit::charge_session_rate;
 
 /// How often a quiet `subscriptions/listen` stream gets a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
@@ -112,7 +117,17 @@ pub(super) async fn handle(
             Ok(discover(&mcp_session)),
             &mcp_session,
         )),
-        "subscriptions/listen" => Ok(listen(mux, &mcp_session, id, &Value::Object(params)).await),
+        "subscriptions/listen" => {
+            listen(
+                request,
+                mux,
+                &session,
+                &mcp_session,
+                id,
+                &Value::Object(params),
+            )
+            .await
+        }
         "tools/call" | "prompts/get" | "resources/read" => {
             run_call(request, session, mcp_session, id, method, params, meta).await
         }
@@ -147,7 +162,7 @@ fn json_answer(
     outcome: Result<Payload, CallError>,
     mcp_session: &McpSession,
 ) -> HttpResponse {
-    HttpResponse::Ok()
+    answer_builder(&outcome)
         .content_type("application/json")
         .body(answer_bytes(id, method, outcome, mcp_session))
 }
@@ -191,15 +206,45 @@ fn answer_bytes(
 /// acknowledgment, carries the notifications asked for, and ends with a
 /// response when mcp-mux stops.
 async fn listen(
+    request: &HttpRequest,
     mux: &Mux,
+    session: &Session,
     mcp_session: &std::sync::Arc<McpSession>,
     id: Value,
     params: &Value,
-) -> HttpResponse {
+) -> Result<HttpResponse, Refusal> {
     let filter = match Filter::parse(Some(params)) {
         Ok(filter) => filter,
-        Err(error) => return json_answer(&id, "subscriptions/listen", Err(error), mcp_session),
+        Err(error) => {
+            return Ok(json_answer(
+                &id,
+                "subscriptions/listen",
+                Err(error),
+                mcp_session,
+            ));
+        }
     };
+    let listeners = mcp_session.listeners();
+    if listeners.len() >= subscriptions::MAX_LISTEN_STREAMS {
+        return Err(Refusal::from(ApiError::AtCapacity {
+            message: format!(
+                "this session has {} subscriptions/listen streams open, the most it may; close one first",
+                subscriptions::MAX_LISTEN_STREAMS
+            ),
+        })
+        .with_id(Some(&id)));
+    }
+    // Each URI no stream watches yet is a request to a backend: the
+    // session's rate pays for each.
+    let new_uris = filter
+        .uris
+        .iter()
+        .filter(|uri| !listeners.watches(uri))
+        .count();
+    if new_uris > 0 {
+        charge_session_rate(request, session.id, new_uris as u32)
+            .map_err(|error| Refusal::from(error).with_id(Some(&id)))?;
+    }
     let subscription = subscriptions::listen(mcp_session, id.clone(), filter).await;
     let first = subscriptions::acknowledgment(&id, &subscription.filter);
     let state = (Some(first), subscription, mux.stopping(), id, false);
@@ -234,7 +279,7 @@ async fn listen(
             Some((event, (None, subscription, stopping, id, ended)))
         },
     );
-    sse_response(events)
+    Ok(sse_response(events))
 }
 
 fn sse_event(message: &[u8]) -> Result<web::Bytes, std::convert::Infallible> {
@@ -269,12 +314,22 @@ async fn run_call(
             ModernCall::start(mcp_session.clone(), method, Value::Object(params), meta)
         }
         Some(Value::String(state)) => {
-            let Some(parked) = session.unpark(&state) else {
-                return Ok(invalid(
-                    "\"requestState\" is unknown or expired: send the request again without it",
-                ));
+            let asked = RequestFingerprint::of(method, Some(&params));
+            let parked = match session.unpark(&state, asked) {
+                Ok(parked) => parked,
+                Err(Unpark::Unknown) => {
+                    return Ok(invalid(
+                        "\"requestState\" is unknown or expired: send the request again without it",
+                    ));
+                }
+                // Not spent: the request it belongs to may still come.
+                Err(Unpark::OtherRequest) => {
+                    return Ok(invalid(
+                        "\"requestState\" belongs to another request: retry with the method, name and arguments it was issued for",
+                    ));
+                }
             };
-            match parked.resume(method, &params, meta).await {
+            match parked.resume(&params, meta).await {
                 Ok(running) => running,
                 Err(error) => return Ok(json_answer(&id, method, Err(error), &mcp_session)),
             }
