@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Resource run: mcp-mux held to 1,024 open files is flooded with MCP sessions
+# and half-sent request bodies while a bystander session keeps calling a tool;
+# then checks the bystander never failed, /healthz answered, a new session is
+# served within a second and the open files return to the baseline.
+#
+#   bash scripts/resources.sh
+#
+# MCP_MUX_BIN overrides the binary (default target/debug/mcp-mux, built if
+# missing); RESOURCES_KEEP=1 keeps the logs. Uses the peers scripts/e2e.sh
+# installs into .e2e/.
+set -euo pipefail
+
+if [[ -n ${MCP_MUX_BIN:-} && $MCP_MUX_BIN != /* ]]; then MCP_MUX_BIN=$PWD/$MCP_MUX_BIN; fi
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-mux-resources.XXXXXX")
+HARNESS_NAME=resources
+HARNESS_KEEP=${RESOURCES_KEEP:-0}
+# shellcheck source=scripts/harness.sh
+source "$ROOT/scripts/harness.sh"
+
+need npm
+need sha256sum
+install_e2e_packages "$ROOT/scripts/e2e" "$ROOT/.e2e"
+
+MUX=${MCP_MUX_BIN:-$ROOT/target/debug/mcp-mux}
+if [[ ! -x $MUX ]]; then
+  echo "# $MUX is missing: cargo build" >&2
+  cargo build --quiet 2>&1 | note
+fi
+
+out=$("$PY" scripts/resources/flood.py --mux "$MUX" --python "$PY" --work "$WORK") || true
+printf '%s\n' "$out"
+PASSED=$(grep -c '^ok - ' <<<"$out" || true)
+FAILED=$(grep -c '^not ok - ' <<<"$out" || true)
+if ((PASSED + FAILED == 0)); then
+  not_ok "flood.py ran to the end" "no checks printed (logs in $WORK)"
+  HARNESS_KEEP=1
+fi
+((FAILED == 0)) || HARNESS_KEEP=1
+summary
