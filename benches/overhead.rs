@@ -15,7 +15,6 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
-use mcp_mux::routes::rate_limit::Rates;
 use mcp_mux::startup::{Application, Settings};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -110,8 +109,6 @@ async fn spawn_gateway(backend_url: &str) -> Result<Gateway> {
         bind: "127.0.0.1:0".into(),
         encryption_key: Some(SecretString::from(ENCRYPTION_KEY)),
         workers: Some(GATEWAY_WORKERS),
-        // The benchmark is the flood: no limit may shape what it measures.
-        rates: Rates::new(1e9, 1e9),
         ..Settings::new(registry, data_dir.path().to_owned())
     })
     .await?;

@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::rotation::RotationSettings;
-use mcp_mux::routes::rate_limit::Rates;
+use mcp_mux::routes::rate_limit::{Rate, Rates};
 use mcp_mux::startup::{Application, Settings};
 
 #[derive(Parser)]
@@ -82,12 +82,14 @@ struct ServeArgs {
     /// delete sessions.
     #[arg(long)]
     insecure_no_admin_token: bool,
-    /// Requests a second one session's MCP endpoint may take (twice that at once).
-    #[arg(long, env = "MCP_MUX_SESSION_RATE", default_value_t = Rates::default().session_per_second)]
-    session_rate: f64,
-    /// Sessions one client address may create a minute.
-    #[arg(long, env = "MCP_MUX_CREATE_SESSION_RATE", default_value_t = Rates::default().create_session_per_minute)]
-    create_session_rate: f64,
+    /// Requests a second one session's MCP endpoint may take (twice that at
+    /// once), unless the session sets its own `rate_limit`. Off by default.
+    #[arg(long, env = "MCP_MUX_SESSION_RATE", value_parser = positive_rate)]
+    session_rate: Option<f64>,
+    /// Sessions one client address may create a minute (as many at once).
+    /// Off by default.
+    #[arg(long, env = "MCP_MUX_CREATE_SESSION_RATE", value_parser = positive_rate)]
+    create_session_rate: Option<f64>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "MCP_MUX_WORKERS")]
     workers: Option<usize>,
@@ -109,6 +111,14 @@ struct ServeArgs {
 }
 
 /// A public URL: http or https, with a host, and nothing after its path.
+/// A rate flag: a positive, finite number.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
 fn parse_public_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -170,7 +180,10 @@ fn main() -> ExitCode {
         allow_open_admin: args.insecure_no_admin_token,
         allowed_hosts: args.allowed_hosts,
         allowed_origins: args.allowed_origins,
-        rates: Rates::new(args.session_rate, args.create_session_rate),
+        rates: Rates {
+            session: args.session_rate.map(Rate::per_second),
+            create_session: args.create_session_rate.map(Rate::per_minute),
+        },
         public_url: args.public_url,
         body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
     };

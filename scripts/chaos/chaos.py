@@ -275,8 +275,8 @@ def main() -> int:
     )
     mux = Child(
         "mcp-mux",
-        # The clients share one session on purpose: its request rate is not what is tested.
-        [args.mux, "serve", "--bind", f"127.0.0.1:{mux_port}", "--registry", str(registry), "--data-dir", str(work / "data"), "--session-rate", "100000"],
+        # The clients share one session: no rate limit is set by default.
+        [args.mux, "serve", "--bind", f"127.0.0.1:{mux_port}", "--registry", str(registry), "--data-dir", str(work / "data")],
         work / "mcp-mux.log",
         {**env, "RUST_LOG": env.get("RUST_LOG", "info")},
         f"{base}/healthz",

@@ -266,7 +266,7 @@ def main() -> int:
     )
     mux_command = (
         f"ulimit -n 1024 && exec {args.mux} serve --bind 127.0.0.1:{mux_port} --registry {registry}"
-        f" --data-dir {work / 'data'} --body-timeout-secs {BODY_TIMEOUT_SECS} --session-rate 1000"
+        f" --data-dir {work / 'data'} --body-timeout-secs {BODY_TIMEOUT_SECS}"
     )
     mux = subprocess.Popen(
         ["bash", "-c", mux_command],

@@ -65,6 +65,35 @@ impl Default for Limits {
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
 
 /// A session: its backends and credentials, and the MCP sessions open on it.
+/// What a client asks for at create-session, validated against the
+/// registry.
+pub struct NewSession {
+    /// Backend names, in the client's order.
+    pub servers: Vec<String>,
+    pub credentials: Credentials,
+    pub prefix: PrefixMode,
+    /// How long the session lives, if not until it is deleted.
+    pub ttl: Option<Duration>,
+    /// SHA-256 of the token its MCP endpoint will require, if any.
+    pub token_digest: Option<[u8; 32]>,
+    /// Requests a second its MCP endpoint takes, if limited.
+    pub rate_limit: Option<u32>,
+}
+
+impl NewSession {
+    /// A session over `servers` with no credentials and the defaults.
+    pub fn over(servers: Vec<String>) -> Self {
+        NewSession {
+            servers,
+            credentials: Credentials::default(),
+            prefix: PrefixMode::default(),
+            ttl: None,
+            token_digest: None,
+            rate_limit: None,
+        }
+    }
+}
+
 pub struct Session {
     pub id: Uuid,
     /// The chosen backends that the registry still lists, in the client's order.
@@ -76,6 +105,8 @@ pub struct Session {
     pub expires_at: Option<chrono::DateTime<Utc>>,
     /// SHA-256 of the token its MCP endpoint requires, if any.
     pub token_digest: Option<[u8; 32]>,
+    /// Requests a second its MCP endpoint takes, if its creator set a limit.
+    pub rate_limit: Option<u32>,
     pub status: String,
     pub prefix: PrefixMode,
     credentials: Credentials,
@@ -367,28 +398,22 @@ impl Mux {
         (self.connections.in_use(), self.connections.max())
     }
 
-    /// Records a new session. `servers` and `credentials` are already
-    /// validated against the registry.
-    pub async fn create_session(
-        &self,
-        servers: Vec<String>,
-        credentials: Credentials,
-        prefix: PrefixMode,
-        ttl: Option<Duration>,
-        token_digest: Option<[u8; 32]>,
-    ) -> Result<Arc<Session>, MuxError> {
+    /// Records a new session, already validated against the registry.
+    pub async fn create_session(&self, new: NewSession) -> Result<Arc<Session>, MuxError> {
         let created_at = Utc::now();
         let record = SessionRecord {
             id: Uuid::new_v4(),
-            servers,
-            credentials,
+            servers: new.servers,
+            credentials: new.credentials,
             status: STATUS_ACTIVE.to_owned(),
             created_at,
-            prefix,
-            expires_at: ttl
+            prefix: new.prefix,
+            expires_at: new
+                .ttl
                 .and_then(|ttl| chrono::Duration::from_std(ttl).ok())
                 .and_then(|ttl| created_at.checked_add_signed(ttl)),
-            token_digest,
+            token_digest: new.token_digest,
+            rate_limit: new.rate_limit,
         };
         {
             let _creating = self.creating.lock().await;
@@ -752,6 +777,7 @@ impl Mux {
             created_at: record.created_at,
             expires_at: record.expires_at,
             token_digest: record.token_digest,
+            rate_limit: record.rate_limit,
             status: record.status,
             prefix: record.prefix,
             credentials: record.credentials,
@@ -828,13 +854,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mux = test_mux(&dir).await;
         let id = mux
-            .create_session(
-                vec!["a".into()],
-                Credentials::default(),
-                PrefixMode::Always,
-                None,
-                None,
-            )
+            .create_session(NewSession::over(vec!["a".into()]))
             .await
             .expect("created")
             .id;
@@ -856,13 +876,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mux = test_mux(&dir).await;
         let id = mux
-            .create_session(
-                vec!["a".into()],
-                Credentials::default(),
-                PrefixMode::Always,
-                None,
-                None,
-            )
+            .create_session(NewSession::over(vec!["a".into()]))
             .await
             .expect("created")
             .id;

@@ -1,5 +1,8 @@
-//! Request rates: a token bucket per key (a session, a client address), so
-//! that one client flooding the gateway gets `429` and others do not notice.
+//! Request rates, where the operator or a session's creator sets them: a
+//! token bucket per key (a session, a client address), so that one client
+//! past its rate gets `429` and others do not notice. None is set by
+//! default: the gateway's bounds (calls in progress, bodies, MCP sessions,
+//! connections) already keep one client from taking it down.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -11,13 +14,44 @@ use actix_web::{HttpRequest, web};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::mux::Session;
 
-/// Buckets kept before full ones (which mean nothing) are dropped.
+/// Buckets kept before idle ones are dropped.
 const TIDY_ABOVE: usize = 10_000;
+const TIDY_IDLE: Duration = Duration::from_secs(60);
 
+/// A rate: `per_second` requests a second on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `n` requests a second, twice that at once.
+    pub fn per_second(n: f64) -> Rate {
+        Rate {
+            per_second: n,
+            burst: whole(n * 2.0),
+        }
+    }
+
+    /// `n` requests a minute, as many at once.
+    pub fn per_minute(n: f64) -> Rate {
+        Rate {
+            per_second: n / 60.0,
+            burst: whole(n),
+        }
+    }
+}
+
+fn whole(n: f64) -> u32 {
+    n.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+}
+
+/// Token buckets, one per key; each check names the key's rate, so that
+/// keys may have rates of their own.
 pub struct RateLimiter<K> {
-    per_second: f64,
-    burst: f64,
     buckets: Mutex<HashMap<K, Bucket>>,
 }
 
@@ -26,91 +60,60 @@ struct Bucket {
     updated: Instant,
 }
 
-impl<K: Hash + Eq> RateLimiter<K> {
-    /// `per_second` requests a second on average, `burst` at once.
-    pub fn new(per_second: f64, burst: u32) -> Self {
+impl<K: Hash + Eq> Default for RateLimiter<K> {
+    fn default() -> Self {
         RateLimiter {
-            per_second: per_second.max(f64::MIN_POSITIVE),
-            burst: f64::from(burst.max(1)),
             buckets: Mutex::new(HashMap::new()),
         }
     }
+}
 
-    /// Takes one request's token for `key`, or says how long until one is
-    /// there.
-    pub fn check(&self, key: K) -> Result<(), Duration> {
-        self.check_n(key, 1)
-    }
-
-    /// Takes `n` tokens for `key` at once (a request that causes `n`
+impl<K: Hash + Eq> RateLimiter<K> {
+    /// Takes `n` tokens for `key` at `rate` (a request that causes `n`
     /// requests to backends), or says how long until they are there. More
     /// than the burst is never granted.
-    pub fn check_n(&self, key: K, n: u32) -> Result<(), Duration> {
+    pub fn check_n(&self, key: K, n: u32, rate: Rate) -> Result<(), Duration> {
         let n = f64::from(n);
+        let per_second = rate.per_second.max(f64::MIN_POSITIVE);
+        let burst = f64::from(rate.burst.max(1));
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() > TIDY_ABOVE {
-            let (per_second, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, bucket| bucket.refilled(now, per_second, burst) < burst);
+            // A bucket idle for a minute has refilled at any rate worth
+            // having; a new one starts full, so dropping it changes nothing.
+            buckets.retain(|_, bucket| now.duration_since(bucket.updated) < TIDY_IDLE);
         }
         let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
+            tokens: burst,
             updated: now,
         });
-        bucket.tokens = bucket.refilled(now, self.per_second, self.burst);
+        let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_second).min(burst);
         bucket.updated = now;
         if bucket.tokens >= n {
             bucket.tokens -= n;
             Ok(())
         } else {
-            let missing = n.min(self.burst) - bucket.tokens;
-            Err(Duration::from_secs_f64(missing.max(0.0) / self.per_second))
+            let missing = n.min(burst) - bucket.tokens;
+            Err(Duration::from_secs_f64(missing.max(0.0) / per_second))
         }
     }
 }
 
-impl Bucket {
-    fn refilled(&self, now: Instant, per_second: f64, burst: f64) -> f64 {
-        let elapsed = now.duration_since(self.updated).as_secs_f64();
-        (self.tokens + elapsed * per_second).min(burst)
-    }
-}
-
-/// How fast clients may go, from the settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How fast clients may go: no limit unless the operator sets one.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Rates {
-    /// Requests a second on one session's MCP endpoint, on average.
-    pub session_per_second: f64,
-    /// Requests one session's MCP endpoint takes at once.
-    pub session_burst: u32,
-    /// Sessions one client address may create a minute, on average.
-    pub create_session_per_minute: f64,
-    /// Sessions one client address may create at once.
-    pub create_session_burst: u32,
-}
-
-impl Rates {
-    /// Limits of `session_per_second` (twice that at once) and
-    /// `create_session_per_minute` (that many at once).
-    pub fn new(session_per_second: f64, create_session_per_minute: f64) -> Self {
-        let burst = |rate: f64| rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
-        Rates {
-            session_per_second,
-            session_burst: burst(session_per_second * 2.0),
-            create_session_per_minute,
-            create_session_burst: burst(create_session_per_minute),
-        }
-    }
-}
-
-impl Default for Rates {
-    fn default() -> Self {
-        Rates::new(50.0, 30.0)
-    }
+    /// Requests on one session's MCP endpoint, unless the session has a
+    /// `rate_limit` of its own.
+    pub session: Option<Rate>,
+    /// Sessions one client address may create.
+    pub create_session: Option<Rate>,
 }
 
 /// The gateway's rate limiters.
+#[derive(Default)]
 pub struct RateLimits {
+    rates: Rates,
     session: RateLimiter<Uuid>,
     create_session: RateLimiter<IpAddr>,
 }
@@ -118,37 +121,41 @@ pub struct RateLimits {
 impl RateLimits {
     pub fn new(rates: Rates) -> Self {
         RateLimits {
-            session: RateLimiter::new(rates.session_per_second, rates.session_burst),
-            create_session: RateLimiter::new(
-                rates.create_session_per_minute / 60.0,
-                rates.create_session_burst,
-            ),
+            rates,
+            ..RateLimits::default()
         }
     }
 }
 
-/// Refuses a request to session `id`'s MCP endpoint beyond its rate.
-pub fn check_session_rate(request: &HttpRequest, id: Uuid) -> Result<(), ApiError> {
-    charge_session_rate(request, id, 1)
-}
-
-/// Takes `requests` from session `id`'s rate at once: what a request sends
-/// on to backends (a listen stream's resource subscriptions) counts, not
-/// only the request itself.
-pub fn charge_session_rate(request: &HttpRequest, id: Uuid, requests: u32) -> Result<(), ApiError> {
+/// Takes `requests` from `session`'s rate at once: what a request sends on
+/// to backends (a listen stream's resource subscriptions) counts, not only
+/// the request itself. The session's own `rate_limit` beats the gateway's.
+pub fn charge_session_rate(
+    request: &HttpRequest,
+    session: &Session,
+    requests: u32,
+) -> Result<(), ApiError> {
     let Some(limits) = request.app_data::<web::Data<RateLimits>>() else {
+        return Ok(());
+    };
+    let rate = session
+        .rate_limit
+        .map(|n| Rate::per_second(f64::from(n)))
+        .or(limits.rates.session);
+    let Some(rate) = rate else {
         return Ok(());
     };
     limits
         .session
-        .check_n(id, requests)
+        .check_n(session.id, requests, rate)
         .map_err(|wait| ApiError::TooManyRequests {
             retry_after: retry_after_secs(wait),
             what: "requests on this session",
         })
 }
 
-/// Refuses a create-session beyond the client address's rate.
+/// Refuses a create-session beyond the client address's rate, if the
+/// operator set one.
 pub fn check_create_session_rate(request: &HttpRequest) -> Result<(), ApiError> {
     let (Some(limits), Some(peer)) = (
         request.app_data::<web::Data<RateLimits>>(),
@@ -156,9 +163,12 @@ pub fn check_create_session_rate(request: &HttpRequest) -> Result<(), ApiError> 
     ) else {
         return Ok(());
     };
+    let Some(rate) = limits.rates.create_session else {
+        return Ok(());
+    };
     limits
         .create_session
-        .check(peer.ip())
+        .check_n(peer.ip(), 1, rate)
         .map_err(|wait| ApiError::TooManyRequests {
             retry_after: retry_after_secs(wait),
             what: "sessions created from this address",
@@ -176,21 +186,51 @@ mod tests {
 
     #[test]
     fn a_burst_passes_then_the_rate_holds_per_key() {
-        let limiter = RateLimiter::new(0.5, 2);
-        assert!(limiter.check("a").is_ok());
-        assert!(limiter.check("a").is_ok());
-        let wait = limiter.check("a").expect_err("the burst is spent");
+        let limiter = RateLimiter::default();
+        let rate = Rate {
+            per_second: 0.5,
+            burst: 2,
+        };
+        assert!(limiter.check_n("a", 1, rate).is_ok());
+        assert!(limiter.check_n("a", 1, rate).is_ok());
+        let wait = limiter
+            .check_n("a", 1, rate)
+            .expect_err("the burst is spent");
         assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(2));
         assert_eq!(retry_after_secs(wait), 2);
-        assert!(limiter.check("b").is_ok(), "another key has its own bucket");
+        assert!(
+            limiter.check_n("b", 1, rate).is_ok(),
+            "another key has its own bucket"
+        );
+        assert!(
+            limiter.check_n("c", 1, Rate::per_second(100.0)).is_ok(),
+            "and may have its own rate"
+        );
+    }
+
+    #[test]
+    fn rates_from_the_flags_keep_a_burst_of_at_least_one() {
+        assert_eq!(
+            Rate::per_second(50.0),
+            Rate {
+                per_second: 50.0,
+                burst: 100
+            }
+        );
+        assert_eq!(Rate::per_minute(0.5).burst, 1);
+        assert_eq!(Rates::default().session, None, "off unless set");
     }
 
     #[test]
     fn a_request_that_reaches_several_backends_takes_as_many_tokens() {
-        let limiter = RateLimiter::new(1.0, 10);
-        assert!(limiter.check_n("a", 8).is_ok());
-        let wait = limiter.check_n("a", 4).expect_err("two left");
+        let limiter = RateLimiter::default();
+        let rate = Rate {
+            per_second: 1.0,
+            burst: 10,
+        };
+        assert!(limiter.check_n("a", 8, rate).is_ok());
+        let wait = limiter.check_n("a", 4, rate).expect_err("two left");
         assert!(wait > Duration::from_millis(1500) && wait <= Duration::from_secs(2));
-        assert!(limiter.check_n("a", 2).is_ok());
+        assert!(limiter.check_n("a", 2, rate).is_ok());
     }
 }

@@ -16,7 +16,7 @@ use crate::backend::breaker::CircuitState;
 use crate::backend::limits::BackendLimits;
 use crate::credentials::{Credentials, header_value_problem};
 use crate::mcp::nesting;
-use crate::mux::{Mux, Session};
+use crate::mux::{Mux, NewSession, Session};
 use crate::registry::Registry;
 use crate::store::PrefixMode;
 
@@ -25,12 +25,13 @@ const CREATE_SESSION_BODY_LIMIT: usize = 64 * 1024;
 /// Longest lifetime a session may ask for with `ttl_seconds`: a year.
 const MAX_TTL_SECONDS: u64 = 365 * 24 * 3600;
 
+/// Most requests a second a session's creator may set with `rate_limit`.
+const MAX_RATE_LIMIT: u64 = 1_000_000;
+
 /// A valid create-session body.
-struct NewSession {
-    servers: Vec<String>,
-    credentials: Credentials,
-    prefix: PrefixMode,
-    ttl: Option<Duration>,
+struct CreateSession {
+    /// The session, but for its token's digest.
+    session: NewSession,
     /// Whether the MCP endpoint requires a bearer token.
     require_token: bool,
 }
@@ -61,18 +62,14 @@ pub async fn create_session(
     }
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
-    let new = parse_create_session(value, mux.registry())?;
+    let CreateSession {
+        mut session,
+        require_token,
+    } = parse_create_session(value, mux.registry())?;
     check_create_session_rate(&request)?;
-    let token = new.require_token.then(new_session_token);
-    let session = mux
-        .create_session(
-            new.servers,
-            new.credentials,
-            new.prefix,
-            new.ttl,
-            token.as_deref().map(token_digest),
-        )
-        .await?;
+    let token = require_token.then(new_session_token);
+    session.token_digest = token.as_deref().map(token_digest);
+    let session = mux.create_session(session).await?;
     tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
     let endpoint = mcp_endpoint(session.id);
     let url = access.public_url(&request, &endpoint);
@@ -86,6 +83,7 @@ pub async fn create_session(
         "created_at": session.created_at,
         "expires_at": session.expires_at,
         "require_token": token.is_some(),
+        "rate_limit": session.rate_limit,
     });
     // Shown this once: the store keeps only its digest.
     if let Some(token) = token {
@@ -216,6 +214,7 @@ fn describe(session: &Session, mux: &Mux) -> Value {
         "created_at": session.created_at,
         "expires_at": session.expires_at,
         "require_token": session.token_digest.is_some(),
+        "rate_limit": session.rate_limit,
         "servers": session.servers.iter().map(|server| json!({
             "name": server.name,
             "auth": server.auth.type_name(),
@@ -253,7 +252,7 @@ fn quoted(text: &str) -> String {
 
 /// Checks a create-session body against the registry: every error names the
 /// field and the reason, and nothing is stored unless all of it is valid.
-fn parse_create_session(value: Value, registry: &Registry) -> Result<NewSession, ApiError> {
+fn parse_create_session(value: Value, registry: &Registry) -> Result<CreateSession, ApiError> {
     let Value::Object(mut body) = value else {
         return Err(ApiError::bad_request("body", "must be a JSON object"));
     };
@@ -296,18 +295,36 @@ fn parse_create_session(value: Value, registry: &Registry) -> Result<NewSession,
             ));
         }
     };
+    let rate_limit = match body.remove("rate_limit") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_u64() {
+            Some(n @ 1..=MAX_RATE_LIMIT) => u32::try_from(n).ok(),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "rate_limit",
+                    format!(
+                        "must be a whole number of requests a second from 1 to {MAX_RATE_LIMIT}"
+                    ),
+                ));
+            }
+        },
+    };
     if let Some(field) = body.keys().next() {
         return Err(ApiError::bad_request(
             field.as_str(),
-            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token",
+            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token, rate_limit",
         ));
     }
     let credentials = parse_credentials(credentials, &servers, registry)?;
-    Ok(NewSession {
-        servers,
-        credentials,
-        prefix,
-        ttl,
+    Ok(CreateSession {
+        session: NewSession {
+            servers,
+            credentials,
+            prefix,
+            ttl,
+            token_digest: None,
+            rate_limit,
+        },
         require_token,
     })
 }

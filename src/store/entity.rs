@@ -23,6 +23,8 @@ pub mod session {
         /// Id of the key that sealed `credentials` (see `EncryptionKey::id`);
         /// NULL only in rows an older gateway wrote.
         pub key_id: Option<String>,
+        /// Requests a second its MCP endpoint takes, if its creator set one.
+        pub rate_limit: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

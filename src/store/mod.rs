@@ -39,6 +39,9 @@ pub struct SessionRecord {
     /// SHA-256 of the bearer token its MCP endpoint requires, if any: the
     /// token itself is never stored.
     pub token_digest: Option<[u8; 32]>,
+    /// Requests a second its MCP endpoint takes (`rate_limit` at
+    /// create-session), if its creator set one.
+    pub rate_limit: Option<u32>,
 }
 
 impl SessionRecord {
@@ -292,6 +295,7 @@ impl Store {
             created_at: Set(record.created_at),
             expires_at: Set(record.expires_at),
             token_digest: Set(record.token_digest.map(|digest| hex(&digest))),
+            rate_limit: Set(record.rate_limit.map(i64::from)),
         };
         session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
@@ -327,6 +331,15 @@ impl Store {
                 Some(text) => {
                     Some(unhex(text).ok_or_else(|| corrupt("token_digest is not 64 hex digits"))?)
                 }
+            },
+            rate_limit: match row.rate_limit {
+                None => None,
+                Some(n) => Some(
+                    u32::try_from(n)
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| corrupt("rate_limit is not a positive 32-bit number"))?,
+                ),
             },
         }))
     }

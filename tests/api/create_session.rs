@@ -162,7 +162,7 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
         (
             json!({ "servers": ["everything"], "server": ["x"] }),
             "server",
-            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token"
+            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token, rate_limit"
                 .into(),
         ),
     ];
@@ -185,6 +185,20 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
             json!({ "servers": ["everything"], "ttl_seconds": ttl }),
             "ttl_seconds",
             ttl_reason.into(),
+        ));
+    }
+    let rate_reason = "must be a whole number of requests a second from 1 to 1000000";
+    for rate in [
+        json!(0),
+        json!(-1),
+        json!(2.5),
+        json!("10"),
+        json!(1_000_001),
+    ] {
+        cases.push((
+            json!({ "servers": ["everything"], "rate_limit": rate }),
+            "rate_limit",
+            rate_reason.into(),
         ));
     }
     for (body, field, reason) in cases {

@@ -1,7 +1,8 @@
-//! Floods and outsized input: request rates per session and per client
-//! address answered with 429 and `Retry-After`, and nesting too deep to parse.
+//! Floods and outsized input: no rate limit unless one is set, request rates
+//! per session and per client address answered with 429 and `Retry-After`
+//! once set, and nesting too deep to parse.
 
-use mcp_mux::routes::rate_limit::Rates;
+use mcp_mux::routes::rate_limit::{Rate, Rates};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -18,8 +19,10 @@ async fn app_with(rates: Rates) -> (TestApp, RmcpBackend) {
 async fn a_session_past_its_request_rate_gets_429_and_others_do_not() {
     // Three requests at once, then one every 100 s.
     let rates = Rates {
-        session_per_second: 0.01,
-        session_burst: 3,
+        session: Some(Rate {
+            per_second: 0.01,
+            burst: 3,
+        }),
         ..Rates::default()
     };
     let (app, _backend) = app_with(rates).await;
@@ -55,10 +58,75 @@ async fn a_session_past_its_request_rate_gets_429_and_others_do_not() {
 }
 
 #[tokio::test]
+async fn at_default_settings_one_session_is_never_throttled() {
+    let (app, _backend) = app_with(Rates::default()).await;
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let mcp = app.mcp(&session).await;
+    // Far past the 50 a second (100 at once) that used to be the default.
+    let answers = futures_util::future::join_all((0..300).map(|id| {
+        let mcp = &mcp;
+        async move {
+            mcp.post(&json!({ "jsonrpc": "2.0", "id": id, "method": "tools/list" }))
+                .await
+                .status()
+        }
+    }))
+    .await;
+    let refused = answers.iter().filter(|status| **status != 200).count();
+    assert_eq!(refused, 0, "{answers:?}");
+    for _ in 0..40 {
+        app.create_session(json!({ "servers": ["alpha"] })).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_created_with_a_rate_limit_keeps_it_and_others_are_free() {
+    let (app, _backend) = app_with(Rates::default()).await;
+    let response = app
+        .post_create_session(&json!({ "servers": ["alpha"], "rate_limit": 1 }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("JSON");
+    assert_eq!(created["rate_limit"], 1);
+    let limited = created["session_id"].as_str().expect("id").to_owned();
+    assert_eq!(app.shown_session(&limited).await["rate_limit"], 1);
+    let stored = app
+        .mux
+        .store()
+        .find_session(limited.parse().expect("uuid"))
+        .await
+        .expect("query")
+        .expect("stored");
+    assert_eq!(stored.rate_limit, Some(1), "kept across restarts");
+
+    // One a second, two at once: initialize and initialized spend both.
+    let mcp = app.mcp(&limited).await;
+    let refused = mcp
+        .post(&json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/list" }))
+        .await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(
+        body["error"],
+        json!({ "code": -32600, "message": "too many requests on this session; retry after 1 s" })
+    );
+
+    let free = app.create_session(json!({ "servers": ["alpha"] })).await;
+    assert_eq!(app.shown_session(&free).await["rate_limit"], Value::Null);
+    let mut other = app.mcp(&free).await;
+    for _ in 0..5 {
+        assert_eq!(other.tool_names().await.len(), 2);
+    }
+}
+
+#[tokio::test]
 async fn a_client_address_creating_sessions_too_fast_gets_429_and_nothing_is_stored() {
     let rates = Rates {
-        create_session_per_minute: 0.5,
-        create_session_burst: 2,
+        create_session: Some(Rate {
+            per_second: 0.5 / 60.0,
+            burst: 2,
+        }),
         ..Rates::default()
     };
     let (app, _backend) = app_with(rates).await;
@@ -131,8 +199,10 @@ async fn json_nested_past_the_limit_is_refused_before_it_is_parsed() {
 #[tokio::test]
 async fn requests_without_the_session_token_do_not_spend_the_holders_rate() {
     let rates = Rates {
-        session_per_second: 0.01,
-        session_burst: 3,
+        session: Some(Rate {
+            per_second: 0.01,
+            burst: 3,
+        }),
         ..Rates::default()
     };
     let (app, _backend) = app_with(rates).await;

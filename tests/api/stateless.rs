@@ -592,8 +592,10 @@ async fn a_listen_stream_names_few_uris_and_each_new_one_counts_against_the_rate
     let backend = subscribable_backend().await;
     let mut options = AppOptions::new(registry_yaml(&[("files", &mock_url(&backend), "")]));
     options.rates = mcp_mux::routes::rate_limit::Rates {
-        session_per_second: 0.01,
-        session_burst: 10,
+        session: Some(mcp_mux::routes::rate_limit::Rate {
+            per_second: 0.01,
+            burst: 10,
+        }),
         ..Default::default()
     };
     let app = spawn_app_with(options).await.expect("starts");

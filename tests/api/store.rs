@@ -162,6 +162,7 @@ fn record(token: &str) -> SessionRecord {
         prefix: PrefixMode::WhenNeeded,
         expires_at: None,
         token_digest: Some([7; 32]),
+        rate_limit: None,
     }
 }
 

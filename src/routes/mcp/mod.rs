@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::access::check_session_token;
 use super::body::{read_limited, refuse_unread};
 use super::error::{ApiError, cause_chain};
-use super::rate_limit::check_session_rate;
+use super::rate_limit::charge_session_rate;
 use super::sessions::{parse_session_id, short_id};
 use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
@@ -186,7 +186,7 @@ async fn handle_post(
             .ok_or_else(|| no_session(raw_id))?;
         check_session_token(request, session.token_digest.as_ref())
             .map_err(|error| Refusal::from(error).with_id(id.as_ref()))?;
-        check_session_rate(request, session_id)?;
+        charge_session_rate(request, &session, 1)?;
         return initialize_response(mux, &session, initialize)
             .await
             .map_err(|r| r.with_id(id.as_ref()));
@@ -487,7 +487,7 @@ async fn find_session(
         .ok_or_else(|| no_session(raw_id))?;
     // The token first: requests without it must not use up the holder's rate.
     check_session_token(request, session.token_digest.as_ref())?;
-    check_session_rate(request, id)?;
+    charge_session_rate(request, &session, 1)?;
     Ok(session)
 }
 

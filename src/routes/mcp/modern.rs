@@ -242,7 +242,7 @@ async fn listen(
         .filter(|uri| !listeners.watches(uri))
         .count();
     if new_uris > 0 {
-        charge_session_rate(request, session.id, new_uris as u32)
+        charge_session_rate(request, session, new_uris as u32)
             .map_err(|error| Refusal::from(error).with_id(Some(&id)))?;
     }
     let subscription = subscriptions::listen(mcp_session, id.clone(), filter).await;
