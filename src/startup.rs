@@ -10,6 +10,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::backend::http_client::HttpClients;
 use crate::capacity::{self, ConnectionPlan};
 use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
@@ -187,17 +188,20 @@ impl Application {
             max_backend_connections: plan.backend_connections,
             ..settings.limits
         };
-        let http = reqwest::Client::builder()
-            // A backend must not send mcp-mux, and the session's credential,
-            // to an address the registry does not name.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Idle connections hold descriptors outside the connection budget.
-            .pool_max_idle_per_host(capacity::IDLE_CONNECTIONS_PER_HOST)
-            .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(StartupError::HttpClient)?;
+        // Idle connections hold descriptors outside the connection budget:
+        // the plan's idle allowance per host is shared by the workers' pools.
+        let idle_per_pool = (capacity::IDLE_CONNECTIONS_PER_HOST / workers).max(1);
+        let http = HttpClients::new(move || {
+            reqwest::Client::builder()
+                // A backend must not send mcp-mux, and the session's
+                // credential, to an address the registry does not name.
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(10))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(idle_per_pool)
+                .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
+        })
+        .map_err(StartupError::HttpClient)?;
         let mux = web::Data::new(Mux::new(
             registry.clone(),
             store.clone(),

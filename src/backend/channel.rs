@@ -64,7 +64,7 @@ impl Channel {
     /// `auth.env` takes `credential` in that variable.
     pub(super) fn for_server(
         server: &Arc<ServerConfig>,
-        http: &reqwest::Client,
+        http: &super::HttpClients,
         auth_header: Option<(HeaderName, SecretString)>,
         credential: Option<SecretString>,
         connections: Arc<ConnectionBudget>,

@@ -29,7 +29,7 @@ pub(super) struct Connect {
 #[derive(Clone)]
 struct Http {
     server: Arc<ServerConfig>,
-    client: reqwest::Client,
+    client: super::HttpClients,
     auth_header: Option<(HeaderName, SecretString)>,
     connections: Arc<ConnectionBudget>,
 }
@@ -37,7 +37,7 @@ struct Http {
 impl Connect {
     pub(super) fn new(
         server: Arc<ServerConfig>,
-        client: reqwest::Client,
+        client: super::HttpClients,
         url: url::Url,
         auth_header: Option<(HeaderName, SecretString)>,
         connections: Arc<ConnectionBudget>,
@@ -59,6 +59,7 @@ impl Connect {
         let http = &self.http;
         let request = http
             .client
+            .get()
             .get(self.url.clone())
             .header(ACCEPT, "text/event-stream");
         let response = http
@@ -141,6 +142,7 @@ impl Http {
         let _connection = self.connections.for_exchange(&self.server.name).await?;
         let request = self
             .client
+            .get()
             .post(endpoint)
             .timeout(self.server.timeout)
             .header(CONTENT_TYPE, "application/json")

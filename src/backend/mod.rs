@@ -8,6 +8,7 @@ mod channel;
 pub mod connections;
 mod deadline;
 pub mod error;
+pub mod http_client;
 mod legacy_sse;
 pub mod limits;
 mod retry;
@@ -28,6 +29,7 @@ use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::version;
 use crate::registry::{AuthScheme, ServerConfig};
 use breaker::{Health, Work};
+use http_client::HttpClients;
 use limits::{BackendLimits, SessionShare};
 use transport::{Answer, Phase};
 
@@ -91,7 +93,7 @@ pub struct BackendSession {
     /// The session's share of the backend's call slots, shared with the
     /// session's other MCP sessions.
     share: Option<Arc<SessionShare>>,
-    http: reqwest::Client,
+    http: HttpClients,
     auth_header: Option<(HeaderName, SecretString)>,
     connection: std::sync::Mutex<Connection>,
     reinitializing: tokio::sync::Mutex<()>,
@@ -122,7 +124,7 @@ impl BackendSession {
         server: Arc<ServerConfig>,
         limits: Arc<BackendLimits>,
         share: Option<Arc<SessionShare>>,
-        http: reqwest::Client,
+        http: HttpClients,
         credential: Option<SecretString>,
         client_capabilities: Value,
     ) -> Self {

@@ -107,6 +107,7 @@ impl BackendSession {
             .map_err(|error| error.to_string())?;
         let mut request = self
             .http
+            .get()
             .delete(url)
             .timeout(self.server.timeout)
             .header(SESSION_ID_HEADER, session_id);
@@ -154,6 +155,7 @@ impl BackendSession {
     ) -> Result<Answer, BackendError> {
         let mut request = self
             .http
+            .get()
             .post(self.mcp_url()?)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
@@ -370,6 +372,7 @@ impl BackendSession {
         };
         let request = self
             .http
+            .get()
             .get(self.mcp_url()?)
             .header(ACCEPT, "text/event-stream");
         let request = self.with_auth(with_session_headers(request, &headers));
@@ -425,6 +428,7 @@ impl BackendSession {
     ) -> Result<reqwest::Response, BackendError> {
         let request = self
             .http
+            .get()
             .get(self.mcp_url()?)
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID_HEADER, last_event_id);

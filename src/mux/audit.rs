@@ -15,10 +15,15 @@ use super::mcp_session::Payload;
 use crate::store::{AuditRecord, Store};
 
 /// Records waiting to be written before new ones are dropped (and counted
-/// in the log): an audit trail must not take the gateway down with it.
-const QUEUE: usize = 10_000;
+/// in the log): an audit trail must not take the gateway down with it. It
+/// holds several gathering windows at the fastest call rates measured.
+const QUEUE: usize = 50_000;
 /// Most records written in one statement.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
+/// How long the writer lets records gather after the first one before it
+/// writes them: the database sees a few statements a second at any call
+/// rate, instead of nearly one per call.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 /// Characters of a tool name the trail keeps; a longer name is cut, with a
 /// hash of the whole name.
 const MAX_TOOL_NAME_CHARS: usize = 128;
@@ -47,13 +52,28 @@ impl AuditTrail {
         }
     }
 
-    /// Writes queued records to `store` as they come, for as long as the
-    /// future is polled.
+    /// Writes queued records to `store` for as long as the future is
+    /// polled. The first record after a quiet spell wakes the writer, which
+    /// then sleeps `GATHER` while the rest queue up: a record sent while it
+    /// sleeps wakes nothing, so the call path never crosses to the writer's
+    /// thread. Then everything queued is written, `BATCH` per statement.
     pub async fn write_to(&self, store: &Store) {
         let mut receiver = self.receiver.lock().await;
         let mut batch = Vec::with_capacity(BATCH);
         while receiver.recv_many(&mut batch, BATCH).await > 0 {
-            write(store, &mut batch).await;
+            tokio::time::sleep(GATHER).await;
+            loop {
+                while batch.len() < BATCH
+                    && let Ok(record) = receiver.try_recv()
+                {
+                    batch.push(record);
+                }
+                let full = batch.len() == BATCH;
+                write(store, &mut batch).await;
+                if !full {
+                    break;
+                }
+            }
         }
     }
 
@@ -210,6 +230,55 @@ mod tests {
         let other = format!("{}y", "x".repeat(200));
         assert_ne!(bounded_tool_name(&other), kept, "the hash tells them apart");
         assert_eq!(bounded_tool_name(&"é".repeat(128)), "é".repeat(128));
+    }
+
+    #[tokio::test]
+    async fn records_arriving_faster_than_batches_are_all_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = crate::store::crypto::EncryptionKey::from_base64(
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            crate::store::crypto::KeySource::Environment,
+        )
+        .expect("valid key");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+        let store = std::sync::Arc::new(Store::connect(&url, key).await.expect("store opens"));
+        let trail = std::sync::Arc::new(AuditTrail::default());
+        let writer = tokio::spawn({
+            let (trail, store) = (trail.clone(), store.clone());
+            async move { trail.write_to(&store).await }
+        });
+        let session_id = Uuid::new_v4();
+        // More than a batch, in more than one gathering window.
+        let total = 2 * BATCH + 100;
+        for n in 0..total {
+            trail.record(AuditRecord {
+                session_id,
+                mcp_session_id: "m".into(),
+                backend: Some("a".into()),
+                tool: format!("a__t{n}"),
+                outcome: "ok",
+                error_class: None,
+                duration_ms: 1,
+                at: Utc::now(),
+            });
+            if n == BATCH {
+                tokio::time::sleep(GATHER * 2).await;
+            }
+        }
+        let mut written = 0;
+        for _ in 0..100 {
+            written = store
+                .audit_records(session_id, 10_000, None)
+                .await
+                .expect("read")
+                .len();
+            if written == total {
+                break;
+            }
+            tokio::time::sleep(GATHER).await;
+        }
+        writer.abort();
+        assert_eq!(written, total);
     }
 
     #[test]

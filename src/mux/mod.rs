@@ -29,6 +29,7 @@ use stateless::Stateless;
 
 use crate::backend::BackendSession;
 use crate::backend::connections::ConnectionBudget;
+use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::credentials::Credentials;
 use crate::registry::{Registry, ServerConfig};
@@ -303,7 +304,7 @@ impl Tombstones {
 pub struct Mux {
     registry: Arc<Registry>,
     store: Store,
-    http: reqwest::Client,
+    http: HttpClients,
     timings: Timings,
     limits: Limits,
     /// Held from counting the sessions to storing a new one.
@@ -323,7 +324,7 @@ impl Mux {
     pub fn new(
         registry: Arc<Registry>,
         store: Store,
-        http: reqwest::Client,
+        http: HttpClients,
         timings: Timings,
         limits: Limits,
     ) -> Self {
@@ -843,7 +844,7 @@ mod tests {
         Mux::new(
             Arc::new(registry),
             store,
-            reqwest::Client::new(),
+            reqwest::Client::new().into(),
             Timings::default(),
             Limits::default(),
         )

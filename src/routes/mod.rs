@@ -49,6 +49,16 @@ struct MatchedRoute {
 
 /// Mounts every route.
 pub fn configure(config: &mut web::ServiceConfig) {
+    // The patterns do not overlap, so their order only sets the cost: the
+    // router tries them in turn, each with a `{id}` by a regex, and the MCP
+    // endpoint takes nearly every request.
+    mount(config, "/session/{id}/mcp", RouteKind::Mcp, |resource| {
+        resource
+            .route(web::post().to(mcp::post))
+            .route(web::get().to(mcp::get))
+            .route(web::delete().to(mcp::delete))
+            .default_service(web::to(mcp::method_not_allowed))
+    });
     mount(config, "/healthz", RouteKind::Public, |resource| {
         resource
             .route(web::get().to(health::healthz))
@@ -85,13 +95,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(web::to(|| method_not_allowed("GET")))
         },
     );
-    mount(config, "/session/{id}/mcp", RouteKind::Mcp, |resource| {
-        resource
-            .route(web::post().to(mcp::post))
-            .route(web::get().to(mcp::get))
-            .route(web::delete().to(mcp::delete))
-            .default_service(web::to(mcp::method_not_allowed))
-    });
     config.default_service(web::to(not_found));
 }
 
@@ -166,7 +169,10 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
 
 /// Logs each request's method, the route that served it, the session it
 /// named (its id cut to 8 characters), status and latency: never the path
-/// as sent, headers or bodies (they carry credentials and whole ids).
+/// as sent, headers or bodies (they carry credentials and whole ids). A
+/// request that succeeded is logged at debug level, one that was refused or
+/// failed at info: a line per call would cost more than the call itself
+/// (a formatted line and a write to stderr on the worker's thread).
 pub async fn log_request(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -174,19 +180,28 @@ pub async fn log_request(
     let started = Instant::now();
     let method = request.method().clone();
     let response = next.call(request).await?;
+    let status = response.status().as_u16();
+    let failed = status >= 400;
+    let enabled = if failed {
+        tracing::enabled!(tracing::Level::INFO)
+    } else {
+        tracing::enabled!(tracing::Level::DEBUG)
+    };
+    if !enabled {
+        return Ok(response);
+    }
     let served = response.request();
     let route = served.extensions().get::<MatchedRoute>().copied();
     let session = route
         .and_then(|_| served.match_info().get("id"))
         .map(short_segment);
-    tracing::info!(
-        %method,
-        route = route.map_or("-", |route| route.pattern),
-        session,
-        status = response.status().as_u16(),
-        elapsed_ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
-        "request"
-    );
+    let route = route.map_or("-", |route| route.pattern);
+    let elapsed_ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
+    if failed {
+        tracing::info!(%method, route, session, status, %elapsed_ms, "request");
+    } else {
+        tracing::debug!(%method, route, session, status, %elapsed_ms, "request");
+    }
     Ok(response)
 }
 

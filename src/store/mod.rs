@@ -7,6 +7,7 @@ mod entity;
 use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -202,7 +203,18 @@ impl Store {
             return Err(StoreError::UnsupportedUrl { url: shown_url });
         }
         let mut options = ConnectOptions::new(database_url.to_owned());
-        options.max_connections(16).sqlx_logging(false);
+        options
+            .max_connections(16)
+            .sqlx_logging(false)
+            // Write-ahead logging: readers never wait on the writer, and a
+            // commit is one append. `NORMAL` syncs at checkpoints rather
+            // than at each commit, which in WAL mode still survives a crash
+            // of the process; only a power loss may drop the last commits.
+            .map_sqlx_sqlite_opts(|options| {
+                options
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+            });
         let db = Database::connect(options)
             .await
             .map_err(|error| StoreError::Connect {

@@ -302,7 +302,7 @@ fn captured_log() -> &'static std::sync::Mutex<Vec<u8>> {
             Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
+            .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || CapturedWriter(log))
             .finish();
         let _ = tracing::subscriber::set_global_default(subscriber);

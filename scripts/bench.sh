@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Benchmark: what mcp-mux adds to an MCP call, beside nginx as the floor,
+# in one run on this machine. Prints tables; asserts nothing.
+#
+#   bash scripts/bench.sh [--duration SECONDS] [--repeat N] [--database-url postgres://…]
+#
+# Builds mcp-mux in release mode and installs wrk and nginx-light with
+# apt-get when they are missing. The backend is scripts/bench/backend.mjs
+# (Node). --duration is the length of each wrk run (3 s), --repeat the
+# runs per point (2). BENCH_KEEP=1 keeps the logs.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcp-mux-bench.XXXXXX")
+cleanup() { if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "# logs kept: $WORK" >&2; else rm -rf "$WORK"; fi; }
+trap cleanup EXIT
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+if ((${#missing[@]})); then
+  echo "# installing ${missing[*]} with apt-get" >&2
+  sudo=""
+  ((EUID == 0)) || sudo=sudo
+  $sudo apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
+    { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
+export PATH=$PATH:/usr/sbin
+
+echo "# building mcp-mux (release)" >&2
+cargo build --release --quiet --bin mcp-mux
+
+python3 scripts/bench/bench.py --mux target/release/mcp-mux --work "$WORK" "$@"
