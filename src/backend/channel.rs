@@ -253,9 +253,11 @@ impl BackendSession {
         phase: Phase,
         relay: Option<&Relay>,
     ) -> Result<Answer, BackendError> {
+        // Boxed, so that the retries, deadlines and races that hold this
+        // future stay small (see `McpSession::handle_request`).
         match &self.channel {
-            Some(channel) => channel.exchange(body, expected_id, phase, relay).await,
-            None => self.post(body, expected_id, phase, relay).await,
+            Some(channel) => Box::pin(channel.exchange(body, expected_id, phase, relay)).await,
+            None => Box::pin(self.post(body, expected_id, phase, relay)).await,
         }
     }
 }

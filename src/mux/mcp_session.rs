@@ -594,23 +594,26 @@ impl McpSession {
         call: &ClientCall<'_>,
     ) -> Result<Payload, CallError> {
         self.touch();
+        // Each method's future is boxed: inline, the largest of them would
+        // set the size of this one and of every future that holds it, and
+        // each move of those (a spawn, actix's service layers) would copy
+        // tens of kilobytes per request.
         match method {
             "ping" => Ok(Payload::Json(json!({}))),
-            "tools/list" => self.list(NamedKind::Tool, params).await,
-            "tools/call" => self.use_item(NamedKind::Tool, params, call).await,
-            "prompts/list" => self.list(NamedKind::Prompt, params).await,
-            "prompts/get" => self.use_item(NamedKind::Prompt, params, call).await,
-            "resources/list" => self.list_resources(RESOURCES, "uri", params).await,
+            "tools/list" => Box::pin(self.list(NamedKind::Tool, params)).await,
+            "tools/call" => Box::pin(self.use_item(NamedKind::Tool, params, call)).await,
+            "prompts/list" => Box::pin(self.list(NamedKind::Prompt, params)).await,
+            "prompts/get" => Box::pin(self.use_item(NamedKind::Prompt, params, call)).await,
+            "resources/list" => Box::pin(self.list_resources(RESOURCES, "uri", params)).await,
             "resources/templates/list" => {
-                self.list_resources(RESOURCE_TEMPLATES, "uriTemplate", params)
-                    .await
+                Box::pin(self.list_resources(RESOURCE_TEMPLATES, "uriTemplate", params)).await
             }
-            "resources/read" => self.read_resource(params, call).await,
+            "resources/read" => Box::pin(self.read_resource(params, call)).await,
             "resources/subscribe" | "resources/unsubscribe" => {
-                self.route_by_uri(method, params, call).await
+                Box::pin(self.route_by_uri(method, params, call)).await
             }
-            "completion/complete" => self.complete(params, call).await,
-            "logging/setLevel" => self.set_log_level(params).await,
+            "completion/complete" => Box::pin(self.complete(params, call)).await,
+            "logging/setLevel" => Box::pin(self.set_log_level(params)).await,
             _ => Err(CallError::MethodNotFound {
                 method: method.to_owned(),
             }),

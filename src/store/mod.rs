@@ -491,8 +491,10 @@ impl Store {
             at: Set(record.at),
             ..Default::default()
         });
+        // Nothing needs the new rows' ids: without RETURNING, SQLite sends
+        // no row back per record.
         audit_record::Entity::insert_many(rows)
-            .exec(&self.db)
+            .exec_without_returning(&self.db)
             .await?;
         Ok(())
     }
