@@ -189,18 +189,21 @@ impl Application {
             ..settings.limits
         };
         // Idle connections hold descriptors outside the connection budget:
-        // the plan's idle allowance per host is shared by the workers' pools.
-        let idle_per_pool = (capacity::IDLE_CONNECTIONS_PER_HOST / workers).max(1);
-        let http = HttpClients::new(move || {
-            reqwest::Client::builder()
-                // A backend must not send mcp-mux, and the session's
-                // credential, to an address the registry does not name.
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(Duration::from_secs(10))
-                .pool_idle_timeout(Duration::from_secs(90))
-                .pool_max_idle_per_host(idle_per_pool)
-                .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
-        })
+        // the workers' pools share the plan's reserve per host.
+        let http = HttpClients::new(
+            |idle| {
+                reqwest::Client::builder()
+                    // A backend must not send mcp-mux, and the session's
+                    // credential, to an address the registry does not name.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(10))
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .pool_max_idle_per_host(idle)
+                    .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
+            },
+            capacity::IDLE_CONNECTIONS_PER_HOST,
+            workers,
+        )
         .map_err(StartupError::HttpClient)?;
         let mux = web::Data::new(Mux::new(
             registry.clone(),
@@ -236,6 +239,9 @@ impl Application {
         let body_timeout = web::Data::new(BodyTimeout(settings.body_timeout));
         let app_mux = mux.clone();
         let server = HttpServer::new(move || {
+            // Runs on each worker's thread: its calls to backends keep a
+            // pool of that thread's own.
+            HttpClients::on_server_worker();
             App::new()
                 .app_data(app_mux.clone())
                 .app_data(access.clone())

@@ -73,6 +73,19 @@ def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def open_file_kinds(pid: int) -> str:
+    """What a process's open files are: sockets, files, the rest."""
+    kinds: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kind = "socket" if target.startswith("socket:") else "file" if target.startswith("/") else target.split(":")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+
+
 class Gateway:
     """Requests to mcp-mux, one connection each unless a connection is given."""
 
@@ -297,6 +310,7 @@ def run(mux: subprocess.Popen, port: int, token: str, log: Path) -> int:
         if problem := bystander.call_once():
             raise RuntimeError(f"the bystander's call failed before the flood: {problem}")
     baseline = open_files(mux.pid)
+    baseline_kinds = open_file_kinds(mux.pid)
 
     stop = threading.Event()
     peak = [baseline]
@@ -384,7 +398,7 @@ def run(mux: subprocess.Popen, port: int, token: str, log: Path) -> int:
     print(f"# bystander: {bystander.calls} calls, {len(bystander.failures)} failed, slowest {bystander.slowest * 1000:.0f} ms")
     for problem in sorted(set(bystander.failures))[:5]:
         print(f"#   {problem}")
-    print(f"# open files: baseline {baseline}, peak {peak[0]}, after {after}")
+    print(f"# open files: baseline {baseline} ({baseline_kinds}), peak {peak[0]}, after {after} ({open_file_kinds(mux.pid)})")
     print(f"# after the flood: a new session answered a call in {recovery_time * 1000:.0f} ms")
 
     checks = [

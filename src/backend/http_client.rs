@@ -5,12 +5,16 @@
 //! then crosses threads twice and waits on the other worker. With a pool per
 //! worker, a call stays on its worker from the client's request to the
 //! backend's answer.
+//!
+//! Idle connections hold descriptors, which the connection plan reserves
+//! per backend host: the workers' pools share that reserve, and any other
+//! thread (the reaper ending MCP sessions, say) keeps one idle connection.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-type Build = dyn Fn() -> Option<reqwest::Client> + Send + Sync;
+type Build = dyn Fn(usize) -> Option<reqwest::Client> + Send + Sync;
 
 /// Hands each thread its own `reqwest::Client`, all built alike.
 #[derive(Clone)]
@@ -19,29 +23,48 @@ pub struct HttpClients {
     /// (tests run many).
     id: u64,
     build: Arc<Build>,
+    /// Idle connections per backend host in a worker's pool.
+    worker_idle: usize,
     /// Built at start, which proved the settings work: a thread whose own
     /// build fails uses it, so no request ever meets a build error.
     first: reqwest::Client,
 }
 
+/// Idle connections per backend host in the pool of a thread that is not
+/// one of the server's workers.
+const OTHER_IDLE: usize = 1;
+
 thread_local! {
     static CLIENTS: RefCell<Vec<(u64, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+    static SERVER_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl HttpClients {
-    /// Clients from `builder`, called once now and once per thread that
-    /// calls a backend.
+    /// Clients from `builder`, given the idle connections per host its
+    /// pool may keep: called once now and once per thread that calls a
+    /// backend. A worker's pool keeps `idle_per_host / workers`.
     pub fn new(
-        builder: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static,
+        builder: impl Fn(usize) -> reqwest::ClientBuilder + Send + Sync + 'static,
+        idle_per_host: usize,
+        workers: usize,
     ) -> Result<Self, reqwest::Error> {
-        let first = builder().build()?;
+        let worker_idle = (idle_per_host / workers.max(1)).max(1);
+        let first = builder(OTHER_IDLE).build()?;
         Ok(HttpClients {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            build: Arc::new(move || builder().build().ok()),
+            build: Arc::new(move |idle| builder(idle).build().ok()),
+            worker_idle,
             first,
         })
+    }
+
+    /// Marks the calling thread as one of the server's workers, whose pool
+    /// keeps the workers' share of idle connections. The app factory runs
+    /// once on each worker's thread, before it serves.
+    pub fn on_server_worker() {
+        SERVER_WORKER.with(|worker| worker.set(true));
     }
 
     /// This thread's client.
@@ -51,7 +74,12 @@ impl HttpClients {
             if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
                 return client.clone();
             }
-            let client = (self.build)().unwrap_or_else(|| self.first.clone());
+            let idle = if SERVER_WORKER.with(Cell::get) {
+                self.worker_idle
+            } else {
+                OTHER_IDLE
+            };
+            let client = (self.build)(idle).unwrap_or_else(|| self.first.clone());
             clients.push((self.id, client.clone()));
             client
         })
@@ -64,7 +92,8 @@ impl From<reqwest::Client> for HttpClients {
         let shared = client.clone();
         HttpClients {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            build: Arc::new(move || Some(shared.clone())),
+            build: Arc::new(move |_| Some(shared.clone())),
+            worker_idle: OTHER_IDLE,
             first: client,
         }
     }
@@ -76,15 +105,21 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     #[test]
-    fn each_thread_builds_one_client_of_its_own() {
+    fn each_thread_builds_one_client_of_its_own_with_its_share_of_idle_connections() {
         let built = Arc::new(AtomicUsize::new(0));
-        let clients = HttpClients::new({
-            let built = built.clone();
-            move || {
-                built.fetch_add(1, Ordering::Relaxed);
-                reqwest::Client::builder()
-            }
-        })
+        let idles = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let clients = HttpClients::new(
+            {
+                let (built, idles) = (built.clone(), idles.clone());
+                move |idle| {
+                    built.fetch_add(1, Ordering::Relaxed);
+                    idles.lock().expect("not poisoned").push(idle);
+                    reqwest::Client::builder()
+                }
+            },
+            32,
+            2,
+        )
         .expect("builds");
         assert_eq!(built.load(Ordering::Relaxed), 1, "once at start");
         clients.get();
@@ -92,11 +127,17 @@ mod tests {
         assert_eq!(built.load(Ordering::Relaxed), 2, "once for this thread");
         std::thread::scope(|scope| {
             scope.spawn(|| {
+                HttpClients::on_server_worker();
                 clients.get();
                 clients.get();
             });
         });
         assert_eq!(built.load(Ordering::Relaxed), 3, "once for the other");
+        assert_eq!(
+            *idles.lock().expect("not poisoned"),
+            [OTHER_IDLE, OTHER_IDLE, 16],
+            "a worker keeps its half of the reserve, other threads one"
+        );
         let shared = HttpClients::from(reqwest::Client::new());
         shared.get();
         assert_eq!(
