@@ -36,12 +36,4 @@ fi
 
 out=$("$PY" scripts/chaos/chaos.py --mux "$MUX" --node-modules "$NODE_MODULES" \
   --python "$PY" --work "$WORK" "$@") || true
-printf '%s\n' "$out"
-PASSED=$(grep -c '^ok - ' <<<"$out" || true)
-FAILED=$(grep -c '^not ok - ' <<<"$out" || true)
-if ((PASSED + FAILED == 0)); then
-  not_ok "chaos.py ran to the end" "no checks printed (logs in $WORK)"
-  HARNESS_KEEP=1
-fi
-((FAILED == 0)) || HARNESS_KEEP=1
-summary
+report_checks chaos.py "$out"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The helpers scripts/e2e.sh and scripts/conformance.sh share: counting and
+# The helpers the scripts share (e2e, conformance, chaos, resources): counting and
 # printing checks, starting and stopping children, cleaning up on exit.
 # Sourced, not run. Before sourcing, the script sets
 #   HARNESS_NAME  the name in its messages and in the closing line
@@ -25,6 +25,19 @@ not_ok() {
 summary() {
   SUMMARY_DONE=1
   echo "$HARNESS_NAME: $PASSED passed, $FAILED failed"
+}
+# Prints what a check script printed (`ok - ...` and `not ok - ...` lines),
+# counts its checks and prints the closing line; WORK is kept when a check
+# failed or none was printed.
+report_checks() { # SCRIPT OUTPUT
+  printf '%s\n' "$2"
+  PASSED=$(grep -c '^ok - ' <<<"$2" || true)
+  FAILED=$(grep -c '^not ok - ' <<<"$2" || true)
+  if ((PASSED + FAILED == 0)); then
+    not_ok "$1 ran to the end" "no checks printed (logs in $WORK)"
+  fi
+  ((FAILED == 0)) || HARNESS_KEEP=1
+  summary
 }
 note() { sed '/^[[:space:]]*$/d; s/^/# /' >&2; }
 show_tail() { # FILE LINES: the end of a log, marked as commentary

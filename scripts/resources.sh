@@ -31,12 +31,4 @@ if [[ ! -x $MUX ]]; then
 fi
 
 out=$("$PY" scripts/resources/flood.py --mux "$MUX" --python "$PY" --work "$WORK") || true
-printf '%s\n' "$out"
-PASSED=$(grep -c '^ok - ' <<<"$out" || true)
-FAILED=$(grep -c '^not ok - ' <<<"$out" || true)
-if ((PASSED + FAILED == 0)); then
-  not_ok "flood.py ran to the end" "no checks printed (logs in $WORK)"
-  HARNESS_KEEP=1
-fi
-((FAILED == 0)) || HARNESS_KEEP=1
-summary
+report_checks flood.py "$out"

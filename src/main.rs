@@ -110,7 +110,6 @@ struct ServeArgs {
     public_url: Option<url::Url>,
 }
 
-/// A public URL: http or https, with a host, and nothing after its path.
 /// A rate flag: a positive, finite number.
 fn positive_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -119,6 +118,7 @@ fn positive_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A public URL: http or https, with a host, and nothing after its path.
 fn parse_public_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {

@@ -54,13 +54,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url_host: str, port: int, path: str, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
+def wait_for(port: int, path: str, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
         try:
-            connection = http.client.HTTPConnection(url_host, port, timeout=2)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", path)
             connection.getresponse().read()
             return
@@ -289,8 +289,8 @@ def main() -> int:
         start_new_session=True,
     )
     try:
-        wait_for("127.0.0.1", demo_port, "/mcp", demo, "the demo backend")
-        wait_for("127.0.0.1", mux_port, "/healthz", mux, "mcp-mux")
+        wait_for(demo_port, "/mcp", demo, "the demo backend")
+        wait_for(mux_port, "/healthz", mux, "mcp-mux")
         return run(mux, mux_port, token, log)
     finally:
         for child in (mux, demo):
@@ -375,12 +375,10 @@ def run(mux: subprocess.Popen, port: int, token: str, log: Path) -> int:
     try:
         fresh = Bystander(gateway, token)
         recovery_problem = fresh.call_once()
+        fresh.connection.close()
     except (RuntimeError, OSError, http.client.HTTPException) as error:
         recovery_problem = str(error)
     recovery_time = time.monotonic() - recovery_started
-    fresh_connection = getattr(locals().get("fresh"), "connection", None)
-    if fresh_connection:
-        fresh_connection.close()
     bystander.connection.close()
 
     settle_deadline = time.monotonic() + 30

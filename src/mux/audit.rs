@@ -62,18 +62,7 @@ impl AuditTrail {
         let mut batch = Vec::with_capacity(BATCH);
         while receiver.recv_many(&mut batch, BATCH).await > 0 {
             tokio::time::sleep(GATHER).await;
-            loop {
-                while batch.len() < BATCH
-                    && let Ok(record) = receiver.try_recv()
-                {
-                    batch.push(record);
-                }
-                let full = batch.len() == BATCH;
-                write(store, &mut batch).await;
-                if !full {
-                    break;
-                }
-            }
+            write_queued(&mut receiver, &mut batch, store).await;
         }
     }
 
@@ -82,13 +71,28 @@ impl AuditTrail {
     pub async fn flush(&self, store: &Store) {
         let mut receiver = self.receiver.lock().await;
         let mut batch = Vec::with_capacity(BATCH);
-        while let Ok(record) = receiver.try_recv() {
+        write_queued(&mut receiver, &mut batch, store).await;
+    }
+}
+
+/// Writes `batch` and every record queued behind it, `BATCH` per
+/// statement, without waiting for more.
+async fn write_queued(
+    receiver: &mut mpsc::Receiver<AuditRecord>,
+    batch: &mut Vec<AuditRecord>,
+    store: &Store,
+) {
+    loop {
+        while batch.len() < BATCH
+            && let Ok(record) = receiver.try_recv()
+        {
             batch.push(record);
-            if batch.len() == BATCH {
-                write(store, &mut batch).await;
-            }
         }
-        write(store, &mut batch).await;
+        let full = batch.len() == BATCH;
+        write(store, batch).await;
+        if !full {
+            return;
+        }
     }
 }
 

@@ -65,7 +65,6 @@ impl Default for Limits {
 /// store that raced with the delete cannot bring the session back.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
 
-/// A session: its backends and credentials, and the MCP sessions open on it.
 /// What a client asks for at create-session, validated against the
 /// registry.
 pub struct NewSession {
@@ -81,20 +80,7 @@ pub struct NewSession {
     pub rate_limit: Option<u32>,
 }
 
-impl NewSession {
-    /// A session over `servers` with no credentials and the defaults.
-    pub fn over(servers: Vec<String>) -> Self {
-        NewSession {
-            servers,
-            credentials: Credentials::default(),
-            prefix: PrefixMode::default(),
-            ttl: None,
-            token_digest: None,
-            rate_limit: None,
-        }
-    }
-}
-
+/// A session: its backends and credentials, and the MCP sessions open on it.
 pub struct Session {
     pub id: Uuid,
     /// The chosen backends that the registry still lists, in the client's order.
@@ -827,6 +813,18 @@ mod tests {
     use super::*;
     use crate::store::crypto::{EncryptionKey, KeySource};
 
+    /// A session over `servers` with no credentials and the defaults.
+    fn new_session(servers: Vec<String>) -> NewSession {
+        NewSession {
+            servers,
+            credentials: Credentials::default(),
+            prefix: PrefixMode::default(),
+            ttl: None,
+            token_digest: None,
+            rate_limit: None,
+        }
+    }
+
     async fn test_mux(dir: &tempfile::TempDir) -> Mux {
         let registry = Registry::parse(
             "servers:\n  a:\n    url: http://127.0.0.1:9/mcp\n",
@@ -855,7 +853,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mux = test_mux(&dir).await;
         let id = mux
-            .create_session(NewSession::over(vec!["a".into()]))
+            .create_session(new_session(vec!["a".into()]))
             .await
             .expect("created")
             .id;
@@ -877,7 +875,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mux = test_mux(&dir).await;
         let id = mux
-            .create_session(NewSession::over(vec!["a".into()]))
+            .create_session(new_session(vec!["a".into()]))
             .await
             .expect("created")
             .id;

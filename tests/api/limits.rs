@@ -121,6 +121,40 @@ async fn a_session_created_with_a_rate_limit_keeps_it_and_others_are_free() {
 }
 
 #[tokio::test]
+async fn a_rate_flag_that_is_not_a_positive_number_stops_the_gateway_with_its_reason() {
+    for (flag, value) in [
+        ("--session-rate", "0"),
+        ("--session-rate", "-3"),
+        ("--session-rate", "fast"),
+        ("--create-session-rate", "inf"),
+        ("--create-session-rate", "NaN"),
+    ] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
+            .args(["serve", &format!("{flag}={value}")])
+            .env_clear()
+            .output()
+            .await
+            .expect("mcp-mux runs");
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        let placeholder = flag
+            .trim_start_matches("--")
+            .replace('-', "_")
+            .to_uppercase();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.lines().next(),
+            Some(
+                format!(
+                    "error: invalid value '{value}' for '{flag} <{placeholder}>': \"{value}\" is not a positive number"
+                )
+                .as_str()
+            ),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_client_address_creating_sessions_too_fast_gets_429_and_nothing_is_stored() {
     let rates = Rates {
         create_session: Some(Rate {

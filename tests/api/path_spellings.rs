@@ -351,12 +351,18 @@ async fn the_request_log_names_the_route_and_only_8_characters_of_a_session_id()
     .into_owned();
     assert!(!text.contains(&session), "a whole session id was logged");
     let short = &session[..8];
-    for route in ["/session/{id}", "/session/{id}/mcp", "/session/{id}/audit"] {
+    // Served at debug level, refused (a GET on an endpoint without streams) at info.
+    for (route, status, level) in [
+        ("/session/{id}", 200, "DEBUG"),
+        ("/session/{id}/mcp", 405, " INFO"),
+        ("/session/{id}/audit", 200, "DEBUG"),
+    ] {
         assert!(
-            text.lines()
-                .any(|line| line.contains(&format!("route=\"{route}\""))
-                    && line.contains(&format!("session=\"{short}…\""))),
-            "no request line for {route} in:\n{text}"
+            text.lines().any(|line| line.contains(level)
+                && line.contains(&format!("route=\"{route}\""))
+                && line.contains(&format!("session=\"{short}…\""))
+                && line.contains(&format!("status={status}"))),
+            "no {level} request line for {route} with {status} in:\n{text}"
         );
     }
 }

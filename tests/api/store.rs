@@ -528,6 +528,48 @@ async fn altered_sealed_values_are_clear_errors() {
     }
 }
 
+#[tokio::test]
+async fn a_session_rate_limit_round_trips_and_a_tampered_one_is_a_clear_error() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let stored = SessionRecord {
+            rate_limit: Some(25),
+            ..record("t")
+        };
+        store.insert_session(&stored).await.expect("inserted");
+        let found = store
+            .find_session(stored.id)
+            .await
+            .expect("query")
+            .expect("stored");
+        assert_eq!(found.rate_limit, Some(25), "{url}");
+
+        for tampered in ["0", "-5", "4294967296"] {
+            execute(
+                &url,
+                &format!(
+                    "UPDATE sessions SET rate_limit = {tampered} WHERE id = '{}'",
+                    stored.id
+                ),
+            )
+            .await;
+            let error = store.find_session(stored.id).await.expect_err("tampered");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "stored session {} is unreadable: rate_limit is not a positive 32-bit number",
+                    stored.id
+                ),
+                "{url} {tampered}"
+            );
+        }
+        database.drop_database().await;
+    }
+}
+
 /// Asserts that no `tokens` are in the database: in the SQLite files' bytes,
 /// or in the sealed columns on PostgreSQL.
 async fn assert_sealed(database: &TestDatabase, tokens: &[String], some_session: Uuid) {
