@@ -25,6 +25,12 @@ use entity::{audit_record, key_check, mcp_session, session};
 const KEY_CHECK_PLAINTEXT: &[u8] = b"mcp-mux key check v1";
 const KEY_CHECK_ID: i32 = 1;
 
+/// Connections to a SQLite database. It takes one writer at a time, so more
+/// would only wait; and each holds three files in WAL mode (the database,
+/// its log and its shared memory) for as long as the pool keeps it, which
+/// after a burst is minutes.
+const SQLITE_CONNECTIONS: u32 = 4;
+
 /// A session as stored.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
@@ -204,7 +210,11 @@ impl Store {
         }
         let mut options = ConnectOptions::new(database_url.to_owned());
         options
-            .max_connections(16)
+            .max_connections(if scheme == "sqlite" {
+                SQLITE_CONNECTIONS
+            } else {
+                16
+            })
             .sqlx_logging(false)
             // Write-ahead logging: readers never wait on the writer, and a
             // commit is one append. `NORMAL` syncs at checkpoints rather
