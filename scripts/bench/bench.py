@@ -236,6 +236,9 @@ def nginx_pids(master: int) -> list[int]:
     return [master, *map(int, children)]
 
 
+SECTIONS = ("calls", "growth", "initialize", "memory", "create-session")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mux", required=True)
@@ -243,6 +246,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=3, help="seconds per wrk run")
     parser.add_argument("--repeat", type=int, default=2, help="runs per point")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test", help="a PostgreSQL server for create-session; a database of its own is made there")
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run this section alone (repeatable); all by default")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -288,149 +292,156 @@ def bench(args, work: Path, processes: Processes) -> int:
     print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}; wrk {args.duration:g} s per run, {n} runs per point; cells: mean ±spread (max−min over mean)")
     print()
 
-    # 1. tools/call: straight, through nginx, through mcp-mux.
-    targets = [
-        Target("backend direct", ports["fast"], "/mcp", "echo"),
-        Target("nginx", ports["nginx"], "/mcp", "echo", pids=nginx_pids(nginx.pid)),
-        Target("mcp-mux", mux.port, f"/session/{one}/mcp", "fast1__echo", one_mcp, [mux.process.pid]),
-    ]
-    for target in targets:
-        target.check()
-    print("## tools/call, one session over one backend")
-    print()
-    rows = []
-    for connections in (1, 16, 64):
-        runs = {t.name: repeated(n, lambda t=t: wrk(t, connections, d)) for t in targets}
-        direct = statistics.fmean(r.p50 for r in runs["backend direct"])
-        floor = runs["nginx"]
+    only = set(args.only or SECTIONS)
+
+    if "calls" in only:
+        # 1. tools/call: straight, through nginx, through mcp-mux.
+        targets = [
+            Target("backend direct", ports["fast"], "/mcp", "echo"),
+            Target("nginx", ports["nginx"], "/mcp", "echo", pids=nginx_pids(nginx.pid)),
+            Target("mcp-mux", mux.port, f"/session/{one}/mcp", "fast1__echo", one_mcp, [mux.process.pid]),
+        ]
         for target in targets:
-            these = runs[target.name]
-            added = [r.p50 - direct for r in these] if target.name != "backend direct" else [None]
-            ratio = statistics.fmean(r.rate for r in these) / statistics.fmean(r.rate for r in floor)
-            cpu = [r.cpu_per_call for r in these]
-            cpu_ratio = (
-                f"{statistics.fmean(cpu) / statistics.fmean(r.cpu_per_call for r in floor):.1f}×"
-                if target.name == "mcp-mux" and all(c is not None for c in cpu)
-                else ""
-            )
-            errors = sum(r.errors for r in these)
+            target.check()
+        print("## tools/call, one session over one backend")
+        print()
+        rows = []
+        for connections in (1, 16, 64):
+            runs = {t.name: repeated(n, lambda t=t: wrk(t, connections, d)) for t in targets}
+            direct = statistics.fmean(r.p50 for r in runs["backend direct"])
+            floor = runs["nginx"]
+            for target in targets:
+                these = runs[target.name]
+                added = [r.p50 - direct for r in these] if target.name != "backend direct" else [None]
+                ratio = statistics.fmean(r.rate for r in these) / statistics.fmean(r.rate for r in floor)
+                cpu = [r.cpu_per_call for r in these]
+                cpu_ratio = (
+                    f"{statistics.fmean(cpu) / statistics.fmean(r.cpu_per_call for r in floor):.1f}×"
+                    if target.name == "mcp-mux" and all(c is not None for c in cpu)
+                    else ""
+                )
+                errors = sum(r.errors for r in these)
+                rows.append(
+                    [
+                        str(connections),
+                        target.name,
+                        cell([r.p50 for r in these], unit=" µs"),
+                        cell([r.p90 for r in these], unit=" µs"),
+                        cell([r.p99 for r in these], unit=" µs"),
+                        cell([r.rate for r in these]),
+                        cell(added, unit=" µs"),
+                        f"{ratio:.2f}×",
+                        cell(cpu, 1, " µs"),
+                        cpu_ratio,
+                        str(errors),
+                    ]
+                )
+        table(["c", "target", "p50", "p90", "p99", "calls/s", "added p50", "calls/s ÷ nginx", "CPU/call", "CPU ÷ nginx", "errors"], rows)
+
+    if "growth" in only:
+        # 2. How the cost grows.
+        print("## how the cost grows (mcp-mux; tools/call at c1 and c16, tools/list at c1)")
+        print()
+        list_body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        rows = []
+        for label, chosen, tool in (
+            ("1 backend", ["fast1"], "fast1__echo"),
+            ("4 backends", [f"fast{i}" for i in range(1, 5)], "fast1__echo"),
+            ("16 backends", [f"fast{i}" for i in range(1, 17)], "fast1__echo"),
+            ("10 tools", ["cat10"], "cat10__echo"),
+            ("1,000 tools", ["cat1000"], "cat1000__echo"),
+            ("10,000 tools", ["cat10000"], "cat10000__echo"),
+        ):
+            session = mux.create_session(chosen)
+            target = Target(label, mux.port, f"/session/{session}/mcp", tool, mux.initialize(session), [mux.process.pid])
+            target.check()
+            c1 = repeated(n, lambda: wrk(target, 1, d))
+            c16 = repeated(n, lambda: wrk(target, 16, d))
+            listing = repeated(n, lambda: wrk(target, 1, d, body=list_body))
             rows.append(
                 [
-                    str(connections),
-                    target.name,
-                    cell([r.p50 for r in these], unit=" µs"),
-                    cell([r.p90 for r in these], unit=" µs"),
-                    cell([r.p99 for r in these], unit=" µs"),
-                    cell([r.rate for r in these]),
-                    cell(added, unit=" µs"),
-                    f"{ratio:.2f}×",
-                    cell(cpu, 1, " µs"),
-                    cpu_ratio,
-                    str(errors),
+                    label,
+                    cell([r.p50 for r in c1], unit=" µs"),
+                    cell([r.rate for r in c16]),
+                    cell([r.p50 for r in listing], unit=" µs"),
                 ]
             )
-    table(["c", "target", "p50", "p90", "p99", "calls/s", "added p50", "calls/s ÷ nginx", "CPU/call", "CPU ÷ nginx", "errors"], rows)
 
-    # 2. How the cost grows.
-    print("## how the cost grows (mcp-mux; tools/call at c1 and c16, tools/list at c1)")
-    print()
-    list_body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-    rows = []
-    for label, chosen, tool in (
-        ("1 backend", ["fast1"], "fast1__echo"),
-        ("4 backends", [f"fast{i}" for i in range(1, 5)], "fast1__echo"),
-        ("16 backends", [f"fast{i}" for i in range(1, 17)], "fast1__echo"),
-        ("10 tools", ["cat10"], "cat10__echo"),
-        ("1,000 tools", ["cat1000"], "cat1000__echo"),
-        ("10,000 tools", ["cat10000"], "cat10000__echo"),
-    ):
-        session = mux.create_session(chosen)
-        target = Target(label, mux.port, f"/session/{session}/mcp", tool, mux.initialize(session), [mux.process.pid])
-        target.check()
+        # 1,024 live MCP sessions (32 sessions of 32) beside the measured one.
+        live = open_live_mcp_sessions(mux, ["fast1", "fast2"])
+        target = Target("busy", mux.port, f"/session/{one}/mcp", "fast1__echo", one_mcp, [mux.process.pid])
         c1 = repeated(n, lambda: wrk(target, 1, d))
         c16 = repeated(n, lambda: wrk(target, 16, d))
-        listing = repeated(n, lambda: wrk(target, 1, d, body=list_body))
-        rows.append(
-            [
-                label,
-                cell([r.p50 for r in c1], unit=" µs"),
-                cell([r.rate for r in c16]),
-                cell([r.p50 for r in listing], unit=" µs"),
-            ]
-        )
+        rows.append([f"{live:,} other live MCP sessions", cell([r.p50 for r in c1], unit=" µs"), cell([r.rate for r in c16]), ""])
+        table(["session", "tools/call p50 (c1)", "tools/call calls/s (c16)", "tools/list p50 (c1)"], rows)
 
-    # 1,024 live MCP sessions (32 sessions of 32) beside the measured one.
-    live = open_live_mcp_sessions(mux, ["fast1", "fast2"])
-    target = Target("busy", mux.port, f"/session/{one}/mcp", "fast1__echo", one_mcp, [mux.process.pid])
-    c1 = repeated(n, lambda: wrk(target, 1, d))
-    c16 = repeated(n, lambda: wrk(target, 16, d))
-    rows.append([f"{live:,} other live MCP sessions", cell([r.p50 for r in c1], unit=" µs"), cell([r.rate for r in c16]), ""])
-    table(["session", "tools/call p50 (c1)", "tools/call calls/s (c16)", "tools/list p50 (c1)"], rows)
+    if "initialize" in only:
+        # 3. initialize fan-out over backends that each take 100 ms: the
+        # median initialize through mcp-mux against the median of the slow
+        # backend's own, each on a new connection as a client opens one.
+        print("## initialize over backends that each take 100 ms")
+        print()
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+        }
 
-    # 3. initialize fan-out over backends that each take 100 ms: the
-    # median initialize through mcp-mux against the median of the slow
-    # backend's own, each on a new connection as a client opens one.
-    print("## initialize over backends that each take 100 ms")
-    print()
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
-    }
+        def timed(port: int, path: str) -> float:
+            started = time.perf_counter()
+            status, _, body = post(port, path, initialize)
+            if status != 200:
+                raise RuntimeError(f"initialize answered {status}: {body[:200]!r}")
+            return (time.perf_counter() - started) * 1000
 
-    def timed(port: int, path: str) -> float:
-        started = time.perf_counter()
-        status, _, body = post(port, path, initialize)
-        if status != 200:
-            raise RuntimeError(f"initialize answered {status}: {body[:200]!r}")
-        return (time.perf_counter() - started) * 1000
+        attempts = 10
+        rows = []
+        for count in (1, 4, 16):
+            session = mux.create_session([f"slow{i}" for i in range(1, count + 1)])
+            added = []
+            for _ in range(n):
+                slowest = statistics.median(timed(ports["slow"], "/s1") for _ in range(attempts))
+                through = statistics.median(timed(mux.port, f"/session/{session}/mcp") for _ in range(attempts))
+                added.append(through - slowest)
+            rows.append([str(count), cell(added, 1, " ms")])
+        table(["backends", f"added over the slowest (median of {attempts}, per run)"], rows)
 
-    attempts = 10
-    rows = []
-    for count in (1, 4, 16):
-        session = mux.create_session([f"slow{i}" for i in range(1, count + 1)])
-        added = []
-        for _ in range(n):
-            slowest = statistics.median(timed(ports["slow"], "/s1") for _ in range(attempts))
-            through = statistics.median(timed(mux.port, f"/session/{session}/mcp") for _ in range(attempts))
-            added.append(through - slowest)
-        rows.append([str(count), cell(added, 1, " ms")])
-    table(["backends", f"added over the slowest (median of {attempts}, per run)"], rows)
-
-    # 4. Memory, on a gateway of its own: stored sessions, then live MCP
-    # sessions over two backends.
-    fresh = start_mux("mux-memory", ports["mux-memory"], [])
-    fresh.create_session(["fast1"])
-    before = resident_bytes(fresh.process.pid)
-    stored = 5000
-    for _ in range(stored):
+    if "memory" in only:
+        # 4. Memory, on a gateway of its own: stored sessions, then live MCP
+        # sessions over two backends.
+        fresh = start_mux("mux-memory", ports["mux-memory"], [])
         fresh.create_session(["fast1"])
-    per_stored = (resident_bytes(fresh.process.pid) - before) / stored
-    before = resident_bytes(fresh.process.pid)
-    live = open_live_mcp_sessions(fresh, ["fast1", "fast2"])
-    per_live = (resident_bytes(fresh.process.pid) - before) / live
-    print("## memory (resident, mcp-mux)")
-    print()
-    table(["what", "per item"], [[f"stored session ({stored:,})", f"{per_stored:,.0f} B"], [f"live MCP session over two backends ({live:,})", f"{per_live / 1024:,.1f} KiB"]])
+        before = resident_bytes(fresh.process.pid)
+        stored = 5000
+        for _ in range(stored):
+            fresh.create_session(["fast1"])
+        per_stored = (resident_bytes(fresh.process.pid) - before) / stored
+        before = resident_bytes(fresh.process.pid)
+        live = open_live_mcp_sessions(fresh, ["fast1", "fast2"])
+        per_live = (resident_bytes(fresh.process.pid) - before) / live
+        print("## memory (resident, mcp-mux)")
+        print()
+        table(["what", "per item"], [[f"stored session ({stored:,})", f"{per_stored:,.0f} B"], [f"live MCP session over two backends ({live:,})", f"{per_live / 1024:,.1f} KiB"]])
 
-    # 5. create-session with 8 clients, on SQLite and on PostgreSQL.
-    print("## create-session, 8 clients")
-    print()
-    rows = []
-    create_body = json.dumps({"servers": ["fast1"]})
-    stores = [("SQLite", "mux-sqlite", [])]
-    postgres = postgres_database(args.database_url) if shutil.which("psql") else None
-    if postgres:
-        stores.append(("PostgreSQL", "mux-pg", ["--database-url", postgres]))
-    for label, name, extra in stores:
-        gateway = start_mux(name, ports[name], ["--max-sessions", "10000000", *extra])
-        target = Target(label, gateway.port, "/create-session", "", pids=[gateway.process.pid])
-        runs = repeated(n, lambda: wrk(target, 8, d, body=create_body))
-        rows.append([label, cell([r.rate for r in runs]), cell([r.p50 for r in runs], unit=" µs"), cell([r.cpu_per_call for r in runs], 1, " µs"), str(sum(r.errors for r in runs))])
-    if len(stores) == 1:
-        rows.append(["PostgreSQL", "skipped: no server at --database-url", "", "", ""])
-    table(["store", "sessions/s", "p50", "CPU/session", "errors"], rows)
+    if "create-session" in only:
+        # 5. create-session with 8 clients, on SQLite and on PostgreSQL.
+        print("## create-session, 8 clients")
+        print()
+        rows = []
+        create_body = json.dumps({"servers": ["fast1"]})
+        stores = [("SQLite", "mux-sqlite", [])]
+        postgres = postgres_database(args.database_url) if shutil.which("psql") else None
+        if postgres:
+            stores.append(("PostgreSQL", "mux-pg", ["--database-url", postgres]))
+        for label, name, extra in stores:
+            gateway = start_mux(name, ports[name], ["--max-sessions", "10000000", *extra])
+            target = Target(label, gateway.port, "/create-session", "", pids=[gateway.process.pid])
+            runs = repeated(n, lambda: wrk(target, 8, d, body=create_body))
+            rows.append([label, cell([r.rate for r in runs]), cell([r.p50 for r in runs], unit=" µs"), cell([r.cpu_per_call for r in runs], 1, " µs"), str(sum(r.errors for r in runs))])
+        if len(stores) == 1:
+            rows.append(["PostgreSQL", "skipped: no server at --database-url", "", "", ""])
+        table(["store", "sessions/s", "p50", "CPU/session", "errors"], rows)
     return 0
 
 

@@ -101,6 +101,9 @@ struct BackendSlot {
     state: Mutex<SlotState>,
     rechecking: AtomicBool,
     closing: AtomicBool,
+    /// Set when its backend session opened and its own stream is still to
+    /// open (which waits until the client's `initialize` is answered).
+    listen_later: AtomicBool,
     signals: Arc<Signals>,
 }
 
@@ -186,12 +189,12 @@ impl BackendSlot {
     async fn open(self: Arc<Self>, attempts: Attempts) {
         let outcome = self.session.initialize(attempts).await;
         if outcome.is_ok() {
-            let listening = self.clone();
-            tokio::spawn(async move {
-                let forward = listening.clone().backend_stream_forwarder();
-                listening.session.listen(forward).await;
-            });
-            if self.signals.answered.load(Ordering::Acquire) {
+            // The backend's own stream opens once the client's `initialize`
+            // is answered: streams opening meanwhile would hold up the
+            // other backends' `initialize` on a shared backend host.
+            self.listen_later.store(true, Ordering::SeqCst);
+            if self.signals.answered.load(Ordering::SeqCst) {
+                self.clone().listen_if_pending();
                 tracing::info!(
                     server = self.name(),
                     "backend session opened late; its items are announced"
@@ -212,6 +215,18 @@ impl BackendSlot {
             }
         };
         self.rechecking.store(false, Ordering::Release);
+    }
+
+    /// Opens the backend's own stream, unless it is open or opening. The
+    /// slot's `open` and the MCP session's may both call this, and
+    /// `listen_later` lets exactly one of them through.
+    fn listen_if_pending(self: Arc<Self>) {
+        if self.listen_later.swap(false, Ordering::SeqCst) {
+            tokio::spawn(async move {
+                let forward = self.clone().backend_stream_forwarder();
+                self.session.listen(forward).await;
+            });
+        }
     }
 
     /// Handles what the backend sends on its own stream: list changes mark
@@ -451,6 +466,7 @@ impl McpSession {
                     state: Mutex::new(SlotState::Opening),
                     rechecking: AtomicBool::new(false),
                     closing: AtomicBool::new(false),
+                    listen_later: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -471,8 +487,11 @@ impl McpSession {
             );
         }
         guard.armed = false;
-        signals.answered.store(true, Ordering::Release);
+        signals.answered.store(true, Ordering::SeqCst);
         drop(guard);
+        for slot in &slots {
+            slot.clone().listen_if_pending();
+        }
 
         let protocol_version = version::negotiate(requested_version);
         let mcp_session = McpSession {

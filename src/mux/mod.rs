@@ -32,6 +32,7 @@ use crate::backend::connections::ConnectionBudget;
 use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::credentials::Credentials;
+use crate::mcp::version;
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
 
@@ -518,31 +519,42 @@ impl Mux {
             .and_then(Value::as_str);
         let client_capabilities = relayable_capabilities(initialize_params);
         let backends = self.backend_sessions(session, client_capabilities.clone());
-        let id = Uuid::new_v4().simple().to_string();
-        let audit = Some(self.audit_context(session));
-        let (mcp_session, result) =
-            McpSession::open(self.timings, backends, id, requested, audit).await;
-        if mcp_session.found_no_connection() {
-            mcp_session.close();
-            return Err(MuxError::NoConnection {
-                limit: self.connections.max(),
-            });
-        }
-        let mcp_session = Arc::new(mcp_session);
-        self.register(session, mcp_session.clone()).await?;
         let now = Utc::now();
         let record = McpSessionRecord {
-            id: mcp_session.id.clone(),
+            id: Uuid::new_v4().simple().to_string(),
             session_id: session.id,
-            protocol_version: mcp_session.protocol_version.to_owned(),
+            protocol_version: version::negotiate(requested).to_owned(),
             client_capabilities,
             created_at: now,
             last_seen_at: now,
         };
-        if let Err(error) = self.store.insert_mcp_session(&record).await {
+        let audit = Some(self.audit_context(session));
+        // The record is written while the backends open, not after: the
+        // client waits for the slowest backend alone.
+        let ((mcp_session, result), stored) = tokio::join!(
+            McpSession::open(self.timings, backends, record.id.clone(), requested, audit),
+            self.store.insert_mcp_session(&record)
+        );
+        if let Err(error) = stored {
             tracing::warn!(%error, "the MCP session is not stored; it will not outlive a restart");
         }
-        Ok((mcp_session, result))
+        let refused = if mcp_session.found_no_connection() {
+            mcp_session.close();
+            Err(MuxError::NoConnection {
+                limit: self.connections.max(),
+            })
+        } else {
+            let mcp_session = Arc::new(mcp_session);
+            self.register(session, mcp_session.clone())
+                .await
+                .map(|()| (mcp_session, result))
+        };
+        if refused.is_err()
+            && let Err(error) = self.store.delete_mcp_session(session.id, &record.id).await
+        {
+            tracing::warn!(%error, "could not forget a refused MCP session in the store");
+        }
+        refused
     }
 
     /// The MCP session `id` of `session`: open here, or else reopened from

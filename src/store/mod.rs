@@ -6,11 +6,12 @@ mod entity;
 
 use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
+    DatabaseConnection, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -30,6 +31,22 @@ const KEY_CHECK_ID: i32 = 1;
 /// its log and its shared memory) for as long as the pool keeps it, which
 /// after a burst is minutes.
 const SQLITE_CONNECTIONS: u32 = 4;
+
+/// The columns of an audit INSERT, in the order `audit_values` gives them.
+const AUDIT_COLUMNS: [audit_record::Column; 8] = [
+    audit_record::Column::SessionId,
+    audit_record::Column::McpSessionId,
+    audit_record::Column::Backend,
+    audit_record::Column::Tool,
+    audit_record::Column::Outcome,
+    audit_record::Column::ErrorClass,
+    audit_record::Column::DurationMs,
+    audit_record::Column::At,
+];
+/// Rows per audit INSERT. A batch is cut into statements of these sizes
+/// only, so that their few SQL texts are built once and each stays
+/// prepared on its connection: the database parses no SQL per record.
+const AUDIT_ROWS_PER_INSERT: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// A session as stored.
 #[derive(Debug, Clone)]
@@ -197,6 +214,8 @@ pub enum StoreError {
 pub struct Store {
     db: DatabaseConnection,
     keys: std::sync::Arc<Keyring>,
+    /// The audit INSERT for each of `AUDIT_ROWS_PER_INSERT`, in its order.
+    audit_inserts: std::sync::Arc<[String]>,
 }
 
 impl Store {
@@ -235,9 +254,14 @@ impl Store {
         Migrator::up(&db, None)
             .await
             .map_err(|source| StoreError::Migrate { source })?;
+        let backend = db.get_database_backend();
         let store = Store {
             db,
             keys: std::sync::Arc::new(keys.into()),
+            audit_inserts: AUDIT_ROWS_PER_INSERT
+                .iter()
+                .map(|&rows| audit_insert_sql(backend, rows))
+                .collect(),
         };
         store.verify_key().await?;
         Ok(store)
@@ -490,22 +514,21 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        let rows = records.iter().map(|record| audit_record::ActiveModel {
-            session_id: Set(record.session_id.to_string()),
-            mcp_session_id: Set(record.mcp_session_id.clone()),
-            backend: Set(record.backend.clone()),
-            tool: Set(record.tool.clone()),
-            outcome: Set(record.outcome.to_owned()),
-            error_class: Set(record.error_class.map(str::to_owned)),
-            duration_ms: Set(record.duration_ms),
-            at: Set(record.at),
-            ..Default::default()
-        });
-        // Nothing needs the new rows' ids: without RETURNING, SQLite sends
-        // no row back per record.
-        audit_record::Entity::insert_many(rows)
-            .exec_without_returning(&self.db)
-            .await?;
+        let backend = self.db.get_database_backend();
+        // One commit for the whole batch, however many statements it takes.
+        let transaction = self.db.begin().await?;
+        let mut rest = records;
+        for (&rows, sql) in AUDIT_ROWS_PER_INSERT.iter().zip(self.audit_inserts.iter()) {
+            while rest.len() >= rows {
+                let (these, after) = rest.split_at(rows);
+                let values = these.iter().flat_map(audit_values).collect::<Vec<_>>();
+                transaction
+                    .execute_raw(Statement::from_sql_and_values(backend, sql.clone(), values))
+                    .await?;
+                rest = after;
+            }
+        }
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -677,6 +700,32 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()?;
     }
     Some(digest)
+}
+
+/// An INSERT of `rows` audit records, with placeholders for their values.
+fn audit_insert_sql(backend: DbBackend, rows: usize) -> String {
+    let mut insert = Query::insert();
+    insert
+        .into_table(audit_record::Entity)
+        .columns(AUDIT_COLUMNS);
+    for _ in 0..rows {
+        insert.values_panic(AUDIT_COLUMNS.map(|_| Expr::val(0)));
+    }
+    backend.build(&insert).sql
+}
+
+/// A record's values, in the order of `AUDIT_COLUMNS`.
+fn audit_values(record: &AuditRecord) -> [sea_orm::Value; 8] {
+    [
+        record.session_id.to_string().into(),
+        record.mcp_session_id.clone().into(),
+        record.backend.clone().into(),
+        record.tool.clone().into(),
+        record.outcome.into(),
+        record.error_class.into(),
+        record.duration_ms.into(),
+        record.at.into(),
+    ]
 }
 
 /// `url` with any password replaced, for messages and logs.

@@ -1,7 +1,7 @@
 //! The store's queries on SQLite, and on PostgreSQL when `TEST_DATABASE_URL`
 //! names a server (each test gets a database of its own).
 
-use chrono::Utc;
+use chrono::{Timelike, Utc};
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use secrecy::{ExposeSecret, SecretString};
@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
 use mcp_mux::store::crypto::{EncryptionKey, KeySource, Keyring};
-use mcp_mux::store::{McpSessionRecord, PrefixMode, Rotation, STATUS_ACTIVE, SessionRecord, Store};
+use mcp_mux::store::{
+    AuditRecord, McpSessionRecord, PrefixMode, Rotation, STATUS_ACTIVE, SessionRecord, Store,
+};
 
 use crate::helpers::{TEST_KEY, contains, database_bytes};
 
@@ -564,6 +566,68 @@ async fn a_session_rate_limit_round_trips_and_a_tampered_one_is_a_clear_error() 
                     stored.id
                 ),
                 "{url} {tampered}"
+            );
+        }
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn audit_batches_of_any_size_are_written_whole_and_field_for_field() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let session_id = Uuid::new_v4();
+        let at = Utc::now().with_nanosecond(0).expect("a whole second");
+        // Sizes that take statements of each size the store cuts into, and
+        // an empty batch.
+        let mut written = 0;
+        for size in [0, 1, 3, 5, 21, 85, 341, 600] {
+            let batch: Vec<AuditRecord> = (written..written + size)
+                .map(|n| AuditRecord {
+                    session_id,
+                    mcp_session_id: format!("mcp-{n}"),
+                    backend: (n % 2 == 0).then(|| format!("server-{n}")),
+                    tool: format!("tool-{n}"),
+                    outcome: if n % 3 == 0 { "error" } else { "ok" },
+                    error_class: (n % 3 == 0).then_some("timeout"),
+                    duration_ms: n as i64,
+                    at,
+                })
+                .collect();
+            store.insert_audit_records(&batch).await.expect("written");
+            written += size;
+        }
+        let stored = store
+            .audit_records(session_id, 10_000, None)
+            .await
+            .expect("read back");
+        assert_eq!(stored.len(), written, "{url}");
+        // Newest first: record n is at position written - 1 - n.
+        for (position, record) in stored.iter().enumerate() {
+            let n = written - 1 - position;
+            assert_eq!(
+                (
+                    record.mcp_session_id.as_str(),
+                    record.backend.as_deref(),
+                    record.tool.as_str(),
+                    record.outcome.as_str(),
+                    record.error_class.as_deref(),
+                    record.duration_ms,
+                    record.at,
+                ),
+                (
+                    format!("mcp-{n}").as_str(),
+                    (n % 2 == 0).then(|| format!("server-{n}")).as_deref(),
+                    format!("tool-{n}").as_str(),
+                    if n % 3 == 0 { "error" } else { "ok" },
+                    (n % 3 == 0).then_some("timeout"),
+                    n as i64,
+                    at,
+                ),
+                "{url} record {n}"
             );
         }
         database.drop_database().await;
