@@ -6,6 +6,7 @@ pub mod jsonrpc;
 pub mod modern;
 pub mod naming;
 pub mod nesting;
+pub mod request;
 pub mod sse;
 pub mod version;
 

@@ -7,6 +7,7 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use super::request::Method;
 use super::version;
 
 /// The modern revision mcp-mux serves, beside the legacy ones in `version`.
@@ -137,7 +138,7 @@ pub fn check_request<'h>(
         }
         Some(_) => {}
     }
-    if let Some(field) = named_by(method) {
+    if let Some(field) = Method::parse(method).and_then(Method::named_by) {
         let body = params
             .and_then(|params| params.get(field))
             .and_then(Value::as_str);
@@ -168,15 +169,6 @@ pub fn check_request<'h>(
         client_capabilities: client_capabilities.clone(),
         log_level,
     })
-}
-
-/// The params field `Mcp-Name` mirrors for `method`, if it has one.
-fn named_by(method: &str) -> Option<&'static str> {
-    match method {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        _ => None,
-    }
 }
 
 /// A mirrored header value as the body has it: `=?base64?…?=` decoded.
@@ -214,19 +206,6 @@ pub fn strip_request_meta(params: &mut Map<String, Value>) {
     }
 }
 
-/// Whether results of `method` carry caching hints.
-pub fn is_cacheable(method: &str) -> bool {
-    matches!(
-        method,
-        "server/discover"
-            | "tools/list"
-            | "prompts/list"
-            | "resources/list"
-            | "resources/templates/list"
-            | "resources/read"
-    )
-}
-
 /// Makes a result a complete modern one: `resultType`, the server's
 /// identity in `_meta`, and for cacheable methods `ttlMs` (the backend's own,
 /// when valid and at most `max_ttl_ms`; else `default_ttl_ms`) and
@@ -234,7 +213,7 @@ pub fn is_cacheable(method: &str) -> bool {
 /// credentials, so they are never "public".
 pub fn complete_result(
     result: &mut Map<String, Value>,
-    method: &str,
+    method: Method,
     default_ttl_ms: u64,
     max_ttl_ms: u64,
 ) {
@@ -245,7 +224,7 @@ pub fn complete_result(
     if let Value::Object(meta) = meta {
         meta.insert(META_SERVER_INFO.to_owned(), server_info());
     }
-    if is_cacheable(method) {
+    if method.is_cacheable() {
         let ttl = result
             .entry("ttlMs")
             .or_insert_with(|| json!(default_ttl_ms));
@@ -460,7 +439,7 @@ mod tests {
         let mut result =
             json!({ "tools": [], "ttlMs": 5, "cacheScope": "public", "_meta": { "k": 1 } });
         let result = result.as_object_mut().expect("well-formed");
-        complete_result(result, "tools/list", 60_000, 60_000);
+        complete_result(result, Method::ToolsList, 60_000, 60_000);
         assert_eq!(result["resultType"], "complete");
         assert_eq!(result["ttlMs"], 5);
         assert_eq!(result["cacheScope"], "private");
@@ -469,18 +448,18 @@ mod tests {
 
         let mut call = json!({ "content": [], "ttlMs": "soon" });
         let call = call.as_object_mut().expect("well-formed");
-        complete_result(call, "tools/call", 60_000, 60_000);
+        complete_result(call, Method::ToolsCall, 60_000, 60_000);
         assert_eq!(
             call["ttlMs"], "soon",
             "tools/call results carry no caching hints"
         );
         let mut read = json!({ "contents": [], "ttlMs": -1 });
         let read = read.as_object_mut().expect("well-formed");
-        complete_result(read, "resources/read", 0, u64::MAX);
+        complete_result(read, Method::ResourcesRead, 0, u64::MAX);
         assert_eq!(read["ttlMs"], 0);
         let mut listed = json!({ "tools": [] });
         let listed = listed.as_object_mut().expect("well-formed");
-        complete_result(listed, "tools/list", 60_000, 60_000);
+        complete_result(listed, Method::ToolsList, 60_000, 60_000);
         assert_eq!(listed["ttlMs"], 60_000);
     }
 

@@ -10,25 +10,26 @@ use serde_json::{Map, Value};
 
 use crate::backend::{BackendError, Replay};
 use crate::mcp::naming;
+use crate::mcp::request::Method;
 
 /// One paginated list request to a backend: the capability it needs, the
 /// method, and the result member that holds the items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listing {
     pub capability: &'static str,
-    pub method: &'static str,
+    pub method: Method,
     pub key: &'static str,
 }
 
 pub const RESOURCES: Listing = Listing {
     capability: "resources",
-    method: "resources/list",
+    method: Method::ResourcesList,
     key: "resources",
 };
 
 pub const RESOURCE_TEMPLATES: Listing = Listing {
     capability: "resources",
-    method: "resources/templates/list",
+    method: Method::ResourceTemplatesList,
     key: "resourceTemplates",
 };
 
@@ -52,22 +53,22 @@ impl NamedKind {
         match self {
             NamedKind::Tool => Listing {
                 capability: "tools",
-                method: "tools/list",
+                method: Method::ToolsList,
                 key: "tools",
             },
             NamedKind::Prompt => Listing {
                 capability: "prompts",
-                method: "prompts/list",
+                method: Method::PromptsList,
                 key: "prompts",
             },
         }
     }
 
     /// The request that uses one item by name.
-    pub fn use_method(self) -> &'static str {
+    pub fn use_method(self) -> Method {
         match self {
-            NamedKind::Tool => "tools/call",
-            NamedKind::Prompt => "prompts/get",
+            NamedKind::Tool => Method::ToolsCall,
+            NamedKind::Prompt => Method::PromptsGet,
         }
     }
 

@@ -3,6 +3,7 @@
 use super::catalogue::NamedKind;
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::ErrorObject;
+use crate::mcp::request::RequestError;
 use crate::store::StoreError;
 
 /// A failed MCP request; `routes::mcp` maps each variant to a JSON-RPC error.
@@ -30,6 +31,15 @@ pub enum CallError {
     /// The backend's own JSON-RPC error, passed on unchanged.
     #[error("{}", .error.message)]
     Relayed { error: ErrorObject },
+}
+
+impl From<RequestError> for CallError {
+    fn from(error: RequestError) -> Self {
+        match error {
+            RequestError::MethodNotFound { method } => CallError::MethodNotFound { method },
+            RequestError::InvalidParams { reason } => CallError::InvalidParams { reason },
+        }
+    }
 }
 
 impl CallError {

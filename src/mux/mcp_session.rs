@@ -9,19 +9,22 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::audit::{AuditContext, AuditedCall};
 use super::catalogue::{
     BackendItems, Catalogue, Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES, Route,
 };
 use super::error::{CallError, Unavailable};
-use super::paging::{Pager, requested_cursor};
+use super::paging::Pager;
 use super::subscriptions::Listeners;
 use crate::backend::{
     Attempts, BackendError, BackendSession, Initialized, Relay, Relayed, Replay, Reply,
 };
 use crate::mcp::jsonrpc;
+use crate::mcp::request::{
+    ByName, ByUri, ClientNotification, ClientRequest, Completion, CompletionTarget, Method,
+};
 use crate::mcp::{modern, naming, version};
 
 /// How long the runtime waits on backends before answering without them.
@@ -348,7 +351,7 @@ impl BackendSlot {
         if !self.declares(listing.capability) {
             return Ok(Vec::new());
         }
-        let method = listing.method;
+        let method = listing.method.as_str();
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
@@ -587,18 +590,18 @@ impl McpSession {
 
     /// Subscribes to (or unsubscribes from) a resource at its backend;
     /// false when the backend refused or could not be reached.
-    pub(super) async fn resource_subscription(&self, method: &str, uri: &str) -> bool {
+    pub(super) async fn resource_subscription(&self, method: Method, uri: &str) -> bool {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let id = json!(format!("listen-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
         let call = ClientCall {
             id: &id,
             stream: None,
         };
-        let params = json!({ "uri": uri });
-        match self.handle_request(method, Some(params), &call).await {
+        let request = ClientRequest::of(method, Some(json!({ "uri": uri })));
+        match async { self.handle_request(request?, &call).await }.await {
             Ok(_) => true,
             Err(error) => {
-                tracing::debug!(method, %error, "resource subscription not honoured");
+                tracing::debug!(method = method.as_str(), %error, "resource subscription not honoured");
                 false
             }
         }
@@ -608,8 +611,7 @@ impl McpSession {
     /// sends while answering go to `call.stream`, when the client has one.
     pub async fn handle_request(
         &self,
-        method: &str,
-        params: Option<Value>,
+        request: ClientRequest,
         call: &ClientCall<'_>,
     ) -> Result<Payload, CallError> {
         self.touch();
@@ -617,58 +619,71 @@ impl McpSession {
         // set the size of this one and of every future that holds it, and
         // each move of those (a spawn, actix's service layers) would copy
         // tens of kilobytes per request.
-        match method {
-            "ping" => Ok(Payload::Json(json!({}))),
-            "tools/list" => Box::pin(self.list(NamedKind::Tool, params)).await,
-            "tools/call" => Box::pin(self.use_item(NamedKind::Tool, params, call)).await,
-            "prompts/list" => Box::pin(self.list(NamedKind::Prompt, params)).await,
-            "prompts/get" => Box::pin(self.use_item(NamedKind::Prompt, params, call)).await,
-            "resources/list" => Box::pin(self.list_resources(RESOURCES, "uri", params)).await,
-            "resources/templates/list" => {
-                Box::pin(self.list_resources(RESOURCE_TEMPLATES, "uriTemplate", params)).await
+        match request {
+            ClientRequest::Ping => Ok(Payload::Json(json!({}))),
+            ClientRequest::List { method, cursor } => Box::pin(self.list(method, cursor)).await,
+            ClientRequest::CallTool(tool) => {
+                Box::pin(self.use_item(NamedKind::Tool, tool, call)).await
             }
-            "resources/read" => Box::pin(self.read_resource(params, call)).await,
-            "resources/subscribe" | "resources/unsubscribe" => {
-                Box::pin(self.route_by_uri(method, params, call)).await
+            ClientRequest::GetPrompt(prompt) => {
+                Box::pin(self.use_item(NamedKind::Prompt, prompt, call)).await
             }
-            "completion/complete" => Box::pin(self.complete(params, call)).await,
-            "logging/setLevel" => Box::pin(self.set_log_level(params)).await,
-            _ => Err(CallError::MethodNotFound {
-                method: method.to_owned(),
+            ClientRequest::ReadResource(resource) => {
+                Box::pin(self.read_resource(resource, call)).await
+            }
+            ClientRequest::Subscribe(resource) => {
+                Box::pin(self.route_by_uri(Method::ResourcesSubscribe, resource, call)).await
+            }
+            ClientRequest::Unsubscribe(resource) => {
+                Box::pin(self.route_by_uri(Method::ResourcesUnsubscribe, resource, call)).await
+            }
+            ClientRequest::Complete(completion) => Box::pin(self.complete(completion, call)).await,
+            ClientRequest::SetLogLevel { params } => Box::pin(self.set_log_level(params)).await,
+            // The route answers these itself: `initialize` opens the MCP
+            // session, the others belong to revision 2026-07-28's route.
+            request @ (ClientRequest::Initialize { .. }
+            | ClientRequest::ServerDiscover
+            | ClientRequest::SubscriptionsListen { .. }) => Err(CallError::MethodNotFound {
+                method: request.method().as_str().to_owned(),
             }),
         }
     }
 
     /// A client notification: cancellations reach the backend running the
     /// request, a change of roots reaches every backend; others need nothing.
-    pub async fn handle_notification(&self, method: &str, params: Option<Value>) {
+    pub async fn handle_notification(&self, notification: ClientNotification) {
         self.touch();
-        match method {
-            "notifications/cancelled" => {
-                let Some(request_id) = params.as_ref().and_then(|p| p.get("requestId")) else {
-                    return;
-                };
+        match notification {
+            ClientNotification::Cancelled { request_id, reason } => {
                 let target = self.lock_in_flight().get(&request_id.to_string()).cloned();
                 let Some((index, sent_id)) = target else {
                     return;
                 };
                 let mut forwarded = json!({ "requestId": sent_id.load(Ordering::Relaxed) });
-                if let Some(reason) = params.as_ref().and_then(|p| p.get("reason")) {
-                    forwarded["reason"] = reason.clone();
+                if let Some(reason) = reason {
+                    forwarded["reason"] = reason;
                 }
                 let slot = &self.backends[index];
-                if let Err(error) = slot.session.notify(method, Some(&forwarded)).await {
+                if let Err(error) = slot
+                    .session
+                    .notify(ClientNotification::CANCELLED, Some(&forwarded))
+                    .await
+                {
                     tracing::debug!(server = slot.name(), %error, "could not forward a cancellation");
                 }
             }
-            "notifications/roots/list_changed" => {
+            ClientNotification::RootsListChanged => {
                 let ready = self
                     .backends
                     .iter()
                     .filter(|slot| slot.availability(self.timings.recheck_interval).is_ok());
-                join_all(ready.map(|slot| slot.session.notify(method, None))).await;
+                join_all(ready.map(|slot| {
+                    slot.session
+                        .notify(ClientNotification::ROOTS_LIST_CHANGED, None)
+                }))
+                .await;
             }
-            _ => {}
+            ClientNotification::Other => {}
         }
     }
 
@@ -763,15 +778,29 @@ impl McpSession {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn list(&self, kind: NamedKind, params: Option<Value>) -> Result<Payload, CallError> {
-        if let Some(cursor) = requested_cursor(params.as_ref())? {
-            return Ok(Payload::Json(self.pager.next_page(kind.listing(), cursor)?));
+    /// A page of a merged list: the first, freshly merged, or the one
+    /// `cursor` names.
+    async fn list(&self, method: Method, cursor: Option<String>) -> Result<Payload, CallError> {
+        let listing = match method {
+            Method::ToolsList => NamedKind::Tool.listing(),
+            Method::PromptsList => NamedKind::Prompt.listing(),
+            Method::ResourceTemplatesList => RESOURCE_TEMPLATES,
+            _ => RESOURCES,
+        };
+        if let Some(cursor) = cursor {
+            return Ok(Payload::Json(self.pager.next_page(listing, &cursor)?));
         }
-        let catalogue = self.refresh_catalogue(kind).await;
-        Ok(Payload::Json(
-            self.pager
-                .first_page(kind.listing(), catalogue.items.clone()),
-        ))
+        let items = match method {
+            Method::ToolsList => self.refresh_catalogue(NamedKind::Tool).await.items.clone(),
+            Method::PromptsList => self
+                .refresh_catalogue(NamedKind::Prompt)
+                .await
+                .items
+                .clone(),
+            Method::ResourceTemplatesList => self.merged_resources(listing, "uriTemplate").await,
+            _ => self.merged_resources(listing, "uri").await,
+        };
+        Ok(Payload::Json(self.pager.first_page(listing, items)))
     }
 
     /// `tools/call` or `prompts/get`: routed to the owning backend under the
@@ -779,24 +808,10 @@ impl McpSession {
     async fn use_item(
         &self,
         kind: NamedKind,
-        params: Option<Value>,
+        item: ByName,
         call: &ClientCall<'_>,
     ) -> Result<Payload, CallError> {
-        let method = kind.use_method();
-        let Some(Value::Object(mut params)) = params else {
-            return Err(CallError::InvalidParams {
-                reason: format!("{method} needs params with a \"name\""),
-            });
-        };
-        let Some(name) = params
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-        else {
-            return Err(CallError::InvalidParams {
-                reason: "\"name\" must be a string".into(),
-            });
-        };
+        let ByName { name, mut params } = item;
         let audited = match (kind, &self.audit) {
             (NamedKind::Tool, Some(context)) => Some(AuditedCall::start(context, &self.id, &name)),
             _ => None,
@@ -805,7 +820,13 @@ impl McpSession {
             Ok(route) => {
                 params.insert("name".into(), Value::String(route.name));
                 let outcome = self
-                    .forward(route.backend, method, params, route.replay, call)
+                    .forward(
+                        route.backend,
+                        kind.use_method().as_str(),
+                        params,
+                        route.replay,
+                        call,
+                    )
                     .await
                     .and_then(passed_on);
                 (Some(self.backends[route.backend].name()), outcome)
@@ -855,15 +876,7 @@ impl McpSession {
     /// `resources/list` or `resources/templates/list`, merged: every URI (or
     /// URI template) becomes `<server>+<uri>`, so equal URIs of two backends
     /// stay apart and any URI a client expands from a template routes back.
-    async fn list_resources(
-        &self,
-        listing: Listing,
-        uri_key: &str,
-        params: Option<Value>,
-    ) -> Result<Payload, CallError> {
-        if let Some(cursor) = requested_cursor(params.as_ref())? {
-            return Ok(Payload::Json(self.pager.next_page(listing, cursor)?));
-        }
+    async fn merged_resources(&self, listing: Listing, uri_key: &str) -> Arc<Vec<Value>> {
         let mut merged = Vec::new();
         for (slot, items) in self.list_everywhere(listing).await {
             merged.extend(items.into_iter().map(|mut item| {
@@ -873,9 +886,7 @@ impl McpSession {
                 item
             }));
         }
-        Ok(Payload::Json(
-            self.pager.first_page(listing, Arc::new(merged)),
-        ))
+        Arc::new(merged)
     }
 
     /// The backend that owns a URI a client sent (its index), and the
@@ -904,49 +915,42 @@ impl McpSession {
         }
     }
 
-    /// Routes a request whose `params.uri` names a resource; returns the
-    /// owning backend's index and its answer.
+    /// Routes a request about a resource to the backend that owns it;
+    /// returns that backend's index and its answer.
     async fn send_by_uri(
         &self,
-        method: &str,
-        params: Option<Value>,
+        method: Method,
+        resource: ByUri,
         call: &ClientCall<'_>,
     ) -> Result<(usize, Reply), CallError> {
-        let Some(Value::Object(mut params)) = params else {
-            return Err(CallError::InvalidParams {
-                reason: format!("{method} needs params with a \"uri\""),
-            });
-        };
-        let Some(uri) = params.get("uri").and_then(Value::as_str).map(str::to_owned) else {
-            return Err(CallError::InvalidParams {
-                reason: "\"uri\" must be a string".into(),
-            });
-        };
+        let ByUri { uri, mut params } = resource;
         let (index, original) = self.resolve_uri(&uri)?;
         params.insert("uri".into(), Value::String(original));
         let reply = self
-            .forward(index, method, params, Replay::Safe, call)
+            .forward(index, method.as_str(), params, Replay::Safe, call)
             .await?;
         Ok((index, reply))
     }
 
     async fn route_by_uri(
         &self,
-        method: &str,
-        params: Option<Value>,
+        method: Method,
+        resource: ByUri,
         call: &ClientCall<'_>,
     ) -> Result<Payload, CallError> {
-        passed_on(self.send_by_uri(method, params, call).await?.1)
+        passed_on(self.send_by_uri(method, resource, call).await?.1)
     }
 
     /// `resources/read`, routed by URI; the URIs in the contents are given
     /// the server part again, so they match what `resources/list` showed.
     async fn read_resource(
         &self,
-        params: Option<Value>,
+        resource: ByUri,
         call: &ClientCall<'_>,
     ) -> Result<Payload, CallError> {
-        let (index, reply) = self.send_by_uri("resources/read", params, call).await?;
+        let (index, reply) = self
+            .send_by_uri(Method::ResourcesRead, resource, call)
+            .await?;
         let slot = &self.backends[index];
         let raw = match reply {
             Reply::Result(raw) => raw,
@@ -968,67 +972,44 @@ impl McpSession {
     /// name or a resource template's qualified URI.
     async fn complete(
         &self,
-        params: Option<Value>,
+        completion: Completion,
         call: &ClientCall<'_>,
     ) -> Result<Payload, CallError> {
-        let Some(Value::Object(mut params)) = params else {
-            return Err(CallError::InvalidParams {
-                reason: "completion/complete needs params with a \"ref\"".into(),
-            });
-        };
-        let Some(Value::Object(mut reference)) = params.remove("ref") else {
-            return Err(CallError::InvalidParams {
-                reason: "\"ref\" must be an object".into(),
-            });
-        };
-        let index = match (
-            reference.get("type").and_then(Value::as_str),
-            reference
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            reference
-                .get("uri")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        ) {
-            (Some("ref/prompt"), Some(name), _) => {
+        let Completion {
+            target,
+            mut reference,
+            mut params,
+        } = completion;
+        let index = match target {
+            CompletionTarget::Prompt { name } => {
                 let route = self.route_named(NamedKind::Prompt, name).await?;
                 reference.insert("name".into(), Value::String(route.name));
                 route.backend
             }
-            (Some("ref/resource"), _, Some(uri)) => {
+            CompletionTarget::Resource { uri } => {
                 let (index, original) = self.resolve_uri(&uri)?;
                 reference.insert("uri".into(), Value::String(original));
                 index
             }
-            _ => {
-                return Err(CallError::InvalidParams {
-                    reason: "\"ref\" must be {\"type\": \"ref/prompt\", \"name\"} or {\"type\": \"ref/resource\", \"uri\"}"
-                        .into(),
-                });
-            }
         };
         params.insert("ref".into(), Value::Object(reference));
         passed_on(
-            self.forward(index, "completion/complete", params, Replay::Safe, call)
-                .await?,
+            self.forward(
+                index,
+                Method::CompletionComplete.as_str(),
+                params,
+                Replay::Safe,
+                call,
+            )
+            .await?,
         )
     }
 
     /// `logging/setLevel`, told to every available backend that logs; the
     /// messages they send come back as `notifications/message`.
-    async fn set_log_level(&self, params: Option<Value>) -> Result<Payload, CallError> {
-        let Some(params @ Value::Object(_)) = params else {
-            return Err(CallError::InvalidParams {
-                reason: "logging/setLevel needs params with a \"level\"".into(),
-            });
-        };
-        if !params.get("level").is_some_and(Value::is_string) {
-            return Err(CallError::InvalidParams {
-                reason: "\"level\" must be a string".into(),
-            });
-        }
+    async fn set_log_level(&self, params: Map<String, Value>) -> Result<Payload, CallError> {
+        let params = Value::Object(params);
+        let method = Method::LoggingSetLevel.as_str();
         let logging = self.backends.iter().filter(|slot| {
             slot.availability(self.timings.recheck_interval).is_ok() && slot.declares("logging")
         });
@@ -1036,7 +1017,7 @@ impl McpSession {
             (
                 slot.name(),
                 slot.session
-                    .request("logging/setLevel", Some(&params), Replay::Safe)
+                    .request(method, Some(&params), Replay::Safe)
                     .await,
             )
         }))
@@ -1109,7 +1090,7 @@ impl McpSession {
             match list {
                 Ok(items) => listed.push((slot, items)),
                 Err(error) => {
-                    tracing::warn!(server = slot.name(), method = listing.method, %error, "backend left out of the list");
+                    tracing::warn!(server = slot.name(), method = listing.method.as_str(), %error, "backend left out of the list");
                     if let CallError::Backend(error) = error {
                         failed.push((slot.index, error));
                     }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::catalogue::Listing;
 use super::error::CallError;
+use crate::mcp::request::Method;
 
 /// Items per page of a merged list.
 pub const PAGE_SIZE: usize = 500;
@@ -21,7 +22,7 @@ const KEPT_SNAPSHOTS: usize = 8;
 
 struct Snapshot {
     id: u64,
-    method: &'static str,
+    method: Method,
     items: Arc<Vec<Value>>,
 }
 
@@ -78,17 +79,6 @@ impl Pager {
         let end = (offset + PAGE_SIZE).min(snapshot.items.len());
         let next = (end < snapshot.items.len()).then(|| encode(id, end));
         Ok(page(listing, &snapshot.items[offset..end], next))
-    }
-}
-
-/// The `cursor` a list request carries, if any.
-pub fn requested_cursor(params: Option<&Value>) -> Result<Option<&str>, CallError> {
-    match params.and_then(|p| p.get("cursor")) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(cursor)) => Ok(Some(cursor)),
-        Some(_) => Err(CallError::InvalidParams {
-            reason: "\"cursor\" must be a string".into(),
-        }),
     }
 }
 

@@ -16,6 +16,7 @@ use super::error::CallError;
 use super::mcp_session::{ClientCall, McpSession, Payload};
 use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::modern::{LogLevel, RequestMeta, capability_for};
+use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 
 /// What backends of the shared MCP session are told the client can do:
 /// each request's own capabilities are checked when a backend asks.
@@ -164,17 +165,16 @@ impl ModernCall {
     /// from `next`.
     pub fn start(
         mcp_session: Arc<McpSession>,
-        method: &str,
-        params: Value,
+        method: Method,
+        params: Map<String, Value>,
         meta: RequestMeta,
     ) -> Self {
         let internal_id = stateless_call_id();
-        let request = RequestFingerprint::of(method, params.as_object());
+        let request = RequestFingerprint::of(method, Some(&params));
         let (sender, events) = tokio::sync::mpsc::unbounded_channel();
         let (answer, outcome) = tokio::sync::oneshot::channel();
         let running = mcp_session.clone();
         let id = internal_id.clone();
-        let method_name = method.to_owned();
         // The call runs on its own task: parked, it outlives the HTTP
         // request that started it.
         tokio::spawn(async move {
@@ -182,11 +182,11 @@ impl ModernCall {
                 id: &id,
                 stream: Some(sender),
             };
-            let _ = answer.send(
-                running
-                    .handle_request(&method_name, Some(params), &call)
-                    .await,
-            );
+            let outcome = match ClientRequest::of(method, Some(Value::Object(params))) {
+                Ok(request) => running.handle_request(request, &call).await,
+                Err(error) => Err(error.into()),
+            };
+            let _ = answer.send(outcome);
         });
         ModernCall {
             mcp_session,
@@ -327,9 +327,11 @@ impl Drop for ModernCall {
                     })
                     .await;
             }
-            let cancel = json!({ "requestId": internal_id, "reason": "the client went away" });
             mcp_session
-                .handle_notification("notifications/cancelled", Some(cancel))
+                .handle_notification(ClientNotification::Cancelled {
+                    request_id: internal_id,
+                    reason: Some(json!("the client went away")),
+                })
                 .await;
         });
     }
@@ -343,7 +345,7 @@ impl Drop for ModernCall {
 pub struct RequestFingerprint([u8; 32]);
 
 impl RequestFingerprint {
-    pub fn of(method: &str, params: Option<&Map<String, Value>>) -> Self {
+    pub fn of(method: Method, params: Option<&Map<String, Value>>) -> Self {
         use sha2::{Digest, Sha256};
         let asked: Map<String, Value> = params
             .into_iter()
@@ -352,7 +354,7 @@ impl RequestFingerprint {
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         // serde_json's maps are ordered by key: equal params, equal bytes.
-        let bytes = serde_json::to_vec(&(method, asked)).unwrap_or_default();
+        let bytes = serde_json::to_vec(&(method.as_str(), asked)).unwrap_or_default();
         RequestFingerprint(Sha256::digest(bytes).into())
     }
 }
@@ -365,13 +367,13 @@ mod tests {
     fn a_retry_matches_only_the_same_method_name_and_arguments() {
         let params = |value: Value| value.as_object().cloned().expect("object");
         let first = RequestFingerprint::of(
-            "tools/call",
+            Method::ToolsCall,
             Some(&params(
                 json!({ "name": "a__add", "arguments": { "a": 1, "b": 2 } }),
             )),
         );
         let retry = RequestFingerprint::of(
-            "tools/call",
+            Method::ToolsCall,
             Some(&params(json!({
                 "arguments": { "b": 2, "a": 1 },
                 "name": "a__add",
@@ -388,13 +390,13 @@ mod tests {
         ] {
             assert_ne!(
                 first,
-                RequestFingerprint::of("tools/call", Some(&params(other)))
+                RequestFingerprint::of(Method::ToolsCall, Some(&params(other)))
             );
         }
         assert_ne!(
             first,
             RequestFingerprint::of(
-                "prompts/get",
+                Method::PromptsGet,
                 Some(&params(
                     json!({ "name": "a__add", "arguments": { "a": 1, "b": 2 } })
                 ))

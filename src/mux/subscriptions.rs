@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::error::CallError;
 use super::mcp_session::{ClientStream, McpSession};
 use crate::mcp::modern::META_SUBSCRIPTION_ID;
+use crate::mcp::request::Method;
 
 /// Most URIs one `subscriptions/listen` may name: each new one is a request
 /// to a backend.
@@ -153,7 +154,7 @@ pub async fn listen(
     for uri in std::mem::take(&mut filter.uris) {
         if mcp_session.listeners().watches(&uri)
             || mcp_session
-                .resource_subscription("resources/subscribe", &uri)
+                .resource_subscription(Method::ResourcesSubscribe, &uri)
                 .await
         {
             honoured.push(uri);
@@ -193,7 +194,7 @@ impl Drop for Subscription {
         runtime.spawn(async move {
             for uri in unwatched {
                 mcp_session
-                    .resource_subscription("resources/unsubscribe", &uri)
+                    .resource_subscription(Method::ResourcesUnsubscribe, &uri)
                     .await;
             }
         });

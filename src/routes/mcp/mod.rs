@@ -21,6 +21,7 @@ use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
     PARSE_ERROR,
 };
+use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
 use crate::mux::{CallError, ClientCall, McpSession, Mux, Payload, Session};
 
@@ -174,7 +175,7 @@ async fn handle_post(
         return modern::handle(request, mux, session, message).await;
     }
     if let Message::Request(initialize) = &message
-        && initialize.method == "initialize"
+        && initialize.method == Method::Initialize.as_str()
     {
         // initialize negotiates the version in its body, whatever the header
         // says. The token is checked before the rate is spent: requests
@@ -197,22 +198,27 @@ async fn handle_post(
         .await
         .map_err(|refusal| refusal.with_id(id.as_ref()))?;
     match message {
-        Message::Request(call) if accepts_event_stream(request) && may_stream(&call.method) => {
-            Ok(streamed_answer(mcp_session, call).await)
-        }
         Message::Request(call) => {
+            let asked = match ClientRequest::parse(&call.method, call.params) {
+                Ok(asked) => asked,
+                Err(error) => return Ok(answer_response(&call.id, Err(error.into()))),
+            };
+            if asked.method().is_routed_to_one_backend() && accepts_event_stream(request) {
+                return Ok(streamed_answer(mcp_session, call.id, asked).await);
+            }
             let client = ClientCall {
                 id: &call.id,
                 stream: None,
             };
-            let outcome = mcp_session
-                .handle_request(&call.method, call.params, &client)
-                .await;
+            let outcome = mcp_session.handle_request(asked, &client).await;
             Ok(answer_response(&call.id, outcome))
         }
         Message::Notification(notification) => {
             mcp_session
-                .handle_notification(&notification.method, notification.params)
+                .handle_notification(ClientNotification::parse(
+                    &notification.method,
+                    notification.params.as_ref(),
+                ))
                 .await;
             Ok(HttpResponse::Accepted().finish())
         }
@@ -221,15 +227,6 @@ async fn handle_post(
             Ok(HttpResponse::Accepted().finish())
         }
     }
-}
-
-/// Requests routed to one backend, which may send notifications (progress,
-/// log messages) and requests (sampling, elicitation) before its answer.
-fn may_stream(method: &str) -> bool {
-    matches!(
-        method,
-        "tools/call" | "prompts/get" | "resources/read" | "completion/complete"
-    )
 }
 
 fn accepts_event_stream(request: &HttpRequest) -> bool {
@@ -246,20 +243,20 @@ fn accepts_event_stream(request: &HttpRequest) -> bool {
 /// refusal with its status); a notification or request the backend sends
 /// before it opens an SSE stream that passes each on as it arrives, and
 /// that the response closes.
-async fn streamed_answer(mcp_session: Arc<McpSession>, call: jsonrpc::Request) -> HttpResponse {
+async fn streamed_answer(
+    mcp_session: Arc<McpSession>,
+    id: Value,
+    asked: ClientRequest,
+) -> HttpResponse {
     let (sender, mut relayed) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let (answer, mut outcome) = tokio::sync::oneshot::channel();
-    let id = call.id.clone();
+    let call_id = id.clone();
     tokio::spawn(async move {
         let client = ClientCall {
-            id: &call.id,
+            id: &call_id,
             stream: Some(sender),
         };
-        let _ = answer.send(
-            mcp_session
-                .handle_request(&call.method, call.params, &client)
-                .await,
-        );
+        let _ = answer.send(mcp_session.handle_request(asked, &client).await);
     });
     // Relayed messages are sent before the outcome, and `biased` reads
     // them first: none is lost or overtaken.

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{Refusal, accepts_event_stream, answer_builder, sse_response, to_jsonrpc_error};
 use crate::mcp::jsonrpc::{self, ErrorObject, METHOD_NOT_FOUND, Message};
 use crate::mcp::modern::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
+use crate::mcp::request::{ClientRequest, Method};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, sse};
 use crate::mux::subscriptions::{self, Filter};
 use crate::mux::{
@@ -33,7 +34,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(20);
 pub(super) fn is_modern(request: &HttpRequest, message: &Message) -> bool {
     match message {
         Message::Request(call) if modern::declared_version(call.params.as_ref()).is_some() => true,
-        Message::Request(call) if call.method == "initialize" => false,
+        Message::Request(call) if call.method == Method::Initialize.as_str() => false,
         _ => {
             request.headers().get(SESSION_ID_HEADER).is_none()
                 && request
@@ -84,64 +85,45 @@ pub(super) async fn handle(
         _ => Map::new(),
     };
     modern::strip_request_meta(&mut params);
-    let method = call.method.as_str();
-    let known = matches!(
-        method,
-        "server/discover"
-            | "subscriptions/listen"
-            | "tools/list"
-            | "tools/call"
-            | "prompts/list"
-            | "prompts/get"
-            | "resources/list"
-            | "resources/templates/list"
-            | "resources/read"
-            | "completion/complete"
-    );
-    if !known {
+    let Some(method) = Method::parse(&call.method).filter(|method| method.is_served_statelessly())
+    else {
         return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             METHOD_NOT_FOUND,
-            format!("method not found: {method} is not served at revision 2026-07-28"),
+            format!(
+                "method not found: {} is not served at revision 2026-07-28",
+                call.method
+            ),
         )
         .with_id(Some(&id)));
-    }
+    };
     let mcp_session = mux
         .stateless_mcp_session(&session)
         .await
         .map_err(|error| Refusal::from(super::ApiError::from(error)).with_id(Some(&id)))?;
-    match method {
-        "server/discover" => Ok(json_answer(
+    if method.may_need_input() {
+        return run_call(request, session, mcp_session, id, method, params, meta).await;
+    }
+    match ClientRequest::of(method, Some(Value::Object(params))) {
+        Ok(ClientRequest::ServerDiscover) => Ok(json_answer(
             &id,
             method,
             Ok(discover(&mcp_session)),
             &mcp_session,
         )),
-        "subscriptions/listen" => {
-            listen(
-                request,
-                mux,
-                &session,
-                &mcp_session,
-                id,
-                &Value::Object(params),
-            )
-            .await
+        Ok(ClientRequest::SubscriptionsListen { params }) => {
+            listen(request, mux, &session, &mcp_session, id, params).await
         }
-        "tools/call" | "prompts/get" | "resources/read" => {
-            run_call(request, session, mcp_session, id, method, params, meta).await
-        }
-        _ => {
+        Ok(served) => {
             let internal_id = crate::mux::stateless_call_id();
             let client = ClientCall {
                 id: &internal_id,
                 stream: None,
             };
-            let outcome = mcp_session
-                .handle_request(method, Some(Value::Object(params)), &client)
-                .await;
+            let outcome = mcp_session.handle_request(served, &client).await;
             Ok(json_answer(&id, method, outcome, &mcp_session))
         }
+        Err(error) => Ok(json_answer(&id, method, Err(error.into()), &mcp_session)),
     }
 }
 
@@ -158,7 +140,7 @@ fn discover(mcp_session: &McpSession) -> Payload {
 /// A JSON answer, completed as this revision wants results.
 fn json_answer(
     id: &Value,
-    method: &str,
+    method: Method,
     outcome: Result<Payload, CallError>,
     mcp_session: &McpSession,
 ) -> HttpResponse {
@@ -169,7 +151,7 @@ fn json_answer(
 
 fn answer_bytes(
     id: &Value,
-    method: &str,
+    method: Method,
     outcome: Result<Payload, CallError>,
     mcp_session: &McpSession,
 ) -> Vec<u8> {
@@ -190,7 +172,7 @@ fn answer_bytes(
             // Merged lists are mcp-mux's to cache; anything else keeps the
             // backend's hint, if it gave one.
             let list_ttl = mcp_session.list_ttl().as_millis() as u64;
-            let (default_ttl, max_ttl) = if method == "resources/read" {
+            let (default_ttl, max_ttl) = if method == Method::ResourcesRead {
                 (0, u64::MAX)
             } else {
                 (list_ttl, list_ttl)
@@ -211,14 +193,14 @@ async fn listen(
     session: &Session,
     mcp_session: &std::sync::Arc<McpSession>,
     id: Value,
-    params: &Value,
+    params: Map<String, Value>,
 ) -> Result<HttpResponse, Refusal> {
-    let filter = match Filter::parse(Some(params)) {
+    let filter = match Filter::parse(Some(&Value::Object(params))) {
         Ok(filter) => filter,
         Err(error) => {
             return Ok(json_answer(
                 &id,
-                "subscriptions/listen",
+                Method::SubscriptionsListen,
                 Err(error),
                 mcp_session,
             ));
@@ -294,7 +276,7 @@ async fn run_call(
     session: std::sync::Arc<Session>,
     mcp_session: std::sync::Arc<McpSession>,
     id: Value,
-    method: &str,
+    method: Method,
     mut params: Map<String, Value>,
     meta: RequestMeta,
 ) -> Result<HttpResponse, Refusal> {
@@ -311,7 +293,7 @@ async fn run_call(
     let mut running = match params.remove("requestState") {
         None => {
             params.remove("inputResponses");
-            ModernCall::start(mcp_session.clone(), method, Value::Object(params), meta)
+            ModernCall::start(mcp_session.clone(), method, params, meta)
         }
         Some(Value::String(state)) => {
             let asked = RequestFingerprint::of(method, Some(&params));
@@ -353,7 +335,7 @@ async fn run_call(
         session,
         mcp_session,
         id,
-        method: method.to_owned(),
+        method,
     };
     if !streaming {
         let mut step = first;
@@ -408,7 +390,7 @@ struct Answering {
     session: std::sync::Arc<Session>,
     mcp_session: std::sync::Arc<McpSession>,
     id: Value,
-    method: String,
+    method: Method,
 }
 
 impl Answering {
@@ -433,7 +415,7 @@ impl Answering {
                 let refusal = missing_capability(&self.id, capability);
                 jsonrpc::error_response(&self.id, &refusal.error)
             }
-            Step::Done(outcome) => answer_bytes(&self.id, &self.method, outcome, &self.mcp_session),
+            Step::Done(outcome) => answer_bytes(&self.id, self.method, outcome, &self.mcp_session),
         };
         self.call = None;
         Some(bytes)
