@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::error::CallError;
-use super::mcp_session::Payload;
+use super::payload::Payload;
 use crate::store::{AuditRecord, Store};
 
 /// Records waiting to be written before new ones are dropped (and counted

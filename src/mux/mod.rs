@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod error;
 mod mcp_session;
 mod paging;
+mod payload;
 mod stateless;
 pub mod subscriptions;
 
@@ -20,8 +21,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use error::{CallError, MuxError, Unavailable};
-pub use mcp_session::{ClientCall, ClientStream, McpSession, Payload, Timings, capabilities};
+pub use mcp_session::{ClientCall, ClientStream, McpSession, Timings, capabilities};
 pub use paging::PAGE_SIZE;
+pub use payload::Payload;
 pub use stateless::{ModernCall, RequestFingerprint, Step, Unpark, stateless_call_id};
 
 use audit::{AuditContext, AuditTrail};

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use super::error::CallError;
-use super::mcp_session::{ClientCall, McpSession, Payload};
+use super::mcp_session::{ClientCall, McpSession};
+use super::payload::Payload;
 use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::modern::{LogLevel, RequestMeta, capability_for};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};

@@ -3,14 +3,12 @@
 //! the id of the request that opened the stream.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Map, Value, json};
 
 use super::error::CallError;
-use super::mcp_session::{ClientStream, McpSession};
 use crate::mcp::modern::META_SUBSCRIPTION_ID;
-use crate::mcp::request::Method;
 
 /// Most URIs one `subscriptions/listen` may name: each new one is a request
 /// to a backend.
@@ -131,81 +129,11 @@ pub fn closing_response(subscription_id: &Value) -> Value {
     })
 }
 
-/// An open `subscriptions/listen` stream; dropping it ends the stream and
-/// the backend subscriptions no other stream needs.
-pub struct Subscription {
-    mcp_session: Arc<McpSession>,
-    key: u64,
-    /// What the stream carries, as acknowledged.
-    pub filter: Filter,
-    /// The tagged notifications, serialized.
-    pub receiver: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
-}
-
-/// Opens a stream on `mcp_session`. Resource URIs are subscribed at their
-/// backends first; the acknowledged filter names only those a backend took.
-pub async fn listen(
-    mcp_session: &Arc<McpSession>,
-    subscription_id: Value,
-    mut filter: Filter,
-) -> Subscription {
-    mcp_session.touch();
-    let mut honoured = Vec::new();
-    for uri in std::mem::take(&mut filter.uris) {
-        if mcp_session.listeners().watches(&uri)
-            || mcp_session
-                .resource_subscription(Method::ResourcesSubscribe, &uri)
-                .await
-        {
-            honoured.push(uri);
-        }
-    }
-    filter.uris = honoured;
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let key = mcp_session
-        .listeners()
-        .add(subscription_id, filter.clone(), sender);
-    Subscription {
-        mcp_session: mcp_session.clone(),
-        key,
-        filter,
-        receiver,
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let listeners = self.mcp_session.listeners();
-        listeners.remove(self.key);
-        let unwatched: Vec<String> = self
-            .filter
-            .uris
-            .iter()
-            .filter(|uri| !listeners.watches(uri))
-            .cloned()
-            .collect();
-        if unwatched.is_empty() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let mcp_session = self.mcp_session.clone();
-        runtime.spawn(async move {
-            for uri in unwatched {
-                mcp_session
-                    .resource_subscription(Method::ResourcesUnsubscribe, &uri)
-                    .await;
-            }
-        });
-    }
-}
-
 struct Listener {
     key: u64,
     subscription_id: Value,
     filter: Filter,
-    sender: ClientStream,
+    sender: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
 }
 
 /// The open `subscriptions/listen` streams of one MCP session.
@@ -217,7 +145,12 @@ pub struct Listeners {
 
 impl Listeners {
     /// Adds a stream; the returned key removes it.
-    pub(super) fn add(&self, subscription_id: Value, filter: Filter, sender: ClientStream) -> u64 {
+    pub(super) fn add(
+        &self,
+        subscription_id: Value,
+        filter: Filter,
+        sender: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    ) -> u64 {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         self.lock().push(Listener {
             key,

@@ -174,7 +174,9 @@ async fn every_bad_message_gets_its_exact_status_and_code_and_reaches_no_backend
     )
     .await;
     let (app, mcp) = session_over_mock("mock", &server).await;
-    let forwarded = server.received_requests().await.map(|r| r.len());
+    // Messages are POSTs: the backend's own stream (a GET) opens on its own time.
+    let posts = |request: &wiremock::Request| request.method == wiremock::http::Method::POST;
+    let forwarded = count_requests(&server, posts).await;
     for case in cases() {
         let response = mcp
             .http
@@ -194,7 +196,7 @@ async fn every_bad_message_gets_its_exact_status_and_code_and_reaches_no_backend
         assert_eq!(body["error"]["message"], case.message, "{}", case.name);
     }
     assert_eq!(
-        server.received_requests().await.map(|r| r.len()),
+        count_requests(&server, posts).await,
         forwarded,
         "nothing reached the backend"
     );

@@ -227,7 +227,7 @@ async fn listen(
         charge_session_rate(request, session, new_uris as u32)
             .map_err(|error| Refusal::from(error).with_id(Some(&id)))?;
     }
-    let subscription = subscriptions::listen(mcp_session, id.clone(), filter).await;
+    let subscription = mcp_session.listen(id.clone(), filter).await;
     let first = subscriptions::acknowledgment(&id, &subscription.filter);
     let state = (Some(first), subscription, mux.stopping(), id, false);
     let events = futures_util::stream::unfold(

@@ -1,0 +1,374 @@
+//! The requests about items: merged lists and their pages, and the use of
+//! a tool, prompt or resource, routed to the backend that owns it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::future::join_all;
+use serde_json::{Map, Value, json};
+
+use super::slot::BackendSlot;
+use super::{ClientCall, McpSession};
+use crate::backend::{BackendError, Replay, Reply};
+use crate::mcp::naming;
+use crate::mcp::request::{ByName, ByUri, Completion, CompletionTarget, Method};
+use crate::mux::audit::AuditedCall;
+use crate::mux::catalogue::{
+    BackendItems, Catalogue, Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES, Route,
+};
+use crate::mux::error::CallError;
+use crate::mux::payload::{Payload, passed_on};
+
+impl McpSession {
+    /// A page of a merged list: the first, freshly merged, or the one
+    /// `cursor` names.
+    pub(super) async fn list(
+        &self,
+        method: Method,
+        cursor: Option<String>,
+    ) -> Result<Payload, CallError> {
+        let listing = match method {
+            Method::ToolsList => NamedKind::Tool.listing(),
+            Method::PromptsList => NamedKind::Prompt.listing(),
+            Method::ResourceTemplatesList => RESOURCE_TEMPLATES,
+            _ => RESOURCES,
+        };
+        if let Some(cursor) = cursor {
+            return Ok(Payload::Json(self.pager.next_page(listing, &cursor)?));
+        }
+        let items = match method {
+            Method::ToolsList => self.refresh_catalogue(NamedKind::Tool).await.items.clone(),
+            Method::PromptsList => self
+                .refresh_catalogue(NamedKind::Prompt)
+                .await
+                .items
+                .clone(),
+            Method::ResourceTemplatesList => self.merged_resources(listing, "uriTemplate").await,
+            _ => self.merged_resources(listing, "uri").await,
+        };
+        Ok(Payload::Json(self.pager.first_page(listing, items)))
+    }
+
+    /// `tools/call` or `prompts/get`: routed to the owning backend under the
+    /// item's own name; the backend's result is passed back as it came.
+    pub(super) async fn use_item(
+        &self,
+        kind: NamedKind,
+        item: ByName,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
+        let ByName { name, mut params } = item;
+        let audited = match (kind, &self.audit) {
+            (NamedKind::Tool, Some(context)) => Some(AuditedCall::start(context, &self.id, &name)),
+            _ => None,
+        };
+        let (backend, outcome) = match self.route_named(kind, name).await {
+            Ok(route) => {
+                params.insert("name".into(), Value::String(route.name));
+                let outcome = self
+                    .forward(
+                        route.backend,
+                        kind.use_method().as_str(),
+                        params,
+                        route.replay,
+                        call,
+                    )
+                    .await
+                    .and_then(passed_on);
+                (Some(self.backends[route.backend].name()), outcome)
+            }
+            Err(error) => (None, Err(error)),
+        };
+        if let Some(audited) = audited {
+            audited.finish(backend, &outcome);
+        }
+        outcome
+    }
+
+    /// Where a qualified name leads, listing the backends again if the name
+    /// is unknown and the list is old enough.
+    async fn route_named(&self, kind: NamedKind, name: String) -> Result<Route, CallError> {
+        let mut catalogue = self.current_catalogue(kind).await;
+        if let Some(route) = catalogue.route(&name) {
+            return Ok(route.clone());
+        }
+        if catalogue.built_at.elapsed() >= self.timings.miss_refresh_interval {
+            catalogue = self.refresh_catalogue(kind).await;
+            if let Some(route) = catalogue.route(&name) {
+                return Ok(route.clone());
+            }
+        }
+        Err(self.missing(kind, name, &catalogue))
+    }
+
+    /// Why a name leads nowhere: its backend (by prefix, or the only one)
+    /// is unavailable right now, or its list failed (it is busy, say), or
+    /// else no backend has it.
+    fn missing(&self, kind: NamedKind, name: String, catalogue: &Catalogue) -> CallError {
+        for slot in &self.backends {
+            if !(slot.prefix.is_empty() || name.starts_with(&slot.prefix)) {
+                continue;
+            }
+            if let Err(unavailable) = slot.availability(self.timings.recheck_interval) {
+                return unavailable.into();
+            }
+            if let Some(error) = catalogue.left_out(slot.index) {
+                return CallError::Backend(error.clone());
+            }
+        }
+        CallError::Unknown { kind, name }
+    }
+
+    /// `resources/list` or `resources/templates/list`, merged: every URI (or
+    /// URI template) becomes `<server>+<uri>`, so equal URIs of two backends
+    /// stay apart and any URI a client expands from a template routes back.
+    async fn merged_resources(&self, listing: Listing, uri_key: &str) -> Arc<Vec<Value>> {
+        let mut merged = Vec::new();
+        for (slot, items) in self.list_everywhere(listing).await {
+            merged.extend(items.into_iter().map(|mut item| {
+                if let Some(Value::String(uri)) = item.get_mut(uri_key) {
+                    *uri = slot.qualify_uri(uri);
+                }
+                item
+            }));
+        }
+        Arc::new(merged)
+    }
+
+    /// The backend that owns a URI a client sent (its index), and the
+    /// backend's own URI. A URI without a server part (one a tool result
+    /// linked to, say) goes to the only backend offering resources, if there
+    /// is just one.
+    pub(super) fn resolve_uri(&self, uri: &str) -> Result<(usize, String), CallError> {
+        // A session that does not prefix its one backend passes URIs through.
+        if let [only] = self.backends.as_slice()
+            && only.prefix.is_empty()
+        {
+            return Ok((0, uri.to_owned()));
+        }
+        if let Some((server, original)) = naming::split_uri(uri)
+            && let Some(index) = self.backends.iter().position(|slot| slot.name() == server)
+        {
+            return Ok((index, original.to_owned()));
+        }
+        let mut offering =
+            (0..self.backends.len()).filter(|&index| self.backends[index].declares("resources"));
+        match (offering.next(), offering.next()) {
+            (Some(only), None) => Ok((only, uri.to_owned())),
+            _ => Err(CallError::UnknownResource {
+                uri: uri.to_owned(),
+            }),
+        }
+    }
+
+    /// Routes a request about a resource to the backend that owns it;
+    /// returns that backend's index and its answer.
+    async fn send_by_uri(
+        &self,
+        method: Method,
+        resource: ByUri,
+        call: &ClientCall<'_>,
+    ) -> Result<(usize, Reply), CallError> {
+        let ByUri { uri, mut params } = resource;
+        let (index, original) = self.resolve_uri(&uri)?;
+        params.insert("uri".into(), Value::String(original));
+        let reply = self
+            .forward(index, method.as_str(), params, Replay::Safe, call)
+            .await?;
+        Ok((index, reply))
+    }
+
+    pub(super) async fn route_by_uri(
+        &self,
+        method: Method,
+        resource: ByUri,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
+        passed_on(self.send_by_uri(method, resource, call).await?.1)
+    }
+
+    /// `resources/read`, routed by URI; the URIs in the contents are given
+    /// the server part again, so they match what `resources/list` showed.
+    pub(super) async fn read_resource(
+        &self,
+        resource: ByUri,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
+        let (index, reply) = self
+            .send_by_uri(Method::ResourcesRead, resource, call)
+            .await?;
+        let slot = &self.backends[index];
+        let raw = match reply {
+            Reply::Result(raw) => raw,
+            Reply::Error(error) => return Err(CallError::Relayed { error }),
+        };
+        let mut result: Value = serde_json::from_str(raw.get())
+            .map_err(|_| slot.protocol("resources/read result is not JSON"))?;
+        if let Some(Value::Array(contents)) = result.get_mut("contents") {
+            for content in contents {
+                if let Some(Value::String(uri)) = content.get_mut("uri") {
+                    *uri = slot.qualify_uri(uri);
+                }
+            }
+        }
+        Ok(Payload::Json(result))
+    }
+
+    /// `completion/complete`, routed by its reference: a prompt's qualified
+    /// name or a resource template's qualified URI.
+    pub(super) async fn complete(
+        &self,
+        completion: Completion,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
+        let Completion {
+            target,
+            mut reference,
+            mut params,
+        } = completion;
+        let index = match target {
+            CompletionTarget::Prompt { name } => {
+                let route = self.route_named(NamedKind::Prompt, name).await?;
+                reference.insert("name".into(), Value::String(route.name));
+                route.backend
+            }
+            CompletionTarget::Resource { uri } => {
+                let (index, original) = self.resolve_uri(&uri)?;
+                reference.insert("uri".into(), Value::String(original));
+                index
+            }
+        };
+        params.insert("ref".into(), Value::Object(reference));
+        passed_on(
+            self.forward(
+                index,
+                Method::CompletionComplete.as_str(),
+                params,
+                Replay::Safe,
+                call,
+            )
+            .await?,
+        )
+    }
+
+    /// `logging/setLevel`, told to every available backend that logs; the
+    /// messages they send come back as `notifications/message`.
+    pub(super) async fn set_log_level(
+        &self,
+        params: Map<String, Value>,
+    ) -> Result<Payload, CallError> {
+        let params = Value::Object(params);
+        let method = Method::LoggingSetLevel.as_str();
+        let logging = self.backends.iter().filter(|slot| {
+            slot.availability(self.timings.recheck_interval).is_ok() && slot.declares("logging")
+        });
+        let outcomes = join_all(logging.map(|slot| async {
+            (
+                slot.name(),
+                slot.session
+                    .request(method, Some(&params), Replay::Safe)
+                    .await,
+            )
+        }))
+        .await;
+        for (server, outcome) in outcomes {
+            match outcome {
+                Ok(Reply::Result(_)) => {}
+                Ok(Reply::Error(error)) => {
+                    tracing::debug!(server, message = %error.message, "backend refused logging/setLevel")
+                }
+                Err(error) => {
+                    tracing::warn!(server, %error, "logging/setLevel did not reach the backend")
+                }
+            }
+        }
+        Ok(Payload::Json(json!({})))
+    }
+
+    fn catalogue_of(&self, kind: NamedKind) -> &tokio::sync::RwLock<Option<Arc<Catalogue>>> {
+        match kind {
+            NamedKind::Tool => &self.tools,
+            NamedKind::Prompt => &self.prompts,
+        }
+    }
+
+    async fn current_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
+        let stale = match kind {
+            NamedKind::Tool => &self.signals.stale_tools,
+            NamedKind::Prompt => &self.signals.stale_prompts,
+        };
+        if !stale.swap(false, Ordering::AcqRel)
+            && let Some(catalogue) = self.catalogue_of(kind).read().await.clone()
+        {
+            return catalogue;
+        }
+        self.refresh_catalogue(kind).await
+    }
+
+    /// One list from every available backend at once, each within twice its
+    /// call timeout. A backend that is unavailable or fails to list is left
+    /// out, and logged.
+    pub(super) async fn list_everywhere(
+        &self,
+        listing: Listing,
+    ) -> Vec<(&Arc<BackendSlot>, Vec<Value>)> {
+        self.list_everywhere_noting_failures(listing).await.0
+    }
+
+    /// [`Self::list_everywhere`], with the backends whose exchange failed
+    /// and why.
+    async fn list_everywhere_noting_failures(
+        &self,
+        listing: Listing,
+    ) -> (
+        Vec<(&Arc<BackendSlot>, Vec<Value>)>,
+        Vec<(usize, BackendError)>,
+    ) {
+        let lists = join_all(self.backends.iter().map(|slot| async move {
+            slot.availability(self.timings.recheck_interval)?;
+            let deadline = slot.session.server().timeout * 2;
+            match tokio::time::timeout(deadline, slot.list(listing)).await {
+                Ok(listed) => listed,
+                Err(_) => Err(CallError::Backend(BackendError::Timeout {
+                    server: slot.name().to_owned(),
+                    timeout: deadline,
+                })),
+            }
+        }))
+        .await;
+        let mut listed = Vec::new();
+        let mut failed = Vec::new();
+        for (slot, list) in self.backends.iter().zip(lists) {
+            match list {
+                Ok(items) => listed.push((slot, items)),
+                Err(error) => {
+                    tracing::warn!(server = slot.name(), method = listing.method.as_str(), %error, "backend left out of the list");
+                    if let CallError::Backend(error) = error {
+                        failed.push((slot.index, error));
+                    }
+                }
+            }
+        }
+        (listed, failed)
+    }
+
+    /// Lists the items of `kind` of every available backend and rebuilds
+    /// the routing table.
+    pub(super) async fn refresh_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
+        let (listed, left_out) = self.list_everywhere_noting_failures(kind.listing()).await;
+        let sources = listed
+            .into_iter()
+            .map(|(slot, items)| BackendItems {
+                backend: slot.index,
+                server: slot.name(),
+                prefix: slot.prefix.clone(),
+                items,
+            })
+            .collect();
+        let mut catalogue = Catalogue::build(kind, sources);
+        catalogue.left_out = left_out;
+        let catalogue = Arc::new(catalogue);
+        *self.catalogue_of(kind).write().await = Some(catalogue.clone());
+        catalogue
+    }
+}

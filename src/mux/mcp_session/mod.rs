@@ -1,0 +1,413 @@
+//! One client's MCP session on a session URL: its backend sessions, opened
+//! all at once, and the handling of each request. Its parts: `slot`, one
+//! backend and its backend session; `to_client`, the way from backends to
+//! the client outside an answer; `items`, the merged lists and the use of
+//! an item; `listen`, the `subscriptions/listen` streams.
+
+mod items;
+mod listen;
+mod slot;
+mod to_client;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use super::audit::AuditContext;
+use super::catalogue::{Catalogue, NamedKind};
+use super::error::CallError;
+use super::paging::Pager;
+use super::payload::Payload;
+use super::subscriptions::Listeners;
+use crate::backend::{
+    Attempts, BackendError, BackendSession, Initialized, Relay, Relayed, Replay, Reply,
+};
+use crate::mcp::jsonrpc;
+use crate::mcp::request::{ClientNotification, ClientRequest, Method};
+use crate::mcp::{modern, version};
+use slot::{BackendSlot, OpeningGuard, SlotState};
+pub use to_client::ClientStream;
+use to_client::Signals;
+
+/// How long the runtime waits on backends before answering without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// Longest `initialize` waits for backends; one still opening after
+    /// that finishes in the background and its tools appear in a later list.
+    pub initialize_wait: Duration,
+    /// How long a backend that failed stays failed before a client request
+    /// triggers another attempt (in the background), so that calls naming
+    /// it fail at once instead of waiting on it.
+    pub recheck_interval: Duration,
+    /// A call naming an unknown tool lists the backends again only if the
+    /// list is older than this, so that typos do not fan out to every backend.
+    pub miss_refresh_interval: Duration,
+    /// How long a stateless (2026-07-28) client may cache a merged list
+    /// (`ttlMs`); 0 while a backend is still missing from it.
+    pub list_ttl: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            initialize_wait: Duration::from_secs(10),
+            recheck_interval: Duration::from_secs(5),
+            miss_refresh_interval: Duration::from_secs(2),
+            list_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The client side of one request: its id, and, when the client reads an
+/// SSE answer, where the backend's notifications and requests go.
+pub struct ClientCall<'a> {
+    pub id: &'a Value,
+    pub stream: Option<ClientStream>,
+}
+
+/// What mcp-mux offers a client, whichever backends turn out to answer.
+/// Prompts are offered even when no backend has any (yet): the list is then
+/// empty, and a backend that opens late can add some.
+pub fn capabilities() -> Value {
+    json!({
+        "tools": { "listChanged": true },
+        "prompts": { "listChanged": true },
+        "resources": { "listChanged": true, "subscribe": true },
+        "completions": {},
+        "logging": {},
+    })
+}
+
+/// A client's MCP session.
+pub struct McpSession {
+    pub id: String,
+    pub protocol_version: &'static str,
+    timings: Timings,
+    backends: Vec<Arc<BackendSlot>>,
+    tools: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
+    prompts: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
+    pager: Pager,
+    /// Client request id → the backend running it and that backend's id.
+    in_flight: Mutex<HashMap<String, (usize, Arc<AtomicU64>)>>,
+    signals: Arc<Signals>,
+    last_seen: Mutex<Instant>,
+    /// Where its `tools/call`s are recorded.
+    audit: Option<AuditContext>,
+}
+
+impl McpSession {
+    /// Opens one backend session per backend, all at once, and answers the
+    /// client's `initialize`. A backend that fails leaves the others working;
+    /// one slower than `timings.initialize_wait` goes on opening in the background.
+    pub(super) async fn open(
+        timings: Timings,
+        backends: Vec<(BackendSession, String)>,
+        id: String,
+        requested_version: Option<&str>,
+        audit: Option<AuditContext>,
+    ) -> (Self, Value) {
+        let signals = Arc::new(Signals::default());
+        let slots: Vec<Arc<BackendSlot>> = backends
+            .into_iter()
+            .enumerate()
+            .map(|(index, (session, prefix))| {
+                Arc::new(BackendSlot {
+                    index,
+                    signals: signals.clone(),
+                    session,
+                    prefix,
+                    state: Mutex::new(SlotState::Opening),
+                    rechecking: AtomicBool::new(false),
+                    closing: AtomicBool::new(false),
+                    listen_later: AtomicBool::new(false),
+                })
+            })
+            .collect();
+        let mut guard = OpeningGuard {
+            slots: &slots,
+            armed: true,
+        };
+        let opening: Vec<_> = slots
+            .iter()
+            .map(|slot| tokio::spawn(slot.clone().open(Attempts::WithRetries)))
+            .collect();
+        if tokio::time::timeout(timings.initialize_wait, join_all(opening))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a backend is still opening its session; answering initialize without it"
+            );
+        }
+        guard.armed = false;
+        signals.answered.store(true, Ordering::SeqCst);
+        drop(guard);
+        for slot in &slots {
+            slot.clone().listen_if_pending();
+        }
+
+        let protocol_version = version::negotiate(requested_version);
+        let mcp_session = McpSession {
+            id,
+            protocol_version,
+            timings,
+            backends: slots,
+            tools: tokio::sync::RwLock::new(None),
+            prompts: tokio::sync::RwLock::new(None),
+            pager: Pager::default(),
+            in_flight: Mutex::new(HashMap::new()),
+            signals,
+            last_seen: Mutex::new(Instant::now()),
+            audit,
+        };
+        let result = json!({
+            "protocolVersion": protocol_version,
+            "capabilities": capabilities(),
+            "serverInfo": modern::server_info(),
+            "instructions": mcp_session.instructions(),
+        });
+        (mcp_session, result)
+    }
+
+    /// Tells the model which backend each tool prefix stands for.
+    pub fn instructions(&self) -> String {
+        let mut text = String::from(
+            "Tools of several MCP servers, each tool name prefixed with its server's name:",
+        );
+        for slot in &self.backends {
+            text.push_str(&format!("\n- {} (prefix \"{}\")", slot.name(), slot.prefix));
+            if let Some(description) = &slot.session.server().description {
+                text.push_str(&format!(": {description}"));
+            }
+            if let SlotState::Ready(Initialized {
+                instructions: Some(instructions),
+                ..
+            }) = &*slot.lock_state()
+            {
+                text.push_str(&format!("\n  {}", instructions.replace('\n', "\n  ")));
+            }
+        }
+        text
+    }
+
+    /// Marks the session as used now, for idle reaping.
+    pub fn touch(&self) {
+        *self
+            .last_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    pub fn idle_since(&self) -> Instant {
+        *self
+            .last_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether every backend failed to open for want of a connection of
+    /// mcp-mux's own: the MCP session would serve nothing.
+    pub fn found_no_connection(&self) -> bool {
+        self.backends.iter().all(|slot| {
+            matches!(
+                &*slot.lock_state(),
+                SlotState::Down {
+                    error: BackendError::NoConnection { .. },
+                    ..
+                }
+            )
+        })
+    }
+
+    /// How long a client may consider a merged list fresh: not at all while
+    /// a backend is missing from it, since it may come back any moment.
+    pub fn list_ttl(&self) -> Duration {
+        let all_ready = self
+            .backends
+            .iter()
+            .all(|slot| matches!(&*slot.lock_state(), SlotState::Ready(_)));
+        if all_ready {
+            self.timings.list_ttl
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// The `subscriptions/listen` streams open on this MCP session.
+    pub fn listeners(&self) -> &Listeners {
+        &self.signals.listeners
+    }
+
+    /// Answers one client request. Notifications and requests a backend
+    /// sends while answering go to `call.stream`, when the client has one.
+    pub async fn handle_request(
+        &self,
+        request: ClientRequest,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
+        self.touch();
+        // Each method's future is boxed: inline, the largest of them would
+        // set the size of this one and of every future that holds it, and
+        // each move of those (a spawn, actix's service layers) would copy
+        // tens of kilobytes per request.
+        match request {
+            ClientRequest::Ping => Ok(Payload::Json(json!({}))),
+            ClientRequest::List { method, cursor } => Box::pin(self.list(method, cursor)).await,
+            ClientRequest::CallTool(tool) => {
+                Box::pin(self.use_item(NamedKind::Tool, tool, call)).await
+            }
+            ClientRequest::GetPrompt(prompt) => {
+                Box::pin(self.use_item(NamedKind::Prompt, prompt, call)).await
+            }
+            ClientRequest::ReadResource(resource) => {
+                Box::pin(self.read_resource(resource, call)).await
+            }
+            ClientRequest::Subscribe(resource) => {
+                Box::pin(self.route_by_uri(Method::ResourcesSubscribe, resource, call)).await
+            }
+            ClientRequest::Unsubscribe(resource) => {
+                Box::pin(self.route_by_uri(Method::ResourcesUnsubscribe, resource, call)).await
+            }
+            ClientRequest::Complete(completion) => Box::pin(self.complete(completion, call)).await,
+            ClientRequest::SetLogLevel { params } => Box::pin(self.set_log_level(params)).await,
+            // The route answers these itself: `initialize` opens the MCP
+            // session, the others belong to revision 2026-07-28's route.
+            request @ (ClientRequest::Initialize { .. }
+            | ClientRequest::ServerDiscover
+            | ClientRequest::SubscriptionsListen { .. }) => Err(CallError::MethodNotFound {
+                method: request.method().as_str().to_owned(),
+            }),
+        }
+    }
+
+    /// A client notification: cancellations reach the backend running the
+    /// request, a change of roots reaches every backend; others need nothing.
+    pub async fn handle_notification(&self, notification: ClientNotification) {
+        self.touch();
+        match notification {
+            ClientNotification::Cancelled { request_id, reason } => {
+                let target = self.lock_in_flight().get(&request_id.to_string()).cloned();
+                let Some((index, sent_id)) = target else {
+                    return;
+                };
+                let mut forwarded = json!({ "requestId": sent_id.load(Ordering::Relaxed) });
+                if let Some(reason) = reason {
+                    forwarded["reason"] = reason;
+                }
+                let slot = &self.backends[index];
+                if let Err(error) = slot
+                    .session
+                    .notify(ClientNotification::CANCELLED, Some(&forwarded))
+                    .await
+                {
+                    tracing::debug!(server = slot.name(), %error, "could not forward a cancellation");
+                }
+            }
+            ClientNotification::RootsListChanged => {
+                let ready = self
+                    .backends
+                    .iter()
+                    .filter(|slot| slot.availability(self.timings.recheck_interval).is_ok());
+                join_all(ready.map(|slot| {
+                    slot.session
+                        .notify(ClientNotification::ROOTS_LIST_CHANGED, None)
+                }))
+                .await;
+            }
+            ClientNotification::Other => {}
+        }
+    }
+
+    /// The client's answer to a request a backend made through mcp-mux: it
+    /// goes back to that backend under the backend's own request id.
+    pub async fn handle_response(&self, response: jsonrpc::Response) {
+        self.touch();
+        let key = match &response.id {
+            Value::String(id) => id.clone(),
+            other => other.to_string(),
+        };
+        let target = self
+            .signals
+            .server_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+        let Some((index, backend_id)) = target else {
+            tracing::debug!("a response to no pending backend request; ignored");
+            return;
+        };
+        let slot = &self.backends[index];
+        if let Err(error) = slot.session.respond(backend_id, response.outcome).await {
+            tracing::warn!(server = slot.name(), %error, "could not pass the client's answer to the backend");
+        }
+    }
+
+    /// Sends a request to backend `index`, relaying what it sends meanwhile
+    /// to the client's stream, and keeping the request cancellable.
+    async fn forward(
+        &self,
+        index: usize,
+        method: &str,
+        params: serde_json::Map<String, Value>,
+        replay: Replay,
+        call: &ClientCall<'_>,
+    ) -> Result<Reply, CallError> {
+        let slot = &self.backends[index];
+        slot.availability(self.timings.recheck_interval)?;
+        let sent_id = Arc::new(AtomicU64::new(0));
+        let relay = call.stream.clone().map(|client| Relay {
+            forward: {
+                let slot = slot.clone();
+                Arc::new(move |relayed: Relayed| slot.pass_to_client(relayed, Some(&client)))
+            },
+            sent_id: sent_id.clone(),
+        });
+        let key = call.id.to_string();
+        self.lock_in_flight().insert(key.clone(), (index, sent_id));
+        let outcome = slot
+            .session
+            .request_relaying(method, Some(&Value::Object(params)), replay, relay.as_ref())
+            .await;
+        self.lock_in_flight().remove(&key);
+        Ok(outcome?)
+    }
+
+    /// Opens the client's own stream (its GET): what backends send outside
+    /// any request goes there from now on, replacing an earlier stream.
+    pub fn open_client_stream(&self) -> tokio::sync::mpsc::UnboundedReceiver<Vec<u8>> {
+        self.touch();
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        *self
+            .signals
+            .client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(sender);
+        receiver
+    }
+
+    fn lock_in_flight(&self) -> MutexGuard<'_, HashMap<String, (usize, Arc<AtomicU64>)>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends every backend session with DELETE, in the background.
+    pub fn close(&self) {
+        self.backends
+            .iter()
+            .for_each(BackendSlot::close_in_background);
+    }
+}
+
+impl Drop for McpSession {
+    /// A safety net: an MCP session dropped without being ended (opened on
+    /// a session forgotten meanwhile, say) still ends its backend sessions.
+    /// Ending twice is harmless.
+    fn drop(&mut self) {
+        self.close();
+    }
+}

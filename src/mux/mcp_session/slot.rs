@@ -1,0 +1,298 @@
+//! One backend of an MCP session: its backend session, whether that is
+//! open, and what the backend sends on its own.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::to_client::{ClientStream, Signals};
+use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Relayed, Replay, Reply};
+use crate::mcp::jsonrpc;
+use crate::mcp::naming;
+use crate::mux::catalogue::Listing;
+use crate::mux::error::{CallError, Unavailable};
+
+/// Most pages mcp-mux follows in one backend list.
+const MAX_LIST_PAGES: usize = 100;
+
+pub(super) enum SlotState {
+    Opening,
+    Ready(Initialized),
+    Down { error: BackendError, since: Instant },
+}
+
+/// One backend of an MCP session and the state of its backend session.
+pub(super) struct BackendSlot {
+    /// Position in the MCP session's backend list.
+    pub(super) index: usize,
+    pub(super) session: BackendSession,
+    pub(super) prefix: String,
+    pub(super) state: Mutex<SlotState>,
+    pub(super) rechecking: AtomicBool,
+    pub(super) closing: AtomicBool,
+    /// Set when its backend session opened and its own stream is still to
+    /// open (which waits until the client's `initialize` is answered).
+    pub(super) listen_later: AtomicBool,
+    pub(super) signals: Arc<Signals>,
+}
+
+impl BackendSlot {
+    pub(super) fn name(&self) -> &str {
+        &self.session.server().name
+    }
+
+    pub(super) fn lock_state(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens (or re-opens) the backend session and records the outcome. A
+    /// session closed meanwhile is ended by `initialize` itself.
+    pub(super) async fn open(self: Arc<Self>, attempts: Attempts) {
+        let outcome = self.session.initialize(attempts).await;
+        if outcome.is_ok() {
+            // The backend's own stream opens once the client's `initialize`
+            // is answered: streams opening meanwhile would hold up the
+            // other backends' `initialize` on a shared backend host.
+            self.listen_later.store(true, Ordering::SeqCst);
+            if self.signals.answered.load(Ordering::SeqCst) {
+                self.clone().listen_if_pending();
+                tracing::info!(
+                    server = self.name(),
+                    "backend session opened late; its items are announced"
+                );
+                self.signals.lists_changed();
+            }
+        }
+        *self.lock_state() = match outcome {
+            Ok(initialized) => SlotState::Ready(initialized),
+            Err(error) => {
+                if !self.session.is_closed() {
+                    tracing::warn!(server = self.name(), %error, "backend session did not open");
+                }
+                SlotState::Down {
+                    error,
+                    since: Instant::now(),
+                }
+            }
+        };
+        self.rechecking.store(false, Ordering::Release);
+    }
+
+    /// Opens the backend's own stream, unless it is open or opening. The
+    /// slot's `open` and the MCP session's may both call this, and
+    /// `listen_later` lets exactly one of them through.
+    pub(super) fn listen_if_pending(self: Arc<Self>) {
+        if self.listen_later.swap(false, Ordering::SeqCst) {
+            tokio::spawn(async move {
+                let slot = self.clone();
+                let forward: Arc<dyn Fn(Relayed) + Send + Sync> =
+                    Arc::new(move |relayed| slot.pass_to_client(relayed, None));
+                self.session.listen(forward).await;
+            });
+        }
+    }
+
+    /// Passes what the backend sends to the client: on `answer`, the SSE
+    /// answer of the request it came with, or else on the client's own
+    /// stream. On either path a list change marks the merged list for
+    /// refresh, a resource update gets the URI the client knows, the
+    /// listeners hear what they asked for, and a backend request gets an id
+    /// of mcp-mux's; one with nowhere to go is refused, so that the backend
+    /// does not wait for nothing.
+    pub(super) fn pass_to_client(
+        self: &Arc<Self>,
+        relayed: Relayed,
+        answer: Option<&ClientStream>,
+    ) {
+        let message = match relayed {
+            Relayed::Notification(mut message) => {
+                self.note_change(&mut message);
+                self.signals.listeners.dispatch(&message);
+                message
+            }
+            Relayed::Request { id, message } => {
+                if answer.is_none() && !self.signals.has_client_stream() {
+                    self.refuse_request(id);
+                    return;
+                }
+                let Some(message) = self.signals.adopt_request(self.index, id, message) else {
+                    return;
+                };
+                message
+            }
+        };
+        match answer {
+            Some(answer) => {
+                if let Ok(bytes) = serde_json::to_vec(&message) {
+                    let _ = answer.send(bytes);
+                }
+            }
+            None => {
+                self.signals.send_to_client_stream(&message);
+            }
+        }
+    }
+
+    /// Takes note of a change a backend announced, wherever it came: a list
+    /// change marks the merged list for refresh, and a resource update gets
+    /// the URI clients know. Returns whether the message is such a change.
+    pub(super) fn note_change(&self, message: &mut Value) -> bool {
+        match message.get("method").and_then(Value::as_str) {
+            Some("notifications/tools/list_changed") => {
+                self.signals.stale_tools.store(true, Ordering::Release)
+            }
+            Some("notifications/prompts/list_changed") => {
+                self.signals.stale_prompts.store(true, Ordering::Release)
+            }
+            Some("notifications/resources/list_changed") => {}
+            Some("notifications/resources/updated") => {
+                if let Some(Value::String(uri)) = message.pointer_mut("/params/uri") {
+                    *uri = self.qualify_uri(uri);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Answers a request the backend sent outside any call when no client
+    /// stream can take it, so that the backend does not wait for nothing.
+    fn refuse_request(self: &Arc<Self>, id: Value) {
+        let slot = self.clone();
+        tokio::spawn(async move {
+            let error = jsonrpc::ErrorObject::new(
+                jsonrpc::METHOD_NOT_FOUND,
+                "the client has no stream open to take requests outside a call",
+            );
+            let mut outcome = serde_json::Map::new();
+            outcome.insert("error".into(), json!(error));
+            if let Err(error) = slot.session.respond(id, outcome).await {
+                tracing::debug!(server = slot.name(), %error, "could not refuse a backend request");
+            }
+        });
+    }
+
+    /// Ok when the backend session can take requests. A backend that failed
+    /// more than `recheck_interval` ago is tried again in the background;
+    /// this call does not wait for it.
+    pub(super) fn availability(
+        self: &Arc<Self>,
+        recheck_interval: Duration,
+    ) -> Result<(), Unavailable> {
+        let state = self.lock_state();
+        match &*state {
+            SlotState::Ready(_) => Ok(()),
+            SlotState::Opening => Err(Unavailable::Opening {
+                server: self.name().to_owned(),
+            }),
+            SlotState::Down { error, since } => {
+                if since.elapsed() >= recheck_interval
+                    && !self.session.is_closed()
+                    && !self.rechecking.swap(true, Ordering::AcqRel)
+                {
+                    tokio::spawn(self.clone().open(Attempts::Once));
+                }
+                Err(Unavailable::Failed(error.clone()))
+            }
+        }
+    }
+
+    /// The URI clients see for one of this backend's URIs: with the server
+    /// in front, unless the session does not prefix this backend.
+    pub(super) fn qualify_uri(&self, uri: &str) -> String {
+        if self.prefix.is_empty() {
+            uri.to_owned()
+        } else {
+            naming::qualify_uri(self.name(), uri)
+        }
+    }
+
+    pub(super) fn declares(&self, capability: &str) -> bool {
+        matches!(&*self.lock_state(), SlotState::Ready(initialized) if initialized.capabilities.get(capability).is_some())
+    }
+
+    /// Ends the backend session in the background: clients do not wait on
+    /// backends to acknowledge a DELETE. One still opening is ended once it
+    /// has opened (see `BackendSession::initialize`).
+    pub(super) fn close_in_background(self: &Arc<Self>) {
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Without a runtime (the process is ending) there is no one to send it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let slot = self.clone();
+            runtime.spawn(async move { slot.session.close().await });
+        }
+    }
+
+    /// Every item the backend lists, following its pagination to the end.
+    pub(super) async fn list(&self, listing: Listing) -> Result<Vec<Value>, CallError> {
+        if !self.declares(listing.capability) {
+            return Ok(Vec::new());
+        }
+        let method = listing.method.as_str();
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen_cursors = HashSet::new();
+        for _ in 0..MAX_LIST_PAGES {
+            let params = cursor.as_ref().map(|cursor| json!({ "cursor": cursor }));
+            let mut page: Value = match self
+                .session
+                .request(method, params.as_ref(), Replay::Safe)
+                .await?
+            {
+                Reply::Result(raw) => serde_json::from_str(raw.get())
+                    .map_err(|_| self.protocol(&format!("{method} result is not JSON")))?,
+                Reply::Error(error) => return Err(CallError::Relayed { error }),
+            };
+            match page.get_mut(listing.key).map(Value::take) {
+                Some(Value::Array(page_items)) => items.extend(page_items),
+                None | Some(Value::Null) => {}
+                Some(_) => {
+                    return Err(self
+                        .protocol(&format!("{method} result is not a list"))
+                        .into());
+                }
+            }
+            match page.get("nextCursor").and_then(Value::as_str) {
+                None => return Ok(items),
+                Some(next) if seen_cursors.insert(next.to_owned()) => {
+                    cursor = Some(next.to_owned())
+                }
+                Some(_) => {
+                    return Err(self
+                        .protocol(&format!("{method} pagination returned a cursor twice"))
+                        .into());
+                }
+            }
+        }
+        Err(self
+            .protocol(&format!("{method} has more than {MAX_LIST_PAGES} pages"))
+            .into())
+    }
+
+    pub(super) fn protocol(&self, reason: &str) -> BackendError {
+        BackendError::Protocol {
+            server: self.name().to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Closes the backend sessions of an MCP session whose `initialize` was
+/// abandoned (the client went away) before the MCP session was handed out.
+pub(super) struct OpeningGuard<'a> {
+    pub(super) slots: &'a [Arc<BackendSlot>],
+    pub(super) armed: bool,
+}
+
+impl Drop for OpeningGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.slots.iter().for_each(BackendSlot::close_in_background);
+        }
+    }
+}
