@@ -20,6 +20,8 @@ use chrono::Utc;
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use crate::backend::breaker::CircuitState;
+pub use crate::store::PrefixMode;
 pub use error::{CallError, MuxError, Unavailable};
 pub use mcp_session::{ClientCall, ClientStream, McpSession, Timings, capabilities};
 pub use paging::PAGE_SIZE;
@@ -36,7 +38,7 @@ use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::credentials::Credentials;
 use crate::mcp::version;
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{McpSessionRecord, PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
+use crate::store::{McpSessionRecord, STATUS_ACTIVE, SessionRecord, Store, StoredAuditRecord};
 
 /// Bounds on what clients may hold on this gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,6 +362,22 @@ impl Mux {
         &self.store
     }
 
+    /// Ok when the store answers.
+    pub async fn store_answers(&self) -> Result<(), MuxError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// The latest `limit` audit records of `session`, newest first, older
+    /// than record `before` when given.
+    pub async fn audit_records(
+        &self,
+        session: &Session,
+        limit: u64,
+        before: Option<i64>,
+    ) -> Result<Vec<StoredAuditRecord>, MuxError> {
+        Ok(self.store.audit_records(session.id, limit, before).await?)
+    }
+
     /// Writes the audit trail to the store; runs for as long as the gateway.
     pub async fn write_audit_trail(&self) {
         self.audit.write_to(&self.store).await;
@@ -377,10 +395,11 @@ impl Mux {
         }
     }
 
-    /// What all sessions of `server` share: its circuit breaker and its
-    /// calls in progress.
-    pub fn backend_limits(&self, server: &str) -> Option<&BackendLimits> {
-        self.backend_limits.get(server).map(Arc::as_ref)
+    /// What all sessions of `server` share: the state of its circuit
+    /// breaker and its calls in progress.
+    pub fn backend_health(&self, server: &str) -> Option<(CircuitState, usize)> {
+        let limits = self.backend_limits.get(server)?;
+        Some((limits.breaker.state(), limits.calls_in_progress()))
     }
 
     /// The gateway's backend connections: in use, and the most it opens.

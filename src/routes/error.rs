@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::body::BodyError;
 use crate::mux::MuxError;
-use crate::store::StoreError;
 
 /// An error answered by a route.
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +32,9 @@ pub enum ApiError {
     #[error("the request body did not arrive within {} s", timeout.as_secs_f64())]
     RequestTimeout { timeout: std::time::Duration },
     #[error("the database is unavailable")]
-    Unavailable { source: StoreError },
+    Unavailable { source: MuxError },
     #[error("internal error; see the gateway log")]
-    Internal { source: StoreError },
+    Internal { source: MuxError },
     #[error("mcp-mux is shutting down; try again shortly")]
     ShuttingDown,
     #[error("{message}")]
@@ -83,6 +82,14 @@ impl ApiError {
         }
     }
 
+    /// The `Allow` value of a 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            ApiError::MethodNotAllowed { allow } => Some(allow),
+            _ => None,
+        }
+    }
+
     /// The `WWW-Authenticate` value of a 401.
     pub fn challenge(&self) -> Option<&'static str> {
         match self {
@@ -96,6 +103,16 @@ impl ApiError {
         if let ApiError::Unavailable { source } | ApiError::Internal { source } = self {
             tracing::error!(error = %source, chain = %cause_chain(source), "request failed");
         }
+    }
+}
+
+/// A client-supplied string for an error message: cut short and escaped, so
+/// a message never carries control characters or a whole pasted secret.
+pub fn quoted(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
     }
 }
 
@@ -114,18 +131,10 @@ pub fn cause_chain(error: &dyn std::error::Error) -> String {
 impl From<MuxError> for ApiError {
     fn from(error: MuxError) -> Self {
         match error {
-            MuxError::Store(source) => match source {
-                StoreError::Connect { .. } | StoreError::Database { .. } => {
-                    ApiError::Unavailable { source }
-                }
-                StoreError::UnsupportedUrl { .. }
-                | StoreError::Migrate { .. }
-                | StoreError::WrongKey { .. }
-                | StoreError::KeyNotConfigured { .. }
-                | StoreError::KeyCheckUnreadable { .. }
-                | StoreError::Corrupt { .. }
-                | StoreError::SessionKeyNotConfigured { .. } => ApiError::Internal { source },
-            },
+            MuxError::Store(ref store) if store.is_unavailable() => {
+                ApiError::Unavailable { source: error }
+            }
+            MuxError::Store(_) => ApiError::Internal { source: error },
             MuxError::SessionEnded => ApiError::NotFound {
                 message: "the session was deleted".into(),
             },

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::mux::Mux;
 
 pub async fn healthz(mux: web::Data<Mux>) -> HttpResponse {
-    match mux.store().ping().await {
+    match mux.store_answers().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok" })),
         Err(error) => {
             tracing::error!(%error, "health check: database does not answer");

@@ -13,6 +13,7 @@ mod health;
 mod mcp;
 pub mod rate_limit;
 mod registry;
+mod session_id;
 mod sessions;
 
 use std::time::Instant;

@@ -6,19 +6,16 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use super::access::{Access, new_session_token, token_digest};
 use super::body::{read_limited, refuse_unread};
-use super::error::ApiError;
+use super::error::{ApiError, quoted};
 use super::rate_limit::check_create_session_rate;
-use crate::backend::breaker::CircuitState;
-use crate::backend::limits::BackendLimits;
+use super::session_id::{SessionPath, mcp_endpoint, short_id};
 use crate::credentials::{Credentials, header_value_problem};
 use crate::mcp::nesting;
-use crate::mux::{Mux, NewSession, Session};
+use crate::mux::{CircuitState, Mux, NewSession, PrefixMode, Session};
 use crate::registry::Registry;
-use crate::store::PrefixMode;
 
 /// A create-session body is a list of names and a few tokens.
 const CREATE_SESSION_BODY_LIMIT: usize = 64 * 1024;
@@ -96,8 +93,11 @@ pub async fn get_session(
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_session_id(&path)?;
-    let session = mux.session(id).await?.ok_or_else(|| no_session(&path))?;
+    let path = SessionPath::parse(&path)?;
+    let session = mux
+        .session(path.id)
+        .await?
+        .ok_or_else(|| path.not_found())?;
     Ok(HttpResponse::Ok().json(describe(&session, &mux)))
 }
 
@@ -105,9 +105,10 @@ pub async fn delete_session(
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_session_id(&path)?;
+    let path = SessionPath::parse(&path)?;
+    let id = path.id;
     if !mux.delete_session(id).await? {
-        return Err(no_session(&path));
+        return Err(path.not_found());
     }
     tracing::info!(session = %short_id(id), "session deleted");
     Ok(HttpResponse::Ok().json(json!({ "session_id": id, "status": "deleted" })))
@@ -123,7 +124,7 @@ pub async fn get_audit(
     query: web::Query<std::collections::HashMap<String, String>>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_session_id(&path)?;
+    let path = SessionPath::parse(&path)?;
     let limit = match query.get("limit") {
         None => 100,
         Some(text) => text
@@ -152,12 +153,11 @@ pub async fn get_audit(
             "unknown parameter; expected limit, before",
         ));
     }
-    let session = mux.session(id).await?.ok_or_else(|| no_session(&path))?;
-    let records = mux
-        .store()
-        .audit_records(session.id, limit, before)
-        .await
-        .map_err(crate::mux::MuxError::from)?;
+    let session = mux
+        .session(path.id)
+        .await?
+        .ok_or_else(|| path.not_found())?;
+    let records = mux.audit_records(&session, limit, before).await?;
     let next_before = (records.len() as u64 == limit)
         .then(|| records.last().map(|record| record.id))
         .flatten();
@@ -184,27 +184,6 @@ pub async fn get_audit(
     })))
 }
 
-/// The session id in a path; anything else names no session.
-pub fn parse_session_id(raw_id: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw_id).map_err(|_| no_session(raw_id))
-}
-
-/// The 404 for a path naming no session.
-pub fn no_session(raw_id: &str) -> ApiError {
-    ApiError::NotFound {
-        message: format!("no session {}", quoted(raw_id)),
-    }
-}
-
-/// A session id shortened for logs: enough to correlate, too little to use.
-pub fn short_id(id: Uuid) -> String {
-    id.simple().to_string()[..8].to_owned()
-}
-
-pub fn mcp_endpoint(id: Uuid) -> String {
-    format!("/session/{id}/mcp")
-}
-
 fn describe(session: &Session, mux: &Mux) -> Value {
     json!({
         "session_id": session.id,
@@ -215,11 +194,11 @@ fn describe(session: &Session, mux: &Mux) -> Value {
         "expires_at": session.expires_at,
         "require_token": session.token_digest.is_some(),
         "rate_limit": session.rate_limit,
-        "servers": session.servers.iter().map(|server| json!({
+        "servers": session.servers.iter().map(|server| (server, mux.backend_health(&server.name))).map(|(server, health)| json!({
             "name": server.name,
             "auth": server.auth.type_name(),
-            "circuit": mux.backend_limits(&server.name).map(|limits| describe_circuit(&limits.breaker.state())),
-            "calls_in_progress": mux.backend_limits(&server.name).map(BackendLimits::calls_in_progress),
+            "circuit": health.as_ref().map(|(circuit, _)| describe_circuit(circuit)),
+            "calls_in_progress": health.as_ref().map(|(_, calls)| calls),
         })).collect::<Vec<_>>(),
         "missing_servers": session.missing_servers,
         "mcp_sessions": session.mcp_session_count(),
@@ -235,18 +214,9 @@ fn describe_circuit(state: &CircuitState) -> Value {
         CircuitState::Open { failures, retry_in } => json!({
             "state": state.name(),
             "consecutive_failures": failures,
-            "retry_in_ms": u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+            // Rounded up: 0 only once the pause is over.
+            "retry_in_ms": u64::try_from(retry_in.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
         }),
-    }
-}
-
-/// A client-supplied string for an error message: cut short and escaped, so
-/// a message never carries control characters or a whole pasted secret.
-fn quoted(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{:?}…", &text[..cut]),
-        None => format!("{text:?}"),
     }
 }
 

@@ -209,6 +209,23 @@ pub enum StoreError {
     SessionKeyNotConfigured { id: String, key_id: String },
 }
 
+impl StoreError {
+    /// Whether the database did not answer, which passes: unlike a store
+    /// that answers with something mcp-mux cannot use.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect { .. } | StoreError::Database { .. } => true,
+            StoreError::UnsupportedUrl { .. }
+            | StoreError::Migrate { .. }
+            | StoreError::WrongKey { .. }
+            | StoreError::KeyNotConfigured { .. }
+            | StoreError::KeyCheckUnreadable { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::SessionKeyNotConfigured { .. } => false,
+        }
+    }
+}
+
 /// Handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {

@@ -3,109 +3,36 @@
 //! method handling in the mux. Legacy clients (`initialize`, then an
 //! `Mcp-Session-Id`) are served here, stateless 2026-07-28 ones in `modern`.
 
+mod answer;
 mod modern;
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde_json::{Value, json};
+use actix_web::http::header::HeaderValue;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::Value;
+
+use answer::{
+    Refusal, accepts_event_stream, answer_bytes, answer_response, event_stream, sse_response,
+};
 
 use super::access::check_session_token;
 use super::body::{read_limited, refuse_unread};
-use super::error::{ApiError, cause_chain};
+use super::error::ApiError;
 use super::rate_limit::charge_session_rate;
-use super::sessions::{parse_session_id, short_id};
-use crate::mcp::jsonrpc::{
-    self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
-    PARSE_ERROR,
-};
+use super::session_id::{SessionPath, short_id};
+use crate::mcp::jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
-use crate::mux::{CallError, ClientCall, McpSession, Mux, Payload, Session};
+use crate::mux::{CallError, ClientCall, McpSession, Mux, Session};
 
 /// Largest JSON-RPC message a client may POST.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
-/// A transport-level refusal: an HTTP status with a JSON-RPC error body, the
-/// shape MCP clients parse.
-struct Refusal {
-    status: StatusCode,
-    id: Value,
-    // Boxed: a refusal travels in `Result`s, which should stay small.
-    pub(super) error: Box<ErrorObject>,
-    header: Option<RefusalHeader>,
-}
-
-/// The header some refusals carry.
-enum RefusalHeader {
-    /// `Allow`, of a 405.
-    Allow(&'static str),
-    /// `WWW-Authenticate`, of a 401.
-    Challenge(&'static str),
-    /// `Retry-After` seconds, of a 429 or 503.
-    RetryAfter(u64),
-}
-
-impl Refusal {
-    fn new(status: StatusCode, code: i64, message: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            id: Value::Null,
-            error: Box::new(ErrorObject::new(code, message)),
-            header: None,
-        }
-    }
-
-    fn with_id(mut self, id: Option<&Value>) -> Self {
-        self.id = id.cloned().unwrap_or(Value::Null);
-        self
-    }
-
-    fn into_response(self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        match self.header {
-            Some(RefusalHeader::Allow(allow)) => response.insert_header((header::ALLOW, allow)),
-            Some(RefusalHeader::Challenge(challenge)) => {
-                response.insert_header((header::WWW_AUTHENTICATE, challenge))
-            }
-            Some(RefusalHeader::RetryAfter(seconds)) => {
-                response.insert_header((header::RETRY_AFTER, seconds.to_string()))
-            }
-            None => &mut response,
-        };
-        response
-            .content_type("application/json")
-            .body(jsonrpc::error_response(&self.id, &self.error))
-    }
-}
-
 /// An `ApiError` as the MCP endpoint answers it: a JSON-RPC error body.
 pub(super) fn refusal_response(error: ApiError) -> HttpResponse {
     Refusal::from(error).into_response()
-}
-
-impl From<ApiError> for Refusal {
-    /// The status `ApiError` gives, with the same message in a JSON-RPC error.
-    fn from(error: ApiError) -> Self {
-        error.log_if_internal();
-        let status = error.status_code();
-        let code = if status.is_server_error() {
-            INTERNAL_ERROR
-        } else {
-            INVALID_REQUEST
-        };
-        let mut refusal = Refusal::new(status, code, error.to_string());
-        refusal.header = match error {
-            ApiError::MethodNotAllowed { allow } => Some(RefusalHeader::Allow(allow)),
-            _ => error
-                .challenge()
-                .map(RefusalHeader::Challenge)
-                .or_else(|| error.retry_after().map(RefusalHeader::RetryAfter)),
-        };
-        refusal
-    }
 }
 
 pub async fn post(
@@ -140,7 +67,7 @@ async fn handle_post(
     body: &[u8],
     mux: &Mux,
 ) -> Result<HttpResponse, Refusal> {
-    let session_id = parse_session_id(raw_id)?;
+    let path = SessionPath::parse(raw_id)?;
     if nesting::exceeds_depth(body, nesting::MAX_DEPTH) {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -171,7 +98,7 @@ async fn handle_post(
     })?;
 
     if modern::is_modern(request, &message) {
-        let session = find_session(request, raw_id, mux).await?;
+        let session = find_session(request, path, mux).await?;
         return modern::handle(request, mux, session, message).await;
     }
     if let Message::Request(initialize) = &message
@@ -181,10 +108,10 @@ async fn handle_post(
         // says. The token is checked before the rate is spent: requests
         // without it must not use up the holder's rate.
         let session = mux
-            .current_session(session_id)
+            .current_session(path.id)
             .await
             .map_err(ApiError::from)?
-            .ok_or_else(|| no_session(raw_id))?;
+            .ok_or_else(|| path.not_found())?;
         check_session_token(request, session.token_digest.as_ref())
             .map_err(|error| Refusal::from(error).with_id(id.as_ref()))?;
         charge_session_rate(request, &session, 1)?;
@@ -192,7 +119,7 @@ async fn handle_post(
             .await
             .map_err(|r| r.with_id(id.as_ref()));
     }
-    let session = find_session(request, raw_id, mux).await?;
+    let session = find_session(request, path, mux).await?;
     check_protocol_version(request).map_err(|refusal| refusal.with_id(id.as_ref()))?;
     let mcp_session = find_mcp_session(request, mux, &session)
         .await
@@ -227,14 +154,6 @@ async fn handle_post(
             Ok(HttpResponse::Accepted().finish())
         }
     }
-}
-
-fn accepts_event_stream(request: &HttpRequest) -> bool {
-    request
-        .headers()
-        .get_all(header::ACCEPT)
-        .filter_map(|value| value.to_str().ok())
-        .any(|value| value.to_ascii_lowercase().contains("text/event-stream"))
 }
 
 /// Answers a request that may stream. The request runs on its own task, so
@@ -292,71 +211,6 @@ async fn streamed_answer(
     sse_response(events)
 }
 
-/// The answer to a request, in JSON.
-fn answer_response(id: &Value, outcome: Result<Payload, CallError>) -> HttpResponse {
-    answer_builder(&outcome)
-        .content_type("application/json")
-        .body(answer_bytes(id, outcome))
-}
-
-/// The status a JSON answer goes out with: `200` with its result or
-/// JSON-RPC error, or `503` with `Retry-After` when mcp-mux had no backend
-/// connection to spare: the client should come back shortly, and the
-/// backend is not to blame.
-fn answer_builder(outcome: &Result<Payload, CallError>) -> actix_web::HttpResponseBuilder {
-    if outcome
-        .as_ref()
-        .err()
-        .is_some_and(CallError::is_gateway_exhausted)
-    {
-        let mut response = HttpResponse::ServiceUnavailable();
-        response.insert_header((header::RETRY_AFTER, "1"));
-        response
-    } else {
-        HttpResponse::Ok()
-    }
-}
-
-/// An SSE response carrying each message `receiver` yields, until every
-/// sender is gone or, given `stopping`, until shutdown begins.
-fn event_stream(
-    receiver: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
-    stopping: Option<tokio::sync::watch::Receiver<bool>>,
-) -> HttpResponse {
-    let events = futures_util::stream::unfold(
-        (receiver, stopping),
-        |(mut receiver, mut stopping)| async move {
-            let shutdown = async {
-                match stopping.as_mut() {
-                    Some(stopping) => drop(stopping.wait_for(|stopping| *stopping).await),
-                    None => std::future::pending().await,
-                }
-            };
-            let message = tokio::select! {
-                message = receiver.recv() => message?,
-                _ = shutdown => return None,
-            };
-            Some((
-                Ok::<_, std::convert::Infallible>(web::Bytes::from(sse::frame_message(&message))),
-                (receiver, stopping),
-            ))
-        },
-    );
-    sse_response(events)
-}
-
-/// A `text/event-stream` response that proxies do not buffer.
-fn sse_response<S>(events: S) -> HttpResponse
-where
-    S: futures_util::Stream<Item = Result<web::Bytes, std::convert::Infallible>> + 'static,
-{
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(events)
-}
-
 async fn initialize_response(
     mux: &Mux,
     session: &Session,
@@ -377,37 +231,6 @@ async fn initialize_response(
         .body(jsonrpc::result_response(&request.id, &result)))
 }
 
-fn answer_bytes(id: &Value, outcome: Result<Payload, CallError>) -> Vec<u8> {
-    match outcome {
-        Ok(payload) => jsonrpc::result_response(id, &payload),
-        Err(error) => jsonrpc::error_response(id, &to_jsonrpc_error(error)),
-    }
-}
-
-/// The one place a failed MCP request becomes a JSON-RPC error.
-fn to_jsonrpc_error(error: CallError) -> ErrorObject {
-    let message = error.to_string();
-    match error {
-        CallError::MethodNotFound { .. } => ErrorObject::new(METHOD_NOT_FOUND, message),
-        CallError::InvalidParams { .. } => ErrorObject::new(INVALID_PARAMS, message),
-        CallError::Unknown { kind, name } => {
-            ErrorObject::new(INVALID_PARAMS, message).with_data(json!({ kind.noun(): name }))
-        }
-        CallError::UnknownResource { uri } => {
-            ErrorObject::new(INVALID_PARAMS, message).with_data(json!({ "uri": uri }))
-        }
-        CallError::BackendUnavailable(unavailable) => ErrorObject::new(INTERNAL_ERROR, message)
-            .with_data(json!({ "server": unavailable.server() })),
-        CallError::Backend(backend) => {
-            tracing::warn!(server = backend.server(), error = %cause_chain(&backend), "backend call failed");
-            ErrorObject::new(INTERNAL_ERROR, message)
-                .with_data(json!({ "server": backend.server() }))
-        }
-        CallError::Interrupted => ErrorObject::new(INTERNAL_ERROR, message),
-        CallError::Relayed { error } => error,
-    }
-}
-
 /// GET opens the client's own SSE stream for an MCP session: list changes,
 /// resource updates, log messages and requests that backends send outside
 /// any request. Without an `Mcp-Session-Id` there is nothing to listen to:
@@ -420,7 +243,7 @@ pub async fn get(
     mux: web::Data<Mux>,
 ) -> HttpResponse {
     let opened = async {
-        let session = find_session(&request, &path, &mux).await?;
+        let session = find_session(&request, SessionPath::parse(&path)?, &mux).await?;
         if request.headers().get(SESSION_ID_HEADER).is_none() {
             return Ok(None);
         }
@@ -443,7 +266,7 @@ pub async fn delete(
     mux: web::Data<Mux>,
 ) -> HttpResponse {
     let ended = async {
-        let session = find_session(&request, &path, &mux).await?;
+        let session = find_session(&request, SessionPath::parse(&path)?, &mux).await?;
         // Ended here and in the store, without reopening it first.
         let id = mcp_session_id(&request)?;
         if !mux
@@ -473,23 +296,18 @@ pub async fn method_not_allowed() -> HttpResponse {
 /// when it requires one, and within its rate.
 async fn find_session(
     request: &HttpRequest,
-    raw_id: &str,
+    path: SessionPath<'_>,
     mux: &Mux,
 ) -> Result<Arc<Session>, Refusal> {
-    let id = parse_session_id(raw_id)?;
     let session = mux
-        .session(id)
+        .session(path.id)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(|| no_session(raw_id))?;
+        .ok_or_else(|| path.not_found())?;
     // The token first: requests without it must not use up the holder's rate.
     check_session_token(request, session.token_digest.as_ref())?;
     charge_session_rate(request, &session, 1)?;
     Ok(session)
-}
-
-fn no_session(raw_id: &str) -> Refusal {
-    Refusal::from(super::sessions::no_session(raw_id))
 }
 
 /// The MCP session a request's `Mcp-Session-Id` names, reopened from the

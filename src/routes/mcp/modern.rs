@@ -10,7 +10,9 @@ use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
-use super::{Refusal, accepts_event_stream, answer_builder, sse_response, to_jsonrpc_error};
+use super::answer::{
+    Refusal, accepts_event_stream, answer_builder, sse_response, to_jsonrpc_error,
+};
 use crate::mcp::jsonrpc::{self, ErrorObject, METHOD_NOT_FOUND, Message};
 use crate::mcp::modern::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
 use crate::mcp::request::{ClientRequest, Method};
@@ -20,7 +22,7 @@ use crate::mux::{
     CallError, ClientCall, McpSession, ModernCall, Mux, Payload, RequestFingerprint, Session, Step,
     Unpark,
 };
-use crate::routes::ApiError;
+use crate::routes::error::ApiError;
 use crate::routes::rate_limit::charge_session_rate;
 
 /// How often a quiet `subscriptions/listen` stream gets a keep-alive comment.
@@ -100,7 +102,7 @@ pub(super) async fn handle(
     let mcp_session = mux
         .stateless_mcp_session(&session)
         .await
-        .map_err(|error| Refusal::from(super::ApiError::from(error)).with_id(Some(&id)))?;
+        .map_err(|error| Refusal::from(ApiError::from(error)).with_id(Some(&id)))?;
     if method.may_need_input() {
         return run_call(request, session, mcp_session, id, method, params, meta).await;
     }
