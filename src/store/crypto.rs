@@ -108,7 +108,7 @@ impl EncryptionKey {
             .finalize();
         EncryptionKey {
             cipher: Aes256Gcm::new(key),
-            id: super::hex(&digest[..8]),
+            id: hex::encode(&digest[..8]),
             source,
         }
     }
@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(a.id(), "3a537210cd9ae4ec");
         assert_eq!(b.id(), "cc68210862f76214");
         let raw = BASE64.decode(KEY_A).expect("base64");
-        assert!(!a.id().contains(&super::super::hex(&raw[..8])));
+        assert!(!a.id().contains(&hex::encode(&raw[..8])));
         assert_eq!(
             format!("{a:?}"),
             "EncryptionKey { id: \"3a537210cd9ae4ec\", source: Environment, .. }"

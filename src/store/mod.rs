@@ -1,17 +1,21 @@
 //! The record of sessions: sea-orm entities and queries on SQLite (default) or
 //! PostgreSQL. Credentials are sealed before they reach the database.
 
+mod audit;
 pub mod crypto;
 mod entity;
+mod mcp_sessions;
+
+pub use audit::{AuditRecord, StoredAuditRecord};
+pub use mcp_sessions::McpSessionRecord;
 
 use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
-    DatabaseConnection, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -31,22 +35,6 @@ const KEY_CHECK_ID: i32 = 1;
 /// its log and its shared memory) for as long as the pool keeps it, which
 /// after a burst is minutes.
 const SQLITE_CONNECTIONS: u32 = 4;
-
-/// The columns of an audit INSERT, in the order `audit_values` gives them.
-const AUDIT_COLUMNS: [audit_record::Column; 8] = [
-    audit_record::Column::SessionId,
-    audit_record::Column::McpSessionId,
-    audit_record::Column::Backend,
-    audit_record::Column::Tool,
-    audit_record::Column::Outcome,
-    audit_record::Column::ErrorClass,
-    audit_record::Column::DurationMs,
-    audit_record::Column::At,
-];
-/// Rows per audit INSERT. A batch is cut into statements of these sizes
-/// only, so that their few SQL texts are built once and each stays
-/// prepared on its connection: the database parses no SQL per record.
-const AUDIT_ROWS_PER_INSERT: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// A session as stored.
 #[derive(Debug, Clone)]
@@ -72,49 +60,6 @@ impl SessionRecord {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
-}
-
-/// One `tools/call` in the audit trail: who called what, how it ended and
-/// how long it took; never its arguments or its result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    pub session_id: Uuid,
-    pub mcp_session_id: String,
-    /// None when the tool name led to no backend.
-    pub backend: Option<String>,
-    pub tool: String,
-    /// `ok`, `tool_error` (the tool answered `isError`) or `error`.
-    pub outcome: &'static str,
-    /// What kind of error, for `error`: `timeout`, `unreachable`, …
-    pub error_class: Option<&'static str>,
-    pub duration_ms: i64,
-    pub at: DateTime<Utc>,
-}
-
-/// An audit record as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredAuditRecord {
-    pub id: i64,
-    pub mcp_session_id: String,
-    pub backend: Option<String>,
-    pub tool: String,
-    pub outcome: String,
-    pub error_class: Option<String>,
-    pub duration_ms: i64,
-    pub at: DateTime<Utc>,
-}
-
-/// An MCP session as stored, so that a client's `Mcp-Session-Id` outlives
-/// a restart of the gateway. Nothing in it is secret.
-#[derive(Debug, Clone, PartialEq)]
-pub struct McpSessionRecord {
-    pub id: String,
-    pub session_id: Uuid,
-    pub protocol_version: String,
-    /// The client capabilities its backends are told of.
-    pub client_capabilities: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
 }
 
 /// Whether a session's tool, prompt and resource names carry their
@@ -231,8 +176,8 @@ impl StoreError {
 pub struct Store {
     db: DatabaseConnection,
     keys: std::sync::Arc<Keyring>,
-    /// The audit INSERT for each of `AUDIT_ROWS_PER_INSERT`, in its order.
-    audit_inserts: std::sync::Arc<[String]>,
+    /// The SQL of the audit INSERTs, built at the first batch.
+    audit_inserts: std::sync::Arc<std::sync::OnceLock<Vec<String>>>,
 }
 
 impl Store {
@@ -271,14 +216,10 @@ impl Store {
         Migrator::up(&db, None)
             .await
             .map_err(|source| StoreError::Migrate { source })?;
-        let backend = db.get_database_backend();
         let store = Store {
             db,
             keys: std::sync::Arc::new(keys.into()),
-            audit_inserts: AUDIT_ROWS_PER_INSERT
-                .iter()
-                .map(|&rows| audit_insert_sql(backend, rows))
-                .collect(),
+            audit_inserts: Default::default(),
         };
         store.verify_key().await?;
         Ok(store)
@@ -357,7 +298,7 @@ impl Store {
             prefix: Set(record.prefix.as_str().to_owned()),
             created_at: Set(record.created_at),
             expires_at: Set(record.expires_at),
-            token_digest: Set(record.token_digest.map(|digest| hex(&digest))),
+            token_digest: Set(record.token_digest.map(hex::encode)),
             rate_limit: Set(record.rate_limit.map(i64::from)),
         };
         session::Entity::insert(row).exec(&self.db).await?;
@@ -392,7 +333,10 @@ impl Store {
             token_digest: match &row.token_digest {
                 None => None,
                 Some(text) => {
-                    Some(unhex(text).ok_or_else(|| corrupt("token_digest is not 64 hex digits"))?)
+                    let mut digest = [0; 32];
+                    hex::decode_to_slice(text, &mut digest)
+                        .map_err(|_| corrupt("token_digest is not 64 hex digits"))?;
+                    Some(digest)
                 }
             },
             rate_limit: match row.rate_limit {
@@ -527,70 +471,6 @@ impl Store {
         Ok(session::Entity::find().count(&self.db).await?)
     }
 
-    pub async fn insert_audit_records(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let backend = self.db.get_database_backend();
-        // One commit for the whole batch, however many statements it takes.
-        let transaction = self.db.begin().await?;
-        let mut rest = records;
-        for (&rows, sql) in AUDIT_ROWS_PER_INSERT.iter().zip(self.audit_inserts.iter()) {
-            while rest.len() >= rows {
-                let (these, after) = rest.split_at(rows);
-                let values = these.iter().flat_map(audit_values).collect::<Vec<_>>();
-                transaction
-                    .execute_raw(Statement::from_sql_and_values(backend, sql.clone(), values))
-                    .await?;
-                rest = after;
-            }
-        }
-        transaction.commit().await?;
-        Ok(())
-    }
-
-    /// The latest `limit` audit records of a session, newest first, older
-    /// than record `before` when given (for paging).
-    pub async fn audit_records(
-        &self,
-        session_id: Uuid,
-        limit: u64,
-        before: Option<i64>,
-    ) -> Result<Vec<StoredAuditRecord>, StoreError> {
-        let mut query = audit_record::Entity::find()
-            .filter(audit_record::Column::SessionId.eq(session_id.to_string()));
-        if let Some(before) = before {
-            query = query.filter(audit_record::Column::Id.lt(before));
-        }
-        let rows = query
-            .order_by_desc(audit_record::Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| StoredAuditRecord {
-                id: row.id,
-                mcp_session_id: row.mcp_session_id,
-                backend: row.backend,
-                tool: row.tool,
-                outcome: row.outcome,
-                error_class: row.error_class,
-                duration_ms: row.duration_ms,
-                at: row.at,
-            })
-            .collect())
-    }
-
-    /// Deletes audit records older than `cutoff`; returns how many.
-    pub async fn prune_audit_records(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let result = audit_record::Entity::delete_many()
-            .filter(audit_record::Column::At.lt(cutoff))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected)
-    }
-
     /// Ids of sessions whose expiry time has passed.
     pub async fn expired_sessions(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
         let ids: Vec<String> = session::Entity::find()
@@ -604,85 +484,6 @@ impl Store {
             .iter()
             .filter_map(|id| Uuid::parse_str(id).ok())
             .collect())
-    }
-
-    pub async fn insert_mcp_session(&self, record: &McpSessionRecord) -> Result<(), StoreError> {
-        let row = mcp_session::ActiveModel {
-            id: Set(record.id.clone()),
-            session_id: Set(record.session_id.to_string()),
-            protocol_version: Set(record.protocol_version.clone()),
-            client_capabilities: Set(record.client_capabilities.to_string()),
-            created_at: Set(record.created_at),
-            last_seen_at: Set(record.last_seen_at),
-        };
-        mcp_session::Entity::insert(row).exec(&self.db).await?;
-        Ok(())
-    }
-
-    /// The MCP session `id` of session `session_id`, if it is stored.
-    pub async fn find_mcp_session(
-        &self,
-        session_id: Uuid,
-        id: &str,
-    ) -> Result<Option<McpSessionRecord>, StoreError> {
-        let Some(row) = mcp_session::Entity::find_by_id(id.to_owned())
-            .filter(mcp_session::Column::SessionId.eq(session_id.to_string()))
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let client_capabilities =
-            serde_json::from_str(&row.client_capabilities).map_err(|_| StoreError::Corrupt {
-                id: row.id.clone(),
-                reason: "client_capabilities is not JSON",
-            })?;
-        Ok(Some(McpSessionRecord {
-            id: row.id,
-            session_id,
-            protocol_version: row.protocol_version,
-            client_capabilities,
-            created_at: row.created_at,
-            last_seen_at: row.last_seen_at,
-        }))
-    }
-
-    /// Forgets the MCP session `id` of session `session_id`; false when that
-    /// session has no such MCP session stored.
-    pub async fn delete_mcp_session(&self, session_id: Uuid, id: &str) -> Result<bool, StoreError> {
-        let result = mcp_session::Entity::delete_many()
-            .filter(mcp_session::Column::Id.eq(id))
-            .filter(mcp_session::Column::SessionId.eq(session_id.to_string()))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
-    }
-
-    /// Records that the MCP sessions `ids` were in use at `now`.
-    pub async fn touch_mcp_sessions(
-        &self,
-        ids: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        // In chunks: SQLite bounds the number of values in one statement.
-        for chunk in ids.chunks(500) {
-            mcp_session::Entity::update_many()
-                .col_expr(mcp_session::Column::LastSeenAt, Expr::value(now))
-                .filter(mcp_session::Column::Id.is_in(chunk.iter().map(String::as_str)))
-                .exec(&self.db)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Forgets MCP sessions last seen before `cutoff`: their clients left
-    /// without ending them. Returns how many were forgotten.
-    pub async fn prune_mcp_sessions(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let result = mcp_session::Entity::delete_many()
-            .filter(mcp_session::Column::LastSeenAt.lt(cutoff))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected)
     }
 
     /// The database kind, for start-up logs.
@@ -702,47 +503,6 @@ fn seal_key_check(key: &EncryptionKey) -> String {
 fn opens_key_check(key: &EncryptionKey, sealed: &str) -> bool {
     key.open(sealed, KEY_CHECK_ID.to_string().as_bytes())
         .is_ok_and(|plain| plain.expose_secret() == KEY_CHECK_PLAINTEXT)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    let mut digest = [0u8; 32];
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    for (index, byte) in digest.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()?;
-    }
-    Some(digest)
-}
-
-/// An INSERT of `rows` audit records, with placeholders for their values.
-fn audit_insert_sql(backend: DbBackend, rows: usize) -> String {
-    let mut insert = Query::insert();
-    insert
-        .into_table(audit_record::Entity)
-        .columns(AUDIT_COLUMNS);
-    for _ in 0..rows {
-        insert.values_panic(AUDIT_COLUMNS.map(|_| Expr::val(0)));
-    }
-    backend.build(&insert).sql
-}
-
-/// A record's values, in the order of `AUDIT_COLUMNS`.
-fn audit_values(record: &AuditRecord) -> [sea_orm::Value; 8] {
-    [
-        record.session_id.to_string().into(),
-        record.mcp_session_id.clone().into(),
-        record.backend.clone().into(),
-        record.tool.clone().into(),
-        record.outcome.into(),
-        record.error_class.into(),
-        record.duration_ms.into(),
-        record.at.into(),
-    ]
 }
 
 /// `url` with any password replaced, for messages and logs.
