@@ -4,60 +4,39 @@
 //! re-initialization when the backend forgets the session.
 
 pub mod breaker;
-mod channel;
 pub mod connections;
 mod deadline;
 pub mod error;
 pub mod http_client;
-mod legacy_sse;
 pub mod limits;
+mod relay;
 mod retry;
-mod stdio;
 mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use reqwest::header::{HeaderName, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::header::HeaderValue;
+use secrecy::SecretString;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 pub use error::{BackendError, Replay};
+pub use relay::{Relay, Relayed};
 
 use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::version;
-use crate::registry::{AuthScheme, ServerConfig};
+use crate::registry::ServerConfig;
 use breaker::{Health, Work};
 use http_client::HttpClients;
 use limits::{BackendLimits, SessionShare};
-use transport::{Answer, Phase};
+use transport::{Answer, Phase, Transport};
 
 /// A backend's answer to a request: its result untouched, or its JSON-RPC error.
 #[derive(Debug)]
 pub enum Reply {
     Result(Box<RawValue>),
     Error(ErrorObject),
-}
-
-/// A message a backend sent on a response stream before the response.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Relayed {
-    Notification(Value),
-    /// A request to the client (sampling, elicitation, roots): `id` is the
-    /// backend's, `message` the whole request.
-    Request {
-        id: Value,
-        message: Value,
-    },
-}
-
-/// Where the messages of a request's response stream go, and the id the
-/// request last went out with (retries change it), for cancellation.
-#[derive(Clone)]
-pub struct Relay {
-    pub forward: Arc<dyn Fn(Relayed) + Send + Sync>,
-    pub sent_id: Arc<AtomicU64>,
 }
 
 /// How hard to try opening a backend session.
@@ -76,15 +55,6 @@ pub struct Initialized {
     pub instructions: Option<String>,
 }
 
-#[derive(Debug, Default)]
-struct Connection {
-    session_id: Option<HeaderValue>,
-    protocol_version: Option<HeaderValue>,
-    /// Bumped by every successful initialize, so that concurrent callers that
-    /// all saw the session expire re-initialize it only once.
-    generation: u64,
-}
-
 /// mcp-mux's MCP session with one backend, on behalf of one client MCP session.
 pub struct BackendSession {
     server: Arc<ServerConfig>,
@@ -93,9 +63,12 @@ pub struct BackendSession {
     /// The session's share of the backend's call slots, shared with the
     /// session's other MCP sessions.
     share: Option<Arc<SessionShare>>,
-    http: HttpClients,
-    auth_header: Option<(HeaderName, SecretString)>,
-    connection: std::sync::Mutex<Connection>,
+    /// How messages reach the backend, with what places them in the backend
+    /// session there.
+    transport: Transport,
+    /// Bumped by every successful initialize, so that concurrent callers that
+    /// all saw the session expire re-initialize it only once.
+    generation: AtomicU64,
     reinitializing: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
     /// Set by `close`: the session is never opened again, one that finishes
@@ -104,9 +77,6 @@ pub struct BackendSession {
     closed: tokio::sync::watch::Sender<bool>,
     /// The capabilities told to the backend on `initialize`.
     client_capabilities: Value,
-    /// The one connection of a stdio or legacy SSE backend; None for
-    /// Streamable HTTP.
-    channel: Option<channel::Channel>,
 }
 
 impl std::fmt::Debug for BackendSession {
@@ -128,37 +98,18 @@ impl BackendSession {
         credential: Option<SecretString>,
         client_capabilities: Value,
     ) -> Self {
-        // A stdio backend takes the credential in its process's environment.
-        let env_credential = credential.clone();
-        let auth_header = match (&server.auth, credential) {
-            (AuthScheme::Bearer, Some(token)) => Some((
-                reqwest::header::AUTHORIZATION,
-                SecretString::from(format!("Bearer {}", token.expose_secret())),
-            )),
-            (AuthScheme::ApiKey { header }, Some(key)) => HeaderName::from_bytes(header.as_bytes())
-                .ok()
-                .map(|name| (name, key)),
-            _ => None,
-        };
-        let channel = channel::Channel::for_server(
-            &server,
-            &http,
-            auth_header.clone(),
-            env_credential,
-            limits.connections.clone(),
-        );
+        let transport =
+            Transport::for_server(&server, http, credential, limits.connections.clone());
         BackendSession {
             server,
             limits,
             share,
-            http,
-            auth_header,
-            connection: std::sync::Mutex::new(Connection::default()),
+            transport,
+            generation: AtomicU64::new(0),
             reinitializing: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
             closed: tokio::sync::watch::Sender::new(false),
             client_capabilities,
-            channel,
         }
     }
 
@@ -208,12 +159,8 @@ impl BackendSession {
             .get("protocolVersion")
             .and_then(Value::as_str)
             .ok_or_else(|| self.protocol("initialize result has no protocolVersion"))?;
-        {
-            let mut connection = self.lock_connection();
-            connection.session_id = session_id;
-            connection.protocol_version = HeaderValue::from_str(protocol_version).ok();
-            connection.generation += 1;
-        }
+        self.transport.enter_session(session_id, protocol_version);
+        self.generation.fetch_add(1, Ordering::Release);
         if let Err(error) = self.notify("notifications/initialized", None).await {
             self.end_current_session().await;
             return Err(error);
@@ -274,7 +221,7 @@ impl BackendSession {
     ) -> Result<Reply, BackendError> {
         let mut reinitialized = false;
         loop {
-            let generation = self.lock_connection().generation;
+            let generation = self.generation.load(Ordering::Acquire);
             let outcome = self
                 .guarded(
                     Work::of(method),
@@ -298,7 +245,8 @@ impl BackendSession {
     pub async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), BackendError> {
         let body = jsonrpc::request(None, method, params);
         retry::with_retries(&self.server.retry, Replay::Safe, || async {
-            self.send(body.clone(), None, Phase::InSession, None)
+            self.transport
+                .send(body.clone(), None, Phase::InSession, None)
                 .await
                 .map(|_| ())
         })
@@ -324,7 +272,8 @@ impl BackendSession {
         message.insert("jsonrpc".into(), Value::from("2.0"));
         message.insert("id".into(), id);
         let body = serde_json::to_vec(&message).unwrap_or_default();
-        self.send(body, None, Phase::InSession, None)
+        self.transport
+            .send(body, None, Phase::InSession, None)
             .await
             .map(|_| ())
     }
@@ -333,29 +282,7 @@ impl BackendSession {
     /// stream ends with it) or the backend turns out to have none;
     /// reconnects with a growing pause.
     pub async fn listen(&self, forward: Arc<dyn Fn(Relayed) + Send + Sync>) {
-        if let Some(channel) = &self.channel {
-            return channel.listen(forward).await;
-        }
-        let mut closed = self.closed.subscribe();
-        tokio::select! {
-            () = self.listen_until_gone(forward) => {}
-            _ = closed.wait_for(|closed| *closed) => {}
-        }
-    }
-
-    async fn listen_until_gone(&self, forward: Arc<dyn Fn(Relayed) + Send + Sync>) {
-        let mut pause = std::time::Duration::from_millis(500);
-        while !self.is_closed() {
-            match self.listen_once(forward.as_ref()).await {
-                Ok(false) => return,
-                Ok(true) => pause = std::time::Duration::from_millis(500),
-                Err(error) => {
-                    tracing::debug!(server = %self.server.name, %error, "backend stream failed");
-                    pause = (pause * 2).min(std::time::Duration::from_secs(30));
-                }
-            }
-            tokio::time::sleep(pause).await;
-        }
+        self.transport.listen(forward, &self.closed).await;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -368,28 +295,15 @@ impl BackendSession {
         }
     }
 
-    /// DELETEs the backend session currently held, if any (or ends the
-    /// connection of a stdio or legacy SSE backend).
+    /// Ends the backend session currently held, if any; for good once the
+    /// session is closed.
     async fn end_current_session(&self) {
-        if let Some(channel) = &self.channel {
-            return channel.disconnect(self.is_closed());
-        }
-        let (session_id, version) = {
-            let mut connection = self.lock_connection();
-            (
-                connection.session_id.take(),
-                connection.protocol_version.clone(),
-            )
-        };
-        let Some(session_id) = session_id else { return };
-        if let Err(reason) = self.delete(session_id, version).await {
-            tracing::debug!(server = %self.server.name, %reason, "closing the backend session failed");
-        }
+        self.transport.end_session(self.is_closed()).await;
     }
 
     async fn reinitialize(&self, seen_generation: u64) -> Result<(), BackendError> {
         let _guard = self.reinitializing.lock().await;
-        if self.lock_connection().generation != seen_generation {
+        if self.generation.load(Ordering::Acquire) != seen_generation {
             return Ok(());
         }
         tracing::info!(server = %self.server.name, "backend session expired; re-initializing");
@@ -431,7 +345,7 @@ impl BackendSession {
         if let Some(relay) = relay {
             relay.sent_id.store(id, Ordering::Relaxed);
         }
-        match self.send(body, Some(id), phase, relay).await? {
+        match self.transport.send(body, Some(id), phase, relay).await? {
             Answer::Accepted => Err(self.protocol("answered a request with 202 and no response")),
             Answer::Message {
                 message,
@@ -447,75 +361,10 @@ impl BackendSession {
         }
     }
 
-    fn lock_connection(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // The guarded data stays consistent even if a holder panicked.
-        self.connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     fn protocol(&self, reason: &str) -> BackendError {
         BackendError::Protocol {
             server: self.server.name.clone(),
             reason: reason.to_owned(),
         }
-    }
-}
-
-/// Answers a request a backend sent on a response stream: `ping` is answered,
-/// anything else refused, so the backend never waits on a client that cannot
-/// be asked.
-fn answer_to_server_request(id: &Value, method: &str) -> Vec<u8> {
-    if method == "ping" {
-        return jsonrpc::result_response(id, &json!({}));
-    }
-    let error = ErrorObject::new(
-        jsonrpc::METHOD_NOT_FOUND,
-        format!("mcp-mux does not relay {method} to its clients"),
-    );
-    jsonrpc::error_response(id, &error)
-}
-
-/// Whether a 400 body says the MCP session is unknown, as some backends do
-/// instead of answering 404.
-fn names_an_unknown_session(body: &str) -> bool {
-    const PHRASES: [&str; 6] = [
-        "session not found",
-        "no valid session",
-        "invalid session id",
-        "unknown session",
-        "session expired",
-        "session has expired",
-    ];
-    let body = body.to_ascii_lowercase();
-    PHRASES.iter().any(|phrase| body.contains(phrase))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_400_about_the_mcp_session_counts_as_expired() {
-        assert!(names_an_unknown_session(
-            r#"{"error":"Bad Request: No valid session ID provided"}"#
-        ));
-        assert!(names_an_unknown_session("Session not found"));
-        assert!(!names_an_unknown_session("invalid session_name argument"));
-        assert!(!names_an_unknown_session("bad request"));
-    }
-
-    #[test]
-    fn a_server_ping_is_answered_and_other_requests_refused() {
-        let pong: Value =
-            serde_json::from_slice(&answer_to_server_request(&json!(3), "ping")).expect("JSON");
-        assert_eq!(pong, json!({ "jsonrpc": "2.0", "id": 3, "result": {} }));
-        let refused: Value = serde_json::from_slice(&answer_to_server_request(
-            &json!("r"),
-            "sampling/createMessage",
-        ))
-        .expect("JSON");
-        assert_eq!(refused["error"]["code"], -32601);
-        assert_eq!(refused["id"], "r");
     }
 }

@@ -2,7 +2,6 @@
 //! newline-delimited JSON-RPC on its stdin and stdout. Its stderr is logged
 //! at debug level, and it never outlives mcp-mux, even one killed outright.
 
-use std::process::Stdio;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -11,10 +10,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 
-use super::BackendError;
-use super::channel::{Ends, Link, Outgoing};
-use super::transport::MAX_RESPONSE_BYTES;
-use crate::registry::{ServerConfig, StdioCommand};
+use super::channel::{Ends, Link, Open, Outgoing};
+use super::exchange::MAX_RESPONSE_BYTES;
+use crate::backend::error::BackendError;
+use crate::registry::{AuthScheme, ServerConfig, StdioCommand};
 
 /// The variables a child inherits from mcp-mux's environment: enough to find
 /// programs and a home directory, and none of mcp-mux's own secrets. The
@@ -28,20 +27,26 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 const MAX_LOG_LINE: usize = 2048;
 
 /// Starts a stdio backend's process, once per connection.
-pub(super) struct Launch {
+pub(crate) struct Stdio {
     server: Arc<ServerConfig>,
     command: StdioCommand,
     /// The environment variable that carries the session's credential.
     credential: Option<(String, SecretString)>,
 }
 
-impl Launch {
+impl Stdio {
+    /// A server with `auth.env` takes the session's `credential` in that
+    /// variable.
     pub(super) fn new(
         server: Arc<ServerConfig>,
         command: StdioCommand,
-        credential: Option<(String, SecretString)>,
+        credential: Option<SecretString>,
     ) -> Self {
-        Launch {
+        let credential = match (&server.auth, credential) {
+            (AuthScheme::Env { var, .. }, Some(secret)) => Some((var.clone(), secret)),
+            _ => None,
+        };
+        Stdio {
             server,
             command,
             credential,
@@ -51,7 +56,7 @@ impl Launch {
     /// Spawns the child and the tasks that write to it, read from it and
     /// reap it. Called from an async task, so on a runtime worker thread
     /// (see `die_with_parent`).
-    pub(super) fn spawn(&self, link: &Arc<Link>, ends: Ends) -> Result<(), BackendError> {
+    fn spawn(&self, link: &Arc<Link>, ends: Ends) -> Result<(), BackendError> {
         let mut command = Command::new(&self.command.command);
         command.args(&self.command.args).env_clear();
         for name in INHERITED_ENV {
@@ -64,9 +69,9 @@ impl Launch {
             command.env(var, secret.expose_secret());
         }
         command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             // A safety net: a child whose handle is dropped unreaped is killed.
             .kill_on_drop(true)
             // Its own process group, so that a Ctrl-C meant for mcp-mux does
@@ -108,6 +113,15 @@ impl Launch {
                 ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::InvalidInput
             ),
         }
+    }
+}
+
+impl Open for Stdio {
+    /// A child process holds three pipes.
+    const DESCRIPTORS: u32 = 3;
+
+    async fn open(&self, link: &Arc<Link>, ends: Ends) -> Result<(), BackendError> {
+        self.spawn(link, ends)
     }
 }
 

@@ -1,62 +1,43 @@
-//! One HTTP exchange with a backend: POST a message and read its answer as
+//! The Streamable HTTP transport: POST each message and read its answer as
 //! JSON or as an SSE stream (resumed with GET and `Last-Event-ID` when the
-//! stream is lost), DELETE a session, all within the call timeout.
+//! stream is lost), listen on the backend's own stream with GET, DELETE the
+//! backend session, all within the call timeout.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use secrecy::ExposeSecret;
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
+use tokio::sync::watch;
 
-use super::deadline::Deadline;
-use super::{
-    BackendError, BackendSession, Relay, Relayed, answer_to_server_request,
-    names_an_unknown_session,
-};
+use super::exchange::{Answer, MAX_RESPONSE_BYTES, Phase};
+use super::http::{Http, SessionHeaders, describe, is_event_stream, read_limited};
+use crate::backend::deadline::Deadline;
+use crate::backend::error::BackendError;
+use crate::backend::relay::{Forward, Relay, Relayed, answer_to_server_request};
 use crate::mcp::jsonrpc::IncomingMessage;
 use crate::mcp::sse::SseDecoder;
-use crate::mcp::{LAST_EVENT_ID_HEADER, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
+use crate::mcp::{LAST_EVENT_ID_HEADER, SESSION_ID_HEADER};
 
 const PROGRESS: &str = "notifications/progress";
-/// Largest answer (JSON body or one SSE event) accepted from a backend.
-pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// How often one answer stream may be resumed before mcp-mux gives up on it.
 const MAX_RESUMPTIONS: usize = 10;
 /// Longest `retry:` wait honoured before resuming a stream.
 const MAX_RESUME_DELAY: Duration = Duration::from_secs(5);
-/// Longest `Retry-After` taken from a backend; anything longer is past every
-/// retry budget anyway.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The first pause before listening on the backend's own stream again; it
+/// doubles with each failure, up to `MAX_LISTEN_PAUSE`.
+const LISTEN_PAUSE: Duration = Duration::from_millis(500);
+const MAX_LISTEN_PAUSE: Duration = Duration::from_secs(30);
 
-/// Whether a POST opens the backend session or runs inside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    Initialize,
-    InSession,
-}
-
-/// The headers that place a message in a backend session.
-#[derive(Debug, Clone, Default)]
-struct SessionHeaders {
-    session_id: Option<HeaderValue>,
-    protocol_version: Option<HeaderValue>,
-}
-
-/// Outcome of one HTTP exchange.
-pub(super) enum Answer {
-    /// A notification or response was accepted (202).
-    Accepted,
-    Message {
-        message: IncomingMessage,
-        session_id: Option<HeaderValue>,
-    },
-}
-
-/// Why a body could not be read.
-enum ReadError {
-    TooLarge,
-    Broken(String),
+/// A backend reached with a POST per message at one URL.
+pub(crate) struct StreamableHttp {
+    http: Http,
+    url: url::Url,
+    /// The backend session the last `initialize` opened, which messages
+    /// other than `initialize` are placed in.
+    session: Mutex<SessionHeaders>,
 }
 
 /// How reading one stream connection ended.
@@ -66,7 +47,23 @@ enum StreamEnd {
     Lost(String),
 }
 
-impl BackendSession {
+impl StreamableHttp {
+    pub(super) fn new(http: Http, url: url::Url) -> Self {
+        StreamableHttp {
+            http,
+            url,
+            session: Mutex::new(SessionHeaders::default()),
+        }
+    }
+
+    /// Places later messages in the backend session an `initialize` opened.
+    pub(super) fn enter_session(&self, session_id: Option<HeaderValue>, protocol_version: &str) {
+        *self.lock_session() = SessionHeaders {
+            session_id,
+            protocol_version: HeaderValue::from_str(protocol_version).ok(),
+        };
+    }
+
     /// POSTs one message within the server's timeout. `expected_id` is the
     /// id of the response to wait for (None for a notification or response).
     pub(super) async fn post(
@@ -80,42 +77,43 @@ impl BackendSession {
             // initialize opens a new backend session: it carries neither the
             // old session's id nor a negotiated version.
             Phase::Initialize => SessionHeaders::default(),
-            Phase::InSession => {
-                let connection = self.lock_connection();
-                SessionHeaders {
-                    session_id: connection.session_id.clone(),
-                    protocol_version: connection.protocol_version.clone(),
-                }
-            }
+            Phase::InSession => self.lock_session().clone(),
         };
         self.post_within_timeout(body, expected_id, headers, relay)
             .await
     }
 
+    /// DELETEs the backend session held, if any, and forgets it.
+    pub(super) async fn end_session(&self) {
+        let headers = {
+            let mut session = self.lock_session();
+            SessionHeaders {
+                session_id: session.session_id.take(),
+                protocol_version: session.protocol_version.clone(),
+            }
+        };
+        if headers.session_id.is_none() {
+            return;
+        }
+        if let Err(reason) = self.delete(&headers).await {
+            tracing::debug!(server = %self.http.server.name, %reason, "closing the backend session failed");
+        }
+    }
+
     /// DELETEs a backend session, within the server's timeout.
-    pub(super) async fn delete(
-        &self,
-        session_id: HeaderValue,
-        version: Option<HeaderValue>,
-    ) -> Result<(), String> {
-        let url = self.mcp_url().map_err(|error| error.to_string())?;
+    async fn delete(&self, headers: &SessionHeaders) -> Result<(), String> {
         let _connection = self
-            .limits
+            .http
             .connections
-            .for_exchange(&self.server.name)
+            .for_exchange(&self.http.server.name)
             .await
             .map_err(|error| error.to_string())?;
-        let mut request = self
+        let request = self
             .http
-            .get()
-            .delete(url)
-            .timeout(self.server.timeout)
-            .header(SESSION_ID_HEADER, session_id);
-        if let Some(version) = version {
-            request = request.header(PROTOCOL_VERSION_HEADER, version);
-        }
-        request = self.with_auth(request);
-        request
+            .request(Method::DELETE, self.url.clone())
+            .timeout(self.http.server.timeout);
+        headers
+            .apply(request)
             .send()
             .await
             .map(|_| ())
@@ -130,16 +128,16 @@ impl BackendSession {
         relay: Option<&Relay>,
     ) -> Result<Answer, BackendError> {
         let _connection = self
-            .limits
+            .http
             .connections
-            .for_exchange(&self.server.name)
+            .for_exchange(&self.http.server.name)
             .await?;
-        let deadline = Deadline::start(self.server.timeout, self.server.max_timeout);
+        let deadline = Deadline::start(self.http.server.timeout, self.http.server.max_timeout);
         let exchange = self.post_unbounded(body, expected_id, headers, relay, &deadline);
         match deadline.run(exchange).await {
             Some(answer) => answer,
             None => Err(BackendError::Timeout {
-                server: self.server.name.clone(),
+                server: self.http.server.name.clone(),
                 timeout: deadline.allowed(),
             }),
         }
@@ -153,22 +151,21 @@ impl BackendSession {
         relay: Option<&Relay>,
         deadline: &Deadline,
     ) -> Result<Answer, BackendError> {
-        let mut request = self
+        let request = self
             .http
-            .get()
-            .post(self.mcp_url()?)
+            .request(Method::POST, self.url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .body(body);
-        request = with_session_headers(request, &headers);
-        let response = self
-            .with_auth(request)
+        let response = headers
+            .apply(request)
             .send()
             .await
-            .map_err(|error| self.send_error(&error))?;
+            .map_err(|error| self.http.send_error(&error))?;
         let status = response.status();
         if !status.is_success() {
             return Err(self
+                .http
                 .status_error(response, headers.session_id.is_some())
                 .await);
         }
@@ -189,11 +186,13 @@ impl BackendSession {
         } else {
             let body = read_limited(response, MAX_RESPONSE_BYTES)
                 .await
-                .map_err(|error| self.read_error(error))?;
-            let message = serde_json::from_slice::<IncomingMessage>(&body)
-                .map_err(|_| self.protocol("response body is not a JSON-RPC message"))?;
+                .map_err(|error| self.http.read_error(error))?;
+            let message = serde_json::from_slice::<IncomingMessage>(&body).map_err(|_| {
+                self.http
+                    .protocol("response body is not a JSON-RPC message")
+            })?;
             if message.id.as_ref().and_then(Value::as_u64) != Some(expected_id) {
-                return Err(self.protocol("response answers another request id"));
+                return Err(self.http.protocol("response answers another request id"));
             }
             message
         };
@@ -201,33 +200,6 @@ impl BackendSession {
             message,
             session_id: issued_session,
         })
-    }
-
-    /// The error for a POST the backend refused: it did not act on it.
-    async fn status_error(&self, response: reqwest::Response, had_session: bool) -> BackendError {
-        let server = self.server.name.clone();
-        let status = response.status().as_u16();
-        match status {
-            404 if had_session => BackendError::SessionExpired { server },
-            400 if had_session => {
-                let body = read_limited(response, 64 * 1024).await.unwrap_or_default();
-                if names_an_unknown_session(&String::from_utf8_lossy(&body)) {
-                    BackendError::SessionExpired { server }
-                } else {
-                    BackendError::Status {
-                        server,
-                        status,
-                        retry_after: None,
-                    }
-                }
-            }
-            401 | 403 => BackendError::Unauthorized { server, status },
-            _ => BackendError::Status {
-                server,
-                status,
-                retry_after: parse_retry_after(response.headers()),
-            },
-        }
     }
 
     /// Reads SSE events until the response to `expected_id`. A stream lost
@@ -286,7 +258,7 @@ impl BackendSession {
                 StreamEnd::Lost(reason) => reason,
             };
         }
-        Err(self.broken(lost))
+        Err(self.http.broken(lost))
     }
 
     /// Reads one stream connection. Events with empty data (the "priming"
@@ -309,15 +281,16 @@ impl BackendSession {
                 Ok(chunk) => chunk,
                 Err(error) => return Ok(StreamEnd::Lost(describe(&error))),
             };
-            let events = decoder
-                .feed(&chunk)
-                .map_err(|_| self.protocol("an event exceeds the 16 MiB answer size limit"))?;
+            let events = decoder.feed(&chunk).map_err(|_| {
+                self.http
+                    .protocol("an event exceeds the 16 MiB answer size limit")
+            })?;
             for event in events {
                 if event.data.trim().is_empty() {
                     continue;
                 }
                 let message = serde_json::from_str::<IncomingMessage>(&event.data)
-                    .map_err(|_| self.protocol("event data is not a JSON-RPC message"))?;
+                    .map_err(|_| self.http.protocol("event data is not a JSON-RPC message"))?;
                 if message.method.as_deref() == Some(PROGRESS) {
                     deadline.extend();
                 }
@@ -326,8 +299,9 @@ impl BackendSession {
                         return Ok(StreamEnd::Answer(message));
                     }
                     (Some(_), _, Some(relay)) => {
-                        let whole: Value = serde_json::from_str(&event.data)
-                            .map_err(|_| self.protocol("event data is not a JSON-RPC message"))?;
+                        let whole: Value = serde_json::from_str(&event.data).map_err(|_| {
+                            self.http.protocol("event data is not a JSON-RPC message")
+                        })?;
                         (relay.forward)(match message.id {
                             Some(id) => Relayed::Request { id, message: whole },
                             None => Relayed::Notification(whole),
@@ -340,11 +314,11 @@ impl BackendSession {
                             Box::pin(self.post_within_timeout(answer, None, headers.clone(), None))
                                 .await;
                         if let Err(error) = posted {
-                            tracing::debug!(server = %self.server.name, %error, "could not answer a backend request");
+                            tracing::debug!(server = %self.http.server.name, %error, "could not answer a backend request");
                         }
                     }
                     _ => {
-                        tracing::debug!(server = %self.server.name, method = ?message.method, "skipped a backend message on a response stream")
+                        tracing::debug!(server = %self.http.server.name, method = ?message.method, "skipped a backend message on a response stream")
                     }
                 }
             }
@@ -354,41 +328,61 @@ impl BackendSession {
         ))
     }
 
+    /// Listens on the backend's own stream until the session is `closed`
+    /// (the stream ends with it) or the backend turns out to have none;
+    /// reconnects with a growing pause.
+    pub(super) async fn listen(&self, forward: Forward, closed: &watch::Sender<bool>) {
+        let mut closing = closed.subscribe();
+        tokio::select! {
+            () = self.listen_until_gone(forward, closed) => {}
+            _ = closing.wait_for(|closed| *closed) => {}
+        }
+    }
+
+    async fn listen_until_gone(&self, forward: Forward, closed: &watch::Sender<bool>) {
+        let mut pause = LISTEN_PAUSE;
+        while !*closed.borrow() {
+            match self.listen_once(forward.as_ref()).await {
+                Ok(false) => return,
+                Ok(true) => pause = LISTEN_PAUSE,
+                Err(error) => {
+                    tracing::debug!(server = %self.http.server.name, %error, "backend stream failed");
+                    pause = (pause * 2).min(MAX_LISTEN_PAUSE);
+                }
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// Listens on the backend's own stream (GET), for what it sends outside
     /// any request: list changes, resource updates, log messages, requests.
     /// Returns when the stream ends; `Ok(false)` when the backend has none.
     /// The stream holds one of the gateway's backend connections while open.
-    pub(super) async fn listen_once(
+    async fn listen_once(
         &self,
         forward: &(dyn Fn(Relayed) + Send + Sync),
     ) -> Result<bool, BackendError> {
-        let _connection = self.limits.connections.for_stream(&self.server.name, 1)?;
-        let headers = {
-            let connection = self.lock_connection();
-            SessionHeaders {
-                session_id: connection.session_id.clone(),
-                protocol_version: connection.protocol_version.clone(),
-            }
-        };
+        let server = &self.http.server;
+        let _connection = self.http.connections.for_stream(&server.name, 1)?;
+        let headers = self.lock_session().clone();
         let request = self
             .http
-            .get()
-            .get(self.mcp_url()?)
+            .request(Method::GET, self.url.clone())
             .header(ACCEPT, "text/event-stream");
-        let request = self.with_auth(with_session_headers(request, &headers));
         // Only connecting is bounded: the stream itself is meant to stay open.
-        let response = tokio::time::timeout(self.server.timeout, request.send())
+        let response = tokio::time::timeout(server.timeout, headers.apply(request).send())
             .await
             .map_err(|_| BackendError::Timeout {
-                server: self.server.name.clone(),
-                timeout: self.server.timeout,
+                server: server.name.clone(),
+                timeout: server.timeout,
             })?
-            .map_err(|error| self.send_error(&error))?;
+            .map_err(|error| self.http.send_error(&error))?;
         if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED {
             return Ok(false);
         }
         if !response.status().is_success() {
             return Err(self
+                .http
                 .status_error(response, headers.session_id.is_some())
                 .await);
         }
@@ -398,9 +392,10 @@ impl BackendSession {
         let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
         let mut chunks = response.bytes_stream();
         while let Some(Ok(chunk)) = chunks.next().await {
-            let events = decoder
-                .feed(&chunk)
-                .map_err(|_| self.protocol("an event exceeds the 16 MiB answer size limit"))?;
+            let events = decoder.feed(&chunk).map_err(|_| {
+                self.http
+                    .protocol("an event exceeds the 16 MiB answer size limit")
+            })?;
             for event in events {
                 match serde_json::from_str::<Value>(&event.data) {
                     Ok(message) if message.get("method").is_some() => {
@@ -428,140 +423,29 @@ impl BackendSession {
     ) -> Result<reqwest::Response, BackendError> {
         let request = self
             .http
-            .get()
-            .get(self.mcp_url()?)
+            .request(Method::GET, self.url.clone())
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID_HEADER, last_event_id);
-        let request = self.with_auth(with_session_headers(request, headers));
-        let response = request.send().await.map_err(|error| {
-            self.broken(format!("resuming the stream failed: {}", describe(&error)))
+        let response = headers.apply(request).send().await.map_err(|error| {
+            self.http
+                .broken(format!("resuming the stream failed: {}", describe(&error)))
         })?;
         if !response.status().is_success() {
-            return Err(self.broken(format!(
+            return Err(self.http.broken(format!(
                 "resuming the stream was refused with HTTP {}",
                 response.status().as_u16()
             )));
         }
         if !is_event_stream(response.headers()) {
-            return Err(self.broken("a resumed stream is not an event stream".to_owned()));
+            return Err(self
+                .http
+                .broken("a resumed stream is not an event stream".to_owned()));
         }
         Ok(response)
     }
 
-    /// The Streamable HTTP endpoint; the other transports never come here.
-    fn mcp_url(&self) -> Result<url::Url, BackendError> {
-        self.server
-            .endpoint
-            .streamable_http_url()
-            .cloned()
-            .ok_or_else(|| self.protocol("the server has no Streamable HTTP endpoint"))
+    fn lock_session(&self) -> MutexGuard<'_, SessionHeaders> {
+        // The guarded data stays consistent even if a holder panicked.
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    fn with_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let Some((name, secret)) = &self.auth_header else {
-            return request;
-        };
-        // Checked at create-session, so this only fails for a value that
-        // cannot be a header at all.
-        let Ok(mut value) = HeaderValue::from_str(secret.expose_secret()) else {
-            return request;
-        };
-        value.set_sensitive(true);
-        request.header(name.clone(), value)
-    }
-
-    fn send_error(&self, error: &reqwest::Error) -> BackendError {
-        let server = self.server.name.clone();
-        if error.is_connect() {
-            BackendError::Connect { server }
-        } else if error.is_timeout() {
-            BackendError::Timeout {
-                server,
-                timeout: self.server.timeout,
-            }
-        } else {
-            self.broken(describe(error))
-        }
-    }
-
-    fn read_error(&self, error: ReadError) -> BackendError {
-        match error {
-            ReadError::TooLarge => self.protocol("the answer exceeds the 16 MiB size limit"),
-            ReadError::Broken(reason) => self.broken(reason),
-        }
-    }
-
-    /// The connection broke mid-exchange: the backend may or may not have
-    /// acted. The cause is logged here, not sent to the client.
-    fn broken(&self, cause: String) -> BackendError {
-        tracing::warn!(server = %self.server.name, %cause, "backend connection broke");
-        BackendError::Transport {
-            server: self.server.name.clone(),
-            cause,
-        }
-    }
-}
-
-fn with_session_headers(
-    mut request: reqwest::RequestBuilder,
-    headers: &SessionHeaders,
-) -> reqwest::RequestBuilder {
-    if let Some(session_id) = &headers.session_id {
-        request = request.header(SESSION_ID_HEADER, session_id.clone());
-    }
-    if let Some(version) = &headers.protocol_version {
-        request = request.header(PROTOCOL_VERSION_HEADER, version.clone());
-    }
-    request
-}
-
-pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        })
-}
-
-/// A reqwest error with its cause chain but without the URL, which may carry
-/// a secret the operator put in the registry.
-pub(super) fn describe(error: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = String::from("request failed");
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
-    let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|error| ReadError::Broken(describe(&error)))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ReadError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// `Retry-After` in delta-seconds, capped; an HTTP date is treated as absent.
-pub(super) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }

@@ -7,25 +7,19 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use reqwest::header::HeaderName;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::connections::{ConnectionBudget, ConnectionPermit};
-use super::deadline::Deadline;
-use super::transport::{Answer, Phase};
-use super::{
-    BackendError, BackendSession, Relay, Relayed, answer_to_server_request, legacy_sse, stdio,
-};
+use super::exchange::{Answer, Phase};
+use crate::backend::connections::{ConnectionBudget, ConnectionPermit};
+use crate::backend::deadline::Deadline;
+use crate::backend::error::BackendError;
+use crate::backend::relay::{Forward, Relay, Relayed, answer_to_server_request};
 use crate::mcp::jsonrpc::{self, IncomingMessage};
-use crate::registry::{AuthScheme, Endpoint, ServerConfig};
-
-/// Where a backend's messages that no call takes go: `BackendSession::listen`'s forward.
-pub(super) type Forward = Arc<dyn Fn(Relayed) + Send + Sync>;
+use crate::registry::ServerConfig;
 
 /// One message for the transport to write, and where to tell whether it left.
-pub(super) struct Outgoing {
+pub(crate) struct Outgoing {
     pub bytes: Vec<u8>,
     pub sent: Option<oneshot::Sender<Result<(), BackendError>>>,
 }
@@ -33,24 +27,36 @@ pub(super) struct Outgoing {
 /// The transport's ends of a new link: the messages to write, the signal
 /// to stop (sent, or dropped with the link), and the gateway connection the
 /// link's process or stream holds until it ends.
-pub(super) struct Ends {
+pub(crate) struct Ends {
     pub outgoing: mpsc::UnboundedReceiver<Outgoing>,
     pub stop: oneshot::Receiver<()>,
     pub connection: ConnectionPermit,
 }
 
-/// How a connection is opened.
-enum Opener {
-    Stdio(stdio::Launch),
-    LegacySse(legacy_sse::Connect),
+/// How a transport of this kind opens a connection: a stdio child process
+/// or a legacy SSE stream. A trait rather than an enum so that each channel
+/// transport is a type of its own, `Channel<Stdio>` or `Channel<LegacySse>`,
+/// dispatched statically.
+pub(crate) trait Open {
+    /// The open files one connection holds, counted against the gateway's
+    /// budget of backend connections.
+    const DESCRIPTORS: u32;
+
+    /// Opens a connection for `link` and starts the tasks that carry its
+    /// messages through `ends`.
+    fn open(
+        &self,
+        link: &Arc<Link>,
+        ends: Ends,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 }
 
 /// A backend reached over one duplex connection, opened anew by each
 /// `initialize`: a connection that is lost is like a backend session that
 /// expired.
-pub(super) struct Channel {
+pub(crate) struct Channel<O> {
     server: Arc<ServerConfig>,
-    opener: Opener,
+    opener: O,
     link: Mutex<Option<Arc<Link>>>,
     listener: Arc<Mutex<Option<Forward>>>,
     /// Set once the backend session is closed for good.
@@ -58,46 +64,20 @@ pub(super) struct Channel {
     connections: Arc<ConnectionBudget>,
 }
 
-impl Channel {
-    /// The channel of a stdio or legacy SSE server; None for Streamable
-    /// HTTP. A legacy SSE server takes `auth_header`; a stdio server with
-    /// `auth.env` takes `credential` in that variable.
-    pub(super) fn for_server(
-        server: &Arc<ServerConfig>,
-        http: &super::HttpClients,
-        auth_header: Option<(HeaderName, SecretString)>,
-        credential: Option<SecretString>,
+impl<O: Open> Channel<O> {
+    pub(super) fn new(
+        server: Arc<ServerConfig>,
+        opener: O,
         connections: Arc<ConnectionBudget>,
-    ) -> Option<Self> {
-        let opener = match &server.endpoint {
-            Endpoint::StreamableHttp { .. } => return None,
-            Endpoint::LegacySse { url } => Opener::LegacySse(legacy_sse::Connect::new(
-                server.clone(),
-                http.clone(),
-                url.clone(),
-                auth_header,
-                connections.clone(),
-            )),
-            Endpoint::Stdio(command) => {
-                let credential = match (&server.auth, credential) {
-                    (AuthScheme::Env { var, .. }, Some(secret)) => Some((var.clone(), secret)),
-                    _ => None,
-                };
-                Opener::Stdio(stdio::Launch::new(
-                    server.clone(),
-                    command.clone(),
-                    credential,
-                ))
-            }
-        };
-        Some(Channel {
-            server: server.clone(),
+    ) -> Self {
+        Channel {
+            server,
             opener,
             link: Mutex::new(None),
             listener: Arc::new(Mutex::new(None)),
             ended: watch::Sender::new(false),
             connections,
-        })
+        }
     }
 
     /// One exchange within the server's timeout. `initialize` opens a new
@@ -105,7 +85,7 @@ impl Channel {
     /// current one, and finds the backend session expired if it is lost.
     /// A request that times out is cancelled at the backend; each progress
     /// notification for it starts its timeout again, up to the maximum.
-    async fn exchange(
+    pub(super) async fn exchange(
         &self,
         body: Vec<u8>,
         expected_id: Option<u64>,
@@ -164,19 +144,11 @@ impl Channel {
 
     /// Opens a new connection and makes it the current one.
     async fn connect(&self) -> Result<Arc<Link>, BackendError> {
-        // A child process holds three pipes, a legacy stream one socket.
-        let descriptors = match self.opener {
-            Opener::Stdio(_) => 3,
-            Opener::LegacySse(_) => 1,
-        };
         let connection = self
             .connections
-            .for_stream(&self.server.name, descriptors)?;
+            .for_stream(&self.server.name, O::DESCRIPTORS)?;
         let (link, ends) = Link::new(self.server.name.clone(), self.listener.clone(), connection);
-        match &self.opener {
-            Opener::Stdio(launch) => launch.spawn(&link, ends)?,
-            Opener::LegacySse(connect) => connect.open(&link, ends).await?,
-        }
+        self.opener.open(&link, ends).await?;
         let previous = self.lock_link().replace(link.clone());
         if let Some(previous) = previous {
             previous.shut(self.broken("the connection was replaced by a new one"));
@@ -243,25 +215,6 @@ impl Channel {
     }
 }
 
-impl BackendSession {
-    /// Sends one message over the server's transport: a POST for Streamable
-    /// HTTP, the channel for the others.
-    pub(super) async fn send(
-        &self,
-        body: Vec<u8>,
-        expected_id: Option<u64>,
-        phase: Phase,
-        relay: Option<&Relay>,
-    ) -> Result<Answer, BackendError> {
-        // Boxed, so that the retries, deadlines and races that hold this
-        // future stay small (see `McpSession::handle_request`).
-        match &self.channel {
-            Some(channel) => Box::pin(channel.exchange(body, expected_id, phase, relay)).await,
-            None => Box::pin(self.post(body, expected_id, phase, relay)).await,
-        }
-    }
-}
-
 /// A call waiting for its response.
 struct Pending {
     answer: oneshot::Sender<Result<IncomingMessage, BackendError>>,
@@ -281,7 +234,7 @@ struct LinkState {
 /// One open connection: the writer's queue, the calls waiting on it, and
 /// the signal that stops the transport's tasks. The transport's tasks hold
 /// it weakly, so dropping the last handle stops them (and kills a child).
-pub(super) struct Link {
+pub(crate) struct Link {
     server: String,
     outbox: Mutex<Option<mpsc::UnboundedSender<Outgoing>>>,
     state: Mutex<LinkState>,

@@ -8,67 +8,64 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use tokio::sync::{mpsc, oneshot};
 
-use super::channel::{Ends, Link, Outgoing};
-use super::connections::ConnectionBudget;
-use super::transport::{MAX_RESPONSE_BYTES, describe, is_event_stream, parse_retry_after};
-use super::{BackendError, names_an_unknown_session};
+use super::channel::{Ends, Link, Open, Outgoing};
+use super::exchange::MAX_RESPONSE_BYTES;
+use super::http::{Http, describe, is_event_stream};
+use crate::backend::error::BackendError;
 use crate::mcp::sse::{SseDecoder, SseEvent};
-use crate::registry::ServerConfig;
 
 /// Opens the event stream of a legacy SSE backend, once per connection.
-pub(super) struct Connect {
-    http: Http,
+pub(crate) struct LegacySse {
+    /// Shared with the tasks that POST each connection's messages.
+    http: Arc<Http>,
     url: url::Url,
 }
 
-/// What every request to the backend needs.
-#[derive(Clone)]
-struct Http {
-    server: Arc<ServerConfig>,
-    client: super::HttpClients,
-    auth_header: Option<(HeaderName, SecretString)>,
-    connections: Arc<ConnectionBudget>,
-}
-
-impl Connect {
-    pub(super) fn new(
-        server: Arc<ServerConfig>,
-        client: super::HttpClients,
-        url: url::Url,
-        auth_header: Option<(HeaderName, SecretString)>,
-        connections: Arc<ConnectionBudget>,
-    ) -> Self {
-        Connect {
-            http: Http {
-                server,
-                client,
-                auth_header,
-                connections,
-            },
+impl LegacySse {
+    pub(super) fn new(http: Http, url: url::Url) -> Self {
+        LegacySse {
+            http: Arc::new(http),
             url,
         }
     }
 
+    /// The POST URL an `endpoint` event names, relative to the SSE URL. It
+    /// must stay on the SSE URL's origin: the messages carry the credential,
+    /// and the registry alone says where mcp-mux sends it.
+    fn endpoint_url(&self, data: &str) -> Result<url::Url, BackendError> {
+        let endpoint = self
+            .url
+            .join(data.trim())
+            .map_err(|_| self.http.protocol("the endpoint event does not hold a URL"))?;
+        if endpoint.origin() != self.url.origin() {
+            return Err(self
+                .http
+                .protocol("the endpoint event names another origin than the SSE URL"));
+        }
+        Ok(endpoint)
+    }
+}
+
+impl Open for LegacySse {
+    /// The event stream holds one socket.
+    const DESCRIPTORS: u32 = 1;
+
     /// GETs the event stream and waits for its `endpoint` event, then starts
     /// the tasks that read the stream and POST the link's messages.
-    pub(super) async fn open(&self, link: &Arc<Link>, ends: Ends) -> Result<(), BackendError> {
+    async fn open(&self, link: &Arc<Link>, ends: Ends) -> Result<(), BackendError> {
         let http = &self.http;
-        let request = http
-            .client
-            .get()
-            .get(self.url.clone())
-            .header(ACCEPT, "text/event-stream");
         let response = http
-            .with_auth(request)
+            .request(Method::GET, self.url.clone())
+            .header(ACCEPT, "text/event-stream")
             .send()
             .await
             .map_err(|error| http.send_error(&error))?;
         if !response.status().is_success() {
-            return Err(http.status_error(&response));
+            return Err(http.status_error(response, false).await);
         }
         if !is_event_stream(response.headers()) {
             return Err(http.protocol("the SSE URL did not answer with an event stream"));
@@ -106,120 +103,32 @@ impl Connect {
         });
         Ok(())
     }
-
-    /// The POST URL an `endpoint` event names, relative to the SSE URL. It
-    /// must stay on the SSE URL's origin: the messages carry the credential,
-    /// and the registry alone says where mcp-mux sends it.
-    fn endpoint_url(&self, data: &str) -> Result<url::Url, BackendError> {
-        let endpoint = self
-            .url
-            .join(data.trim())
-            .map_err(|_| self.http.protocol("the endpoint event does not hold a URL"))?;
-        if endpoint.origin() != self.url.origin() {
-            return Err(self
-                .http
-                .protocol("the endpoint event names another origin than the SSE URL"));
-        }
-        Ok(endpoint)
-    }
 }
 
-impl Http {
-    fn with_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let Some((name, secret)) = &self.auth_header else {
-            return request;
-        };
-        let Ok(mut value) = HeaderValue::from_str(secret.expose_secret()) else {
-            return request;
-        };
-        value.set_sensitive(true);
-        request.header(name.clone(), value)
+/// POSTs one message within the server's timeout; the backend answers 202
+/// and sends any response on the event stream.
+async fn post(http: &Http, endpoint: url::Url, bytes: Vec<u8>) -> Result<(), BackendError> {
+    let _connection = http.connections.for_exchange(&http.server.name).await?;
+    let response = http
+        .request(Method::POST, endpoint)
+        .timeout(http.server.timeout)
+        .header(CONTENT_TYPE, "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|error| http.send_error(&error))?;
+    if response.status().is_success() {
+        return Ok(());
     }
-
-    /// POSTs one message within the server's timeout; the backend answers
-    /// 202 and sends any response on the event stream.
-    async fn post(&self, endpoint: url::Url, bytes: Vec<u8>) -> Result<(), BackendError> {
-        let _connection = self.connections.for_exchange(&self.server.name).await?;
-        let request = self
-            .client
-            .get()
-            .post(endpoint)
-            .timeout(self.server.timeout)
-            .header(CONTENT_TYPE, "application/json")
-            .body(bytes);
-        let response = self
-            .with_auth(request)
-            .send()
-            .await
-            .map_err(|error| self.send_error(&error))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let server = self.server.name.clone();
-        // The backend forgot the session the endpoint names: it did not act.
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(BackendError::SessionExpired { server });
-        }
-        if status == reqwest::StatusCode::BAD_REQUEST {
-            let body = response.text().await.unwrap_or_default();
-            if names_an_unknown_session(&body) {
-                return Err(BackendError::SessionExpired { server });
-            }
-            return Err(BackendError::Status {
-                server,
-                status: status.as_u16(),
-                retry_after: None,
-            });
-        }
-        Err(self.status_error(&response))
-    }
-
-    fn send_error(&self, error: &reqwest::Error) -> BackendError {
-        let server = self.server.name.clone();
-        if error.is_connect() {
-            BackendError::Connect { server }
-        } else if error.is_timeout() {
-            BackendError::Timeout {
-                server,
-                timeout: self.server.timeout,
-            }
-        } else {
-            self.broken(describe(error))
-        }
-    }
-
-    fn status_error(&self, response: &reqwest::Response) -> BackendError {
-        let server = self.server.name.clone();
-        match response.status().as_u16() {
-            status @ (401 | 403) => BackendError::Unauthorized { server, status },
-            status => BackendError::Status {
-                server,
-                status,
-                retry_after: parse_retry_after(response.headers()),
-            },
-        }
-    }
-
-    fn protocol(&self, reason: &str) -> BackendError {
-        BackendError::Protocol {
-            server: self.server.name.clone(),
-            reason: reason.to_owned(),
-        }
-    }
-
-    fn broken(&self, cause: String) -> BackendError {
-        BackendError::Transport {
-            server: self.server.name.clone(),
-            cause,
-        }
-    }
+    // The endpoint names the backend session, which a refusal may show the
+    // backend has forgotten: then it did not act.
+    Err(http.status_error(response, true).await)
 }
 
 /// POSTs each message the link sends, each in a task of its own so that a
 /// slow POST holds up no other; callers that need order wait for `sent`.
 async fn post_messages(
-    http: Http,
+    http: Arc<Http>,
     endpoint: url::Url,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) {
@@ -227,7 +136,7 @@ async fn post_messages(
         let http = http.clone();
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
-            let posted = http.post(endpoint, bytes).await;
+            let posted = post(&http, endpoint, bytes).await;
             if let Err(error) = &posted {
                 tracing::debug!(server = %http.server.name, %error, "posting a message to the backend failed");
             }

@@ -1,0 +1,252 @@
+//! The rules both HTTP transports follow: every request carries the
+//! session's credential, a request names its backend session in headers,
+//! and a failed or refused request becomes one `BackendError` (a 404, or a
+//! 400 that says so, means the backend forgot the session).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::backend::connections::ConnectionBudget;
+use crate::backend::error::BackendError;
+use crate::backend::http_client::HttpClients;
+use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
+use crate::registry::{AuthScheme, ServerConfig};
+
+/// Longest `Retry-After` taken from a backend; anything longer is past every
+/// retry budget anyway.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// How much of a 400 body is read to find whether it names an unknown session.
+const MAX_REFUSAL_BYTES: usize = 64 * 1024;
+
+/// What every request to an HTTP backend needs.
+pub(super) struct Http {
+    pub(super) server: Arc<ServerConfig>,
+    clients: HttpClients,
+    auth_header: Option<(HeaderName, SecretString)>,
+    /// Shared by every backend.
+    pub(super) connections: Arc<ConnectionBudget>,
+}
+
+/// The headers that place a message in a backend session.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SessionHeaders {
+    pub(super) session_id: Option<HeaderValue>,
+    pub(super) protocol_version: Option<HeaderValue>,
+}
+
+/// Why a body could not be read.
+pub(super) enum ReadError {
+    TooLarge,
+    Broken(String),
+}
+
+impl Http {
+    /// `credential` must already satisfy the server's auth scheme (checked
+    /// at create-session): a bearer token or an API key becomes a header.
+    pub(super) fn new(
+        server: Arc<ServerConfig>,
+        clients: HttpClients,
+        credential: Option<SecretString>,
+        connections: Arc<ConnectionBudget>,
+    ) -> Self {
+        let auth_header = match (&server.auth, credential) {
+            (AuthScheme::Bearer, Some(token)) => Some((
+                reqwest::header::AUTHORIZATION,
+                SecretString::from(format!("Bearer {}", token.expose_secret())),
+            )),
+            (AuthScheme::ApiKey { header }, Some(key)) => HeaderName::from_bytes(header.as_bytes())
+                .ok()
+                .map(|name| (name, key)),
+            _ => None,
+        };
+        Http {
+            server,
+            clients,
+            auth_header,
+            connections,
+        }
+    }
+
+    /// A request from this thread's client, carrying the session's credential.
+    pub(super) fn request(&self, method: Method, url: url::Url) -> RequestBuilder {
+        let request = self.clients.get().request(method, url);
+        let Some((name, secret)) = &self.auth_header else {
+            return request;
+        };
+        // Checked at create-session, so this only fails for a value that
+        // cannot be a header at all.
+        let Ok(mut value) = HeaderValue::from_str(secret.expose_secret()) else {
+            return request;
+        };
+        value.set_sensitive(true);
+        request.header(name.clone(), value)
+    }
+
+    /// The error for a request that got no answer.
+    pub(super) fn send_error(&self, error: &reqwest::Error) -> BackendError {
+        let server = self.server.name.clone();
+        if error.is_connect() {
+            BackendError::Connect { server }
+        } else if error.is_timeout() {
+            BackendError::Timeout {
+                server,
+                timeout: self.server.timeout,
+            }
+        } else {
+            self.broken(describe(error))
+        }
+    }
+
+    /// The error for a request the backend refused: it did not act on it.
+    /// `in_session` when the request named a backend session, which a 404,
+    /// or a 400 whose body says so, shows the backend has forgotten.
+    pub(super) async fn status_error(&self, response: Response, in_session: bool) -> BackendError {
+        let server = self.server.name.clone();
+        let status = response.status().as_u16();
+        match status {
+            404 if in_session => BackendError::SessionExpired { server },
+            400 if in_session => {
+                let body = read_limited(response, MAX_REFUSAL_BYTES)
+                    .await
+                    .unwrap_or_default();
+                if names_an_unknown_session(&String::from_utf8_lossy(&body)) {
+                    BackendError::SessionExpired { server }
+                } else {
+                    BackendError::Status {
+                        server,
+                        status,
+                        retry_after: None,
+                    }
+                }
+            }
+            401 | 403 => BackendError::Unauthorized { server, status },
+            _ => BackendError::Status {
+                server,
+                status,
+                retry_after: parse_retry_after(response.headers()),
+            },
+        }
+    }
+
+    pub(super) fn read_error(&self, error: ReadError) -> BackendError {
+        match error {
+            ReadError::TooLarge => self.protocol("the answer exceeds the 16 MiB size limit"),
+            ReadError::Broken(reason) => self.broken(reason),
+        }
+    }
+
+    pub(super) fn protocol(&self, reason: &str) -> BackendError {
+        BackendError::Protocol {
+            server: self.server.name.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The connection broke mid-exchange: the backend may or may not have
+    /// acted. The cause is logged here, not sent to the client.
+    pub(super) fn broken(&self, cause: String) -> BackendError {
+        tracing::warn!(server = %self.server.name, %cause, "backend connection broke");
+        BackendError::Transport {
+            server: self.server.name.clone(),
+            cause,
+        }
+    }
+}
+
+impl SessionHeaders {
+    pub(super) fn apply(&self, mut request: RequestBuilder) -> RequestBuilder {
+        if let Some(session_id) = &self.session_id {
+            request = request.header(SESSION_ID_HEADER, session_id.clone());
+        }
+        if let Some(version) = &self.protocol_version {
+            request = request.header(PROTOCOL_VERSION_HEADER, version.clone());
+        }
+        request
+    }
+}
+
+pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        })
+}
+
+/// A reqwest error with its cause chain but without the URL, which may carry
+/// a secret the operator put in the registry.
+pub(super) fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = String::from("request failed");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub(super) async fn read_limited(response: Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|error| ReadError::Broken(describe(&error)))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `Retry-After` in delta-seconds, capped; an HTTP date is treated as absent.
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// Whether a 400 body says the MCP session is unknown, as some backends do
+/// instead of answering 404.
+fn names_an_unknown_session(body: &str) -> bool {
+    const PHRASES: [&str; 6] = [
+        "session not found",
+        "no valid session",
+        "invalid session id",
+        "unknown session",
+        "session expired",
+        "session has expired",
+    ];
+    let body = body.to_ascii_lowercase();
+    PHRASES.iter().any(|phrase| body.contains(phrase))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_400_about_the_mcp_session_counts_as_expired() {
+        assert!(names_an_unknown_session(
+            r#"{"error":"Bad Request: No valid session ID provided"}"#
+        ));
+        assert!(names_an_unknown_session("Session not found"));
+        assert!(!names_an_unknown_session("invalid session_name argument"));
+        assert!(!names_an_unknown_session("bad request"));
+    }
+}
