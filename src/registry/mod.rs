@@ -1,227 +1,25 @@
 //! `registry.yaml`: the backends an operator offers, read and validated once at
 //! start-up. `serde_yaml` is confined to this module: [`raw`] is the document's
 //! shape, [`expand`] fills in `${VAR}`, [`validate`] turns the shape into the
-//! model below.
+//! model in [`model`].
 
 mod expand;
+mod model;
 mod raw;
 mod validate;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use expand::expand_variables;
 use raw::RawRegistry;
 use validate::InvalidField;
+
+pub use model::{
+    AuthScheme, BreakerPolicy, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
+    Endpoint, Registry, RetryPolicy, ServerConfig, StdioCommand, Transport,
+};
 pub use validate::Refusal;
-
-/// Default time allowed for one outbound call to a backend.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default longest a call may run while the backend reports progress.
-pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(600);
-/// Default bound on one backend's calls in progress on this gateway.
-pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 64;
-
-/// The validated registry.
-#[derive(Debug, Clone)]
-pub struct Registry {
-    pub tool_separator: String,
-    servers: BTreeMap<String, Arc<ServerConfig>>,
-}
-
-/// One backend as the operator configured it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerConfig {
-    pub name: String,
-    /// How mcp-mux reaches the backend.
-    pub endpoint: Endpoint,
-    pub description: Option<String>,
-    pub auth: AuthScheme,
-    /// Limit for each outbound call (connect, send, full answer), counted
-    /// again from each progress notification the backend sends.
-    pub timeout: Duration,
-    /// Limit for a call however much progress the backend reports.
-    pub max_timeout: Duration,
-    /// Calls to this backend in progress at once, across all sessions;
-    /// more wait (within the retry budget) for one to finish.
-    pub max_concurrent_calls: usize,
-    /// Of those, how many one session may hold: its fair share, so that one
-    /// session cannot take every slot of a shared backend.
-    pub max_concurrent_calls_per_session: usize,
-    pub retry: RetryPolicy,
-    pub circuit_breaker: BreakerPolicy,
-}
-
-/// When a backend's circuit breaker opens, and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerPolicy {
-    /// Failed exchanges in a row (unreachable, timed out, 5xx) that open it.
-    pub failure_threshold: u32,
-    /// How long calls fail at once before one probe may go through.
-    pub open_for: Duration,
-}
-
-impl Default for BreakerPolicy {
-    fn default() -> Self {
-        BreakerPolicy {
-            failure_threshold: 5,
-            open_for: Duration::from_secs(10),
-        }
-    }
-}
-
-/// How mcp-mux reaches a backend: the `transport` key and what it takes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Endpoint {
-    /// Streamable HTTP (revision 2025-03-26 and later) at `url`.
-    StreamableHttp { url: url::Url },
-    /// The HTTP+SSE transport of revision 2024-11-05: `url` is the SSE stream.
-    LegacySse { url: url::Url },
-    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
-    Stdio(StdioCommand),
-}
-
-impl Endpoint {
-    /// The transport that reaches this endpoint.
-    pub fn transport(&self) -> Transport {
-        match self {
-            Endpoint::StreamableHttp { .. } => Transport::StreamableHttp,
-            Endpoint::LegacySse { .. } => Transport::Sse,
-            Endpoint::Stdio(_) => Transport::Stdio,
-        }
-    }
-
-    /// The `transport` value that selects this endpoint.
-    pub fn transport_name(&self) -> &'static str {
-        self.transport().name()
-    }
-
-    /// The Streamable HTTP endpoint's URL; None for the other transports.
-    pub fn streamable_http_url(&self) -> Option<&url::Url> {
-        match self {
-            Endpoint::StreamableHttp { url } => Some(url),
-            Endpoint::LegacySse { .. } | Endpoint::Stdio(_) => None,
-        }
-    }
-}
-
-/// The values of a server's `transport` key. Each is spelled only in
-/// [`Transport::name`], which both reading the registry and its messages use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    StreamableHttp,
-    Sse,
-    Stdio,
-}
-
-impl Transport {
-    /// Every transport, in the order the registry documents them.
-    pub const ALL: [Transport; 3] = [Transport::StreamableHttp, Transport::Sse, Transport::Stdio];
-
-    /// The `transport` value that selects this transport.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Transport::StreamableHttp => "streamable_http",
-            Transport::Sse => "sse",
-            Transport::Stdio => "stdio",
-        }
-    }
-}
-
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The command a stdio backend runs, once per backend session.
-#[derive(Clone, PartialEq)]
-pub struct StdioCommand {
-    pub command: String,
-    pub args: Vec<String>,
-    /// Set in the child's environment, over the few variables it inherits.
-    pub env: BTreeMap<String, String>,
-}
-
-impl StdioCommand {
-    /// The command's file name, without its directory: what may be shown.
-    pub fn name(&self) -> &str {
-        Path::new(&self.command)
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or(&self.command)
-    }
-}
-
-// The arguments and the environment may carry secrets (`${VAR}` expands to
-// anything): a Debug print shows neither.
-impl std::fmt::Debug for StdioCommand {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StdioCommand")
-            .field("command", &self.name())
-            .field("args", &format_args!("[{} redacted]", self.args.len()))
-            .field("env", &self.env.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-/// How a backend expects its credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthScheme {
-    None,
-    /// `Authorization: Bearer <token>`.
-    Bearer,
-    /// `<header>: <api_key>`.
-    ApiKey {
-        header: String,
-    },
-    /// A stdio backend's credential, set as the environment variable `var`
-    /// of its process: the `token` of `bearer`, or the `api_key` of `api_key`.
-    Env {
-        var: String,
-        bearer: bool,
-    },
-}
-
-impl AuthScheme {
-    /// The credential field a client must give, if any.
-    pub fn credential_field(&self) -> Option<&'static str> {
-        match self {
-            AuthScheme::None => None,
-            AuthScheme::Bearer | AuthScheme::Env { bearer: true, .. } => Some("token"),
-            AuthScheme::ApiKey { .. } | AuthScheme::Env { bearer: false, .. } => Some("api_key"),
-        }
-    }
-
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            AuthScheme::None => "none",
-            AuthScheme::Bearer | AuthScheme::Env { bearer: true, .. } => "bearer",
-            AuthScheme::ApiKey { .. } | AuthScheme::Env { bearer: false, .. } => "api_key",
-        }
-    }
-}
-
-/// Exponential backoff bounds for retrying a backend call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub initial_interval: Duration,
-    pub max_interval: Duration,
-    /// No new attempt starts once this much time has passed since the first.
-    pub max_elapsed: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            initial_interval: Duration::from_millis(100),
-            max_interval: Duration::from_secs(2),
-            max_elapsed: Duration::from_secs(5),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -298,6 +96,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<Registry, RegistryError> {
         Registry::parse(text, Path::new("registry.yaml"), |var| {

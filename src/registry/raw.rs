@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
 
-use super::Transport;
+use super::model::Transport;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::expand::{UnsetVariable, is_env_var_name};
-use super::raw::{RawAuth, RawBreaker, RawRegistry, RawRetry, RawServer};
-use super::{
+use super::model::{
     AuthScheme, BreakerPolicy, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
     Endpoint, Registry, RetryPolicy, ServerConfig, StdioCommand, Transport,
 };
+use super::raw::{RawAuth, RawBreaker, RawRegistry, RawRetry, RawServer};
 use crate::mcp::naming;
 
 const DEFAULT_TOOL_SEPARATOR: &str = "__";
