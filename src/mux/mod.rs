@@ -6,18 +6,19 @@ mod audit;
 pub mod catalogue;
 pub mod error;
 mod mcp_session;
+mod mcp_sessions;
 mod paging;
 mod payload;
+mod session;
 mod stateless;
 pub mod subscriptions;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde_json::Value;
 use uuid::Uuid;
 
 pub use crate::backend::breaker::CircuitState;
@@ -26,19 +27,17 @@ pub use error::{CallError, MuxError, Unavailable};
 pub use mcp_session::{ClientCall, ClientStream, McpSession, Timings, capabilities};
 pub use paging::PAGE_SIZE;
 pub use payload::Payload;
+pub use session::{NewSession, Session};
 pub use stateless::{ModernCall, RequestFingerprint, Step, Unpark, stateless_call_id};
 
 use audit::{AuditContext, AuditTrail};
 use stateless::Stateless;
 
-use crate::backend::BackendSession;
 use crate::backend::connections::ConnectionBudget;
 use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
-use crate::credentials::Credentials;
-use crate::mcp::version;
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{McpSessionRecord, STATUS_ACTIVE, SessionRecord, Store, StoredAuditRecord};
+use crate::store::{STATUS_ACTIVE, SessionRecord, Store, StoredAuditRecord};
 
 /// Bounds on what clients may hold on this gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,202 +68,6 @@ impl Default for Limits {
 /// How long a deleted session's id is remembered, so that a load from the
 /// store that raced with the delete cannot bring the session back.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(60);
-
-/// What a client asks for at create-session, validated against the
-/// registry.
-pub struct NewSession {
-    /// Backend names, in the client's order.
-    pub servers: Vec<String>,
-    pub credentials: Credentials,
-    pub prefix: PrefixMode,
-    /// How long the session lives, if not until it is deleted.
-    pub ttl: Option<Duration>,
-    /// SHA-256 of the token its MCP endpoint will require, if any.
-    pub token_digest: Option<[u8; 32]>,
-    /// Requests a second its MCP endpoint takes, if limited.
-    pub rate_limit: Option<u32>,
-}
-
-/// A session: its backends and credentials, and the MCP sessions open on it.
-pub struct Session {
-    pub id: Uuid,
-    /// The chosen backends that the registry still lists, in the client's order.
-    pub servers: Vec<Arc<ServerConfig>>,
-    /// Chosen backends the registry no longer lists.
-    pub missing_servers: Vec<String>,
-    pub created_at: chrono::DateTime<Utc>,
-    /// When the session ends by itself, if its creator set `ttl_seconds`.
-    pub expires_at: Option<chrono::DateTime<Utc>>,
-    /// SHA-256 of the token its MCP endpoint requires, if any.
-    pub token_digest: Option<[u8; 32]>,
-    /// Requests a second its MCP endpoint takes, if its creator set a limit.
-    pub rate_limit: Option<u32>,
-    pub status: String,
-    pub prefix: PrefixMode,
-    credentials: Credentials,
-    /// Per backend: the session's share of its call slots.
-    shares: HashMap<String, Arc<SessionShare>>,
-    mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
-    /// Held while an MCP session is reopened from the store, so that two
-    /// requests carrying its id reopen it once.
-    resuming: tokio::sync::Mutex<()>,
-    /// What its stateless (2026-07-28) clients share.
-    stateless: Stateless,
-    last_used: Mutex<Instant>,
-    /// MCP sessions being opened: the session stays in memory meanwhile.
-    opening: AtomicUsize,
-    /// Set once the session is deleted: no MCP session may open on it after.
-    ended: AtomicBool,
-}
-
-impl Session {
-    pub fn mcp_session(&self, id: &str) -> Option<Arc<McpSession>> {
-        self.lock_mcp_sessions().get(id).cloned()
-    }
-
-    pub fn mcp_session_count(&self) -> usize {
-        self.lock_mcp_sessions().len()
-    }
-
-    /// The calls this session has in progress on `server`.
-    pub fn calls_in_progress(&self, server: &str) -> usize {
-        self.shares
-            .get(server)
-            .map_or(0, |share| share.calls_in_progress())
-    }
-
-    pub fn is_expired(&self, now: chrono::DateTime<Utc>) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
-    }
-
-    /// Ends an MCP session and, in the background, its backend sessions;
-    /// false if it was unknown.
-    fn close_mcp_session(&self, id: &str) -> bool {
-        let removed = self.lock_mcp_sessions().remove(id);
-        removed.map(|mcp_session| mcp_session.close()).is_some()
-    }
-
-    /// Adds an opened MCP session, ending the least recently used one when
-    /// the session is at its limit; returns the id of the one ended. Fails
-    /// when the session was deleted meanwhile.
-    fn register(
-        &self,
-        mcp_session: Arc<McpSession>,
-        limit: usize,
-    ) -> Result<Option<String>, MuxError> {
-        let mut open = self.lock_mcp_sessions();
-        let mut evicted_id = None;
-        if self.ended.load(Ordering::Acquire) {
-            return Err(MuxError::SessionEnded);
-        }
-        if open.len() >= limit.max(1)
-            && let Some(oldest) = open
-                .values()
-                .min_by_key(|s| s.idle_since())
-                .map(|s| s.id.clone())
-            && let Some(evicted) = open.remove(&oldest)
-        {
-            tracing::info!("MCP session limit reached; ended the least recently used one");
-            evicted.close();
-            evicted_id = Some(oldest);
-        }
-        open.insert(mcp_session.id.clone(), mcp_session);
-        Ok(evicted_id)
-    }
-
-    /// What names of `server`'s items start with in this session.
-    fn prefix_for(&self, server: &ServerConfig, separator: &str) -> String {
-        match self.prefix {
-            PrefixMode::WhenNeeded if self.servers.len() == 1 => String::new(),
-            PrefixMode::Always | PrefixMode::WhenNeeded => format!("{}{separator}", server.name),
-        }
-    }
-
-    fn end(&self) {
-        self.ended.store(true, Ordering::Release);
-        let all: Vec<_> = self.lock_mcp_sessions().drain().map(|(_, s)| s).collect();
-        all.iter().for_each(|mcp_session| mcp_session.close());
-        self.stateless.end();
-    }
-
-    /// Keeps a stateless client's call that awaits its input; returns the
-    /// `requestState` that resumes it.
-    pub fn park(&self, call: ModernCall) -> String {
-        self.stateless.park(call)
-    }
-
-    /// The parked call a `requestState` names, taken out of the waiting
-    /// list if the retry asks what the call asked.
-    pub fn unpark(
-        &self,
-        request_state: &str,
-        request: RequestFingerprint,
-    ) -> Result<ModernCall, Unpark> {
-        self.stateless.unpark(request_state, request)
-    }
-
-    /// Ends the shared MCP session of stateless clients if it has been idle
-    /// for `idle` with no stream open and no call waiting; true if it ended.
-    fn reap_stateless(&self, now: Instant, idle: Duration) -> bool {
-        let Ok(mut shared) = self.stateless.mcp_session.try_lock() else {
-            return false;
-        };
-        let reapable = shared.as_ref().is_some_and(|mcp_session| {
-            now.duration_since(mcp_session.idle_since()) >= idle
-                && mcp_session.listeners().is_empty()
-        }) && !self.stateless.has_parked();
-        if let (true, Some(mcp_session)) = (reapable, shared.take()) {
-            mcp_session.close();
-        }
-        reapable
-    }
-
-    fn touch(&self) {
-        *self
-            .last_used
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
-    }
-
-    /// Whether the session can be dropped from memory: nothing open or
-    /// opening on it, and unused for `idle`.
-    fn is_idle(&self, now: Instant, idle: Duration) -> bool {
-        let last_used = *self
-            .last_used
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        self.opening.load(Ordering::Acquire) == 0
-            && self.mcp_session_count() == 0
-            && self
-                .stateless
-                .mcp_session
-                .try_lock()
-                .is_ok_and(|shared| shared.is_none())
-            && now.duration_since(last_used) >= idle
-    }
-
-    fn lock_mcp_sessions(&self) -> MutexGuard<'_, HashMap<String, Arc<McpSession>>> {
-        self.mcp_sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Counts an MCP session being opened on a session for as long as it lives.
-struct Opening<'a>(&'a Session);
-
-impl<'a> Opening<'a> {
-    fn start(session: &'a Session) -> Self {
-        session.opening.fetch_add(1, Ordering::AcqRel);
-        Opening(session)
-    }
-}
-
-impl Drop for Opening<'_> {
-    fn drop(&mut self) {
-        self.0.opening.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Ids of recently deleted sessions, oldest first.
 #[derive(Default)]
@@ -527,179 +330,6 @@ impl Mux {
         Ok(deleted || cached.is_some())
     }
 
-    /// Opens an MCP session on `session` for a client's `initialize`, and
-    /// records it so that its id outlives a restart of the gateway.
-    pub async fn open_mcp_session(
-        &self,
-        session: &Session,
-        initialize_params: Option<&Value>,
-    ) -> Result<(Arc<McpSession>, Value), MuxError> {
-        let _opening = Opening::start(session);
-        let requested = initialize_params
-            .and_then(|p| p.get("protocolVersion"))
-            .and_then(Value::as_str);
-        let client_capabilities = relayable_capabilities(initialize_params);
-        let backends = self.backend_sessions(session, client_capabilities.clone());
-        let now = Utc::now();
-        let record = McpSessionRecord {
-            id: Uuid::new_v4().simple().to_string(),
-            session_id: session.id,
-            protocol_version: version::negotiate(requested).to_owned(),
-            client_capabilities,
-            created_at: now,
-            last_seen_at: now,
-        };
-        let audit = Some(self.audit_context(session));
-        // The record is written while the backends open, not after: the
-        // client waits for the slowest backend alone.
-        let ((mcp_session, result), stored) = tokio::join!(
-            McpSession::open(self.timings, backends, record.id.clone(), requested, audit),
-            self.store.insert_mcp_session(&record)
-        );
-        if let Err(error) = stored {
-            tracing::warn!(%error, "the MCP session is not stored; it will not outlive a restart");
-        }
-        let refused = if mcp_session.found_no_connection() {
-            mcp_session.close();
-            Err(MuxError::NoConnection {
-                limit: self.connections.max(),
-            })
-        } else {
-            let mcp_session = Arc::new(mcp_session);
-            self.register(session, mcp_session.clone())
-                .await
-                .map(|()| (mcp_session, result))
-        };
-        if refused.is_err()
-            && let Err(error) = self.store.delete_mcp_session(session.id, &record.id).await
-        {
-            tracing::warn!(%error, "could not forget a refused MCP session in the store");
-        }
-        refused
-    }
-
-    /// The MCP session `id` of `session`: open here, or else reopened from
-    /// the store, as after a restart or on another node sharing the store.
-    /// A reopened MCP session opens its backend sessions anew.
-    pub async fn mcp_session(
-        &self,
-        session: &Session,
-        id: &str,
-    ) -> Result<Option<Arc<McpSession>>, MuxError> {
-        if let Some(open) = session.mcp_session(id) {
-            return Ok(Some(open));
-        }
-        let _opening = Opening::start(session);
-        let _resuming = session.resuming.lock().await;
-        if let Some(open) = session.mcp_session(id) {
-            return Ok(Some(open));
-        }
-        let Some(record) = self.store.find_mcp_session(session.id, id).await? else {
-            return Ok(None);
-        };
-        let backends = self.backend_sessions(session, record.client_capabilities);
-        let (mcp_session, _) = McpSession::open(
-            self.timings,
-            backends,
-            record.id,
-            Some(&record.protocol_version),
-            Some(self.audit_context(session)),
-        )
-        .await;
-        let mcp_session = Arc::new(mcp_session);
-        self.register(session, mcp_session.clone()).await?;
-        tracing::info!("MCP session reopened from the store");
-        Ok(Some(mcp_session))
-    }
-
-    /// Ends the MCP session `id` of `session`, here and in the store; false
-    /// if it was unknown to both.
-    pub async fn end_mcp_session(&self, session: &Session, id: &str) -> Result<bool, MuxError> {
-        let was_open = session.close_mcp_session(id);
-        // Only the session's own: another session's id names nothing here.
-        let was_stored = self.store.delete_mcp_session(session.id, id).await?;
-        Ok(was_open || was_stored)
-    }
-
-    /// Adds an opened MCP session to `session`; the one it pushes out, if
-    /// any, is forgotten by the store too.
-    async fn register(
-        &self,
-        session: &Session,
-        mcp_session: Arc<McpSession>,
-    ) -> Result<(), MuxError> {
-        if let Some(evicted) =
-            session.register(mcp_session, self.limits.max_mcp_sessions_per_session)?
-            && let Err(error) = self.store.delete_mcp_session(session.id, &evicted).await
-        {
-            tracing::warn!(%error, "could not forget an ended MCP session in the store");
-        }
-        Ok(())
-    }
-
-    /// The MCP session that serves `session`'s stateless clients, opened on
-    /// first use (and again after it was reaped).
-    pub async fn stateless_mcp_session(
-        &self,
-        session: &Session,
-    ) -> Result<Arc<McpSession>, MuxError> {
-        let _opening = Opening::start(session);
-        let mut shared = session.stateless.mcp_session.lock().await;
-        if let Some(mcp_session) = shared.as_ref() {
-            mcp_session.touch();
-            return Ok(mcp_session.clone());
-        }
-        if session.ended.load(Ordering::Acquire) {
-            return Err(MuxError::SessionEnded);
-        }
-        let backends = self.backend_sessions(session, stateless::backend_capabilities());
-        let id = Uuid::new_v4().simple().to_string();
-        let audit = Some(self.audit_context(session));
-        let (mcp_session, _) = McpSession::open(self.timings, backends, id, None, audit).await;
-        let mcp_session = Arc::new(mcp_session);
-        // Deleted while it opened: `end` could not take it, so it ends here.
-        if session.ended.load(Ordering::Acquire) {
-            mcp_session.close();
-            return Err(MuxError::SessionEnded);
-        }
-        *shared = Some(mcp_session.clone());
-        Ok(mcp_session)
-    }
-
-    /// One backend session (not yet open) per backend of `session`, with
-    /// the prefix its names get.
-    fn backend_sessions(
-        &self,
-        session: &Session,
-        client_capabilities: Value,
-    ) -> Vec<(BackendSession, String)> {
-        session
-            .servers
-            .iter()
-            .map(|server| {
-                let limits = self
-                    .backend_limits
-                    .get(&server.name)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(BackendLimits::new(server, self.connections.clone()))
-                    });
-                let backend = BackendSession::new(
-                    server.clone(),
-                    limits,
-                    session.shares.get(&server.name).cloned(),
-                    self.http.clone(),
-                    session.credentials.get(&server.name).cloned(),
-                    client_capabilities.clone(),
-                );
-                (
-                    backend,
-                    session.prefix_for(server, &self.registry.tool_separator),
-                )
-            })
-            .collect()
-    }
-
     /// Ends MCP sessions unused for `idle`, here and in the store, forgets
     /// loaded sessions with none left (the store still has them), deletes
     /// expired sessions, and prunes stored MCP sessions nobody used for
@@ -825,25 +455,10 @@ impl Mux {
     }
 }
 
-/// The client capabilities a backend may be told of: those the client
-/// declared and mcp-mux can relay (requests on a response stream).
-fn relayable_capabilities(initialize_params: Option<&Value>) -> Value {
-    const RELAYED: [&str; 3] = ["sampling", "elicitation", "roots"];
-    let declared = initialize_params
-        .and_then(|params| params.get("capabilities"))
-        .and_then(Value::as_object);
-    let kept: serde_json::Map<String, Value> = declared
-        .into_iter()
-        .flatten()
-        .filter(|(name, _)| RELAYED.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    Value::Object(kept)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::Credentials;
     use crate::store::crypto::{EncryptionKey, KeySource};
 
     /// A session over `servers` with no credentials and the defaults.

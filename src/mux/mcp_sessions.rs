@@ -1,0 +1,211 @@
+//! The MCP sessions of a session: opened for a client's `initialize`,
+//! reopened from the store after a restart, and the one its stateless
+//! clients share.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Mux;
+use super::error::MuxError;
+use super::mcp_session::McpSession;
+use super::session::{Opening, Session};
+use super::stateless;
+use crate::backend::BackendSession;
+use crate::backend::limits::BackendLimits;
+use crate::mcp::version;
+use crate::store::McpSessionRecord;
+
+impl Mux {
+    /// Opens an MCP session on `session` for a client's `initialize`, and
+    /// records it so that its id outlives a restart of the gateway.
+    pub async fn open_mcp_session(
+        &self,
+        session: &Session,
+        initialize_params: Option<&Value>,
+    ) -> Result<(Arc<McpSession>, Value), MuxError> {
+        let _opening = Opening::start(session);
+        let requested = initialize_params
+            .and_then(|p| p.get("protocolVersion"))
+            .and_then(Value::as_str);
+        let client_capabilities = relayable_capabilities(initialize_params);
+        let backends = self.backend_sessions(session, client_capabilities.clone());
+        let now = Utc::now();
+        let record = McpSessionRecord {
+            id: Uuid::new_v4().simple().to_string(),
+            session_id: session.id,
+            protocol_version: version::negotiate(requested).to_owned(),
+            client_capabilities,
+            created_at: now,
+            last_seen_at: now,
+        };
+        let audit = Some(self.audit_context(session));
+        // The record is written while the backends open, not after: the
+        // client waits for the slowest backend alone.
+        let ((mcp_session, result), stored) = tokio::join!(
+            McpSession::open(self.timings, backends, record.id.clone(), requested, audit),
+            self.store.insert_mcp_session(&record)
+        );
+        if let Err(error) = stored {
+            tracing::warn!(%error, "the MCP session is not stored; it will not outlive a restart");
+        }
+        let refused = if mcp_session.found_no_connection() {
+            mcp_session.close();
+            Err(MuxError::NoConnection {
+                limit: self.connections.max(),
+            })
+        } else {
+            let mcp_session = Arc::new(mcp_session);
+            self.register(session, mcp_session.clone())
+                .await
+                .map(|()| (mcp_session, result))
+        };
+        if refused.is_err()
+            && let Err(error) = self.store.delete_mcp_session(session.id, &record.id).await
+        {
+            tracing::warn!(%error, "could not forget a refused MCP session in the store");
+        }
+        refused
+    }
+
+    /// The MCP session `id` of `session`: open here, or else reopened from
+    /// the store, as after a restart or on another node sharing the store.
+    /// A reopened MCP session opens its backend sessions anew.
+    pub async fn mcp_session(
+        &self,
+        session: &Session,
+        id: &str,
+    ) -> Result<Option<Arc<McpSession>>, MuxError> {
+        if let Some(open) = session.mcp_session(id) {
+            return Ok(Some(open));
+        }
+        let _opening = Opening::start(session);
+        let _resuming = session.resuming.lock().await;
+        if let Some(open) = session.mcp_session(id) {
+            return Ok(Some(open));
+        }
+        let Some(record) = self.store.find_mcp_session(session.id, id).await? else {
+            return Ok(None);
+        };
+        let backends = self.backend_sessions(session, record.client_capabilities);
+        let (mcp_session, _) = McpSession::open(
+            self.timings,
+            backends,
+            record.id,
+            Some(&record.protocol_version),
+            Some(self.audit_context(session)),
+        )
+        .await;
+        let mcp_session = Arc::new(mcp_session);
+        self.register(session, mcp_session.clone()).await?;
+        tracing::info!("MCP session reopened from the store");
+        Ok(Some(mcp_session))
+    }
+
+    /// Ends the MCP session `id` of `session`, here and in the store; false
+    /// if it was unknown to both.
+    pub async fn end_mcp_session(&self, session: &Session, id: &str) -> Result<bool, MuxError> {
+        let was_open = session.close_mcp_session(id);
+        // Only the session's own: another session's id names nothing here.
+        let was_stored = self.store.delete_mcp_session(session.id, id).await?;
+        Ok(was_open || was_stored)
+    }
+
+    /// Adds an opened MCP session to `session`; the one it pushes out, if
+    /// any, is forgotten by the store too.
+    async fn register(
+        &self,
+        session: &Session,
+        mcp_session: Arc<McpSession>,
+    ) -> Result<(), MuxError> {
+        if let Some(evicted) =
+            session.register(mcp_session, self.limits.max_mcp_sessions_per_session)?
+            && let Err(error) = self.store.delete_mcp_session(session.id, &evicted).await
+        {
+            tracing::warn!(%error, "could not forget an ended MCP session in the store");
+        }
+        Ok(())
+    }
+
+    /// The MCP session that serves `session`'s stateless clients, opened on
+    /// first use (and again after it was reaped).
+    pub async fn stateless_mcp_session(
+        &self,
+        session: &Session,
+    ) -> Result<Arc<McpSession>, MuxError> {
+        let _opening = Opening::start(session);
+        let mut shared = session.stateless.mcp_session.lock().await;
+        if let Some(mcp_session) = shared.as_ref() {
+            mcp_session.touch();
+            return Ok(mcp_session.clone());
+        }
+        if session.ended.load(Ordering::Acquire) {
+            return Err(MuxError::SessionEnded);
+        }
+        let backends = self.backend_sessions(session, stateless::backend_capabilities());
+        let id = Uuid::new_v4().simple().to_string();
+        let audit = Some(self.audit_context(session));
+        let (mcp_session, _) = McpSession::open(self.timings, backends, id, None, audit).await;
+        let mcp_session = Arc::new(mcp_session);
+        // Deleted while it opened: `end` could not take it, so it ends here.
+        if session.ended.load(Ordering::Acquire) {
+            mcp_session.close();
+            return Err(MuxError::SessionEnded);
+        }
+        *shared = Some(mcp_session.clone());
+        Ok(mcp_session)
+    }
+
+    /// One backend session (not yet open) per backend of `session`, with
+    /// the prefix its names get.
+    fn backend_sessions(
+        &self,
+        session: &Session,
+        client_capabilities: Value,
+    ) -> Vec<(BackendSession, String)> {
+        session
+            .servers
+            .iter()
+            .map(|server| {
+                let limits = self
+                    .backend_limits
+                    .get(&server.name)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(BackendLimits::new(server, self.connections.clone()))
+                    });
+                let backend = BackendSession::new(
+                    server.clone(),
+                    limits,
+                    session.shares.get(&server.name).cloned(),
+                    self.http.clone(),
+                    session.credentials.get(&server.name).cloned(),
+                    client_capabilities.clone(),
+                );
+                (
+                    backend,
+                    session.prefix_for(server, &self.registry.tool_separator),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The client capabilities a backend may be told of: those the client
+/// declared and mcp-mux can relay (requests on a response stream).
+fn relayable_capabilities(initialize_params: Option<&Value>) -> Value {
+    const RELAYED: [&str; 3] = ["sampling", "elicitation", "roots"];
+    let declared = initialize_params
+        .and_then(|params| params.get("capabilities"))
+        .and_then(Value::as_object);
+    let kept: serde_json::Map<String, Value> = declared
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| RELAYED.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    Value::Object(kept)
+}

@@ -1,0 +1,214 @@
+//! A session as the gateway holds it in memory: its backends and
+//! credentials, and the MCP sessions open on it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::error::MuxError;
+use super::mcp_session::McpSession;
+use super::stateless::{ModernCall, RequestFingerprint, Stateless, Unpark};
+use crate::backend::limits::SessionShare;
+use crate::credentials::Credentials;
+use crate::registry::ServerConfig;
+use crate::store::PrefixMode;
+
+/// What a client asks for at create-session, validated against the
+/// registry.
+pub struct NewSession {
+    /// Backend names, in the client's order.
+    pub servers: Vec<String>,
+    pub credentials: Credentials,
+    pub prefix: PrefixMode,
+    /// How long the session lives, if not until it is deleted.
+    pub ttl: Option<Duration>,
+    /// SHA-256 of the token its MCP endpoint will require, if any.
+    pub token_digest: Option<[u8; 32]>,
+    /// Requests a second its MCP endpoint takes, if limited.
+    pub rate_limit: Option<u32>,
+}
+
+/// A session: its backends and credentials, and the MCP sessions open on it.
+pub struct Session {
+    pub id: Uuid,
+    /// The chosen backends that the registry still lists, in the client's order.
+    pub servers: Vec<Arc<ServerConfig>>,
+    /// Chosen backends the registry no longer lists.
+    pub missing_servers: Vec<String>,
+    pub created_at: chrono::DateTime<Utc>,
+    /// When the session ends by itself, if its creator set `ttl_seconds`.
+    pub expires_at: Option<chrono::DateTime<Utc>>,
+    /// SHA-256 of the token its MCP endpoint requires, if any.
+    pub token_digest: Option<[u8; 32]>,
+    /// Requests a second its MCP endpoint takes, if its creator set a limit.
+    pub rate_limit: Option<u32>,
+    pub status: String,
+    pub prefix: PrefixMode,
+    pub(super) credentials: Credentials,
+    /// Per backend: the session's share of its call slots.
+    pub(super) shares: HashMap<String, Arc<SessionShare>>,
+    pub(super) mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
+    /// Held while an MCP session is reopened from the store, so that two
+    /// requests carrying its id reopen it once.
+    pub(super) resuming: tokio::sync::Mutex<()>,
+    /// What its stateless (2026-07-28) clients share.
+    pub(super) stateless: Stateless,
+    pub(super) last_used: Mutex<Instant>,
+    /// MCP sessions being opened: the session stays in memory meanwhile.
+    pub(super) opening: AtomicUsize,
+    /// Set once the session is deleted: no MCP session may open on it after.
+    pub(super) ended: AtomicBool,
+}
+
+impl Session {
+    pub fn mcp_session(&self, id: &str) -> Option<Arc<McpSession>> {
+        self.lock_mcp_sessions().get(id).cloned()
+    }
+
+    pub fn mcp_session_count(&self) -> usize {
+        self.lock_mcp_sessions().len()
+    }
+
+    /// The calls this session has in progress on `server`.
+    pub fn calls_in_progress(&self, server: &str) -> usize {
+        self.shares
+            .get(server)
+            .map_or(0, |share| share.calls_in_progress())
+    }
+
+    pub fn is_expired(&self, now: chrono::DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Ends an MCP session and, in the background, its backend sessions;
+    /// false if it was unknown.
+    pub(super) fn close_mcp_session(&self, id: &str) -> bool {
+        let removed = self.lock_mcp_sessions().remove(id);
+        removed.map(|mcp_session| mcp_session.close()).is_some()
+    }
+
+    /// Adds an opened MCP session, ending the least recently used one when
+    /// the session is at its limit; returns the id of the one ended. Fails
+    /// when the session was deleted meanwhile.
+    pub(super) fn register(
+        &self,
+        mcp_session: Arc<McpSession>,
+        limit: usize,
+    ) -> Result<Option<String>, MuxError> {
+        let mut open = self.lock_mcp_sessions();
+        let mut evicted_id = None;
+        if self.ended.load(Ordering::Acquire) {
+            return Err(MuxError::SessionEnded);
+        }
+        if open.len() >= limit.max(1)
+            && let Some(oldest) = open
+                .values()
+                .min_by_key(|s| s.idle_since())
+                .map(|s| s.id.clone())
+            && let Some(evicted) = open.remove(&oldest)
+        {
+            tracing::info!("MCP session limit reached; ended the least recently used one");
+            evicted.close();
+            evicted_id = Some(oldest);
+        }
+        open.insert(mcp_session.id.clone(), mcp_session);
+        Ok(evicted_id)
+    }
+
+    /// What names of `server`'s items start with in this session.
+    pub(super) fn prefix_for(&self, server: &ServerConfig, separator: &str) -> String {
+        match self.prefix {
+            PrefixMode::WhenNeeded if self.servers.len() == 1 => String::new(),
+            PrefixMode::Always | PrefixMode::WhenNeeded => format!("{}{separator}", server.name),
+        }
+    }
+
+    pub(super) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        let all: Vec<_> = self.lock_mcp_sessions().drain().map(|(_, s)| s).collect();
+        all.iter().for_each(|mcp_session| mcp_session.close());
+        self.stateless.end();
+    }
+
+    /// Keeps a stateless client's call that awaits its input; returns the
+    /// `requestState` that resumes it.
+    pub fn park(&self, call: ModernCall) -> String {
+        self.stateless.park(call)
+    }
+
+    /// The parked call a `requestState` names, taken out of the waiting
+    /// list if the retry asks what the call asked.
+    pub fn unpark(
+        &self,
+        request_state: &str,
+        request: RequestFingerprint,
+    ) -> Result<ModernCall, Unpark> {
+        self.stateless.unpark(request_state, request)
+    }
+
+    /// Ends the shared MCP session of stateless clients if it has been idle
+    /// for `idle` with no stream open and no call waiting; true if it ended.
+    pub(super) fn reap_stateless(&self, now: Instant, idle: Duration) -> bool {
+        let Ok(mut shared) = self.stateless.mcp_session.try_lock() else {
+            return false;
+        };
+        let reapable = shared.as_ref().is_some_and(|mcp_session| {
+            now.duration_since(mcp_session.idle_since()) >= idle
+                && mcp_session.listeners().is_empty()
+        }) && !self.stateless.has_parked();
+        if let (true, Some(mcp_session)) = (reapable, shared.take()) {
+            mcp_session.close();
+        }
+        reapable
+    }
+
+    pub(super) fn touch(&self) {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Whether the session can be dropped from memory: nothing open or
+    /// opening on it, and unused for `idle`.
+    pub(super) fn is_idle(&self, now: Instant, idle: Duration) -> bool {
+        let last_used = *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.opening.load(Ordering::Acquire) == 0
+            && self.mcp_session_count() == 0
+            && self
+                .stateless
+                .mcp_session
+                .try_lock()
+                .is_ok_and(|shared| shared.is_none())
+            && now.duration_since(last_used) >= idle
+    }
+
+    pub(super) fn lock_mcp_sessions(&self) -> MutexGuard<'_, HashMap<String, Arc<McpSession>>> {
+        self.mcp_sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counts an MCP session being opened on a session for as long as it lives.
+pub(super) struct Opening<'a>(&'a Session);
+
+impl<'a> Opening<'a> {
+    pub(super) fn start(session: &'a Session) -> Self {
+        session.opening.fetch_add(1, Ordering::AcqRel);
+        Opening(session)
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.opening.fetch_sub(1, Ordering::AcqRel);
+    }
+}
