@@ -304,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn a_number_in_params_reaches_the_backend_as_the_client_wrote_it() {
+    fn a_number_in_params_reaches_the_backend_as_the_nearest_float_to_what_the_client_wrote() {
         // The nearest float to this integer is 1.2342839450617283e22; a
         // parser one unit in the last place off sent ...285e22 on.
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"big":12342839450617283945061,"f":0.1}}}"#;

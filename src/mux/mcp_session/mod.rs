@@ -411,3 +411,191 @@ impl Drop for McpSession {
         self.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::backend::connections::ConnectionBudget;
+    use crate::backend::limits::BackendLimits;
+    use crate::registry::Registry;
+
+    /// An MCP session over backends that never opened a connection: each
+    /// `(name, prefix, capabilities)` is ready as if its `initialize` had
+    /// declared them, and its client stream is `client`, if any.
+    fn session_over(backends: &[(&str, &str, Value)], client: Option<ClientStream>) -> McpSession {
+        let yaml = backends
+            .iter()
+            .map(|(name, _, _)| format!("  {name}:\n    url: http://127.0.0.1:9/mcp\n"))
+            .collect::<String>();
+        let registry = Registry::parse(
+            &format!("servers:\n{yaml}"),
+            std::path::Path::new("registry.yaml"),
+            |_| None,
+        )
+        .expect("valid registry");
+        let connections = Arc::new(ConnectionBudget::new(8));
+        let signals = Arc::new(Signals::default());
+        *signals.client.lock().expect("unpoisoned") = client;
+        let slots = backends
+            .iter()
+            .enumerate()
+            .map(|(index, (name, prefix, capabilities))| {
+                let server = registry.server(name).expect("listed").clone();
+                let session = BackendSession::new(
+                    server.clone(),
+                    Arc::new(BackendLimits::new(&server, connections.clone())),
+                    None,
+                    reqwest::Client::new().into(),
+                    None,
+                    json!({}),
+                );
+                Arc::new(BackendSlot {
+                    index,
+                    session,
+                    prefix: (*prefix).to_owned(),
+                    state: Mutex::new(SlotState::Ready(Initialized {
+                        capabilities: capabilities.clone(),
+                        instructions: None,
+                    })),
+                    rechecking: AtomicBool::new(false),
+                    closing: AtomicBool::new(false),
+                    listen_later: AtomicBool::new(false),
+                    signals: signals.clone(),
+                })
+            })
+            .collect();
+        McpSession {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            protocol_version: version::LATEST,
+            timings: Timings::default(),
+            backends: slots,
+            tools: tokio::sync::RwLock::new(None),
+            prompts: tokio::sync::RwLock::new(None),
+            pager: Pager::default(),
+            in_flight: Mutex::new(HashMap::new()),
+            signals,
+            last_seen: Mutex::new(Instant::now()),
+            audit: None,
+        }
+    }
+
+    fn received(client: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<Value> {
+        std::iter::from_fn(|| client.try_recv().ok())
+            .map(|bytes| serde_json::from_slice(&bytes).expect("JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn a_uri_routes_by_its_server_part_or_else_to_the_only_backend_with_resources() {
+        let resources = json!({ "resources": {} });
+        let mcp = session_over(
+            &[("a", "a__", resources.clone()), ("b", "b__", json!({}))],
+            None,
+        );
+        assert_eq!(
+            mcp.resolve_uri("b+file:///x").ok(),
+            Some((1, "file:///x".to_owned()))
+        );
+        // Linked from a tool result, without a server part: only `a`
+        // offers resources.
+        assert_eq!(
+            mcp.resolve_uri("file:///y").ok(),
+            Some((0, "file:///y".to_owned()))
+        );
+        let both = session_over(
+            &[("a", "a__", resources.clone()), ("b", "b__", resources)],
+            None,
+        );
+        assert!(matches!(
+            both.resolve_uri("file:///y"),
+            Err(CallError::UnknownResource { uri }) if uri == "file:///y"
+        ));
+        // One backend, not prefixed: URIs pass through as they are.
+        let single = session_over(&[("a", "", json!({}))], None);
+        assert_eq!(
+            single.resolve_uri("a+file:///z").ok(),
+            Some((0, "a+file:///z".to_owned()))
+        );
+    }
+
+    #[tokio::test]
+    async fn backend_requests_reach_the_client_under_ids_of_the_gateway_that_remember_their_backend()
+     {
+        let (sender, mut client) = tokio::sync::mpsc::unbounded_channel();
+        let mcp = session_over(
+            &[("a", "a__", json!({})), ("b", "b__", json!({}))],
+            Some(sender),
+        );
+        let ask = |id: u64| json!({ "jsonrpc": "2.0", "id": id, "method": "roots/list" });
+        for slot in &mcp.backends {
+            slot.pass_to_client(
+                Relayed::Request {
+                    id: json!(7),
+                    message: ask(7),
+                },
+                None,
+            );
+        }
+        let sent = received(&mut client);
+        let ids: Vec<&Value> = sent.iter().map(|message| &message["id"]).collect();
+        // Both backends used id 7; the client sees two different ids.
+        assert_eq!(ids, [&json!("mux-1"), &json!("mux-2")]);
+        let pending = mcp.signals.server_requests.lock().expect("unpoisoned");
+        assert_eq!(pending.get("mux-1"), Some(&(0, json!(7))));
+        assert_eq!(pending.get("mux-2"), Some(&(1, json!(7))));
+    }
+
+    #[tokio::test]
+    async fn a_backend_request_with_no_client_stream_to_take_it_is_not_kept() {
+        let mcp = session_over(&[("a", "a__", json!({}))], None);
+        mcp.backends[0].pass_to_client(
+            Relayed::Request {
+                id: json!(1),
+                message: json!({ "jsonrpc": "2.0", "id": 1, "method": "roots/list" }),
+            },
+            None,
+        );
+        assert!(
+            mcp.signals
+                .server_requests
+                .lock()
+                .expect("unpoisoned")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn list_changes_mark_only_their_own_list_stale_and_updates_get_the_uri_the_client_knows() {
+        let (sender, mut client) = tokio::sync::mpsc::unbounded_channel();
+        let mcp = session_over(&[("a", "a__", json!({}))], Some(sender));
+        let slot = &mcp.backends[0];
+        let notify = |method: &str, params: Value| {
+            Relayed::Notification(json!({ "jsonrpc": "2.0", "method": method, "params": params }))
+        };
+        slot.pass_to_client(
+            notify("notifications/prompts/list_changed", json!({})),
+            None,
+        );
+        assert!(mcp.signals.stale_prompts.load(Ordering::Acquire));
+        assert!(!mcp.signals.stale_tools.load(Ordering::Acquire));
+        slot.pass_to_client(notify("notifications/tools/list_changed", json!({})), None);
+        assert!(mcp.signals.stale_tools.load(Ordering::Acquire));
+        let (answer, mut answered) = tokio::sync::mpsc::unbounded_channel();
+        slot.pass_to_client(
+            notify(
+                "notifications/resources/updated",
+                json!({ "uri": "file:///x" }),
+            ),
+            Some(&answer),
+        );
+        // On the call's answer stream, not the client's own.
+        assert_eq!(
+            received(&mut answered)[0]["params"]["uri"],
+            json!("a+file:///x")
+        );
+        let own = received(&mut client);
+        assert_eq!(own.len(), 2, "the two list changes: {own:?}");
+    }
+}
