@@ -306,7 +306,7 @@ def bench(args, work: Path, processes: Processes) -> int:
         print("## tools/call, one session over one backend")
         print()
         rows = []
-        for connections in (1, 16, 64):
+        for connections in (1, 16, 32, 64):
             runs = {t.name: repeated(n, lambda t=t: wrk(t, connections, d)) for t in targets}
             direct = statistics.fmean(r.p50 for r in runs["backend direct"])
             floor = runs["nginx"]

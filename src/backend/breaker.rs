@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::error::BackendError;
+use crate::mcp::request::Method;
 use crate::registry::BreakerPolicy;
 
 /// The breaker's state as `GET /session/<id>` shows it.
@@ -75,9 +76,10 @@ pub enum Work {
 
 impl Work {
     pub fn of(method: &str) -> Self {
-        match method {
-            "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => Work::Task,
-            _ => Work::Bookkeeping,
+        if Method::parse(method).is_some_and(Method::is_routed_to_one_backend) {
+            Work::Task
+        } else {
+            Work::Bookkeeping
         }
     }
 }
