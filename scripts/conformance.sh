@@ -165,7 +165,7 @@ run_suite() {
 }
 run_suite direct "$FIXTURE_URL"
 run_suite mux "$MUX_URL"
-run_suite modern "$MUX_URL" --suite all --spec-version 2026-07-28
+run_suite stateless "$MUX_URL" --suite all --spec-version 2026-07-28
 
 # Which spec revisions each scenario applies to, as `list` prints them.
 declare -A TAGS=()
@@ -216,7 +216,7 @@ while IFS=$'\t' read -r name verdict reason; do
   pass) ok "$name [2026-07-28 wire]" ;;
   *) not_ok "$name [2026-07-28 wire]" "$reason" ;;
   esac
-done <"$WORK/modern.tsv"
+done <"$WORK/stateless.tsv"
 for name in "${MODERN_SKIPPED[@]}"; do echo "# skipped (needs a 2026-07-28 backend): $name"; done
 
 summary

@@ -275,7 +275,7 @@ run_client mcp-remote-with-token node "$HERE/mcp_remote_client.mjs" "$TOKEN_URL"
   --node-modules "$NODE_MODULES" --backends everything --label "mcp-remote with a session token" \
   --header "Authorization: Bearer $SESSION_TOKEN"
 
-# ---------------------------------------------------------------- stdio and legacy SSE
+# ---------------------------------------------------------------- stdio and HTTP+SSE
 # The reference server again, run by mcp-mux as a child process (stdio) and
 # in its HTTP+SSE mode of revision 2024-11-05, behind one session.
 
@@ -305,7 +305,7 @@ children_of() { pgrep -P "${CHILDREN[$1]}" || true; }
 
 TRANSPORTS_BODY="{\"servers\":[\"everything-stdio\",\"everything-sse\"],\"credentials\":{\"everything-stdio\":{\"api_key\":\"$STDIO_TOKEN\"}}}"
 http POST "$BASE/create-session" "$TRANSPORTS_BODY"
-expect_status "POST /create-session over a stdio and a legacy SSE backend answers 201" 201
+expect_status "POST /create-session over a stdio and an HTTP+SSE backend answers 201" 201
 TRANSPORTS_URL=$BASE/session/$(json_field "$BODY" session_id)/mcp
 before=$(children_of mux)
 open_mcp_session "$TRANSPORTS_URL"

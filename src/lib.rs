@@ -15,7 +15,7 @@
 //! - [`mux`]: the session runtime: MCP sessions (kept in the store), fan-out,
 //!   merged catalogue, routing, the audit trail.
 //! - [`backend`]: one MCP client per backend session (Streamable HTTP, stdio,
-//!   legacy SSE): auth, timeouts, retries, and what all sessions of a backend
+//!   HTTP+SSE): auth, timeouts, retries, and what all sessions of a backend
 //!   share (circuit breaker, call slots).
 //! - [`registry`]: `registry.yaml`, validated once at start.
 //! - [`store`]: sea-orm entities and queries; credentials sealed with AES-256-GCM.

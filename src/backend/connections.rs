@@ -1,6 +1,6 @@
 //! The gateway's budget of backend connections, shared by every backend and
 //! session: each exchange in flight and each long-lived stream (a backend's
-//! own stream, a stdio child, a legacy SSE stream) holds a permit, so that
+//! own stream, a stdio child, an HTTP+SSE stream) holds a permit, so that
 //! no client can make mcp-mux open more sockets than the process can
 //! afford. Streams may take at most half of the budget, so calls always
 //! find room.

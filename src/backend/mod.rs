@@ -1,5 +1,5 @@
 //! One MCP client per backend session: Streamable HTTP with JSON and SSE
-//! answers (or a stdio child process, or the legacy HTTP+SSE transport), the
+//! answers (or a stdio child process, or the HTTP+SSE transport), the
 //! session's credential, a timeout on every call, retries, and transparent
 //! re-initialization when the backend forgets the session.
 
@@ -30,7 +30,7 @@ use crate::registry::ServerConfig;
 use breaker::{Health, Work};
 use http_client::HttpClients;
 use limits::{BackendLimits, SessionShare};
-use transport::{Answer, Phase, Transport};
+use transport::{Phase, Received, Transport};
 
 /// A backend's answer to a request: its result untouched, or its JSON-RPC error.
 #[derive(Debug)]
@@ -281,8 +281,8 @@ impl BackendSession {
     /// Listens on the backend's own stream until the session is closed (the
     /// stream ends with it) or the backend turns out to have none;
     /// reconnects with a growing pause.
-    pub async fn listen(&self, forward: Arc<dyn Fn(Relayed) + Send + Sync>) {
-        self.transport.listen(forward, &self.closed).await;
+    pub async fn listen(&self, to_client: Arc<dyn Fn(Relayed) + Send + Sync>) {
+        self.transport.listen(to_client, &self.closed).await;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -346,8 +346,8 @@ impl BackendSession {
             relay.sent_id.store(id, Ordering::Relaxed);
         }
         match self.transport.send(body, Some(id), phase, relay).await? {
-            Answer::Accepted => Err(self.protocol("answered a request with 202 and no response")),
-            Answer::Message {
+            Received::Accepted => Err(self.protocol("answered a request with 202 and no response")),
+            Received::Message {
                 message,
                 session_id,
             } => {

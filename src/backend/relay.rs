@@ -25,12 +25,12 @@ pub enum Relayed {
 /// request last went out with (retries change it), for cancellation.
 #[derive(Clone)]
 pub struct Relay {
-    pub forward: Arc<dyn Fn(Relayed) + Send + Sync>,
+    pub to_client: Arc<dyn Fn(Relayed) + Send + Sync>,
     pub sent_id: Arc<AtomicU64>,
 }
 
-/// Where a backend's messages that no call takes go: `BackendSession::listen`'s forward.
-pub(super) type Forward = Arc<dyn Fn(Relayed) + Send + Sync>;
+/// Where a backend's messages that no call takes go: `BackendSession::listen`'s `to_client`.
+pub(super) type ToClient = Arc<dyn Fn(Relayed) + Send + Sync>;
 
 /// Answers a request a backend sent on a response stream: `ping` is answered,
 /// anything else refused, so the backend never waits on a client that cannot

@@ -3,11 +3,11 @@
 //! Server-Sent Events codec and the qualified-name rule.
 
 pub mod jsonrpc;
-pub mod modern;
 pub mod naming;
 pub mod nesting;
 pub mod request;
 pub mod sse;
+pub mod stateless;
 pub mod version;
 
 /// Streamable HTTP header naming the MCP session.

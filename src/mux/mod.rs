@@ -28,7 +28,7 @@ pub use mcp_session::{ClientCall, ClientStream, McpSession, Timings, capabilitie
 pub use paging::PAGE_SIZE;
 pub use payload::Payload;
 pub use session::{NewSession, Session};
-pub use stateless::{ModernCall, RequestFingerprint, Step, Unpark, stateless_call_id};
+pub use stateless::{RequestFingerprint, StatelessCall, Step, Unpark, stateless_call_id};
 
 use audit::{AuditContext, AuditTrail};
 use stateless::Stateless;

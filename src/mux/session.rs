@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::error::MuxError;
 use super::mcp_session::McpSession;
-use super::stateless::{ModernCall, RequestFingerprint, Stateless, Unpark};
+use super::stateless::{RequestFingerprint, Stateless, StatelessCall, Unpark};
 use crate::backend::limits::SessionShare;
 use crate::credentials::Credentials;
 use crate::registry::ServerConfig;
@@ -136,7 +136,7 @@ impl Session {
 
     /// Keeps a stateless client's call that awaits its input; returns the
     /// `requestState` that resumes it.
-    pub fn park(&self, call: ModernCall) -> String {
+    pub fn park(&self, call: StatelessCall) -> String {
         self.stateless.park(call)
     }
 
@@ -146,7 +146,7 @@ impl Session {
         &self,
         request_state: &str,
         request: RequestFingerprint,
-    ) -> Result<ModernCall, Unpark> {
+    ) -> Result<StatelessCall, Unpark> {
         self.stateless.unpark(request_state, request)
     }
 

@@ -16,8 +16,8 @@ use super::error::CallError;
 use super::mcp_session::{ClientCall, McpSession};
 use super::payload::Payload;
 use crate::mcp::jsonrpc::{self, ErrorObject};
-use crate::mcp::modern::{LogLevel, RequestMeta, capability_for};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
+use crate::mcp::stateless::{LogLevel, RequestMeta, capability_for};
 
 /// What backends of the shared MCP session are told the client can do:
 /// each request's own capabilities are checked when a backend asks.
@@ -38,14 +38,14 @@ pub(super) struct Stateless {
     /// Locked while the MCP session opens, so concurrent first requests
     /// open it once.
     pub(super) mcp_session: tokio::sync::Mutex<Option<Arc<McpSession>>>,
-    parked: Mutex<HashMap<String, ModernCall>>,
+    parked: Mutex<HashMap<String, StatelessCall>>,
 }
 
 impl Stateless {
     /// Keeps a call that awaits the client's input; returns the
     /// `requestState` that resumes it: 128 random bits, so that no other
     /// client can guess it.
-    pub(super) fn park(&self, mut call: ModernCall) -> String {
+    pub(super) fn park(&self, mut call: StatelessCall) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
         call.parked_at = Instant::now();
         let mut parked = self.lock_parked();
@@ -69,7 +69,7 @@ impl Stateless {
         &self,
         token: &str,
         request: RequestFingerprint,
-    ) -> Result<ModernCall, Unpark> {
+    ) -> Result<StatelessCall, Unpark> {
         let mut parked = self.lock_parked();
         expire(&mut parked);
         match parked.get(token) {
@@ -95,7 +95,7 @@ impl Stateless {
         }
     }
 
-    fn lock_parked(&self) -> MutexGuard<'_, HashMap<String, ModernCall>> {
+    fn lock_parked(&self) -> MutexGuard<'_, HashMap<String, StatelessCall>> {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -110,7 +110,7 @@ pub enum Unpark {
 }
 
 /// Drops (and so cancels) calls the client never came back for.
-fn expire(parked: &mut HashMap<String, ModernCall>) {
+fn expire(parked: &mut HashMap<String, StatelessCall>) {
     parked.retain(|_, call| call.parked_at.elapsed() < PARKED_CALL_TTL);
 }
 
@@ -144,7 +144,7 @@ pub enum Step {
 /// running on the shared MCP session. Dropped before it is done (the
 /// client went away, or never came back with its input), it is cancelled at
 /// the backend.
-pub struct ModernCall {
+pub struct StatelessCall {
     mcp_session: Arc<McpSession>,
     /// The id the call runs under on the shared MCP session: unique, unlike
     /// the ids of different clients.
@@ -161,7 +161,7 @@ pub struct ModernCall {
     parked_at: Instant,
 }
 
-impl ModernCall {
+impl StatelessCall {
     /// Starts a call; its outcome and what the backend sends meanwhile come
     /// from `next`.
     pub fn start(
@@ -189,7 +189,7 @@ impl ModernCall {
             };
             let _ = answer.send(outcome);
         });
-        ModernCall {
+        StatelessCall {
             mcp_session,
             internal_id,
             request,
@@ -304,7 +304,7 @@ impl ModernCall {
     }
 }
 
-impl Drop for ModernCall {
+impl Drop for StatelessCall {
     fn drop(&mut self) {
         if self.finished {
             return;

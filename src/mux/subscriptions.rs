@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use serde_json::{Map, Value, json};
 
 use super::error::CallError;
-use crate::mcp::modern::META_SUBSCRIPTION_ID;
+use crate::mcp::stateless::META_SUBSCRIPTION_ID;
 
 /// Most URIs one `subscriptions/listen` may name: each new one is a request
 /// to a backend.

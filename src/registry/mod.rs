@@ -145,7 +145,7 @@ servers:
     }
 
     #[test]
-    fn stdio_and_legacy_sse_servers_are_accepted() {
+    fn stdio_and_http_sse_servers_are_accepted() {
         let registry = parse(
             r#"
 servers:

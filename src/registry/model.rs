@@ -67,7 +67,7 @@ pub enum Endpoint {
     /// Streamable HTTP (revision 2025-03-26 and later) at `url`.
     StreamableHttp { url: url::Url },
     /// The HTTP+SSE transport of revision 2024-11-05: `url` is the SSE stream.
-    LegacySse { url: url::Url },
+    HttpSse { url: url::Url },
     /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
     Stdio(StdioCommand),
 }
@@ -77,7 +77,7 @@ impl Endpoint {
     pub fn transport(&self) -> Transport {
         match self {
             Endpoint::StreamableHttp { .. } => Transport::StreamableHttp,
-            Endpoint::LegacySse { .. } => Transport::Sse,
+            Endpoint::HttpSse { .. } => Transport::Sse,
             Endpoint::Stdio(_) => Transport::Stdio,
         }
     }
@@ -91,7 +91,7 @@ impl Endpoint {
     pub fn streamable_http_url(&self) -> Option<&url::Url> {
         match self {
             Endpoint::StreamableHttp { url } => Some(url),
-            Endpoint::LegacySse { .. } | Endpoint::Stdio(_) => None,
+            Endpoint::HttpSse { .. } | Endpoint::Stdio(_) => None,
         }
     }
 }

@@ -199,7 +199,7 @@ fn endpoint(server: &RawServer) -> Result<Endpoint, InvalidField> {
         Transport::StreamableHttp => {
             http_url(server, Transport::StreamableHttp).map(|url| Endpoint::StreamableHttp { url })
         }
-        Transport::Sse => http_url(server, Transport::Sse).map(|url| Endpoint::LegacySse { url }),
+        Transport::Sse => http_url(server, Transport::Sse).map(|url| Endpoint::HttpSse { url }),
     }
 }
 
@@ -296,7 +296,7 @@ fn auth(auth: Option<RawAuth>, endpoint: &Endpoint) -> Result<AuthScheme, Invali
     };
     match endpoint {
         Endpoint::Stdio(command) => credential_env(bearer, header, env, command),
-        Endpoint::StreamableHttp { .. } | Endpoint::LegacySse { .. } => {
+        Endpoint::StreamableHttp { .. } | Endpoint::HttpSse { .. } => {
             credential_header(bearer, header, env, endpoint.transport())
         }
     }

@@ -19,7 +19,7 @@ use crate::helpers::*;
 
 const MODERN: &str = "2026-07-28";
 
-/// The `_meta` every modern request carries.
+/// The `_meta` every stateless request carries.
 fn meta(capabilities: Value) -> Value {
     json!({
         "io.modelcontextprotocol/protocolVersion": MODERN,
@@ -28,8 +28,13 @@ fn meta(capabilities: Value) -> Value {
     })
 }
 
-/// POSTs a modern request with the headers that mirror it.
-async fn modern_post(url: &str, id: u64, rpc_method: &str, mut params: Value) -> reqwest::Response {
+/// POSTs a stateless request with the headers that mirror it.
+async fn stateless_post(
+    url: &str,
+    id: u64,
+    rpc_method: &str,
+    mut params: Value,
+) -> reqwest::Response {
     if params.get("_meta").is_none() {
         params["_meta"] = meta(json!({}));
     }
@@ -48,7 +53,7 @@ async fn modern_post(url: &str, id: u64, rpc_method: &str, mut params: Value) ->
         .expect("gateway answers")
 }
 
-async fn modern_client(url: String) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+async fn stateless_client(url: String) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url),
     );
@@ -57,11 +62,11 @@ async fn modern_client(url: String) -> rmcp::service::RunningService<rmcp::RoleC
     };
     ().serve_with_lifecycle(transport, lifecycle)
         .await
-        .expect("a modern rmcp client connects")
+        .expect("a stateless rmcp client connects")
 }
 
 #[tokio::test]
-async fn a_modern_rmcp_client_lists_calls_and_prompts_without_a_handshake() {
+async fn a_stateless_rmcp_client_lists_calls_and_prompts_without_a_handshake() {
     let alpha = spawn_rmcp_backend("alpha", None).await;
     let beta = spawn_rmcp_backend("beta", None).await;
     let app = spawn_app(&registry_yaml(&[
@@ -72,7 +77,7 @@ async fn a_modern_rmcp_client_lists_calls_and_prompts_without_a_handshake() {
     let session = app
         .create_session(json!({ "servers": ["alpha", "beta"] }))
         .await;
-    let client = modern_client(app.mcp_url(&session)).await;
+    let client = stateless_client(app.mcp_url(&session)).await;
 
     let mut names: Vec<String> = client
         .list_all_tools()
@@ -103,13 +108,13 @@ async fn a_modern_rmcp_client_lists_calls_and_prompts_without_a_handshake() {
 }
 
 #[tokio::test]
-async fn discover_and_lists_carry_what_the_modern_revision_requires() {
+async fn discover_and_lists_carry_what_the_stateless_revision_requires() {
     let alpha = spawn_rmcp_backend("alpha", None).await;
     let app = spawn_app(&registry_yaml(&[("alpha", &alpha.url, "")])).await;
     let session = app.create_session(json!({ "servers": ["alpha"] })).await;
     let url = app.mcp_url(&session);
 
-    let response = modern_post(&url, 1, "server/discover", json!({})).await;
+    let response = stateless_post(&url, 1, "server/discover", json!({})).await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("mcp-session-id").is_none());
     let discovered = read_message(response).await;
@@ -132,12 +137,12 @@ async fn discover_and_lists_carry_what_the_modern_revision_requires() {
             .contains("The alpha test backend")
     );
 
-    let listed = read_message(modern_post(&url, 2, "tools/list", json!({})).await).await;
+    let listed = read_message(stateless_post(&url, 2, "tools/list", json!({})).await).await;
     assert_eq!(listed["result"]["ttlMs"], 60_000);
     assert_eq!(listed["result"]["cacheScope"], "private");
     assert_eq!(listed["result"]["resultType"], "complete");
 
-    let called = modern_post(
+    let called = stateless_post(
         &url,
         3,
         "tools/call",
@@ -159,7 +164,7 @@ async fn discover_and_lists_carry_what_the_modern_revision_requires() {
 }
 
 #[tokio::test]
-async fn malformed_modern_requests_are_refused_and_reach_no_backend() {
+async fn malformed_stateless_requests_are_refused_and_reach_no_backend() {
     let backend = mock_backend(
         json!([{ "name": "t", "inputSchema": { "type": "object" } }]),
         false,
@@ -308,7 +313,7 @@ async fn malformed_modern_requests_are_refused_and_reach_no_backend() {
     .into_iter()
     .enumerate()
     {
-        let response = modern_post(&url, 100 + id as u64, removed, json!({})).await;
+        let response = stateless_post(&url, 100 + id as u64, removed, json!({})).await;
         assert_eq!(response.status(), 404, "{removed}");
         let body: Value = response.json().await.expect("JSON-RPC error");
         assert_eq!(body["error"]["code"], -32601);
@@ -331,7 +336,7 @@ async fn a_backend_request_the_client_did_not_declare_is_a_missing_capability() 
     let url = app.mcp_url(&session);
 
     let params = json!({ "name": "oracle__ask", "arguments": { "question": "?" } });
-    let response = modern_post(&url, 7, "tools/call", params).await;
+    let response = stateless_post(&url, 7, "tools/call", params).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("JSON-RPC error");
     assert_eq!(body["id"], 7);
@@ -351,7 +356,7 @@ async fn a_backend_request_the_client_did_not_declare_is_a_missing_capability() 
         "requestState": "0123456789abcdef", "inputResponses": {},
         "_meta": meta(json!({ "sampling": {} })),
     });
-    let body = read_message(modern_post(&url, 8, "tools/call", forged).await).await;
+    let body = read_message(stateless_post(&url, 8, "tools/call", forged).await).await;
     assert_eq!(body["error"]["code"], -32602);
     assert_eq!(
         body["error"]["message"],
@@ -368,7 +373,7 @@ async fn a_backend_request_becomes_input_required_and_the_retry_completes_the_ca
         "name": "oracle__ask", "arguments": { "question": "why?" },
         "_meta": meta(json!({ "sampling": {} })),
     });
-    let first = read_message(modern_post(&url, 1, "tools/call", ask.clone()).await).await;
+    let first = read_message(stateless_post(&url, 1, "tools/call", ask.clone()).await).await;
     let result = &first["result"];
     assert_eq!(result["resultType"], "input_required", "{first}");
     let requests = result["inputRequests"].as_object().expect("inputRequests");
@@ -384,7 +389,7 @@ async fn a_backend_request_becomes_input_required_and_the_retry_completes_the_ca
         "role": "assistant", "model": "m",
         "content": { "type": "text", "text": "because" },
     }});
-    let done = read_message(modern_post(&url, 2, "tools/call", retry.clone()).await).await;
+    let done = read_message(stateless_post(&url, 2, "tools/call", retry.clone()).await).await;
     assert_eq!(done["id"], 2);
     assert_eq!(done["result"]["resultType"], "complete");
     assert_eq!(
@@ -393,7 +398,7 @@ async fn a_backend_request_becomes_input_required_and_the_retry_completes_the_ca
     );
 
     // A state resumes its call once.
-    let again = read_message(modern_post(&url, 3, "tools/call", retry).await).await;
+    let again = read_message(stateless_post(&url, 3, "tools/call", retry).await).await;
     assert_eq!(again["error"]["code"], -32602);
 }
 
@@ -432,7 +437,7 @@ async fn listen_streams_carry_the_changes_each_asked_for() {
         tool_router: ChangingServer::tool_router(),
     })
     .await;
-    let client = modern_client(app.mcp_url(&session)).await;
+    let client = stateless_client(app.mcp_url(&session)).await;
 
     let mut tools = client
         .listen(SubscriptionFilter::builder().tools_list_changed().build())
@@ -477,7 +482,7 @@ async fn the_other_stateless_refusals_name_their_reason() {
         "name": "oracle__ask", "arguments": { "question": "?" },
         "_meta": meta(json!({ "sampling": {} })),
     });
-    let first = read_message(modern_post(&url, 1, "tools/call", ask.clone()).await).await;
+    let first = read_message(stateless_post(&url, 1, "tools/call", ask.clone()).await).await;
     let state = first["result"]["requestState"].clone();
     assert!(state.is_string(), "{first}");
 
@@ -502,7 +507,7 @@ async fn the_other_stateless_refusals_name_their_reason() {
         ("tools/call", other_arguments),
         ("prompts/get", retry.clone()),
     ] {
-        let body = read_message(modern_post(&url, 2, method, mismatch).await).await;
+        let body = read_message(stateless_post(&url, 2, method, mismatch).await).await;
         assert_eq!(
             body["error"],
             json!({
@@ -512,39 +517,39 @@ async fn the_other_stateless_refusals_name_their_reason() {
             "{method}"
         );
     }
-    let done = read_message(modern_post(&url, 2, "tools/call", retry).await).await;
+    let done = read_message(stateless_post(&url, 2, "tools/call", retry).await).await;
     assert_eq!(
         done["result"]["content"][0]["text"], "the model said: because",
         "the state still resumes its own call: {done}"
     );
     let mut numeric = ask.clone();
     numeric["requestState"] = json!(5);
-    let body = read_message(modern_post(&url, 3, "tools/call", numeric).await).await;
+    let body = read_message(stateless_post(&url, 3, "tools/call", numeric).await).await;
     assert_eq!(
         body["error"]["message"],
         "invalid params: \"requestState\" must be a string"
     );
 
     let listen = json!({ "notifications": { "toolsListChanged": "yes" } });
-    let body = read_message(modern_post(&url, 4, "subscriptions/listen", listen).await).await;
+    let body = read_message(stateless_post(&url, 4, "subscriptions/listen", listen).await).await;
     assert_eq!(body["error"]["code"], -32602);
     assert_eq!(
         body["error"]["message"],
         "invalid params: \"notifications.toolsListChanged\" must be a boolean"
     );
 
-    let modern_headers = |request: reqwest::RequestBuilder| {
+    let stateless_headers = |request: reqwest::RequestBuilder| {
         request
             .header("mcp-protocol-version", MODERN)
             .header("accept", "application/json, text/event-stream")
     };
-    let notified = modern_headers(reqwest::Client::new().post(&url))
+    let notified = stateless_headers(reqwest::Client::new().post(&url))
         .json(&json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": {} }))
         .send()
         .await
         .expect("answers");
     assert_eq!(notified.status(), 202);
-    let answered = modern_headers(reqwest::Client::new().post(&url))
+    let answered = stateless_headers(reqwest::Client::new().post(&url))
         .json(&json!({ "jsonrpc": "2.0", "id": 5, "result": {} }))
         .send()
         .await
@@ -603,14 +608,15 @@ async fn a_listen_stream_names_few_uris_and_each_new_one_counts_against_the_rate
     let url = app.mcp_url(&session);
 
     let too_many =
-        read_message(modern_post(&url, 1, "subscriptions/listen", listen_params(33)).await).await;
+        read_message(stateless_post(&url, 1, "subscriptions/listen", listen_params(33)).await)
+            .await;
     assert_eq!(
         too_many["error"],
         json!({ "code": -32602, "message": "invalid params: \"notifications.resourceSubscriptions\" may name at most 32 URIs" })
     );
     // Twenty subscriptions would be twenty requests to the backend: more
     // than the session may send at once.
-    let refused = modern_post(&url, 2, "subscriptions/listen", listen_params(20)).await;
+    let refused = stateless_post(&url, 2, "subscriptions/listen", listen_params(20)).await;
     assert_eq!(refused.status(), 429);
     let message = read_message(refused).await["error"]["message"]
         .as_str()
@@ -622,7 +628,7 @@ async fn a_listen_stream_names_few_uris_and_each_new_one_counts_against_the_rate
     );
     assert_eq!(requests_for(&backend, "resources/subscribe").await, 0);
 
-    let mut listening = modern_post(&url, 3, "subscriptions/listen", listen_params(5)).await;
+    let mut listening = stateless_post(&url, 3, "subscriptions/listen", listen_params(5)).await;
     assert_eq!(listening.status(), 200);
     let acknowledged = listening.chunk().await.expect("read").expect("an event");
     assert!(
@@ -639,7 +645,7 @@ async fn a_session_holds_at_most_64_listen_streams() {
     let url = app.mcp_url(&session);
     let mut open = Vec::new();
     for id in 0..64 {
-        let mut listening = modern_post(&url, id, "subscriptions/listen", json!({})).await;
+        let mut listening = stateless_post(&url, id, "subscriptions/listen", json!({})).await;
         assert_eq!(listening.status(), 200);
         listening
             .chunk()
@@ -648,7 +654,7 @@ async fn a_session_holds_at_most_64_listen_streams() {
             .expect("acknowledged");
         open.push(listening);
     }
-    let refused = modern_post(&url, 64, "subscriptions/listen", json!({})).await;
+    let refused = stateless_post(&url, 64, "subscriptions/listen", json!({})).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_eq!(
@@ -662,7 +668,7 @@ async fn a_session_holds_at_most_64_listen_streams() {
     drop(open.pop());
     assert!(
         eventually(|| async {
-            modern_post(&url, 65, "subscriptions/listen", json!({}))
+            stateless_post(&url, 65, "subscriptions/listen", json!({}))
                 .await
                 .status()
                 == 200

@@ -87,7 +87,7 @@ async fn a_backend_asks_a_stateless_clients_model_through_input_required_rounds(
     let client = ModelClient
         .serve_with_lifecycle(transport, lifecycle)
         .await
-        .expect("a modern rmcp client connects");
+        .expect("a stateless rmcp client connects");
     for question in ["first?", "second?"] {
         let arguments = json!({ "question": question }).as_object().cloned();
         let mut call = CallToolRequestParams::new("oracle__ask");

@@ -356,7 +356,7 @@ async fn a_stdio_backend_asks_the_clients_model_during_a_call() {
     client.cancel().await.expect("client closes");
 }
 
-// ---------------------------------------------------------------- legacy SSE
+// ---------------------------------------------------------------- HTTP+SSE
 
 /// What the legacy backend does when a client GETs its event stream.
 #[derive(Clone)]
@@ -394,19 +394,19 @@ struct LegacyState {
 /// message, answered 202, whose response comes as a `message` event on the
 /// stream. Behind each stream runs the rmcp `EchoServer` labelled `legacy`,
 /// spoken to in newline-delimited JSON over an in-memory pipe.
-struct LegacySseBackend {
+struct HttpSseBackend {
     url: String,
     state: Arc<LegacyState>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for LegacySseBackend {
+impl Drop for HttpSseBackend {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl LegacySseBackend {
+impl HttpSseBackend {
     async fn start(opening: Opening, bearer: Option<&'static str>) -> Self {
         let state = Arc::new(LegacyState {
             opening,
@@ -425,7 +425,7 @@ impl LegacySseBackend {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        LegacySseBackend {
+        HttpSseBackend {
             url: format!("http://{address}/sse"),
             state,
             task,
@@ -554,7 +554,7 @@ async fn take_message(
     }
 }
 
-fn legacy_registry(backend: &LegacySseBackend, extra: &str) -> String {
+fn legacy_registry(backend: &HttpSseBackend, extra: &str) -> String {
     let mut yaml = format!(
         "servers:\n  old:\n    transport: sse\n    url: {}\n",
         backend.url
@@ -566,7 +566,7 @@ fn legacy_registry(backend: &LegacySseBackend, extra: &str) -> String {
 }
 
 async fn legacy_session(
-    backend: &LegacySseBackend,
+    backend: &HttpSseBackend,
     extra: &str,
     credentials: Value,
 ) -> (TestApp, RawMcp) {
@@ -579,8 +579,8 @@ async fn legacy_session(
 }
 
 #[tokio::test]
-async fn tools_of_a_legacy_sse_backend_are_listed_and_called_with_the_credential() {
-    let backend = LegacySseBackend::start(Opening::Endpoint, Some("t0ken")).await;
+async fn tools_of_a_http_sse_backend_are_listed_and_called_with_the_credential() {
+    let backend = HttpSseBackend::start(Opening::Endpoint, Some("t0ken")).await;
     let (_app, mut mcp) = legacy_session(
         &backend,
         "auth: { type: bearer }",
@@ -597,8 +597,8 @@ async fn tools_of_a_legacy_sse_backend_are_listed_and_called_with_the_credential
 }
 
 #[tokio::test]
-async fn a_dropped_legacy_sse_stream_is_reopened_by_the_next_request() {
-    let backend = LegacySseBackend::start(Opening::Endpoint, None).await;
+async fn a_dropped_http_sse_stream_is_reopened_by_the_next_request() {
+    let backend = HttpSseBackend::start(Opening::Endpoint, None).await;
     let (_app, mut mcp) = legacy_session(&backend, "", json!({})).await;
     let answer = mcp.call_tool("old__echo", json!({ "text": "one" })).await;
     assert_eq!(first_text(&answer), "legacy: one");
@@ -610,7 +610,7 @@ async fn a_dropped_legacy_sse_stream_is_reopened_by_the_next_request() {
 
 /// The error a call gets when the legacy backend could not be opened.
 async fn legacy_failure(opening: Opening, credential: Option<&str>) -> String {
-    let backend = LegacySseBackend::start(opening, Some("t0ken")).await;
+    let backend = HttpSseBackend::start(opening, Some("t0ken")).await;
     let (_app, mut mcp) = legacy_session(
         &backend,
         "auth: { type: bearer }",
@@ -638,7 +638,7 @@ async fn an_endpoint_event_naming_another_origin_is_refused() {
 }
 
 #[tokio::test]
-async fn a_legacy_sse_backend_that_breaks_the_transport_is_reported_exactly() {
+async fn a_http_sse_backend_that_breaks_the_transport_is_reported_exactly() {
     let cases = [
         (
             Opening::EndpointData("http://[::1"),
@@ -663,7 +663,7 @@ async fn a_legacy_sse_backend_that_breaks_the_transport_is_reported_exactly() {
 }
 
 #[tokio::test]
-async fn a_legacy_sse_backend_that_refuses_the_credential_is_reported() {
+async fn a_http_sse_backend_that_refuses_the_credential_is_reported() {
     assert_eq!(
         legacy_failure(Opening::Endpoint, Some("wrong")).await,
         "backend \"old\" refused the session's credential (HTTP 401)"

@@ -1,5 +1,5 @@
 //! The transports that carry every message over one duplex connection, a
-//! stdio child process or a legacy HTTP+SSE stream: messages go out through
+//! stdio child process or an HTTP+SSE stream: messages go out through
 //! one writer, and a reader routes each response to the call waiting on its
 //! id and everything else (notifications, requests from the backend) to the
 //! call it concerns or to the session's listener.
@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::exchange::{Answer, Phase};
+use super::exchange::{Phase, Received};
 use crate::backend::connections::{ConnectionBudget, ConnectionPermit};
 use crate::backend::deadline::Deadline;
 use crate::backend::error::BackendError;
-use crate::backend::relay::{Forward, Relay, Relayed, answer_to_server_request};
+use crate::backend::relay::{Relay, Relayed, ToClient, answer_to_server_request};
 use crate::mcp::jsonrpc::{self, IncomingMessage};
 use crate::registry::ServerConfig;
 
@@ -34,8 +34,8 @@ pub(crate) struct Ends {
 }
 
 /// How a transport of this kind opens a connection: a stdio child process
-/// or a legacy SSE stream. A trait rather than an enum so that each channel
-/// transport is a type of its own, `Channel<Stdio>` or `Channel<LegacySse>`,
+/// or an HTTP+SSE stream. A trait rather than an enum so that each channel
+/// transport is a type of its own, `Channel<Stdio>` or `Channel<HttpSse>`,
 /// dispatched statically.
 pub(crate) trait Open {
     /// The open files one connection holds, counted against the gateway's
@@ -58,7 +58,7 @@ pub(crate) struct Channel<O> {
     server: Arc<ServerConfig>,
     opener: O,
     link: Mutex<Option<Arc<Link>>>,
-    listener: Arc<Mutex<Option<Forward>>>,
+    listener: Arc<Mutex<Option<ToClient>>>,
     /// Set once the backend session is closed for good.
     ended: watch::Sender<bool>,
     connections: Arc<ConnectionBudget>,
@@ -91,7 +91,7 @@ impl<O: Open> Channel<O> {
         expected_id: Option<u64>,
         phase: Phase,
         relay: Option<&Relay>,
-    ) -> Result<Answer, BackendError> {
+    ) -> Result<Received, BackendError> {
         let deadline = Arc::new(Deadline::start(
             self.server.timeout,
             self.server.max_timeout,
@@ -121,7 +121,7 @@ impl<O: Open> Channel<O> {
         relay: Option<&Relay>,
         deadline: &Arc<Deadline>,
         used: &mut Option<Arc<Link>>,
-    ) -> Result<Answer, BackendError> {
+    ) -> Result<Received, BackendError> {
         let link = match phase {
             Phase::Initialize => self.connect().await?,
             Phase::InSession => self.current().ok_or_else(|| self.expired())?,
@@ -129,14 +129,14 @@ impl<O: Open> Channel<O> {
         *used = Some(link.clone());
         let Some(id) = expected_id else {
             link.write(body).await?;
-            return Ok(Answer::Accepted);
+            return Ok(Received::Accepted);
         };
         let message = link.call(id, body, relay, deadline).await?;
         // A backend that refused initialize has no use for its connection.
         if phase == Phase::Initialize && message.error.is_some() {
             self.drop_link(&link);
         }
-        Ok(Answer::Message {
+        Ok(Received::Message {
             message,
             session_id: None,
         })
@@ -160,11 +160,11 @@ impl<O: Open> Channel<O> {
         self.lock_link().clone().filter(|link| !link.is_lost())
     }
 
-    /// Makes `listen` forward what no call takes to `forward`, until the
-    /// backend session is closed for good; connections opened later forward
+    /// Makes `listen` pass what no call takes to `to_client`, until the
+    /// backend session is closed for good; connections opened later pass
     /// there too.
-    pub(super) async fn listen(&self, forward: Forward) {
-        *lock(&self.listener) = Some(forward);
+    pub(super) async fn listen(&self, to_client: ToClient) {
+        *lock(&self.listener) = Some(to_client);
         let mut ended = self.ended.subscribe();
         let _ = ended.wait_for(|ended| *ended).await;
         *lock(&self.listener) = None;
@@ -238,14 +238,14 @@ pub(crate) struct Link {
     server: String,
     outbox: Mutex<Option<mpsc::UnboundedSender<Outgoing>>>,
     state: Mutex<LinkState>,
-    listener: Arc<Mutex<Option<Forward>>>,
+    listener: Arc<Mutex<Option<ToClient>>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl Link {
     fn new(
         server: String,
-        listener: Arc<Mutex<Option<Forward>>>,
+        listener: Arc<Mutex<Option<ToClient>>>,
         connection: ConnectionPermit,
     ) -> (Arc<Self>, Ends) {
         let (outbox, outgoing) = mpsc::unbounded_channel();
@@ -391,14 +391,14 @@ impl Link {
             .lock_state()
             .pending
             .values()
-            .filter_map(|pending| pending.relay.as_ref().map(|relay| relay.forward.clone()))
+            .filter_map(|pending| pending.relay.as_ref().map(|relay| relay.to_client.clone()))
             .collect();
         let target = match relaying.as_slice() {
             [only] => Some(only.clone()),
             _ => lock(&self.listener).clone(),
         };
         match target {
-            Some(forward) => forward(Relayed::Request { id, message }),
+            Some(to_client) => to_client(Relayed::Request { id, message }),
             None => {
                 self.enqueue(Outgoing {
                     bytes: answer_to_server_request(&id, method),
@@ -419,11 +419,11 @@ impl Link {
                     .values()
                     .find(|pending| pending.progress_token.as_ref() == Some(token))?;
                 pending.deadline.extend();
-                pending.relay.as_ref().map(|relay| relay.forward.clone())
+                pending.relay.as_ref().map(|relay| relay.to_client.clone())
             });
         let target = progress_of_a_call.or_else(|| lock(&self.listener).clone());
         match target {
-            Some(forward) => forward(Relayed::Notification(message)),
+            Some(to_client) => to_client(Relayed::Notification(message)),
             None => {
                 tracing::debug!(server = %self.server, method, "no one listens; a backend notification is dropped")
             }

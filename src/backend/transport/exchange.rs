@@ -1,6 +1,6 @@
 //! What one exchange means on every transport: whether the message opens the
-//! backend session or runs inside it, what the backend answered, and the
-//! largest answer taken.
+//! backend session or runs inside it, what came back from the backend, and
+//! the largest reply taken.
 
 use reqwest::header::HeaderValue;
 
@@ -17,8 +17,8 @@ pub(crate) enum Phase {
     InSession,
 }
 
-/// Outcome of one exchange.
-pub(crate) enum Answer {
+/// What one exchange received from the backend.
+pub(crate) enum Received {
     /// A notification or response was accepted (202).
     Accepted,
     Message {

@@ -1,12 +1,12 @@
 //! How messages reach a backend, one file per transport behind
-//! [`Transport`]: Streamable HTTP POSTs each message; stdio and legacy
-//! HTTP+SSE carry every message over one connection, a `Channel`. What the
+//! [`Transport`]: Streamable HTTP POSTs each message; stdio and HTTP+SSE
+//! carry every message over one connection, a `Channel`. What the
 //! two HTTP transports share is in `http`.
 
 mod channel;
 mod exchange;
 mod http;
-mod legacy_sse;
+mod http_sse;
 mod stdio;
 mod streamable_http;
 
@@ -16,16 +16,16 @@ use reqwest::header::HeaderValue;
 use secrecy::SecretString;
 use tokio::sync::watch;
 
-pub(super) use exchange::{Answer, Phase};
+pub(super) use exchange::{Phase, Received};
 
 use crate::backend::connections::ConnectionBudget;
 use crate::backend::error::BackendError;
 use crate::backend::http_client::HttpClients;
-use crate::backend::relay::{Forward, Relay};
+use crate::backend::relay::{Relay, ToClient};
 use crate::registry::{Endpoint, ServerConfig};
 use channel::Channel;
 use http::Http;
-use legacy_sse::LegacySse;
+use http_sse::HttpSse;
 use stdio::Stdio;
 use streamable_http::StreamableHttp;
 
@@ -34,7 +34,7 @@ use streamable_http::StreamableHttp;
 /// one `match`, without a trait object.
 pub(super) enum Transport {
     StreamableHttp(StreamableHttp),
-    LegacySse(Channel<LegacySse>),
+    HttpSse(Channel<HttpSse>),
     Stdio(Channel<Stdio>),
 }
 
@@ -53,10 +53,10 @@ impl Transport {
                 let http = Http::new(server.clone(), clients, credential, connections);
                 Transport::StreamableHttp(StreamableHttp::new(http, url.clone()))
             }
-            Endpoint::LegacySse { url } => {
+            Endpoint::HttpSse { url } => {
                 let http = Http::new(server.clone(), clients, credential, connections.clone());
-                let sse = LegacySse::new(http, url.clone());
-                Transport::LegacySse(Channel::new(server.clone(), sse, connections))
+                let sse = HttpSse::new(http, url.clone());
+                Transport::HttpSse(Channel::new(server.clone(), sse, connections))
             }
             Endpoint::Stdio(command) => {
                 let stdio = Stdio::new(server.clone(), command.clone(), credential);
@@ -74,14 +74,14 @@ impl Transport {
         expected_id: Option<u64>,
         phase: Phase,
         relay: Option<&Relay>,
-    ) -> Result<Answer, BackendError> {
+    ) -> Result<Received, BackendError> {
         // Boxed, so that the retries, deadlines and races that hold this
         // future stay small (see `McpSession::handle_request`).
         match self {
             Transport::StreamableHttp(http) => {
                 Box::pin(http.post(body, expected_id, phase, relay)).await
             }
-            Transport::LegacySse(channel) => {
+            Transport::HttpSse(channel) => {
                 Box::pin(channel.exchange(body, expected_id, phase, relay)).await
             }
             Transport::Stdio(channel) => {
@@ -96,7 +96,7 @@ impl Transport {
     pub(super) fn enter_session(&self, session_id: Option<HeaderValue>, protocol_version: &str) {
         match self {
             Transport::StreamableHttp(http) => http.enter_session(session_id, protocol_version),
-            Transport::LegacySse(_) | Transport::Stdio(_) => {}
+            Transport::HttpSse(_) | Transport::Stdio(_) => {}
         }
     }
 
@@ -106,19 +106,19 @@ impl Transport {
     pub(super) async fn end_session(&self, for_good: bool) {
         match self {
             Transport::StreamableHttp(http) => http.end_session().await,
-            Transport::LegacySse(channel) => channel.disconnect(for_good),
+            Transport::HttpSse(channel) => channel.disconnect(for_good),
             Transport::Stdio(channel) => channel.disconnect(for_good),
         }
     }
 
-    /// Hands what the backend sends outside any request to `forward` until
+    /// Hands what the backend sends outside any request to `to_client` until
     /// the session is `closed`.
-    pub(super) async fn listen(&self, forward: Forward, closed: &watch::Sender<bool>) {
+    pub(super) async fn listen(&self, to_client: ToClient, closed: &watch::Sender<bool>) {
         match self {
-            Transport::StreamableHttp(http) => http.listen(forward, closed).await,
+            Transport::StreamableHttp(http) => http.listen(to_client, closed).await,
             // `close` ends a channel's listening through `end_session`.
-            Transport::LegacySse(channel) => channel.listen(forward).await,
-            Transport::Stdio(channel) => channel.listen(forward).await,
+            Transport::HttpSse(channel) => channel.listen(to_client).await,
+            Transport::Stdio(channel) => channel.listen(to_client).await,
         }
     }
 }

@@ -12,11 +12,11 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::exchange::{Answer, MAX_RESPONSE_BYTES, Phase};
+use super::exchange::{MAX_RESPONSE_BYTES, Phase, Received};
 use super::http::{Http, SessionHeaders, describe, is_event_stream, read_limited};
 use crate::backend::deadline::Deadline;
 use crate::backend::error::BackendError;
-use crate::backend::relay::{Forward, Relay, Relayed, answer_to_server_request};
+use crate::backend::relay::{Relay, Relayed, ToClient, answer_to_server_request};
 use crate::mcp::jsonrpc::IncomingMessage;
 use crate::mcp::sse::SseDecoder;
 use crate::mcp::{LAST_EVENT_ID_HEADER, SESSION_ID_HEADER};
@@ -42,8 +42,8 @@ pub(crate) struct StreamableHttp {
 
 /// How reading one stream connection ended.
 enum StreamEnd {
-    Answer(IncomingMessage),
-    /// The connection ended or broke before the answer.
+    Reply(IncomingMessage),
+    /// The connection ended or broke before the reply.
     Lost(String),
 }
 
@@ -72,7 +72,7 @@ impl StreamableHttp {
         expected_id: Option<u64>,
         phase: Phase,
         relay: Option<&Relay>,
-    ) -> Result<Answer, BackendError> {
+    ) -> Result<Received, BackendError> {
         let headers = match phase {
             // initialize opens a new backend session: it carries neither the
             // old session's id nor a negotiated version.
@@ -126,7 +126,7 @@ impl StreamableHttp {
         expected_id: Option<u64>,
         headers: SessionHeaders,
         relay: Option<&Relay>,
-    ) -> Result<Answer, BackendError> {
+    ) -> Result<Received, BackendError> {
         let _connection = self
             .http
             .connections
@@ -150,7 +150,7 @@ impl StreamableHttp {
         headers: SessionHeaders,
         relay: Option<&Relay>,
         deadline: &Deadline,
-    ) -> Result<Answer, BackendError> {
+    ) -> Result<Received, BackendError> {
         let request = self
             .http
             .request(Method::POST, self.url.clone())
@@ -170,10 +170,10 @@ impl StreamableHttp {
                 .await);
         }
         let Some(expected_id) = expected_id else {
-            return Ok(Answer::Accepted);
+            return Ok(Received::Accepted);
         };
         if status == reqwest::StatusCode::ACCEPTED {
-            return Ok(Answer::Accepted);
+            return Ok(Received::Accepted);
         }
         let issued_session = response.headers().get(SESSION_ID_HEADER).cloned();
         let message = if is_event_stream(response.headers()) {
@@ -196,7 +196,7 @@ impl StreamableHttp {
             }
             message
         };
-        Ok(Answer::Message {
+        Ok(Received::Message {
             message,
             session_id: issued_session,
         })
@@ -227,7 +227,7 @@ impl StreamableHttp {
             )
             .await?
         {
-            StreamEnd::Answer(message) => return Ok(message),
+            StreamEnd::Reply(message) => return Ok(message),
             StreamEnd::Lost(reason) => reason,
         };
         for _ in 0..MAX_RESUMPTIONS {
@@ -254,7 +254,7 @@ impl StreamableHttp {
                 )
                 .await?
             {
-                StreamEnd::Answer(message) => return Ok(message),
+                StreamEnd::Reply(message) => return Ok(message),
                 StreamEnd::Lost(reason) => reason,
             };
         }
@@ -296,13 +296,13 @@ impl StreamableHttp {
                 }
                 match (&message.method, &message.id, relay) {
                     (None, Some(id), _) if id.as_u64() == Some(expected_id) => {
-                        return Ok(StreamEnd::Answer(message));
+                        return Ok(StreamEnd::Reply(message));
                     }
                     (Some(_), _, Some(relay)) => {
                         let whole: Value = serde_json::from_str(&event.data).map_err(|_| {
                             self.http.protocol("event data is not a JSON-RPC message")
                         })?;
-                        (relay.forward)(match message.id {
+                        (relay.to_client)(match message.id {
                             Some(id) => Relayed::Request { id, message: whole },
                             None => Relayed::Notification(whole),
                         });
@@ -331,18 +331,18 @@ impl StreamableHttp {
     /// Listens on the backend's own stream until the session is `closed`
     /// (the stream ends with it) or the backend turns out to have none;
     /// reconnects with a growing pause.
-    pub(super) async fn listen(&self, forward: Forward, closed: &watch::Sender<bool>) {
+    pub(super) async fn listen(&self, to_client: ToClient, closed: &watch::Sender<bool>) {
         let mut closing = closed.subscribe();
         tokio::select! {
-            () = self.listen_until_gone(forward, closed) => {}
+            () = self.listen_until_gone(to_client, closed) => {}
             _ = closing.wait_for(|closed| *closed) => {}
         }
     }
 
-    async fn listen_until_gone(&self, forward: Forward, closed: &watch::Sender<bool>) {
+    async fn listen_until_gone(&self, to_client: ToClient, closed: &watch::Sender<bool>) {
         let mut pause = LISTEN_PAUSE;
         while !*closed.borrow() {
-            match self.listen_once(forward.as_ref()).await {
+            match self.listen_once(to_client.as_ref()).await {
                 Ok(false) => return,
                 Ok(true) => pause = LISTEN_PAUSE,
                 Err(error) => {
@@ -360,7 +360,7 @@ impl StreamableHttp {
     /// The stream holds one of the gateway's backend connections while open.
     async fn listen_once(
         &self,
-        forward: &(dyn Fn(Relayed) + Send + Sync),
+        to_client: &(dyn Fn(Relayed) + Send + Sync),
     ) -> Result<bool, BackendError> {
         let server = &self.http.server;
         let _connection = self.http.connections.for_stream(&server.name, 1)?;
@@ -399,7 +399,7 @@ impl StreamableHttp {
             for event in events {
                 match serde_json::from_str::<Value>(&event.data) {
                     Ok(message) if message.get("method").is_some() => {
-                        forward(match message.get("id") {
+                        to_client(match message.get("id") {
                             Some(id) => Relayed::Request {
                                 id: id.clone(),
                                 message: message.clone(),

@@ -66,7 +66,7 @@ impl McpSession {
             Ok(route) => {
                 params.insert("name".into(), Value::String(route.name));
                 let outcome = self
-                    .forward(
+                    .send_to_backend(
                         route.backend,
                         kind.use_method().as_str(),
                         params,
@@ -173,7 +173,7 @@ impl McpSession {
         let (index, original) = self.resolve_uri(&uri)?;
         params.insert("uri".into(), Value::String(original));
         let reply = self
-            .forward(index, method.as_str(), params, Replay::Safe, call)
+            .send_to_backend(index, method.as_str(), params, Replay::Safe, call)
             .await?;
         Ok((index, reply))
     }
@@ -240,7 +240,7 @@ impl McpSession {
         };
         params.insert("ref".into(), Value::Object(reference));
         passed_on(
-            self.forward(
+            self.send_to_backend(
                 index,
                 Method::CompletionComplete.as_str(),
                 params,

@@ -28,7 +28,7 @@ use crate::backend::{
 };
 use crate::mcp::jsonrpc;
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
-use crate::mcp::{modern, version};
+use crate::mcp::{stateless, version};
 use slot::{BackendSlot, OpeningGuard, SlotState};
 pub use to_client::ClientStream;
 use to_client::Signals;
@@ -167,7 +167,7 @@ impl McpSession {
         let result = json!({
             "protocolVersion": protocol_version,
             "capabilities": capabilities(),
-            "serverInfo": modern::server_info(),
+            "serverInfo": stateless::server_info(),
             "instructions": mcp_session.instructions(),
         });
         (mcp_session, result)
@@ -294,17 +294,17 @@ impl McpSession {
                 let Some((index, sent_id)) = target else {
                     return;
                 };
-                let mut forwarded = json!({ "requestId": sent_id.load(Ordering::Relaxed) });
+                let mut cancellation = json!({ "requestId": sent_id.load(Ordering::Relaxed) });
                 if let Some(reason) = reason {
-                    forwarded["reason"] = reason;
+                    cancellation["reason"] = reason;
                 }
                 let slot = &self.backends[index];
                 if let Err(error) = slot
                     .session
-                    .notify(ClientNotification::CANCELLED, Some(&forwarded))
+                    .notify(ClientNotification::CANCELLED, Some(&cancellation))
                     .await
                 {
-                    tracing::debug!(server = slot.name(), %error, "could not forward a cancellation");
+                    tracing::debug!(server = slot.name(), %error, "could not pass a cancellation on");
                 }
             }
             ClientNotification::RootsListChanged => {
@@ -348,7 +348,7 @@ impl McpSession {
 
     /// Sends a request to backend `index`, relaying what it sends meanwhile
     /// to the client's stream, and keeping the request cancellable.
-    async fn forward(
+    async fn send_to_backend(
         &self,
         index: usize,
         method: &str,
@@ -360,7 +360,7 @@ impl McpSession {
         slot.availability(self.timings.recheck_interval)?;
         let sent_id = Arc::new(AtomicU64::new(0));
         let relay = call.stream.clone().map(|client| Relay {
-            forward: {
+            to_client: {
                 let slot = slot.clone();
                 Arc::new(move |relayed: Relayed| slot.pass_to_client(relayed, Some(&client)))
             },

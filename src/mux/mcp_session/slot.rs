@@ -88,9 +88,9 @@ impl BackendSlot {
         if self.listen_later.swap(false, Ordering::SeqCst) {
             tokio::spawn(async move {
                 let slot = self.clone();
-                let forward: Arc<dyn Fn(Relayed) + Send + Sync> =
+                let to_client: Arc<dyn Fn(Relayed) + Send + Sync> =
                     Arc::new(move |relayed| slot.pass_to_client(relayed, None));
-                self.session.listen(forward).await;
+                self.session.listen(to_client).await;
             });
         }
     }

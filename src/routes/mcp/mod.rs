@@ -1,10 +1,10 @@
 //! The session's MCP endpoint, `/session/<id>/mcp`, over Streamable HTTP:
 //! transport rules (Origin, session and version headers, status codes) here,
 //! method handling in the mux. Legacy clients (`initialize`, then an
-//! `Mcp-Session-Id`) are served here, stateless 2026-07-28 ones in `modern`.
+//! `Mcp-Session-Id`) are served here, stateless 2026-07-28 ones in `stateless`.
 
 mod answer;
-mod modern;
+mod stateless;
 
 use std::sync::Arc;
 
@@ -97,9 +97,9 @@ async fn handle_post(
         Refusal::new(StatusCode::BAD_REQUEST, error.code(), error.to_string()).with_id(id.as_ref())
     })?;
 
-    if modern::is_modern(request, &message) {
+    if stateless::is_stateless(request, &message) {
         let session = find_session(request, path, mux).await?;
-        return modern::handle(request, mux, session, message).await;
+        return stateless::handle(request, mux, session, message).await;
     }
     if let Message::Request(initialize) = &message
         && initialize.method == Method::Initialize.as_str()

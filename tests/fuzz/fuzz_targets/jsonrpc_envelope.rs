@@ -1,6 +1,6 @@
 //! A POST body on the MCP endpoint, through the steps `handle_post` takes
 //! before any I/O: decode, refuse batches, find the id, classify the
-//! envelope, check a modern request's `_meta`; and the same bytes as a
+//! envelope, check a stateless request's `_meta`; and the same bytes as a
 //! backend's answer. Nothing may panic, and what is parsed and written back
 //! must hold to the envelope rules.
 
@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use mcp_mux::mcp::jsonrpc::{
     self, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, IncomingMessage, Message,
 };
-use mcp_mux::mcp::modern;
+use mcp_mux::mcp::stateless;
 use serde_json::Value;
 
 fuzz_target!(|body: &[u8]| {
@@ -37,7 +37,7 @@ fuzz_target!(|body: &[u8]| {
             assert!(!request.method.is_empty());
             assert!(request.params.as_ref().is_none_or(Value::is_object));
             check_request_round_trip(&request);
-            check_modern(&request);
+            check_stateless(&request);
             let answer = written(jsonrpc::result_response(&request.id, &value));
             assert_eq!(answer["id"], request.id);
             assert_eq!(answer["result"], value);
@@ -100,41 +100,41 @@ fn check_request_round_trip(request: &jsonrpc::Request) {
 
 /// The checks of a 2026-07-28 request, with its headers mirroring the body
 /// and without headers; `_meta` stripped for a legacy backend keeps none of
-/// the modern keys.
-fn check_modern(request: &jsonrpc::Request) {
+/// the stateless keys.
+fn check_stateless(request: &jsonrpc::Request) {
     let params = request.params.as_ref();
-    let declared = modern::declared_version(params).and_then(Value::as_str);
+    let declared = stateless::declared_version(params).and_then(Value::as_str);
     let name = params
         .and_then(|p| p.get("name").or_else(|| p.get("uri")))
         .and_then(Value::as_str);
     let mirrored = |header: &str| match header {
         mcp_mux::mcp::PROTOCOL_VERSION_HEADER => declared,
-        modern::METHOD_HEADER => Some(request.method.as_str()),
-        modern::NAME_HEADER => name,
+        stateless::METHOD_HEADER => Some(request.method.as_str()),
+        stateless::NAME_HEADER => name,
         _ => None,
     };
-    let checked = modern::check_request(&request.method, params, mirrored);
+    let checked = stateless::check_request(&request.method, params, mirrored);
     if let Err(refused) = &checked {
         let _ = (refused.code(), refused.data(), refused.to_string());
     }
     if checked.is_ok() {
-        assert_eq!(declared, Some(modern::VERSION), "another revision passed");
+        assert_eq!(declared, Some(stateless::VERSION), "another revision passed");
     }
-    let unheaded = modern::check_request(&request.method, params, |_| None);
-    assert!(unheaded.is_err(), "a modern request passed without headers");
+    let unheaded = stateless::check_request(&request.method, params, |_| None);
+    assert!(unheaded.is_err(), "a stateless request passed without headers");
     if let Some(name) = name {
-        let _ = modern::decode_header_value(name);
+        let _ = stateless::decode_header_value(name);
     }
     if let Some(Value::Object(params)) = &request.params {
         let mut stripped = params.clone();
-        modern::strip_request_meta(&mut stripped);
+        stateless::strip_request_meta(&mut stripped);
         if let Some(Value::Object(meta)) = stripped.get("_meta") {
             assert!(!meta.is_empty(), "an empty _meta was left behind");
             for key in [
-                modern::META_PROTOCOL_VERSION,
-                modern::META_CLIENT_INFO,
-                modern::META_CLIENT_CAPABILITIES,
-                modern::META_LOG_LEVEL,
+                stateless::META_PROTOCOL_VERSION,
+                stateless::META_CLIENT_INFO,
+                stateless::META_CLIENT_CAPABILITIES,
+                stateless::META_LOG_LEVEL,
             ] {
                 assert!(!meta.contains_key(key), "{key} was left in _meta");
             }

@@ -14,13 +14,13 @@ use super::answer::{
     Refusal, accepts_event_stream, answer_builder, sse_response, to_jsonrpc_error,
 };
 use crate::mcp::jsonrpc::{self, ErrorObject, METHOD_NOT_FOUND, Message};
-use crate::mcp::modern::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
 use crate::mcp::request::{ClientRequest, Method};
+use crate::mcp::stateless::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, sse};
 use crate::mux::subscriptions::{self, Filter};
 use crate::mux::{
-    CallError, ClientCall, McpSession, ModernCall, Mux, Payload, RequestFingerprint, Session, Step,
-    Unpark,
+    CallError, ClientCall, McpSession, Mux, Payload, RequestFingerprint, Session, StatelessCall,
+    Step, Unpark,
 };
 use crate::routes::error::ApiError;
 use crate::routes::rate_limit::charge_session_rate;
@@ -28,21 +28,23 @@ use crate::routes::rate_limit::charge_session_rate;
 /// How often a quiet `subscriptions/listen` stream gets a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 
-/// Whether a POST belongs to the modern era: a request whose `_meta` names
+/// Whether a POST belongs to the stateless era: a request whose `_meta` names
 /// a revision (legacy clients never put one there), or, with no MCP
 /// session, a message other than `initialize` whose `MCP-Protocol-Version`
-/// header names the modern one. An `initialize` without that `_meta` is
+/// header names the stateless one. An `initialize` without that `_meta` is
 /// legacy whatever its header says (rmcp asks for 2026-07-28 in it).
-pub(super) fn is_modern(request: &HttpRequest, message: &Message) -> bool {
+pub(super) fn is_stateless(request: &HttpRequest, message: &Message) -> bool {
     match message {
-        Message::Request(call) if modern::declared_version(call.params.as_ref()).is_some() => true,
+        Message::Request(call) if stateless::declared_version(call.params.as_ref()).is_some() => {
+            true
+        }
         Message::Request(call) if call.method == Method::Initialize.as_str() => false,
         _ => {
             request.headers().get(SESSION_ID_HEADER).is_none()
                 && request
                     .headers()
                     .get(PROTOCOL_VERSION_HEADER)
-                    .is_some_and(|version| version == modern::VERSION)
+                    .is_some_and(|version| version == stateless::VERSION)
         }
     }
 }
@@ -67,7 +69,7 @@ pub(super) async fn handle(
         }
     };
     let id = call.id.clone();
-    let meta = modern::check_request(&call.method, call.params.as_ref(), |name| {
+    let meta = stateless::check_request(&call.method, call.params.as_ref(), |name| {
         request
             .headers()
             .get(name)
@@ -86,7 +88,7 @@ pub(super) async fn handle(
         Some(Value::Object(params)) => params,
         _ => Map::new(),
     };
-    modern::strip_request_meta(&mut params);
+    stateless::strip_request_meta(&mut params);
     let Some(method) = Method::parse(&call.method).filter(|method| method.is_served_statelessly())
     else {
         return Err(Refusal::new(
@@ -133,7 +135,7 @@ pub(super) async fn handle(
 /// merged session offers.
 fn discover(mcp_session: &McpSession) -> Payload {
     Payload::Json(json!({
-        "supportedVersions": modern::supported_versions(),
+        "supportedVersions": stateless::supported_versions(),
         "capabilities": crate::mux::capabilities(),
         "instructions": mcp_session.instructions(),
     }))
@@ -179,7 +181,7 @@ fn answer_bytes(
             } else {
                 (list_ttl, list_ttl)
             };
-            modern::complete_result(&mut result, method, default_ttl, max_ttl);
+            stateless::complete_result(&mut result, method, default_ttl, max_ttl);
             jsonrpc::result_response(id, &result)
         }
         Err(error) => jsonrpc::error_response(id, &to_jsonrpc_error(error)),
@@ -295,7 +297,7 @@ async fn run_call(
     let mut running = match params.remove("requestState") {
         None => {
             params.remove("inputResponses");
-            ModernCall::start(mcp_session.clone(), method, params, meta)
+            StatelessCall::start(mcp_session.clone(), method, params, meta)
         }
         Some(Value::String(state)) => {
             let asked = RequestFingerprint::of(method, Some(&params));
@@ -388,7 +390,7 @@ fn missing_capability(id: &Value, capability: &str) -> Refusal {
 
 /// A call being answered; `call` is None once its answer has gone out.
 struct Answering {
-    call: Option<ModernCall>,
+    call: Option<StatelessCall>,
     session: std::sync::Arc<Session>,
     mcp_session: std::sync::Arc<McpSession>,
     id: Value,
@@ -411,7 +413,10 @@ impl Answering {
             Step::NeedsInput(requests) => {
                 let call = self.call.take()?;
                 let state = self.session.park(call);
-                jsonrpc::result_response(&self.id, &modern::input_required_result(requests, &state))
+                jsonrpc::result_response(
+                    &self.id,
+                    &stateless::input_required_result(requests, &state),
+                )
             }
             Step::MissingCapability(capability) => {
                 let refusal = missing_capability(&self.id, capability);

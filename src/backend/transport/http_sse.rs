@@ -18,16 +18,16 @@ use super::http::{Http, describe, is_event_stream};
 use crate::backend::error::BackendError;
 use crate::mcp::sse::{SseDecoder, SseEvent};
 
-/// Opens the event stream of a legacy SSE backend, once per connection.
-pub(crate) struct LegacySse {
+/// Opens the event stream of an HTTP+SSE backend, once per connection.
+pub(crate) struct HttpSse {
     /// Shared with the tasks that POST each connection's messages.
     http: Arc<Http>,
     url: url::Url,
 }
 
-impl LegacySse {
+impl HttpSse {
     pub(super) fn new(http: Http, url: url::Url) -> Self {
-        LegacySse {
+        HttpSse {
             http: Arc::new(http),
             url,
         }
@@ -50,7 +50,7 @@ impl LegacySse {
     }
 }
 
-impl Open for LegacySse {
+impl Open for HttpSse {
     /// The event stream holds one socket.
     const DESCRIPTORS: u32 = 1;
 

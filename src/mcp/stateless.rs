@@ -1,4 +1,4 @@
-//! Revision 2026-07-28, the "modern" era: no handshake and no MCP session.
+//! Revision 2026-07-28, the stateless one: no handshake and no MCP session.
 //! Every request carries its protocol revision and the client's capabilities
 //! in `params._meta`, and the HTTP headers `MCP-Protocol-Version`,
 //! `Mcp-Method` and `Mcp-Name` mirror the body. Results gain `resultType`,
@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 use super::request::Method;
 use super::version;
 
-/// The modern revision mcp-mux serves, beside the legacy ones in `version`.
+/// The stateless revision mcp-mux serves, beside the legacy ones in `version`.
 pub const VERSION: &str = "2026-07-28";
 
-/// `_meta` keys of a modern request, of a result and of a notification.
+/// `_meta` keys of a stateless request, of a result and of a notification.
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -25,24 +25,24 @@ pub const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 pub const METHOD_HEADER: &str = "mcp-method";
 pub const NAME_HEADER: &str = "mcp-name";
 
-/// Error codes the modern revision defines.
+/// Error codes the stateless revision defines.
 pub const HEADER_MISMATCH: i64 = -32020;
 pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
-/// Every revision mcp-mux serves, newest first: the modern one statelessly,
+/// Every revision mcp-mux serves, newest first: the stateless one statelessly,
 /// the legacy ones after an `initialize`.
 pub fn supported_versions() -> Vec<&'static str> {
     std::iter::once(VERSION).chain(version::SUPPORTED).collect()
 }
 
 /// The revision a request's `_meta` declares, if any: its presence is what
-/// makes a request modern.
+/// makes a request stateless.
 pub fn declared_version(params: Option<&Value>) -> Option<&Value> {
     params?.get("_meta")?.get(META_PROTOCOL_VERSION)
 }
 
-/// What a modern request's `_meta` tells the server, once validated.
+/// What a stateless request's `_meta` tells the server, once validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestMeta {
     /// The capabilities the client declares for this request only.
@@ -52,7 +52,7 @@ pub struct RequestMeta {
     pub log_level: Option<LogLevel>,
 }
 
-/// Why a modern request is refused before it is handled.
+/// Why a stateless request is refused before it is handled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refused {
     #[error(
@@ -74,7 +74,7 @@ impl Refused {
         }
     }
 
-    /// The error's `data`, which modern clients read to pick a version.
+    /// The error's `data`, which stateless clients read to pick a version.
     pub fn data(&self) -> Option<Value> {
         match self {
             Refused::UnsupportedVersion { requested } => Some(json!({
@@ -92,7 +92,7 @@ fn mismatch(reason: impl Into<String>) -> Refused {
     }
 }
 
-/// Checks a modern request: its declared revision, the mirrored headers
+/// Checks a stateless request: its declared revision, the mirrored headers
 /// (`header` looks one up by lower-case name; None when absent or not
 /// visible ASCII) and its `_meta`.
 pub fn check_request<'h>(
@@ -186,7 +186,7 @@ pub fn decode_header_value(sent: &str) -> Result<String, Refused> {
         .ok_or_else(|| mismatch(format!("header value '{sent}' is not valid base64 UTF-8")))
 }
 
-/// Removes the keys of the modern `_meta` from request params, so that a
+/// Removes the keys of the stateless `_meta` from request params, so that a
 /// legacy backend sees the request as a legacy client would send it.
 /// Progress tokens, trace context and other keys stay.
 pub fn strip_request_meta(params: &mut Map<String, Value>) {
@@ -206,7 +206,7 @@ pub fn strip_request_meta(params: &mut Map<String, Value>) {
     }
 }
 
-/// Makes a result a complete modern one: `resultType`, the server's
+/// Makes a result a complete stateless one: `resultType`, the server's
 /// identity in `_meta`, and for cacheable methods `ttlMs` (the backend's own,
 /// when valid and at most `max_ttl_ms`; else `default_ttl_ms`) and
 /// `cacheScope`. Results mcp-mux serves depend on the session's
@@ -299,7 +299,7 @@ mod tests {
 
     use super::*;
 
-    fn modern_params(extra: Value) -> Value {
+    fn stateless_params(extra: Value) -> Value {
         let mut params = json!({
             "_meta": {
                 META_PROTOCOL_VERSION: VERSION,
@@ -325,7 +325,7 @@ mod tests {
 
     #[test]
     fn a_request_whose_headers_mirror_the_body_is_accepted() {
-        let params = modern_params(json!({ "name": "echo" }));
+        let params = stateless_params(json!({ "name": "echo" }));
         let meta = check(
             "tools/call",
             &params,
@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn each_missing_or_different_header_is_named() {
-        let params = modern_params(json!({ "uri": "file:///a b" }));
+        let params = stateless_params(json!({ "uri": "file:///a b" }));
         let full = [
             ("mcp-protocol-version", VERSION),
             ("mcp-method", "resources/read"),
@@ -396,7 +396,7 @@ mod tests {
 
     #[test]
     fn an_unsupported_version_lists_the_supported_ones() {
-        let mut params = modern_params(json!({}));
+        let mut params = stateless_params(json!({}));
         params["_meta"][META_PROTOCOL_VERSION] = json!("1900-01-01");
         let refused = check(
             "tools/list",
@@ -418,8 +418,8 @@ mod tests {
     }
 
     #[test]
-    fn the_modern_meta_is_stripped_and_the_rest_kept() {
-        let mut params = modern_params(json!({ "name": "x" }));
+    fn the_stateless_meta_is_stripped_and_the_rest_kept() {
+        let mut params = stateless_params(json!({ "name": "x" }));
         params["_meta"]["progressToken"] = json!(7);
         let Value::Object(mut params) = params else {
             panic!("an object");
@@ -427,7 +427,7 @@ mod tests {
         strip_request_meta(&mut params);
         let kept = json!({ "name": "x", "_meta": { "progressToken": 7 } });
         assert_eq!(Value::Object(params), kept);
-        let Value::Object(mut bare) = modern_params(json!({ "name": "x" })) else {
+        let Value::Object(mut bare) = stateless_params(json!({ "name": "x" })) else {
             panic!("an object");
         };
         strip_request_meta(&mut bare);
