@@ -37,7 +37,7 @@ use crate::backend::connections::ConnectionBudget;
 use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{STATUS_ACTIVE, SessionRecord, Store, StoredAuditRecord};
+use crate::store::{SessionRecord, Store, StoredAuditRecord};
 
 /// Bounds on what clients may hold on this gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +217,6 @@ impl Mux {
             id: Uuid::new_v4(),
             servers: new.servers,
             credentials: new.credentials,
-            status: STATUS_ACTIVE.to_owned(),
             created_at,
             prefix: new.prefix,
             expires_at: new
@@ -428,7 +427,6 @@ impl Mux {
             expires_at: record.expires_at,
             token_digest: record.token_digest,
             rate_limit: record.rate_limit,
-            status: record.status,
             prefix: record.prefix,
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),

@@ -46,7 +46,6 @@ pub struct Session {
     pub token_digest: Option<[u8; 32]>,
     /// Requests a second its MCP endpoint takes, if its creator set a limit.
     pub rate_limit: Option<u32>,
-    pub status: String,
     pub prefix: PrefixMode,
     pub(super) credentials: Credentials,
     /// Per backend: the session's share of its call slots.

@@ -188,7 +188,8 @@ fn describe(session: &Session, mux: &Mux) -> Value {
     json!({
         "session_id": session.id,
         "mcp_endpoint": mcp_endpoint(session.id),
-        "status": session.status,
+        // A session that can be read is active: a deleted or expired one is gone.
+        "status": "active",
         "prefix": session.prefix.as_str(),
         "created_at": session.created_at,
         "expires_at": session.expires_at,

@@ -43,7 +43,6 @@ pub struct SessionRecord {
     /// Backend names, in the order the client gave them.
     pub servers: Vec<String>,
     pub credentials: Credentials,
-    pub status: String,
     pub created_at: DateTime<Utc>,
     pub prefix: PrefixMode,
     /// When the session ends by itself (`ttl_seconds` at create-session).
@@ -113,7 +112,6 @@ impl std::fmt::Display for Rotation {
 }
 
 /// The status of every session the store returns; deleting removes the row.
-pub const STATUS_ACTIVE: &str = "active";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -294,11 +292,14 @@ impl Store {
             key_id: Set(Some(key.id().to_owned())),
             id: Set(id),
             servers: Set(serde_json::to_string(&record.servers).unwrap_or_default()),
-            status: Set(record.status.clone()),
             prefix: Set(record.prefix.as_str().to_owned()),
             created_at: Set(record.created_at),
             expires_at: Set(record.expires_at),
             token_digest: Set(record.token_digest.map(hex::encode)),
+            // Never read: a stored session is active, a deleted one has no
+            // row. Still written, for gateways of earlier versions sharing
+            // the database, which require the column.
+            status: Set("active".to_owned()),
             rate_limit: Set(record.rate_limit.map(i64::from)),
         };
         session::Entity::insert(row).exec(&self.db).await?;
@@ -325,7 +326,6 @@ impl Store {
             id,
             servers,
             credentials,
-            status: row.status,
             prefix: PrefixMode::parse(&row.prefix)
                 .ok_or_else(|| corrupt("prefix is not always or when_needed"))?,
             created_at: row.created_at,

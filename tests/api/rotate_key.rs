@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
 use mcp_mux::store::crypto::{EncryptionKey, KeySource};
-use mcp_mux::store::{PrefixMode, STATUS_ACTIVE, SessionRecord, Store};
+use mcp_mux::store::{PrefixMode, SessionRecord, Store};
 
 use crate::helpers::TEST_KEY;
 
@@ -60,7 +60,6 @@ async fn data_dir_with_sessions(count: usize) -> (tempfile::TempDir, Vec<Uuid>) 
             id: Uuid::new_v4(),
             servers: vec!["hf".into()],
             credentials,
-            status: STATUS_ACTIVE.into(),
             created_at: chrono::Utc::now(),
             prefix: PrefixMode::Always,
             expires_at: None,

@@ -9,9 +9,7 @@ use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
 use mcp_mux::store::crypto::{EncryptionKey, KeySource, Keyring};
-use mcp_mux::store::{
-    AuditRecord, McpSessionRecord, PrefixMode, Rotation, STATUS_ACTIVE, SessionRecord, Store,
-};
+use mcp_mux::store::{AuditRecord, McpSessionRecord, PrefixMode, Rotation, SessionRecord, Store};
 
 use crate::helpers::{TEST_KEY, contains, database_bytes};
 
@@ -159,7 +157,6 @@ fn record(token: &str) -> SessionRecord {
         id: Uuid::new_v4(),
         servers: vec!["everything".into(), "hf".into()],
         credentials,
-        status: STATUS_ACTIVE.into(),
         created_at: Utc::now(),
         prefix: PrefixMode::WhenNeeded,
         expires_at: None,
@@ -184,7 +181,6 @@ async fn sessions_round_trip_with_their_credentials() {
             .expect("query")
             .expect("found");
         assert_eq!(found.servers, stored.servers, "{url}");
-        assert_eq!(found.status, STATUS_ACTIVE);
         assert_eq!(found.prefix, PrefixMode::WhenNeeded);
         assert_eq!(
             found.created_at.timestamp_millis(),
