@@ -98,10 +98,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn parse(text: &str) -> Result<Registry, RegistryError> {
+    /// A registry as the tests of this module and its parts read one:
+    /// `${PORT}` is 3001, every other variable unset.
+    pub(super) fn parse(text: &str) -> Result<Registry, RegistryError> {
         Registry::parse(text, Path::new("registry.yaml"), |var| {
             (var == "PORT").then(|| "3001".to_owned())
         })
+    }
+
+    /// Why `text` is refused.
+    pub(super) fn error_of(text: &str) -> String {
+        parse(text).expect_err("must be rejected").to_string()
     }
 
     #[test]

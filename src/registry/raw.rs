@@ -121,20 +121,8 @@ impl<'de> Visitor<'de> for TransportVisitor {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::registry::{Registry, RegistryError};
-
-    fn parse(text: &str) -> Result<Registry, RegistryError> {
-        Registry::parse(text, Path::new("registry.yaml"), |var| {
-            (var == "PORT").then(|| "3001".to_owned())
-        })
-    }
-
-    fn error_of(text: &str) -> String {
-        parse(text).expect_err("must be rejected").to_string()
-    }
+    use crate::registry::tests::error_of;
 
     #[test]
     fn unknown_keys_and_auth_types_are_refused() {

@@ -453,19 +453,7 @@ fn breaker_policy(raw: RawBreaker) -> Result<BreakerPolicy, InvalidField> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::registry::{Registry, RegistryError};
-
-    fn parse(text: &str) -> Result<Registry, RegistryError> {
-        Registry::parse(text, Path::new("registry.yaml"), |var| {
-            (var == "PORT").then(|| "3001".to_owned())
-        })
-    }
-
-    fn error_of(text: &str) -> String {
-        parse(text).expect_err("must be rejected").to_string()
-    }
+    use crate::registry::tests::error_of;
 
     #[test]
     fn invalid_registries_are_refused_naming_the_field() {

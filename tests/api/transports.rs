@@ -579,7 +579,7 @@ async fn legacy_session(
 }
 
 #[tokio::test]
-async fn tools_of_a_http_sse_backend_are_listed_and_called_with_the_credential() {
+async fn tools_of_an_http_sse_backend_are_listed_and_called_with_the_credential() {
     let backend = HttpSseBackend::start(Opening::Endpoint, Some("t0ken")).await;
     let (_app, mut mcp) = legacy_session(
         &backend,
@@ -638,7 +638,7 @@ async fn an_endpoint_event_naming_another_origin_is_refused() {
 }
 
 #[tokio::test]
-async fn a_http_sse_backend_that_breaks_the_transport_is_reported_exactly() {
+async fn an_http_sse_backend_that_breaks_the_transport_is_reported_exactly() {
     let cases = [
         (
             Opening::EndpointData("http://[::1"),
@@ -663,7 +663,7 @@ async fn a_http_sse_backend_that_breaks_the_transport_is_reported_exactly() {
 }
 
 #[tokio::test]
-async fn a_http_sse_backend_that_refuses_the_credential_is_reported() {
+async fn an_http_sse_backend_that_refuses_the_credential_is_reported() {
     assert_eq!(
         legacy_failure(Opening::Endpoint, Some("wrong")).await,
         "backend \"old\" refused the session's credential (HTTP 401)"

@@ -209,41 +209,16 @@ impl StreamableHttp {
     /// reason to send the request again unless it is safe to repeat.
     async fn read_event_stream(
         &self,
-        response: reqwest::Response,
+        mut response: reqwest::Response,
         expected_id: u64,
         headers: SessionHeaders,
         relay: Option<&Relay>,
         deadline: &Deadline,
     ) -> Result<IncomingMessage, BackendError> {
         let mut decoder = SseDecoder::new(MAX_RESPONSE_BYTES);
-        let mut lost = match self
-            .read_stream(
-                response,
-                expected_id,
-                &mut decoder,
-                &headers,
-                relay,
-                deadline,
-            )
-            .await?
-        {
-            StreamEnd::Reply(message) => return Ok(message),
-            StreamEnd::Lost(reason) => reason,
-        };
-        for _ in 0..MAX_RESUMPTIONS {
-            let Some(last_event_id) = decoder.last_event_id().map(str::to_owned) else {
-                break;
-            };
-            tokio::time::sleep(
-                decoder
-                    .retry()
-                    .unwrap_or(Duration::ZERO)
-                    .min(MAX_RESUME_DELAY),
-            )
-            .await;
-            decoder.reconnected();
-            let response = self.resume(&last_event_id, &headers).await?;
-            lost = match self
+        let mut resumptions = 0;
+        loop {
+            let lost = match self
                 .read_stream(
                     response,
                     expected_id,
@@ -257,8 +232,21 @@ impl StreamableHttp {
                 StreamEnd::Reply(message) => return Ok(message),
                 StreamEnd::Lost(reason) => reason,
             };
+            let last_event_id = match decoder.last_event_id() {
+                Some(id) if resumptions < MAX_RESUMPTIONS => id.to_owned(),
+                _ => return Err(self.http.broken(lost)),
+            };
+            resumptions += 1;
+            tokio::time::sleep(
+                decoder
+                    .retry()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_RESUME_DELAY),
+            )
+            .await;
+            decoder.reconnected();
+            response = self.resume(&last_event_id, &headers).await?;
         }
-        Err(self.http.broken(lost))
     }
 
     /// Reads one stream connection. Events with empty data (the "priming"

@@ -2,7 +2,6 @@
 //! a tool, prompt or resource, routed to the backend that owns it.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
@@ -285,24 +284,11 @@ impl McpSession {
         Ok(Payload::Json(json!({})))
     }
 
-    fn catalogue_of(&self, kind: NamedKind) -> &tokio::sync::RwLock<Option<Arc<Catalogue>>> {
-        match kind {
-            NamedKind::Tool => &self.tools,
-            NamedKind::Prompt => &self.prompts,
-        }
-    }
-
     async fn current_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
-        let stale = match kind {
-            NamedKind::Tool => &self.signals.stale_tools,
-            NamedKind::Prompt => &self.signals.stale_prompts,
-        };
-        if !stale.swap(false, Ordering::AcqRel)
-            && let Some(catalogue) = self.catalogue_of(kind).read().await.clone()
-        {
-            return catalogue;
+        match self.catalogues.fresh(kind).await {
+            Some(catalogue) => catalogue,
+            None => self.refresh_catalogue(kind).await,
         }
-        self.refresh_catalogue(kind).await
     }
 
     /// One list from every available backend at once, each within twice its
@@ -368,7 +354,7 @@ impl McpSession {
         let mut catalogue = Catalogue::build(kind, sources);
         catalogue.left_out = left_out;
         let catalogue = Arc::new(catalogue);
-        *self.catalogue_of(kind).write().await = Some(catalogue.clone());
+        self.catalogues.keep(kind, catalogue.clone()).await;
         catalogue
     }
 }

@@ -4,13 +4,14 @@
 //! the client outside an answer; `items`, the merged lists and the use of
 //! an item; `listen`, the `subscriptions/listen` streams.
 
+mod catalogues;
 mod items;
 mod listen;
 mod slot;
 mod to_client;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use super::audit::AuditContext;
-use super::catalogue::{Catalogue, NamedKind};
+use super::catalogue::NamedKind;
 use super::error::CallError;
 use super::paging::Pager;
 use super::payload::Payload;
@@ -29,6 +30,7 @@ use crate::backend::{
 use crate::mcp::jsonrpc;
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{stateless, version};
+use catalogues::Catalogues;
 use slot::{BackendSlot, OpeningGuard, SlotState};
 pub use to_client::ClientStream;
 use to_client::Signals;
@@ -88,8 +90,7 @@ pub struct McpSession {
     pub protocol_version: &'static str,
     timings: Timings,
     backends: Vec<Arc<BackendSlot>>,
-    tools: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
-    prompts: tokio::sync::RwLock<Option<Arc<Catalogue>>>,
+    catalogues: Arc<Catalogues>,
     pager: Pager,
     /// Client request id → the backend running it and that backend's id.
     in_flight: Mutex<HashMap<String, (usize, Arc<AtomicU64>)>>,
@@ -111,20 +112,18 @@ impl McpSession {
         audit: Option<AuditContext>,
     ) -> (Self, Value) {
         let signals = Arc::new(Signals::default());
+        let catalogues = Arc::new(Catalogues::default());
         let slots: Vec<Arc<BackendSlot>> = backends
             .into_iter()
             .enumerate()
             .map(|(index, (session, prefix))| {
-                Arc::new(BackendSlot {
+                Arc::new(BackendSlot::new(
                     index,
-                    signals: signals.clone(),
                     session,
                     prefix,
-                    state: Mutex::new(SlotState::Opening),
-                    rechecking: AtomicBool::new(false),
-                    closing: AtomicBool::new(false),
-                    listen_later: AtomicBool::new(false),
-                })
+                    signals.clone(),
+                    catalogues.clone(),
+                ))
             })
             .collect();
         let mut guard = OpeningGuard {
@@ -151,19 +150,15 @@ impl McpSession {
         }
 
         let protocol_version = version::negotiate(requested_version);
-        let mcp_session = McpSession {
+        let mcp_session = McpSession::new(
             id,
             protocol_version,
             timings,
-            backends: slots,
-            tools: tokio::sync::RwLock::new(None),
-            prompts: tokio::sync::RwLock::new(None),
-            pager: Pager::default(),
-            in_flight: Mutex::new(HashMap::new()),
+            slots,
             signals,
-            last_seen: Mutex::new(Instant::now()),
+            catalogues,
             audit,
-        };
+        );
         let result = json!({
             "protocolVersion": protocol_version,
             "capabilities": capabilities(),
@@ -171,6 +166,29 @@ impl McpSession {
             "instructions": mcp_session.instructions(),
         });
         (mcp_session, result)
+    }
+
+    fn new(
+        id: String,
+        protocol_version: &'static str,
+        timings: Timings,
+        backends: Vec<Arc<BackendSlot>>,
+        signals: Arc<Signals>,
+        catalogues: Arc<Catalogues>,
+        audit: Option<AuditContext>,
+    ) -> Self {
+        McpSession {
+            id,
+            protocol_version,
+            timings,
+            backends,
+            catalogues,
+            pager: Pager::default(),
+            in_flight: Mutex::new(HashMap::new()),
+            signals,
+            last_seen: Mutex::new(Instant::now()),
+            audit,
+        }
     }
 
     /// Tells the model which backend each tool prefix stands for.
@@ -438,6 +456,7 @@ mod tests {
         let connections = Arc::new(ConnectionBudget::new(8));
         let signals = Arc::new(Signals::default());
         *signals.client.lock().expect("unpoisoned") = client;
+        let catalogues = Arc::new(Catalogues::default());
         let slots = backends
             .iter()
             .enumerate()
@@ -451,34 +470,29 @@ mod tests {
                     None,
                     json!({}),
                 );
-                Arc::new(BackendSlot {
+                let slot = BackendSlot::new(
                     index,
                     session,
-                    prefix: (*prefix).to_owned(),
-                    state: Mutex::new(SlotState::Ready(Initialized {
-                        capabilities: capabilities.clone(),
-                        instructions: None,
-                    })),
-                    rechecking: AtomicBool::new(false),
-                    closing: AtomicBool::new(false),
-                    listen_later: AtomicBool::new(false),
-                    signals: signals.clone(),
-                })
+                    (*prefix).to_owned(),
+                    signals.clone(),
+                    catalogues.clone(),
+                );
+                *slot.lock_state() = SlotState::Ready(Initialized {
+                    capabilities: capabilities.clone(),
+                    instructions: None,
+                });
+                Arc::new(slot)
             })
             .collect();
-        McpSession {
-            id: "0123456789abcdef0123456789abcdef".into(),
-            protocol_version: version::LATEST,
-            timings: Timings::default(),
-            backends: slots,
-            tools: tokio::sync::RwLock::new(None),
-            prompts: tokio::sync::RwLock::new(None),
-            pager: Pager::default(),
-            in_flight: Mutex::new(HashMap::new()),
+        McpSession::new(
+            "0123456789abcdef0123456789abcdef".into(),
+            version::LATEST,
+            Timings::default(),
+            slots,
             signals,
-            last_seen: Mutex::new(Instant::now()),
-            audit: None,
-        }
+            catalogues,
+            None,
+        )
     }
 
     fn received(client: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<Value> {
@@ -578,10 +592,10 @@ mod tests {
             notify("notifications/prompts/list_changed", json!({})),
             None,
         );
-        assert!(mcp.signals.stale_prompts.load(Ordering::Acquire));
-        assert!(!mcp.signals.stale_tools.load(Ordering::Acquire));
+        assert!(mcp.catalogues.is_stale(NamedKind::Prompt));
+        assert!(!mcp.catalogues.is_stale(NamedKind::Tool));
         slot.pass_to_client(notify("notifications/tools/list_changed", json!({})), None);
-        assert!(mcp.signals.stale_tools.load(Ordering::Acquire));
+        assert!(mcp.catalogues.is_stale(NamedKind::Tool));
         let (answer, mut answered) = tokio::sync::mpsc::unbounded_channel();
         slot.pass_to_client(
             notify(

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::catalogues::Catalogues;
 use super::to_client::{ClientStream, Signals};
 use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Relayed, Replay, Reply};
 use crate::mcp::jsonrpc;
 use crate::mcp::naming;
-use crate::mux::catalogue::Listing;
+use crate::mux::catalogue::{Listing, NamedKind};
 use crate::mux::error::{CallError, Unavailable};
 
 /// Most pages mcp-mux follows in one backend list.
@@ -37,9 +38,33 @@ pub(super) struct BackendSlot {
     /// open (which waits until the client's `initialize` is answered).
     pub(super) listen_later: AtomicBool,
     pub(super) signals: Arc<Signals>,
+    /// The MCP session's merged lists, which a change it announces marks
+    /// stale.
+    pub(super) catalogues: Arc<Catalogues>,
 }
 
 impl BackendSlot {
+    /// Backend `index` of an MCP session, its backend session not yet open.
+    pub(super) fn new(
+        index: usize,
+        session: BackendSession,
+        prefix: String,
+        signals: Arc<Signals>,
+        catalogues: Arc<Catalogues>,
+    ) -> Self {
+        BackendSlot {
+            index,
+            session,
+            prefix,
+            state: Mutex::new(SlotState::Opening),
+            rechecking: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            listen_later: AtomicBool::new(false),
+            signals,
+            catalogues,
+        }
+    }
+
     pub(super) fn name(&self) -> &str {
         &self.session.server().name
     }
@@ -63,7 +88,8 @@ impl BackendSlot {
                     server = self.name(),
                     "backend session opened late; its items are announced"
                 );
-                self.signals.lists_changed();
+                self.catalogues.mark_all_stale();
+                self.signals.announce_lists_changed();
             }
         }
         *self.lock_state() = match outcome {
@@ -141,11 +167,9 @@ impl BackendSlot {
     /// the URI clients know. Returns whether the message is such a change.
     pub(super) fn note_change(&self, message: &mut Value) -> bool {
         match message.get("method").and_then(Value::as_str) {
-            Some("notifications/tools/list_changed") => {
-                self.signals.stale_tools.store(true, Ordering::Release)
-            }
+            Some("notifications/tools/list_changed") => self.catalogues.mark_stale(NamedKind::Tool),
             Some("notifications/prompts/list_changed") => {
-                self.signals.stale_prompts.store(true, Ordering::Release)
+                self.catalogues.mark_stale(NamedKind::Prompt)
             }
             Some("notifications/resources/list_changed") => {}
             Some("notifications/resources/updated") => {

@@ -1,7 +1,6 @@
 //! The way from the backends to the client outside the answer of a
 //! request: the client's own stream (its GET), the `subscriptions/listen`
-//! streams, the backend requests waiting for the client's answer, and the
-//! lists marked for refresh.
+//! streams, and the backend requests waiting for the client's answer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,8 +16,7 @@ pub type ClientStream = tokio::sync::mpsc::UnboundedSender<Vec<u8>>;
 /// Backend requests awaiting a client's answer, per MCP session.
 const MAX_PENDING_SERVER_REQUESTS: usize = 256;
 
-/// What an MCP session's backends tell its client outside any request, and
-/// what they mark for refresh.
+/// What an MCP session's backends tell its client outside any request.
 #[derive(Default)]
 pub(super) struct Signals {
     /// The client's own stream (its GET), while it has one open.
@@ -26,8 +24,6 @@ pub(super) struct Signals {
     /// Set once `initialize` is answered: a backend that opens later is
     /// announced with list_changed notifications.
     pub(super) answered: AtomicBool,
-    pub(super) stale_tools: AtomicBool,
-    pub(super) stale_prompts: AtomicBool,
     /// Id given to the client → the backend that asked and its own id.
     pub(super) server_requests: Mutex<HashMap<String, (usize, Value)>>,
     pub(super) next_server_request: AtomicU64,
@@ -90,10 +86,8 @@ impl Signals {
         Some(message)
     }
 
-    /// The lists changed: the next use refreshes them, and the client hears.
-    pub(super) fn lists_changed(&self) {
-        self.stale_tools.store(true, Ordering::Release);
-        self.stale_prompts.store(true, Ordering::Release);
+    /// Tells the client and the listeners that every list changed.
+    pub(super) fn announce_lists_changed(&self) {
         for list in ["tools", "prompts", "resources"] {
             self.send(&json!({ "jsonrpc": "2.0", "method": format!("notifications/{list}/list_changed") }));
         }
