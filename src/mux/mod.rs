@@ -112,6 +112,7 @@ pub struct Mux {
     deleted: Mutex<Tombstones>,
     /// Set when the gateway stops, so that open client streams end.
     stopping: tokio::sync::watch::Sender<bool>,
+    started: Instant,
 }
 
 impl Mux {
@@ -143,6 +144,7 @@ impl Mux {
             sessions: RwLock::new(HashMap::new()),
             deleted: Mutex::new(Tombstones::default()),
             stopping: tokio::sync::watch::Sender::new(false),
+            started: Instant::now(),
         }
     }
 
@@ -150,6 +152,16 @@ impl Mux {
     /// a graceful shutdown until its timeout.
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// Whether the gateway has begun to stop.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// How long the gateway has been running.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Resolves once the gateway is stopping.

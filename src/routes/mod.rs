@@ -65,6 +65,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route(web::get().to(health::healthz))
             .default_service(web::to(|| method_not_allowed("GET")))
     });
+    mount(config, "/readyz", RouteKind::Public, |resource| {
+        resource
+            .route(web::get().to(health::readyz))
+            .default_service(web::to(|| method_not_allowed("GET")))
+    });
     mount(config, "/registry", RouteKind::Management, |resource| {
         resource
             .route(web::get().to(registry::list_servers))
@@ -115,17 +120,20 @@ fn mount(
 
 /// The checks every matched route passes before its handler runs: not while
 /// the gateway stops (503 with `Retry-After`: requests already running
-/// finish, new ones come back after the restart), Host and Origin, and the
-/// admin token on management routes.
+/// finish, new ones come back after the restart; the probes still answer),
+/// Host and Origin, and the admin token on management routes.
 async fn guard(
     route: MatchedRoute,
     request: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     request.extensions_mut().insert(route);
-    let stopping = request
-        .app_data::<web::Data<crate::mux::Mux>>()
-        .is_some_and(|mux| *mux.stopping().borrow());
+    // The probes answer while the gateway stops: /readyz says it is
+    // stopping, /healthz that the process still lives.
+    let stopping = !matches!(route.kind, RouteKind::Public)
+        && request
+            .app_data::<web::Data<crate::mux::Mux>>()
+            .is_some_and(|mux| mux.is_stopping());
     let refused = if stopping {
         Err(ApiError::ShuttingDown)
     } else {

@@ -250,7 +250,7 @@ async fn a_host_off_the_allow_list_is_refused_on_every_route() {
     let app = spawn_app_with(options).await.expect("starts");
     let session = app.create_session(json!({ "servers": ["alpha"] })).await;
     for host in ["evil.example", "mux.example.com.evil:80", "10.1.2.3"] {
-        for path in ["/healthz", "/registry", "/create-session"] {
+        for path in ["/healthz", "/readyz", "/registry", "/create-session"] {
             let refused = app
                 .http
                 .get(format!("{}{path}", app.address))

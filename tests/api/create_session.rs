@@ -359,10 +359,11 @@ async fn health_and_unknown_routes_answer_json() {
         .await
         .expect("answer");
     assert_eq!(health.status(), 200);
-    assert_eq!(
-        health.json::<Value>().await.expect("JSON"),
-        json!({ "status": "ok" })
-    );
+    let health: Value = health.json().await.expect("JSON");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert!(health["uptime_seconds"].is_u64(), "{health}");
+    assert_eq!(health.as_object().map(|o| o.len()), Some(3), "{health}");
     let missing = app
         .http
         .get(format!("{}/nope", app.address))
@@ -374,6 +375,41 @@ async fn health_and_unknown_routes_answer_json() {
         missing.json::<Value>().await.expect("JSON"),
         json!({ "error": "not_found", "message": "no such route" })
     );
+}
+
+#[tokio::test]
+async fn readyz_is_ready_until_shutdown_begins_and_then_a_503_saying_so() {
+    let app = spawn_app(REGISTRY).await;
+    let readyz = || async {
+        let response = app
+            .http
+            .get(format!("{}/readyz", app.address))
+            .send()
+            .await
+            .expect("answer");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.expect("JSON"))
+    };
+    let (status, ready) = readyz().await;
+    assert_eq!(status, 200);
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["version"], env!("CARGO_PKG_VERSION"));
+    assert!(ready["uptime_seconds"].is_u64(), "{ready}");
+
+    app.mux.begin_shutdown();
+    let (status, stopping) = readyz().await;
+    assert_eq!(status, 503);
+    assert_eq!(stopping["status"], "unavailable");
+    assert_eq!(stopping["message"], "mcp-mux is shutting down");
+    assert_eq!(stopping["version"], env!("CARGO_PKG_VERSION"));
+    // Liveness is another question: the process still answers.
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(health.status(), 200);
 }
 
 #[tokio::test]
