@@ -8,6 +8,7 @@
 
 pub mod access;
 mod body;
+mod client_configs;
 pub mod error;
 mod health;
 mod mcp;

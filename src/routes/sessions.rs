@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::access::{Access, new_session_token, token_digest};
 use super::body::{read_limited, refuse_unread};
+use super::client_configs::client_configs;
 use super::error::{ApiError, quoted};
 use super::rate_limit::check_create_session_rate;
 use super::session_id::{SessionPath, mcp_endpoint, short_id};
@@ -82,6 +83,11 @@ pub async fn create_session(
         "require_token": token.is_some(),
         "rate_limit": session.rate_limit,
     });
+    created["client_configs"] = client_configs(
+        &format!("mcp-mux-{}", short_id(session.id)),
+        &url,
+        token.as_deref(),
+    );
     // Shown this once: the store keeps only its digest.
     if let Some(token) = token {
         created["session_token"] = Value::String(token);

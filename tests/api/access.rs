@@ -188,6 +188,35 @@ async fn a_session_token_is_shown_once_and_guards_the_mcp_endpoint() {
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
     });
+    // The client configurations in the answer connect as they are.
+    let cursor = created["client_configs"]["cursor"]["mcpServers"]
+        .as_object()
+        .and_then(|servers| servers.values().next())
+        .expect("a Cursor entry")
+        .clone();
+    assert_eq!(cursor["url"], created["mcp_url"]);
+    let accepted = app
+        .http
+        .post(cursor["url"].as_str().expect("a URL"))
+        .header("accept", "application/json, text/event-stream")
+        .header(
+            "authorization",
+            cursor["headers"]["Authorization"]
+                .as_str()
+                .expect("a header"),
+        )
+        .json(&initialize)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(accepted.status(), 200);
+    let claude_code = created["client_configs"]["claude_code"]
+        .as_str()
+        .expect("a command");
+    assert!(
+        claude_code.ends_with(&format!("--header 'Authorization: Bearer {token}'")),
+        "{claude_code}"
+    );
     for (authorization, message) in [
         (
             None,
