@@ -108,6 +108,11 @@ struct ServeArgs {
     /// trusted.
     #[arg(long, env = "MCP_MUX_PUBLIC_URL", value_parser = parse_public_url)]
     public_url: Option<url::Url>,
+    /// Serve GET /metrics on this address of its own too, with no admin
+    /// token (127.0.0.1:9100, say); it stays on the main address, behind
+    /// the admin token.
+    #[arg(long, env = "MCP_MUX_METRICS_BIND")]
+    metrics_bind: Option<String>,
 }
 
 /// A rate flag: a positive, finite number.
@@ -186,6 +191,7 @@ fn main() -> ExitCode {
         },
         public_url: args.public_url,
         body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+        metrics_bind: args.metrics_bind,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

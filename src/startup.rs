@@ -54,6 +54,9 @@ pub struct Settings {
     pub rates: Rates,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
+    /// An address of its own for `GET /metrics`, with no admin token:
+    /// reaching it is the access control.
+    pub metrics_bind: Option<String>,
 }
 
 impl Settings {
@@ -78,6 +81,7 @@ impl Settings {
             public_url: None,
             rates: Rates::default(),
             body_timeout: BodyTimeout::default().0,
+            metrics_bind: None,
         }
     }
 
@@ -135,6 +139,8 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     address: SocketAddr,
+    /// The `--metrics-bind` listener, when there is one.
+    metrics: Option<(Server, SocketAddr)>,
     mux: web::Data<Mux>,
     mcp_session_idle: Duration,
 }
@@ -273,6 +279,11 @@ impl Application {
                 source,
             })?
             .run();
+        let metrics = settings
+            .metrics_bind
+            .as_deref()
+            .map(|bind| metrics_server(bind, mux.clone()))
+            .transpose()?;
         tracing::info!(
             %address,
             servers = %registry.server_names(),
@@ -282,6 +293,7 @@ impl Application {
         Ok(Application {
             server,
             address,
+            metrics,
             mux,
             mcp_session_idle: settings.mcp_session_idle,
         })
@@ -289,6 +301,11 @@ impl Application {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where `--metrics-bind` serves `GET /metrics`, if it is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, address)| *address)
     }
 
     /// The session runtime, for embedding and tests.
@@ -321,11 +338,29 @@ impl Application {
         };
         let handle = self.server.handle();
         let stopper = self.mux.clone();
+        let (metrics_server, metrics_handle) = match self.metrics {
+            Some((server, _)) => {
+                let handle = server.handle();
+                (Some(server), Some(handle))
+            }
+            None => (None, None),
+        };
         let on_signal = async move {
             stop_signal().await;
             tracing::info!("stopping: ending client streams, finishing requests");
             stopper.begin_shutdown();
             handle.stop(true).await;
+        };
+        // Runs beside the gateway, and ends with it.
+        let metrics = async move {
+            match metrics_server {
+                Some(server) => {
+                    if let Err(error) = server.await {
+                        tracing::error!(%error, "the metrics listener stopped");
+                    }
+                }
+                None => std::future::pending().await,
+            }
         };
         let server = self.server;
         tokio::pin!(server);
@@ -333,11 +368,37 @@ impl Application {
             result = &mut server => result,
             () = reaper => Ok(()),
             () = audit_writer => Ok(()),
+            () = metrics => server.await,
             () = on_signal => server.await,
         };
+        if let Some(handle) = metrics_handle {
+            handle.stop(false).await;
+        }
         self.mux.flush_audit_trail().await;
         stopped
     }
+}
+
+/// A one-worker server for `GET /metrics` alone on `bind`.
+fn metrics_server(bind: &str, mux: web::Data<Mux>) -> Result<(Server, SocketAddr), StartupError> {
+    let failed = |source| StartupError::Bind {
+        bind: bind.to_owned(),
+        source,
+    };
+    let listener = TcpListener::bind(bind).map_err(failed)?;
+    let address = listener.local_addr().map_err(failed)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(mux.clone())
+            .route("/metrics", web::get().to(routes::metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(failed)?
+    .run();
+    tracing::info!(%address, "metrics listening");
+    Ok((server, address))
 }
 
 /// SIGINT or SIGTERM.

@@ -5,6 +5,7 @@
 //! backends, other sessions, nor this process.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -24,6 +25,8 @@ pub struct BackendLimits {
     pub max_calls_per_session: usize,
     /// Shared by every backend.
     pub connections: Arc<ConnectionBudget>,
+    /// Exchanges sent again after a transient failure.
+    pub retries: AtomicU64,
 }
 
 /// One session's share of a backend's call slots, shared by every MCP
@@ -62,6 +65,7 @@ impl BackendLimits {
             max_calls: server.max_concurrent_calls,
             max_calls_per_session: server.max_concurrent_calls_per_session,
             connections,
+            retries: AtomicU64::new(0),
         }
     }
 

@@ -138,7 +138,13 @@ impl BackendSession {
             .guarded(Work::Bookkeeping, async {
                 match attempts {
                     Attempts::WithRetries => {
-                        retry::with_retries(&self.server.retry, Replay::Safe, attempt).await
+                        retry::with_retries(
+                            &self.server.retry,
+                            Replay::Safe,
+                            &self.limits.retries,
+                            attempt,
+                        )
+                        .await
                     }
                     Attempts::Once => attempt().await,
                 }
@@ -225,7 +231,7 @@ impl BackendSession {
             let outcome = self
                 .guarded(
                     Work::of(method),
-                    retry::with_retries(&self.server.retry, replay, || {
+                    retry::with_retries(&self.server.retry, replay, &self.limits.retries, || {
                         self.exchange(method, params, Phase::InSession, relay)
                     }),
                 )
@@ -244,12 +250,17 @@ impl BackendSession {
     /// Sends a notification; the backend answers 202 with no body.
     pub async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), BackendError> {
         let body = jsonrpc::request(None, method, params);
-        retry::with_retries(&self.server.retry, Replay::Safe, || async {
-            self.transport
-                .send(body.clone(), None, Phase::InSession, None)
-                .await
-                .map(|_| ())
-        })
+        retry::with_retries(
+            &self.server.retry,
+            Replay::Safe,
+            &self.limits.retries,
+            || async {
+                self.transport
+                    .send(body.clone(), None, Phase::InSession, None)
+                    .await
+                    .map(|_| ())
+            },
+        )
         .await
     }
 

@@ -2,6 +2,7 @@
 //! crate is confined to this file.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use backoff::ExponentialBackoffBuilder;
@@ -15,6 +16,7 @@ use crate::registry::RetryPolicy;
 pub async fn with_retries<T, F, Fut>(
     policy: &RetryPolicy,
     replay: Replay,
+    retries: &AtomicU64,
     mut attempt: F,
 ) -> Result<T, BackendError>
 where
@@ -53,6 +55,7 @@ where
         }
     };
     backoff::future::retry_notify(backoff, operation, |error: BackendError, wait| {
+        retries.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(server = error.server(), %error, ?wait, "retrying backend call");
     })
     .await

@@ -3,6 +3,7 @@
 //! or results) through a bounded queue that a background task writes to the
 //! store in batches, so that a call never waits on the database.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::error::CallError;
+use super::metrics::Metrics;
 use super::payload::Payload;
 use crate::store::{AuditRecord, Store};
 
@@ -32,6 +34,8 @@ pub struct AuditTrail {
     sender: mpsc::Sender<AuditRecord>,
     /// Held by the writer while it runs, and by `flush` after it stopped.
     receiver: tokio::sync::Mutex<mpsc::Receiver<AuditRecord>>,
+    written: AtomicU64,
+    dropped: AtomicU64,
 }
 
 impl Default for AuditTrail {
@@ -40,6 +44,8 @@ impl Default for AuditTrail {
         AuditTrail {
             sender,
             receiver: tokio::sync::Mutex::new(receiver),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 }
@@ -48,6 +54,7 @@ impl AuditTrail {
     /// Queues a record; never waits.
     pub fn record(&self, record: AuditRecord) {
         if self.sender.try_send(record).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("the audit queue is full; a tools/call record was dropped");
         }
     }
@@ -62,8 +69,16 @@ impl AuditTrail {
         let mut batch = Vec::with_capacity(BATCH);
         while receiver.recv_many(&mut batch, BATCH).await > 0 {
             tokio::time::sleep(GATHER).await;
-            write_queued(&mut receiver, &mut batch, store).await;
+            write_queued(&mut receiver, &mut batch, store, &self.written).await;
         }
+    }
+
+    /// Records written to the store, and records dropped, so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.written.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+        )
     }
 
     /// Writes what is still queued, once the writer has stopped (at
@@ -71,7 +86,7 @@ impl AuditTrail {
     pub async fn flush(&self, store: &Store) {
         let mut receiver = self.receiver.lock().await;
         let mut batch = Vec::with_capacity(BATCH);
-        write_queued(&mut receiver, &mut batch, store).await;
+        write_queued(&mut receiver, &mut batch, store, &self.written).await;
     }
 }
 
@@ -81,6 +96,7 @@ async fn write_queued(
     receiver: &mut mpsc::Receiver<AuditRecord>,
     batch: &mut Vec<AuditRecord>,
     store: &Store,
+    written: &AtomicU64,
 ) {
     loop {
         while batch.len() < BATCH
@@ -89,16 +105,21 @@ async fn write_queued(
             batch.push(record);
         }
         let full = batch.len() == BATCH;
-        write(store, batch).await;
+        write(store, batch, written).await;
         if !full {
             return;
         }
     }
 }
 
-async fn write(store: &Store, batch: &mut Vec<AuditRecord>) {
-    if let Err(error) = store.insert_audit_records(batch).await {
-        tracing::error!(%error, records = batch.len(), "could not write audit records");
+async fn write(store: &Store, batch: &mut Vec<AuditRecord>, written: &AtomicU64) {
+    match store.insert_audit_records(batch).await {
+        Ok(()) => {
+            written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+        Err(error) => {
+            tracing::error!(%error, records = batch.len(), "could not write audit records")
+        }
     }
     batch.clear();
 }
@@ -107,6 +128,7 @@ async fn write(store: &Store, batch: &mut Vec<AuditRecord>) {
 #[derive(Clone)]
 pub struct AuditContext {
     pub trail: std::sync::Arc<AuditTrail>,
+    pub metrics: std::sync::Arc<Metrics>,
     pub session_id: Uuid,
 }
 
@@ -128,10 +150,15 @@ impl<'a> AuditedCall<'a> {
         }
     }
 
-    /// Records how the call ended; `backend` is None when the name led to
-    /// no backend.
-    pub fn finish(self, backend: Option<&str>, outcome: &Result<Payload, CallError>) {
+    /// Records how the call ended: `routed` is the backend and the tool's
+    /// own name there, None when the name led to no backend.
+    pub fn finish(self, routed: Option<(&str, &str)>, outcome: &Result<Payload, CallError>) {
         let (outcome, error_class) = classify(outcome);
+        let elapsed = self.started.elapsed();
+        self.context
+            .metrics
+            .record_call(routed, outcome, error_class, elapsed);
+        let backend = routed.map(|(server, _)| server);
         self.context.trail.record(AuditRecord {
             session_id: self.context.session_id,
             mcp_session_id: self.mcp_session_id.to_owned(),
@@ -139,7 +166,7 @@ impl<'a> AuditedCall<'a> {
             tool: self.tool,
             outcome,
             error_class,
-            duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
             at: Utc::now(),
         });
     }
@@ -169,8 +196,7 @@ fn bounded_tool_name(name: &str) -> String {
     }
     if cut {
         let digest = Sha256::digest(name.as_bytes());
-        let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        kept.push_str(&format!("…#{hash}"));
+        kept.push_str(&format!("…#{}", hex::encode(&digest[..8])));
     }
     kept
 }

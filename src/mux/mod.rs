@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod error;
 mod mcp_session;
 mod mcp_sessions;
+mod metrics;
 mod paging;
 mod payload;
 mod session;
@@ -14,7 +15,7 @@ mod stateless;
 pub mod subscriptions;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,7 @@ pub use session::{NewSession, Session};
 pub use stateless::{RequestFingerprint, StatelessCall, Step, Unpark, stateless_call_id};
 
 use audit::{AuditContext, AuditTrail};
+use metrics::{BackendState, Metrics, Snapshot};
 use stateless::Stateless;
 
 use crate::backend::connections::ConnectionBudget;
@@ -108,6 +110,7 @@ pub struct Mux {
     /// Every backend connection of the gateway.
     connections: Arc<ConnectionBudget>,
     audit: Arc<AuditTrail>,
+    metrics: Arc<Metrics>,
     sessions: RwLock<HashMap<Uuid, Arc<Session>>>,
     deleted: Mutex<Tombstones>,
     /// Set when the gateway stops, so that open client streams end.
@@ -134,6 +137,7 @@ impl Mux {
         Mux {
             connections,
             audit: Arc::new(AuditTrail::default()),
+            metrics: Arc::new(Metrics::default()),
             limits,
             creating: tokio::sync::Mutex::new(()),
             backend_limits,
@@ -206,8 +210,61 @@ impl Mux {
     fn audit_context(&self, session: &Session) -> AuditContext {
         AuditContext {
             trail: self.audit.clone(),
+            metrics: self.metrics.clone(),
             session_id: session.id,
         }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text exposition of the gateway's metrics, with the
+    /// state of its backends, sessions and audit trail read now.
+    pub async fn metrics_text(&self) -> Result<String, MuxError> {
+        let sessions_stored = self.store.count_sessions().await?;
+        let mut backends: Vec<BackendState> = self
+            .backend_limits
+            .iter()
+            .map(|(server, limits)| BackendState {
+                server: server.clone(),
+                retries: limits.retries.load(Ordering::Relaxed),
+                circuit: match limits.breaker.state() {
+                    CircuitState::Closed { .. } => 0,
+                    CircuitState::HalfOpen { .. } => 1,
+                    CircuitState::Open { .. } => 2,
+                },
+                calls_in_progress: limits.calls_in_progress(),
+            })
+            .collect();
+        backends.sort_by(|a, b| a.server.cmp(&b.server));
+        let mut mcp_sessions_live = 0;
+        let mut backend_sessions_open: Vec<(&'static str, u64)> = Vec::new();
+        let sessions: Vec<Arc<Session>> = self.read_sessions().values().cloned().collect();
+        for session in sessions {
+            for mcp_session in session.mcp_sessions() {
+                mcp_sessions_live += 1;
+                for transport in mcp_session.open_backend_transports() {
+                    match backend_sessions_open
+                        .iter_mut()
+                        .find(|(t, _)| *t == transport)
+                    {
+                        Some((_, count)) => *count += 1,
+                        None => backend_sessions_open.push((transport, 1)),
+                    }
+                }
+            }
+        }
+        backend_sessions_open.sort();
+        let (audit_written, audit_dropped) = self.audit.counts();
+        Ok(self.metrics.encode(Snapshot {
+            backends,
+            sessions_stored,
+            mcp_sessions_live,
+            backend_sessions_open,
+            audit_written,
+            audit_dropped,
+        }))
     }
 
     /// What all sessions of `server` share: the state of its circuit

@@ -72,6 +72,16 @@ impl Session {
         self.lock_mcp_sessions().len()
     }
 
+    /// Every MCP session open on it: its clients', and the one its
+    /// stateless clients share (unless that one is opening right now).
+    pub fn mcp_sessions(&self) -> Vec<Arc<McpSession>> {
+        let mut open: Vec<_> = self.lock_mcp_sessions().values().cloned().collect();
+        if let Ok(shared) = self.stateless.mcp_session.try_lock() {
+            open.extend(shared.iter().cloned());
+        }
+        open
+    }
+
     /// The calls this session has in progress on `server`.
     pub fn calls_in_progress(&self, server: &str) -> usize {
         self.shares

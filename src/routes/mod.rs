@@ -12,6 +12,7 @@ mod client_configs;
 pub mod error;
 mod health;
 mod mcp;
+mod metrics;
 pub mod rate_limit;
 mod registry;
 mod session_id;
@@ -26,20 +27,32 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, Resource, ResponseError,
 
 pub use body::BodyTimeout;
 pub use error::ApiError;
+pub use metrics::metrics;
 
 use access::Access;
 
 /// Who may use a route, and in which shape it answers a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {
-    /// Anyone who passes the Host and Origin checks: `/healthz`.
+    /// Anyone who passes the Host and Origin checks: `/healthz`, `/readyz`.
     Public,
-    /// Creates, shows or deletes sessions, or shows the registry: the admin
-    /// token, when one is set.
+    /// Creates, shows or deletes sessions, shows the registry or the
+    /// metrics: the admin token, when one is set.
     Management,
     /// A session's MCP endpoint: the session's own token, which its handler
     /// checks once it knows the session. Refusals are JSON-RPC errors.
     Mcp,
+}
+
+impl RouteKind {
+    /// Its name in metrics labels.
+    fn name(self) -> &'static str {
+        match self {
+            RouteKind::Public => "public",
+            RouteKind::Management => "management",
+            RouteKind::Mcp => "mcp",
+        }
+    }
 }
 
 /// The route serving a request, kept in its extensions for the request log.
@@ -69,6 +82,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
     mount(config, "/readyz", RouteKind::Public, |resource| {
         resource
             .route(web::get().to(health::readyz))
+            .default_service(web::to(|| method_not_allowed("GET")))
+    });
+    mount(config, "/metrics", RouteKind::Management, |resource| {
+        resource
+            .route(web::get().to(metrics::metrics))
             .default_service(web::to(|| method_not_allowed("GET")))
     });
     mount(config, "/registry", RouteKind::Management, |resource| {
@@ -148,16 +166,24 @@ async fn guard(
             None => Ok(()),
         }
     };
-    match refused {
-        Ok(()) => next.call(request).await,
+    let answered = match refused {
+        Ok(()) => next.call(request).await?,
         Err(error) => {
             let response = match route.kind {
                 RouteKind::Mcp => mcp::refusal_response(error),
                 RouteKind::Public | RouteKind::Management => error.error_response(),
             };
-            Ok(request.into_response(response))
+            request.into_response(response)
         }
+    };
+    let status = answered.status();
+    if (status.is_client_error() || status.is_server_error())
+        && let Some(mux) = answered.request().app_data::<web::Data<crate::mux::Mux>>()
+    {
+        mux.metrics()
+            .record_refusal(route.kind.name(), status.as_u16());
     }
+    Ok(answered)
 }
 
 /// Any path no route serves: 404, once Host and Origin pass.

@@ -38,6 +38,8 @@ pub struct TestApp {
     pub mux: Arc<Mux>,
     pub http: reqwest::Client,
     pub data_dir: Arc<TempDir>,
+    /// `http://<address>` of the `--metrics-bind` listener, when asked for.
+    pub metrics_address: Option<String>,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -60,6 +62,7 @@ pub struct AppOptions {
     pub rates: Rates,
     pub public_url: Option<String>,
     pub body_timeout: Duration,
+    pub metrics_bind: Option<String>,
 }
 
 impl AppOptions {
@@ -78,6 +81,7 @@ impl AppOptions {
             rates: Rates::default(),
             public_url: None,
             body_timeout: Duration::from_secs(10),
+            metrics_bind: None,
         }
     }
 }
@@ -114,9 +118,13 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
             .public_url
             .map(|url| url::Url::parse(&url).expect("a public URL")),
         body_timeout: options.body_timeout,
+        metrics_bind: options.metrics_bind,
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());
+    let metrics_address = application
+        .metrics_address()
+        .map(|address| format!("http://{address}"));
     let mux = application.mux();
     let handle = application.handle();
     let task = tokio::spawn(application.run_until_stopped());
@@ -125,6 +133,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         mux,
         http: reqwest::Client::new(),
         data_dir,
+        metrics_address,
         handle,
         task,
     })

@@ -13,6 +13,7 @@ mod hostile;
 mod lifetimes;
 mod limits;
 mod mcp_endpoint;
+mod metrics;
 mod path_spellings;
 mod persistence;
 mod resources;

@@ -61,9 +61,9 @@ impl McpSession {
             (NamedKind::Tool, Some(context)) => Some(AuditedCall::start(context, &self.id, &name)),
             _ => None,
         };
-        let (backend, outcome) = match self.route_named(kind, name).await {
+        let (routed, outcome) = match self.route_named(kind, name).await {
             Ok(route) => {
-                params.insert("name".into(), Value::String(route.name));
+                params.insert("name".into(), Value::String(route.name.clone()));
                 let outcome = self
                     .send_to_backend(
                         route.backend,
@@ -74,12 +74,15 @@ impl McpSession {
                     )
                     .await
                     .and_then(passed_on);
-                (Some(self.backends[route.backend].name()), outcome)
+                (Some((route.backend, route.name)), outcome)
             }
             Err(error) => (None, Err(error)),
         };
         if let Some(audited) = audited {
-            audited.finish(backend, &outcome);
+            let routed = routed
+                .as_ref()
+                .map(|(backend, tool)| (self.backends[*backend].name(), tool.as_str()));
+            audited.finish(routed, &outcome);
         }
         outcome
     }

@@ -191,6 +191,14 @@ impl McpSession {
         }
     }
 
+    /// The transport of each backend session open on it.
+    pub fn open_backend_transports(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.backends
+            .iter()
+            .filter(|slot| matches!(*slot.lock_state(), SlotState::Ready(_)))
+            .map(|slot| slot.session.server().endpoint.transport_name())
+    }
+
     /// Tells the model which backend each tool prefix stands for.
     pub fn instructions(&self) -> String {
         let mut text = String::from(

@@ -1,0 +1,243 @@
+//! What the gateway counts for Prometheus (`GET /metrics`): `tools/call`
+//! outcomes and latency by server, and refusals, as they happen; and, read
+//! at each scrape, each backend's retries, circuit and calls in progress,
+//! the sessions, MCP sessions and backend sessions, and the audit trail.
+//!
+//! Label values are bounded: a server is one the registry lists, a tool one
+//! its backend listed (a name that led to no backend counts as ""), an
+//! outcome and an error class are the audit trail's.
+
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    server: String,
+    tool: String,
+    outcome: &'static str,
+    error_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabels {
+    transport: &'static str,
+}
+
+type DurationFamily = Family<ServerLabels, Histogram, fn() -> Histogram>;
+
+/// A metric with a value per backend: name, help, type, and how to read it.
+type PerBackend = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&BackendState) -> u64,
+);
+
+/// The metrics kept as events happen.
+#[derive(Debug)]
+pub struct Metrics {
+    tool_calls: Family<CallLabels, Counter>,
+    call_duration: DurationFamily,
+    refusals: Family<RefusalLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        // 1 ms to about 33 s, doubling.
+        fn buckets() -> Histogram {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        }
+        Metrics {
+            tool_calls: Family::default(),
+            call_duration: Family::new_with_constructor(buckets),
+            refusals: Family::default(),
+        }
+    }
+}
+
+/// A backend's state at a scrape.
+pub struct BackendState {
+    pub server: String,
+    pub retries: u64,
+    /// 0 closed, 1 half-open, 2 open.
+    pub circuit: u8,
+    pub calls_in_progress: usize,
+}
+
+/// What a scrape reads from the gateway's state.
+pub struct Snapshot {
+    pub backends: Vec<BackendState>,
+    pub sessions_stored: u64,
+    pub mcp_sessions_live: u64,
+    /// Open backend sessions by transport name.
+    pub backend_sessions_open: Vec<(&'static str, u64)>,
+    pub audit_written: u64,
+    pub audit_dropped: u64,
+}
+
+impl Metrics {
+    /// One `tools/call`: `server` and `tool` when the name led to a
+    /// backend, the outcome and error class the audit trail gives it.
+    pub fn record_call(
+        &self,
+        routed: Option<(&str, &str)>,
+        outcome: &'static str,
+        error_class: Option<&'static str>,
+        elapsed: Duration,
+    ) {
+        let (server, tool) = routed.unwrap_or_default();
+        self.tool_calls
+            .get_or_create(&CallLabels {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                outcome,
+                error_class: error_class.unwrap_or_default(),
+            })
+            .inc();
+        if routed.is_some() {
+            self.call_duration
+                .get_or_create(&ServerLabels {
+                    server: server.to_owned(),
+                })
+                .observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// A request answered with an error status, by the kind of route.
+    pub fn record_refusal(&self, route: &'static str, status: u16) {
+        self.refusals
+            .get_or_create(&RefusalLabels { route, status })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of these metrics and of `snapshot`.
+    pub fn encode(&self, snapshot: Snapshot) -> String {
+        let mut registry = Registry::with_prefix("mcp_mux");
+        registry.register(
+            "tool_calls",
+            "tools/call requests by server, tool, outcome and error class",
+            self.tool_calls.clone(),
+        );
+        registry.register(
+            "tool_call_duration_seconds",
+            "tools/call latency by server, for calls that reached a backend",
+            self.call_duration.clone(),
+        );
+        registry.register(
+            "refusals",
+            "requests answered with an HTTP error status, by route kind and status",
+            self.refusals.clone(),
+        );
+        registry.register_collector(Box::new(snapshot));
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Snapshot")
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let per_backend: [PerBackend; 3] = [
+            (
+                "backend_retries",
+                "retries of backend exchanges, by server",
+                MetricType::Counter,
+                |backend| backend.retries,
+            ),
+            (
+                "circuit_state",
+                "circuit breaker by server: 0 closed, 1 half-open, 2 open",
+                MetricType::Gauge,
+                |backend| u64::from(backend.circuit),
+            ),
+            (
+                "calls_in_progress",
+                "calls in progress on this gateway, by server",
+                MetricType::Gauge,
+                |backend| backend.calls_in_progress as u64,
+            ),
+        ];
+        for (name, help, kind, value) in per_backend {
+            let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+            for backend in &self.backends {
+                let labels = ServerLabels {
+                    server: backend.server.clone(),
+                };
+                let family = metric.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => ConstCounter::new(value(backend)).encode(family)?,
+                    _ => ConstGauge::new(value(backend) as i64).encode(family)?,
+                }
+            }
+        }
+        let gauges = [
+            (
+                "sessions_stored",
+                "sessions in the store",
+                self.sessions_stored,
+            ),
+            (
+                "mcp_sessions_live",
+                "MCP sessions open on this gateway",
+                self.mcp_sessions_live,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(value as i64).encode(metric)?;
+        }
+        let mut open = encoder.encode_descriptor(
+            "backend_sessions_open",
+            "backend sessions open on this gateway, by transport",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (transport, count) in &self.backend_sessions_open {
+            let labels = TransportLabels { transport };
+            ConstGauge::new(*count as i64).encode(open.encode_family(&labels)?)?;
+        }
+        let counters = [
+            (
+                "audit_records_written",
+                "audit records written to the store",
+                self.audit_written,
+            ),
+            (
+                "audit_records_dropped",
+                "audit records dropped because the queue was full",
+                self.audit_dropped,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! `GET /metrics`: the gateway's metrics for Prometheus, behind the admin
+//! token when one is set.
+
+use actix_web::{HttpResponse, web};
+
+use super::error::ApiError;
+use crate::mux::Mux;
+
+pub async fn metrics(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError> {
+    let text = mux.metrics_text().await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(text))
+}

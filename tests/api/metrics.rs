@@ -1,0 +1,205 @@
+//! `GET /metrics`: exact counts after known calls, the gateway's state at
+//! the scrape, and the admin token in front of it.
+
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, method};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::*;
+
+/// The metrics text, and the value of each sample line by its name and
+/// labels as written.
+async fn scrape(app: &TestApp) -> (String, std::collections::HashMap<String, f64>) {
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = response.text().await.expect("text");
+    let samples = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
+        .collect();
+    (text, samples)
+}
+
+fn tool_result(text: &str, is_error: bool) -> JsonRpcAnswer {
+    JsonRpcAnswer::result(
+        json!({ "content": [{ "type": "text", "text": text }], "isError": is_error }),
+    )
+}
+
+#[tokio::test]
+async fn calls_retries_refusals_and_state_are_counted_exactly() {
+    let server = mock_backend(
+        json!([
+            { "name": "write", "inputSchema": { "type": "object" } },
+            { "name": "fail", "inputSchema": { "type": "object" } },
+        ]),
+        false,
+    )
+    .await;
+    // The first write meets a 503 and is retried; the second goes through.
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "params": { "name": "write" } })))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "params": { "name": "write" } })))
+        .respond_with(tool_result("written", false))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "params": { "name": "fail" } })))
+        .respond_with(tool_result("no", true))
+        .mount(&server)
+        .await;
+    let (app, mut mcp) = session_over_mock("mock", &server).await;
+    for name in ["mock__write", "mock__write", "mock__fail", "mock__nope"] {
+        mcp.call_tool(name, json!({})).await;
+    }
+    let missing = app
+        .http
+        .get(format!("{}/session/not-a-session", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing.status(), 404);
+
+    let (text, samples) = scrape(&app).await;
+    let expected = [
+        (
+            r#"mcp_mux_tool_calls_total{server="mock",tool="write",outcome="ok",error_class=""}"#,
+            2.0,
+        ),
+        (
+            r#"mcp_mux_tool_calls_total{server="mock",tool="fail",outcome="tool_error",error_class=""}"#,
+            1.0,
+        ),
+        (
+            r#"mcp_mux_tool_calls_total{server="",tool="",outcome="error",error_class="unknown_tool"}"#,
+            1.0,
+        ),
+        (
+            r#"mcp_mux_tool_call_duration_seconds_count{server="mock"}"#,
+            3.0,
+        ),
+        (r#"mcp_mux_backend_retries_total{server="mock"}"#, 1.0),
+        (r#"mcp_mux_circuit_state{server="mock"}"#, 0.0),
+        (r#"mcp_mux_calls_in_progress{server="mock"}"#, 0.0),
+        (
+            r#"mcp_mux_refusals_total{route="management",status="404"}"#,
+            1.0,
+        ),
+        ("mcp_mux_sessions_stored", 1.0),
+        ("mcp_mux_mcp_sessions_live", 1.0),
+        (
+            r#"mcp_mux_backend_sessions_open{transport="streamable_http"}"#,
+            1.0,
+        ),
+        ("mcp_mux_audit_records_dropped_total", 0.0),
+    ];
+    for (sample, value) in expected {
+        assert_eq!(samples.get(sample), Some(&value), "{sample} in\n{text}");
+    }
+    // Only these tool labels: a name that led nowhere is not one.
+    let tool_series = samples
+        .keys()
+        .filter(|name| name.starts_with("mcp_mux_tool_calls_total"))
+        .count();
+    assert_eq!(tool_series, 3, "{text}");
+    assert!(!text.contains("nope"), "{text}");
+
+    // The audit writer writes in batches: all four records, eventually.
+    assert!(
+        eventually(|| async {
+            scrape(&app)
+                .await
+                .1
+                .get("mcp_mux_audit_records_written_total")
+                == Some(&4.0)
+        })
+        .await,
+        "every call is audited"
+    );
+}
+
+#[tokio::test]
+async fn metrics_bind_serves_them_on_an_address_of_their_own_without_the_token() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let mut options = AppOptions::new(registry_yaml(&[("alpha", &backend.url, "")]));
+    options.admin_token = Some("admin-token-0123456789".into());
+    options.metrics_bind = Some("127.0.0.1:0".into());
+    let app = spawn_app_with(options).await.expect("starts");
+    let own = app.metrics_address.clone().expect("a metrics address");
+    let scraped = app
+        .http
+        .get(format!("{own}/metrics"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        scraped
+            .text()
+            .await
+            .expect("text")
+            .contains(r#"mcp_mux_circuit_state{server="alpha"} 0"#)
+    );
+    // Nothing else is served there.
+    let other = app
+        .http
+        .get(format!("{own}/registry"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(other.status(), 404);
+    // The main address still wants the token.
+    let refused = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
+async fn metrics_need_the_admin_token_when_one_is_set() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let mut options = AppOptions::new(registry_yaml(&[("alpha", &backend.url, "")]));
+    options.admin_token = Some("admin-token-0123456789".into());
+    let app = spawn_app_with(options).await.expect("starts");
+    let refused = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"], "unauthorized");
+    let allowed = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .bearer_auth("admin-token-0123456789")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(allowed.status(), 200);
+    let text = allowed.text().await.expect("text");
+    assert!(
+        text.contains(r#"mcp_mux_refusals_total{route="management",status="401"} 1"#),
+        "{text}"
+    );
+}
