@@ -113,6 +113,9 @@ struct ServeArgs {
     /// the admin token.
     #[arg(long, env = "MCP_MUX_METRICS_BIND")]
     metrics_bind: Option<String>,
+    /// How log lines are written to stderr.
+    #[arg(long, env = "MCP_MUX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 /// A rate flag: a positive, finite number.
@@ -135,20 +138,40 @@ fn parse_public_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object a line, for log pipelines.
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logger
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logger.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => *args,
-        Some(Command::RotateKey(args)) => return rotate_key(args),
+        Some(Command::RotateKey(args)) => {
+            init_logging(LogFormat::Text);
+            return rotate_key(args);
+        }
         None => cli.serve,
     };
+    init_logging(args.log_format);
     let (encryption_key, previous_keys) = match keys_from_env() {
         Ok(keys) => keys,
         Err(message) => {

@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod backend_failures;
 mod bounds;
+mod cli;
 mod create_session;
 mod faults;
 mod hostile;
