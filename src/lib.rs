@@ -10,6 +10,7 @@
 //! - [`capacity`]: the open-file limit, raised at start and shared out
 //!   between clients, backends and the gateway's own files.
 //! - [`rotation`]: the `rotate-key` command, which re-seals stored credentials.
+//! - [`check`]: the `registry check` command, which opens each backend once.
 //! - [`routes`]: actix-web handlers; access (tokens, Host, Origin), rate limits,
 //!   parse, check, map errors to HTTP and JSON-RPC.
 //! - [`mux`]: the session runtime: MCP sessions (kept in the store), fan-out,
@@ -24,6 +25,7 @@
 
 pub mod backend;
 pub mod capacity;
+pub mod check;
 pub mod credentials;
 pub mod mcp;
 pub mod mux;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
+use mcp_mux::check;
 use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::rotation::RotationSettings;
 use mcp_mux::routes::rate_limit::{Rate, Rates};
@@ -33,6 +34,27 @@ enum Command {
     /// (MCP_MUX_ENCRYPTION_KEY), opening each with whichever configured key
     /// sealed it (MCP_MUX_PREVIOUS_KEYS).
     RotateKey(RotateKeyArgs),
+    /// Work with the registry file.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Validate the registry and open each backend once (initialize, then
+    /// tools/list). Exits 1 when the registry is invalid or a backend does
+    /// not answer.
+    Check(RegistryCheckArgs),
+}
+
+#[derive(clap::Args)]
+struct RegistryCheckArgs {
+    /// The registry of backends.
+    #[arg(long, env = "MCP_MUX_REGISTRY", default_value = "registry.yaml")]
+    registry: PathBuf,
+    /// Print JSON (an array, one object per backend) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -169,6 +191,7 @@ fn main() -> ExitCode {
             init_logging(LogFormat::Text);
             return rotate_key(args);
         }
+        Some(Command::Registry(RegistryCommand::Check(args))) => return check_registry(args),
         None => cli.serve,
     };
     init_logging(args.log_format);
@@ -263,6 +286,39 @@ fn keys_from_env() -> Result<(Option<SecretString>, Option<SecretString>), &'sta
 }
 
 /// Runs `rotate-key`: prints what it re-sealed, or the error.
+fn check_registry(args: RegistryCheckArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mcp-mux: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = match runtime.block_on(check::check_registry(&args.registry)) {
+        Ok(checks) => checks,
+        Err(error) => {
+            eprintln!("mcp-mux: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks).unwrap_or_default()
+        );
+    } else {
+        println!("{}", check::table(&checks));
+    }
+    if check::all_reachable(&checks) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn rotate_key(args: RotateKeyArgs) -> ExitCode {
     let (encryption_key, previous_keys) = match keys_from_env() {
         Ok(keys) => keys,

@@ -51,6 +51,8 @@ pub enum Attempts {
 /// What the backend said when it was initialized.
 #[derive(Debug, Clone, Default)]
 pub struct Initialized {
+    /// The revision the backend chose.
+    pub protocol_version: String,
     pub capabilities: Value,
     pub instructions: Option<String>,
 }
@@ -177,6 +179,7 @@ impl BackendSession {
             return Err(self.closed_error());
         }
         Ok(Initialized {
+            protocol_version: protocol_version.to_owned(),
             capabilities: result
                 .get("capabilities")
                 .cloned()

@@ -54,3 +54,97 @@ async fn log_format_json_writes_one_json_object_a_line() {
     );
     assert!(last["timestamp"].is_string(), "{last}");
 }
+
+/// `mcp-mux registry check` over `registry`, with `extra` arguments: its
+/// exit code, stdout and stderr.
+async fn registry_check(registry: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    registry_check_in(&dir, registry, extra).await
+}
+
+async fn registry_check_in(
+    dir: &tempfile::TempDir,
+    registry: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let path = dir.path().join("registry.yaml");
+    std::fs::write(&path, registry).expect("registry written");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
+        .args(["registry", "check", "--registry"])
+        .arg(&path)
+        .args(extra)
+        .env_clear()
+        .output()
+        .await
+        .expect("mcp-mux runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn registry_check_opens_each_backend_and_exits_1_when_one_does_not_answer() {
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let tools = rmcp_client(StreamableHttpClientTransportConfig::with_uri(
+        backend.url.clone(),
+    ))
+    .await
+    .list_all_tools()
+    .await
+    .expect("tools")
+    .len();
+    let registry = registry_yaml(&[
+        ("alpha", &backend.url, ""),
+        ("gone", "http://127.0.0.1:9/mcp", ""),
+    ]);
+    let (code, stdout, stderr) = registry_check(&registry, &["--json"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    let checks: Value = serde_json::from_str(&stdout).expect("JSON");
+    let alpha = &checks[0];
+    assert_eq!(alpha["server"], "alpha");
+    assert_eq!(alpha["transport"], "streamable_http");
+    assert_eq!(alpha["reachable"], true);
+    assert_eq!(alpha["tools"], tools);
+    assert!(alpha["revision"].is_string(), "{alpha}");
+    assert_eq!(alpha["problem"], Value::Null);
+    let gone = &checks[1];
+    assert_eq!(gone["server"], "gone");
+    assert_eq!(gone["reachable"], false);
+    assert_eq!(
+        gone["problem"],
+        "backend \"gone\" is unreachable: connection refused or failed"
+    );
+
+    let (code, stdout, _) =
+        registry_check(&registry_yaml(&[("alpha", &backend.url, "")]), &[]).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("server  transport        reachable"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("alpha   streamable_http  yes"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn registry_check_of_an_invalid_registry_is_one_line_naming_the_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (code, stdout, stderr) =
+        registry_check_in(&dir, "servers:\n  Bad_Name:\n    url: http://a/mcp\n", &[]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        format!(
+            "mcp-mux: registry {}: servers.Bad_Name: server names are 1 to 32 characters \
+             from a-z 0-9 - and start with a letter or digit\n",
+            dir.path().join("registry.yaml").display()
+        )
+    );
+}

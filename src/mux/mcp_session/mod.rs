@@ -486,6 +486,7 @@ mod tests {
                     catalogues.clone(),
                 );
                 *slot.lock_state() = SlotState::Ready(Initialized {
+                    protocol_version: version::LATEST.to_owned(),
                     capabilities: capabilities.clone(),
                     instructions: None,
                 });
