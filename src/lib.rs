@@ -11,6 +11,7 @@
 //!   between clients, backends and the gateway's own files.
 //! - [`rotation`]: the `rotate-key` command, which re-seals stored credentials.
 //! - [`check`]: the `registry check` command, which opens each backend once.
+//! - [`remote`]: the `sessions` commands, a client of a running gateway.
 //! - [`routes`]: actix-web handlers; access (tokens, Host, Origin), rate limits,
 //!   parse, check, map errors to HTTP and JSON-RPC.
 //! - [`mux`]: the session runtime: MCP sessions (kept in the store), fan-out,
@@ -30,6 +31,7 @@ pub mod credentials;
 pub mod mcp;
 pub mod mux;
 pub mod registry;
+pub mod remote;
 pub mod rotation;
 pub mod routes;
 pub mod startup;

@@ -9,11 +9,11 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
-use mcp_mux::check;
 use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::rotation::RotationSettings;
 use mcp_mux::routes::rate_limit::{Rate, Rates};
 use mcp_mux::startup::{Application, Settings};
+use mcp_mux::{check, remote};
 
 #[derive(Parser)]
 #[command(name = "mcp-mux", version, about = "Per-session MCP multiplexer")]
@@ -37,6 +37,51 @@ enum Command {
     /// Work with the registry file.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Create, list, show and delete sessions on a running gateway.
+    Sessions(SessionsArgs),
+}
+
+#[derive(clap::Args)]
+struct SessionsArgs {
+    /// The gateway's address. Its admin token, if it has one, is read from
+    /// MCP_MUX_ADMIN_TOKEN.
+    #[arg(
+        long,
+        env = "MCP_MUX_URL",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    url: String,
+    /// Print the gateway's JSON answer instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: SessionsCommand,
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Create a session; prints its URL and client configurations.
+    Create {
+        /// A backend from the registry (repeat for several).
+        #[arg(long = "server", required = true)]
+        servers: Vec<String>,
+        /// A credential, as server.field=value (repeat for several).
+        #[arg(long = "credential", value_parser = remote::parse_credential)]
+        credentials: Vec<(String, String, String)>,
+        /// Require a session token on the MCP endpoint.
+        #[arg(long)]
+        require_token: bool,
+        /// End the session after this many seconds.
+        #[arg(long)]
+        ttl_seconds: Option<u64>,
+    },
+    /// List the stored sessions.
+    List,
+    /// Show one session.
+    Show { id: String },
+    /// Delete one session, its credentials and its MCP sessions.
+    Delete { id: String },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +237,7 @@ fn main() -> ExitCode {
             return rotate_key(args);
         }
         Some(Command::Registry(RegistryCommand::Check(args))) => return check_registry(args),
+        Some(Command::Sessions(args)) => return sessions(args),
         None => cli.serve,
     };
     init_logging(args.log_format);
@@ -286,6 +332,73 @@ fn keys_from_env() -> Result<(Option<SecretString>, Option<SecretString>), &'sta
 }
 
 /// Runs `rotate-key`: prints what it re-sealed, or the error.
+fn sessions(args: SessionsArgs) -> ExitCode {
+    let gateway = remote::Gateway::new(&args.url, std::env::var("MCP_MUX_ADMIN_TOKEN").ok());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mcp-mux: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let pretty =
+        |value: &serde_json::Value| serde_json::to_string_pretty(value).unwrap_or_default();
+    let printed = runtime.block_on(async {
+        Ok::<_, remote::RemoteError>(match args.command {
+            SessionsCommand::Create {
+                servers,
+                credentials,
+                require_token,
+                ttl_seconds,
+            } => {
+                let created = gateway
+                    .create(&remote::NewSession {
+                        servers,
+                        credentials,
+                        require_token,
+                        ttl_seconds,
+                    })
+                    .await?;
+                if args.json {
+                    pretty(&created)
+                } else {
+                    remote::describe_created(&created)
+                }
+            }
+            SessionsCommand::List => {
+                let sessions = gateway.list().await?;
+                if args.json {
+                    pretty(&serde_json::Value::Array(sessions))
+                } else {
+                    remote::sessions_table(&sessions)
+                }
+            }
+            SessionsCommand::Show { id } => pretty(&gateway.show(&id).await?),
+            SessionsCommand::Delete { id } => {
+                let deleted = gateway.delete(&id).await?;
+                if args.json {
+                    pretty(&deleted)
+                } else {
+                    format!("deleted {id}")
+                }
+            }
+        })
+    });
+    match printed {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("mcp-mux: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn check_registry(args: RegistryCheckArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

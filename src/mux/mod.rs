@@ -39,7 +39,7 @@ use crate::backend::connections::ConnectionBudget;
 use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{SessionRecord, Store, StoredAuditRecord};
+use crate::store::{SessionRecord, SessionSummary, Store, StoredAuditRecord};
 
 /// Bounds on what clients may hold on this gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +184,15 @@ impl Mux {
     /// Ok when the store answers.
     pub async fn store_answers(&self) -> Result<(), MuxError> {
         Ok(self.store.ping().await?)
+    }
+
+    /// Up to `limit` stored sessions in id order, after `after` when given.
+    pub async fn list_sessions(
+        &self,
+        limit: u64,
+        after: Option<Uuid>,
+    ) -> Result<Vec<SessionSummary>, MuxError> {
+        Ok(self.store.list_sessions(limit, after).await?)
     }
 
     /// The latest `limit` audit records of `session`, newest first, older

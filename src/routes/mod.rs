@@ -104,6 +104,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(web::to(|| method_not_allowed("POST")))
         },
     );
+    mount(config, "/sessions", RouteKind::Management, |resource| {
+        resource
+            .route(web::get().to(sessions::list_sessions))
+            .default_service(web::to(|| method_not_allowed("GET")))
+    });
     mount(config, "/session/{id}", RouteKind::Management, |resource| {
         resource
             .route(web::get().to(sessions::get_session))

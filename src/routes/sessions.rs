@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 use super::access::{Access, new_session_token, token_digest};
 use super::body::{read_limited, refuse_unread};
@@ -118,6 +119,63 @@ pub async fn delete_session(
     }
     tracing::info!(session = %short_id(id), "session deleted");
     Ok(HttpResponse::Ok().json(json!({ "session_id": id, "status": "deleted" })))
+}
+
+/// Most sessions one list answer carries.
+const MAX_SESSION_PAGE: u64 = 1000;
+
+/// `GET /sessions?limit=N&after=ID`: the stored sessions in id order, never
+/// their credentials; `next_after` continues the list.
+pub async fn list_sessions(
+    query: web::Query<std::collections::HashMap<String, String>>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = match query.get("limit") {
+        None => 100,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|limit| (1..=MAX_SESSION_PAGE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_SESSION_PAGE}"),
+                )
+            })?,
+    };
+    let after = match query.get("after") {
+        None => None,
+        Some(text) => Some(Uuid::try_parse(text).map_err(|_| {
+            ApiError::bad_request("after", "must be a session id from an earlier answer")
+        })?),
+    };
+    if let Some(unknown) = query
+        .keys()
+        .find(|key| !matches!(key.as_str(), "limit" | "after"))
+    {
+        return Err(ApiError::bad_request(
+            unknown.as_str(),
+            "unknown parameter; expected limit, after",
+        ));
+    }
+    let sessions = mux.list_sessions(limit, after).await?;
+    let next_after = (sessions.len() as u64 == limit)
+        .then(|| sessions.last().map(|session| session.id))
+        .flatten();
+    let sessions: Vec<Value> = sessions
+        .iter()
+        .map(|session| {
+            json!({
+                "session_id": session.id,
+                "mcp_endpoint": mcp_endpoint(session.id),
+                "servers": session.servers,
+                "created_at": session.created_at,
+                "expires_at": session.expires_at,
+                "require_token": session.require_token,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions, "next_after": next_after })))
 }
 
 /// Most audit records one answer carries.

@@ -55,6 +55,16 @@ pub struct SessionRecord {
     pub rate_limit: Option<u32>,
 }
 
+/// A stored session as a list shows it: never its credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub id: Uuid,
+    pub servers: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub require_token: bool,
+}
+
 impl SessionRecord {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
@@ -304,6 +314,40 @@ impl Store {
         };
         session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
+    }
+
+    /// Up to `limit` sessions in id order, after session `after` when
+    /// given (for paging).
+    pub async fn list_sessions(
+        &self,
+        limit: u64,
+        after: Option<Uuid>,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut query = session::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(session::Column::Id.gt(after.to_string()));
+        }
+        let rows = query
+            .order_by_asc(session::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let corrupt = |reason| StoreError::Corrupt {
+                    id: row.id.clone(),
+                    reason,
+                };
+                Ok(SessionSummary {
+                    id: Uuid::try_parse(&row.id).map_err(|_| corrupt("id is not a UUID"))?,
+                    servers: serde_json::from_str(&row.servers)
+                        .map_err(|_| corrupt("servers is not a JSON list"))?,
+                    created_at: row.created_at,
+                    expires_at: row.expires_at,
+                    require_token: row.token_digest.is_some(),
+                })
+            })
+            .collect()
     }
 
     pub async fn find_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {

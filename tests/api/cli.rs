@@ -148,3 +148,136 @@ async fn registry_check_of_an_invalid_registry_is_one_line_naming_the_field() {
         )
     );
 }
+
+/// `mcp-mux sessions …` against `app`, with its admin token `token`.
+async fn sessions(app: &TestApp, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
+        .args(["sessions", "--url", &app.address])
+        .args(args)
+        .env_clear()
+        .env("MCP_MUX_ADMIN_TOKEN", token)
+        .output()
+        .await
+        .expect("mcp-mux runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn sessions_commands_create_list_show_and_delete_through_the_api() {
+    const TOKEN: &str = "admin-token-0123456789";
+    let mut options = AppOptions::new(registry_yaml(&[(
+        "alpha",
+        "http://127.0.0.1:9/mcp",
+        "auth: { type: bearer }",
+    )]));
+    options.admin_token = Some(TOKEN.into());
+    let app = spawn_app_with(options).await.expect("starts");
+
+    let (code, stdout, stderr) = sessions(
+        &app,
+        TOKEN,
+        &[
+            "create",
+            "--server",
+            "alpha",
+            "--credential",
+            "alpha.token=s3cret",
+            "--require-token",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let id = stdout
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("session "))
+        .expect("the session first")
+        .to_owned();
+    assert!(
+        stdout.contains(&format!("MCP URL: {}/session/{id}/mcp", app.address)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("session token (shown this once): mmx_"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Claude Code:\nclaude mcp add --transport http"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret"), "the credential is never shown");
+
+    let (code, stdout, _) = sessions(&app, TOKEN, &["list"]).await;
+    assert_eq!(code, Some(0));
+    let row = stdout
+        .lines()
+        .find(|line| line.starts_with(&id))
+        .expect("listed");
+    assert!(row.contains("  yes  ") && row.ends_with("alpha"), "{row}");
+
+    let (code, stdout, _) = sessions(&app, TOKEN, &["show", &id]).await;
+    assert_eq!(code, Some(0));
+    let shown: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(shown["session_id"], id.as_str());
+
+    let (code, stdout, _) = sessions(&app, TOKEN, &["delete", &id]).await;
+    assert_eq!(
+        (code, stdout.trim()),
+        (Some(0), format!("deleted {id}").as_str())
+    );
+    let (code, stdout, stderr) = sessions(&app, TOKEN, &["show", &id]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        format!("mcp-mux: the gateway answered 404: no session \"{id}\"\n")
+    );
+
+    let (code, _, stderr) = sessions(&app, "wrong-token-0123456789", &["list"]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "mcp-mux: the gateway answered 401: the admin token is wrong\n"
+    );
+}
+
+#[tokio::test]
+async fn a_sessions_command_with_no_gateway_there_says_so_in_one_line() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
+        .args(["sessions", "--url", "http://127.0.0.1:9", "list"])
+        .env_clear()
+        .output()
+        .await
+        .expect("mcp-mux runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("mcp-mux: cannot reach the gateway at http://127.0.0.1:9: "),
+        "{stderr}"
+    );
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
+        .args([
+            "sessions",
+            "create",
+            "--server",
+            "a",
+            "--credential",
+            "a.token",
+        ])
+        .env_clear()
+        .output()
+        .await
+        .expect("mcp-mux runs");
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).lines().next(),
+        Some(
+            "error: invalid value 'a.token' for '--credential <CREDENTIALS>': expected server.field=value"
+        )
+    );
+}

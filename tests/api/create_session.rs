@@ -485,3 +485,88 @@ async fn the_session_url_ignores_forwarded_headers_and_follows_the_public_url() 
         format!("https://mux.example.com/gateway/session/{id}/mcp")
     );
 }
+
+#[tokio::test]
+async fn sessions_are_listed_in_pages_without_their_credentials() {
+    let app = spawn_app(REGISTRY).await;
+    let mut created = Vec::new();
+    for body in [
+        json!({ "servers": ["everything"] }),
+        json!({ "servers": ["everything"], "require_token": true }),
+        json!({ "servers": ["huggingface"], "credentials": { "huggingface": { "token": "hf_secret" } } }),
+    ] {
+        created.push(app.create_session(body).await);
+    }
+    created.sort();
+    let list = |query: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .get(format!("{}/sessions{query}", app.address))
+                .send()
+                .await
+                .expect("answer");
+            let status = response.status().as_u16();
+            let text = response.text().await.expect("body");
+            (status, text)
+        }
+    };
+    let (status, first) = list("?limit=2".into()).await;
+    assert_eq!(status, 200);
+    assert!(!first.contains("hf_secret"));
+    let first: Value = serde_json::from_str(&first).expect("JSON");
+    let ids = |page: &Value| -> Vec<String> {
+        page["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .map(|session| session["session_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), created[..2]);
+    assert_eq!(first["next_after"], created[1]);
+    let shown = &first["sessions"][0];
+    assert_eq!(
+        shown["mcp_endpoint"],
+        format!("/session/{}/mcp", created[0])
+    );
+    assert!(shown["created_at"].is_string(), "{shown}");
+
+    let (status, rest) = list(format!("?limit=2&after={}", created[1])).await;
+    assert_eq!(status, 200);
+    let rest: Value = serde_json::from_str(&rest).expect("JSON");
+    assert_eq!(ids(&rest), created[2..]);
+    assert_eq!(rest["next_after"], Value::Null);
+    let tokens = [
+        &first["sessions"][0],
+        &first["sessions"][1],
+        &rest["sessions"][0],
+    ]
+    .iter()
+    .filter(|session| session["require_token"] == true)
+    .count();
+    assert_eq!(tokens, 1);
+
+    for (query, field, reason) in [
+        ("?limit=0", "limit", "must be a whole number from 1 to 1000"),
+        (
+            "?after=x",
+            "after",
+            "must be a session id from an earlier answer",
+        ),
+        (
+            "?page=2",
+            "page",
+            "unknown parameter; expected limit, after",
+        ),
+    ] {
+        let (status, body) = list(query.into()).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).expect("JSON"),
+            json!({ "error": "bad_request", "field": field, "message": format!("{field}: {reason}") }),
+            "{query}"
+        );
+    }
+}
