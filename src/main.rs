@@ -331,18 +331,26 @@ fn keys_from_env() -> Result<(Option<SecretString>, Option<SecretString>), &'sta
     ))
 }
 
-/// Runs `rotate-key`: prints what it re-sealed, or the error.
-fn sessions(args: SessionsArgs) -> ExitCode {
-    let gateway = remote::Gateway::new(&args.url, std::env::var("MCP_MUX_ADMIN_TOKEN").ok());
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// The runtime of the one-shot commands; None (said on stderr) if it cannot
+/// start.
+fn one_thread_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime,
+        Ok(runtime) => Some(runtime),
         Err(error) => {
             eprintln!("mcp-mux: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// Runs a `sessions` command against the gateway at `--url`.
+fn sessions(args: SessionsArgs) -> ExitCode {
+    let gateway = remote::Gateway::new(&args.url, std::env::var("MCP_MUX_ADMIN_TOKEN").ok());
+    let Some(runtime) = one_thread_runtime() else {
+        return ExitCode::FAILURE;
     };
     let pretty =
         |value: &serde_json::Value| serde_json::to_string_pretty(value).unwrap_or_default();
@@ -399,16 +407,11 @@ fn sessions(args: SessionsArgs) -> ExitCode {
     }
 }
 
+/// Runs `registry check`: prints the table (or JSON), exits 1 unless every
+/// backend answered.
 fn check_registry(args: RegistryCheckArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("mcp-mux: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = one_thread_runtime() else {
+        return ExitCode::FAILURE;
     };
     let checks = match runtime.block_on(check::check_registry(&args.registry)) {
         Ok(checks) => checks,
@@ -432,6 +435,7 @@ fn check_registry(args: RegistryCheckArgs) -> ExitCode {
     }
 }
 
+/// Runs `rotate-key`: prints what it re-sealed, or the error.
 fn rotate_key(args: RotateKeyArgs) -> ExitCode {
     let (encryption_key, previous_keys) = match keys_from_env() {
         Ok(keys) => keys,
@@ -446,15 +450,8 @@ fn rotate_key(args: RotateKeyArgs) -> ExitCode {
         encryption_key,
         previous_keys,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("mcp-mux: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = one_thread_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(mcp_mux::rotation::rotate_key(settings)) {
         Ok(rotation) => {

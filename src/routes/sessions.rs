@@ -1,6 +1,7 @@
-//! `POST /create-session`, `GET /session/<id>`, `DELETE /session/<id>`.
+//! `POST /create-session`, `GET /sessions`, `GET /session/<id>`,
+//! `DELETE /session/<id>` and `GET /session/<id>/audit`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -127,37 +128,17 @@ const MAX_SESSION_PAGE: u64 = 1000;
 /// `GET /sessions?limit=N&after=ID`: the stored sessions in id order, never
 /// their credentials; `next_after` continues the list.
 pub async fn list_sessions(
-    query: web::Query<std::collections::HashMap<String, String>>,
+    query: web::Query<HashMap<String, String>>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = match query.get("limit") {
-        None => 100,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|limit| (1..=MAX_SESSION_PAGE).contains(limit))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_SESSION_PAGE}"),
-                )
-            })?,
-    };
+    check_parameters(&query, &["limit", "after"])?;
+    let limit = page_limit(&query, MAX_SESSION_PAGE)?;
     let after = match query.get("after") {
         None => None,
         Some(text) => Some(Uuid::try_parse(text).map_err(|_| {
             ApiError::bad_request("after", "must be a session id from an earlier answer")
         })?),
     };
-    if let Some(unknown) = query
-        .keys()
-        .find(|key| !matches!(key.as_str(), "limit" | "after"))
-    {
-        return Err(ApiError::bad_request(
-            unknown.as_str(),
-            "unknown parameter; expected limit, after",
-        ));
-    }
     let sessions = mux.list_sessions(limit, after).await?;
     let next_after = (sessions.len() as u64 == limit)
         .then(|| sessions.last().map(|session| session.id))
@@ -178,6 +159,31 @@ pub async fn list_sessions(
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions, "next_after": next_after })))
 }
 
+/// A list's `limit`: 1 to `max`, 100 when not given.
+fn page_limit(query: &HashMap<String, String>, max: u64) -> Result<u64, ApiError> {
+    match query.get("limit") {
+        None => Ok(100),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                ApiError::bad_request("limit", format!("must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
+/// Refuses a query parameter that is not one of `known`.
+fn check_parameters(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match query.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(unknown) => Err(ApiError::bad_request(
+            unknown.as_str(),
+            format!("unknown parameter; expected {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Most audit records one answer carries.
 const MAX_AUDIT_PAGE: u64 = 1000;
 
@@ -185,38 +191,18 @@ const MAX_AUDIT_PAGE: u64 = 1000;
 /// records, newest first; `next_before` continues the list.
 pub async fn get_audit(
     path: web::Path<String>,
-    query: web::Query<std::collections::HashMap<String, String>>,
+    query: web::Query<HashMap<String, String>>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
     let path = SessionPath::parse(&path)?;
-    let limit = match query.get("limit") {
-        None => 100,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|limit| (1..=MAX_AUDIT_PAGE).contains(limit))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_AUDIT_PAGE}"),
-                )
-            })?,
-    };
+    check_parameters(&query, &["limit", "before"])?;
+    let limit = page_limit(&query, MAX_AUDIT_PAGE)?;
     let before = match query.get("before") {
         None => None,
         Some(text) => Some(text.parse::<i64>().map_err(|_| {
             ApiError::bad_request("before", "must be a record id from an earlier answer")
         })?),
     };
-    if let Some(unknown) = query
-        .keys()
-        .find(|key| !matches!(key.as_str(), "limit" | "before"))
-    {
-        return Err(ApiError::bad_request(
-            unknown.as_str(),
-            "unknown parameter; expected limit, before",
-        ));
-    }
     let session = mux
         .session(path.id)
         .await?

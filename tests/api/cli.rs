@@ -17,13 +17,12 @@ async fn log_format_json_writes_one_json_object_a_line() {
         registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")]),
     )
     .expect("registry written");
-    let mut gateway = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
+    let mut gateway = mcp_mux()
         .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
         .arg("--registry")
         .arg(&registry)
         .arg("--data-dir")
         .arg(dir.path())
-        .env_clear()
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -69,14 +68,25 @@ async fn registry_check_in(
 ) -> (Option<i32>, String, String) {
     let path = dir.path().join("registry.yaml");
     std::fs::write(&path, registry).expect("registry written");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
-        .args(["registry", "check", "--registry"])
-        .arg(&path)
-        .args(extra)
-        .env_clear()
-        .output()
-        .await
-        .expect("mcp-mux runs");
+    finished(
+        mcp_mux()
+            .args(["registry", "check", "--registry"])
+            .arg(&path)
+            .args(extra),
+    )
+    .await
+}
+
+/// The binary, with an empty environment.
+fn mcp_mux() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"));
+    command.env_clear();
+    command
+}
+
+/// A command's exit code, stdout and stderr once it ends.
+async fn finished(command: &mut tokio::process::Command) -> (Option<i32>, String, String) {
+    let output = command.output().await.expect("mcp-mux runs");
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -151,19 +161,13 @@ async fn registry_check_of_an_invalid_registry_is_one_line_naming_the_field() {
 
 /// `mcp-mux sessions …` against `app`, with its admin token `token`.
 async fn sessions(app: &TestApp, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
-        .args(["sessions", "--url", &app.address])
-        .args(args)
-        .env_clear()
-        .env("MCP_MUX_ADMIN_TOKEN", token)
-        .output()
-        .await
-        .expect("mcp-mux runs");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+    finished(
+        mcp_mux()
+            .args(["sessions", "--url", &app.address])
+            .args(args)
+            .env("MCP_MUX_ADMIN_TOKEN", token),
     )
+    .await
 }
 
 #[tokio::test]
@@ -247,14 +251,9 @@ async fn sessions_commands_create_list_show_and_delete_through_the_api() {
 
 #[tokio::test]
 async fn a_sessions_command_with_no_gateway_there_says_so_in_one_line() {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-mux"))
-        .args(["sessions", "--url", "http://127.0.0.1:9", "list"])
-        .env_clear()
-        .output()
-        .await
-        .expect("mcp-mux runs");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, _, stderr) =
+        finished(mcp_mux().args(["sessions", "--url", "http://127.0.0.1:9", "list"])).await;
+    assert_eq!(code, Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with("mcp-mux: cannot reach the gateway at http://127.0.0.1:9: "),
