@@ -86,14 +86,6 @@ impl Endpoint {
     pub fn transport_name(&self) -> &'static str {
         self.transport().name()
     }
-
-    /// The Streamable HTTP endpoint's URL; None for the other transports.
-    pub fn streamable_http_url(&self) -> Option<&url::Url> {
-        match self {
-            Endpoint::StreamableHttp { url } => Some(url),
-            Endpoint::HttpSse { .. } | Endpoint::Stdio(_) => None,
-        }
-    }
 }
 
 /// The values of a server's `transport` key. Each is spelled only in
