@@ -35,6 +35,7 @@ struct ServerLabels {
 struct RefusalLabels {
     route: &'static str,
     status: u16,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,10 +123,15 @@ impl Metrics {
         }
     }
 
-    /// A request answered with an error status, by the kind of route.
-    pub fn record_refusal(&self, route: &'static str, status: u16) {
+    /// A request answered with an error status, by the kind of route and
+    /// the reason (an error kind of a bounded set).
+    pub fn record_refusal(&self, route: &'static str, status: u16, reason: &'static str) {
         self.refusals
-            .get_or_create(&RefusalLabels { route, status })
+            .get_or_create(&RefusalLabels {
+                route,
+                status,
+                reason,
+            })
             .inc();
     }
 
@@ -144,7 +150,7 @@ impl Metrics {
         );
         registry.register(
             "refusals",
-            "requests answered with an HTTP error status, by route kind and status",
+            "requests answered with an HTTP error status, by route kind, status and reason",
             self.refusals.clone(),
         );
         registry.register_collector(Box::new(snapshot));

@@ -10,6 +10,11 @@ use serde_json::json;
 use super::body::BodyError;
 use crate::mux::MuxError;
 
+/// Why a request was refused, kept in the response's extensions for the
+/// refusals metric: an `ApiError`'s kind, or what a protocol refusal says.
+#[derive(Debug, Clone, Copy)]
+pub struct RefusalReason(pub &'static str);
+
 /// An error answered by a route.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -54,8 +59,9 @@ impl ApiError {
         }
     }
 
-    /// The short machine-readable name of the error, in JSON bodies.
-    fn kind(&self) -> &'static str {
+    /// The short machine-readable name of the error, in JSON bodies and in
+    /// the refusals metric.
+    pub fn kind(&self) -> &'static str {
         match self {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::NotFound { .. } => "not_found",
@@ -192,6 +198,8 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        response.json(body)
+        let mut response = response.json(body);
+        response.extensions_mut().insert(RefusalReason(self.kind()));
+        response
     }
 }

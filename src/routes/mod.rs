@@ -30,6 +30,7 @@ pub use error::ApiError;
 pub use metrics::metrics;
 
 use access::Access;
+use error::RefusalReason;
 
 /// Who may use a route, and in which shape it answers a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,8 +186,13 @@ async fn guard(
     if (status.is_client_error() || status.is_server_error())
         && let Some(mux) = answered.request().app_data::<web::Data<crate::mux::Mux>>()
     {
+        let reason = answered
+            .response()
+            .extensions()
+            .get::<RefusalReason>()
+            .map_or("other", |reason| reason.0);
         mux.metrics()
-            .record_refusal(route.kind.name(), status.as_u16());
+            .record_refusal(route.kind.name(), status.as_u16(), reason);
     }
     Ok(answered)
 }

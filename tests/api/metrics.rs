@@ -75,6 +75,16 @@ async fn calls_retries_refusals_and_state_are_counted_exactly() {
         .await
         .expect("answer");
     assert_eq!(missing.status(), 404);
+    // An MCP request naming no MCP session: a protocol refusal.
+    let unknown = app
+        .http
+        .post(&mcp.url)
+        .header("mcp-session-id", "0".repeat(32))
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unknown.status(), 404);
 
     let (text, samples) = scrape(&app).await;
     let expected = [
@@ -98,7 +108,11 @@ async fn calls_retries_refusals_and_state_are_counted_exactly() {
         (r#"mcp_mux_circuit_state{server="mock"}"#, 0.0),
         (r#"mcp_mux_calls_in_progress{server="mock"}"#, 0.0),
         (
-            r#"mcp_mux_refusals_total{route="management",status="404"}"#,
+            r#"mcp_mux_refusals_total{route="management",status="404",reason="not_found"}"#,
+            1.0,
+        ),
+        (
+            r#"mcp_mux_refusals_total{route="mcp",status="404",reason="unknown_mcp_session"}"#,
             1.0,
         ),
         ("mcp_mux_sessions_stored", 1.0),
@@ -199,7 +213,9 @@ async fn metrics_need_the_admin_token_when_one_is_set() {
     assert_eq!(allowed.status(), 200);
     let text = allowed.text().await.expect("text");
     assert!(
-        text.contains(r#"mcp_mux_refusals_total{route="management",status="401"} 1"#),
+        text.contains(
+            r#"mcp_mux_refusals_total{route="management",status="401",reason="unauthorized"} 1"#
+        ),
         "{text}"
     );
 }

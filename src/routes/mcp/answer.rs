@@ -9,10 +9,12 @@ use serde_json::{Value, json};
 
 use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
+    PARSE_ERROR,
 };
 use crate::mcp::sse;
+use crate::mcp::stateless::MISSING_REQUIRED_CLIENT_CAPABILITY;
 use crate::mux::{CallError, Payload};
-use crate::routes::error::{ApiError, cause_chain};
+use crate::routes::error::{ApiError, RefusalReason, cause_chain};
 
 /// A transport-level refusal: an HTTP status with a JSON-RPC error body, the
 /// shape MCP clients parse.
@@ -22,6 +24,8 @@ pub(super) struct Refusal {
     // Boxed: a refusal travels in `Result`s, which should stay small.
     pub(super) error: Box<ErrorObject>,
     header: Option<RefusalHeader>,
+    /// For the refusals metric.
+    reason: &'static str,
 }
 
 /// The header some refusals carry.
@@ -41,6 +45,13 @@ impl Refusal {
             id: Value::Null,
             error: Box::new(ErrorObject::new(code, message)),
             header: None,
+            reason: match code {
+                PARSE_ERROR => "parse_error",
+                METHOD_NOT_FOUND => "method_not_found",
+                MISSING_REQUIRED_CLIENT_CAPABILITY => "missing_capability",
+                _ if status == StatusCode::NOT_FOUND => "unknown_mcp_session",
+                _ => "invalid_request",
+            },
         }
     }
 
@@ -61,9 +72,11 @@ impl Refusal {
             }
             None => &mut response,
         };
-        response
+        let mut response = response
             .content_type("application/json")
-            .body(jsonrpc::error_response(&self.id, &self.error))
+            .body(jsonrpc::error_response(&self.id, &self.error));
+        response.extensions_mut().insert(RefusalReason(self.reason));
+        response
     }
 }
 
@@ -78,6 +91,7 @@ impl From<ApiError> for Refusal {
             INVALID_REQUEST
         };
         let mut refusal = Refusal::new(status, code, error.to_string());
+        refusal.reason = error.kind();
         refusal.header = error
             .allow()
             .map(RefusalHeader::Allow)
