@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -47,18 +47,7 @@ pub enum CheckError {
 /// Every backend of the registry at `path`, checked at once.
 pub async fn check_registry(path: &Path) -> Result<Vec<BackendCheck>, CheckError> {
     let registry = Registry::load(path)?;
-    let http = HttpClients::new(
-        |idle| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(Duration::from_secs(10))
-                .pool_max_idle_per_host(idle)
-                .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
-        },
-        1,
-        1,
-    )
-    .map_err(CheckError::HttpClient)?;
+    let http = HttpClients::for_backends(1, 1).map_err(CheckError::HttpClient)?;
     let connections = Arc::new(ConnectionBudget::new(64));
     let checks = registry
         .servers()

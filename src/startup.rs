@@ -196,21 +196,8 @@ impl Application {
         };
         // Idle connections hold descriptors outside the connection budget:
         // the workers' pools share the plan's reserve per host.
-        let http = HttpClients::new(
-            |idle| {
-                reqwest::Client::builder()
-                    // A backend must not send mcp-mux, and the session's
-                    // credential, to an address the registry does not name.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .connect_timeout(Duration::from_secs(10))
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(idle)
-                    .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
-            },
-            capacity::IDLE_CONNECTIONS_PER_HOST,
-            workers,
-        )
-        .map_err(StartupError::HttpClient)?;
+        let http = HttpClients::for_backends(capacity::IDLE_CONNECTIONS_PER_HOST, workers)
+            .map_err(StartupError::HttpClient)?;
         let mux = web::Data::new(Mux::new(
             registry.clone(),
             store.clone(),

@@ -42,6 +42,25 @@ thread_local! {
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl HttpClients {
+    /// The clients mcp-mux calls backends with, keeping `idle_per_host`
+    /// idle connections per host across `workers`.
+    pub fn for_backends(idle_per_host: usize, workers: usize) -> Result<Self, reqwest::Error> {
+        HttpClients::new(
+            |idle| {
+                reqwest::Client::builder()
+                    // A backend must not send mcp-mux, and the session's
+                    // credential, to an address the registry does not name.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .pool_idle_timeout(std::time::Duration::from_secs(90))
+                    .pool_max_idle_per_host(idle)
+                    .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
+            },
+            idle_per_host,
+            workers,
+        )
+    }
+
     /// Clients from `builder`, given the idle connections per host its
     /// pool may keep: called once now and once per thread that calls a
     /// backend. A worker's pool keeps `idle_per_host / workers`.
