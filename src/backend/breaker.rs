@@ -5,7 +5,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::error::BackendError;
+use super::error::{BackendError, millis_rounded_up};
 use crate::mcp::request::Method;
 use crate::registry::BreakerPolicy;
 
@@ -21,6 +21,15 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
+    /// How long calls stay refused, in whole milliseconds rounded up, while
+    /// the circuit is open: 0 only once the pause is over.
+    pub fn retry_in_ms(&self) -> Option<u64> {
+        match self {
+            CircuitState::Open { retry_in, .. } => Some(millis_rounded_up(*retry_in)),
+            CircuitState::Closed { .. } | CircuitState::HalfOpen { .. } => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             CircuitState::Closed { .. } => "closed",

@@ -56,7 +56,7 @@ pub enum BackendError {
     NoConnection { server: String, limit: usize },
     #[error(
         "backend \"{server}\" failed {failures} times in a row; calls to it are paused for {} ms (circuit breaker open)",
-        retry_in.as_millis()
+        millis_rounded_up(*retry_in)
     )]
     CircuitOpen {
         server: String,
@@ -153,5 +153,31 @@ impl BackendError {
             BackendError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+/// Whole milliseconds of `duration`, rounded up: a pause that has not
+/// quite ended is never shown as 0 ms.
+pub fn millis_rounded_up(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_not_quite_over_is_never_shown_as_0_ms() {
+        assert_eq!(millis_rounded_up(Duration::ZERO), 0);
+        assert_eq!(millis_rounded_up(Duration::from_micros(300)), 1);
+        assert_eq!(millis_rounded_up(Duration::from_millis(2)), 2);
+        let open = BackendError::CircuitOpen {
+            server: "b".into(),
+            failures: 3,
+            retry_in: Duration::from_micros(300),
+        };
+        assert_eq!(
+            open.to_string(),
+            "backend \"b\" failed 3 times in a row; calls to it are paused for 1 ms (circuit breaker open)"
+        );
     }
 }

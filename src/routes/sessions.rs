@@ -258,17 +258,14 @@ fn describe(session: &Session, mux: &Mux) -> Value {
 
 /// A backend's circuit breaker, shared by every session that uses it.
 fn describe_circuit(state: &CircuitState) -> Value {
-    match state {
-        CircuitState::Closed { failures } | CircuitState::HalfOpen { failures } => {
-            json!({ "state": state.name(), "consecutive_failures": failures })
-        }
-        CircuitState::Open { failures, retry_in } => json!({
-            "state": state.name(),
-            "consecutive_failures": failures,
-            // Rounded up: 0 only once the pause is over.
-            "retry_in_ms": u64::try_from(retry_in.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
-        }),
+    let (CircuitState::Closed { failures }
+    | CircuitState::HalfOpen { failures }
+    | CircuitState::Open { failures, .. }) = state;
+    let mut shown = json!({ "state": state.name(), "consecutive_failures": failures });
+    if let Some(retry_in_ms) = state.retry_in_ms() {
+        shown["retry_in_ms"] = json!(retry_in_ms);
     }
+    shown
 }
 
 /// Checks a create-session body against the registry: every error names the
