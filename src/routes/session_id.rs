@@ -15,17 +15,21 @@ pub struct SessionPath<'a> {
 impl<'a> SessionPath<'a> {
     /// Anything but a UUID names no session.
     pub fn parse(written: &'a str) -> Result<Self, ApiError> {
-        let path = |id| SessionPath { id, written };
-        Uuid::try_parse(written)
-            .map(path)
-            .map_err(|_| path(Uuid::nil()).not_found())
+        match Uuid::try_parse(written) {
+            Ok(id) => Ok(SessionPath { id, written }),
+            Err(_) => Err(no_session(written)),
+        }
     }
 
     /// The 404 for a path naming no session.
     pub fn not_found(&self) -> ApiError {
-        ApiError::NotFound {
-            message: format!("no session {}", quoted(self.written)),
-        }
+        no_session(self.written)
+    }
+}
+
+fn no_session(written: &str) -> ApiError {
+    ApiError::NotFound {
+        message: format!("no session {}", quoted(written)),
     }
 }
 
