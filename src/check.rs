@@ -87,9 +87,11 @@ async fn check_backend(
                 Err(problem) => check.problem = Some(problem),
             }
         }
-        Err(error @ BackendError::Unauthorized { .. }) => {
+        Err(BackendError::Unauthorized { status, .. }) => {
             check.reachable = true;
-            check.problem = Some(format!("{error} (sessions bring the credential)"));
+            check.problem = Some(format!(
+                "answered HTTP {status} without a credential; sessions bring theirs"
+            ));
         }
         Err(error) => check.problem = Some(error.to_string()),
     }

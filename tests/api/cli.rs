@@ -280,3 +280,59 @@ async fn a_sessions_command_with_no_gateway_there_says_so_in_one_line() {
         )
     );
 }
+
+#[tokio::test]
+async fn registry_check_counts_a_backend_that_wants_a_credential_as_reachable() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let guarded = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&guarded)
+        .await;
+    let registry = registry_yaml(&[("guarded", &mock_url(&guarded), "auth: { type: bearer }")]);
+    let (code, stdout, stderr) = registry_check(&registry, &["--json"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let checks: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(checks[0]["reachable"], true);
+    assert_eq!(checks[0]["tools"], Value::Null);
+    assert_eq!(
+        checks[0]["problem"],
+        "answered HTTP 401 without a credential; sessions bring theirs"
+    );
+}
+
+#[tokio::test]
+async fn a_sessions_command_whose_url_answers_something_else_says_so() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let not_a_gateway = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>hello</html>"))
+        .mount(&not_a_gateway)
+        .await;
+    let (code, stdout, stderr) =
+        finished(mcp_mux().args(["sessions", "--url", &not_a_gateway.uri(), "list"])).await;
+    assert_eq!((code, stdout.as_str()), (Some(1), ""));
+    assert_eq!(
+        stderr,
+        "mcp-mux: the gateway answered 200 with a body that is not JSON\n"
+    );
+}
+
+#[tokio::test]
+async fn a_metrics_address_that_cannot_be_bound_stops_the_gateway_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let mut options = AppOptions::new(registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")]));
+    options.metrics_bind = Some(address.clone());
+    let Err(error) = spawn_app_with(options).await else {
+        panic!("the gateway started on a taken metrics address");
+    };
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("cannot listen on {address}: ")),
+        "{error}"
+    );
+}

@@ -85,6 +85,33 @@ async fn calls_retries_refusals_and_state_are_counted_exactly() {
         .await
         .expect("answer");
     assert_eq!(unknown.status(), 404);
+    // A body that is not JSON, and a 2026-07-28 method that does not exist.
+    let unparsed = app
+        .http
+        .post(&mcp.url)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unparsed.status(), 400);
+    let stateless = json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/delete",
+        "params": { "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        } },
+    });
+    let missing_method = app
+        .http
+        .post(&mcp.url)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/delete")
+        .json(&stateless)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing_method.status(), 404);
 
     let (text, samples) = scrape(&app).await;
     let expected = [
@@ -113,6 +140,14 @@ async fn calls_retries_refusals_and_state_are_counted_exactly() {
         ),
         (
             r#"mcp_mux_refusals_total{route="mcp",status="404",reason="unknown_mcp_session"}"#,
+            1.0,
+        ),
+        (
+            r#"mcp_mux_refusals_total{route="mcp",status="400",reason="parse_error"}"#,
+            1.0,
+        ),
+        (
+            r#"mcp_mux_refusals_total{route="mcp",status="404",reason="method_not_found"}"#,
             1.0,
         ),
         ("mcp_mux_sessions_stored", 1.0),
