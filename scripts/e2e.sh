@@ -218,6 +218,36 @@ expect_status "POST /create-session with an unknown server answers 400" 400
 http POST "$BASE/create-session" '{"servers":["demo"]}'
 expect_status "POST /create-session without the demo token answers 400" 400
 
+# ---------------------------------------------------------------- OpenAPI
+# The live document, fuzzed from outside by schemathesis: every operation it
+# lists, with generated and malformed input. No answer may be a 5xx, and each
+# must have a documented status, content type, headers and body. The session
+# id it uses is a real one, so that calls get past the 404.
+http GET "$BASE/openapi.json"
+if [[ $STATUS == 200 && $BODY == *'"openapi":"3.1.0"'* ]]; then
+  ok "GET /openapi.json answers an OpenAPI 3.1 document"
+else
+  not_ok "GET /openapi.json answers an OpenAPI 3.1 document" "got $STATUS ${BODY:0:200}"
+fi
+http GET "$BASE/docs/"
+if [[ $STATUS == 200 && $BODY == *swagger-ui* ]]; then
+  ok "GET /docs/ serves Swagger UI"
+else
+  not_ok "GET /docs/ serves Swagger UI" "got $STATUS ${BODY:0:200}"
+fi
+http POST "$BASE/create-session" '{"servers":["everything"]}'
+FUZZ_SESSION=$(json_field "$BODY" session_id)
+printf '[parameters]\n"path.id" = "%s"\n' "$FUZZ_SESSION" >"$WORK/schemathesis.toml"
+if (cd "$WORK" && timeout 600 "$CACHE/venv/bin/schemathesis" --config-file "$WORK/schemathesis.toml" \
+  run "$BASE/openapi.json" --max-examples 40 --request-timeout 10 --suppress-health-check all \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  >"$WORK/schemathesis.log" 2>&1); then
+  ok "schemathesis: $(grep -Eo '[0-9]+ generated, [0-9]+ passed' "$WORK/schemathesis.log" | tail -n 1): no 5xx, every answer as documented"
+else
+  not_ok "schemathesis: no 5xx, every answer as documented" "failures below"
+  show_tail "$WORK/schemathesis.log" 60
+fi
+
 # ---------------------------------------------------------------- raw MCP
 # The Streamable HTTP rules that clients rely on without saying so, spoken
 # by hand. The MCP session made here is reused after the restart below.

@@ -129,7 +129,7 @@ pub fn parse_message(value: Value) -> Result<Message, EnvelopeError> {
 }
 
 /// A JSON-RPC error object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorObject {
     pub code: i64,
     pub message: String,

@@ -1,11 +1,29 @@
 //! Ready-to-paste client configurations for a new session, in the create-
 //! session answer: the session URL, and its token's header when it has one.
 
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+/// A session's entry for each client, ready to paste.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientConfigs {
+    /// For `claude_desktop_config.json`: the session through mcp-remote.
+    #[schema(value_type = Object)]
+    pub claude_desktop: Value,
+    /// For Cursor's `mcp.json`.
+    #[schema(value_type = Object)]
+    pub cursor: Value,
+    /// For VS Code's `mcp.json`.
+    #[schema(value_type = Object)]
+    pub vscode: Value,
+    /// A `claude mcp add` command for Claude Code.
+    pub claude_code: String,
+}
 
 /// The configurations for a session at `url`, named `name` in the client,
 /// whose MCP endpoint requires `token`, if any.
-pub fn client_configs(name: &str, url: &str, token: Option<&str>) -> Value {
+pub fn client_configs(name: &str, url: &str, token: Option<&str>) -> ClientConfigs {
     let authorization = token.map(|token| format!("Bearer {token}"));
     let headers = authorization
         .as_ref()
@@ -34,12 +52,12 @@ pub fn client_configs(name: &str, url: &str, token: Option<&str>) -> Value {
         claude_code.push_str(" --header ");
         claude_code.push_str(&shell_quoted(&format!("Authorization: {value}")));
     }
-    json!({
-        "claude_desktop": { "mcpServers": { name: remote } },
-        "cursor": { "mcpServers": { name: cursor } },
-        "vscode": { "servers": { name: vscode } },
-        "claude_code": claude_code,
-    })
+    ClientConfigs {
+        claude_desktop: json!({ "mcpServers": { name: remote } }),
+        cursor: json!({ "mcpServers": { name: cursor } }),
+        vscode: json!({ "servers": { name: vscode } }),
+        claude_code,
+    }
 }
 
 /// `text` as one POSIX shell word.
@@ -56,7 +74,7 @@ mod tests {
     #[test]
     fn without_a_token_the_configs_carry_the_url_alone() {
         assert_eq!(
-            client_configs("mcp-mux-0b7c", URL, None),
+            serde_json::to_value(client_configs("mcp-mux-0b7c", URL, None)).expect("JSON"),
             json!({
                 "claude_desktop": { "mcpServers": { "mcp-mux-0b7c": {
                     "command": "npx", "args": ["-y", "mcp-remote", URL],
@@ -70,7 +88,8 @@ mod tests {
 
     #[test]
     fn with_a_token_each_config_sends_it_as_a_bearer_header() {
-        let configs = client_configs("m", URL, Some("mmx_abc"));
+        let configs =
+            serde_json::to_value(client_configs("m", URL, Some("mmx_abc"))).expect("JSON");
         assert_eq!(
             configs["claude_desktop"]["mcpServers"]["m"],
             json!({

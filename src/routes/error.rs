@@ -5,7 +5,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::body::BodyError;
 use crate::mux::MuxError;
@@ -14,6 +15,23 @@ use crate::mux::MuxError;
 /// refusals metric: an `ApiError`'s kind, or what a protocol refusal says.
 #[derive(Debug, Clone, Copy)]
 pub struct RefusalReason(pub &'static str);
+
+/// The body of every error a management or public route answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The kind of error: `bad_request`, `not_found`, `unauthorized`,
+    /// `forbidden`, `method_not_allowed`, `payload_too_large`,
+    /// `request_timeout`, `unavailable`, `internal`, `shutting_down`,
+    /// `at_capacity` or `too_many_requests`.
+    #[schema(examples("bad_request"))]
+    pub error: &'static str,
+    /// The field of the request that is wrong, for `bad_request`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(examples("servers[0]"))]
+    pub field: Option<String>,
+    /// What is wrong, and for a field why.
+    pub message: String,
+}
 
 /// An error answered by a route.
 #[derive(Debug, thiserror::Error)]
@@ -182,11 +200,13 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.log_if_internal();
-        let body = match self {
-            ApiError::BadRequest { field, .. } => {
-                json!({ "error": self.kind(), "field": field, "message": self.to_string() })
-            }
-            _ => json!({ "error": self.kind(), "message": self.to_string() }),
+        let body = ErrorBody {
+            error: self.kind(),
+            field: match self {
+                ApiError::BadRequest { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+            message: self.to_string(),
         };
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::MethodNotAllowed { allow } = self {

@@ -4,13 +4,44 @@
 //! loaded before the gateway listens. Both carry the version and uptime.
 
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::mux::Mux;
 
+/// A probe's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`) with 200, `unavailable`
+    /// with 503.
+    #[schema(examples("ok"))]
+    status: HealthStatus,
+    /// Why it is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+    /// The gateway's version.
+    version: &'static str,
+    /// Whole seconds since the gateway started.
+    uptime_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum HealthStatus {
+    Ok,
+    Ready,
+    Unavailable,
+}
+
+/// Liveness: the process is up and its database answers.
+#[utoipa::path(get, path = "/healthz", tag = "probes",
+    responses(
+        (status = 200, description = "Alive", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    ))]
 pub async fn healthz(mux: web::Data<Mux>) -> HttpResponse {
     match mux.store_answers().await {
-        Ok(()) => HttpResponse::Ok().json(with_identity(&mux, json!({ "status": "ok" }))),
+        Ok(()) => HttpResponse::Ok().json(health(&mux, HealthStatus::Ok, None)),
         Err(error) => {
             tracing::error!(%error, "health check: database does not answer");
             unavailable(&mux, "the database does not answer")
@@ -18,12 +49,18 @@ pub async fn healthz(mux: web::Data<Mux>) -> HttpResponse {
     }
 }
 
+/// Readiness: the database answers and no shutdown has begun.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Ready for new clients", body = Health),
+        (status = 503, description = "Stopping, or the database does not answer", body = Health),
+    ))]
 pub async fn readyz(mux: web::Data<Mux>) -> HttpResponse {
     if mux.is_stopping() {
         return unavailable(&mux, "mcp-mux is shutting down");
     }
     match mux.store_answers().await {
-        Ok(()) => HttpResponse::Ok().json(with_identity(&mux, json!({ "status": "ready" }))),
+        Ok(()) => HttpResponse::Ok().json(health(&mux, HealthStatus::Ready, None)),
         Err(error) => {
             tracing::warn!(%error, "readiness check: database does not answer");
             unavailable(&mux, "the database does not answer")
@@ -31,16 +68,16 @@ pub async fn readyz(mux: web::Data<Mux>) -> HttpResponse {
     }
 }
 
-fn unavailable(mux: &Mux, message: &str) -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(with_identity(
-        mux,
-        json!({ "status": "unavailable", "message": message }),
-    ))
+fn unavailable(mux: &Mux, message: &'static str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().json(health(mux, HealthStatus::Unavailable, Some(message)))
 }
 
-/// `body` with the gateway's version and whole seconds of uptime.
-fn with_identity(mux: &Mux, mut body: Value) -> Value {
-    body["version"] = json!(env!("CARGO_PKG_VERSION"));
-    body["uptime_seconds"] = json!(mux.uptime().as_secs());
-    body
+/// A probe's answer with the gateway's version and whole seconds of uptime.
+fn health(mux: &Mux, status: HealthStatus, message: Option<&'static str>) -> Health {
+    Health {
+        status,
+        message,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: mux.uptime().as_secs(),
+    }
 }

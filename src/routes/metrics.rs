@@ -6,6 +6,10 @@ use actix_web::{HttpResponse, web};
 use super::error::ApiError;
 use crate::mux::Mux;
 
+/// The gateway's metrics, in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub async fn metrics(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError> {
     let text = mux.metrics_text().await?;
     Ok(HttpResponse::Ok()

@@ -13,6 +13,7 @@ pub mod error;
 mod health;
 mod mcp;
 mod metrics;
+mod openapi;
 pub mod rate_limit;
 mod registry;
 mod session_id;
@@ -56,91 +57,155 @@ impl RouteKind {
     }
 }
 
-/// The route serving a request, kept in its extensions for the request log.
-#[derive(Debug, Clone, Copy)]
-struct MatchedRoute {
-    pattern: &'static str,
-    kind: RouteKind,
+/// A route the gateway serves. [`Route::ALL`] is what [`configure`]
+/// mounts, and the OpenAPI document is checked against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Mcp,
+    Healthz,
+    Readyz,
+    OpenApi,
+    Docs,
+    DocsFile,
+    Metrics,
+    Registry,
+    CreateSession,
+    Sessions,
+    Session,
+    Audit,
 }
 
-/// Mounts every route.
+impl Route {
+    /// Every route, in the order the router tries them. The patterns do not
+    /// overlap, so the order only sets the cost: the router tries them in
+    /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
+    /// nearly every request.
+    pub const ALL: [Route; 12] = [
+        Route::Mcp,
+        Route::Healthz,
+        Route::Readyz,
+        Route::OpenApi,
+        Route::Docs,
+        Route::DocsFile,
+        Route::Metrics,
+        Route::Registry,
+        Route::CreateSession,
+        Route::Sessions,
+        Route::Session,
+        Route::Audit,
+    ];
+
+    /// Its path, as the OpenAPI document spells it.
+    pub fn pattern(self) -> &'static str {
+        match self {
+            Route::Mcp => "/session/{id}/mcp",
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::OpenApi => "/openapi.json",
+            Route::Docs => "/docs",
+            Route::DocsFile => "/docs/{file}",
+            Route::Metrics => "/metrics",
+            Route::Registry => "/registry",
+            Route::CreateSession => "/create-session",
+            Route::Sessions => "/sessions",
+            Route::Session => "/session/{id}",
+            Route::Audit => "/session/{id}/audit",
+        }
+    }
+
+    /// Who may use it.
+    pub fn kind(self) -> RouteKind {
+        match self {
+            Route::Mcp => RouteKind::Mcp,
+            Route::Healthz | Route::Readyz | Route::OpenApi | Route::Docs | Route::DocsFile => {
+                RouteKind::Public
+            }
+            Route::Metrics
+            | Route::Registry
+            | Route::CreateSession
+            | Route::Sessions
+            | Route::Session
+            | Route::Audit => RouteKind::Management,
+        }
+    }
+
+    /// The methods it answers, as its 405's `Allow` spells them.
+    pub fn allow(self) -> &'static str {
+        match self {
+            Route::Mcp => "POST, GET, DELETE",
+            Route::Session => "GET, DELETE",
+            Route::CreateSession => "POST",
+            Route::Healthz
+            | Route::Readyz
+            | Route::OpenApi
+            | Route::Docs
+            | Route::DocsFile
+            | Route::Metrics
+            | Route::Registry
+            | Route::Sessions
+            | Route::Audit => "GET",
+        }
+    }
+
+    /// The methods it answers.
+    pub fn methods(self) -> impl Iterator<Item = &'static str> {
+        self.allow().split(", ")
+    }
+
+    /// Its handlers, one per method of [`Route::allow`].
+    fn handlers(self, resource: Resource) -> Resource {
+        match self {
+            Route::Mcp => resource
+                .route(web::post().to(mcp::post))
+                .route(web::get().to(mcp::get))
+                .route(web::delete().to(mcp::delete)),
+            Route::Healthz => resource.route(web::get().to(health::healthz)),
+            Route::Readyz => resource.route(web::get().to(health::readyz)),
+            Route::OpenApi => resource.route(web::get().to(openapi::document)),
+            Route::Docs => resource.route(web::get().to(openapi::docs_index)),
+            // The file name may hold slashes (Swagger UI's own paths).
+            Route::DocsFile => resource.route(web::get().to(openapi::docs_file)),
+            Route::Metrics => resource.route(web::get().to(metrics::metrics)),
+            Route::Registry => resource.route(web::get().to(registry::list_servers)),
+            Route::CreateSession => resource.route(web::post().to(sessions::create_session)),
+            Route::Sessions => resource.route(web::get().to(sessions::list_sessions)),
+            Route::Session => resource
+                .route(web::get().to(sessions::get_session))
+                .route(web::delete().to(sessions::delete_session)),
+            Route::Audit => resource.route(web::get().to(sessions::get_audit)),
+        }
+    }
+
+    /// The pattern the router matches: the document's, but for a docs file
+    /// name, which may hold slashes.
+    fn router_pattern(self) -> &'static str {
+        match self {
+            Route::DocsFile => "/docs/{file:.*}",
+            other => other.pattern(),
+        }
+    }
+}
+
+/// Mounts every route of [`Route::ALL`]; any path none serves is a 404.
 pub fn configure(config: &mut web::ServiceConfig) {
-    // The patterns do not overlap, so their order only sets the cost: the
-    // router tries them in turn, each with a `{id}` by a regex, and the MCP
-    // endpoint takes nearly every request.
-    mount(config, "/session/{id}/mcp", RouteKind::Mcp, |resource| {
-        resource
-            .route(web::post().to(mcp::post))
-            .route(web::get().to(mcp::get))
-            .route(web::delete().to(mcp::delete))
-            .default_service(web::to(mcp::method_not_allowed))
-    });
-    mount(config, "/healthz", RouteKind::Public, |resource| {
-        resource
-            .route(web::get().to(health::healthz))
-            .default_service(web::to(|| method_not_allowed("GET")))
-    });
-    mount(config, "/readyz", RouteKind::Public, |resource| {
-        resource
-            .route(web::get().to(health::readyz))
-            .default_service(web::to(|| method_not_allowed("GET")))
-    });
-    mount(config, "/metrics", RouteKind::Management, |resource| {
-        resource
-            .route(web::get().to(metrics::metrics))
-            .default_service(web::to(|| method_not_allowed("GET")))
-    });
-    mount(config, "/registry", RouteKind::Management, |resource| {
-        resource
-            .route(web::get().to(registry::list_servers))
-            .default_service(web::to(|| method_not_allowed("GET")))
-    });
-    mount(
-        config,
-        "/create-session",
-        RouteKind::Management,
-        |resource| {
-            resource
-                .route(web::post().to(sessions::create_session))
-                .default_service(web::to(|| method_not_allowed("POST")))
-        },
-    );
-    mount(config, "/sessions", RouteKind::Management, |resource| {
-        resource
-            .route(web::get().to(sessions::list_sessions))
-            .default_service(web::to(|| method_not_allowed("GET")))
-    });
-    mount(config, "/session/{id}", RouteKind::Management, |resource| {
-        resource
-            .route(web::get().to(sessions::get_session))
-            .route(web::delete().to(sessions::delete_session))
-            .default_service(web::to(|| method_not_allowed("GET, DELETE")))
-    });
-    mount(
-        config,
-        "/session/{id}/audit",
-        RouteKind::Management,
-        |resource| {
-            resource
-                .route(web::get().to(sessions::get_audit))
-                .default_service(web::to(|| method_not_allowed("GET")))
-        },
-    );
+    for route in Route::ALL {
+        mount(config, route);
+    }
     config.default_service(web::to(not_found));
 }
 
-/// Mounts one resource behind the guard of its kind.
-fn mount(
-    config: &mut web::ServiceConfig,
-    pattern: &'static str,
-    kind: RouteKind,
-    routes: impl FnOnce(Resource) -> Resource,
-) {
-    let route = MatchedRoute { pattern, kind };
-    config.service(
-        routes(web::resource(pattern))
-            .wrap(from_fn(move |request, next| guard(route, request, next))),
-    );
+/// Mounts one route's handlers behind the guard of its kind; any other
+/// method gets a 405 naming the ones it answers.
+fn mount(config: &mut web::ServiceConfig, route: Route) {
+    let allow = route.allow();
+    let resource = route.handlers(web::resource(route.router_pattern()));
+    let resource = match route.kind() {
+        RouteKind::Mcp => resource.default_service(web::to(move || mcp::method_not_allowed(allow))),
+        RouteKind::Public | RouteKind::Management => {
+            resource.default_service(web::to(move || method_not_allowed(allow)))
+        }
+    };
+    config.service(resource.wrap(from_fn(move |request, next| guard(route, request, next))));
 }
 
 /// The checks every matched route passes before its handler runs: not while
@@ -148,14 +213,14 @@ fn mount(
 /// finish, new ones come back after the restart; the probes still answer),
 /// Host and Origin, and the admin token on management routes.
 async fn guard(
-    route: MatchedRoute,
+    route: Route,
     request: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     request.extensions_mut().insert(route);
     // The probes answer while the gateway stops: /readyz says it is
     // stopping, /healthz that the process still lives.
-    let stopping = !matches!(route.kind, RouteKind::Public)
+    let stopping = !matches!(route.kind(), RouteKind::Public)
         && request
             .app_data::<web::Data<crate::mux::Mux>>()
             .is_some_and(|mux| mux.is_stopping());
@@ -165,7 +230,7 @@ async fn guard(
         match request.app_data::<web::Data<Access>>() {
             Some(access) => access
                 .check_host_and_origin(request.request())
-                .and_then(|()| match route.kind {
+                .and_then(|()| match route.kind() {
                     RouteKind::Management => access.check_admin(request.request()),
                     RouteKind::Public | RouteKind::Mcp => Ok(()),
                 }),
@@ -175,7 +240,7 @@ async fn guard(
     let answered = match refused {
         Ok(()) => next.call(request).await?,
         Err(error) => {
-            let response = match route.kind {
+            let response = match route.kind() {
                 RouteKind::Mcp => mcp::refusal_response(error),
                 RouteKind::Public | RouteKind::Management => error.error_response(),
             };
@@ -192,7 +257,7 @@ async fn guard(
             .get::<RefusalReason>()
             .map_or("other", |reason| reason.0);
         mux.metrics()
-            .record_refusal(route.kind.name(), status.as_u16(), reason);
+            .record_refusal(route.kind().name(), status.as_u16(), reason);
     }
     Ok(answered)
 }
@@ -238,11 +303,11 @@ pub async fn log_request(
         return Ok(response);
     }
     let served = response.request();
-    let route = served.extensions().get::<MatchedRoute>().copied();
+    let route = served.extensions().get::<Route>().copied();
     let session = route
         .and_then(|_| served.match_info().get("id"))
         .map(short_segment);
-    let route = route.map_or("-", |route| route.pattern);
+    let route = route.map_or("-", Route::pattern);
     let elapsed_ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
     if failed {
         tracing::info!(%method, route, session, status, %elapsed_ms, "request");

@@ -3,30 +3,60 @@
 //! a stdio server only the command's name, never its arguments or environment.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use crate::mux::Mux;
 use crate::registry::Endpoint;
 
+/// The servers a session may be created over.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistryListing {
+    /// Joins a server's name and a tool's in a session: `everything__echo`.
+    tool_separator: String,
+    servers: Vec<ListedServer>,
+}
+
+/// A server of the registry, as clients may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedServer {
+    name: String,
+    description: Option<String>,
+    /// `streamable_http`, `sse` or `stdio`.
+    #[schema(examples("streamable_http"))]
+    transport: &'static str,
+    /// `none`, `bearer` or `api_key`.
+    #[schema(examples("bearer"))]
+    auth: &'static str,
+    /// The fields its entry in create-session's `credentials` takes.
+    credential_fields: Vec<&'static str>,
+    /// A stdio server's command name, never its arguments or environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<String>,
+}
+
+/// The servers a client may choose, and the credential each needs.
+#[utoipa::path(get, path = "/registry", tag = "sessions",
+    responses((status = 200, description = "The registry's servers", body = RegistryListing)))]
 pub async fn list_servers(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError> {
     let registry = mux.registry();
-    let servers: Vec<_> = registry
+    let servers = registry
         .servers()
-        .map(|server| {
-            let mut listed = json!({
-                "name": server.name,
-                "description": server.description,
-                "transport": server.endpoint.transport_name(),
-                "auth": server.auth.type_name(),
-                "credential_fields": server.auth.credential_field().into_iter().collect::<Vec<_>>(),
-            });
-            if let Endpoint::Stdio(command) = &server.endpoint {
-                listed["command"] = command.name().into();
-            }
-            listed
+        .map(|server| ListedServer {
+            name: server.name.clone(),
+            description: server.description.clone(),
+            transport: server.endpoint.transport_name(),
+            auth: server.auth.type_name(),
+            credential_fields: server.auth.credential_field().into_iter().collect(),
+            command: match &server.endpoint {
+                Endpoint::Stdio(command) => Some(command.name().to_owned()),
+                _ => None,
+            },
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "tool_separator": registry.tool_separator, "servers": servers })))
+    Ok(HttpResponse::Ok().json(RegistryListing {
+        tool_separator: registry.tool_separator.clone(),
+        servers,
+    }))
 }

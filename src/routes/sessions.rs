@@ -5,14 +5,17 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::access::{Access, new_session_token, token_digest};
 use super::body::{read_limited, refuse_unread};
-use super::client_configs::client_configs;
-use super::error::{ApiError, quoted};
+use super::client_configs::{ClientConfigs, client_configs};
+use super::error::{ApiError, ErrorBody, quoted};
 use super::rate_limit::check_create_session_rate;
 use super::session_id::{SessionPath, mcp_endpoint, short_id};
 use crate::credentials::{Credentials, header_value_problem};
@@ -28,6 +31,192 @@ const MAX_TTL_SECONDS: u64 = 365 * 24 * 3600;
 /// Most requests a second a session's creator may set with `rate_limit`.
 const MAX_RATE_LIMIT: u64 = 1_000_000;
 
+/// The fields a create-session body may have, in the order its unknown-field
+/// error lists them.
+const CREATE_SESSION_FIELDS: [&str; 6] = [
+    "servers",
+    "credentials",
+    "prefix",
+    "ttl_seconds",
+    "require_token",
+    "rate_limit",
+];
+
+/// A create-session body, as the OpenAPI document shows it. The body is
+/// read field by field, so that each error names its field; a test holds
+/// these fields to [`CREATE_SESSION_FIELDS`].
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSessionRequest {
+    /// Names from `GET /registry`, each once.
+    #[schema(min_items = 1, examples(json!(["everything", "demo"])))]
+    servers: Vec<String>,
+    /// Per server that needs one, its credential: `{"token": "…"}` or
+    /// `{"api_key": "…"}` (`credential_fields` in `GET /registry`).
+    #[schema(value_type = Option<Object>, examples(json!({"demo": {"token": "s3cret"}})))]
+    credentials: Option<Map<String, Value>>,
+    /// `always` (the default) prefixes every name with its server's;
+    /// `when_needed` leaves a one-server session's names as they are.
+    #[schema(value_type = Option<String>, pattern = "^(always|when_needed)$")]
+    prefix: Option<String>,
+    /// The session's lifetime; it never expires when not given.
+    #[schema(minimum = 1, maximum = 31536000)]
+    ttl_seconds: Option<u64>,
+    /// Whether the MCP endpoint requires the session token the answer shows once.
+    require_token: Option<bool>,
+    /// Requests a second the session may make.
+    #[schema(minimum = 1, maximum = 1000000)]
+    rate_limit: Option<u32>,
+}
+
+/// The answer to a created session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionCreated {
+    session_id: Uuid,
+    /// The session's MCP endpoint, a path on this gateway.
+    #[schema(examples("/session/0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61/mcp"))]
+    mcp_endpoint: String,
+    /// The MCP endpoint's URL, on `--public-url` when set, else on the
+    /// request's allowed `Host`.
+    mcp_url: String,
+    #[schema(examples("created"))]
+    status: &'static str,
+    /// `always` or `when_needed`.
+    prefix: &'static str,
+    servers: Vec<String>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    require_token: bool,
+    rate_limit: Option<u32>,
+    client_configs: ClientConfigs,
+    /// With `require_token`: the token the MCP endpoint requires, shown
+    /// this once (the gateway keeps only its digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_token: Option<String>,
+}
+
+/// A session, never its credentials.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionShown {
+    session_id: Uuid,
+    mcp_endpoint: String,
+    /// A session that can be read is active: a deleted or expired one is gone.
+    #[schema(examples("active"))]
+    status: &'static str,
+    prefix: &'static str,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    require_token: bool,
+    rate_limit: Option<u32>,
+    servers: Vec<SessionServer>,
+    /// Servers the session was created over that the registry no longer lists.
+    missing_servers: Vec<String>,
+    /// MCP sessions open on this session.
+    mcp_sessions: usize,
+}
+
+/// One of a session's servers and its backend's health, shared by every
+/// session that uses it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionServer {
+    name: String,
+    /// `none`, `bearer` or `api_key`.
+    auth: &'static str,
+    /// None until a call has been made to the backend.
+    circuit: Option<CircuitShown>,
+    calls_in_progress: Option<usize>,
+}
+
+/// A backend's circuit breaker.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CircuitShown {
+    /// `closed`, `open` or `half_open`.
+    #[schema(examples("closed"))]
+    state: &'static str,
+    consecutive_failures: u32,
+    /// While open: milliseconds until a call may try the backend again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_in_ms: Option<u64>,
+}
+
+/// The answer to a deleted session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDeleted {
+    session_id: Uuid,
+    #[schema(examples("deleted"))]
+    status: &'static str,
+}
+
+/// A page of the stored sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionListed>,
+    /// Give as `after` for the next page; null on the last.
+    next_after: Option<Uuid>,
+}
+
+/// A stored session, never its credentials.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionListed {
+    session_id: Uuid,
+    mcp_endpoint: String,
+    servers: Vec<String>,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    require_token: bool,
+}
+
+/// A page of a session's `tools/call` records, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    session_id: Uuid,
+    records: Vec<AuditShown>,
+    /// Give as `before` for the next page; null on the last.
+    next_before: Option<i64>,
+}
+
+/// One `tools/call` and how it ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditShown {
+    id: i64,
+    at: DateTime<Utc>,
+    /// The first 8 characters of the MCP session's id: enough to tell MCP
+    /// sessions apart, too little to use one.
+    mcp_session: String,
+    /// The server the call went to; null when the name led to none.
+    backend: Option<String>,
+    tool: String,
+    /// `ok`, `tool_error` or `error`.
+    outcome: String,
+    /// For `error`: `timeout`, `unreachable`, …
+    error_class: Option<String>,
+    duration_ms: i64,
+}
+
+/// `GET /sessions`'s query.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SessionsQuery {
+    /// Most sessions in the answer.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<u64>,
+    /// `next_after` of the page before.
+    after: Option<Uuid>,
+}
+
+/// `GET /session/<id>/audit`'s query.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct AuditQuery {
+    /// Most records in the answer.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<u64>,
+    /// `next_before` of the page before.
+    before: Option<i64>,
+}
+
 /// A valid create-session body.
 struct CreateSession {
     /// The session, but for its token's digest.
@@ -36,6 +225,18 @@ struct CreateSession {
     require_token: bool,
 }
 
+/// Creates a session over servers of the registry, with the client's
+/// credentials for them.
+#[utoipa::path(post, path = "/create-session", tag = "sessions",
+    request_body(content = CreateSessionRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = SessionCreated),
+        (status = 400, description = "A field is wrong: `field` names it", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "The body exceeds 64 KiB", body = ErrorBody),
+        (status = 429, description = "Over `--create-session-rate`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn create_session(
     request: HttpRequest,
     mut payload: web::Payload,
@@ -73,30 +274,36 @@ pub async fn create_session(
     tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
     let endpoint = mcp_endpoint(session.id);
     let url = access.public_url(&request, &endpoint);
-    let mut created = json!({
-        "session_id": session.id,
-        "mcp_endpoint": endpoint,
-        "mcp_url": url,
-        "status": "created",
-        "prefix": session.prefix.as_str(),
-        "servers": session.servers.iter().map(|s| &s.name).collect::<Vec<_>>(),
-        "created_at": session.created_at,
-        "expires_at": session.expires_at,
-        "require_token": token.is_some(),
-        "rate_limit": session.rate_limit,
-    });
-    created["client_configs"] = client_configs(
+    let client_configs = client_configs(
         &format!("mcp-mux-{}", short_id(session.id)),
         &url,
         token.as_deref(),
     );
-    // Shown this once: the store keeps only its digest.
-    if let Some(token) = token {
-        created["session_token"] = Value::String(token);
-    }
-    Ok(HttpResponse::Created().json(created))
+    Ok(HttpResponse::Created().json(SessionCreated {
+        session_id: session.id,
+        mcp_endpoint: endpoint,
+        mcp_url: url,
+        status: "created",
+        prefix: session.prefix.as_str(),
+        servers: session.servers.iter().map(|s| s.name.clone()).collect(),
+        created_at: session.created_at,
+        expires_at: session.expires_at,
+        require_token: token.is_some(),
+        rate_limit: session.rate_limit,
+        client_configs,
+        // Shown this once: the store keeps only its digest.
+        session_token: token,
+    }))
 }
 
+/// A session: its servers with each backend's health, its expiry and its
+/// open MCP sessions; never a secret.
+#[utoipa::path(get, path = "/session/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "The session", body = SessionShown),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
 pub async fn get_session(
     path: web::Path<String>,
     mux: web::Data<Mux>,
@@ -109,6 +316,13 @@ pub async fn get_session(
     Ok(HttpResponse::Ok().json(describe(&session, &mux)))
 }
 
+/// Deletes a session and its credentials; its MCP sessions end.
+#[utoipa::path(delete, path = "/session/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "Deleted", body = SessionDeleted),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
 pub async fn delete_session(
     path: web::Path<String>,
     mux: web::Data<Mux>,
@@ -119,7 +333,10 @@ pub async fn delete_session(
         return Err(path.not_found());
     }
     tracing::info!(session = %short_id(id), "session deleted");
-    Ok(HttpResponse::Ok().json(json!({ "session_id": id, "status": "deleted" })))
+    Ok(HttpResponse::Ok().json(SessionDeleted {
+        session_id: id,
+        status: "deleted",
+    }))
 }
 
 /// Most sessions one list answer carries.
@@ -127,6 +344,11 @@ const MAX_SESSION_PAGE: u64 = 1000;
 
 /// `GET /sessions?limit=N&after=ID`: the stored sessions in id order, never
 /// their credentials; `next_after` continues the list.
+#[utoipa::path(get, path = "/sessions", tag = "sessions", params(SessionsQuery),
+    responses(
+        (status = 200, description = "A page of sessions", body = SessionList),
+        (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody),
+    ))]
 pub async fn list_sessions(
     query: web::Query<HashMap<String, String>>,
     mux: web::Data<Mux>,
@@ -143,20 +365,21 @@ pub async fn list_sessions(
     let next_after = (sessions.len() as u64 == limit)
         .then(|| sessions.last().map(|session| session.id))
         .flatten();
-    let sessions: Vec<Value> = sessions
-        .iter()
-        .map(|session| {
-            json!({
-                "session_id": session.id,
-                "mcp_endpoint": mcp_endpoint(session.id),
-                "servers": session.servers,
-                "created_at": session.created_at,
-                "expires_at": session.expires_at,
-                "require_token": session.require_token,
-            })
+    let sessions = sessions
+        .into_iter()
+        .map(|session| SessionListed {
+            session_id: session.id,
+            mcp_endpoint: mcp_endpoint(session.id),
+            servers: session.servers,
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+            require_token: session.require_token,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions, "next_after": next_after })))
+    Ok(HttpResponse::Ok().json(SessionList {
+        sessions,
+        next_after,
+    }))
 }
 
 /// A list's `limit`: 1 to `max`, 100 when not given.
@@ -189,6 +412,13 @@ const MAX_AUDIT_PAGE: u64 = 1000;
 
 /// `GET /session/<id>/audit?limit=N&before=ID`: the session's `tools/call`
 /// records, newest first; `next_before` continues the list.
+#[utoipa::path(get, path = "/session/{id}/audit", tag = "sessions",
+    params(("id" = String, Path, description = "The session's id"), AuditQuery),
+    responses(
+        (status = 200, description = "A page of records", body = AuditPage),
+        (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
 pub async fn get_audit(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
@@ -211,61 +441,70 @@ pub async fn get_audit(
     let next_before = (records.len() as u64 == limit)
         .then(|| records.last().map(|record| record.id))
         .flatten();
-    let records: Vec<Value> = records
-        .iter()
-        .map(|record| {
-            json!({
-                "id": record.id,
-                "at": record.at,
-                // Enough to tell MCP sessions apart, too little to use one.
-                "mcp_session": record.mcp_session_id.get(..8).unwrap_or_default(),
-                "backend": record.backend,
-                "tool": record.tool,
-                "outcome": record.outcome,
-                "error_class": record.error_class,
-                "duration_ms": record.duration_ms,
-            })
+    let records = records
+        .into_iter()
+        .map(|record| AuditShown {
+            id: record.id,
+            at: record.at,
+            mcp_session: record
+                .mcp_session_id
+                .get(..8)
+                .unwrap_or_default()
+                .to_owned(),
+            backend: record.backend,
+            tool: record.tool,
+            outcome: record.outcome,
+            error_class: record.error_class,
+            duration_ms: record.duration_ms,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "session_id": session.id,
-        "records": records,
-        "next_before": next_before,
-    })))
+    Ok(HttpResponse::Ok().json(AuditPage {
+        session_id: session.id,
+        records,
+        next_before,
+    }))
 }
 
-fn describe(session: &Session, mux: &Mux) -> Value {
-    json!({
-        "session_id": session.id,
-        "mcp_endpoint": mcp_endpoint(session.id),
-        // A session that can be read is active: a deleted or expired one is gone.
-        "status": "active",
-        "prefix": session.prefix.as_str(),
-        "created_at": session.created_at,
-        "expires_at": session.expires_at,
-        "require_token": session.token_digest.is_some(),
-        "rate_limit": session.rate_limit,
-        "servers": session.servers.iter().map(|server| (server, mux.backend_health(&server.name))).map(|(server, health)| json!({
-            "name": server.name,
-            "auth": server.auth.type_name(),
-            "circuit": health.as_ref().map(|(circuit, _)| describe_circuit(circuit)),
-            "calls_in_progress": health.as_ref().map(|(_, calls)| calls),
-        })).collect::<Vec<_>>(),
-        "missing_servers": session.missing_servers,
-        "mcp_sessions": session.mcp_session_count(),
-    })
+fn describe(session: &Session, mux: &Mux) -> SessionShown {
+    SessionShown {
+        session_id: session.id,
+        mcp_endpoint: mcp_endpoint(session.id),
+        status: "active",
+        prefix: session.prefix.as_str(),
+        created_at: session.created_at,
+        expires_at: session.expires_at,
+        require_token: session.token_digest.is_some(),
+        rate_limit: session.rate_limit,
+        servers: session
+            .servers
+            .iter()
+            .map(|server| {
+                let health = mux.backend_health(&server.name);
+                SessionServer {
+                    name: server.name.clone(),
+                    auth: server.auth.type_name(),
+                    circuit: health
+                        .as_ref()
+                        .map(|(circuit, _)| describe_circuit(circuit)),
+                    calls_in_progress: health.map(|(_, calls)| calls),
+                }
+            })
+            .collect(),
+        missing_servers: session.missing_servers.clone(),
+        mcp_sessions: session.mcp_session_count(),
+    }
 }
 
 /// A backend's circuit breaker, shared by every session that uses it.
-fn describe_circuit(state: &CircuitState) -> Value {
+fn describe_circuit(state: &CircuitState) -> CircuitShown {
     let (CircuitState::Closed { failures }
     | CircuitState::HalfOpen { failures }
     | CircuitState::Open { failures, .. }) = state;
-    let mut shown = json!({ "state": state.name(), "consecutive_failures": failures });
-    if let Some(retry_in_ms) = state.retry_in_ms() {
-        shown["retry_in_ms"] = json!(retry_in_ms);
+    CircuitShown {
+        state: state.name(),
+        consecutive_failures: *failures,
+        retry_in_ms: state.retry_in_ms(),
     }
-    shown
 }
 
 /// Checks a create-session body against the registry: every error names the
@@ -330,7 +569,10 @@ fn parse_create_session(value: Value, registry: &Registry) -> Result<CreateSessi
     if let Some(field) = body.keys().next() {
         return Err(ApiError::bad_request(
             field.as_str(),
-            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token, rate_limit",
+            format!(
+                "unknown field; expected {}",
+                CREATE_SESSION_FIELDS.join(", ")
+            ),
         ));
     }
     let credentials = parse_credentials(credentials, &servers, registry)?;

@@ -15,6 +15,7 @@ mod lifetimes;
 mod limits;
 mod mcp_endpoint;
 mod metrics;
+mod openapi;
 mod path_spellings;
 mod persistence;
 mod resources;

@@ -4,6 +4,7 @@
 //! `Mcp-Session-Id`) are served here, stateless 2026-07-28 ones in `stateless`.
 
 mod answer;
+pub(super) mod document;
 mod stateless;
 
 use std::sync::Arc;
@@ -35,6 +36,34 @@ pub(super) fn refusal_response(error: ApiError) -> HttpResponse {
     Refusal::from(error).into_response()
 }
 
+/// Sends the session one JSON-RPC message. `initialize` opens an MCP
+/// session (its id comes back in `Mcp-Session-Id`, which every later
+/// message carries); at revision 2026-07-28 a request stands alone, its
+/// revision in `MCP-Protocol-Version`.
+#[utoipa::path(post, path = "/session/{id}/mcp", tag = "mcp",
+    params(
+        ("id" = String, Path, description = "The session's id"),
+        ("Mcp-Session-Id" = Option<String>, Header, description = "The MCP session, from the answer to `initialize`"),
+        ("MCP-Protocol-Version" = Option<String>, Header, description = "The negotiated revision, e.g. `2025-11-25`"),
+    ),
+    request_body(content = document::ClientMessage, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The answer: JSON, or an SSE stream when the request's `Accept` has `text/event-stream` and the backend sends messages before its answer",
+            content(
+                (document::Answer = "application/json"),
+                (String = "text/event-stream"),
+            ),
+            headers(("Mcp-Session-Id" = String, description = "With the answer to `initialize`: the new MCP session"))),
+        (status = 202, description = "A notification or a response, taken"),
+        (status = 400, description = "Not JSON, not one JSON-RPC message, no `Mcp-Session-Id`, or an unsupported revision", body = document::Answer),
+        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer),
+        (status = 408, description = "The body did not arrive in time", body = document::Answer),
+        (status = 413, description = "The message exceeds 4 MiB", body = document::Answer),
+        (status = 429, description = "Over the session's `rate_limit`", body = document::Answer,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "No backend could take the request, or the gateway is full", body = document::Answer,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn post(
     request: HttpRequest,
     path: web::Path<String>,
@@ -237,6 +266,19 @@ async fn initialize_response(
 /// 405, which clients probing the URL expect. Events are not kept for
 /// replay, so `Last-Event-ID` resumes nothing: a client that reconnects
 /// lists again, which list_changed notifications ask for anyway.
+#[utoipa::path(get, path = "/session/{id}/mcp", tag = "mcp",
+    params(
+        ("id" = String, Path, description = "The session's id"),
+        ("Mcp-Session-Id" = Option<String>, Header, description = "The MCP session to listen to"),
+    ),
+    responses(
+        (status = 200, description = "The stream", content((String = "text/event-stream"))),
+        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer),
+        (status = 405, description = "No `Mcp-Session-Id`: nothing to listen to", body = document::Answer,
+            headers(("Allow" = String, description = "POST, DELETE"))),
+        (status = 429, description = "Over the session's `rate_limit`", body = document::Answer,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn get(
     request: HttpRequest,
     path: web::Path<String>,
@@ -260,6 +302,19 @@ pub async fn get(
     }
 }
 
+/// Ends an MCP session.
+#[utoipa::path(delete, path = "/session/{id}/mcp", tag = "mcp",
+    params(
+        ("id" = String, Path, description = "The session's id"),
+        ("Mcp-Session-Id" = Option<String>, Header, description = "The MCP session to end"),
+    ),
+    responses(
+        (status = 200, description = "Ended"),
+        (status = 400, description = "No `Mcp-Session-Id`", body = document::Answer),
+        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer),
+        (status = 429, description = "Over the session's `rate_limit`", body = document::Answer,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 pub async fn delete(
     request: HttpRequest,
     path: web::Path<String>,
@@ -285,11 +340,8 @@ pub async fn delete(
 }
 
 /// Any other method on the MCP endpoint.
-pub async fn method_not_allowed() -> HttpResponse {
-    Refusal::from(ApiError::MethodNotAllowed {
-        allow: "POST, GET, DELETE",
-    })
-    .into_response()
+pub async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    Refusal::from(ApiError::MethodNotAllowed { allow }).into_response()
 }
 
 /// The session a path names, if the request may use it: with its token,

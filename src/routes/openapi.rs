@@ -1,0 +1,240 @@
+//! `GET /openapi.json`: the HTTP API as an OpenAPI 3.1 document, made from
+//! the handlers' annotations and the types their answers serialize, so it
+//! follows the code. `GET /docs/`: Swagger UI over it, from files built into
+//! the binary (it works offline).
+//!
+//! What every route of a kind may answer before its handler runs (the
+//! admin or session token, Host and Origin, shutdown) is added here from
+//! [`Route::ALL`], the list the router mounts, in one place.
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError, web};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use super::error::{ApiError, ErrorBody};
+use super::{Route, RouteKind, health, mcp, metrics, registry, sessions};
+
+const ADMIN_TOKEN: &str = "admin_token";
+const SESSION_TOKEN: &str = "session_token";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mcp-mux",
+        description = "A per-session MCP multiplexer. `POST /create-session` chooses servers from the registry and stores the client's credentials for them; the answer's `mcp_url` is an MCP server (Streamable HTTP) over all of them."
+    ),
+    paths(
+        sessions::create_session,
+        sessions::list_sessions,
+        sessions::get_session,
+        sessions::delete_session,
+        sessions::get_audit,
+        registry::list_servers,
+        mcp::post,
+        mcp::get,
+        mcp::delete,
+        health::healthz,
+        health::readyz,
+        metrics::metrics,
+        document,
+        docs_index,
+        docs_file,
+    ),
+    components(schemas(ErrorBody, mcp::document::Answer)),
+    modifiers(&GuardAnswers),
+    tags(
+        (name = "sessions", description = "Create, list, show and delete sessions; the registry they choose from"),
+        (name = "mcp", description = "A session's MCP endpoint (Streamable HTTP)"),
+        (name = "probes", description = "Liveness and readiness"),
+        (name = "operations", description = "Metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The document, made once.
+fn openapi_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|error| format!(r#"{{"error":"{error}"}}"#))
+    })
+}
+
+/// The API as an OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi_json())
+}
+
+/// Swagger UI lives under `/docs/`, where its files' relative links resolve.
+#[utoipa::path(get, path = "/docs", tag = "operations",
+    responses((status = 308, description = "To `/docs/`", headers(("Location" = String)))))]
+pub async fn docs_index() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "docs/"))
+        .finish()
+}
+
+/// Swagger UI over this document: its page (an empty `file`), scripts and
+/// styles.
+#[utoipa::path(get, path = "/docs/{file}", tag = "operations",
+    params(("file" = String, Path, description = "A file of Swagger UI; empty for its page")),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/html"),
+            (String = "text/javascript"),
+            (String = "text/css"),
+            (String = "image/png"),
+        )),
+        (status = 404, description = "No such file", body = ErrorBody),
+    ))]
+pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
+    static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
+    // Relative to the page, so it holds behind a proxy's path prefix too.
+    let config =
+        CONFIG.get_or_init(|| Arc::new(utoipa_swagger_ui::Config::from("../openapi.json")));
+    match utoipa_swagger_ui::serve(&file, Arc::clone(config)) {
+        Ok(Some(file)) => HttpResponse::Ok()
+            .content_type(file.content_type)
+            .body(file.bytes.into_owned()),
+        Ok(None) => ApiError::NotFound {
+            message: "no such file of Swagger UI".into(),
+        }
+        .error_response(),
+        // Only its settings script is made at run time.
+        Err(error) => {
+            tracing::error!(%error, "Swagger UI could not be served");
+            HttpResponse::InternalServerError().json(ErrorBody {
+                error: "internal",
+                field: None,
+                message: "internal error; see the gateway log".into(),
+            })
+        }
+    }
+}
+
+/// Adds the two token schemes, and to each route what its guard may answer
+/// before the handler runs.
+struct GuardAnswers;
+
+impl Modify for GuardAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            ADMIN_TOKEN,
+            bearer("The gateway's admin token (`MCP_MUX_ADMIN_TOKEN`), when it has one: without one, management routes are open to loopback clients"),
+        );
+        components.add_security_scheme(
+            SESSION_TOKEN,
+            bearer("A session's token, shown once when it was created with `require_token`"),
+        );
+        for route in Route::ALL {
+            let Some(item) = openapi.paths.paths.get_mut(route.pattern()) else {
+                continue;
+            };
+            for operation in operations(item) {
+                guard_answers(route.kind(), operation);
+            }
+        }
+    }
+}
+
+fn bearer(description: &str) -> SecurityScheme {
+    SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(description))
+            .build(),
+    )
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.put.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// What the guard of `kind` may answer, and the token it takes.
+fn guard_answers(kind: RouteKind, operation: &mut Operation) {
+    // The MCP endpoint refuses with JSON-RPC errors, the others with JSON.
+    let body = match kind {
+        RouteKind::Mcp => "Answer",
+        RouteKind::Public | RouteKind::Management => "ErrorBody",
+    };
+    let mut add = |status: &str, description: &str, header: Option<(&str, &str)>| {
+        let mut response = ResponseBuilder::new().description(description).content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(body)))
+                .build(),
+        );
+        if let Some((name, description)) = header {
+            response = response.header(
+                name,
+                HeaderBuilder::new().description(Some(description)).build(),
+            );
+        }
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| response.build().into());
+    };
+    add("403", "The `Host` or `Origin` is not allowed", None);
+    match kind {
+        RouteKind::Public => {}
+        RouteKind::Management => {
+            add(
+                "401",
+                "The admin token is missing or wrong",
+                Some(("WWW-Authenticate", "Which token is wanted")),
+            );
+            unavailable(&mut add);
+            operation.security = Some(vec![SecurityRequirement::new(
+                ADMIN_TOKEN,
+                Vec::<String>::new(),
+            )]);
+        }
+        RouteKind::Mcp => {
+            add(
+                "401",
+                "The session requires its token, and it is missing or wrong",
+                Some(("WWW-Authenticate", "Which token is wanted")),
+            );
+            unavailable(&mut add);
+            // Only a session created with `require_token` takes one.
+            operation.security = Some(vec![
+                SecurityRequirement::default(),
+                SecurityRequirement::new(SESSION_TOKEN, Vec::<String>::new()),
+            ]);
+        }
+    }
+}
+
+fn unavailable(add: &mut impl FnMut(&str, &str, Option<(&str, &str)>)) {
+    add(
+        "503",
+        "The gateway is stopping, full, or its database does not answer",
+        Some(("Retry-After", "Seconds to wait")),
+    );
+    add(
+        "500",
+        "An internal error; the gateway log has its cause",
+        None,
+    );
+}
