@@ -111,6 +111,27 @@ mod tests {
         parse(text).expect_err("must be rejected").to_string()
     }
 
+    /// The README's "Try it" starts from it: the reference server over
+    /// stdio, with nothing else running.
+    #[test]
+    fn the_shipped_registry_is_valid_and_runs_the_reference_server_itself() {
+        let registry = Registry::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("registry.yaml"))
+            .expect("the shipped registry loads");
+        let everything = registry.server("everything").expect("everything");
+        let Endpoint::Stdio(command) = &everything.endpoint else {
+            panic!("everything runs over stdio: {:?}", everything.endpoint);
+        };
+        assert_eq!(command.command, "npx");
+        assert!(
+            command
+                .args
+                .contains(&"@modelcontextprotocol/server-everything@2026.8.31".to_owned()),
+            "the version is pinned: {:?}",
+            command.args
+        );
+        assert_eq!(everything.auth, AuthScheme::None);
+    }
+
     #[test]
     fn the_documented_example_is_accepted() {
         let registry = parse(
