@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 pub mod rate_limit;
 mod registry;
+mod route;
 mod session_id;
 mod sessions;
 
@@ -32,157 +33,29 @@ pub use metrics::metrics;
 
 use access::Access;
 use error::RefusalReason;
+pub use route::{Route, RouteKind};
 
-/// Who may use a route, and in which shape it answers a refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteKind {
-    /// Anyone who passes the Host and Origin checks: `/healthz`, `/readyz`.
-    Public,
-    /// Creates, shows or deletes sessions, shows the registry or the
-    /// metrics: the admin token, when one is set.
-    Management,
-    /// A session's MCP endpoint: the session's own token, which its handler
-    /// checks once it knows the session. Refusals are JSON-RPC errors.
-    Mcp,
-}
-
-impl RouteKind {
-    /// Its name in metrics labels.
-    fn name(self) -> &'static str {
-        match self {
-            RouteKind::Public => "public",
-            RouteKind::Management => "management",
-            RouteKind::Mcp => "mcp",
-        }
-    }
-}
-
-/// A route the gateway serves. [`Route::ALL`] is what [`configure`]
-/// mounts, and the OpenAPI document is checked against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Mcp,
-    Healthz,
-    Readyz,
-    OpenApi,
-    Docs,
-    DocsFile,
-    Metrics,
-    Registry,
-    CreateSession,
-    Sessions,
-    Session,
-    Audit,
-}
-
-impl Route {
-    /// Every route, in the order the router tries them. The patterns do not
-    /// overlap, so the order only sets the cost: the router tries them in
-    /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
-    /// nearly every request.
-    pub const ALL: [Route; 12] = [
-        Route::Mcp,
-        Route::Healthz,
-        Route::Readyz,
-        Route::OpenApi,
-        Route::Docs,
-        Route::DocsFile,
-        Route::Metrics,
-        Route::Registry,
-        Route::CreateSession,
-        Route::Sessions,
-        Route::Session,
-        Route::Audit,
-    ];
-
-    /// Its path, as the OpenAPI document spells it.
-    pub fn pattern(self) -> &'static str {
-        match self {
-            Route::Mcp => "/session/{id}/mcp",
-            Route::Healthz => "/healthz",
-            Route::Readyz => "/readyz",
-            Route::OpenApi => "/openapi.json",
-            Route::Docs => "/docs",
-            Route::DocsFile => "/docs/{file}",
-            Route::Metrics => "/metrics",
-            Route::Registry => "/registry",
-            Route::CreateSession => "/create-session",
-            Route::Sessions => "/sessions",
-            Route::Session => "/session/{id}",
-            Route::Audit => "/session/{id}/audit",
-        }
-    }
-
-    /// Who may use it.
-    pub fn kind(self) -> RouteKind {
-        match self {
-            Route::Mcp => RouteKind::Mcp,
-            Route::Healthz | Route::Readyz | Route::OpenApi | Route::Docs | Route::DocsFile => {
-                RouteKind::Public
-            }
-            Route::Metrics
-            | Route::Registry
-            | Route::CreateSession
-            | Route::Sessions
-            | Route::Session
-            | Route::Audit => RouteKind::Management,
-        }
-    }
-
-    /// The methods it answers, as its 405's `Allow` spells them.
-    pub fn allow(self) -> &'static str {
-        match self {
-            Route::Mcp => "POST, GET, DELETE",
-            Route::Session => "GET, DELETE",
-            Route::CreateSession => "POST",
-            Route::Healthz
-            | Route::Readyz
-            | Route::OpenApi
-            | Route::Docs
-            | Route::DocsFile
-            | Route::Metrics
-            | Route::Registry
-            | Route::Sessions
-            | Route::Audit => "GET",
-        }
-    }
-
-    /// The methods it answers.
-    pub fn methods(self) -> impl Iterator<Item = &'static str> {
-        self.allow().split(", ")
-    }
-
-    /// Its handlers, one per method of [`Route::allow`].
-    fn handlers(self, resource: Resource) -> Resource {
-        match self {
-            Route::Mcp => resource
-                .route(web::post().to(mcp::post))
-                .route(web::get().to(mcp::get))
-                .route(web::delete().to(mcp::delete)),
-            Route::Healthz => resource.route(web::get().to(health::healthz)),
-            Route::Readyz => resource.route(web::get().to(health::readyz)),
-            Route::OpenApi => resource.route(web::get().to(openapi::document)),
-            Route::Docs => resource.route(web::get().to(openapi::docs_index)),
-            // The file name may hold slashes (Swagger UI's own paths).
-            Route::DocsFile => resource.route(web::get().to(openapi::docs_file)),
-            Route::Metrics => resource.route(web::get().to(metrics::metrics)),
-            Route::Registry => resource.route(web::get().to(registry::list_servers)),
-            Route::CreateSession => resource.route(web::post().to(sessions::create_session)),
-            Route::Sessions => resource.route(web::get().to(sessions::list_sessions)),
-            Route::Session => resource
-                .route(web::get().to(sessions::get_session))
-                .route(web::delete().to(sessions::delete_session)),
-            Route::Audit => resource.route(web::get().to(sessions::get_audit)),
-        }
-    }
-
-    /// The pattern the router matches: the document's, but for a docs file
-    /// name, which may hold slashes.
-    fn router_pattern(self) -> &'static str {
-        match self {
-            Route::DocsFile => "/docs/{file:.*}",
-            other => other.pattern(),
-        }
+/// Its handlers, one per method of [`Route::allow`].
+fn handlers(route: Route, resource: Resource) -> Resource {
+    match route {
+        Route::Mcp => resource
+            .route(web::post().to(mcp::post))
+            .route(web::get().to(mcp::get))
+            .route(web::delete().to(mcp::delete)),
+        Route::Healthz => resource.route(web::get().to(health::healthz)),
+        Route::Readyz => resource.route(web::get().to(health::readyz)),
+        Route::OpenApi => resource.route(web::get().to(openapi::document)),
+        Route::Docs => resource.route(web::get().to(openapi::docs_index)),
+        // The file name may hold slashes (Swagger UI's own paths).
+        Route::DocsFile => resource.route(web::get().to(openapi::docs_file)),
+        Route::Metrics => resource.route(web::get().to(metrics::metrics)),
+        Route::Registry => resource.route(web::get().to(registry::list_servers)),
+        Route::CreateSession => resource.route(web::post().to(sessions::create_session)),
+        Route::Sessions => resource.route(web::get().to(sessions::list_sessions)),
+        Route::Session => resource
+            .route(web::get().to(sessions::get_session))
+            .route(web::delete().to(sessions::delete_session)),
+        Route::Audit => resource.route(web::get().to(sessions::get_audit)),
     }
 }
 
@@ -198,7 +71,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// method gets a 405 naming the ones it answers.
 fn mount(config: &mut web::ServiceConfig, route: Route) {
     let allow = route.allow();
-    let resource = route.handlers(web::resource(route.router_pattern()));
+    let resource = handlers(route, web::resource(route.router_pattern()));
     let resource = match route.kind() {
         RouteKind::Mcp => resource.default_service(web::to(move || mcp::method_not_allowed(allow))),
         RouteKind::Public | RouteKind::Management => {

@@ -17,7 +17,12 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ApiError, ErrorBody};
-use super::{Route, RouteKind, health, mcp, metrics, registry, sessions};
+use super::health;
+use super::mcp;
+use super::metrics;
+use super::registry;
+use super::route::{Route, RouteKind};
+use super::sessions;
 
 const ADMIN_TOKEN: &str = "admin_token";
 const SESSION_TOKEN: &str = "session_token";

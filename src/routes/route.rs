@@ -1,0 +1,132 @@
+//! Every route the gateway serves: its path, who may use it and the
+//! methods it answers. The router mounts [`Route::ALL`] and the OpenAPI
+//! document is checked against it.
+
+/// Who may use a route, and in which shape it answers a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Anyone who passes the Host and Origin checks: `/healthz`, `/readyz`.
+    Public,
+    /// Creates, shows or deletes sessions, shows the registry or the
+    /// metrics: the admin token, when one is set.
+    Management,
+    /// A session's MCP endpoint: the session's own token, which its handler
+    /// checks once it knows the session. Refusals are JSON-RPC errors.
+    Mcp,
+}
+
+impl RouteKind {
+    /// Its name in metrics labels.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            RouteKind::Public => "public",
+            RouteKind::Management => "management",
+            RouteKind::Mcp => "mcp",
+        }
+    }
+}
+
+/// A route the gateway serves. [`Route::ALL`] is what [`configure`]
+/// mounts, and the OpenAPI document is checked against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Mcp,
+    Healthz,
+    Readyz,
+    OpenApi,
+    Docs,
+    DocsFile,
+    Metrics,
+    Registry,
+    CreateSession,
+    Sessions,
+    Session,
+    Audit,
+}
+
+impl Route {
+    /// Every route, in the order the router tries them. The patterns do not
+    /// overlap, so the order only sets the cost: the router tries them in
+    /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
+    /// nearly every request.
+    pub const ALL: [Route; 12] = [
+        Route::Mcp,
+        Route::Healthz,
+        Route::Readyz,
+        Route::OpenApi,
+        Route::Docs,
+        Route::DocsFile,
+        Route::Metrics,
+        Route::Registry,
+        Route::CreateSession,
+        Route::Sessions,
+        Route::Session,
+        Route::Audit,
+    ];
+
+    /// Its path, as the OpenAPI document spells it.
+    pub fn pattern(self) -> &'static str {
+        match self {
+            Route::Mcp => "/session/{id}/mcp",
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::OpenApi => "/openapi.json",
+            Route::Docs => "/docs",
+            Route::DocsFile => "/docs/{file}",
+            Route::Metrics => "/metrics",
+            Route::Registry => "/registry",
+            Route::CreateSession => "/create-session",
+            Route::Sessions => "/sessions",
+            Route::Session => "/session/{id}",
+            Route::Audit => "/session/{id}/audit",
+        }
+    }
+
+    /// Who may use it.
+    pub fn kind(self) -> RouteKind {
+        match self {
+            Route::Mcp => RouteKind::Mcp,
+            Route::Healthz | Route::Readyz | Route::OpenApi | Route::Docs | Route::DocsFile => {
+                RouteKind::Public
+            }
+            Route::Metrics
+            | Route::Registry
+            | Route::CreateSession
+            | Route::Sessions
+            | Route::Session
+            | Route::Audit => RouteKind::Management,
+        }
+    }
+
+    /// The methods it answers, as its 405's `Allow` spells them.
+    pub fn allow(self) -> &'static str {
+        match self {
+            Route::Mcp => "POST, GET, DELETE",
+            Route::Session => "GET, DELETE",
+            Route::CreateSession => "POST",
+            Route::Healthz
+            | Route::Readyz
+            | Route::OpenApi
+            | Route::Docs
+            | Route::DocsFile
+            | Route::Metrics
+            | Route::Registry
+            | Route::Sessions
+            | Route::Audit => "GET",
+        }
+    }
+
+    /// The methods it answers.
+    pub fn methods(self) -> impl Iterator<Item = &'static str> {
+        self.allow().split(", ")
+    }
+
+    /// The pattern the router matches: the document's, but for a docs file
+    /// name, which may hold slashes.
+    pub(super) fn router_pattern(self) -> &'static str {
+        match self {
+            Route::DocsFile => "/docs/{file:.*}",
+            other => other.pattern(),
+        }
+    }
+}
