@@ -11,6 +11,7 @@ mod m20261122_000005_add_key_ids;
 mod m20261122_000006_create_audit_records;
 mod m20261130_000007_bound_audit_tool_names;
 mod m20261201_000008_add_session_rate_limit;
+mod m20261201_000009_add_session_curation;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_create_audit_records::Migration),
             Box::new(m20261130_000007_bound_audit_tool_names::Migration),
             Box::new(m20261201_000008_add_session_rate_limit::Migration),
+            Box::new(m20261201_000009_add_session_curation::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
+use super::curation::ItemRules;
 use crate::backend::{BackendError, Replay};
 use crate::mcp::naming;
 use crate::mcp::request::Method;
@@ -109,6 +110,8 @@ pub struct BackendItems<'a> {
     /// `<server><separator>`, or empty when names are not prefixed.
     pub prefix: String,
     pub items: Vec<Value>,
+    /// What the session shows of them, if its creator set rules.
+    pub rules: Option<&'a ItemRules>,
 }
 
 /// The merged list clients see, and the table that routes calls.
@@ -148,7 +151,7 @@ impl Catalogue {
         let mut readable_uses: HashMap<String, usize> = HashMap::new();
         let mut entries = Vec::new();
         for source in sources {
-            for item in source.items {
+            for mut item in source.items {
                 let Some(original) = item.get("name").and_then(Value::as_str).map(str::to_owned)
                 else {
                     tracing::warn!(
@@ -158,6 +161,10 @@ impl Catalogue {
                     );
                     continue;
                 };
+                let rules = source.rules;
+                if rules.is_some_and(|rules| !rules.shows(&original)) {
+                    continue;
+                }
                 if !seen.insert((source.backend, original.clone())) {
                     tracing::warn!(server = source.server, kind = kind.noun(), name = %original, "backend listed an item twice; the copy is left out");
                     conflicts.push(Conflict {
@@ -167,8 +174,22 @@ impl Catalogue {
                     });
                     continue;
                 }
-                let readable = naming::qualify(&source.prefix, &original);
-                let altered = readable != format!("{}{original}", source.prefix);
+                // A new name was checked against the naming rules when the
+                // session was created.
+                let (readable, altered) = match rules.and_then(|rules| rules.renamed(&original)) {
+                    Some(renamed) => (format!("{}{renamed}", source.prefix), false),
+                    None => {
+                        let readable = naming::qualify(&source.prefix, &original);
+                        let altered = readable != format!("{}{original}", source.prefix);
+                        (readable, altered)
+                    }
+                };
+                if let (Some(text), Some(object)) = (
+                    rules.and_then(|rules| rules.described(&original)),
+                    item.as_object_mut(),
+                ) {
+                    object.insert("description".to_owned(), Value::String(text.to_owned()));
+                }
                 *readable_uses.entry(readable.clone()).or_default() += 1;
                 entries.push(Entry {
                     backend: source.backend,
@@ -259,6 +280,7 @@ mod tests {
             server,
             prefix: format!("{server}__"),
             items,
+            rules: None,
         }
     }
 
@@ -346,6 +368,45 @@ mod tests {
         assert_eq!(pairs[0].0, "x.y");
         assert!(pairs[0].1.starts_with("a__x_y-"), "{pairs:?}");
         assert!(forward.conflicts.is_empty());
+    }
+
+    #[test]
+    fn a_session_shows_its_tools_under_its_rules() {
+        let rules = ItemRules {
+            allow: Some(vec!["get-*".into(), "add".into(), "whoami".into()]),
+            deny: vec!["whoami".into()],
+            rename: std::collections::BTreeMap::from([("add".into(), "plus".into())]),
+            description: std::collections::BTreeMap::from([(
+                "add".into(),
+                "Adds two integers.".into(),
+            )]),
+        };
+        let mut py = source(
+            0,
+            "py",
+            vec![
+                json!({"name": "add", "description": "adds"}),
+                json!({"name": "whoami"}),
+                json!({"name": "get-sum"}),
+                json!({"name": "echo"}),
+            ],
+        );
+        py.rules = Some(&rules);
+        let catalogue = Catalogue::build(NamedKind::Tool, vec![py]);
+        let names: Vec<_> = catalogue
+            .items
+            .iter()
+            .map(|t| t["name"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(names, ["py__plus", "py__get-sum"]);
+        assert_eq!(catalogue.items[0]["description"], "Adds two integers.");
+        assert_eq!(
+            catalogue.route("py__plus").map(|route| route.name.as_str()),
+            Some("add")
+        );
+        for hidden in ["py__add", "py__whoami", "py__echo"] {
+            assert_eq!(catalogue.route(hidden), None, "{hidden}");
+        }
     }
 
     #[test]

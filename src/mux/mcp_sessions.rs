@@ -42,11 +42,16 @@ impl Mux {
             created_at: now,
             last_seen_at: now,
         };
-        let audit = Some(self.audit_context(session));
         // The record is written while the backends open, not after: the
         // client waits for the slowest backend alone.
         let ((mcp_session, result), stored) = tokio::join!(
-            McpSession::open(self.timings, backends, record.id.clone(), requested, audit),
+            McpSession::open(
+                self.timings,
+                backends,
+                record.id.clone(),
+                requested,
+                self.session_context(session)
+            ),
             self.store.insert_mcp_session(&record)
         );
         if let Err(error) = stored {
@@ -96,7 +101,7 @@ impl Mux {
             backends,
             record.id,
             Some(&record.protocol_version),
-            Some(self.audit_context(session)),
+            self.session_context(session),
         )
         .await;
         let mcp_session = Arc::new(mcp_session);
@@ -147,8 +152,14 @@ impl Mux {
         }
         let backends = self.backend_sessions(session, stateless::backend_capabilities());
         let id = Uuid::new_v4().simple().to_string();
-        let audit = Some(self.audit_context(session));
-        let (mcp_session, _) = McpSession::open(self.timings, backends, id, None, audit).await;
+        let (mcp_session, _) = McpSession::open(
+            self.timings,
+            backends,
+            id,
+            None,
+            self.session_context(session),
+        )
+        .await;
         let mcp_session = Arc::new(mcp_session);
         // Deleted while it opened: `end` could not take it, so it ends here.
         if session.ended.load(Ordering::Acquire) {

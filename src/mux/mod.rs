@@ -4,6 +4,7 @@
 
 mod audit;
 pub mod catalogue;
+pub mod curation;
 pub mod error;
 mod mcp_session;
 mod mcp_sessions;
@@ -24,7 +25,10 @@ use uuid::Uuid;
 
 pub use crate::backend::breaker::CircuitState;
 pub use crate::store::PrefixMode;
+use curation::SessionCuration;
+pub use curation::{Curation, ItemRules, ToolMode};
 pub use error::{CallError, MuxError, Unavailable};
+use mcp_session::SessionContext;
 pub use mcp_session::{ClientCall, ClientStream, McpSession, Timings, capabilities};
 pub use paging::PAGE_SIZE;
 pub use payload::Payload;
@@ -216,11 +220,15 @@ impl Mux {
         self.audit.flush(&self.store).await;
     }
 
-    fn audit_context(&self, session: &Session) -> AuditContext {
-        AuditContext {
-            trail: self.audit.clone(),
-            metrics: self.metrics.clone(),
-            session_id: session.id,
+    /// What an MCP session open on `session` takes from it.
+    fn session_context(&self, session: &Session) -> SessionContext {
+        SessionContext {
+            audit: Some(AuditContext {
+                trail: self.audit.clone(),
+                metrics: self.metrics.clone(),
+                session_id: session.id,
+            }),
+            curation: session.curation.clone(),
         }
     }
 
@@ -303,6 +311,7 @@ impl Mux {
                 .and_then(|ttl| created_at.checked_add_signed(ttl)),
             token_digest: new.token_digest,
             rate_limit: new.rate_limit,
+            curation: new.curation,
         };
         {
             let _creating = self.creating.lock().await;
@@ -506,6 +515,7 @@ impl Mux {
             token_digest: record.token_digest,
             rate_limit: record.rate_limit,
             prefix: record.prefix,
+            curation: Arc::new(SessionCuration::new(record.curation)),
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
             resuming: tokio::sync::Mutex::new(()),
@@ -546,6 +556,7 @@ mod tests {
             ttl: None,
             token_digest: None,
             rate_limit: None,
+            curation: Curation::default(),
         }
     }
 

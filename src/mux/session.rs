@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::curation::{Curation, SharedCuration};
 use super::error::MuxError;
 use super::mcp_session::McpSession;
 use super::stateless::{RequestFingerprint, Stateless, StatelessCall, Unpark};
@@ -30,6 +31,8 @@ pub struct NewSession {
     pub token_digest: Option<[u8; 32]>,
     /// Requests a second its MCP endpoint takes, if limited.
     pub rate_limit: Option<u32>,
+    /// What it shows of its backends' tools and prompts.
+    pub curation: Curation,
 }
 
 /// A session: its backends and credentials, and the MCP sessions open on it.
@@ -47,6 +50,9 @@ pub struct Session {
     /// Requests a second its MCP endpoint takes, if its creator set a limit.
     pub rate_limit: Option<u32>,
     pub prefix: PrefixMode,
+    /// What it shows of its backends' tools and prompts, shared with its
+    /// MCP sessions, which note the rules that matched nothing.
+    pub curation: SharedCuration,
     pub(super) credentials: Credentials,
     /// Per backend: the session's share of its call slots.
     pub(super) shares: HashMap<String, Arc<SessionShare>>,
@@ -130,10 +136,8 @@ impl Session {
 
     /// What names of `server`'s items start with in this session.
     pub(super) fn prefix_for(&self, server: &ServerConfig, separator: &str) -> String {
-        match self.prefix {
-            PrefixMode::WhenNeeded if self.servers.len() == 1 => String::new(),
-            PrefixMode::Always | PrefixMode::WhenNeeded => format!("{}{separator}", server.name),
-        }
+        self.prefix
+            .prefix(&server.name, self.servers.len(), separator)
     }
 
     pub(super) fn end(&self) {

@@ -9,6 +9,7 @@
 pub mod access;
 mod body;
 mod client_configs;
+mod curation;
 pub mod error;
 mod health;
 mod mcp;

@@ -1,7 +1,7 @@
 //! `POST /create-session`, `GET /sessions`, `GET /session/<id>`,
 //! `DELETE /session/<id>` and `GET /session/<id>/audit`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -15,12 +15,13 @@ use uuid::Uuid;
 use super::access::{Access, new_session_token, token_digest};
 use super::body::{read_limited, refuse_unread};
 use super::client_configs::{ClientConfigs, client_configs};
+use super::curation::{Naming, parse_curation};
 use super::error::{ApiError, ErrorBody, quoted};
 use super::rate_limit::check_create_session_rate;
 use super::session_id::{SessionPath, mcp_endpoint, short_id};
 use crate::credentials::{Credentials, header_value_problem};
 use crate::mcp::nesting;
-use crate::mux::{CircuitState, Mux, NewSession, PrefixMode, Session};
+use crate::mux::{CircuitState, ItemRules, Mux, NewSession, PrefixMode, Session};
 use crate::registry::Registry;
 
 /// A create-session body is a list of names and a few tokens.
@@ -33,13 +34,16 @@ const MAX_RATE_LIMIT: u64 = 1_000_000;
 
 /// The fields a create-session body may have, in the order its unknown-field
 /// error lists them.
-const CREATE_SESSION_FIELDS: [&str; 6] = [
+const CREATE_SESSION_FIELDS: [&str; 9] = [
     "servers",
     "credentials",
     "prefix",
     "ttl_seconds",
     "require_token",
     "rate_limit",
+    "tools",
+    "prompts",
+    "tool_mode",
 ];
 
 /// A create-session body, as the OpenAPI document shows it. The body is
@@ -67,6 +71,34 @@ pub struct CreateSessionRequest {
     /// Requests a second the session may make.
     #[schema(minimum = 1, maximum = 1000000)]
     rate_limit: Option<u32>,
+    /// Per server, which of its tools the session shows, under what names
+    /// and with what descriptions, by the backend's own names.
+    #[schema(value_type = Option<HashMap<String, ItemRulesShape>>, examples(json!({
+        "everything": {"allow": ["echo", "get-*"]},
+        "demo": {"deny": ["whoami"], "rename": {"add": "plus"}, "description": {"add": "Adds two integers."}}
+    })))]
+    tools: Option<Value>,
+    /// The same rules for prompts.
+    #[schema(value_type = Option<HashMap<String, ItemRulesShape>>)]
+    prompts: Option<Value>,
+    /// `direct` (the default) lists every tool the rules show.
+    #[schema(value_type = Option<String>, pattern = "^direct$")]
+    tool_mode: Option<String>,
+}
+
+/// One server's rules for its tools (or prompts).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ItemRulesShape {
+    /// Only the names matching one of these are shown; `*` matches any run
+    /// of characters.
+    allow: Option<Vec<String>>,
+    /// Names matching one of these are hidden; deny wins over allow.
+    deny: Option<Vec<String>>,
+    /// Original name → the name shown after the server's prefix.
+    rename: Option<HashMap<String, String>>,
+    /// Original name → the description shown instead.
+    description: Option<HashMap<String, String>>,
 }
 
 /// The answer to a created session.
@@ -113,6 +145,18 @@ pub struct SessionShown {
     missing_servers: Vec<String>,
     /// MCP sessions open on this session.
     mcp_sessions: usize,
+    /// `direct` or `search`.
+    tool_mode: &'static str,
+    /// The tool rules it was created with, by server.
+    #[schema(value_type = HashMap<String, ItemRulesShape>)]
+    tools: BTreeMap<String, ItemRules>,
+    /// The prompt rules it was created with, by server.
+    #[schema(value_type = HashMap<String, ItemRulesShape>)]
+    prompts: BTreeMap<String, ItemRules>,
+    /// Rules that matched nothing when their backend last listed its items,
+    /// by field: `tools.everything.allow[1] ("get-*")`. The session works
+    /// without them.
+    unmatched_rules: Vec<String>,
 }
 
 /// One of a session's servers and its backend's health, shared by every
@@ -492,6 +536,10 @@ fn describe(session: &Session, mux: &Mux) -> SessionShown {
             .collect(),
         missing_servers: session.missing_servers.clone(),
         mcp_sessions: session.mcp_session_count(),
+        tool_mode: session.curation.rules.tool_mode.as_str(),
+        tools: session.curation.rules.tools.clone(),
+        prompts: session.curation.rules.prompts.clone(),
+        unmatched_rules: session.curation.unmatched(),
     }
 }
 
@@ -566,6 +614,9 @@ fn parse_create_session(value: Value, registry: &Registry) -> Result<CreateSessi
             }
         },
     };
+    let tools = body.remove("tools");
+    let prompts = body.remove("prompts");
+    let tool_mode = body.remove("tool_mode");
     if let Some(field) = body.keys().next() {
         return Err(ApiError::bad_request(
             field.as_str(),
@@ -576,6 +627,16 @@ fn parse_create_session(value: Value, registry: &Registry) -> Result<CreateSessi
         ));
     }
     let credentials = parse_credentials(credentials, &servers, registry)?;
+    let curation = parse_curation(
+        tools,
+        prompts,
+        tool_mode,
+        &Naming {
+            servers: &servers,
+            prefix,
+            separator: &registry.tool_separator,
+        },
+    )?;
     Ok(CreateSession {
         session: NewSession {
             servers,
@@ -584,6 +645,7 @@ fn parse_create_session(value: Value, registry: &Registry) -> Result<CreateSessi
             ttl,
             token_digest: None,
             rate_limit,
+            curation,
         },
         require_token,
     })

@@ -25,6 +25,9 @@ pub mod session {
         pub key_id: Option<String>,
         /// Requests a second its MCP endpoint takes, if its creator set one.
         pub rate_limit: Option<i64>,
+        /// JSON of what the session shows of its backends' tools and
+        /// prompts (`mux::Curation`); NULL shows everything.
+        pub curation: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::credentials::Credentials;
+use crate::mux::Curation;
 use crypto::{EncryptionKey, KeySource, Keyring};
 use entity::{audit_record, key_check, mcp_session, session};
 
@@ -53,6 +54,8 @@ pub struct SessionRecord {
     /// Requests a second its MCP endpoint takes (`rate_limit` at
     /// create-session), if its creator set one.
     pub rate_limit: Option<u32>,
+    /// What it shows of its backends' tools and prompts.
+    pub curation: Curation,
 }
 
 /// A stored session as a list shows it: never its credentials.
@@ -88,6 +91,15 @@ impl PrefixMode {
         match self {
             PrefixMode::Always => "always",
             PrefixMode::WhenNeeded => "when_needed",
+        }
+    }
+
+    /// What the names of `server`'s items start with in a session over
+    /// `server_count` backends.
+    pub fn prefix(self, server: &str, server_count: usize, separator: &str) -> String {
+        match self {
+            PrefixMode::WhenNeeded if server_count == 1 => String::new(),
+            PrefixMode::Always | PrefixMode::WhenNeeded => format!("{server}{separator}"),
         }
     }
 
@@ -311,6 +323,8 @@ impl Store {
             // the database, which require the column.
             status: Set("active".to_owned()),
             rate_limit: Set(record.rate_limit.map(i64::from)),
+            curation: Set((!record.curation.is_default())
+                .then(|| serde_json::to_string(&record.curation).unwrap_or_default())),
         };
         session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
@@ -391,6 +405,11 @@ impl Store {
                         .filter(|&n| n > 0)
                         .ok_or_else(|| corrupt("rate_limit is not a positive 32-bit number"))?,
                 ),
+            },
+            curation: match &row.curation {
+                None => Curation::default(),
+                Some(text) => serde_json::from_str(text)
+                    .map_err(|_| corrupt("curation is not the stored rules' JSON"))?,
             },
         }))
     }

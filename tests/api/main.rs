@@ -9,6 +9,7 @@ mod backend_failures;
 mod bounds;
 mod cli;
 mod create_session;
+mod curation;
 mod faults;
 mod hostile;
 mod lifetimes;

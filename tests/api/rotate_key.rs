@@ -65,6 +65,7 @@ async fn data_dir_with_sessions(count: usize) -> (tempfile::TempDir, Vec<Uuid>) 
             expires_at: None,
             token_digest: None,
             rate_limit: None,
+            curation: Default::default(),
         };
         store.insert_session(&record).await.expect("inserted");
         ids.push(record.id);

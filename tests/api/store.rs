@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use mcp_mux::credentials::Credentials;
+use mcp_mux::mux::{Curation, ItemRules, ToolMode};
 use mcp_mux::store::crypto::{EncryptionKey, KeySource, Keyring};
 use mcp_mux::store::{AuditRecord, McpSessionRecord, PrefixMode, Rotation, SessionRecord, Store};
 
@@ -162,6 +163,7 @@ fn record(token: &str) -> SessionRecord {
         expires_at: None,
         token_digest: Some([7; 32]),
         rate_limit: None,
+        curation: Default::default(),
     }
 }
 
@@ -564,6 +566,58 @@ async fn a_session_rate_limit_round_trips_and_a_tampered_one_is_a_clear_error() 
                 "{url} {tampered}"
             );
         }
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_curation_round_trips_and_a_tampered_one_is_a_clear_error() {
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let curation = Curation {
+            tools: std::collections::BTreeMap::from([(
+                "py".to_owned(),
+                ItemRules {
+                    deny: vec!["whoami".into()],
+                    rename: std::collections::BTreeMap::from([("add".into(), "plus".into())]),
+                    ..ItemRules::default()
+                },
+            )]),
+            tool_mode: ToolMode::Search,
+            ..Curation::default()
+        };
+        let stored = SessionRecord {
+            curation: curation.clone(),
+            ..record("t")
+        };
+        store.insert_session(&stored).await.expect("inserted");
+        let found = store
+            .find_session(stored.id)
+            .await
+            .expect("query")
+            .expect("stored");
+        assert_eq!(found.curation, curation, "{url}");
+
+        execute(
+            &url,
+            &format!(
+                "UPDATE sessions SET curation = '{{\"tools\": []}}' WHERE id = '{}'",
+                stored.id
+            ),
+        )
+        .await;
+        let error = store.find_session(stored.id).await.expect_err("tampered");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "stored session {} is unreadable: curation is not the stored rules' JSON",
+                stored.id
+            ),
+            "{url}"
+        );
         database.drop_database().await;
     }
 }

@@ -345,13 +345,22 @@ impl McpSession {
     /// the routing table.
     pub(super) async fn refresh_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
         let (listed, left_out) = self.list_everywhere_noting_failures(kind.listing()).await;
+        let rules = &self.curation.rules;
         let sources = listed
             .into_iter()
-            .map(|(slot, items)| BackendItems {
-                backend: slot.index,
-                server: slot.name(),
-                prefix: slot.prefix.clone(),
-                items,
+            .map(|(slot, items)| {
+                let names: Vec<&str> = items
+                    .iter()
+                    .filter_map(|item| item.get("name").and_then(Value::as_str))
+                    .collect();
+                self.curation.note_listed(kind, slot.name(), &names);
+                BackendItems {
+                    backend: slot.index,
+                    server: slot.name(),
+                    prefix: slot.prefix.clone(),
+                    items,
+                    rules: rules.rules(kind, slot.name()),
+                }
             })
             .collect();
         let mut catalogue = Catalogue::build(kind, sources);

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::audit::AuditContext;
 use super::catalogue::NamedKind;
+use super::curation::SharedCuration;
 use super::error::CallError;
 use super::paging::Pager;
 use super::payload::Payload;
@@ -84,6 +85,14 @@ pub fn capabilities() -> Value {
     })
 }
 
+/// What an MCP session takes from the session it is open on.
+pub(crate) struct SessionContext {
+    /// Where its `tools/call`s are recorded.
+    pub audit: Option<AuditContext>,
+    /// What it shows of its backends' tools and prompts.
+    pub curation: SharedCuration,
+}
+
 /// A client's MCP session.
 pub struct McpSession {
     pub id: String,
@@ -98,6 +107,7 @@ pub struct McpSession {
     last_seen: Mutex<Instant>,
     /// Where its `tools/call`s are recorded.
     audit: Option<AuditContext>,
+    curation: SharedCuration,
 }
 
 impl McpSession {
@@ -109,7 +119,7 @@ impl McpSession {
         backends: Vec<(BackendSession, String)>,
         id: String,
         requested_version: Option<&str>,
-        audit: Option<AuditContext>,
+        context: SessionContext,
     ) -> (Self, Value) {
         let signals = Arc::new(Signals::default());
         let catalogues = Arc::new(Catalogues::default());
@@ -157,7 +167,7 @@ impl McpSession {
             slots,
             signals,
             catalogues,
-            audit,
+            context,
         );
         let result = json!({
             "protocolVersion": protocol_version,
@@ -175,7 +185,7 @@ impl McpSession {
         backends: Vec<Arc<BackendSlot>>,
         signals: Arc<Signals>,
         catalogues: Arc<Catalogues>,
-        audit: Option<AuditContext>,
+        context: SessionContext,
     ) -> Self {
         McpSession {
             id,
@@ -187,7 +197,8 @@ impl McpSession {
             in_flight: Mutex::new(HashMap::new()),
             signals,
             last_seen: Mutex::new(Instant::now()),
-            audit,
+            audit: context.audit,
+            curation: context.curation,
         }
     }
 
@@ -500,7 +511,10 @@ mod tests {
             slots,
             signals,
             catalogues,
-            None,
+            SessionContext {
+                audit: None,
+                curation: SharedCuration::default(),
+            },
         )
     }
 
