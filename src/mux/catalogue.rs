@@ -121,6 +121,11 @@ pub struct Catalogue {
     routes: HashMap<String, Route>,
     pub conflicts: Vec<Conflict>,
     pub built_at: Instant,
+    /// When it stops being fresh, whatever backends announce.
+    pub expires_at: Instant,
+    /// The changes backends had announced when its listing started (see
+    /// `Catalogues`).
+    pub changes_seen: u64,
     /// Backends (by index) whose list failed, and why: a name of theirs is
     /// answered with that failure (busy, say), not as an unknown name.
     pub left_out: Vec<(usize, BackendError)>,
@@ -234,11 +239,15 @@ impl Catalogue {
             );
             items.push(entry.item);
         }
+        let built_at = Instant::now();
         Catalogue {
             items: Arc::new(items),
             routes,
             conflicts,
-            built_at: Instant::now(),
+            built_at,
+            // Fresh for no time, unless its listing says otherwise.
+            expires_at: built_at,
+            changes_seen: 0,
             left_out: Vec::new(),
         }
     }

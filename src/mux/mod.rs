@@ -4,6 +4,7 @@
 
 mod audit;
 pub mod catalogue;
+mod catalogues;
 pub mod curation;
 pub mod error;
 mod mcp_session;
@@ -229,6 +230,7 @@ impl Mux {
                 session_id: session.id,
             }),
             curation: session.curation.clone(),
+            catalogues: session.catalogues.clone(),
         }
     }
 
@@ -516,6 +518,7 @@ impl Mux {
             rate_limit: record.rate_limit,
             prefix: record.prefix,
             curation: Arc::new(SessionCuration::new(record.curation)),
+            catalogues: Arc::default(),
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
             resuming: tokio::sync::Mutex::new(()),

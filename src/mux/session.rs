@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::catalogues::Catalogues;
 use super::curation::{Curation, SharedCuration};
 use super::error::MuxError;
 use super::mcp_session::McpSession;
@@ -53,6 +54,8 @@ pub struct Session {
     /// What it shows of its backends' tools and prompts, shared with its
     /// MCP sessions, which note the rules that matched nothing.
     pub curation: SharedCuration,
+    /// Its merged tool and prompt lists, shared by its MCP sessions.
+    pub(super) catalogues: Arc<Catalogues>,
     pub(super) credentials: Credentials,
     /// Per backend: the session's share of its call slots.
     pub(super) shares: HashMap<String, Arc<SessionShare>>,

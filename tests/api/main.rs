@@ -22,6 +22,7 @@ mod persistence;
 mod resources;
 mod rotate_key;
 mod routing;
+mod shared_lists;
 mod stateless;
 mod store;
 mod streaming;

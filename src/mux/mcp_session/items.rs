@@ -2,11 +2,12 @@
 //! a tool, prompt or resource, routed to the backend that owns it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 
-use super::slot::BackendSlot;
+use super::slot::{BackendSlot, Listed};
 use super::{ClientCall, McpSession};
 use crate::backend::{BackendError, Replay, Reply};
 use crate::mcp::naming;
@@ -36,9 +37,9 @@ impl McpSession {
             return Ok(Payload::Json(self.pager.next_page(listing, &cursor)?));
         }
         let items = match method {
-            Method::ToolsList => self.refresh_catalogue(NamedKind::Tool).await.items.clone(),
+            Method::ToolsList => self.current_catalogue(NamedKind::Tool).await.items.clone(),
             Method::PromptsList => self
-                .refresh_catalogue(NamedKind::Prompt)
+                .current_catalogue(NamedKind::Prompt)
                 .await
                 .items
                 .clone(),
@@ -95,7 +96,7 @@ impl McpSession {
             return Ok(route.clone());
         }
         if catalogue.built_at.elapsed() >= self.timings.miss_refresh_interval {
-            catalogue = self.refresh_catalogue(kind).await;
+            catalogue = self.refresh_catalogue(kind, Some(catalogue.built_at)).await;
             if let Some(route) = catalogue.route(&name) {
                 return Ok(route.clone());
             }
@@ -287,10 +288,11 @@ impl McpSession {
         Ok(Payload::Json(json!({})))
     }
 
+    /// The session's merged list of `kind`: the kept one while it is fresh.
     async fn current_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
-        match self.catalogues.fresh(kind).await {
+        match self.catalogues.fresh(kind) {
             Some(catalogue) => catalogue,
-            None => self.refresh_catalogue(kind).await,
+            None => self.refresh_catalogue(kind, None).await,
         }
     }
 
@@ -301,7 +303,12 @@ impl McpSession {
         &self,
         listing: Listing,
     ) -> Vec<(&Arc<BackendSlot>, Vec<Value>)> {
-        self.list_everywhere_noting_failures(listing).await.0
+        self.list_everywhere_noting_failures(listing)
+            .await
+            .0
+            .into_iter()
+            .map(|(slot, listed)| (slot, listed.items))
+            .collect()
     }
 
     /// [`Self::list_everywhere`], with the backends whose exchange failed
@@ -309,10 +316,7 @@ impl McpSession {
     async fn list_everywhere_noting_failures(
         &self,
         listing: Listing,
-    ) -> (
-        Vec<(&Arc<BackendSlot>, Vec<Value>)>,
-        Vec<(usize, BackendError)>,
-    ) {
+    ) -> (Vec<(&Arc<BackendSlot>, Listed)>, Vec<(usize, BackendError)>) {
         let lists = join_all(self.backends.iter().map(|slot| async move {
             slot.availability(self.timings.recheck_interval)?;
             let deadline = slot.session.server().timeout * 2;
@@ -342,14 +346,34 @@ impl McpSession {
     }
 
     /// Lists the items of `kind` of every available backend and rebuilds
-    /// the routing table.
-    pub(super) async fn refresh_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
+    /// the routing table, for every MCP session of the session: unless a
+    /// listing running meanwhile made one newer than `older_than` (the
+    /// list the caller found wanting), which it then shares.
+    pub(super) async fn refresh_catalogue(
+        &self,
+        kind: NamedKind,
+        older_than: Option<Instant>,
+    ) -> Arc<Catalogue> {
+        let listing = match self.catalogues.listing(kind, older_than).await {
+            Ok(made_meanwhile) => return made_meanwhile,
+            Err(listing) => listing,
+        };
         let (listed, left_out) = self.list_everywhere_noting_failures(kind.listing()).await;
+        // Kept no longer than the gateway's bound or any backend's `ttlMs`,
+        // and not at all while a backend is missing from it.
+        let mut lives = self.list_ttl();
+        if !left_out.is_empty() {
+            lives = Duration::ZERO;
+        }
         let rules = &self.curation.rules;
         let sources = listed
             .into_iter()
-            .map(|(slot, items)| {
-                let names: Vec<&str> = items
+            .map(|(slot, listed)| {
+                if let Some(ttl) = listed.ttl {
+                    lives = lives.min(ttl);
+                }
+                let names: Vec<&str> = listed
+                    .items
                     .iter()
                     .filter_map(|item| item.get("name").and_then(Value::as_str))
                     .collect();
@@ -358,15 +382,17 @@ impl McpSession {
                     backend: slot.index,
                     server: slot.name(),
                     prefix: slot.prefix.clone(),
-                    items,
+                    items: listed.items,
                     rules: rules.rules(kind, slot.name()),
                 }
             })
             .collect();
         let mut catalogue = Catalogue::build(kind, sources);
         catalogue.left_out = left_out;
+        catalogue.changes_seen = listing.changes;
+        catalogue.expires_at = catalogue.built_at + lives;
         let catalogue = Arc::new(catalogue);
-        self.catalogues.keep(kind, catalogue.clone()).await;
+        listing.keep(catalogue.clone());
         catalogue
     }
 }

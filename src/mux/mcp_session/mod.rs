@@ -4,7 +4,6 @@
 //! the client outside an answer; `items`, the merged lists and the use of
 //! an item; `listen`, the `subscriptions/listen` streams.
 
-mod catalogues;
 mod items;
 mod listen;
 mod slot;
@@ -20,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::audit::AuditContext;
 use super::catalogue::NamedKind;
+use super::catalogues::Catalogues;
 use super::curation::SharedCuration;
 use super::error::CallError;
 use super::paging::Pager;
@@ -31,7 +31,6 @@ use crate::backend::{
 use crate::mcp::jsonrpc;
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{stateless, version};
-use catalogues::Catalogues;
 use slot::{BackendSlot, OpeningGuard, SlotState};
 pub use to_client::ClientStream;
 use to_client::Signals;
@@ -91,6 +90,8 @@ pub(crate) struct SessionContext {
     pub audit: Option<AuditContext>,
     /// What it shows of its backends' tools and prompts.
     pub curation: SharedCuration,
+    /// The merged lists it shares with the session's other MCP sessions.
+    pub catalogues: Arc<Catalogues>,
 }
 
 /// A client's MCP session.
@@ -122,7 +123,7 @@ impl McpSession {
         context: SessionContext,
     ) -> (Self, Value) {
         let signals = Arc::new(Signals::default());
-        let catalogues = Arc::new(Catalogues::default());
+        let catalogues = context.catalogues.clone();
         let slots: Vec<Arc<BackendSlot>> = backends
             .into_iter()
             .enumerate()
@@ -160,15 +161,7 @@ impl McpSession {
         }
 
         let protocol_version = version::negotiate(requested_version);
-        let mcp_session = McpSession::new(
-            id,
-            protocol_version,
-            timings,
-            slots,
-            signals,
-            catalogues,
-            context,
-        );
+        let mcp_session = McpSession::new(id, protocol_version, timings, slots, signals, context);
         let result = json!({
             "protocolVersion": protocol_version,
             "capabilities": capabilities(),
@@ -184,7 +177,6 @@ impl McpSession {
         timings: Timings,
         backends: Vec<Arc<BackendSlot>>,
         signals: Arc<Signals>,
-        catalogues: Arc<Catalogues>,
         context: SessionContext,
     ) -> Self {
         McpSession {
@@ -192,7 +184,7 @@ impl McpSession {
             protocol_version,
             timings,
             backends,
-            catalogues,
+            catalogues: context.catalogues,
             pager: Pager::default(),
             in_flight: Mutex::new(HashMap::new()),
             signals,
@@ -510,10 +502,10 @@ mod tests {
             Timings::default(),
             slots,
             signals,
-            catalogues,
             SessionContext {
                 audit: None,
                 curation: SharedCuration::default(),
+                catalogues,
             },
         )
     }
@@ -615,10 +607,10 @@ mod tests {
             notify("notifications/prompts/list_changed", json!({})),
             None,
         );
-        assert!(mcp.catalogues.is_stale(NamedKind::Prompt));
-        assert!(!mcp.catalogues.is_stale(NamedKind::Tool));
+        assert_eq!(mcp.catalogues.changes(NamedKind::Prompt), 1);
+        assert_eq!(mcp.catalogues.changes(NamedKind::Tool), 0);
         slot.pass_to_client(notify("notifications/tools/list_changed", json!({})), None);
-        assert!(mcp.catalogues.is_stale(NamedKind::Tool));
+        assert_eq!(mcp.catalogues.changes(NamedKind::Tool), 1);
         let (answer, mut answered) = tokio::sync::mpsc::unbounded_channel();
         slot.pass_to_client(
             notify(

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::catalogues::Catalogues;
 use super::to_client::{ClientStream, Signals};
 use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Relayed, Replay, Reply};
 use crate::mcp::jsonrpc;
 use crate::mcp::naming;
 use crate::mux::catalogue::{Listing, NamedKind};
+use crate::mux::catalogues::Catalogues;
 use crate::mux::error::{CallError, Unavailable};
 
 /// Most pages mcp-mux follows in one backend list.
@@ -23,6 +23,13 @@ pub(super) enum SlotState {
     Opening,
     Ready(Initialized),
     Down { error: BackendError, since: Instant },
+}
+
+/// What a backend listed.
+pub(super) struct Listed {
+    pub items: Vec<Value>,
+    /// How long the backend said its list stays valid, if it said.
+    pub ttl: Option<Duration>,
 }
 
 /// One backend of an MCP session and the state of its backend session.
@@ -252,13 +259,18 @@ impl BackendSlot {
         }
     }
 
-    /// Every item the backend lists, following its pagination to the end.
-    pub(super) async fn list(&self, listing: Listing) -> Result<Vec<Value>, CallError> {
+    /// Every item the backend lists, following its pagination to the end,
+    /// and the shortest `ttlMs` its pages gave (revision 2026-07-28).
+    pub(super) async fn list(&self, listing: Listing) -> Result<Listed, CallError> {
+        let mut listed = Listed {
+            items: Vec::new(),
+            ttl: None,
+        };
         if !self.declares(listing.capability) {
-            return Ok(Vec::new());
+            return Ok(listed);
         }
         let method = listing.method.as_str();
-        let mut items = Vec::new();
+        let items = &mut listed.items;
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
         for _ in 0..MAX_LIST_PAGES {
@@ -281,8 +293,12 @@ impl BackendSlot {
                         .into());
                 }
             }
+            if let Some(ttl) = page.get("ttlMs").and_then(Value::as_u64) {
+                let ttl = Duration::from_millis(ttl);
+                listed.ttl = Some(listed.ttl.map_or(ttl, |shortest| shortest.min(ttl)));
+            }
             match page.get("nextCursor").and_then(Value::as_str) {
-                None => return Ok(items),
+                None => return Ok(listed),
                 Some(next) if seen_cursors.insert(next.to_owned()) => {
                     cursor = Some(next.to_owned())
                 }
