@@ -62,17 +62,30 @@ pub async fn create_session(
     }
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
+    let created = create(&request, value, &mux, &access).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Checks a create-session body, creates the session and answers what
+/// `POST /create-session` answers: its URLs, client configurations, and
+/// its token, shown this once. The console's form comes here too.
+pub(super) async fn create(
+    request: &HttpRequest,
+    value: Value,
+    mux: &Mux,
+    access: &Access,
+) -> Result<Value, ApiError> {
     let CreateSession {
         mut session,
         require_token,
     } = parse_create_session(value, mux.registry())?;
-    check_create_session_rate(&request)?;
+    check_create_session_rate(request)?;
     let token = require_token.then(new_session_token);
     session.token_digest = token.as_deref().map(token_digest);
     let session = mux.create_session(session).await?;
     tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
     let endpoint = mcp_endpoint(session.id);
-    let url = access.public_url(&request, &endpoint);
+    let url = access.public_url(request, &endpoint);
     let mut created = json!({
         "session_id": session.id,
         "mcp_endpoint": endpoint,
@@ -94,7 +107,7 @@ pub async fn create_session(
     if let Some(token) = token {
         created["session_token"] = Value::String(token);
     }
-    Ok(HttpResponse::Created().json(created))
+    Ok(created)
 }
 
 pub async fn get_session(
