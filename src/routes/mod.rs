@@ -17,6 +17,7 @@ pub mod rate_limit;
 mod registry;
 mod session_id;
 mod sessions;
+mod ui;
 
 use std::time::Instant;
 
@@ -43,6 +44,11 @@ pub enum RouteKind {
     /// A session's MCP endpoint: the session's own token, which its handler
     /// checks once it knows the session. Refusals are JSON-RPC errors.
     Mcp,
+    /// The console's pages: the admin token or a console login, when an
+    /// admin token is set, and an `Origin` on forms. Refusals are HTML.
+    Console,
+    /// The console's login and logout: an `Origin` on forms. Refusals are HTML.
+    ConsoleLogin,
 }
 
 impl RouteKind {
@@ -52,6 +58,8 @@ impl RouteKind {
             RouteKind::Public => "public",
             RouteKind::Management => "management",
             RouteKind::Mcp => "mcp",
+            RouteKind::Console => "console",
+            RouteKind::ConsoleLogin => "console_login",
         }
     }
 }
@@ -126,6 +134,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(web::to(|| method_not_allowed("GET")))
         },
     );
+    ui::configure(config);
     config.default_service(web::to(not_found));
 }
 
@@ -146,7 +155,8 @@ fn mount(
 /// The checks every matched route passes before its handler runs: not while
 /// the gateway stops (503 with `Retry-After`: requests already running
 /// finish, new ones come back after the restart; the probes still answer),
-/// Host and Origin, and the admin token on management routes.
+/// Host and Origin, the admin token on management routes, and the admin
+/// token or a console login on the console.
 async fn guard(
     route: MatchedRoute,
     request: ServiceRequest,
@@ -167,6 +177,11 @@ async fn guard(
                 .check_host_and_origin(request.request())
                 .and_then(|()| match route.kind {
                     RouteKind::Management => access.check_admin(request.request()),
+                    RouteKind::Console => access
+                        .check_console(request.request())
+                        .map(|caller| request.extensions_mut().insert(caller))
+                        .map(drop),
+                    RouteKind::ConsoleLogin => access.check_console_form(request.request()),
                     RouteKind::Public | RouteKind::Mcp => Ok(()),
                 }),
             None => Ok(()),
@@ -177,6 +192,7 @@ async fn guard(
         Err(error) => {
             let response = match route.kind {
                 RouteKind::Mcp => mcp::refusal_response(error),
+                RouteKind::Console | RouteKind::ConsoleLogin => ui::refusal_page(&error),
                 RouteKind::Public | RouteKind::Management => error.error_response(),
             };
             request.into_response(response)

@@ -25,3 +25,4 @@ mod store;
 mod streaming;
 mod timeouts;
 mod transports;
+mod ui;

@@ -1,0 +1,65 @@
+//! `GET|POST /ui/login` and `POST /ui/logout`: a browser cannot send the
+//! admin token as a header, so it types it once and gets a console login
+//! in a cookie (see `logins.rs`).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::form::Form;
+use super::html::{page, see_other};
+use super::logins::{clear_cookie, set_cookie};
+use super::refusal_page;
+use crate::routes::access::Access;
+
+/// The login form; on the login page and on every 401 page.
+pub const FORM: &str = r#"<form method="post" action="/ui/login">
+<label>Admin token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
+<button>Log in</button>
+</form>"#;
+
+pub async fn form(access: web::Data<Access>) -> HttpResponse {
+    if !access.needs_login() {
+        return see_other("/ui");
+    }
+    page(
+        StatusCode::OK,
+        "Log in",
+        None,
+        &format!(
+            "<p>The console needs the gateway's admin token (<code>MCP_MUX_ADMIN_TOKEN</code>).</p>{FORM}"
+        ),
+    )
+}
+
+pub async fn submit(
+    request: HttpRequest,
+    payload: web::Payload,
+    access: web::Data<Access>,
+) -> HttpResponse {
+    let form = match Form::read(&request, payload).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    match access.log_in_to_console(form.get("token").unwrap_or_default()) {
+        Ok(Some(token)) => {
+            let mut response = see_other("/ui");
+            if let Ok(value) = header::HeaderValue::from_str(&set_cookie(&token, access.is_https()))
+            {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Ok(None) => see_other("/ui"),
+        Err(error) => refusal_page(&error),
+    }
+}
+
+pub async fn log_out(request: HttpRequest, access: web::Data<Access>) -> HttpResponse {
+    access.log_out_of_console(&request);
+    let mut response = see_other("/ui/login");
+    if let Ok(value) = header::HeaderValue::from_str(&clear_cookie()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
