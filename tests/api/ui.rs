@@ -114,6 +114,13 @@ async fn page(answer: reqwest::Response) -> (u16, String) {
         "status {status}"
     );
     assert_eq!(answer.headers()["cache-control"], "no-store");
+    assert!(
+        answer.headers()["content-security-policy"]
+            .to_str()
+            .is_ok_and(|policy| policy.starts_with("default-src 'none';"))
+    );
+    // Under `no-referrer` a browser's form says `Origin: null`, and is refused.
+    assert_eq!(answer.headers()["referrer-policy"], "same-origin");
     (status, answer.text().await.expect("body"))
 }
 
@@ -244,6 +251,23 @@ async fn a_browser_logs_in_with_the_admin_token_and_out_again() {
         error_message(&after),
         "the console login has expired; log in again"
     );
+
+    let metrics = console
+        .http
+        .get(console.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    for refusal in [
+        r#"mcp_mux_refusals_total{route="console",status="401",reason="unauthorized"} 2"#,
+        r#"mcp_mux_refusals_total{route="console_login",status="401",reason="unauthorized"} 1"#,
+    ] {
+        assert!(metrics.contains(refusal), "{refusal} in {metrics}");
+    }
 }
 
 #[tokio::test]
