@@ -134,7 +134,59 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(web::to(|| method_not_allowed("GET")))
         },
     );
-    ui::configure(config);
+    // The console: refusals are HTML pages.
+    mount(config, "/ui", RouteKind::Console, |resource| {
+        resource
+            .route(web::get().to(ui::sessions::list))
+            .default_service(web::to(|| ui::refusal::method_not_allowed("GET")))
+    });
+    mount(config, "/ui/session/{id}", RouteKind::Console, |resource| {
+        resource
+            .route(web::get().to(ui::sessions::show))
+            .default_service(web::to(|| ui::refusal::method_not_allowed("GET")))
+    });
+    mount(
+        config,
+        "/ui/session/{id}/delete",
+        RouteKind::Console,
+        |resource| {
+            resource
+                .route(web::post().to(ui::sessions::delete))
+                .default_service(web::to(|| ui::refusal::method_not_allowed("POST")))
+        },
+    );
+    mount(
+        config,
+        "/ui/create-session",
+        RouteKind::Console,
+        |resource| {
+            resource
+                .route(web::get().to(ui::create::form))
+                .route(web::post().to(ui::create::submit))
+                .default_service(web::to(|| ui::refusal::method_not_allowed("GET, POST")))
+        },
+    );
+    mount(config, "/ui/registry", RouteKind::Console, |resource| {
+        resource
+            .route(web::get().to(ui::registry::list))
+            .default_service(web::to(|| ui::refusal::method_not_allowed("GET")))
+    });
+    mount(config, "/ui/login", RouteKind::ConsoleLogin, |resource| {
+        resource
+            .route(web::get().to(ui::login::form))
+            .route(web::post().to(ui::login::submit))
+            .default_service(web::to(|| ui::refusal::method_not_allowed("GET, POST")))
+    });
+    mount(config, "/ui/logout", RouteKind::ConsoleLogin, |resource| {
+        resource
+            .route(web::post().to(ui::login::log_out))
+            .default_service(web::to(|| ui::refusal::method_not_allowed("POST")))
+    });
+    // Last: any other path under /ui is a console 404, in HTML, once the
+    // caller may see the console at all.
+    mount(config, "/ui/{rest:.*}", RouteKind::Console, |resource| {
+        resource.default_service(web::to(ui::refusal::not_found))
+    });
     config.default_service(web::to(not_found));
 }
 
@@ -192,7 +244,7 @@ async fn guard(
         Err(error) => {
             let response = match route.kind {
                 RouteKind::Mcp => mcp::refusal_response(error),
-                RouteKind::Console | RouteKind::ConsoleLogin => ui::refusal_page(&error),
+                RouteKind::Console | RouteKind::ConsoleLogin => ui::refusal::refusal_page(&error),
                 RouteKind::Public | RouteKind::Management => error.error_response(),
             };
             request.into_response(response)

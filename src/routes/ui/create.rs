@@ -7,13 +7,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
-use super::PageError;
 use super::form::Form;
 use super::html::{caller, esc, page};
+use super::refusal::PageError;
 use crate::mux::Mux;
 use crate::registry::Registry;
-use crate::routes::ApiError;
 use crate::routes::access::Access;
+use crate::routes::error::ApiError;
 use crate::routes::sessions;
 
 /// What the form had, to show it again: never a credential.

@@ -3,9 +3,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::refusal_page;
-use crate::routes::ApiError;
+use super::refusal::refusal_page;
 use crate::routes::body::{read_limited, refuse_unread};
+use crate::routes::error::ApiError;
 
 /// A console form is a few names and a token or two.
 const FORM_BODY_LIMIT: usize = 64 * 1024;

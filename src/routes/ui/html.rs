@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
+use crate::mux::CircuitState;
 use crate::routes::access::ConsoleCaller;
 
 /// A value escaped for HTML text and for a double- or single-quoted
@@ -147,6 +148,37 @@ pub fn caller(request: &HttpRequest) -> ConsoleCaller {
 /// A time for a table cell, to the second.
 pub fn time(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// The login form; on the login page and on every 401 page.
+pub const LOGIN_FORM: &str = r#"<form method="post" action="/ui/login">
+<label>Admin token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
+<button>Log in</button>
+</form>"#;
+
+/// A backend's circuit and calls in progress, as table cells.
+pub fn health_cells(health: Option<&(CircuitState, usize)>) -> String {
+    let Some((circuit, calls)) = health else {
+        return "<td class=\"muted\">unknown</td><td></td>".into();
+    };
+    let (CircuitState::Closed { failures }
+    | CircuitState::HalfOpen { failures }
+    | CircuitState::Open { failures, .. }) = circuit;
+    let mut state = format!(
+        "<span class=\"state {name}\">{name}</span>",
+        name = circuit.name()
+    );
+    if *failures > 0 {
+        state.push_str(&format!(
+            " <span class=\"muted\">{failures} failed in a row</span>"
+        ));
+    }
+    if let Some(retry_in_ms) = circuit.retry_in_ms() {
+        state.push_str(&format!(
+            " <span class=\"muted\">retry in {retry_in_ms} ms</span>"
+        ));
+    }
+    format!("<td>{state}</td><td>{calls}</td>")
 }
 
 #[cfg(test)]

@@ -7,16 +7,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::form::Form;
-use super::html::{page, see_other};
+use super::html::{LOGIN_FORM, page, see_other};
 use super::logins::{clear_cookie, set_cookie};
-use super::refusal_page;
+use super::refusal::refusal_page;
 use crate::routes::access::Access;
-
-/// The login form; on the login page and on every 401 page.
-pub const FORM: &str = r#"<form method="post" action="/ui/login">
-<label>Admin token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
-<button>Log in</button>
-</form>"#;
 
 pub async fn form(access: web::Data<Access>) -> HttpResponse {
     if !access.needs_login() {
@@ -27,7 +21,7 @@ pub async fn form(access: web::Data<Access>) -> HttpResponse {
         "Log in",
         None,
         &format!(
-            "<p>The console needs the gateway's admin token (<code>MCP_MUX_ADMIN_TOKEN</code>).</p>{FORM}"
+            "<p>The console needs the gateway's admin token (<code>MCP_MUX_ADMIN_TOKEN</code>).</p>{LOGIN_FORM}"
         ),
     )
 }

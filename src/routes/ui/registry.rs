@@ -5,8 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::health_cells;
-use super::html::{caller, esc, page};
+use super::html::{caller, esc, health_cells, page};
 use crate::mux::Mux;
 use crate::registry::Endpoint;
 

@@ -8,10 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
-use super::html::{caller, esc, page, see_other, time};
-use super::{PageError, health_cells};
+use super::html::{caller, esc, health_cells, page, see_other, time};
+use super::refusal::PageError;
 use crate::mux::Mux;
-use crate::routes::ApiError;
+use crate::routes::error::ApiError;
 use crate::routes::session_id::{SessionPath, mcp_endpoint, short_id};
 
 /// Sessions on one page of the list.
