@@ -580,3 +580,65 @@ async fn unknown_console_paths_and_methods_answer_html() {
     assert_eq!(status, 405);
     assert_eq!(error_message(&refused), "method not allowed; use GET");
 }
+
+#[tokio::test]
+async fn no_spelling_of_a_console_path_passes_without_a_login() {
+    let console = console(true).await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha"] }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let session = format!("/ui/session/{id}");
+    let delete = format!("/ui/session/{id}/delete");
+    let spellings = [
+        ("GET", "/ui/"),
+        ("GET", "//ui"),
+        ("GET", "/ui//registry"),
+        ("GET", "/%75i/registry"),
+        ("GET", "/ui/%72egistry"),
+        ("GET", "/UI/registry"),
+        ("GET", "/x/../ui/registry"),
+        ("GET", "/ui/./registry"),
+        ("GET", "/ui/registry;a=b"),
+        ("GET", "/ui%2Fregistry"),
+        ("GET", session.as_str()),
+        ("GET", "/ui/session/x/../../registry"),
+        ("POST", delete.as_str()),
+        ("POST", "/ui//create-session"),
+    ];
+    for (method, path) in spellings {
+        let request_line = format!("{method} {path} HTTP/1.1");
+        let origin = format!("Origin: {}", console.app.address);
+        let answer = raw_http(
+            &console.app.address,
+            &http_request(
+                &[
+                    request_line.as_str(),
+                    "Host: 127.0.0.1",
+                    origin.as_str(),
+                    "Connection: close",
+                    "Content-Type: application/x-www-form-urlencoded",
+                    "Content-Length: 13",
+                ],
+                "servers=alpha",
+            ),
+        )
+        .await;
+        assert!(
+            answer.status == 401 || answer.status == 404,
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.body
+        );
+    }
+    let (status, _) = page(console.get(&session).await).await;
+    assert_eq!(status, 401);
+    let kept = console
+        .http
+        .get(console.url(&format!("/session/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(kept.status(), 200, "nothing was deleted");
+}

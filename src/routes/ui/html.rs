@@ -156,6 +156,14 @@ pub const LOGIN_FORM: &str = r#"<form method="post" action="/ui/login">
 <button>Log in</button>
 </form>"#;
 
+/// A circuit's state, coloured.
+pub fn circuit_badge(circuit: &CircuitState) -> String {
+    format!(
+        "<span class=\"state {name}\">{name}</span>",
+        name = circuit.name()
+    )
+}
+
 /// A backend's circuit and calls in progress, as table cells.
 pub fn health_cells(health: Option<&(CircuitState, usize)>) -> String {
     let Some((circuit, calls)) = health else {
@@ -164,10 +172,7 @@ pub fn health_cells(health: Option<&(CircuitState, usize)>) -> String {
     let (CircuitState::Closed { failures }
     | CircuitState::HalfOpen { failures }
     | CircuitState::Open { failures, .. }) = circuit;
-    let mut state = format!(
-        "<span class=\"state {name}\">{name}</span>",
-        name = circuit.name()
-    );
+    let mut state = circuit_badge(circuit);
     if *failures > 0 {
         state.push_str(&format!(
             " <span class=\"muted\">{failures} failed in a row</span>"

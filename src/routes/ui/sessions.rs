@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
-use super::html::{caller, esc, health_cells, page, see_other, time};
+use super::html::{caller, circuit_badge, esc, health_cells, page, see_other, time};
 use super::refusal::PageError;
 use crate::mux::Mux;
 use crate::routes::error::ApiError;
@@ -53,9 +53,8 @@ pub async fn list(
                     .backend_health(server)
                     .map(|(circuit, calls)| {
                         format!(
-                            "<span class=\"state {name}\">{name}</span> \
-                             <span class=\"muted\">{calls} in progress</span>",
-                            name = circuit.name()
+                            "{} <span class=\"muted\">{calls} in progress</span>",
+                            circuit_badge(&circuit)
                         )
                     })
                     .unwrap_or_else(|| "<span class=\"muted\">not in the registry</span>".into());
