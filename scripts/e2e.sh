@@ -5,6 +5,9 @@
 #             stdio child process of mcp-mux, and
 #             scripts/demo_backend.py (Python SDK, bearer token)
 #   clients:  mcp-remote (the stdio bridge desktop hosts use) and the Python SDK client
+#   console:  /ui in headless Chromium (Debian's chromium, installed with
+#             apt-get when missing; E2E_CHROMIUM overrides the path), driven
+#             by playwright-core
 #
 #   bash scripts/e2e.sh              # from the repository root, after `cargo build`
 #
@@ -100,6 +103,16 @@ need timeout
 need sha256sum
 need pgrep
 
+CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
+if [[ ! -x $CHROMIUM ]]; then
+  echo "# $CHROMIUM is missing: apt-get install -y chromium" >&2
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } 2>&1 | note \
+    || [[ ! -x $CHROMIUM ]]; then
+    echo "e2e.sh needs Chromium at $CHROMIUM for the console checks, and apt-get install -y chromium failed (run as root, or set E2E_CHROMIUM)" >&2
+    exit 2
+  fi
+fi
+
 install_e2e_packages "$HERE" "$CACHE"
 export E2E_NODE_MODULES=$NODE_MODULES
 
@@ -128,9 +141,10 @@ E2E_DEMO_PORT=$(free_port)
 E2E_SSE_PORT=$(free_port)
 MUX_PORT=$(free_port)
 KILL_MUX_PORT=$(free_port)
+CONSOLE_MUX_PORT=$(free_port)
 # Distinct ports: the kernel may hand one out again once it is free.
 taken=" $E2E_EVERYTHING_PORT "
-for name in E2E_DEMO_PORT E2E_SSE_PORT MUX_PORT KILL_MUX_PORT; do
+for name in E2E_DEMO_PORT E2E_SSE_PORT MUX_PORT KILL_MUX_PORT CONSOLE_MUX_PORT; do
   while [[ $taken == *" ${!name} "* ]]; do printf -v "$name" '%s' "$(free_port)"; done
   taken+="${!name} "
 done
@@ -412,6 +426,55 @@ if wait_http mux-kill "http://127.0.0.1:$KILL_MUX_PORT/healthz" 60 200; then
 else
   not_ok "a second mcp-mux serves /healthz" "no 200 within 60 s"
   show_tail "$WORK/mcp-mux-kill.log" 40
+fi
+
+# ---------------------------------------------------------------- console
+# The operators' console in a real browser, on a gateway of its own that has
+# an admin token: the browser logs in with it, as an operator does. Two
+# sessions are made through the API: one must be listed, the other is
+# deleted with the console's button and must disappear.
+CONSOLE_DATA=$WORK/data-console
+CONSOLE_BASE=http://127.0.0.1:$CONSOLE_MUX_PORT
+mkdir -p "$CONSOLE_DATA"
+export E2E_ADMIN_TOKEN
+E2E_ADMIN_TOKEN="e2e-admin-$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
+# curl reads the header from a file: the token stays out of the process list.
+(umask 077 && printf 'Authorization: Bearer %s\n' "$E2E_ADMIN_TOKEN" >"$WORK/admin-header")
+RUST_LOG=trace MCP_MUX_ADMIN_TOKEN=$E2E_ADMIN_TOKEN start mux-console "$WORK/mcp-mux-console.log" "$MUX" serve \
+  --bind "127.0.0.1:$CONSOLE_MUX_PORT" \
+  --registry "$HERE/registry.yaml" \
+  --database-url "sqlite://$CONSOLE_DATA/mcp-mux.db?mode=rwc" \
+  --data-dir "$CONSOLE_DATA"
+if wait_http mux-console "$CONSOLE_BASE/healthz" 60 200; then
+  http POST "$CONSOLE_BASE/create-session" '{"servers":["everything"]}' "@$WORK/admin-header"
+  LISTED_ID=$(json_field "$BODY" session_id)
+  http POST "$CONSOLE_BASE/create-session" '{"servers":["everything"]}' "@$WORK/admin-header"
+  DOOMED_ID=$(json_field "$BODY" session_id)
+  if [[ -n $LISTED_ID && -n $DOOMED_ID ]]; then
+    run_client console node "$HERE/console_client.mjs" "$CONSOLE_BASE" \
+      --listed "$LISTED_ID" --delete "$DOOMED_ID" --screenshot "$WORK/console.png" \
+      --chromium "$CHROMIUM" --node-modules "$NODE_MODULES"
+    # A PNG (its signature) of more than a blank page's few hundred bytes.
+    size=$(stat -c %s "$WORK/console.png" 2>/dev/null || echo 0)
+    if [[ $(head -c 4 "$WORK/console.png" 2>/dev/null | tail -c 3) == PNG ]] && ((size > 10000)); then
+      ok "console: the screenshot is a PNG of $size bytes"
+    else
+      not_ok "console: the screenshot is a PNG of more than 10000 bytes" "$WORK/console.png has $size bytes"
+    fi
+    http GET "$CONSOLE_BASE/session/$DOOMED_ID" "" "@$WORK/admin-header"
+    expect_status "console: the session deleted in the console is gone from the API (404)" 404
+  else
+    not_ok "console: two sessions created through the API" "create-session answered $STATUS ${BODY:0:200}"
+  fi
+  if grep -qaF -- "$E2E_ADMIN_TOKEN" "$WORK/mcp-mux-console.log"; then
+    not_ok "console: the admin token is absent from the gateway's log" "found in mcp-mux-console.log"
+  else
+    ok "console: the admin token is absent from the gateway's log"
+  fi
+  stop mux-console 10 || true
+else
+  not_ok "a console mcp-mux serves /healthz" "no 200 within 60 s"
+  show_tail "$WORK/mcp-mux-console.log" 40
 fi
 
 # ---------------------------------------------------------------- secrets at rest

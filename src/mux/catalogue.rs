@@ -1,4 +1,4 @@
-//! The merged lists of named items (tools, prompts) of one MCP session, and
+//! The merged lists of named items (tools, prompts) of one session, and
 //! the lookup tables that route each qualified name back to its backend and
 //! original name.
 
@@ -9,78 +9,17 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::curation::ItemRules;
+use super::item_kind::NamedKind;
 use crate::backend::{BackendError, Replay};
 use crate::mcp::naming;
-use crate::mcp::request::Method;
 
-/// One paginated list request to a backend: the capability it needs, the
-/// method, and the result member that holds the items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listing {
-    pub capability: &'static str,
-    pub method: Method,
-    pub key: &'static str,
-}
-
-pub const RESOURCES: Listing = Listing {
-    capability: "resources",
-    method: Method::ResourcesList,
-    key: "resources",
-};
-
-pub const RESOURCE_TEMPLATES: Listing = Listing {
-    capability: "resources",
-    method: Method::ResourceTemplatesList,
-    key: "resourceTemplates",
-};
-
-/// A kind of item that backends list by name and clients use by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NamedKind {
-    Tool,
-    Prompt,
-}
-
-impl NamedKind {
-    /// The word for one item, in messages and error data.
-    pub fn noun(self) -> &'static str {
-        match self {
-            NamedKind::Tool => "tool",
-            NamedKind::Prompt => "prompt",
-        }
-    }
-
-    pub fn listing(self) -> Listing {
-        match self {
-            NamedKind::Tool => Listing {
-                capability: "tools",
-                method: Method::ToolsList,
-                key: "tools",
-            },
-            NamedKind::Prompt => Listing {
-                capability: "prompts",
-                method: Method::PromptsList,
-                key: "prompts",
-            },
-        }
-    }
-
-    /// The request that uses one item by name.
-    pub fn use_method(self) -> Method {
-        match self {
-            NamedKind::Tool => Method::ToolsCall,
-            NamedKind::Prompt => Method::PromptsGet,
-        }
-    }
-
-    /// Whether using `item` may be sent again when it is unknown if the
-    /// backend acted: a tool only when it says so; getting a prompt always.
-    fn replay_of(self, item: &Value) -> Replay {
-        match self {
-            NamedKind::Tool if declares_idempotent(item) => Replay::Safe,
-            NamedKind::Tool => Replay::OnlyIfUnsent,
-            NamedKind::Prompt => Replay::Safe,
-        }
+/// Whether using `item` of `kind` may be sent again when it is unknown if
+/// the backend acted: a tool only when it says so; getting a prompt always.
+fn replay_of(kind: NamedKind, item: &Value) -> Replay {
+    match kind {
+        NamedKind::Tool if declares_idempotent(item) => Replay::Safe,
+        NamedKind::Tool => Replay::OnlyIfUnsent,
+        NamedKind::Prompt => Replay::Safe,
     }
 }
 
@@ -225,7 +164,7 @@ impl Catalogue {
                 });
                 continue;
             }
-            let replay = kind.replay_of(&entry.item);
+            let replay = replay_of(kind, &entry.item);
             if let Some(object) = entry.item.as_object_mut() {
                 object.insert("name".to_owned(), Value::String(name.clone()));
             }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::catalogue::{Catalogue, NamedKind};
+use super::catalogue::Catalogue;
+use super::item_kind::NamedKind;
 
 /// One kind's merged list, and the count of changes announced, so that a
 /// change during a listing leaves the result not fresh.

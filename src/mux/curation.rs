@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use super::catalogue::NamedKind;
+use super::item_kind::NamedKind;
 
 /// The rules for one backend's items of one kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,7 +176,7 @@ impl SessionCuration {
             .unmatched
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let key = (kind_field(kind), server.to_owned());
+        let key = (kind.field(), server.to_owned());
         if unmatched.is_empty() {
             noted.remove(&key);
         } else {
@@ -199,14 +199,6 @@ impl SessionCuration {
                     .map(move |rule| format!("{kind}.{server}.{rule}"))
             })
             .collect()
-    }
-}
-
-/// The create-session field that holds rules of `kind`.
-pub fn kind_field(kind: NamedKind) -> &'static str {
-    match kind {
-        NamedKind::Tool => "tools",
-        NamedKind::Prompt => "prompts",
     }
 }
 

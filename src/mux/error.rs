@@ -1,6 +1,6 @@
 //! Why a client's MCP request could not be answered with a result.
 
-use super::catalogue::NamedKind;
+use super::item_kind::NamedKind;
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::ErrorObject;
 use crate::mcp::request::RequestError;

@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use super::catalogue::Listing;
 use super::error::CallError;
+use super::item_kind::Listing;
 use crate::mcp::request::Method;
 
 /// Items per page of a merged list.
@@ -104,7 +104,7 @@ fn decode(cursor: &str) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mux::catalogue::RESOURCES;
+    use crate::mux::item_kind::RESOURCES;
     use serde_json::json;
 
     fn items(count: usize) -> Arc<Vec<Value>> {
@@ -143,7 +143,7 @@ mod tests {
         let pager = Pager::default();
         let first = pager.first_page(RESOURCES, items(PAGE_SIZE + 1));
         let cursor = first["nextCursor"].as_str().expect("cursor");
-        let templates = crate::mux::catalogue::RESOURCE_TEMPLATES;
+        let templates = crate::mux::item_kind::RESOURCE_TEMPLATES;
         for (listing, cursor) in [
             (templates, cursor.to_owned()),
             (RESOURCES, "not base64!".to_owned()),

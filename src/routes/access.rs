@@ -1,8 +1,10 @@
 //! Who may reach what. Every request: its `Host` (and the authority of an
 //! absolute-form target) and any `Origin` must be on the allow-lists
 //! (loopback by default), against DNS rebinding. Management routes: the
-//! admin token, when one is set. The session token, which a session may
-//! require on its MCP endpoint, is checked there (`routes::mcp`).
+//! admin token, when one is set. The console (`/ui`): the admin token, or
+//! a console login made with it, and an `Origin` on its forms. The session
+//! token, which a session may require on its MCP endpoint, is checked there
+//! (`routes::mcp`).
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -11,6 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::ui::logins::{self, ConsoleLogins};
 
 const ADMIN_CHALLENGE: &str = "Bearer realm=\"mcp-mux admin\"";
 const SESSION_CHALLENGE: &str = "Bearer realm=\"mcp-mux session\"";
@@ -29,6 +32,18 @@ pub struct Access {
     /// Where clients reach the gateway, when it is not the address they
     /// connect to (behind a proxy, say): session URLs are built on it.
     public_url: Option<url::Url>,
+    console_logins: ConsoleLogins,
+}
+
+/// Who the guard let into a console page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleCaller {
+    /// No admin token is set: the loopback rule alone applies.
+    Open,
+    /// A script with `Authorization: Bearer <admin token>`.
+    Bearer,
+    /// A browser with a console login.
+    Login,
 }
 
 impl std::fmt::Debug for Access {
@@ -52,6 +67,7 @@ impl Access {
         Access {
             admin_token,
             public_url,
+            console_logins: ConsoleLogins::default(),
             hosts: hosts
                 .iter()
                 .map(|host| host.trim().to_ascii_lowercase())
@@ -97,6 +113,90 @@ impl Access {
                 message: "the admin token is wrong",
             }),
         }
+    }
+
+    /// A console page: the admin token, or a console login, when an admin
+    /// token is set. A browser's form must also pass [`Self::check_console_form`].
+    pub fn check_console(&self, request: &HttpRequest) -> Result<ConsoleCaller, ApiError> {
+        if self.admin_token.is_none() {
+            self.check_console_form(request)?;
+            return Ok(ConsoleCaller::Open);
+        }
+        if bearer_token(request).is_some() {
+            // A browser never sends this header by itself: no form check.
+            return self.check_admin(request).map(|()| ConsoleCaller::Bearer);
+        }
+        match logins::cookie(request) {
+            Some(token) if self.console_logins.is_open(&token_digest(token)) => {
+                self.check_console_form(request)?;
+                Ok(ConsoleCaller::Login)
+            }
+            Some(_) => Err(ApiError::Unauthorized {
+                challenge: ADMIN_CHALLENGE,
+                message: "the console login has expired; log in again",
+            }),
+            None => Err(ApiError::Unauthorized {
+                challenge: ADMIN_CHALLENGE,
+                message: "this page needs a console login or Authorization: Bearer <admin token>",
+            }),
+        }
+    }
+
+    /// A browser's form (any method but GET and HEAD) must say where it
+    /// comes from: with the `Origin` on the allow-list (checked before this)
+    /// and the cookie `SameSite=Strict`, another site cannot forge one.
+    /// Browsers send `Origin` on every form POST.
+    pub fn check_console_form(&self, request: &HttpRequest) -> Result<(), ApiError> {
+        let reads = matches!(
+            *request.method(),
+            actix_web::http::Method::GET | actix_web::http::Method::HEAD
+        );
+        if reads || request.headers().contains_key(header::ORIGIN) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                reason: "a console form must carry an Origin header; send it from the console",
+            })
+        }
+    }
+
+    /// Opens a console login for the admin token typed into the login
+    /// form: the token for the cookie, or None when no admin token is set
+    /// (the console needs no login then).
+    pub fn log_in_to_console(&self, presented: &str) -> Result<Option<String>, ApiError> {
+        let Some(expected) = &self.admin_token else {
+            return Ok(None);
+        };
+        if same_secret(presented.trim(), expected.expose_secret()) {
+            let token = random_token("mmc_");
+            self.console_logins.open(token_digest(&token));
+            Ok(Some(token))
+        } else {
+            Err(ApiError::Unauthorized {
+                challenge: ADMIN_CHALLENGE,
+                message: "the admin token is wrong",
+            })
+        }
+    }
+
+    /// Ends the console login of a request's cookie, if any.
+    pub fn log_out_of_console(&self, request: &HttpRequest) {
+        if let Some(token) = logins::cookie(request) {
+            self.console_logins.close(&token_digest(token));
+        }
+    }
+
+    /// Whether an admin token is set (and the console asks for a login).
+    pub fn needs_login(&self) -> bool {
+        self.admin_token.is_some()
+    }
+
+    /// Whether clients reach the gateway over HTTPS: cookies are then
+    /// `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_ref()
+            .is_some_and(|url| url.scheme() == "https")
     }
 
     /// The `Host` header (exactly one), the authority of an absolute-form
@@ -176,12 +276,17 @@ pub fn check_session_token(
 /// A new session token: 256 random bits, URL-safe, with a prefix that makes
 /// a leaked one easy to recognise and search for.
 pub fn new_session_token() -> String {
+    random_token("mmx_")
+}
+
+/// 256 random bits, URL-safe, after `prefix`.
+pub fn random_token(prefix: &str) -> String {
     use aes_gcm::aead::rand_core::RngCore;
     use base64::Engine;
     let mut bytes = [0u8; 32];
     aes_gcm::aead::OsRng.fill_bytes(&mut bytes);
     format!(
-        "mmx_{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
 }

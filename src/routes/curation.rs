@@ -8,8 +8,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ApiError, quoted};
 use crate::mcp::naming;
-use crate::mux::catalogue::NamedKind;
-use crate::mux::curation::kind_field;
+use crate::mux::item_kind::NamedKind;
 use crate::mux::{Curation, ItemRules, PrefixMode, ToolMode};
 
 /// Longest allow or deny pattern.
@@ -56,7 +55,7 @@ fn parse_kind(
     naming: &Naming<'_>,
     made: &mut HashMap<String, String>,
 ) -> Result<BTreeMap<String, ItemRules>, ApiError> {
-    let field = kind_field(kind);
+    let field = kind.field();
     let by_server = match value {
         None | Some(Value::Null) => return Ok(BTreeMap::new()),
         Some(Value::Object(by_server)) => by_server,

@@ -20,6 +20,7 @@ mod registry;
 mod route;
 mod session_id;
 mod sessions;
+mod ui;
 
 use std::time::Instant;
 
@@ -57,6 +58,18 @@ fn handlers(route: Route, resource: Resource) -> Resource {
             .route(web::get().to(sessions::get_session))
             .route(web::delete().to(sessions::delete_session)),
         Route::Audit => resource.route(web::get().to(sessions::get_audit)),
+        Route::Console => resource.route(web::get().to(ui::sessions::list)),
+        Route::ConsoleSession => resource.route(web::get().to(ui::sessions::show)),
+        Route::ConsoleDeleteSession => resource.route(web::post().to(ui::sessions::delete)),
+        Route::ConsoleCreateSession => resource
+            .route(web::get().to(ui::create::form))
+            .route(web::post().to(ui::create::submit)),
+        Route::ConsoleRegistry => resource.route(web::get().to(ui::registry::list)),
+        Route::ConsoleLogin => resource
+            .route(web::get().to(ui::login::form))
+            .route(web::post().to(ui::login::submit)),
+        Route::ConsoleLogout => resource.route(web::post().to(ui::login::log_out)),
+        Route::ConsoleOther => resource,
     }
 }
 
@@ -74,7 +87,13 @@ fn mount(config: &mut web::ServiceConfig, route: Route) {
     let allow = route.allow();
     let resource = handlers(route, web::resource(route.router_pattern()));
     let resource = match route.kind() {
+        _ if route == Route::ConsoleOther => {
+            resource.default_service(web::to(ui::refusal::not_found))
+        }
         RouteKind::Mcp => resource.default_service(web::to(move || mcp::method_not_allowed(allow))),
+        RouteKind::Console | RouteKind::ConsoleLogin => {
+            resource.default_service(web::to(move || ui::refusal::method_not_allowed(allow)))
+        }
         RouteKind::Public | RouteKind::Management => {
             resource.default_service(web::to(move || method_not_allowed(allow)))
         }
@@ -85,7 +104,8 @@ fn mount(config: &mut web::ServiceConfig, route: Route) {
 /// The checks every matched route passes before its handler runs: not while
 /// the gateway stops (503 with `Retry-After`: requests already running
 /// finish, new ones come back after the restart; the probes still answer),
-/// Host and Origin, and the admin token on management routes.
+/// Host and Origin, the admin token on management routes, and the admin
+/// token or a console login on the console.
 async fn guard(
     route: Route,
     request: ServiceRequest,
@@ -106,6 +126,11 @@ async fn guard(
                 .check_host_and_origin(request.request())
                 .and_then(|()| match route.kind() {
                     RouteKind::Management => access.check_admin(request.request()),
+                    RouteKind::Console => access
+                        .check_console(request.request())
+                        .map(|caller| request.extensions_mut().insert(caller))
+                        .map(drop),
+                    RouteKind::ConsoleLogin => access.check_console_form(request.request()),
                     RouteKind::Public | RouteKind::Mcp => Ok(()),
                 }),
             None => Ok(()),
@@ -116,6 +141,7 @@ async fn guard(
         Err(error) => {
             let response = match route.kind() {
                 RouteKind::Mcp => mcp::refusal_response(error),
+                RouteKind::Console | RouteKind::ConsoleLogin => ui::refusal::refusal_page(&error),
                 RouteKind::Public | RouteKind::Management => error.error_response(),
             };
             request.into_response(response)

@@ -12,7 +12,9 @@ use std::sync::{Arc, OnceLock};
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError, web};
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -23,9 +25,12 @@ use super::metrics;
 use super::registry;
 use super::route::{Route, RouteKind};
 use super::sessions;
+use super::ui;
+use super::ui::logins::COOKIE;
 
 const ADMIN_TOKEN: &str = "admin_token";
 const SESSION_TOKEN: &str = "session_token";
+const CONSOLE_LOGIN: &str = "console_login";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +54,15 @@ const SESSION_TOKEN: &str = "session_token";
         document,
         docs_index,
         docs_file,
+        ui::sessions::list,
+        ui::sessions::show,
+        ui::sessions::delete,
+        ui::create::form,
+        ui::create::submit,
+        ui::registry::list,
+        ui::login::form,
+        ui::login::submit,
+        ui::login::log_out,
     ),
     components(schemas(ErrorBody, mcp::document::Answer)),
     modifiers(&GuardAnswers),
@@ -57,6 +71,7 @@ const SESSION_TOKEN: &str = "session_token";
         (name = "mcp", description = "A session's MCP endpoint (Streamable HTTP)"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and this document"),
+        (name = "console", description = "The operators' console, in HTML"),
     )
 )]
 struct ApiDoc;
@@ -139,6 +154,13 @@ impl Modify for GuardAnswers {
             bearer("The gateway's admin token (`MCP_MUX_ADMIN_TOKEN`), when it has one: without one, management routes are open to loopback clients"),
         );
         components.add_security_scheme(
+            CONSOLE_LOGIN,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                COOKIE,
+                "A console login, set by `POST /ui/login`",
+            ))),
+        );
+        components.add_security_scheme(
             SESSION_TOKEN,
             bearer("A session's token, shown once when it was created with `require_token`"),
         );
@@ -176,17 +198,26 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 
 /// What the guard of `kind` may answer, and the token it takes.
 fn guard_answers(kind: RouteKind, operation: &mut Operation) {
-    // The MCP endpoint refuses with JSON-RPC errors, the others with JSON.
-    let body = match kind {
-        RouteKind::Mcp => "Answer",
-        RouteKind::Public | RouteKind::Management => "ErrorBody",
+    // The MCP endpoint refuses with JSON-RPC errors, the console with
+    // pages, the others with JSON.
+    let (content_type, body) = match kind {
+        RouteKind::Mcp => ("application/json", Ref::from_schema_name("Answer").into()),
+        RouteKind::Public | RouteKind::Management => (
+            "application/json",
+            Ref::from_schema_name("ErrorBody").into(),
+        ),
+        RouteKind::Console | RouteKind::ConsoleLogin => (
+            "text/html",
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .into(),
+        ),
     };
+    let body: utoipa::openapi::RefOr<utoipa::openapi::Schema> = body;
     let mut add = |status: &str, description: &str, header: Option<(&str, &str)>| {
         let mut response = ResponseBuilder::new().description(description).content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name(body)))
-                .build(),
+            content_type,
+            ContentBuilder::new().schema(Some(body.clone())).build(),
         );
         if let Some((name, description)) = header {
             response = response.header(
@@ -201,45 +232,39 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
             .or_insert_with(|| response.build().into());
     };
     add("403", "The `Host` or `Origin` is not allowed", None);
-    match kind {
-        RouteKind::Public => {}
-        RouteKind::Management => {
-            add(
-                "401",
-                "The admin token is missing or wrong",
-                Some(("WWW-Authenticate", "Which token is wanted")),
-            );
-            unavailable(&mut add);
-            operation.security = Some(vec![SecurityRequirement::new(
-                ADMIN_TOKEN,
-                Vec::<String>::new(),
-            )]);
+    let token_missing = match kind {
+        RouteKind::Public | RouteKind::ConsoleLogin => None,
+        RouteKind::Management => Some("The admin token is missing or wrong"),
+        RouteKind::Console => {
+            Some("No admin token and no console login, when the gateway has an admin token")
         }
-        RouteKind::Mcp => {
-            add(
-                "401",
-                "The session requires its token, and it is missing or wrong",
-                Some(("WWW-Authenticate", "Which token is wanted")),
-            );
-            unavailable(&mut add);
-            // Only a session created with `require_token` takes one.
-            operation.security = Some(vec![
-                SecurityRequirement::default(),
-                SecurityRequirement::new(SESSION_TOKEN, Vec::<String>::new()),
-            ]);
-        }
+        RouteKind::Mcp => Some("The session requires its token, and it is missing or wrong"),
+    };
+    if let Some(description) = token_missing {
+        add(
+            "401",
+            description,
+            Some(("WWW-Authenticate", "Which token is wanted")),
+        );
     }
-}
-
-fn unavailable(add: &mut impl FnMut(&str, &str, Option<(&str, &str)>)) {
-    add(
-        "503",
-        "The gateway is stopping, full, or its database does not answer",
-        Some(("Retry-After", "Seconds to wait")),
-    );
-    add(
-        "500",
-        "An internal error; the gateway log has its cause",
-        None,
-    );
+    if kind != RouteKind::Public {
+        add(
+            "503",
+            "The gateway is stopping, full, or its database does not answer",
+            Some(("Retry-After", "Seconds to wait")),
+        );
+        add(
+            "500",
+            "An internal error; the gateway log has its cause",
+            None,
+        );
+    }
+    let token = |name: &str| SecurityRequirement::new(name, Vec::<String>::new());
+    operation.security = match kind {
+        RouteKind::Public | RouteKind::ConsoleLogin => None,
+        RouteKind::Management => Some(vec![token(ADMIN_TOKEN)]),
+        RouteKind::Console => Some(vec![token(ADMIN_TOKEN), token(CONSOLE_LOGIN)]),
+        // Only a session created with `require_token` takes one.
+        RouteKind::Mcp => Some(vec![SecurityRequirement::default(), token(SESSION_TOKEN)]),
+    };
 }

@@ -13,6 +13,11 @@ pub enum RouteKind {
     /// A session's MCP endpoint: the session's own token, which its handler
     /// checks once it knows the session. Refusals are JSON-RPC errors.
     Mcp,
+    /// The console's pages: the admin token or a console login, when an
+    /// admin token is set, and an `Origin` on forms. Refusals are HTML.
+    Console,
+    /// The console's login and logout: an `Origin` on forms. Refusals are HTML.
+    ConsoleLogin,
 }
 
 impl RouteKind {
@@ -22,6 +27,8 @@ impl RouteKind {
             RouteKind::Public => "public",
             RouteKind::Management => "management",
             RouteKind::Mcp => "mcp",
+            RouteKind::Console => "console",
+            RouteKind::ConsoleLogin => "console_login",
         }
     }
 }
@@ -42,6 +49,16 @@ pub enum Route {
     Sessions,
     Session,
     Audit,
+    Console,
+    ConsoleSession,
+    ConsoleDeleteSession,
+    ConsoleCreateSession,
+    ConsoleRegistry,
+    ConsoleLogin,
+    ConsoleLogout,
+    /// Any other path under `/ui`: a console 404, once the caller may see
+    /// the console at all. It answers no method of its own.
+    ConsoleOther,
 }
 
 impl Route {
@@ -49,7 +66,7 @@ impl Route {
     /// overlap, so the order only sets the cost: the router tries them in
     /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
     /// nearly every request.
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 20] = [
         Route::Mcp,
         Route::Healthz,
         Route::Readyz,
@@ -62,6 +79,15 @@ impl Route {
         Route::Sessions,
         Route::Session,
         Route::Audit,
+        Route::Console,
+        Route::ConsoleSession,
+        Route::ConsoleDeleteSession,
+        Route::ConsoleCreateSession,
+        Route::ConsoleRegistry,
+        Route::ConsoleLogin,
+        Route::ConsoleLogout,
+        // Last: it matches every path under /ui.
+        Route::ConsoleOther,
     ];
 
     /// Its path, as the OpenAPI document spells it.
@@ -79,6 +105,14 @@ impl Route {
             Route::Sessions => "/sessions",
             Route::Session => "/session/{id}",
             Route::Audit => "/session/{id}/audit",
+            Route::Console => "/ui",
+            Route::ConsoleSession => "/ui/session/{id}",
+            Route::ConsoleDeleteSession => "/ui/session/{id}/delete",
+            Route::ConsoleCreateSession => "/ui/create-session",
+            Route::ConsoleRegistry => "/ui/registry",
+            Route::ConsoleLogin => "/ui/login",
+            Route::ConsoleLogout => "/ui/logout",
+            Route::ConsoleOther => "/ui/{rest}",
         }
     }
 
@@ -95,6 +129,13 @@ impl Route {
             | Route::Sessions
             | Route::Session
             | Route::Audit => RouteKind::Management,
+            Route::Console
+            | Route::ConsoleSession
+            | Route::ConsoleDeleteSession
+            | Route::ConsoleCreateSession
+            | Route::ConsoleRegistry
+            | Route::ConsoleOther => RouteKind::Console,
+            Route::ConsoleLogin | Route::ConsoleLogout => RouteKind::ConsoleLogin,
         }
     }
 
@@ -103,7 +144,9 @@ impl Route {
         match self {
             Route::Mcp => "POST, GET, DELETE",
             Route::Session => "GET, DELETE",
-            Route::CreateSession => "POST",
+            Route::CreateSession | Route::ConsoleDeleteSession | Route::ConsoleLogout => "POST",
+            Route::ConsoleCreateSession | Route::ConsoleLogin => "GET, POST",
+            Route::ConsoleOther => "",
             Route::Healthz
             | Route::Readyz
             | Route::OpenApi
@@ -112,20 +155,24 @@ impl Route {
             | Route::Metrics
             | Route::Registry
             | Route::Sessions
-            | Route::Audit => "GET",
+            | Route::Audit
+            | Route::Console
+            | Route::ConsoleSession
+            | Route::ConsoleRegistry => "GET",
         }
     }
 
     /// The methods it answers.
     pub fn methods(self) -> impl Iterator<Item = &'static str> {
-        self.allow().split(", ")
+        self.allow().split(", ").filter(|method| !method.is_empty())
     }
 
-    /// The pattern the router matches: the document's, but for a docs file
-    /// name, which may hold slashes.
+    /// The pattern the router matches: the document's, but for the last
+    /// segments that may hold slashes.
     pub(super) fn router_pattern(self) -> &'static str {
         match self {
             Route::DocsFile => "/docs/{file:.*}",
+            Route::ConsoleOther => "/ui/{rest:.*}",
             other => other.pattern(),
         }
     }

@@ -104,13 +104,13 @@ pub struct ItemRulesShape {
 /// The answer to a created session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionCreated {
-    session_id: Uuid,
+    pub(super) session_id: Uuid,
     /// The session's MCP endpoint, a path on this gateway.
     #[schema(examples("/session/0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61/mcp"))]
     mcp_endpoint: String,
     /// The MCP endpoint's URL, on `--public-url` when set, else on the
     /// request's allowed `Host`.
-    mcp_url: String,
+    pub(super) mcp_url: String,
     #[schema(examples("created"))]
     status: &'static str,
     /// `always` or `when_needed`.
@@ -120,11 +120,11 @@ pub struct SessionCreated {
     expires_at: Option<DateTime<Utc>>,
     require_token: bool,
     rate_limit: Option<u32>,
-    client_configs: ClientConfigs,
+    pub(super) client_configs: ClientConfigs,
     /// With `require_token`: the token the MCP endpoint requires, shown
     /// this once (the gateway keeps only its digest).
     #[serde(skip_serializing_if = "Option::is_none")]
-    session_token: Option<String>,
+    pub(super) session_token: Option<String>,
 }
 
 /// A session, never its credentials.
@@ -307,23 +307,36 @@ pub async fn create_session(
     }
     let value: Value = serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
+    let created = create(&request, value, &mux, &access).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Checks a create-session body, creates the session and answers what
+/// `POST /create-session` answers: its URLs, client configurations, and
+/// its token, shown this once. The console's form comes here too.
+pub(super) async fn create(
+    request: &HttpRequest,
+    value: Value,
+    mux: &Mux,
+    access: &Access,
+) -> Result<SessionCreated, ApiError> {
     let CreateSession {
         mut session,
         require_token,
     } = parse_create_session(value, mux.registry())?;
-    check_create_session_rate(&request)?;
+    check_create_session_rate(request)?;
     let token = require_token.then(new_session_token);
     session.token_digest = token.as_deref().map(token_digest);
     let session = mux.create_session(session).await?;
     tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
     let endpoint = mcp_endpoint(session.id);
-    let url = access.public_url(&request, &endpoint);
+    let url = access.public_url(request, &endpoint);
     let client_configs = client_configs(
         &format!("mcp-mux-{}", short_id(session.id)),
         &url,
         token.as_deref(),
     );
-    Ok(HttpResponse::Created().json(SessionCreated {
+    Ok(SessionCreated {
         session_id: session.id,
         mcp_endpoint: endpoint,
         mcp_url: url,
@@ -337,7 +350,7 @@ pub async fn create_session(
         client_configs,
         // Shown this once: the store keeps only its digest.
         session_token: token,
-    }))
+    })
 }
 
 /// A session: its servers with each backend's health, its expiry and its

@@ -21,7 +21,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::credentials::Credentials;
-use crate::mux::Curation;
+use crate::mux::curation::Curation;
 use crypto::{EncryptionKey, KeySource, Keyring};
 use entity::{audit_record, key_check, mcp_session, session};
 

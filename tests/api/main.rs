@@ -28,3 +28,4 @@ mod store;
 mod streaming;
 mod timeouts;
 mod transports;
+mod ui;

@@ -13,10 +13,9 @@ use crate::backend::{BackendError, Replay, Reply};
 use crate::mcp::naming;
 use crate::mcp::request::{ByName, ByUri, Completion, CompletionTarget, Method};
 use crate::mux::audit::AuditedCall;
-use crate::mux::catalogue::{
-    BackendItems, Catalogue, Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES, Route,
-};
+use crate::mux::catalogue::{BackendItems, Catalogue, Route};
 use crate::mux::error::CallError;
+use crate::mux::item_kind::{Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES};
 use crate::mux::payload::{Payload, passed_on};
 
 impl McpSession {

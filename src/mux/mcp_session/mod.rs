@@ -18,10 +18,10 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use super::audit::AuditContext;
-use super::catalogue::NamedKind;
 use super::catalogues::Catalogues;
 use super::curation::SharedCuration;
 use super::error::CallError;
+use super::item_kind::NamedKind;
 use super::paging::Pager;
 use super::payload::Payload;
 use super::subscriptions::Listeners;

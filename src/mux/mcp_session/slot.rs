@@ -12,9 +12,9 @@ use super::to_client::{ClientStream, Signals};
 use crate::backend::{Attempts, BackendError, BackendSession, Initialized, Relayed, Replay, Reply};
 use crate::mcp::jsonrpc;
 use crate::mcp::naming;
-use crate::mux::catalogue::{Listing, NamedKind};
 use crate::mux::catalogues::Catalogues;
 use crate::mux::error::{CallError, Unavailable};
+use crate::mux::item_kind::{Listing, NamedKind};
 
 /// Most pages mcp-mux follows in one backend list.
 const MAX_LIST_PAGES: usize = 100;

@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashSet};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mcp_mux::mcp::naming;
-use mcp_mux::mux::catalogue::{BackendItems, Catalogue, NamedKind};
+use mcp_mux::mux::catalogue::{BackendItems, Catalogue};
+use mcp_mux::mux::item_kind::NamedKind;
 use serde_json::{Value, json};
 
 #[derive(Arbitrary, Debug)]
@@ -81,6 +82,7 @@ fuzz_target!(|session: Session| {
                     server: &backend.server,
                     prefix: prefix.clone(),
                     items,
+                    rules: None,
                 }
             })
             .collect();

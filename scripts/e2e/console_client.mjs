@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// End-to-end check of the operators' console (/ui) in a real browser:
+// headless Chromium driven by playwright-core, logging in with the admin
+// token as an operator would. Prints one `ok - ...` / `not ok - ...` line
+// per check; exit code 1 if any failed.
+//
+//   E2E_ADMIN_TOKEN=... node console_client.mjs BASE_URL --listed ID --delete ID
+//        --screenshot FILE [--chromium /usr/bin/chromium] [--node-modules DIR]
+//
+// --listed: a session created through the API, which the list must show.
+// --delete: a session to delete with the console's button; it must disappear.
+// The admin token comes from the environment, never the command line.
+
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+function parseArgs(argv) {
+  const args = { chromium: "/usr/bin/chromium", nodeModules: "" };
+  const rest = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--listed") args.listed = argv[++i];
+    else if (a === "--delete") args.delete = argv[++i];
+    else if (a === "--screenshot") args.screenshot = argv[++i];
+    else if (a === "--chromium") args.chromium = argv[++i];
+    else if (a === "--node-modules") args.nodeModules = argv[++i];
+    else rest.push(a);
+  }
+  if (rest.length !== 1 || !args.listed || !args.delete || !args.screenshot) {
+    console.error("usage: console_client.mjs BASE_URL --listed ID --delete ID --screenshot FILE [--chromium PATH] [--node-modules DIR]");
+    process.exit(2);
+  }
+  args.base = rest[0];
+  return args;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const adminToken = process.env.E2E_ADMIN_TOKEN || "";
+if (!adminToken) {
+  console.error("console_client.mjs: set E2E_ADMIN_TOKEN");
+  process.exit(2);
+}
+const modules = args.nodeModules || process.env.E2E_NODE_MODULES || ".e2e/node/node_modules";
+const { chromium } = await import(pathToFileURL(join(modules, "playwright-core", "index.mjs")).href);
+
+let failed = 0;
+const ok = (name) => console.log(`ok - ${name}`);
+const notOk = (name, why) => {
+  failed++;
+  console.log(`not ok - ${name}: ${String(why).replace(/\s+/g, " ").slice(0, 300)}`);
+};
+const check = (name, pass, why) => (pass ? ok(name) : notOk(name, why));
+const noToken = (html) => !html.includes(adminToken);
+
+const browser = await chromium.launch({
+  executablePath: args.chromium,
+  headless: true,
+  // Root in a container: Chromium's sandbox needs user namespaces it may not have.
+  args: ["--no-sandbox"],
+  timeout: 60_000,
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.setDefaultTimeout(30_000);
+
+  const first = await page.goto(`${args.base}/ui`);
+  check("console: /ui without a login answers 401 with the login form",
+    first.status() === 401 && (await page.locator('input[name="token"]').count()) === 1,
+    `status ${first.status()}`);
+
+  await page.fill('input[name="token"]', adminToken);
+  await Promise.all([page.waitForURL(`${args.base}/ui`), page.click('button:has-text("Log in")')]);
+  const list = await page.content();
+  check("console: logging in with the admin token opens the session list",
+    (await page.title()).startsWith("Sessions"), await page.title());
+  check("console: a session created through the API is listed",
+    list.includes(`/ui/session/${args.listed}`), "not on the page");
+  const cookies = await page.context().cookies();
+  const login = cookies.find((c) => c.name === "mcp_mux_console");
+  check("console: the login cookie is HttpOnly, SameSite=Strict and not the admin token",
+    login && login.httpOnly && login.sameSite === "Strict" && login.value !== adminToken && !login.value.includes(adminToken),
+    JSON.stringify(login && { httpOnly: login.httpOnly, sameSite: login.sameSite }));
+
+  await page.screenshot({ path: args.screenshot, fullPage: true });
+
+  await page.click(`a[href="/ui/session/${args.listed}"]`);
+  const detail = await page.content();
+  check("console: the session page shows its backends and their circuits",
+    detail.includes("<code>everything</code>") && detail.includes('class="state closed"'), "no backend row");
+
+  await page.goto(`${args.base}/ui/registry`);
+  const registry = await page.content();
+  check("console: the registry page lists the servers and no backend URL",
+    registry.includes("<code>everything-stdio</code>") && !registry.includes("127.0.0.1:"), "missing or shows a URL");
+
+  await page.goto(`${args.base}/ui/create-session`);
+  await page.check('input[name="servers"][value="everything"]');
+  await page.check('input[name="require_token"]');
+  await page.click('button:has-text("Create the session")');
+  const created = await page.content();
+  check("console: the create form makes a session and shows its token once",
+    (await page.title()).startsWith("Session created") && /<code>mmx_[A-Za-z0-9_-]+<\/code>/.test(created),
+    await page.title());
+
+  await page.goto(`${args.base}/ui`);
+  await Promise.all([
+    page.waitForURL(`${args.base}/ui`),
+    page.click(`form[action="/ui/session/${args.delete}/delete"] button`),
+  ]);
+  const after = await page.content();
+  check("console: a session deleted with its button disappears from the list",
+    !after.includes(args.delete) && after.includes(`/ui/session/${args.listed}`), "still listed");
+
+  check("console: no page shows the admin token",
+    [list, detail, registry, created, after].every(noToken), "the token is on a page");
+
+  await Promise.all([page.waitForURL(`${args.base}/ui/login`), page.click('button:has-text("Log out")')]);
+  const again = await page.goto(`${args.base}/ui`);
+  check("console: after logging out, /ui asks for a login again", again.status() === 401, `status ${again.status()}`);
+} catch (error) {
+  notOk("console: the browser run ended", error.message);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,209 @@
+//! `GET|POST /ui/create-session`: the form, and the new session with its
+//! client configurations and token (shown this once). The form becomes the
+//! JSON body of `POST /create-session` and takes the same checks; a refusal
+//! shows the form again, with what was chosen but never a credential.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+use super::form::Form;
+use super::html::{caller, esc, page};
+use super::refusal::PageError;
+use crate::mux::Mux;
+use crate::registry::Registry;
+use crate::routes::access::Access;
+use crate::routes::error::ApiError;
+use crate::routes::sessions::{self, SessionCreated};
+
+/// What the form had, to show it again: never a credential.
+#[derive(Default)]
+struct Chosen {
+    servers: Vec<String>,
+    require_token: bool,
+    ttl_seconds: String,
+}
+
+/// The prefix of a credential field's name: `credential.<server>`.
+const CREDENTIAL: &str = "credential.";
+
+/// The form that creates a session.
+#[utoipa::path(get, path = "/ui/create-session", tag = "console", responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
+pub async fn form(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse {
+    form_page(&request, &mux, &Chosen::default(), None, StatusCode::OK)
+}
+
+/// Creates a session from the form, and shows its client configurations
+/// and its token, once.
+#[utoipa::path(post, path = "/ui/create-session", tag = "console",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 201, description = "Created", content_type = "text/html", body = String),
+        (status = 400, description = "The form again, with the field that is wrong", content_type = "text/html", body = String)))]
+pub async fn submit(
+    request: HttpRequest,
+    payload: web::Payload,
+    mux: web::Data<Mux>,
+    access: web::Data<Access>,
+) -> Result<HttpResponse, PageError> {
+    let form = match Form::read(&request, payload).await {
+        Ok(form) => form,
+        Err(refused) => return Ok(refused),
+    };
+    let (body, chosen) = create_session_body(&form, mux.registry());
+    let created = match sessions::create(&request, body, &mux, &access).await {
+        Ok(created) => created,
+        Err(error @ ApiError::BadRequest { .. }) => {
+            return Ok(form_page(
+                &request,
+                &mux,
+                &chosen,
+                Some(&error),
+                StatusCode::BAD_REQUEST,
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    Ok(created_page(&request, &created))
+}
+
+/// The JSON body of `POST /create-session` that the form stands for:
+/// `servers` (checkboxes), `credential.<server>` (filled in ones only,
+/// under the field name the server's auth takes), `require_token` (a
+/// checkbox) and `ttl_seconds` (empty for none). Any other field is passed
+/// on, to be refused by name.
+fn create_session_body(form: &Form, registry: &Registry) -> (Value, Chosen) {
+    let mut chosen = Chosen::default();
+    let mut body = Map::new();
+    let mut credentials = Map::new();
+    for (name, value) in form.fields() {
+        if name == "servers" {
+            chosen.servers.push(value.to_owned());
+        } else if let Some(server) = name.strip_prefix(CREDENTIAL) {
+            if !value.is_empty() {
+                let field = registry
+                    .server(server)
+                    .and_then(|server| server.auth.credential_field());
+                // A server without one still gets an entry: the check then
+                // says what is wrong with it.
+                let credential = match field {
+                    Some(field) => json!({ field: value }),
+                    None => json!({}),
+                };
+                credentials.insert(server.to_owned(), credential);
+            }
+        } else if name == "require_token" {
+            chosen.require_token = true;
+            body.insert(name.to_owned(), Value::Bool(true));
+        } else if name == "ttl_seconds" {
+            chosen.ttl_seconds = value.to_owned();
+            if !value.trim().is_empty() {
+                // A number when it is one; otherwise the text, for the
+                // create-session check to refuse with its own message.
+                let ttl = value
+                    .trim()
+                    .parse::<u64>()
+                    .map_or_else(|_| Value::String(value.to_owned()), Value::from);
+                body.insert(name.to_owned(), ttl);
+            }
+        } else {
+            body.insert(name.to_owned(), Value::String(value.to_owned()));
+        }
+    }
+    body.insert("servers".into(), json!(chosen.servers));
+    if !credentials.is_empty() {
+        body.insert("credentials".into(), Value::Object(credentials));
+    }
+    (Value::Object(body), chosen)
+}
+
+/// The form, filled in with what was chosen, and the refusal if any.
+fn form_page(
+    request: &HttpRequest,
+    mux: &Mux,
+    chosen: &Chosen,
+    error: Option<&ApiError>,
+    status: StatusCode,
+) -> HttpResponse {
+    let mut body = String::new();
+    if let Some(error) = error {
+        body.push_str(&format!(
+            "<p class=\"error\">{}</p>",
+            esc(&error.to_string())
+        ));
+    }
+    body.push_str(
+        "<form method=\"post\" action=\"/ui/create-session\">\n\
+         <fieldset><legend>Backends</legend>\n",
+    );
+    for server in mux.registry().servers() {
+        let checked = if chosen.servers.contains(&server.name) {
+            " checked"
+        } else {
+            ""
+        };
+        body.push_str(&format!(
+            "<label><input type=\"checkbox\" name=\"servers\" value=\"{name}\"{checked}> \
+             <code>{name}</code> <span class=\"muted\">{description}</span></label>\n",
+            name = esc(&server.name),
+            description = esc(server.description.as_deref().unwrap_or("")),
+        ));
+        if let Some(field) = server.auth.credential_field() {
+            // Never filled in again: a credential is not sent back.
+            body.push_str(&format!(
+                "<label style=\"margin-left:1.6rem\">{field} for <code>{name}</code> \
+                 <input type=\"password\" name=\"{CREDENTIAL}{name}\" autocomplete=\"off\"></label>\n",
+                name = esc(&server.name),
+            ));
+        }
+    }
+    body.push_str(&format!(
+        "</fieldset>\n<fieldset><legend>Options</legend>\n\
+         <label><input type=\"checkbox\" name=\"require_token\"{checked}> \
+         Require a session token on the MCP endpoint</label>\n\
+         <label>Lifetime in seconds (empty: until deleted) \
+         <input type=\"number\" name=\"ttl_seconds\" min=\"1\" value=\"{ttl}\"></label>\n\
+         </fieldset>\n<button>Create the session</button>\n</form>",
+        checked = if chosen.require_token { " checked" } else { "" },
+        ttl = esc(&chosen.ttl_seconds),
+    ));
+    page(status, "New session", Some(caller(request)), &body)
+}
+
+/// The new session, as `POST /create-session` answered it.
+fn created_page(request: &HttpRequest, created: &SessionCreated) -> HttpResponse {
+    let id = created.session_id.to_string();
+    let mut body = format!(
+        "<table><tr><th>Session</th><td><a href=\"/ui/session/{id}\"><code>{id}</code></a></td></tr>\
+         <tr><th>MCP URL</th><td><code>{url}</code></td></tr></table>\n",
+        id = esc(&id),
+        url = esc(&created.mcp_url),
+    );
+    if let Some(token) = &created.session_token {
+        body.push_str(&format!(
+            "<p class=\"notice\">The session token is shown this once: the gateway keeps only its digest.</p>\
+             <table><tr><th>Session token</th><td><code>{}</code></td></tr></table>\n",
+            esc(token)
+        ));
+    }
+    body.push_str("<h2>Client configurations</h2>\n");
+    let configs = &created.client_configs;
+    let pretty = |config: &Value| serde_json::to_string_pretty(config).unwrap_or_default();
+    for (title, shown) in [
+        (
+            "Claude Desktop (through mcp-remote)",
+            pretty(&configs.claude_desktop),
+        ),
+        ("Cursor", pretty(&configs.cursor)),
+        ("VS Code", pretty(&configs.vscode)),
+        ("Claude Code", configs.claude_code.clone()),
+    ] {
+        body.push_str(&format!("<h3>{title}</h3><pre>{}</pre>\n", esc(&shown)));
+    }
+    page(
+        StatusCode::CREATED,
+        "Session created",
+        Some(caller(request)),
+        &body,
+    )
+}

@@ -1,0 +1,138 @@
+//! Console logins: what a browser's cookie holds once the admin token was
+//! typed into `/ui/login`. The cookie carries a random token of its own,
+//! never the admin token, and the gateway keeps only its SHA-256, in
+//! memory: a stolen cookie opens no JSON route, and a restart logs every
+//! browser out. `Access` makes the tokens and digests; this file keeps them.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+
+/// The cookie's name.
+pub const COOKIE: &str = "mcp_mux_console";
+/// How long a login lasts.
+pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Most logins kept at once; past it the oldest is dropped, so that a
+/// script logging in in a loop cannot grow the map without bound.
+const MAX_LOGINS: usize = 1024;
+
+/// The logins open now, by the digest of their token.
+#[derive(Default)]
+pub struct ConsoleLogins {
+    expiries: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl ConsoleLogins {
+    /// Opens the login whose token has SHA-256 `digest`.
+    pub fn open(&self, digest: [u8; 32]) {
+        let now = Instant::now();
+        let mut expiries = self.lock();
+        expiries.retain(|_, expires| *expires > now);
+        if expiries.len() >= MAX_LOGINS
+            && let Some(oldest) = expiries
+                .iter()
+                .min_by_key(|(_, expires)| **expires)
+                .map(|(digest, _)| *digest)
+        {
+            expiries.remove(&oldest);
+        }
+        expiries.insert(digest, now + LIFETIME);
+    }
+
+    /// Whether the token with SHA-256 `digest` is an open login. Looked up
+    /// by digest: timing can tell nothing about a token from a digest's hash.
+    pub fn is_open(&self, digest: &[u8; 32]) -> bool {
+        let mut expiries = self.lock();
+        match expiries.get(digest) {
+            Some(expires) if *expires > Instant::now() => true,
+            Some(_) => {
+                expiries.remove(digest);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Ends the login with SHA-256 `digest`, if it is one.
+    pub fn close(&self, digest: &[u8; 32]) {
+        self.lock().remove(digest);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Instant>> {
+        self.expiries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The console cookie of a request, if it sent one.
+pub fn cookie(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+/// The `Set-Cookie` value that hands `token` to the browser: out of reach
+/// of scripts, sent only to the console, and never on a request another
+/// site starts (the first guard against forged forms).
+pub fn set_cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{COOKIE}={token}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        LIFETIME.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that removes the cookie.
+pub fn clear_cookie() -> String {
+    format!("{COOKIE}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_is_open_until_closed() {
+        let logins = ConsoleLogins::default();
+        logins.open([1; 32]);
+        assert!(logins.is_open(&[1; 32]));
+        assert!(!logins.is_open(&[2; 32]));
+        logins.close(&[1; 32]);
+        assert!(!logins.is_open(&[1; 32]));
+    }
+
+    #[test]
+    fn logins_are_bounded() {
+        let logins = ConsoleLogins::default();
+        let digest = |n: usize| {
+            let mut digest = [0; 32];
+            digest[..8].copy_from_slice(&n.to_le_bytes());
+            digest
+        };
+        for n in 0..=MAX_LOGINS {
+            logins.open(digest(n));
+        }
+        assert_eq!(logins.lock().len(), MAX_LOGINS);
+        assert!(logins.is_open(&digest(MAX_LOGINS)), "the newest is kept");
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let request = actix_web::test::TestRequest::default()
+            .insert_header((header::COOKIE, "a=1; mcp_mux_console=mmc_x ; b=2"))
+            .to_http_request();
+        assert_eq!(cookie(&request), Some("mmc_x"));
+        let request = actix_web::test::TestRequest::default()
+            .insert_header((header::COOKIE, "mcp_mux_console="))
+            .to_http_request();
+        assert_eq!(cookie(&request), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! The operators' console at `/ui`: server-rendered HTML over what the
+//! management routes serve (sessions, their backends' health, the audit
+//! trail, the registry), and forms to create and delete sessions. No
+//! script, no secret: never a credential, a backend URL, a token digest or
+//! the admin token; a new session's token is shown once, as by the API.
+//!
+//! Access is decided by the guard (`RouteKind::Console`, in `routes`, where
+//! the pages are mounted); see `access.rs`.
+
+pub mod create;
+mod form;
+mod html;
+pub mod login;
+pub mod logins;
+pub mod refusal;
+pub mod registry;
+pub mod sessions;

@@ -1,0 +1,213 @@
+//! `GET /ui` (the sessions, with their backends' health),
+//! `GET /ui/session/<id>` (one session and its recent audit) and
+//! `POST /ui/session/<id>/delete`.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use uuid::Uuid;
+
+use super::html::{caller, circuit_badge, esc, health_cells, page, see_other, time};
+use super::refusal::PageError;
+use crate::mux::Mux;
+use crate::routes::error::ApiError;
+use crate::routes::session_id::{SessionPath, mcp_endpoint, short_id};
+
+/// Sessions on one page of the list.
+const PAGE: u64 = 100;
+/// Audit records on a session's page.
+const AUDIT_SHOWN: u64 = 50;
+
+/// A session's delete button; the browser asks nothing more.
+fn delete_button(id: Uuid) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"/ui/session/{id}/delete\">\
+         <button class=\"danger\">Delete</button></form>"
+    )
+}
+
+/// The console's first page: the stored sessions with each backend's health.
+#[utoipa::path(get, path = "/ui", tag = "console",
+    params(("after" = Option<String>, Query, description = "The last session id of the page before")),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 400, description = "`after` is not a session id", content_type = "text/html", body = String)))]
+pub async fn list(
+    request: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, PageError> {
+    let after = match query.get("after") {
+        None => None,
+        Some(text) => Some(Uuid::try_parse(text).map_err(|_| {
+            ApiError::bad_request("after", "must be a session id from an earlier page")
+        })?),
+    };
+    let sessions = mux.list_sessions(PAGE, after).await?;
+    let mut body = String::from(
+        "<p><a href=\"/ui/create-session\">Create a session</a></p>\
+         <table><tr><th>Session</th><th>Backends (circuit, calls in progress)</th>\
+         <th>Created</th><th>Expires</th><th>Token</th><th></th></tr>\n",
+    );
+    for session in &sessions {
+        let backends: Vec<String> = session
+            .servers
+            .iter()
+            .map(|server| {
+                let state = mux
+                    .backend_health(server)
+                    .map(|(circuit, calls)| {
+                        format!(
+                            "{} <span class=\"muted\">{calls} in progress</span>",
+                            circuit_badge(&circuit)
+                        )
+                    })
+                    .unwrap_or_else(|| "<span class=\"muted\">not in the registry</span>".into());
+                format!("<code>{}</code> {state}", esc(server))
+            })
+            .collect();
+        body.push_str(&format!(
+            "<tr><td><a href=\"/ui/session/{id}\"><code>{id}</code></a></td><td>{backends}</td>\
+             <td>{created}</td><td>{expires}</td><td>{token}</td><td>{delete}</td></tr>\n",
+            id = session.id,
+            backends = backends.join("<br>"),
+            created = time(&session.created_at),
+            expires = session.expires_at.as_ref().map(time).unwrap_or_default(),
+            token = if session.require_token {
+                "required"
+            } else {
+                ""
+            },
+            delete = delete_button(session.id),
+        ));
+    }
+    body.push_str("</table>\n");
+    if sessions.is_empty() {
+        body.push_str("<p class=\"muted\">No sessions.</p>");
+    }
+    if sessions.len() as u64 == PAGE
+        && let Some(last) = sessions.last()
+    {
+        body.push_str(&format!(
+            "<p><a href=\"/ui?after={}\">Next page</a></p>",
+            last.id
+        ));
+    }
+    Ok(page(
+        StatusCode::OK,
+        "Sessions",
+        Some(caller(&request)),
+        &body,
+    ))
+}
+
+/// A session's page: its backends, expiry, MCP sessions and recent calls.
+#[utoipa::path(get, path = "/ui/session/{id}", tag = "console",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 404, description = "No such session", content_type = "text/html", body = String)))]
+pub async fn show(
+    request: HttpRequest,
+    path: web::Path<String>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, PageError> {
+    let path = SessionPath::parse(&path)?;
+    let session = mux
+        .session(path.id)
+        .await?
+        .ok_or_else(|| path.not_found())?;
+    let mut body = format!(
+        "<table>\
+         <tr><th>Session</th><td><code>{id}</code></td></tr>\
+         <tr><th>MCP endpoint</th><td><code>{endpoint}</code></td></tr>\
+         <tr><th>Created</th><td>{created}</td></tr>\
+         <tr><th>Expires</th><td>{expires}</td></tr>\
+         <tr><th>Session token</th><td>{token}</td></tr>\
+         <tr><th>Rate limit</th><td>{rate}</td></tr>\
+         <tr><th>Tool names</th><td>prefixed {prefix}</td></tr>\
+         <tr><th>MCP sessions open here</th><td>{mcp_sessions}</td></tr>\
+         </table>{delete}\n\
+         <h2>Backends</h2>\
+         <table><tr><th>Backend</th><th>Auth</th><th>Circuit</th><th>Calls in progress (all sessions)</th></tr>\n",
+        id = session.id,
+        endpoint = mcp_endpoint(session.id),
+        created = time(&session.created_at),
+        expires = session
+            .expires_at
+            .as_ref()
+            .map_or_else(|| "never".into(), time),
+        token = if session.token_digest.is_some() {
+            "required"
+        } else {
+            "not required"
+        },
+        rate = session
+            .rate_limit
+            .map_or_else(|| "none".into(), |n| format!("{n} requests a second")),
+        prefix = esc(session.prefix.as_str()),
+        mcp_sessions = session.mcp_session_count(),
+        delete = delete_button(session.id),
+    );
+    for server in &session.servers {
+        body.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td>{}</tr>\n",
+            esc(&server.name),
+            server.auth.type_name(),
+            health_cells(mux.backend_health(&server.name).as_ref()),
+        ));
+    }
+    for missing in &session.missing_servers {
+        body.push_str(&format!(
+            "<tr><td><code>{}</code></td><td colspan=\"3\" class=\"muted\">no longer in the registry</td></tr>\n",
+            esc(missing)
+        ));
+    }
+    body.push_str("</table>\n<h2>Recent tool calls</h2>\n");
+    let records = mux.audit_records(&session, AUDIT_SHOWN, None).await?;
+    if records.is_empty() {
+        body.push_str("<p class=\"muted\">No tool calls recorded yet.</p>");
+    } else {
+        body.push_str(
+            "<table><tr><th>At</th><th>MCP session</th><th>Backend</th><th>Tool</th>\
+             <th>Outcome</th><th>Error</th><th>ms</th></tr>\n",
+        );
+        for record in &records {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                time(&record.at),
+                // Enough to tell MCP sessions apart, too little to use one.
+                esc(record.mcp_session_id.get(..8).unwrap_or_default()),
+                esc(record.backend.as_deref().unwrap_or("")),
+                esc(&record.tool),
+                esc(&record.outcome),
+                esc(record.error_class.as_deref().unwrap_or("")),
+                record.duration_ms,
+            ));
+        }
+        body.push_str("</table>\n");
+    }
+    Ok(page(
+        StatusCode::OK,
+        &format!("Session {}", short_id(session.id)),
+        Some(caller(&request)),
+        &body,
+    ))
+}
+
+/// Deletes a session, then shows the sessions.
+#[utoipa::path(post, path = "/ui/session/{id}/delete", tag = "console",
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 303, description = "Deleted: to `/ui`", headers(("Location" = String))),
+        (status = 404, description = "No such session", content_type = "text/html", body = String)))]
+pub async fn delete(
+    path: web::Path<String>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, PageError> {
+    let path = SessionPath::parse(&path)?;
+    if !mux.delete_session(path.id).await? {
+        return Err(path.not_found().into());
+    }
+    tracing::info!(session = %short_id(path.id), "session deleted from the console");
+    Ok(see_other("/ui"))
+}

@@ -1,0 +1,644 @@
+//! The operators' console at /ui: its pages, its login, its forms' checks,
+//! and that no secret ever reaches a page.
+
+use reqwest::redirect::Policy;
+use serde_json::json;
+use sha2::Digest;
+
+use crate::helpers::*;
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
+const CREDENTIAL: &str = "kb-credential-5f1e9a";
+const HOSTILE: &str = "<script>alert(1)</script>";
+
+/// A gateway with backends `alpha` (no auth) and `kb` (a bearer token),
+/// both real rmcp servers; with the admin token when `admin` is set.
+struct Console {
+    app: TestApp,
+    /// Never follows a redirect: the tests look at each answer.
+    http: reqwest::Client,
+    _alpha: RmcpBackend,
+    kb: RmcpBackend,
+    /// `Cookie` of a console login, once logged in.
+    cookie: Option<String>,
+}
+
+async fn console(admin: bool) -> Console {
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let kb = spawn_rmcp_backend("kb", Some(CREDENTIAL)).await;
+    let registry = registry_yaml(&[
+        (
+            "alpha",
+            &alpha.url,
+            &format!("description: \"Alpha {}\"", HOSTILE.replace('"', "\\\"")),
+        ),
+        ("kb", &kb.url, "auth: { type: bearer }"),
+    ]);
+    let mut options = AppOptions::new(registry);
+    options.admin_token = admin.then(|| ADMIN_TOKEN.to_owned());
+    Console {
+        app: spawn_app_with(options).await.expect("starts"),
+        http: reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client"),
+        _alpha: alpha,
+        kb,
+        cookie: None,
+    }
+}
+
+impl Console {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.app.address)
+    }
+
+    /// GET as a browser: with the login cookie, if any.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("answer")
+    }
+
+    /// POSTs a form as a browser on the console's page does: with its
+    /// Origin and the login cookie, if any.
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("origin", &self.app.address)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish(),
+            );
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("answer")
+    }
+
+    async fn log_in(&mut self) {
+        let answer = self.post("/ui/login", &[("token", ADMIN_TOKEN)]).await;
+        assert_eq!(answer.status(), 303);
+        assert_eq!(answer.headers()["location"], "/ui");
+        let set_cookie = answer.headers()["set-cookie"].to_str().expect("text");
+        let cookie = set_cookie.split(';').next().expect("a cookie").to_owned();
+        self.cookie = Some(cookie);
+    }
+
+    /// Creates a session over the JSON API.
+    async fn create_session(&self, body: serde_json::Value) -> serde_json::Value {
+        let answer = self
+            .http
+            .post(self.url("/create-session"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 201);
+        answer.json().await.expect("JSON")
+    }
+}
+
+/// A page's status and body, after checking that it is HTML.
+async fn page(answer: reqwest::Response) -> (u16, String) {
+    let status = answer.status().as_u16();
+    assert_eq!(
+        answer.headers()["content-type"],
+        "text/html; charset=utf-8",
+        "status {status}"
+    );
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    assert!(
+        answer.headers()["content-security-policy"]
+            .to_str()
+            .is_ok_and(|policy| policy.starts_with("default-src 'none';"))
+    );
+    // Under `no-referrer` a browser's form says `Origin: null`, and is refused.
+    assert_eq!(answer.headers()["referrer-policy"], "same-origin");
+    (status, answer.text().await.expect("body"))
+}
+
+/// The message of a refusal page.
+fn error_message(body: &str) -> &str {
+    body.split("<p class=\"error\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("no error on the page: {body}"))
+}
+
+#[tokio::test]
+async fn the_pages_show_sessions_backends_health_audit_and_registry() {
+    let console = console(false).await;
+    let created = console
+        .create_session(
+            json!({ "servers": ["alpha", "kb"], "credentials": { "kb": { "token": CREDENTIAL } } }),
+        )
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let mut mcp = console.app.mcp(id).await;
+    mcp.call_tool("alpha__echo", json!({ "text": "hi" })).await;
+
+    let (status, list) = page(console.get("/ui").await).await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(&format!("href=\"/ui/session/{id}\"")),
+        "{list}"
+    );
+    assert!(list.contains("<code>alpha</code> <span class=\"state closed\">closed</span>"));
+    assert!(list.contains("<code>kb</code>"));
+
+    assert!(
+        eventually(|| async {
+            let (_, shown) = page(console.get(&format!("/ui/session/{id}")).await).await;
+            shown.contains("<code>alpha__echo</code>")
+        })
+        .await,
+        "the call shows in the session's audit"
+    );
+    let (status, shown) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert_eq!(status, 200);
+    assert!(shown.contains(&format!("<code>/session/{id}/mcp</code>")));
+    assert!(shown.contains("<td><code>kb</code></td><td>bearer</td><td><span class=\"state closed\">closed</span></td><td>0</td>"), "{shown}");
+    assert!(shown.contains("<td>ok</td>"));
+
+    let (status, registry) = page(console.get("/ui/registry").await).await;
+    assert_eq!(status, 200);
+    assert!(registry.contains("<td><code>kb</code></td>"));
+    assert!(registry.contains("<td>bearer</td><td>token</td>"));
+    assert!(registry.contains("streamable_http"), "{registry}");
+}
+
+#[tokio::test]
+async fn a_browser_logs_in_with_the_admin_token_and_out_again() {
+    let mut console = console(true).await;
+
+    let (status, refused) = page(console.get("/ui").await).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        error_message(&refused),
+        "this page needs a console login or Authorization: Bearer &lt;admin token&gt;"
+    );
+    assert!(
+        refused.contains("action=\"/ui/login\""),
+        "offers the login form"
+    );
+
+    let (status, form) = page(console.get("/ui/login").await).await;
+    assert_eq!(status, 200);
+    assert!(form.contains("name=\"token\""));
+
+    let (status, wrong) = page(
+        console
+            .post("/ui/login", &[("token", "admin-token-012345678")])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(error_message(&wrong), "the admin token is wrong");
+
+    let answer = console.post("/ui/login", &[("token", ADMIN_TOKEN)]).await;
+    let set_cookie = answer.headers()["set-cookie"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert!(
+        set_cookie.starts_with("mcp_mux_console=mmc_"),
+        "{set_cookie}"
+    );
+    for attribute in ["; Path=/ui", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} in {set_cookie}"
+        );
+    }
+    assert!(!set_cookie.contains(ADMIN_TOKEN));
+    console.log_in().await;
+    let cookie = console.cookie.clone().expect("logged in");
+
+    let (status, list) = page(console.get("/ui").await).await;
+    assert_eq!(status, 200);
+    assert!(list.contains("action=\"/ui/logout\""), "offers to log out");
+
+    // The login's token is no admin token: the JSON API refuses it.
+    let login_token = cookie.trim_start_matches("mcp_mux_console=");
+    let api = console
+        .http
+        .get(console.url("/sessions"))
+        .bearer_auth(login_token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(api.status(), 401);
+
+    let out = console.post("/ui/logout", &[]).await;
+    assert_eq!(out.status(), 303);
+    assert_eq!(out.headers()["location"], "/ui/login");
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .expect("text")
+            .contains("Max-Age=0")
+    );
+    let (status, after) = page(console.get("/ui").await).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        error_message(&after),
+        "the console login has expired; log in again"
+    );
+
+    let metrics = console
+        .http
+        .get(console.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    for refusal in [
+        r#"mcp_mux_refusals_total{route="console",status="401",reason="unauthorized"} 2"#,
+        r#"mcp_mux_refusals_total{route="console_login",status="401",reason="unauthorized"} 1"#,
+    ] {
+        assert!(metrics.contains(refusal), "{refusal} in {metrics}");
+    }
+}
+
+#[tokio::test]
+async fn scripts_fetch_pages_with_the_admin_token_as_a_bearer_header() {
+    let console = console(true).await;
+    let answer = console
+        .http
+        .get(console.url("/ui/registry"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    let (status, _) = page(answer).await;
+    assert_eq!(status, 200);
+
+    let answer = console
+        .http
+        .get(console.url("/ui"))
+        .bearer_auth("admin-token-wrong-0000")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        answer.headers()["www-authenticate"],
+        "Bearer realm=\"mcp-mux admin\""
+    );
+    let (status, refused) = page(answer).await;
+    assert_eq!(status, 401);
+    assert_eq!(error_message(&refused), "the admin token is wrong");
+}
+
+#[tokio::test]
+async fn a_form_without_an_allowed_origin_is_refused_and_changes_nothing() {
+    for admin in [true, false] {
+        let mut console = console(admin).await;
+        if admin {
+            console.log_in().await;
+        }
+        let created = console
+            .create_session(json!({ "servers": ["alpha"] }))
+            .await;
+        let id = created["session_id"].as_str().expect("id");
+        let delete = console.url(&format!("/ui/session/{id}/delete"));
+
+        let mut request = console.http.post(&delete);
+        if let Some(cookie) = &console.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let (status, refused) = page(request.send().await.expect("answer")).await;
+        assert_eq!(status, 403, "admin token: {admin}");
+        assert_eq!(
+            error_message(&refused),
+            "a console form must carry an Origin header; send it from the console"
+        );
+
+        let mut request = console
+            .http
+            .post(&delete)
+            .header("origin", "https://evil.example");
+        if let Some(cookie) = &console.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let (status, refused) = page(request.send().await.expect("answer")).await;
+        assert_eq!(status, 403);
+        assert_eq!(error_message(&refused), "Origin not allowed");
+
+        let (status, _) = page(console.get(&format!("/ui/session/{id}")).await).await;
+        assert_eq!(status, 200, "the session is still there");
+    }
+}
+
+#[tokio::test]
+async fn a_session_created_in_the_console_shows_its_token_once_and_is_deleted_there() {
+    let mut console = console(true).await;
+    console.log_in().await;
+    let (status, form) = page(console.get("/ui/create-session").await).await;
+    assert_eq!(status, 200);
+    assert!(form.contains("name=\"servers\" value=\"kb\""));
+    assert!(form.contains("name=\"credential.kb\""));
+
+    let (status, created) = page(
+        console
+            .post(
+                "/ui/create-session",
+                &[
+                    ("servers", "alpha"),
+                    ("servers", "kb"),
+                    ("credential.kb", CREDENTIAL),
+                    ("require_token", "on"),
+                    ("ttl_seconds", "3600"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = created
+        .split("href=\"/ui/session/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to the session")
+        .to_owned();
+    let token = created
+        .split("<code>mmx_")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .map(|rest| format!("mmx_{rest}"))
+        .expect("the session token");
+    assert!(created.contains("Claude Desktop"));
+    assert!(created.contains(&format!("/session/{id}/mcp")));
+
+    // The session works, with the credential given in the form.
+    let shown = console
+        .http
+        .get(console.url(&format!("/session/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer")
+        .json::<serde_json::Value>()
+        .await
+        .expect("JSON");
+    assert_eq!(shown["require_token"], true);
+    assert!(shown["expires_at"].is_string());
+    let mut mcp = RawMcp::new(console.app.mcp_url(&id));
+    mcp.http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("header"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .expect("client");
+    mcp.initialize("2025-11-25").await;
+    let echoed = mcp.call_tool("kb__echo", json!({ "text": "hi" })).await;
+    assert_eq!(first_text(&echoed), "kb: hi");
+
+    let (_, detail) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert!(!detail.contains(&token), "the token is shown once only");
+    let (_, list) = page(console.get("/ui").await).await;
+    assert!(!list.contains(&token));
+
+    let deleted = console.post(&format!("/ui/session/{id}/delete"), &[]).await;
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(deleted.headers()["location"], "/ui");
+    let (_, list) = page(console.get("/ui").await).await;
+    assert!(!list.contains(&id), "deleted sessions are not listed");
+    let (status, gone) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_message(&gone), format!("no session &quot;{id}&quot;"));
+}
+
+#[tokio::test]
+async fn bad_form_input_is_refused_naming_the_field_and_keeps_no_credential() {
+    let console = console(false).await;
+    for (form, message) in [
+        (
+            vec![("credential.kb", CREDENTIAL)],
+            "servers: must name at least one server".to_owned(),
+        ),
+        (
+            vec![("servers", "kb")],
+            "credentials.kb: is required: server &quot;kb&quot; needs {&quot;token&quot;: &quot;…&quot;}".to_owned(),
+        ),
+        (
+            vec![("servers", "alpha"), ("credential.kb", CREDENTIAL)],
+            "credentials.kb: names a server that is not in servers".to_owned(),
+        ),
+        (
+            vec![("servers", "alpha"), ("ttl_seconds", "soon")],
+            "ttl_seconds: must be a whole number of seconds from 1 to 31536000".to_owned(),
+        ),
+        (
+            vec![("servers", "alpha"), ("colour", "red")],
+            "colour: unknown field; expected servers, credentials, prefix, ttl_seconds, require_token, rate_limit, tools, prompts, tool_mode".to_owned(),
+        ),
+        (
+            vec![("servers", HOSTILE)],
+            "servers[0]: unknown server &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;; known: alpha, kb".to_owned(),
+        ),
+    ] {
+        let (status, refused) = page(console.post("/ui/create-session", &form).await).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert_eq!(error_message(&refused), message);
+        assert!(!refused.contains(CREDENTIAL), "a credential is never sent back");
+        assert!(!refused.contains(HOSTILE));
+    }
+    let (status, kept) = page(
+        console
+            .post(
+                "/ui/create-session",
+                &[
+                    ("servers", "kb"),
+                    ("require_token", "on"),
+                    ("ttl_seconds", "x\"><b>"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        kept.contains("name=\"servers\" value=\"kb\" checked"),
+        "the choice is kept"
+    );
+    assert!(kept.contains("name=\"require_token\" checked"));
+    assert!(kept.contains("value=\"x&quot;&gt;&lt;b&gt;\""), "{kept}");
+}
+
+#[tokio::test]
+async fn hostile_strings_are_escaped_on_every_page() {
+    let console = console(false).await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha"] }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let mut mcp = console.app.mcp(id).await;
+    mcp.call_tool(HOSTILE, json!({})).await;
+    assert!(
+        eventually(|| async {
+            let (_, shown) = page(console.get(&format!("/ui/session/{id}")).await).await;
+            shown.contains("<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>")
+        })
+        .await,
+        "the hostile tool name shows escaped in the audit"
+    );
+    for path in [
+        "/ui",
+        &format!("/ui/session/{id}"),
+        "/ui/registry",
+        "/ui/create-session",
+    ] {
+        let (status, body) = page(console.get(path).await).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(!body.contains(HOSTILE), "{path}");
+    }
+    let (_, registry) = page(console.get("/ui/registry").await).await;
+    assert!(registry.contains("Alpha &lt;script&gt;alert(1)&lt;/script&gt;"));
+    let (status, missing) = page(console.get("/ui/session/%3Cb%3E").await).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_message(&missing), "no session &quot;&lt;b&gt;&quot;");
+}
+
+#[tokio::test]
+async fn no_secret_reaches_any_page() {
+    let mut console = console(true).await;
+    console.log_in().await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha", "kb"], "credentials": { "kb": { "token": CREDENTIAL } }, "require_token": true }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let session_token = created["session_token"].as_str().expect("token");
+    let digest = hex::encode(sha2::Sha256::digest(session_token.as_bytes()));
+    let backend_url = console.kb.url.clone();
+
+    let mut bodies = Vec::new();
+    for path in [
+        "/ui".to_owned(),
+        format!("/ui/session/{id}"),
+        "/ui/registry".to_owned(),
+        "/ui/create-session".to_owned(),
+        "/ui/login".to_owned(),
+        "/ui/no-such-page".to_owned(),
+    ] {
+        bodies.push((path.clone(), page(console.get(&path).await).await.1));
+    }
+    let created_page = console
+        .post(
+            "/ui/create-session",
+            &[("servers", "kb"), ("credential.kb", CREDENTIAL)],
+        )
+        .await;
+    bodies.push(("created".into(), page(created_page).await.1));
+    let refused = console
+        .post("/ui/login", &[("token", "admin-token-0123456788")])
+        .await;
+    bodies.push(("refused login".into(), page(refused).await.1));
+
+    for (path, body) in &bodies {
+        for secret in [
+            CREDENTIAL,
+            ADMIN_TOKEN,
+            session_token,
+            &digest,
+            &backend_url,
+        ] {
+            assert!(!body.contains(secret), "{secret} on {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_console_paths_and_methods_answer_html() {
+    let console = console(false).await;
+    let (status, missing) = page(console.get("/ui/nothing/here").await).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_message(&missing), "no such console page");
+    let answer = console
+        .http
+        .delete(console.url("/ui/registry"))
+        .header("origin", &console.app.address)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.headers()["allow"], "GET");
+    let (status, refused) = page(answer).await;
+    assert_eq!(status, 405);
+    assert_eq!(error_message(&refused), "method not allowed; use GET");
+}
+
+#[tokio::test]
+async fn no_spelling_of_a_console_path_passes_without_a_login() {
+    let console = console(true).await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha"] }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let session = format!("/ui/session/{id}");
+    let delete = format!("/ui/session/{id}/delete");
+    let spellings = [
+        ("GET", "/ui/"),
+        ("GET", "//ui"),
+        ("GET", "/ui//registry"),
+        ("GET", "/%75i/registry"),
+        ("GET", "/ui/%72egistry"),
+        ("GET", "/UI/registry"),
+        ("GET", "/x/../ui/registry"),
+        ("GET", "/ui/./registry"),
+        ("GET", "/ui/registry;a=b"),
+        ("GET", "/ui%2Fregistry"),
+        ("GET", session.as_str()),
+        ("GET", "/ui/session/x/../../registry"),
+        ("POST", delete.as_str()),
+        ("POST", "/ui//create-session"),
+    ];
+    for (method, path) in spellings {
+        let request_line = format!("{method} {path} HTTP/1.1");
+        let origin = format!("Origin: {}", console.app.address);
+        let answer = raw_http(
+            &console.app.address,
+            &http_request(
+                &[
+                    request_line.as_str(),
+                    "Host: 127.0.0.1",
+                    origin.as_str(),
+                    "Connection: close",
+                    "Content-Type: application/x-www-form-urlencoded",
+                    "Content-Length: 13",
+                ],
+                "servers=alpha",
+            ),
+        )
+        .await;
+        assert!(
+            answer.status == 401 || answer.status == 404,
+            "{method} {path}: {} {}",
+            answer.status,
+            answer.body
+        );
+    }
+    let (status, _) = page(console.get(&session).await).await;
+    assert_eq!(status, 401);
+    let kept = console
+        .http
+        .get(console.url(&format!("/session/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(kept.status(), 200, "nothing was deleted");
+}
