@@ -24,4 +24,5 @@ mod stateless;
 mod store;
 mod streaming;
 mod timeouts;
+mod traces;
 mod transports;
