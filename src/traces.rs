@@ -1,13 +1,6 @@
-//! Traces over OpenTelemetry: the OTLP/HTTP exporter, set up from the
-//! standard `OTEL_*` variables, and the spans of MCP requests and of backend
-//! exchanges, with W3C trace context taken from clients and passed on to
-//! backends. Off unless an OTLP endpoint is set; a client's trace context is
-//! passed on even then.
-//!
-//! The context of a request travels as OpenTelemetry's task context
-//! ([`FutureExt::with_context`]): the request's span (or, with tracing off,
-//! only the client's context) and this gateway's tracer, so the backend layer
-//! finds both without being handed them.
+//! Traces over OpenTelemetry: the OTLP/HTTP exporter, the spans of MCP
+//! requests and backend exchanges, and W3C trace context taken from clients
+//! and passed on to backends (even with tracing off, when none is exported).
 
 use std::future::Future;
 
@@ -198,7 +191,10 @@ fn resource() -> Resource {
 }
 
 /// This gateway's tracer, carried in a request's context so that the
-/// backend layer starts its spans with it.
+/// backend layer starts its spans with it. A request's context (its span,
+/// or with tracing off only the client's) travels as OpenTelemetry's task
+/// context ([`FutureExt::with_context`]), so the layers between the route
+/// and the backend transports are not handed it.
 #[derive(Clone)]
 struct ActiveTracer(SdkTracer);
 
@@ -209,12 +205,12 @@ pub struct RequestTrace {
 }
 
 /// What a request's span says about it.
-pub struct RequestFacts<'a> {
+pub struct RequestFacts<'a, S> {
     /// The JSON-RPC method, as the client sent it.
     pub method: &'a str,
     pub params: Option<&'a Value>,
-    /// The session's id, cut to 8 characters.
-    pub session: &'a str,
+    /// The session's id cut to 8 characters, made only for a span.
+    pub session: S,
 }
 
 impl RequestTrace {
@@ -227,7 +223,7 @@ impl RequestTrace {
     pub fn start<'h>(
         traces: Option<&Traces>,
         header: impl Fn(&str) -> Option<&'h str>,
-        facts: RequestFacts<'_>,
+        facts: RequestFacts<'_, impl FnOnce() -> String>,
     ) -> Option<Self> {
         let meta = facts
             .params
@@ -251,7 +247,7 @@ impl RequestTrace {
         let mut attributes = vec![
             KeyValue::new("rpc.system", "jsonrpc"),
             KeyValue::new("mcp.method.name", method),
-            KeyValue::new("mcp_mux.session.id", facts.session.to_owned()),
+            KeyValue::new("mcp_mux.session.id", (facts.session)()),
         ];
         if method == "tools/call"
             && let Some(tool) = facts.params.and_then(tool_name)
@@ -597,7 +593,7 @@ mod tests {
         let facts = RequestFacts {
             method: "tools/call",
             params: None,
-            session: "01234567",
+            session: || "01234567".to_owned(),
         };
         let trace = RequestTrace::start(None, header, facts).expect("a client context");
         let _attached = trace.context.clone().attach();
@@ -617,7 +613,7 @@ mod tests {
         let facts = RequestFacts {
             method: "tools/call",
             params: None,
-            session: "01234567",
+            session: || "01234567".to_owned(),
         };
         assert!(RequestTrace::start(None, |_| None, facts).is_none());
         assert!(ExchangeTrace::start("a", "tools/call", None, 1).is_none());

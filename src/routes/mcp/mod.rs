@@ -9,7 +9,7 @@ mod stateless;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
@@ -100,16 +100,11 @@ async fn handle_post(
     let trace = match &message {
         Message::Request(call) => RequestTrace::start(
             mux.traces(),
-            |name| {
-                request
-                    .headers()
-                    .get(name)
-                    .and_then(|value| value.to_str().ok())
-            },
+            |name| trace_header(request, name),
             RequestFacts {
                 method: &call.method,
                 params: call.params.as_ref(),
-                session: &short_id(path.id),
+                session: || short_id(path.id),
             },
         ),
         Message::Notification(_) | Message::Response(_) => None,
@@ -126,6 +121,19 @@ async fn handle_post(
         });
     }
     answered
+}
+
+/// A W3C trace context header of the request. Looked up by a constant
+/// name: actix-web would allocate one for a name given as text.
+fn trace_header<'r>(request: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    const TRACEPARENT: HeaderName = HeaderName::from_static(traces::TRACEPARENT);
+    const TRACESTATE: HeaderName = HeaderName::from_static(traces::TRACESTATE);
+    let name = match name {
+        traces::TRACEPARENT => &TRACEPARENT,
+        traces::TRACESTATE => &TRACESTATE,
+        _ => return None,
+    };
+    request.headers().get(name)?.to_str().ok()
 }
 
 /// Serves one parsed message: statelessly, as `initialize`, or within the
