@@ -16,6 +16,8 @@ use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProces
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use serde_json::{Map, Value};
 
+use crate::mcp::request::Method;
+
 /// The W3C trace context keys: HTTP headers, and `params._meta` keys.
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
@@ -243,15 +245,13 @@ impl RequestTrace {
                 .then_some(RequestTrace { context: parent });
         };
         let parent = extract(meta, &header);
-        let method = span_method(facts.method);
+        let (method, is_tool_call) = span_method(facts.method);
         let mut attributes = vec![
             KeyValue::new("rpc.system", "jsonrpc"),
             KeyValue::new("mcp.method.name", method),
             KeyValue::new("mcp_mux.session.id", (facts.session)()),
         ];
-        if method == "tools/call"
-            && let Some(tool) = facts.params.and_then(tool_name)
-        {
+        if is_tool_call && let Some(tool) = facts.params.and_then(tool_name) {
             attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
             attributes.push(KeyValue::new("gen_ai.tool.name", tool));
         }
@@ -330,16 +330,14 @@ impl ExchangeTrace {
                     traced: false,
                 });
             };
-            let method = span_method(method);
+            let (method, is_tool_call) = span_method(method);
             let mut attributes = vec![
                 KeyValue::new("rpc.system", "jsonrpc"),
                 KeyValue::new("mcp.method.name", method),
                 KeyValue::new("mcp_mux.server", server.to_owned()),
                 KeyValue::new("mcp_mux.attempt", i64::from(attempt)),
             ];
-            if method == "tools/call"
-                && let Some(tool) = params.and_then(tool_name)
-            {
+            if is_tool_call && let Some(tool) = params.and_then(tool_name) {
                 attributes.push(KeyValue::new("gen_ai.tool.name", tool));
             }
             let span = tracer
@@ -422,9 +420,12 @@ fn inject(context: &Context, meta: &mut Map<String, Value>) {
 }
 
 /// A method name as a span name: one mcp-mux knows, or `unknown`, so that a
-/// client cannot name spans at will.
-fn span_method(method: &str) -> &'static str {
-    crate::mcp::request::Method::parse(method).map_or("unknown", |method| method.as_str())
+/// client cannot name spans at will; and whether it is a tool call.
+fn span_method(method: &str) -> (&'static str, bool) {
+    match Method::parse(method) {
+        Some(method) => (method.as_str(), method == Method::ToolsCall),
+        None => ("unknown", false),
+    }
 }
 
 /// The `name` of a `tools/call`, cut to a bounded length.
@@ -591,13 +592,14 @@ mod tests {
             _ => None,
         };
         let facts = RequestFacts {
-            method: "tools/call",
+            method: Method::ToolsCall.as_str(),
             params: None,
             session: || "01234567".to_owned(),
         };
         let trace = RequestTrace::start(None, header, facts).expect("a client context");
         let _attached = trace.context.clone().attach();
-        let exchange = ExchangeTrace::start("a", "tools/call", None, 1).expect("an exchange");
+        let exchange =
+            ExchangeTrace::start("a", Method::ToolsCall.as_str(), None, 1).expect("an exchange");
         let _inner = exchange.context.clone().attach();
         assert_eq!(
             current_headers(),
@@ -611,12 +613,12 @@ mod tests {
     #[test]
     fn without_tracing_or_a_client_context_nothing_is_done() {
         let facts = RequestFacts {
-            method: "tools/call",
+            method: Method::ToolsCall.as_str(),
             params: None,
             session: || "01234567".to_owned(),
         };
         assert!(RequestTrace::start(None, |_| None, facts).is_none());
-        assert!(ExchangeTrace::start("a", "tools/call", None, 1).is_none());
+        assert!(ExchangeTrace::start("a", Method::ToolsCall.as_str(), None, 1).is_none());
         assert!(current_headers().is_empty());
     }
 }
