@@ -22,6 +22,8 @@
 //! - [`registry`]: `registry.yaml`, validated once at start.
 //! - [`store`]: sea-orm entities and queries; credentials sealed with AES-256-GCM.
 //! - [`credentials`]: client credentials as `secrecy` types.
+//! - [`traces`]: OpenTelemetry spans of MCP requests and backend exchanges,
+//!   W3C trace context in and out, the OTLP exporter.
 //! - [`mcp`]: protocol only, no I/O: JSON-RPC, revisions, SSE codec, naming.
 
 pub mod backend;
@@ -36,3 +38,4 @@ pub mod rotation;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod traces;

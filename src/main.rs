@@ -13,6 +13,7 @@ use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::rotation::RotationSettings;
 use mcp_mux::routes::rate_limit::{Rate, Rates};
 use mcp_mux::startup::{Application, Settings};
+use mcp_mux::traces::TraceSettings;
 use mcp_mux::{check, remote};
 
 #[derive(Parser)]
@@ -257,6 +258,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let traces = match TraceSettings::from_env() {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("mcp-mux: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let settings = Settings {
         bind: args.bind,
         registry: args.registry,
@@ -284,6 +292,7 @@ fn main() -> ExitCode {
         public_url: args.public_url,
         body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
         metrics_bind: args.metrics_bind,
+        traces,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -20,6 +20,7 @@ use crate::routes::access::{Access, MIN_ADMIN_TOKEN_LEN};
 use crate::routes::rate_limit::{RateLimits, Rates};
 use crate::store::crypto::{KeyError, KeyFile, Keyring};
 use crate::store::{Store, StoreError};
+use crate::traces::{TraceError, TraceSettings, Traces};
 
 /// Everything the gateway needs to start.
 pub struct Settings {
@@ -57,6 +58,8 @@ pub struct Settings {
     /// An address of its own for `GET /metrics`, with no admin token:
     /// reaching it is the access control.
     pub metrics_bind: Option<String>,
+    /// Where to export traces; `None` exports none.
+    pub traces: Option<TraceSettings>,
 }
 
 impl Settings {
@@ -82,6 +85,7 @@ impl Settings {
             rates: Rates::default(),
             body_timeout: BodyTimeout::default().0,
             metrics_bind: None,
+            traces: None,
         }
     }
 
@@ -133,6 +137,8 @@ pub enum StartupError {
     OpenAdmin { bind: String },
     #[error("MCP_MUX_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_LEN} characters")]
     WeakAdminToken,
+    #[error(transparent)]
+    Traces(#[from] TraceError),
 }
 
 /// A gateway bound to its socket, ready to run.
@@ -198,13 +204,17 @@ impl Application {
         // the workers' pools share the plan's reserve per host.
         let http = HttpClients::for_backends(capacity::IDLE_CONNECTIONS_PER_HOST, workers)
             .map_err(StartupError::HttpClient)?;
-        let mux = web::Data::new(Mux::new(
-            registry.clone(),
-            store.clone(),
-            http,
-            settings.timings,
-            limits,
-        ));
+        let traces = settings.traces.as_ref().map(Traces::start).transpose()?;
+        let mux = web::Data::new(
+            Mux::new(
+                registry.clone(),
+                store.clone(),
+                http,
+                settings.timings,
+                limits,
+            )
+            .with_traces(traces),
+        );
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             bind: settings.bind.clone(),
@@ -362,6 +372,7 @@ impl Application {
             handle.stop(false).await;
         }
         self.mux.flush_audit_trail().await;
+        self.mux.shutdown_traces().await;
         stopped
     }
 }

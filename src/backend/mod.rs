@@ -14,7 +14,7 @@ mod retry;
 mod transport;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use reqwest::header::HeaderValue;
 use secrecy::SecretString;
@@ -27,6 +27,7 @@ pub use relay::{Relay, Relayed};
 use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::version;
 use crate::registry::ServerConfig;
+use crate::traces::ExchangeTrace;
 use breaker::{Health, Work};
 use http_client::HttpClients;
 use limits::{BackendLimits, SessionShare};
@@ -133,7 +134,11 @@ impl BackendSession {
             "capabilities": self.client_capabilities,
             "clientInfo": { "name": "mcp-mux", "version": env!("CARGO_PKG_VERSION") },
         });
-        let attempt = || self.exchange("initialize", Some(&params), Phase::Initialize, None);
+        let attempts_made = AtomicU32::new(0);
+        let attempt = || {
+            let number = attempts_made.fetch_add(1, Ordering::Relaxed) + 1;
+            self.exchange("initialize", Some(&params), Phase::Initialize, None, number)
+        };
         // Not cut short by `close`: a backend session it opened meanwhile is
         // ended below, once its id is known.
         let (reply, session_id) = self
@@ -229,13 +234,15 @@ impl BackendSession {
         relay: Option<&Relay>,
     ) -> Result<Reply, BackendError> {
         let mut reinitialized = false;
+        let attempts_made = AtomicU32::new(0);
         loop {
             let generation = self.generation.load(Ordering::Acquire);
             let outcome = self
                 .guarded(
                     Work::of(method),
                     retry::with_retries(&self.server.retry, replay, &self.limits.retries, || {
-                        self.exchange(method, params, Phase::InSession, relay)
+                        let number = attempts_made.fetch_add(1, Ordering::Relaxed) + 1;
+                        self.exchange(method, params, Phase::InSession, relay, number)
                     }),
                 )
                 .await;
@@ -345,9 +352,36 @@ impl BackendSession {
         outcome
     }
 
-    /// One request/response exchange; returns the reply and the session id
-    /// the backend issued, if it issued one.
+    /// One request/response exchange, attempt number `attempt` of its
+    /// call, traced when the request it serves is; returns the reply and the
+    /// session id the backend issued, if it issued one.
     async fn exchange(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        phase: Phase,
+        relay: Option<&Relay>,
+        attempt: u32,
+    ) -> Result<(Reply, Option<HeaderValue>), BackendError> {
+        let Some(trace) = ExchangeTrace::start(&self.server.name, method, params, attempt) else {
+            return self.exchange_untraced(method, params, phase, relay).await;
+        };
+        let traced_params = trace.params(params);
+        let params = traced_params.as_ref().or(params);
+        let outcome = trace
+            .within(self.exchange_untraced(method, params, phase, relay))
+            .await;
+        // The names the audit trail and the metrics give outcomes.
+        let (name, class) = match &outcome {
+            Ok((Reply::Result(_), _)) => ("ok", None),
+            Ok((Reply::Error(_), _)) => ("error", Some("backend_error")),
+            Err(error) => ("error", Some(error.class())),
+        };
+        trace.finish(name, class);
+        outcome
+    }
+
+    async fn exchange_untraced(
         &self,
         method: &str,
         params: Option<&Value>,

@@ -46,6 +46,7 @@ use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{SessionRecord, SessionSummary, Store, StoredAuditRecord};
+use crate::traces::Traces;
 
 /// Bounds on what clients may hold on this gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +123,8 @@ pub struct Mux {
     /// Set when the gateway stops, so that open client streams end.
     stopping: tokio::sync::watch::Sender<bool>,
     started: Instant,
+    /// Set when traces are exported.
+    traces: Option<Traces>,
 }
 
 impl Mux {
@@ -155,6 +158,32 @@ impl Mux {
             deleted: Mutex::new(Tombstones::default()),
             stopping: tokio::sync::watch::Sender::new(false),
             started: Instant::now(),
+            traces: None,
+        }
+    }
+
+    /// Exports traces of MCP requests and backend exchanges with `traces`.
+    pub fn with_traces(mut self, traces: Option<Traces>) -> Self {
+        self.traces = traces;
+        self
+    }
+
+    /// The exporter of traces, when they are exported.
+    pub fn traces(&self) -> Option<&Traces> {
+        self.traces.as_ref()
+    }
+
+    /// Sends the spans ended so far, and waits until they are sent.
+    pub async fn flush_traces(&self) {
+        if let Some(traces) = &self.traces {
+            traces.flush().await;
+        }
+    }
+
+    /// Sends the last spans and stops exporting, as the gateway stops.
+    pub async fn shutdown_traces(&self) {
+        if let Some(traces) = &self.traces {
+            traces.shutdown().await;
         }
     }
 

@@ -178,7 +178,8 @@ impl StatelessCall {
         let id = internal_id.clone();
         // The call runs on its own task: parked, it outlives the HTTP
         // request that started it.
-        tokio::spawn(async move {
+        // It carries the request's trace context, which a task does not inherit.
+        tokio::spawn(crate::traces::carried(async move {
             let call = ClientCall {
                 id: &id,
                 stream: Some(sender),
@@ -188,7 +189,7 @@ impl StatelessCall {
                 Err(error) => Err(error.into()),
             };
             let _ = answer.send(outcome);
-        });
+        }));
         StatelessCall {
             mcp_session,
             internal_id,

@@ -336,3 +336,45 @@ async fn a_metrics_address_that_cannot_be_bound_stops_the_gateway_naming_it() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn otlp_over_grpc_is_refused_at_start_naming_the_variable() {
+    for variable in [
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    ] {
+        let (code, _, stderr) = finished(
+            mcp_mux()
+                .args(["serve", "--bind", "127.0.0.1:0"])
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+                .env(variable, "grpc"),
+        )
+        .await;
+        assert_eq!(code, Some(1));
+        assert_eq!(
+            stderr,
+            format!(
+                "mcp-mux: {variable}=grpc is not supported: mcp-mux exports traces over OTLP/HTTP; set it to http/protobuf or http/json\n"
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_otlp_protocol_is_refused_at_start() {
+    let (code, _, stderr) = finished(
+        mcp_mux()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://127.0.0.1:4318/v1/traces",
+            )
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"),
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "mcp-mux: OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or http/json\n"
+    );
+}

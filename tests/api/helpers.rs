@@ -28,6 +28,7 @@ use tempfile::TempDir;
 use mcp_mux::mux::{Limits, Mux, Timings};
 use mcp_mux::routes::rate_limit::Rates;
 use mcp_mux::startup::{Application, Settings, StartupError};
+use mcp_mux::traces::TraceSettings;
 
 /// A fixed test key, so that tests can restart on the same database.
 pub const TEST_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -63,6 +64,8 @@ pub struct AppOptions {
     pub public_url: Option<String>,
     pub body_timeout: Duration,
     pub metrics_bind: Option<String>,
+    /// Where the gateway exports traces; none by default.
+    pub traces: Option<TraceSettings>,
 }
 
 impl AppOptions {
@@ -82,6 +85,7 @@ impl AppOptions {
             public_url: None,
             body_timeout: Duration::from_secs(10),
             metrics_bind: None,
+            traces: None,
         }
     }
 }
@@ -119,6 +123,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
             .map(|url| url::Url::parse(&url).expect("a public URL")),
         body_timeout: options.body_timeout,
         metrics_bind: options.metrics_bind,
+        traces: options.traces,
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());
@@ -461,6 +466,13 @@ impl ServerHandler for AskingServer {
 pub struct RmcpBackend {
     pub url: String,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl RmcpBackend {
+    /// A backend served by `task` at `url`, stopped when dropped.
+    pub fn from_task(url: String, task: tokio::task::JoinHandle<()>) -> Self {
+        RmcpBackend { url, task }
+    }
 }
 
 impl Drop for RmcpBackend {

@@ -27,5 +27,6 @@ mod stateless;
 mod store;
 mod streaming;
 mod timeouts;
+mod traces;
 mod transports;
 mod ui;

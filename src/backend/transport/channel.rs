@@ -17,11 +17,15 @@ use crate::backend::error::BackendError;
 use crate::backend::relay::{Relay, Relayed, ToClient, answer_to_server_request};
 use crate::mcp::jsonrpc::{self, IncomingMessage};
 use crate::registry::ServerConfig;
+use crate::traces;
 
 /// One message for the transport to write, and where to tell whether it left.
 pub(crate) struct Outgoing {
     pub bytes: Vec<u8>,
     pub sent: Option<oneshot::Sender<Result<(), BackendError>>>,
+    /// The trace context of the exchange it belongs to, for a transport
+    /// that writes it in a task of its own (HTTP+SSE's POST headers).
+    pub trace_headers: Vec<(&'static str, String)>,
 }
 
 /// The transport's ends of a new link: the messages to write, the signal
@@ -277,6 +281,7 @@ impl Link {
         if !self.enqueue(Outgoing {
             bytes,
             sent: Some(sent),
+            trace_headers: traces::current_headers(),
         }) {
             return Err(self.expired());
         }
@@ -333,7 +338,11 @@ impl Link {
     fn cancel(&self, id: u64) {
         let params = json!({ "requestId": id, "reason": "mcp-mux stopped waiting: timeout" });
         let bytes = jsonrpc::request(None, "notifications/cancelled", Some(&params));
-        self.enqueue(Outgoing { bytes, sent: None });
+        self.enqueue(Outgoing {
+            bytes,
+            sent: None,
+            trace_headers: Vec::new(),
+        });
     }
 
     /// Routes one message the backend sent: a response to its call, a
@@ -382,6 +391,7 @@ impl Link {
             self.enqueue(Outgoing {
                 bytes: jsonrpc::result_response(&id, &json!({})),
                 sent: None,
+                trace_headers: Vec::new(),
             });
             return;
         }
@@ -403,6 +413,7 @@ impl Link {
                 self.enqueue(Outgoing {
                     bytes: answer_to_server_request(&id, method),
                     sent: None,
+                    trace_headers: Vec::new(),
                 });
             }
         }

@@ -16,6 +16,7 @@ use crate::backend::error::BackendError;
 use crate::backend::http_client::HttpClients;
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
 use crate::registry::{AuthScheme, ServerConfig};
+use crate::traces;
 
 /// Longest `Retry-After` taken from a backend; anything longer is past every
 /// retry budget anyway.
@@ -72,9 +73,13 @@ impl Http {
         }
     }
 
-    /// A request from this thread's client, carrying the session's credential.
+    /// A request from this thread's client, carrying the session's
+    /// credential and the trace context of the exchange it is made in.
     pub(super) fn request(&self, method: Method, url: url::Url) -> RequestBuilder {
-        let request = self.clients.get().request(method, url);
+        let request = with_trace_headers(
+            self.clients.get().request(method, url),
+            traces::current_headers(),
+        );
         let Some((name, secret)) = &self.auth_header else {
             return request;
         };
@@ -168,6 +173,17 @@ impl SessionHeaders {
         }
         request
     }
+}
+
+/// `request` with W3C trace context headers.
+pub(super) fn with_trace_headers(
+    mut request: RequestBuilder,
+    headers: Vec<(&'static str, String)>,
+) -> RequestBuilder {
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request
 }
 
 pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {

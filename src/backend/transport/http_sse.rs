@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::channel::{Ends, Link, Open, Outgoing};
 use super::exchange::MAX_RESPONSE_BYTES;
-use super::http::{Http, describe, is_event_stream};
+use super::http::{Http, describe, is_event_stream, with_trace_headers};
 use crate::backend::error::BackendError;
 use crate::mcp::sse::{SseDecoder, SseEvent};
 
@@ -107,10 +107,14 @@ impl Open for HttpSse {
 
 /// POSTs one message within the server's timeout; the backend answers 202
 /// and sends any response on the event stream.
-async fn post(http: &Http, endpoint: url::Url, bytes: Vec<u8>) -> Result<(), BackendError> {
+async fn post(
+    http: &Http,
+    endpoint: url::Url,
+    bytes: Vec<u8>,
+    trace_headers: Vec<(&'static str, String)>,
+) -> Result<(), BackendError> {
     let _connection = http.connections.for_exchange(&http.server.name).await?;
-    let response = http
-        .request(Method::POST, endpoint)
+    let response = with_trace_headers(http.request(Method::POST, endpoint), trace_headers)
         .timeout(http.server.timeout)
         .header(CONTENT_TYPE, "application/json")
         .body(bytes)
@@ -132,11 +136,16 @@ async fn post_messages(
     endpoint: url::Url,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    while let Some(Outgoing { bytes, sent }) = outgoing.recv().await {
+    while let Some(Outgoing {
+        bytes,
+        sent,
+        trace_headers,
+    }) = outgoing.recv().await
+    {
         let http = http.clone();
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
-            let posted = post(&http, endpoint, bytes).await;
+            let posted = post(&http, endpoint, bytes, trace_headers).await;
             if let Err(error) = &posted {
                 tracing::debug!(server = %http.server.name, %error, "posting a message to the backend failed");
             }

@@ -165,7 +165,7 @@ async fn write_messages(
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
     server: String,
 ) {
-    while let Some(Outgoing { bytes, sent }) = outgoing.recv().await {
+    while let Some(Outgoing { bytes, sent, .. }) = outgoing.recv().await {
         let written = write_line(&mut stdin, &bytes).await;
         if let Err(error) = &written {
             tracing::debug!(%server, %error, "writing to the backend process failed");

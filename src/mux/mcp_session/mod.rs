@@ -31,6 +31,7 @@ use crate::backend::{
 use crate::mcp::jsonrpc;
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{stateless, version};
+use crate::traces;
 use slot::{BackendSlot, OpeningGuard, SlotState};
 pub use to_client::ClientStream;
 use to_client::Signals;
@@ -143,7 +144,7 @@ impl McpSession {
         };
         let opening: Vec<_> = slots
             .iter()
-            .map(|slot| tokio::spawn(slot.clone().open(Attempts::WithRetries)))
+            .map(|slot| tokio::spawn(traces::carried(slot.clone().open(Attempts::WithRetries))))
             .collect();
         if tokio::time::timeout(timings.initialize_wait, join_all(opening))
             .await

@@ -60,6 +60,11 @@ impl Refusal {
         self
     }
 
+    /// The HTTP status it is answered with.
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(super) fn into_response(self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         match self.header {

@@ -10,7 +10,7 @@ mod stateless;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
@@ -27,6 +27,7 @@ use crate::mcp::jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
 use crate::mux::{CallError, ClientCall, McpSession, Mux, Session};
+use crate::traces::{self, RequestFacts, RequestTrace};
 
 /// Largest JSON-RPC message a client may POST.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -45,6 +46,7 @@ pub(super) fn refusal_response(error: ApiError) -> HttpResponse {
         ("id" = String, Path, description = "The session's id"),
         ("Mcp-Session-Id" = Option<String>, Header, description = "The MCP session, from the answer to `initialize`"),
         ("MCP-Protocol-Version" = Option<String>, Header, description = "The negotiated revision, e.g. `2025-11-25`"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, passed on to backends (see \"Traces\" in the README)"),
     ),
     request_body(content = document::ClientMessage, content_type = "application/json"),
     responses(
@@ -125,7 +127,54 @@ async fn handle_post(
     let message = jsonrpc::parse_message(value).map_err(|error| {
         Refusal::new(StatusCode::BAD_REQUEST, error.code(), error.to_string()).with_id(id.as_ref())
     })?;
+    let trace = match &message {
+        Message::Request(call) => RequestTrace::start(
+            mux.traces(),
+            |name| trace_header(request, name),
+            RequestFacts {
+                method: &call.method,
+                params: call.params.as_ref(),
+                session: || short_id(path.id),
+            },
+        ),
+        Message::Notification(_) | Message::Response(_) => None,
+    };
+    let answered = traces::within(
+        trace.as_ref(),
+        dispatch(request, path, message, id.as_ref(), mux),
+    )
+    .await;
+    if let Some(trace) = trace {
+        trace.finish(match &answered {
+            Ok(response) => response.status().as_u16(),
+            Err(refusal) => refusal.status().as_u16(),
+        });
+    }
+    answered
+}
 
+/// A W3C trace context header of the request. Looked up by a constant
+/// name: actix-web would allocate one for a name given as text.
+fn trace_header<'r>(request: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    const TRACEPARENT: HeaderName = HeaderName::from_static(traces::TRACEPARENT);
+    const TRACESTATE: HeaderName = HeaderName::from_static(traces::TRACESTATE);
+    let name = match name {
+        traces::TRACEPARENT => &TRACEPARENT,
+        traces::TRACESTATE => &TRACESTATE,
+        _ => return None,
+    };
+    request.headers().get(name)?.to_str().ok()
+}
+
+/// Serves one parsed message: statelessly, as `initialize`, or within the
+/// MCP session its header names.
+async fn dispatch(
+    request: &HttpRequest,
+    path: SessionPath<'_>,
+    message: Message,
+    id: Option<&Value>,
+    mux: &Mux,
+) -> Result<HttpResponse, Refusal> {
     if stateless::is_stateless(request, &message) {
         let session = find_session(request, path, mux).await?;
         return stateless::handle(request, mux, session, message).await;
@@ -142,17 +191,17 @@ async fn handle_post(
             .map_err(ApiError::from)?
             .ok_or_else(|| path.not_found())?;
         check_session_token(request, session.token_digest.as_ref())
-            .map_err(|error| Refusal::from(error).with_id(id.as_ref()))?;
+            .map_err(|error| Refusal::from(error).with_id(id))?;
         charge_session_rate(request, &session, 1)?;
         return initialize_response(mux, &session, initialize)
             .await
-            .map_err(|r| r.with_id(id.as_ref()));
+            .map_err(|r| r.with_id(id));
     }
     let session = find_session(request, path, mux).await?;
-    check_protocol_version(request).map_err(|refusal| refusal.with_id(id.as_ref()))?;
+    check_protocol_version(request).map_err(|refusal| refusal.with_id(id))?;
     let mcp_session = find_mcp_session(request, mux, &session)
         .await
-        .map_err(|refusal| refusal.with_id(id.as_ref()))?;
+        .map_err(|refusal| refusal.with_id(id))?;
     match message {
         Message::Request(call) => {
             let asked = match ClientRequest::parse(&call.method, call.params) {
@@ -199,13 +248,14 @@ async fn streamed_answer(
     let (sender, mut relayed) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let (answer, mut outcome) = tokio::sync::oneshot::channel();
     let call_id = id.clone();
-    tokio::spawn(async move {
+    // The task carries the request's trace context, which it does not inherit.
+    tokio::spawn(traces::carried(async move {
         let client = ClientCall {
             id: &call_id,
             stream: Some(sender),
         };
         let _ = answer.send(mcp_session.handle_request(asked, &client).await);
-    });
+    }));
     // Relayed messages are sent before the outcome, and `biased` reads
     // them first: none is lost or overtaken.
     let first = tokio::select! {
