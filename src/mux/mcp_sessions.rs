@@ -32,6 +32,7 @@ impl Mux {
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
         let client_capabilities = relayable_capabilities(initialize_params);
+        let context = self.session_context(session, &client_capabilities);
         let backends = self.backend_sessions(session, client_capabilities.clone());
         let now = Utc::now();
         let record = McpSessionRecord {
@@ -50,7 +51,7 @@ impl Mux {
                 backends,
                 record.id.clone(),
                 requested,
-                self.session_context(session)
+                context
             ),
             self.store.insert_mcp_session(&record)
         );
@@ -95,13 +96,14 @@ impl Mux {
         let Some(record) = self.store.find_mcp_session(session.id, id).await? else {
             return Ok(None);
         };
+        let context = self.session_context(session, &record.client_capabilities);
         let backends = self.backend_sessions(session, record.client_capabilities);
         let (mcp_session, _) = McpSession::open(
             self.timings,
             backends,
             record.id,
             Some(&record.protocol_version),
-            self.session_context(session),
+            context,
         )
         .await;
         let mcp_session = Arc::new(mcp_session);
@@ -150,16 +152,11 @@ impl Mux {
         if session.ended.load(Ordering::Acquire) {
             return Err(MuxError::SessionEnded);
         }
-        let backends = self.backend_sessions(session, stateless::backend_capabilities());
+        let capabilities = stateless::backend_capabilities();
+        let context = self.session_context(session, &capabilities);
+        let backends = self.backend_sessions(session, capabilities);
         let id = Uuid::new_v4().simple().to_string();
-        let (mcp_session, _) = McpSession::open(
-            self.timings,
-            backends,
-            id,
-            None,
-            self.session_context(session),
-        )
-        .await;
+        let (mcp_session, _) = McpSession::open(self.timings, backends, id, None, context).await;
         let mcp_session = Arc::new(mcp_session);
         // Deleted while it opened: `end` could not take it, so it ends here.
         if session.ended.load(Ordering::Acquire) {

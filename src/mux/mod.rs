@@ -252,7 +252,13 @@ impl Mux {
     }
 
     /// What an MCP session open on `session` takes from it.
-    fn session_context(&self, session: &Session) -> SessionContext {
+    /// What an MCP session open on `session`, whose backends are told of
+    /// `client_capabilities`, takes from it.
+    fn session_context(
+        &self,
+        session: &Session,
+        client_capabilities: &serde_json::Value,
+    ) -> SessionContext {
         SessionContext {
             audit: Some(AuditContext {
                 trail: self.audit.clone(),
@@ -260,7 +266,7 @@ impl Mux {
                 session_id: session.id,
             }),
             curation: session.curation.clone(),
-            catalogues: session.catalogues.clone(),
+            catalogues: session.catalogues_for(client_capabilities),
         }
     }
 
@@ -548,7 +554,7 @@ impl Mux {
             rate_limit: record.rate_limit,
             prefix: record.prefix,
             curation: Arc::new(SessionCuration::new(record.curation)),
-            catalogues: Arc::default(),
+            catalogues: Mutex::default(),
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
             resuming: tokio::sync::Mutex::new(()),

@@ -54,8 +54,10 @@ pub struct Session {
     /// What it shows of its backends' tools and prompts, shared with its
     /// MCP sessions, which note the rules that matched nothing.
     pub curation: SharedCuration,
-    /// Its merged tool and prompt lists, shared by its MCP sessions.
-    pub(super) catalogues: Arc<Catalogues>,
+    /// Its merged tool and prompt lists, shared by its MCP sessions whose
+    /// backends are told of the same client capabilities (keyed by their
+    /// JSON): a backend may list more tools to a client that can sample.
+    pub(super) catalogues: Mutex<HashMap<String, Arc<Catalogues>>>,
     pub(super) credentials: Credentials,
     /// Per backend: the session's share of its call slots.
     pub(super) shares: HashMap<String, Arc<SessionShare>>,
@@ -135,6 +137,20 @@ impl Session {
         }
         open.insert(mcp_session.id.clone(), mcp_session);
         Ok(evicted_id)
+    }
+
+    /// The merged lists shared by its MCP sessions whose backends are told
+    /// of `client_capabilities`.
+    pub(super) fn catalogues_for(
+        &self,
+        client_capabilities: &serde_json::Value,
+    ) -> Arc<Catalogues> {
+        self.catalogues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(client_capabilities.to_string())
+            .or_default()
+            .clone()
     }
 
     /// What names of `server`'s items start with in this session.

@@ -92,3 +92,72 @@ async fn a_list_is_listed_again_once_its_time_to_live_runs_out() {
     assert_eq!(requests_for(&server, "tools/list").await - before, 2);
     app.stop().await;
 }
+
+/// A backend that lists `sample` only to clients that can sample, as the
+/// reference server lists `trigger-sampling-request`.
+#[derive(Clone)]
+struct CapabilityAware;
+
+impl rmcp::ServerHandler for CapabilityAware {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
+        let schema = std::sync::Arc::new(serde_json::Map::from_iter([(
+            "type".to_owned(),
+            json!("object"),
+        )]));
+        let mut tools = vec![rmcp::model::Tool::new("base", "always", schema.clone())];
+        let samples = context
+            .peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.sampling.is_some());
+        if samples {
+            tools.push(rmcp::model::Tool::new("sample", "with sampling", schema));
+        }
+        Ok(rmcp::model::ListToolsResult::with_all_items(tools))
+    }
+}
+
+#[tokio::test]
+async fn clients_that_tell_backends_different_capabilities_do_not_share_a_list() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend = serve_rmcp_service(listener, || CapabilityAware, None);
+    let app = spawn_app(&registry_yaml(&[("aware", &backend.url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["aware"] })).await;
+
+    let mut plain = app.mcp(&session).await;
+    assert_eq!(plain.tool_names().await, ["aware__base"]);
+    let mut sampling = RawMcp::new(app.mcp_url(&session));
+    let answer = sampling
+        .post(&json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": { "sampling": {} },
+                        "clientInfo": { "name": "test", "version": "1" } }
+        }))
+        .await;
+    assert_eq!(answer.status(), 200);
+    sampling.session_id = answer
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|id| id.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(
+        sampling.tool_names().await,
+        ["aware__base", "aware__sample"]
+    );
+    // And the first client's list is still its own.
+    assert_eq!(plain.tool_names().await, ["aware__base"]);
+    app.stop().await;
+}

@@ -287,6 +287,11 @@ impl McpSession {
         Ok(Payload::Json(json!({})))
     }
 
+    /// The session's tools, after its rules: every one, not a page.
+    pub async fn tools(&self) -> Arc<Vec<Value>> {
+        self.current_catalogue(NamedKind::Tool).await.items.clone()
+    }
+
     /// The session's merged list of `kind`: the kept one while it is fresh.
     async fn current_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
         match self.catalogues.fresh(kind) {
