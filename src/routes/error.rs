@@ -22,7 +22,8 @@ pub struct ErrorBody {
     /// The kind of error: `bad_request`, `not_found`, `unauthorized`,
     /// `forbidden`, `method_not_allowed`, `payload_too_large`,
     /// `request_timeout`, `unavailable`, `internal`, `shutting_down`,
-    /// `at_capacity` or `too_many_requests`.
+    /// `at_capacity` or `too_many_requests`; for a failed tool call over
+    /// plain HTTP, the audit's error class (`timeout`, `unreachable`, …).
     #[schema(examples("bad_request"))]
     pub error: &'static str,
     /// The field of the request that is wrong, for `bad_request`.
@@ -67,6 +68,14 @@ pub enum ApiError {
         retry_after: u64,
         what: &'static str,
     },
+    /// A call routed to a backend failed there or on the way: 502, 503 or
+    /// 504, with the audit's error class as its kind.
+    #[error("{message}")]
+    CallFailed {
+        status: StatusCode,
+        class: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -93,6 +102,7 @@ impl ApiError {
             ApiError::ShuttingDown => "shutting_down",
             ApiError::AtCapacity { .. } => "at_capacity",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::CallFailed { class, .. } => class,
         }
     }
 
@@ -195,6 +205,7 @@ impl ResponseError for ApiError {
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ShuttingDown | ApiError::AtCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::CallFailed { status, .. } => *status,
         }
     }
 

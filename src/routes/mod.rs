@@ -20,6 +20,7 @@ mod registry;
 mod route;
 mod session_id;
 mod sessions;
+mod tools;
 mod ui;
 
 use std::time::Instant;
@@ -58,6 +59,8 @@ fn handlers(route: Route, resource: Resource) -> Resource {
             .route(web::get().to(sessions::get_session))
             .route(web::delete().to(sessions::delete_session)),
         Route::Audit => resource.route(web::get().to(sessions::get_audit)),
+        Route::Tools => resource.route(web::get().to(tools::list)),
+        Route::Tool => resource.route(web::post().to(tools::call)),
         Route::Console => resource.route(web::get().to(ui::sessions::list)),
         Route::ConsoleSession => resource.route(web::get().to(ui::sessions::show)),
         Route::ConsoleDeleteSession => resource.route(web::post().to(ui::sessions::delete)),
@@ -94,7 +97,7 @@ fn mount(config: &mut web::ServiceConfig, route: Route) {
         RouteKind::Console | RouteKind::ConsoleLogin => {
             resource.default_service(web::to(move || ui::refusal::method_not_allowed(allow)))
         }
-        RouteKind::Public | RouteKind::Management => {
+        RouteKind::Public | RouteKind::Management | RouteKind::SessionTools => {
             resource.default_service(web::to(move || method_not_allowed(allow)))
         }
     };
@@ -131,7 +134,7 @@ async fn guard(
                         .map(|caller| request.extensions_mut().insert(caller))
                         .map(drop),
                     RouteKind::ConsoleLogin => access.check_console_form(request.request()),
-                    RouteKind::Public | RouteKind::Mcp => Ok(()),
+                    RouteKind::Public | RouteKind::Mcp | RouteKind::SessionTools => Ok(()),
                 }),
             None => Ok(()),
         }
@@ -142,7 +145,9 @@ async fn guard(
             let response = match route.kind() {
                 RouteKind::Mcp => mcp::refusal_response(error),
                 RouteKind::Console | RouteKind::ConsoleLogin => ui::refusal::refusal_page(&error),
-                RouteKind::Public | RouteKind::Management => error.error_response(),
+                RouteKind::Public | RouteKind::Management | RouteKind::SessionTools => {
+                    error.error_response()
+                }
             };
             request.into_response(response)
         }

@@ -25,6 +25,7 @@ use super::metrics;
 use super::registry;
 use super::route::{Route, RouteKind};
 use super::sessions;
+use super::tools;
 use super::ui;
 use super::ui::logins::COOKIE;
 
@@ -44,6 +45,8 @@ const CONSOLE_LOGIN: &str = "console_login";
         sessions::get_session,
         sessions::delete_session,
         sessions::get_audit,
+        tools::list,
+        tools::call,
         registry::list_servers,
         mcp::post,
         mcp::get,
@@ -69,6 +72,7 @@ const CONSOLE_LOGIN: &str = "console_login";
     tags(
         (name = "sessions", description = "Create, list, show and delete sessions; the registry they choose from"),
         (name = "mcp", description = "A session's MCP endpoint (Streamable HTTP)"),
+        (name = "tools", description = "A session's tools over plain HTTP, for scripts"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and this document"),
         (name = "console", description = "The operators' console, in HTML"),
@@ -202,7 +206,7 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
     // pages, the others with JSON.
     let (content_type, body) = match kind {
         RouteKind::Mcp => ("application/json", Ref::from_schema_name("Answer").into()),
-        RouteKind::Public | RouteKind::Management => (
+        RouteKind::Public | RouteKind::Management | RouteKind::SessionTools => (
             "application/json",
             Ref::from_schema_name("ErrorBody").into(),
         ),
@@ -238,7 +242,9 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         RouteKind::Console => {
             Some("No admin token and no console login, when the gateway has an admin token")
         }
-        RouteKind::Mcp => Some("The session requires its token, and it is missing or wrong"),
+        RouteKind::Mcp | RouteKind::SessionTools => {
+            Some("The session requires its token, and it is missing or wrong")
+        }
     };
     if let Some(description) = token_missing {
         add(
@@ -265,6 +271,8 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         RouteKind::Management => Some(vec![token(ADMIN_TOKEN)]),
         RouteKind::Console => Some(vec![token(ADMIN_TOKEN), token(CONSOLE_LOGIN)]),
         // Only a session created with `require_token` takes one.
-        RouteKind::Mcp => Some(vec![SecurityRequirement::default(), token(SESSION_TOKEN)]),
+        RouteKind::Mcp | RouteKind::SessionTools => {
+            Some(vec![SecurityRequirement::default(), token(SESSION_TOKEN)])
+        }
     };
 }

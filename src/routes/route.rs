@@ -13,6 +13,9 @@ pub enum RouteKind {
     /// A session's MCP endpoint: the session's own token, which its handler
     /// checks once it knows the session. Refusals are JSON-RPC errors.
     Mcp,
+    /// A session's tools over plain HTTP: the session's own token, which
+    /// the handler checks once it knows the session. Refusals are JSON.
+    SessionTools,
     /// The console's pages: the admin token or a console login, when an
     /// admin token is set, and an `Origin` on forms. Refusals are HTML.
     Console,
@@ -27,6 +30,7 @@ impl RouteKind {
             RouteKind::Public => "public",
             RouteKind::Management => "management",
             RouteKind::Mcp => "mcp",
+            RouteKind::SessionTools => "session_tools",
             RouteKind::Console => "console",
             RouteKind::ConsoleLogin => "console_login",
         }
@@ -49,6 +53,8 @@ pub enum Route {
     Sessions,
     Session,
     Audit,
+    Tools,
+    Tool,
     Console,
     ConsoleSession,
     ConsoleDeleteSession,
@@ -66,7 +72,7 @@ impl Route {
     /// overlap, so the order only sets the cost: the router tries them in
     /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
     /// nearly every request.
-    pub const ALL: [Route; 20] = [
+    pub const ALL: [Route; 22] = [
         Route::Mcp,
         Route::Healthz,
         Route::Readyz,
@@ -79,6 +85,8 @@ impl Route {
         Route::Sessions,
         Route::Session,
         Route::Audit,
+        Route::Tools,
+        Route::Tool,
         Route::Console,
         Route::ConsoleSession,
         Route::ConsoleDeleteSession,
@@ -105,6 +113,8 @@ impl Route {
             Route::Sessions => "/sessions",
             Route::Session => "/session/{id}",
             Route::Audit => "/session/{id}/audit",
+            Route::Tools => "/session/{id}/tools",
+            Route::Tool => "/session/{id}/tools/{name}",
             Route::Console => "/ui",
             Route::ConsoleSession => "/ui/session/{id}",
             Route::ConsoleDeleteSession => "/ui/session/{id}/delete",
@@ -120,6 +130,7 @@ impl Route {
     pub fn kind(self) -> RouteKind {
         match self {
             Route::Mcp => RouteKind::Mcp,
+            Route::Tools | Route::Tool => RouteKind::SessionTools,
             Route::Healthz | Route::Readyz | Route::OpenApi | Route::Docs | Route::DocsFile => {
                 RouteKind::Public
             }
@@ -144,7 +155,10 @@ impl Route {
         match self {
             Route::Mcp => "POST, GET, DELETE",
             Route::Session => "GET, DELETE",
-            Route::CreateSession | Route::ConsoleDeleteSession | Route::ConsoleLogout => "POST",
+            Route::CreateSession
+            | Route::Tool
+            | Route::ConsoleDeleteSession
+            | Route::ConsoleLogout => "POST",
             Route::ConsoleCreateSession | Route::ConsoleLogin => "GET, POST",
             Route::ConsoleOther => "",
             Route::Healthz
@@ -156,6 +170,7 @@ impl Route {
             | Route::Registry
             | Route::Sessions
             | Route::Audit
+            | Route::Tools
             | Route::Console
             | Route::ConsoleSession
             | Route::ConsoleRegistry => "GET",

@@ -27,6 +27,7 @@ mod stateless;
 mod store;
 mod streaming;
 mod timeouts;
+mod tools_http;
 mod traces;
 mod transports;
 mod ui;

@@ -29,6 +29,7 @@ fn concrete(pattern: &str) -> String {
         .replace("{id}", "0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61")
         .replace("{file}", "index.html")
         .replace("{rest}", "no/such/page")
+        .replace("{name}", "alpha__echo")
 }
 
 #[tokio::test]
@@ -111,7 +112,7 @@ async fn the_document_is_openapi_3_1_with_the_token_each_route_takes() {
                     json!([{ "admin_token": [] }]),
                     &["401", "403", "500", "503"],
                 ),
-                RouteKind::Mcp => (
+                RouteKind::Mcp | RouteKind::SessionTools => (
                     json!([{}, { "session_token": [] }]),
                     &["401", "403", "500", "503"],
                 ),

@@ -27,7 +27,14 @@ async fn a_hundred_clients_of_one_session_cause_one_listing() {
     )
     .await;
     let (app, session) = gateway(&server, std::time::Duration::from_secs(600)).await;
-    let mut clients = join_all((0..100).map(|_| app.mcp(&session))).await;
+    // One connection pool for all of them, as a proxy in front would have.
+    let mut clients = join_all((0..100).map(|_| async {
+        let mut mcp = RawMcp::new(app.mcp_url(&session));
+        mcp.http = app.http.clone();
+        mcp.initialize("2025-11-25").await;
+        mcp
+    }))
+    .await;
     let listings_before = requests_for(&server, "tools/list").await;
     let lists = join_all(clients.iter_mut().map(RawMcp::tool_names)).await;
     assert!(

@@ -1,0 +1,193 @@
+//! A session's tools over plain HTTP, for scripts that do not speak MCP:
+//! `GET /session/<id>/tools` lists them (after the session's rules) and
+//! `POST /session/<id>/tools/<name>` calls one with a JSON object of
+//! arguments. Both take the session's token where it requires one, and a
+//! call goes the way an MCP `tools/call` goes: the same rules, retries,
+//! audit and metrics, on the MCP session the session's stateless clients
+//! share.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::access::check_session_token;
+use super::body::{read_limited, refuse_unread};
+use super::error::{ApiError, ErrorBody};
+use super::mcp::MAX_MESSAGE_BYTES;
+use super::rate_limit::charge_session_rate;
+use super::session_id::SessionPath;
+use crate::backend::BackendError;
+use crate::mcp::jsonrpc::INVALID_PARAMS;
+use crate::mcp::nesting;
+use crate::mcp::request::{ClientRequest, Method};
+use crate::mux::{CallError, ClientCall, McpSession, Mux};
+
+/// The session's tools, as `tools/list` shows them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolList {
+    /// MCP tool definitions, each under the name that calls it.
+    #[schema(value_type = Vec<Object>)]
+    tools: Arc<Vec<Value>>,
+}
+
+/// Lists the session's tools, after its rules, with their input schemas.
+#[utoipa::path(get, path = "/session/{id}/tools", tag = "tools",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "The tools", body = ToolList),
+        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 429, description = "Over the session's `rate_limit`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn list(
+    request: HttpRequest,
+    path: web::Path<String>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let mcp_session = open(&request, &path, &mux).await?;
+    Ok(HttpResponse::Ok().json(ToolList {
+        tools: mcp_session.tools().await,
+    }))
+}
+
+/// Calls one tool of the session with a JSON object of its arguments, and
+/// answers the tool's result (`content`, `structuredContent`, `isError`).
+#[utoipa::path(post, path = "/session/{id}/tools/{name}", tag = "tools",
+    params(
+        ("id" = String, Path, description = "The session's id"),
+        ("name" = String, Path, description = "The tool's name, as the list shows it"),
+    ),
+    request_body(content = Object, content_type = "application/json",
+        description = "The tool's arguments; an empty body is none"),
+    responses(
+        (status = 200, description = "The tool's result; a tool that failed says `isError`", body = Object),
+        (status = 400, description = "The arguments are not a JSON object, or the tool refused them", body = ErrorBody),
+        (status = 404, description = "No such session, or no such tool", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "The body exceeds 4 MiB", body = ErrorBody),
+        (status = 429, description = "Over the session's `rate_limit`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "The backend failed or answered an error", body = ErrorBody),
+        (status = 503, description = "The backend is unavailable (opening, circuit open, busy)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 504, description = "The backend did not answer in time", body = ErrorBody),
+    ))]
+pub async fn call(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    mut payload: web::Payload,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let body = match read_limited(&request, &mut payload, MAX_MESSAGE_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            return Ok(refuse_unread(
+                ApiError::from(error).error_response(),
+                payload,
+            ));
+        }
+    };
+    let (id, name) = path.into_inner();
+    let mcp_session = open(&request, &id, &mux).await?;
+    let arguments = arguments(&body)?;
+    let params = json!({ "name": name, "arguments": arguments });
+    let asked = ClientRequest::of(Method::ToolsCall, Some(params))
+        .map_err(|error| call_failed(error.into()))?;
+    let call = ClientCall {
+        id: &Value::Null,
+        stream: None,
+    };
+    match mcp_session.handle_request(asked, &call).await {
+        Ok(result) => Ok(HttpResponse::Ok().json(result)),
+        Err(error) => Err(call_failed(error)),
+    }
+}
+
+/// The MCP session that serves the session's plain HTTP calls, once the
+/// request may use the session: with its token, within its rate.
+async fn open(request: &HttpRequest, id: &str, mux: &Mux) -> Result<Arc<McpSession>, ApiError> {
+    let path = SessionPath::parse(id)?;
+    let session = mux
+        .session(path.id)
+        .await?
+        .ok_or_else(|| path.not_found())?;
+    // The token first: requests without it must not use up the holder's rate.
+    check_session_token(request, session.token_digest.as_ref())?;
+    charge_session_rate(request, &session, 1)?;
+    Ok(mux.stateless_mcp_session(&session).await?)
+}
+
+/// The arguments a body holds: a JSON object, or none when it is empty.
+fn arguments(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    if nesting::exceeds_depth(body, nesting::MAX_DEPTH) {
+        return Err(ApiError::bad_request(
+            "body",
+            format!(
+                "nests arrays and objects deeper than {} levels",
+                nesting::MAX_DEPTH
+            ),
+        ));
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(arguments)) => Ok(arguments),
+        Ok(_) => Err(ApiError::bad_request(
+            "body",
+            "must be a JSON object of the tool's arguments",
+        )),
+        Err(error) => Err(ApiError::bad_request(
+            "body",
+            format!("is not valid JSON ({error})"),
+        )),
+    }
+}
+
+/// A failed call as an HTTP status: the client's mistake is a 4xx, a
+/// backend that could not be reached or did not answer a 503 or 504, and
+/// one that failed or answered an error a 502.
+fn call_failed(error: CallError) -> ApiError {
+    let failed = |status: StatusCode, class: &'static str, error: &dyn std::fmt::Display| {
+        ApiError::CallFailed {
+            status,
+            class,
+            message: error.to_string(),
+        }
+    };
+    match error {
+        CallError::Unknown { .. } => ApiError::NotFound {
+            message: error.to_string(),
+        },
+        CallError::InvalidParams { reason } => ApiError::bad_request("arguments", reason),
+        CallError::Relayed { error } if error.code == INVALID_PARAMS => {
+            ApiError::bad_request("arguments", error.message)
+        }
+        CallError::Relayed { ref error } => {
+            failed(StatusCode::BAD_GATEWAY, "backend_error", &error.message)
+        }
+        CallError::BackendUnavailable(ref unavailable) => {
+            failed(StatusCode::SERVICE_UNAVAILABLE, "unavailable", unavailable)
+        }
+        CallError::Backend(ref backend) => {
+            let status = match backend {
+                BackendError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                BackendError::Connect { .. }
+                | BackendError::CircuitOpen { .. }
+                | BackendError::Busy { .. }
+                | BackendError::SessionBusy { .. }
+                | BackendError::NoConnection { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            failed(status, backend.class(), backend)
+        }
+        CallError::MethodNotFound { .. } | CallError::UnknownResource { .. } => {
+            failed(StatusCode::BAD_GATEWAY, "backend_error", &error)
+        }
+        CallError::Interrupted => failed(StatusCode::BAD_GATEWAY, "interrupted", &error),
+    }
+}
