@@ -13,6 +13,7 @@ mod mcp_sessions;
 mod metrics;
 mod paging;
 mod payload;
+pub mod search;
 mod session;
 mod stateless;
 pub mod subscriptions;

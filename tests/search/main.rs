@@ -1,0 +1,172 @@
+//! Search mode's index on real catalogues: the reference server's tools
+//! (`everything_tools.json`, its `tools/list` answer) and the 500 generated
+//! tools that the `many_tools` example serves, against labelled queries
+//! (`queries.json`: tasks in a user's words, with the tools that do them).
+
+mod generated;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use mcp_mux::mux::search::ToolIndex;
+use serde_json::{Value, json};
+
+/// The catalogue a session over both servers would list.
+fn catalogue() -> Vec<Value> {
+    let text = include_str!("everything_tools.json");
+    let answer: Value = serde_json::from_str(text).expect("everything_tools.json is JSON");
+    let mut items = answer["tools"].as_array().expect("a tool list").clone();
+    items.extend(generated::tools().into_iter().map(|mut tool| {
+        let name = format!("big__{}", tool["name"].as_str().expect("a name"));
+        tool["name"] = Value::String(name);
+        tool
+    }));
+    items
+}
+
+#[derive(serde::Deserialize)]
+struct Query {
+    query: String,
+    relevant: Vec<String>,
+}
+
+fn queries() -> Vec<Query> {
+    serde_json::from_str(include_str!("queries.json")).expect("queries.json is a query list")
+}
+
+/// The `many_tools` example that `cargo test` builds beside the test binary.
+fn many_tools_server() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("test binary path");
+    // target/debug/deps/search-<hash> → target/debug/examples/many_tools
+    let server = test_binary
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("many_tools"))
+        .expect("a target directory");
+    assert!(
+        server.is_file(),
+        "{} is missing: run the whole `cargo test` (which builds the examples) or `cargo build --example many_tools` first",
+        server.display()
+    );
+    server
+}
+
+#[test]
+fn the_many_tools_server_lists_the_generated_tools() {
+    let mut server = Command::new(many_tools_server())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut input = server.stdin.take().expect("stdin");
+    let mut output = BufReader::new(server.stdout.take().expect("stdout")).lines();
+    let mut request = |message: Value| {
+        writeln!(input, "{message}").expect("written");
+        let id = message.get("id").cloned();
+        while let Some(id) = &id {
+            let answer: Value =
+                serde_json::from_str(&output.next().expect("an answer").expect("a line"))
+                    .expect("JSON");
+            if answer["id"] == *id {
+                return answer["result"].clone();
+            }
+        }
+        Value::Null
+    };
+    let params = json!({
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": { "name": "test", "version": "1" }
+    });
+    request(json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params }));
+    request(json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
+    let listed = request(json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" }));
+    assert_eq!(listed["tools"], Value::Array(generated::tools()));
+    let call = json!({ "name": "weather_forecast", "arguments": { "days": 3 } });
+    let called =
+        request(json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call }));
+    assert_eq!(
+        called["content"][0]["text"],
+        r#"weather_forecast done with {"days":3}"#
+    );
+    // Closing its input ends the server.
+    drop(input);
+    server
+        .wait()
+        .expect("the server ends at the end of its input");
+}
+
+#[test]
+fn the_catalogue_is_the_reference_server_and_500_generated_tools() {
+    let items = catalogue();
+    assert_eq!(items.len(), 13 + 500);
+    let names: std::collections::HashSet<&str> =
+        items.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names.len(), items.len(), "names are unique");
+    for query in queries() {
+        for name in &query.relevant {
+            assert!(names.contains(name.as_str()), "{name} in {:?}", query.query);
+        }
+    }
+}
+
+/// Hit rate at 5 (a query counts when a relevant tool is among the first
+/// five) and mean reciprocal rank in the first ten. The floor is a quality
+/// bar with room for what BM25 cannot do: match a synonym that shares no
+/// stem with the tool's words ("rain" for "precipitation"), which a fifth
+/// of the queries are written to need.
+#[test]
+fn labelled_queries_find_their_tools_in_the_top_five() {
+    let items = catalogue();
+    let index = ToolIndex::build(&items);
+    let queries = queries();
+    assert!(queries.len() >= 40);
+    let (mut hits_at_5, mut reciprocal_ranks) = (0, 0.0);
+    for query in &queries {
+        let ranked: Vec<&str> = index
+            .search(&query.query, 10)
+            .iter()
+            .map(|hit| items[hit.position]["name"].as_str().expect("a name"))
+            .collect();
+        let rank = ranked
+            .iter()
+            .position(|name| query.relevant.iter().any(|r| r == name));
+        if rank.is_some_and(|rank| rank < 5) {
+            hits_at_5 += 1;
+        } else {
+            println!(
+                "miss: {:?} -> {:?}",
+                query.query,
+                &ranked[..ranked.len().min(5)]
+            );
+        }
+        reciprocal_ranks += rank.map_or(0.0, |rank| 1.0 / (rank + 1) as f64);
+    }
+    let hit_rate = f64::from(hits_at_5) / queries.len() as f64;
+    let mrr = reciprocal_ranks / queries.len() as f64;
+    println!(
+        "{} queries over {} tools: hit@5 {hit_rate:.3}, MRR@10 {mrr:.3}",
+        queries.len(),
+        items.len()
+    );
+    assert!(hit_rate >= 0.8, "hit@5 {hit_rate:.3} is below 0.8");
+}
+
+#[test]
+fn equal_tools_in_a_large_catalogue_are_ranked_in_list_order() {
+    let items = generated::many(20);
+    let index = ToolIndex::build(&items);
+    let names: Vec<&str> = index
+        .search("weather forecast for the coming days", 3)
+        .iter()
+        .map(|hit| items[hit.position]["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "big0__weather_forecast",
+            "big1__weather_forecast",
+            "big2__weather_forecast"
+        ]
+    );
+}
