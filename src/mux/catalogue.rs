@@ -3,13 +3,14 @@
 //! original name.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
 
 use super::curation::ItemRules;
 use super::item_kind::NamedKind;
+use super::search::ToolIndex;
 use crate::backend::{BackendError, Replay};
 use crate::mcp::naming;
 
@@ -68,6 +69,9 @@ pub struct Catalogue {
     /// Backends (by index) whose list failed, and why: a name of theirs is
     /// answered with that failure (busy, say), not as an unknown name.
     pub left_out: Vec<(usize, BackendError)>,
+    /// The search index over its items, built on the first search: once
+    /// per list, never per query.
+    index: OnceLock<ToolIndex>,
 }
 
 /// A backend item on its way into the catalogue.
@@ -188,6 +192,7 @@ impl Catalogue {
             expires_at: built_at,
             changes_seen: 0,
             left_out: Vec::new(),
+            index: OnceLock::new(),
         }
     }
 
@@ -197,6 +202,18 @@ impl Catalogue {
             .iter()
             .find(|(left_out, _)| *left_out == index)
             .map(|(_, error)| error)
+    }
+
+    /// The search index over its items.
+    pub fn index(&self) -> &ToolIndex {
+        self.index.get_or_init(|| ToolIndex::build(&self.items))
+    }
+
+    /// The item of a qualified name, if the list holds it.
+    pub fn item(&self, name: &str) -> Option<&Value> {
+        self.items
+            .iter()
+            .find(|item| item.get("name").and_then(Value::as_str) == Some(name))
     }
 
     /// The route of a qualified name, if the list holds it.

@@ -40,7 +40,13 @@ pub fn parse_curation(
     let tool_mode = match tool_mode {
         None | Some(Value::Null) => ToolMode::default(),
         Some(Value::String(mode)) if mode == "direct" => ToolMode::Direct,
-        Some(_) => return Err(ApiError::bad_request("tool_mode", "must be \"direct\"")),
+        Some(Value::String(mode)) if mode == "search" => ToolMode::Search,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "tool_mode",
+                "must be \"direct\" or \"search\"",
+            ));
+        }
     };
     Ok(Curation {
         tools,

@@ -81,8 +81,9 @@ pub struct CreateSessionRequest {
     /// The same rules for prompts.
     #[schema(value_type = Option<HashMap<String, ItemRulesShape>>)]
     prompts: Option<Value>,
-    /// `direct` (the default) lists every tool the rules show.
-    #[schema(value_type = Option<String>, pattern = "^direct$")]
+    /// `direct` (the default) lists every tool the rules show; `search`
+    /// lists three tools that search, describe and call them.
+    #[schema(value_type = Option<String>, pattern = "^(direct|search)$")]
     tool_mode: Option<String>,
 }
 

@@ -279,7 +279,7 @@ async fn bad_rules_are_refused_with_the_field_and_nothing_is_stored() {
         (
             json!({ "tool_mode": "all" }),
             "tool_mode",
-            "must be \"direct\"",
+            "must be \"direct\" or \"search\"",
         ),
     ];
     for (extra, field, reason) in cases {

@@ -22,6 +22,7 @@ mod persistence;
 mod resources;
 mod rotate_key;
 mod routing;
+mod search_mode;
 mod shared_lists;
 mod stateless;
 mod store;

@@ -293,7 +293,7 @@ impl McpSession {
     }
 
     /// The session's merged list of `kind`: the kept one while it is fresh.
-    async fn current_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
+    pub(super) async fn current_catalogue(&self, kind: NamedKind) -> Arc<Catalogue> {
         match self.catalogues.fresh(kind) {
             Some(catalogue) => catalogue,
             None => self.refresh_catalogue(kind, None).await,

@@ -6,6 +6,7 @@
 
 mod items;
 mod listen;
+mod search_mode;
 mod slot;
 mod to_client;
 
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::audit::AuditContext;
 use super::catalogues::Catalogues;
-use super::curation::SharedCuration;
+use super::curation::{SharedCuration, ToolMode};
 use super::error::CallError;
 use super::item_kind::NamedKind;
 use super::paging::Pager;
@@ -286,7 +287,14 @@ impl McpSession {
         // tens of kilobytes per request.
         match request {
             ClientRequest::Ping => Ok(Payload::Json(json!({}))),
+            ClientRequest::List {
+                method: Method::ToolsList,
+                ..
+            } if self.curation.rules.tool_mode == ToolMode::Search => Ok(self.search_mode_list()),
             ClientRequest::List { method, cursor } => Box::pin(self.list(method, cursor)).await,
+            ClientRequest::CallTool(tool) if self.curation.rules.tool_mode == ToolMode::Search => {
+                Box::pin(self.search_mode_call(tool, call)).await
+            }
             ClientRequest::CallTool(tool) => {
                 Box::pin(self.use_item(NamedKind::Tool, tool, call)).await
             }

@@ -1,0 +1,104 @@
+//! A session in search mode (`"tool_mode": "search"`) lists three tools
+//! instead of its whole catalogue: `search_tools` ranks the catalogue's
+//! tools for a task, `describe_tool` shows one, and `call_tool` calls one,
+//! routed like a direct call (rules, retries, audit, progress and errors
+//! alike). A direct call by a tool's own name still works, as over plain
+//! HTTP.
+
+use serde_json::{Map, Value, json};
+
+use super::{ClientCall, McpSession};
+use crate::mcp::request::ByName;
+use crate::mux::error::CallError;
+use crate::mux::item_kind::NamedKind;
+use crate::mux::payload::Payload;
+use crate::mux::search::{
+    CALL_TOOL, DEFAULT_LIMIT, DESCRIBE_TOOL, MAX_LIMIT, SEARCH_TOOLS, search_mode_tools,
+    search_result, tool_summary,
+};
+
+impl McpSession {
+    /// The three tools a search-mode session lists.
+    pub(super) fn search_mode_list(&self) -> Payload {
+        Payload::Json(json!({ "tools": search_mode_tools() }))
+    }
+
+    /// A `tools/call` in a search-mode session.
+    pub(super) async fn search_mode_call(
+        &self,
+        tool: ByName,
+        call: &ClientCall<'_>,
+    ) -> Result<Payload, CallError> {
+        let arguments = tool
+            .params
+            .get("arguments")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        match tool.name.as_str() {
+            SEARCH_TOOLS => {
+                let query = required_text(&arguments, "query")?;
+                let limit = match arguments.get("limit") {
+                    None | Some(Value::Null) => DEFAULT_LIMIT,
+                    Some(limit) => limit
+                        .as_u64()
+                        .and_then(|limit| usize::try_from(limit).ok())
+                        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+                        .ok_or_else(|| CallError::InvalidParams {
+                            reason: format!(
+                                "arguments.limit must be a whole number from 1 to {MAX_LIMIT}"
+                            ),
+                        })?,
+                };
+                let catalogue = self.current_catalogue(NamedKind::Tool).await;
+                let hits = catalogue.index().search(query, limit);
+                Ok(Payload::Json(search_result(&catalogue.items, &hits)))
+            }
+            DESCRIBE_TOOL => {
+                let name = required_text(&arguments, "name")?;
+                let catalogue = self.current_catalogue(NamedKind::Tool).await;
+                let item = catalogue.item(name).ok_or_else(|| CallError::Unknown {
+                    kind: NamedKind::Tool,
+                    name: name.to_owned(),
+                })?;
+                let text = tool_summary(item).to_string();
+                Ok(Payload::Json(
+                    json!({ "content": [{ "type": "text", "text": text }] }),
+                ))
+            }
+            CALL_TOOL => {
+                let name = required_text(&arguments, "name")?.to_owned();
+                let mut params = Map::new();
+                match arguments.get("arguments") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Object(inner)) => {
+                        params.insert("arguments".into(), Value::Object(inner.clone()));
+                    }
+                    Some(_) => {
+                        return Err(CallError::InvalidParams {
+                            reason: "arguments.arguments must be an object".into(),
+                        });
+                    }
+                }
+                // The call's own `_meta` (its progress token) goes with it.
+                if let Some(meta) = tool.params.get("_meta") {
+                    params.insert("_meta".into(), meta.clone());
+                }
+                self.use_item(NamedKind::Tool, ByName { name, params }, call)
+                    .await
+            }
+            _ => self.use_item(NamedKind::Tool, tool, call).await,
+        }
+    }
+}
+
+/// A required, non-empty string argument.
+fn required_text<'a>(arguments: &'a Map<String, Value>, key: &str) -> Result<&'a str, CallError> {
+    arguments
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|text| !text.trim().is_empty())
+        .ok_or_else(|| CallError::InvalidParams {
+            reason: format!("arguments.{key} must be a non-empty string"),
+        })
+}
