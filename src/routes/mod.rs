@@ -9,7 +9,6 @@
 pub mod access;
 mod body;
 mod client_configs;
-mod curation;
 pub mod error;
 mod health;
 mod mcp;

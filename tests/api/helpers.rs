@@ -254,7 +254,10 @@ impl RawMcp {
                 .header("mcp-session-id", id)
                 .header("mcp-protocol-version", "2025-11-25");
         }
-        request.send().await.expect("gateway answers")
+        request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("gateway answers: {error:?}"))
     }
 
     /// Opens the MCP session's own stream (GET).

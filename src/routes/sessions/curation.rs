@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::error::{ApiError, quoted};
 use crate::mcp::naming;
 use crate::mux::item_kind::NamedKind;
 use crate::mux::{Curation, ItemRules, PrefixMode, ToolMode};
+use crate::routes::error::{ApiError, quoted};
 
 /// Longest allow or deny pattern.
 const MAX_PATTERN_LEN: usize = 128;

@@ -1,0 +1,316 @@
+//! The create-session body: its fields, as the OpenAPI document shows them,
+//! and the checks that read it field by field, so that every error names
+//! its field and nothing is stored unless all of it is valid.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::curation::{Naming, parse_curation};
+use crate::credentials::{Credentials, header_value_problem};
+use crate::mux::{NewSession, PrefixMode};
+use crate::registry::Registry;
+use crate::routes::error::{ApiError, quoted};
+
+/// A create-session body is a list of names and a few tokens.
+pub(super) const CREATE_SESSION_BODY_LIMIT: usize = 64 * 1024;
+/// Longest lifetime a session may ask for with `ttl_seconds`: a year.
+const MAX_TTL_SECONDS: u64 = 365 * 24 * 3600;
+
+/// Most requests a second a session's creator may set with `rate_limit`.
+const MAX_RATE_LIMIT: u64 = 1_000_000;
+
+/// The fields a create-session body may have, in the order its unknown-field
+/// error lists them.
+const CREATE_SESSION_FIELDS: [&str; 9] = [
+    "servers",
+    "credentials",
+    "prefix",
+    "ttl_seconds",
+    "require_token",
+    "rate_limit",
+    "tools",
+    "prompts",
+    "tool_mode",
+];
+
+/// A create-session body, as the OpenAPI document shows it. The body is
+/// read field by field, so that each error names its field; a test holds
+/// these fields to [`CREATE_SESSION_FIELDS`].
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSessionRequest {
+    /// Names from `GET /registry`, each once.
+    #[schema(min_items = 1, examples(json!(["everything", "demo"])))]
+    servers: Vec<String>,
+    /// Per server that needs one, its credential: `{"token": "…"}` or
+    /// `{"api_key": "…"}` (`credential_fields` in `GET /registry`).
+    #[schema(value_type = Option<Object>, examples(json!({"demo": {"token": "s3cret"}})))]
+    credentials: Option<Map<String, Value>>,
+    /// `always` (the default) prefixes every name with its server's;
+    /// `when_needed` leaves a one-server session's names as they are.
+    #[schema(value_type = Option<String>, pattern = "^(always|when_needed)$")]
+    prefix: Option<String>,
+    /// The session's lifetime; it never expires when not given.
+    #[schema(minimum = 1, maximum = 31536000)]
+    ttl_seconds: Option<u64>,
+    /// Whether the MCP endpoint requires the session token the answer shows once.
+    require_token: Option<bool>,
+    /// Requests a second the session may make.
+    #[schema(minimum = 1, maximum = 1000000)]
+    rate_limit: Option<u32>,
+    /// Per server, which of its tools the session shows, under what names
+    /// and with what descriptions, by the backend's own names.
+    #[schema(value_type = Option<HashMap<String, ItemRulesShape>>, examples(json!({
+        "everything": {"allow": ["echo", "get-*"]},
+        "demo": {"deny": ["whoami"], "rename": {"add": "plus"}, "description": {"add": "Adds two integers."}}
+    })))]
+    tools: Option<Value>,
+    /// The same rules for prompts.
+    #[schema(value_type = Option<HashMap<String, ItemRulesShape>>)]
+    prompts: Option<Value>,
+    /// `direct` (the default) lists every tool the rules show; `search`
+    /// lists three tools that search, describe and call them.
+    #[schema(value_type = Option<String>, pattern = "^(direct|search)$")]
+    tool_mode: Option<String>,
+}
+
+/// One server's rules for its tools (or prompts).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ItemRulesShape {
+    /// Only the names matching one of these are shown; `*` matches any run
+    /// of characters.
+    allow: Option<Vec<String>>,
+    /// Names matching one of these are hidden; deny wins over allow.
+    deny: Option<Vec<String>>,
+    /// Original name → the name shown after the server's prefix.
+    rename: Option<HashMap<String, String>>,
+    /// Original name → the description shown instead.
+    description: Option<HashMap<String, String>>,
+}
+
+/// A valid create-session body.
+pub(super) struct CreateSession {
+    /// The session, but for its token's digest.
+    pub session: NewSession,
+    /// Whether the MCP endpoint requires a bearer token.
+    pub require_token: bool,
+}
+
+/// Checks a create-session body against the registry: every error names the
+/// field and the reason, and nothing is stored unless all of it is valid.
+pub(super) fn parse_create_session(
+    value: Value,
+    registry: &Registry,
+) -> Result<CreateSession, ApiError> {
+    let Value::Object(mut body) = value else {
+        return Err(ApiError::bad_request("body", "must be a JSON object"));
+    };
+    let servers = parse_servers(body.remove("servers"), registry)?;
+    let credentials = match body.remove("credentials") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "credentials",
+                "must be an object keyed by server name",
+            ));
+        }
+    };
+    let prefix = match body.remove("prefix") {
+        None | Some(Value::Null) => PrefixMode::default(),
+        Some(value) => value.as_str().and_then(PrefixMode::parse).ok_or_else(|| {
+            ApiError::bad_request("prefix", "must be \"always\" or \"when_needed\"")
+        })?,
+    };
+    let ttl = match body.remove("ttl_seconds") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_u64() {
+            Some(seconds @ 1..=MAX_TTL_SECONDS) => Some(Duration::from_secs(seconds)),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "ttl_seconds",
+                    format!("must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"),
+                ));
+            }
+        },
+    };
+    let require_token = match body.remove("require_token") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(required)) => required,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "require_token",
+                "must be true or false",
+            ));
+        }
+    };
+    let rate_limit = match body.remove("rate_limit") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_u64() {
+            Some(n @ 1..=MAX_RATE_LIMIT) => u32::try_from(n).ok(),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "rate_limit",
+                    format!(
+                        "must be a whole number of requests a second from 1 to {MAX_RATE_LIMIT}"
+                    ),
+                ));
+            }
+        },
+    };
+    let tools = body.remove("tools");
+    let prompts = body.remove("prompts");
+    let tool_mode = body.remove("tool_mode");
+    if let Some(field) = body.keys().next() {
+        return Err(ApiError::bad_request(
+            field.as_str(),
+            format!(
+                "unknown field; expected {}",
+                CREATE_SESSION_FIELDS.join(", ")
+            ),
+        ));
+    }
+    let credentials = parse_credentials(credentials, &servers, registry)?;
+    let curation = parse_curation(
+        tools,
+        prompts,
+        tool_mode,
+        &Naming {
+            servers: &servers,
+            prefix,
+            separator: &registry.tool_separator,
+        },
+    )?;
+    Ok(CreateSession {
+        session: NewSession {
+            servers,
+            credentials,
+            prefix,
+            ttl,
+            token_digest: None,
+            rate_limit,
+            curation,
+        },
+        require_token,
+    })
+}
+
+fn parse_servers(value: Option<Value>, registry: &Registry) -> Result<Vec<String>, ApiError> {
+    let items = match value {
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request(
+                "servers",
+                "is required: a list of server names from GET /registry",
+            ));
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "servers",
+                "must be an array of server names",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request(
+            "servers",
+            "must name at least one server",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut servers = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let field = format!("servers[{index}]");
+        let Value::String(name) = item else {
+            return Err(ApiError::bad_request(field, "must be a string"));
+        };
+        if registry.server(&name).is_none() {
+            return Err(ApiError::bad_request(
+                field,
+                format!(
+                    "unknown server {}; known: {}",
+                    quoted(&name),
+                    registry.server_names()
+                ),
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(ApiError::bad_request(
+                field,
+                format!("server {} is listed twice", quoted(&name)),
+            ));
+        }
+        servers.push(name);
+    }
+    Ok(servers)
+}
+
+fn parse_credentials(
+    mut given: Map<String, Value>,
+    servers: &[String],
+    registry: &Registry,
+) -> Result<Credentials, ApiError> {
+    if let Some(stray) = given.keys().find(|name| !servers.contains(name)) {
+        return Err(ApiError::bad_request(
+            format!("credentials.{stray}"),
+            "names a server that is not in servers",
+        ));
+    }
+    let mut credentials = Credentials::default();
+    for name in servers {
+        let Some(server) = registry.server(name) else {
+            continue;
+        };
+        let field = format!("credentials.{name}");
+        let Some(credential_field) = server.auth.credential_field() else {
+            if given.contains_key(name) {
+                return Err(ApiError::bad_request(
+                    field,
+                    format!("server {name:?} takes no credentials"),
+                ));
+            }
+            continue;
+        };
+        let object = match given.remove(name) {
+            None | Some(Value::Null) => {
+                return Err(ApiError::bad_request(
+                    field,
+                    format!("is required: server {name:?} needs {{\"{credential_field}\": \"…\"}}"),
+                ));
+            }
+            Some(Value::Object(object)) => object,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    field,
+                    format!("must be an object like {{\"{credential_field}\": \"…\"}}"),
+                ));
+            }
+        };
+        for key in object.keys() {
+            if key != credential_field {
+                return Err(ApiError::bad_request(
+                    format!("{field}.{key}"),
+                    format!("unknown field; expected {credential_field}"),
+                ));
+            }
+        }
+        let secret_field = format!("{field}.{credential_field}");
+        let secret = match object.get(credential_field) {
+            None | Some(Value::Null) => {
+                return Err(ApiError::bad_request(secret_field, "is required"));
+            }
+            Some(Value::String(secret)) => secret,
+            Some(_) => return Err(ApiError::bad_request(secret_field, "must be a string")),
+        };
+        if let Some(problem) = header_value_problem(secret) {
+            return Err(ApiError::bad_request(secret_field, problem));
+        }
+        credentials.insert(name.clone(), SecretString::from(secret.clone()));
+    }
+    Ok(credentials)
+}

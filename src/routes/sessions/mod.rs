@@ -1,0 +1,354 @@
+//! `POST /create-session`, `GET /sessions`, `GET /session/<id>`,
+//! `DELETE /session/<id>` and `GET /session/<id>/audit`. Their answers are
+//! in `answers`, the create-session body's checks in `body` and its tool
+//! rules in `curation`.
+
+mod answers;
+mod body;
+mod curation;
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::Value;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+pub use answers::SessionCreated;
+use answers::{
+    AuditPage, AuditShown, CircuitShown, SessionDeleted, SessionList, SessionListed, SessionServer,
+    SessionShown,
+};
+use body::{CREATE_SESSION_BODY_LIMIT, CreateSession, CreateSessionRequest, parse_create_session};
+
+use super::access::{Access, new_session_token, token_digest};
+use super::body::{read_limited, refuse_unread};
+use super::client_configs::client_configs;
+use super::error::{ApiError, ErrorBody};
+use super::rate_limit::check_create_session_rate;
+use super::session_id::{SessionPath, mcp_endpoint, short_id};
+use crate::mcp::nesting;
+use crate::mux::{CircuitState, Mux, Session};
+
+/// `GET /sessions`'s query.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SessionsQuery {
+    /// Most sessions in the answer.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<u64>,
+    /// `next_after` of the page before.
+    after: Option<Uuid>,
+}
+
+/// `GET /session/<id>/audit`'s query.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct AuditQuery {
+    /// Most records in the answer.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<u64>,
+    /// `next_before` of the page before.
+    before: Option<i64>,
+}
+
+/// Creates a session over servers of the registry, with the client's
+/// credentials for them.
+#[utoipa::path(post, path = "/create-session", tag = "sessions",
+    request_body(content = CreateSessionRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = SessionCreated),
+        (status = 400, description = "A field is wrong: `field` names it", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "The body exceeds 64 KiB", body = ErrorBody),
+        (status = 429, description = "Over `--create-session-rate`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+pub async fn create_session(
+    request: HttpRequest,
+    mut payload: web::Payload,
+    mux: web::Data<Mux>,
+    access: web::Data<Access>,
+) -> Result<HttpResponse, ApiError> {
+    let body = match read_limited(&request, &mut payload, CREATE_SESSION_BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(error) => {
+            return Ok(refuse_unread(
+                ApiError::from(error).error_response(),
+                payload,
+            ));
+        }
+    };
+    if nesting::exceeds_depth(&body, nesting::MAX_DEPTH) {
+        return Err(ApiError::bad_request(
+            "body",
+            format!(
+                "nests arrays and objects deeper than {} levels",
+                nesting::MAX_DEPTH
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request("body", format!("is not valid JSON ({error})")))?;
+    let created = create(&request, value, &mux, &access).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// Checks a create-session body, creates the session and answers what
+/// `POST /create-session` answers: its URLs, client configurations, and
+/// its token, shown this once. The console's form comes here too.
+pub(super) async fn create(
+    request: &HttpRequest,
+    value: Value,
+    mux: &Mux,
+    access: &Access,
+) -> Result<SessionCreated, ApiError> {
+    let CreateSession {
+        mut session,
+        require_token,
+    } = parse_create_session(value, mux.registry())?;
+    check_create_session_rate(request)?;
+    let token = require_token.then(new_session_token);
+    session.token_digest = token.as_deref().map(token_digest);
+    let session = mux.create_session(session).await?;
+    tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
+    let endpoint = mcp_endpoint(session.id);
+    let url = access.public_url(request, &endpoint);
+    let client_configs = client_configs(
+        &format!("mcp-mux-{}", short_id(session.id)),
+        &url,
+        token.as_deref(),
+    );
+    Ok(SessionCreated {
+        session_id: session.id,
+        mcp_endpoint: endpoint,
+        mcp_url: url,
+        status: "created",
+        prefix: session.prefix.as_str(),
+        servers: session.servers.iter().map(|s| s.name.clone()).collect(),
+        created_at: session.created_at,
+        expires_at: session.expires_at,
+        require_token: token.is_some(),
+        rate_limit: session.rate_limit,
+        client_configs,
+        // Shown this once: the store keeps only its digest.
+        session_token: token,
+    })
+}
+
+/// A session: its servers with each backend's health, its expiry and its
+/// open MCP sessions; never a secret.
+#[utoipa::path(get, path = "/session/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "The session", body = SessionShown),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
+pub async fn get_session(
+    path: web::Path<String>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let path = SessionPath::parse(&path)?;
+    let session = mux
+        .session(path.id)
+        .await?
+        .ok_or_else(|| path.not_found())?;
+    Ok(HttpResponse::Ok().json(describe(&session, &mux)))
+}
+
+/// Deletes a session and its credentials; its MCP sessions end.
+#[utoipa::path(delete, path = "/session/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = "Deleted", body = SessionDeleted),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
+pub async fn delete_session(
+    path: web::Path<String>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let path = SessionPath::parse(&path)?;
+    let id = path.id;
+    if !mux.delete_session(id).await? {
+        return Err(path.not_found());
+    }
+    tracing::info!(session = %short_id(id), "session deleted");
+    Ok(HttpResponse::Ok().json(SessionDeleted {
+        session_id: id,
+        status: "deleted",
+    }))
+}
+
+/// Most sessions one list answer carries.
+const MAX_SESSION_PAGE: u64 = 1000;
+
+/// `GET /sessions?limit=N&after=ID`: the stored sessions in id order, never
+/// their credentials; `next_after` continues the list.
+#[utoipa::path(get, path = "/sessions", tag = "sessions", params(SessionsQuery),
+    responses(
+        (status = 200, description = "A page of sessions", body = SessionList),
+        (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody),
+    ))]
+pub async fn list_sessions(
+    query: web::Query<HashMap<String, String>>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    check_parameters(&query, &["limit", "after"])?;
+    let limit = page_limit(&query, MAX_SESSION_PAGE)?;
+    let after = match query.get("after") {
+        None => None,
+        Some(text) => Some(Uuid::try_parse(text).map_err(|_| {
+            ApiError::bad_request("after", "must be a session id from an earlier answer")
+        })?),
+    };
+    let sessions = mux.list_sessions(limit, after).await?;
+    let next_after = (sessions.len() as u64 == limit)
+        .then(|| sessions.last().map(|session| session.id))
+        .flatten();
+    let sessions = sessions
+        .into_iter()
+        .map(|session| SessionListed {
+            session_id: session.id,
+            mcp_endpoint: mcp_endpoint(session.id),
+            servers: session.servers,
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+            require_token: session.require_token,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SessionList {
+        sessions,
+        next_after,
+    }))
+}
+
+/// A list's `limit`: 1 to `max`, 100 when not given.
+fn page_limit(query: &HashMap<String, String>, max: u64) -> Result<u64, ApiError> {
+    match query.get("limit") {
+        None => Ok(100),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                ApiError::bad_request("limit", format!("must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
+/// Refuses a query parameter that is not one of `known`.
+fn check_parameters(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match query.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(unknown) => Err(ApiError::bad_request(
+            unknown.as_str(),
+            format!("unknown parameter; expected {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Most audit records one answer carries.
+const MAX_AUDIT_PAGE: u64 = 1000;
+
+/// `GET /session/<id>/audit?limit=N&before=ID`: the session's `tools/call`
+/// records, newest first; `next_before` continues the list.
+#[utoipa::path(get, path = "/session/{id}/audit", tag = "sessions",
+    params(("id" = String, Path, description = "The session's id"), AuditQuery),
+    responses(
+        (status = 200, description = "A page of records", body = AuditPage),
+        (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
+pub async fn get_audit(
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, ApiError> {
+    let path = SessionPath::parse(&path)?;
+    check_parameters(&query, &["limit", "before"])?;
+    let limit = page_limit(&query, MAX_AUDIT_PAGE)?;
+    let before = match query.get("before") {
+        None => None,
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("before", "must be a record id from an earlier answer")
+        })?),
+    };
+    let session = mux
+        .session(path.id)
+        .await?
+        .ok_or_else(|| path.not_found())?;
+    let records = mux.audit_records(&session, limit, before).await?;
+    let next_before = (records.len() as u64 == limit)
+        .then(|| records.last().map(|record| record.id))
+        .flatten();
+    let records = records
+        .into_iter()
+        .map(|record| AuditShown {
+            id: record.id,
+            at: record.at,
+            mcp_session: record
+                .mcp_session_id
+                .get(..8)
+                .unwrap_or_default()
+                .to_owned(),
+            backend: record.backend,
+            tool: record.tool,
+            outcome: record.outcome,
+            error_class: record.error_class,
+            duration_ms: record.duration_ms,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AuditPage {
+        session_id: session.id,
+        records,
+        next_before,
+    }))
+}
+
+fn describe(session: &Session, mux: &Mux) -> SessionShown {
+    SessionShown {
+        session_id: session.id,
+        mcp_endpoint: mcp_endpoint(session.id),
+        status: "active",
+        prefix: session.prefix.as_str(),
+        created_at: session.created_at,
+        expires_at: session.expires_at,
+        require_token: session.token_digest.is_some(),
+        rate_limit: session.rate_limit,
+        servers: session
+            .servers
+            .iter()
+            .map(|server| {
+                let health = mux.backend_health(&server.name);
+                SessionServer {
+                    name: server.name.clone(),
+                    auth: server.auth.type_name(),
+                    circuit: health
+                        .as_ref()
+                        .map(|(circuit, _)| describe_circuit(circuit)),
+                    calls_in_progress: health.map(|(_, calls)| calls),
+                }
+            })
+            .collect(),
+        missing_servers: session.missing_servers.clone(),
+        mcp_sessions: session.mcp_session_count(),
+        tool_mode: session.curation.rules.tool_mode.as_str(),
+        tools: session.curation.rules.tools.clone(),
+        prompts: session.curation.rules.prompts.clone(),
+        unmatched_rules: session.curation.unmatched(),
+    }
+}
+
+/// A backend's circuit breaker, shared by every session that uses it.
+fn describe_circuit(state: &CircuitState) -> CircuitShown {
+    let (CircuitState::Closed { failures }
+    | CircuitState::HalfOpen { failures }
+    | CircuitState::Open { failures, .. }) = state;
+    CircuitShown {
+        state: state.name(),
+        consecutive_failures: *failures,
+        retry_in_ms: state.retry_in_ms(),
+    }
+}
