@@ -189,6 +189,32 @@ impl TestApp {
         response.json().await.expect("JSON body")
     }
 
+    /// `GET <path>` on the gateway, answered with JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("gateway answers")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    /// Whether the session's audit trail (its newest page) has a record
+    /// of `tool` that reached `backend`, once the trail has written it.
+    pub async fn audited(&self, session_id: &str, tool: &str, backend: &str) -> bool {
+        eventually(|| async {
+            let audit = self.get_json(&format!("/session/{session_id}/audit")).await;
+            audit["records"].as_array().is_some_and(|records| {
+                records
+                    .iter()
+                    .any(|record| record["tool"] == tool && record["backend"] == backend)
+            })
+        })
+        .await
+    }
+
     pub fn mcp_url(&self, session_id: &str) -> String {
         format!("{}/session/{session_id}/mcp", self.address)
     }

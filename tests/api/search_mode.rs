@@ -110,36 +110,11 @@ async fn a_search_session_lists_three_tools_that_reach_the_rest() {
     }
 
     // The audit records the tool that ran, not call_tool.
-    let audited = eventually(|| async {
-        let audit: Value = app
-            .http
-            .get(format!("{}/session/{session}/audit", app.address))
-            .send()
-            .await
-            .expect("answer")
-            .json()
-            .await
-            .expect("JSON");
-        audit["records"].as_array().is_some_and(|records| {
-            records
-                .iter()
-                .any(|record| record["tool"] == "beta__echo" && record["backend"] == "beta")
-        })
-    })
-    .await;
-    assert!(audited);
+    assert!(app.audited(&session, "beta__echo", "beta").await);
     assert_eq!(app.shown_session(&session).await["tool_mode"], "search");
 
     // Scripts over plain HTTP still see and call the tools themselves.
-    let listed: Value = app
-        .http
-        .get(format!("{}/session/{session}/tools", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let listed = app.get_json(&format!("/session/{session}/tools")).await;
     let names: Vec<&str> = listed["tools"]
         .as_array()
         .expect("tools")

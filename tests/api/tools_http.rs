@@ -42,15 +42,7 @@ async fn a_script_lists_and_calls_the_tools_its_session_shows() {
             "tools": { "alpha": { "deny": ["add"], "rename": { "echo": "say" } } },
         }))
         .await;
-    let listed: Value = app
-        .http
-        .get(format!("{}/session/{session}/tools", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("JSON");
+    let listed = app.get_json(&format!("/session/{session}/tools")).await;
     let tools = listed["tools"].as_array().expect("tools");
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0]["name"], "alpha__say");
@@ -95,26 +87,7 @@ async fn a_script_lists_and_calls_the_tools_its_session_shows() {
     assert_eq!(result["isError"], true);
 
     // The calls are audited like MCP calls.
-    let audited = eventually(|| async {
-        let audit: Value = app
-            .http
-            .get(format!("{}/session/{session}/audit", app.address))
-            .send()
-            .await
-            .expect("answer")
-            .json()
-            .await
-            .expect("JSON");
-        audit["records"].as_array().is_some_and(|records| {
-            records.iter().any(|record| {
-                record["tool"] == "alpha__say"
-                    && record["backend"] == "alpha"
-                    && record["outcome"] == "ok"
-            })
-        })
-    })
-    .await;
-    assert!(audited, "the call is in the audit trail");
+    assert!(app.audited(&session, "alpha__say", "alpha").await);
     app.stop().await;
 }
 
