@@ -319,6 +319,40 @@ run_client mcp-remote-with-token node "$HERE/mcp_remote_client.mjs" "$TOKEN_URL"
   --node-modules "$NODE_MODULES" --backends everything --label "mcp-remote with a session token" \
   --header "Authorization: Bearer $SESSION_TOKEN"
 
+# ---------------------------------------------------------------- curated sessions
+# A session's tool rules and search mode, read through the Python SDK, and
+# its tools called over plain HTTP with curl.
+CURATED_BODY="{\"servers\":[\"everything\",\"demo\"],\"credentials\":{\"demo\":{\"token\":\"$TOKEN\"}},
+  \"tools\":{\"everything\":{\"allow\":[\"echo\",\"get-sum\"]},
+             \"demo\":{\"deny\":[\"whoami\",\"record\"],\"rename\":{\"add\":\"plus\"}}}}"
+http POST "$BASE/create-session" "$CURATED_BODY"
+CURATED=$(json_field "$BODY" session_id)
+expect_status "POST /create-session with tool rules answers 201" 201
+run_client python-curated "$PY" "$HERE/curated_client.py" "$BASE/session/$CURATED/mcp" \
+  --tools demo__echo,demo__plus,everything__echo,everything__get-sum \
+  --call demo__plus '{"a": 2, "b": 3}' 5 --call everything__echo '{"message": "curated"}' 'Echo: curated' \
+  --hidden demo__whoami --hidden demo__add --hidden everything__get-env
+http GET "$BASE/session/$CURATED/tools"
+LISTED=$("$PY" -c 'import json, sys; print(",".join(sorted(t["name"] for t in json.loads(sys.argv[1])["tools"])))' "$BODY" 2>/dev/null || true)
+if [[ $STATUS == 200 && $LISTED == demo__echo,demo__plus,everything__echo,everything__get-sum ]]; then
+  ok "GET /session/<id>/tools lists the curated tools"
+else
+  not_ok "GET /session/<id>/tools lists the curated tools" "got $STATUS $LISTED"
+fi
+http POST "$BASE/session/$CURATED/tools/demo__plus" '{"a": 2, "b": 3}'
+if [[ $STATUS == 200 && $BODY == *'"5'* ]]; then
+  ok "POST /session/<id>/tools/demo__plus answers 200 with 5"
+else
+  not_ok "POST /session/<id>/tools/demo__plus answers 200 with 5" "got $STATUS ${BODY:0:300}"
+fi
+http POST "$BASE/session/$CURATED/tools/demo__whoami" '{}'
+expect_status "POST /session/<id>/tools/<hidden tool> answers 404" 404
+http POST "$BASE/create-session" "{\"servers\":[\"everything\",\"demo\"],\"credentials\":{\"demo\":{\"token\":\"$TOKEN\"}},\"tool_mode\":\"search\"}"
+SEARCHED=$(json_field "$BODY" session_id)
+run_client python-search "$PY" "$HERE/curated_client.py" "$BASE/session/$SEARCHED/mcp" \
+  --label "python search mode" --tools call_tool,describe_tool,search_tools \
+  --call demo__add '{"a": 2, "b": 3}' 5 --search "add two numbers" demo__add
+
 # ---------------------------------------------------------------- stdio and HTTP+SSE
 # The reference server again, run by mcp-mux as a child process (stdio) and
 # in its HTTP+SSE mode of revision 2024-11-05, behind one session.
