@@ -13,6 +13,7 @@ mod mcp_sessions;
 mod metrics;
 mod paging;
 mod payload;
+mod serving;
 mod session;
 mod stateless;
 pub mod subscriptions;
@@ -39,6 +40,7 @@ pub use stateless::{RequestFingerprint, StatelessCall, Step, Unpark, stateless_c
 
 use audit::{AuditContext, AuditTrail};
 use metrics::{BackendState, Metrics, Snapshot};
+use serving::Serving;
 use stateless::Stateless;
 
 use crate::backend::connections::ConnectionBudget;
@@ -261,6 +263,7 @@ impl Mux {
             }),
             curation: session.curation.clone(),
             catalogues: session.catalogues.clone(),
+            serving: session.serving.clone(),
         }
     }
 
@@ -530,8 +533,18 @@ impl Mux {
                 }
             }
         }
+        // Fallbacks too: a call that fails over counts in the session's
+        // share of the server that takes it.
         let shares = servers
             .iter()
+            .flat_map(|server| {
+                std::iter::once(server).chain(
+                    server
+                        .fallback
+                        .iter()
+                        .filter_map(|name| self.registry.server(name)),
+                )
+            })
             .map(|server| {
                 let share = SessionShare::new(server.max_concurrent_calls_per_session);
                 (server.name.clone(), Arc::new(share))
@@ -540,6 +553,7 @@ impl Mux {
         Session {
             id: record.id,
             shares,
+            serving: Arc::new(Serving::new(servers.len())),
             servers,
             missing_servers,
             created_at: record.created_at,

@@ -169,6 +169,10 @@ pub struct SessionServer {
     /// None until a call has been made to the backend.
     circuit: Option<CircuitShown>,
     calls_in_progress: Option<usize>,
+    /// The server that answered the last call made to this one: itself,
+    /// or one of its `fallback` servers since a call failed over.
+    #[schema(examples("everything"))]
+    serving: String,
 }
 
 /// A backend's circuit breaker.
@@ -535,9 +539,11 @@ fn describe(session: &Session, mux: &Mux) -> SessionShown {
         servers: session
             .servers
             .iter()
-            .map(|server| {
+            .enumerate()
+            .map(|(index, server)| {
                 let health = mux.backend_health(&server.name);
                 SessionServer {
+                    serving: session.serving(index).unwrap_or(&server.name).to_owned(),
                     name: server.name.clone(),
                     auth: server.auth.type_name(),
                     circuit: health
@@ -714,19 +720,42 @@ fn parse_servers(value: Option<Value>, registry: &Registry) -> Result<Vec<String
     Ok(servers)
 }
 
+/// The credentials of a session over `servers`: one for each chosen server
+/// that takes one, and one for each of their fallbacks that takes its
+/// credential in another way than its primary (a fallback that takes it the
+/// same way is sent the primary's).
 fn parse_credentials(
     mut given: Map<String, Value>,
     servers: &[String],
     registry: &Registry,
 ) -> Result<Credentials, ApiError> {
-    if let Some(stray) = given.keys().find(|name| !servers.contains(name)) {
+    // Each server a credential is for, and the primary it stands in for.
+    let mut holders: Vec<(&str, Option<&str>)> =
+        servers.iter().map(|name| (name.as_str(), None)).collect();
+    for name in servers {
+        let Some(server) = registry.server(name) else {
+            continue;
+        };
+        for fallback in &server.fallback {
+            if let Some(config) = registry.server(fallback)
+                && config.needs_own_credential_as_fallback_of(server)
+                && !holders.iter().any(|(held, _)| held == fallback)
+            {
+                holders.push((fallback.as_str(), Some(name.as_str())));
+            }
+        }
+    }
+    if let Some(stray) = given
+        .keys()
+        .find(|name| !holders.iter().any(|(held, _)| held == name))
+    {
         return Err(ApiError::bad_request(
             format!("credentials.{stray}"),
             "names a server that is not in servers",
         ));
     }
     let mut credentials = Credentials::default();
-    for name in servers {
+    for (name, primary) in holders {
         let Some(server) = registry.server(name) else {
             continue;
         };
@@ -742,9 +771,15 @@ fn parse_credentials(
         };
         let object = match given.remove(name) {
             None | Some(Value::Null) => {
+                let why = match primary {
+                    None => format!("server {name:?}"),
+                    Some(primary) => format!(
+                        "server {name:?}, the fallback of {primary:?}, takes its credential in another way and"
+                    ),
+                };
                 return Err(ApiError::bad_request(
                     field,
-                    format!("is required: server {name:?} needs {{\"{credential_field}\": \"…\"}}"),
+                    format!("is required: {why} needs {{\"{credential_field}\": \"…\"}}"),
                 ));
             }
             Some(Value::Object(object)) => object,
@@ -774,7 +809,7 @@ fn parse_credentials(
         if let Some(problem) = header_value_problem(secret) {
             return Err(ApiError::bad_request(secret_field, problem));
         }
-        credentials.insert(name.clone(), SecretString::from(secret.clone()));
+        credentials.insert(name.to_owned(), SecretString::from(secret.clone()));
     }
     Ok(credentials)
 }

@@ -48,6 +48,9 @@ pub(super) struct BackendSlot {
     /// The MCP session's merged lists, which a change it announces marks
     /// stale.
     pub(super) catalogues: Arc<Catalogues>,
+    /// Set for a backend's fallback: its items are its backend's, so its
+    /// opening changes no list.
+    pub(super) is_fallback: bool,
 }
 
 impl BackendSlot {
@@ -69,6 +72,7 @@ impl BackendSlot {
             listen_later: AtomicBool::new(false),
             signals,
             catalogues,
+            is_fallback: false,
         }
     }
 
@@ -91,12 +95,14 @@ impl BackendSlot {
             self.listen_later.store(true, Ordering::SeqCst);
             if self.signals.answered.load(Ordering::SeqCst) {
                 self.clone().listen_if_pending();
-                tracing::info!(
-                    server = self.name(),
-                    "backend session opened late; its items are announced"
-                );
-                self.catalogues.mark_all_stale();
-                self.signals.announce_lists_changed();
+                if !self.is_fallback {
+                    tracing::info!(
+                        server = self.name(),
+                        "backend session opened late; its items are announced"
+                    );
+                    self.catalogues.mark_all_stale();
+                    self.signals.announce_lists_changed();
+                }
             }
         }
         *self.lock_state() = match outcome {
