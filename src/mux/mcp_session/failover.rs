@@ -1,74 +1,15 @@
-//! Failover: the fallbacks of an MCP session's backends, each with a
-//! backend session opened on the first request that needs it and kept
-//! after, and the requests that go on to them when their backend cannot
-//! take them.
+//! Failover: the requests and lists that go on to a backend's fallbacks
+//! (see `slot::Fallback`) when the backend cannot take them.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::slot::{BackendSlot, Listed};
-use super::to_client::Signals;
 use super::{ClientCall, McpSession};
-use crate::backend::{Attempts, BackendSession, Replay, Reply};
-use crate::mux::catalogues::Catalogues;
+use crate::backend::{Replay, Reply};
 use crate::mux::error::{CallError, Unavailable};
 use crate::mux::item_kind::Listing;
-
-/// A fallback of one backend of an MCP session.
-pub(super) struct Fallback {
-    /// The index of the backend it stands in for.
-    of: usize,
-    /// Its place in that backend's `fallback` list, from 1.
-    rank: usize,
-    pub(super) slot: Arc<BackendSlot>,
-    /// Set once its backend session was first opened. Afterwards the slot
-    /// opens it again by itself after a failure, as a backend's does.
-    opened: tokio::sync::OnceCell<()>,
-}
-
-impl Fallback {
-    /// The fallbacks of an MCP session's backends, none open: their slots
-    /// are numbered after the backends' and use their backend's prefix.
-    pub(super) fn slots(
-        sessions: Vec<(usize, BackendSession)>,
-        primaries: &[(BackendSession, String)],
-        signals: &Arc<Signals>,
-        catalogues: &Arc<Catalogues>,
-    ) -> Vec<Fallback> {
-        let mut fallbacks: Vec<Fallback> = Vec::with_capacity(sessions.len());
-        for (position, (of, session)) in sessions.into_iter().enumerate() {
-            let prefix = primaries
-                .get(of)
-                .map(|(_, prefix)| prefix.clone())
-                .unwrap_or_default();
-            let mut slot = BackendSlot::new(
-                primaries.len() + position,
-                session,
-                prefix,
-                signals.clone(),
-                catalogues.clone(),
-            );
-            slot.is_fallback = true;
-            let rank = 1 + fallbacks.iter().filter(|earlier| earlier.of == of).count();
-            fallbacks.push(Fallback {
-                of,
-                rank,
-                slot: Arc::new(slot),
-                opened: tokio::sync::OnceCell::new(),
-            });
-        }
-        fallbacks
-    }
-
-    /// Opens its backend session unless it was opened before; one attempt,
-    /// since its backend already spent the call's retries.
-    async fn open_once(&self) {
-        self.opened
-            .get_or_init(|| self.slot.clone().open(Attempts::Once))
-            .await;
-    }
-}
 
 /// Whether a request that failed so may go on to a fallback: the backend
 /// session was not there to take it, or the exchange failed in a way that

@@ -35,8 +35,7 @@ use crate::mcp::jsonrpc;
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{stateless, version};
 use crate::traces;
-use failover::Fallback;
-use slot::{BackendSlot, OpeningGuard, SlotState};
+use slot::{BackendSlot, Fallback, OpeningGuard, SlotState};
 pub use to_client::ClientStream;
 use to_client::Signals;
 

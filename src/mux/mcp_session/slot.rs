@@ -1,5 +1,5 @@
 //! One backend of an MCP session: its backend session, whether that is
-//! open, and what the backend sends on its own.
+//! open, and what the backend sends on its own; and a backend's fallback.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -325,6 +325,62 @@ impl BackendSlot {
             server: self.name().to_owned(),
             reason: reason.to_owned(),
         }
+    }
+}
+
+/// A fallback of one backend of an MCP session: a slot whose backend
+/// session opens on the first request that needs it, and is kept after.
+pub(super) struct Fallback {
+    /// The index of the backend it stands in for.
+    pub(super) of: usize,
+    /// Its place in that backend's `fallback` list, from 1.
+    pub(super) rank: usize,
+    pub(super) slot: Arc<BackendSlot>,
+    /// Set once its backend session was first opened. Afterwards the slot
+    /// opens it again by itself after a failure, as a backend's does.
+    opened: tokio::sync::OnceCell<()>,
+}
+
+impl Fallback {
+    /// The fallbacks of an MCP session's backends, none open: their slots
+    /// are numbered after the backends' and use their backend's prefix.
+    pub(super) fn slots(
+        sessions: Vec<(usize, BackendSession)>,
+        primaries: &[(BackendSession, String)],
+        signals: &Arc<Signals>,
+        catalogues: &Arc<Catalogues>,
+    ) -> Vec<Fallback> {
+        let mut fallbacks: Vec<Fallback> = Vec::with_capacity(sessions.len());
+        for (position, (of, session)) in sessions.into_iter().enumerate() {
+            let prefix = primaries
+                .get(of)
+                .map(|(_, prefix)| prefix.clone())
+                .unwrap_or_default();
+            let mut slot = BackendSlot::new(
+                primaries.len() + position,
+                session,
+                prefix,
+                signals.clone(),
+                catalogues.clone(),
+            );
+            slot.is_fallback = true;
+            let rank = 1 + fallbacks.iter().filter(|earlier| earlier.of == of).count();
+            fallbacks.push(Fallback {
+                of,
+                rank,
+                slot: Arc::new(slot),
+                opened: tokio::sync::OnceCell::new(),
+            });
+        }
+        fallbacks
+    }
+
+    /// Opens its backend session unless it was opened before; one attempt,
+    /// since its backend already spent the call's retries.
+    pub(super) async fn open_once(&self) {
+        self.opened
+            .get_or_init(|| self.slot.clone().open(Attempts::Once))
+            .await;
     }
 }
 
