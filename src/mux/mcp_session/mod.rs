@@ -1,9 +1,9 @@
 //! One client's MCP session on a session URL: its backend sessions, opened
 //! all at once, and the handling of each request. Its parts: `slot`, one
-//! backend and its backend session; `to_client`, the way from backends to
-//! the client outside an answer; `items`, the merged lists and the use of
-//! an item; `listen`, the `subscriptions/listen` streams; `failover`, the
-//! backends' fallbacks and the requests that go on to them.
+//! backend and its backend session (and a backend's fallback); `to_client`,
+//! the way from backends to the client outside an answer; `items`, the
+//! merged lists and the use of an item; `listen`, the `subscriptions/listen`
+//! streams; `failover`, the requests that go on to a fallback.
 
 mod failover;
 mod items;
