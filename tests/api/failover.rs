@@ -107,6 +107,16 @@ async fn a_backend_that_is_down_is_served_by_its_fallback_under_its_own_names() 
         .call_tool("primary__echo", json!({ "text": "hi" }))
         .await;
     assert_eq!(first_text(&answer), "replica: hi");
+    let prompt = mcp
+        .request(
+            "prompts/get",
+            json!({ "name": "primary__greeting", "arguments": { "name": "Ada" } }),
+        )
+        .await;
+    assert_eq!(
+        prompt["result"]["messages"][0]["content"]["text"],
+        "replica greets Ada"
+    );
 
     let shown = app.shown_session(&session).await;
     let servers = shown["servers"].as_array().expect("servers");

@@ -48,9 +48,10 @@ pub(super) struct BackendSlot {
     /// The MCP session's merged lists, which a change it announces marks
     /// stale.
     pub(super) catalogues: Arc<Catalogues>,
-    /// Set for a backend's fallback: its items are its backend's, so its
-    /// opening changes no list.
-    pub(super) is_fallback: bool,
+    /// For a backend's fallback, that backend's name: its items are the
+    /// backend's, so its opening changes no list, and its URIs are shown
+    /// under the backend's name.
+    pub(super) fallback_of: Option<String>,
 }
 
 impl BackendSlot {
@@ -72,7 +73,7 @@ impl BackendSlot {
             listen_later: AtomicBool::new(false),
             signals,
             catalogues,
-            is_fallback: false,
+            fallback_of: None,
         }
     }
 
@@ -95,7 +96,7 @@ impl BackendSlot {
             self.listen_later.store(true, Ordering::SeqCst);
             if self.signals.answered.load(Ordering::SeqCst) {
                 self.clone().listen_if_pending();
-                if !self.is_fallback {
+                if self.fallback_of.is_none() {
                     tracing::info!(
                         server = self.name(),
                         "backend session opened late; its items are announced"
@@ -243,7 +244,8 @@ impl BackendSlot {
         if self.prefix.is_empty() {
             uri.to_owned()
         } else {
-            naming::qualify_uri(self.name(), uri)
+            let server = self.fallback_of.as_deref().unwrap_or(self.name());
+            naming::qualify_uri(server, uri)
         }
     }
 
@@ -363,7 +365,9 @@ impl Fallback {
                 signals.clone(),
                 catalogues.clone(),
             );
-            slot.is_fallback = true;
+            slot.fallback_of = primaries
+                .get(of)
+                .map(|(primary, _)| primary.server().name.clone());
             let rank = 1 + fallbacks.iter().filter(|earlier| earlier.of == of).count();
             fallbacks.push(Fallback {
                 of,
