@@ -317,6 +317,30 @@ async fn credential_registry() -> (String, wiremock::MockServer, wiremock::MockS
 async fn a_fallback_that_takes_its_credential_another_way_must_be_given_one() {
     let (registry, _a_copy, _b_copy) = credential_registry().await;
     let app = spawn_app(&registry).await;
+    let listing: Value = app
+        .http
+        .get(format!("{}/registry", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let fallback_of = |name: &str| {
+        listing["servers"]
+            .as_array()
+            .and_then(|servers| servers.iter().find(|server| server["name"] == name))
+            .map(|server| server["fallback"].clone())
+    };
+    assert_eq!(
+        fallback_of("a"),
+        Some(json!([{ "name": "a-copy", "own_credential": false }]))
+    );
+    assert_eq!(
+        fallback_of("b"),
+        Some(json!([{ "name": "b-copy", "own_credential": true }]))
+    );
+    assert_eq!(fallback_of("b-copy"), Some(Value::Null), "absent when none");
     let cases = [
         (
             json!({ "servers": ["b"], "credentials": { "b": { "token": "tb" } } }),
