@@ -155,6 +155,20 @@ async fn a_backend_that_is_down_is_served_by_its_fallback_under_its_own_names() 
 }
 
 #[tokio::test]
+async fn the_list_a_fallback_made_is_kept_while_its_backend_is_down() {
+    let replica = mock_answering("replica").await;
+    let down = format!("http://127.0.0.1:{}/mcp", unused_port());
+    let app = spawn_app(&failover_registry(&down, "", &mock_url(&replica))).await;
+    let (_session, mut mcp) = session_over_primary(&app).await;
+    for _ in 0..3 {
+        let answer = mcp.call_tool("primary__echo", json!({})).await;
+        assert_eq!(first_text(&answer), "replica");
+    }
+    assert_eq!(requests_for(&replica, "tools/list").await, 1);
+    assert_eq!(requests_for(&replica, "tools/call").await, 3);
+}
+
+#[tokio::test]
 async fn a_session_serves_from_its_own_server_while_that_answers() {
     let primary = spawn_rmcp_backend("primary", None).await;
     let replica = mock_answering("replica").await;

@@ -289,12 +289,18 @@ impl McpSession {
     }
 
     /// How long a client may consider a merged list fresh: not at all while
-    /// a backend is missing from it, since it may come back any moment.
+    /// a backend is missing from it, since it may come back any moment. A
+    /// backend whose fallback is open is not missing: the fallback listed
+    /// the same items.
     pub fn list_ttl(&self) -> Duration {
-        let all_ready = self
-            .backends
-            .iter()
-            .all(|slot| matches!(&*slot.lock_state(), SlotState::Ready(_)));
+        let ready = |slot: &BackendSlot| matches!(&*slot.lock_state(), SlotState::Ready(_));
+        let all_ready = self.backends.iter().all(|slot| {
+            ready(slot)
+                || self
+                    .fallbacks
+                    .iter()
+                    .any(|fallback| fallback.of == slot.index && ready(&fallback.slot))
+        });
         if all_ready {
             self.timings.list_ttl
         } else {
