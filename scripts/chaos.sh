@@ -3,11 +3,13 @@
 # backends and mcp-mux itself are killed (SIGKILL), stopped (SIGTERM), stalled
 # (SIGSTOP) and restarted; then prints calls attempted / succeeded / failed
 # with a clear error / lost / hung, and checks that none was lost or hung and
-# that no call with an effect ran twice.
+# that no call with an effect ran twice. A second run does the same with the
+# demo backend killed again and again under a fallback replica (registry
+# `fallback`), and checks that the replica answered meanwhile.
 #
 #   bash scripts/chaos.sh [--duration SECONDS] [--clients N] [--seed N]
 #
-# Defaults: 60 s, 12 clients, a random seed (printed, to replay a run).
+# Defaults: 60 s per run, 12 clients, a random seed (printed, to replay a run).
 # MCP_MUX_BIN overrides the binary (default target/debug/mcp-mux, built if
 # missing); CHAOS_KEEP=1 keeps the logs. Uses the peers scripts/e2e.sh
 # installs into .e2e/.
@@ -36,4 +38,7 @@ fi
 
 out=$("$PY" scripts/chaos/chaos.py --mux "$MUX" --node-modules "$NODE_MODULES" \
   --python "$PY" --work "$WORK" "$@") || true
-report_checks chaos.py "$out"
+# Then the failover run: the demo backend killed under a fallback replica.
+failover=$("$PY" scripts/chaos/chaos.py --mux "$MUX" --node-modules "$NODE_MODULES" \
+  --python "$PY" --work "$WORK/failover" --failover "$@") || true
+report_checks chaos.py "$out"$'\n'"$failover"

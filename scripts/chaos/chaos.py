@@ -19,6 +19,12 @@ Each call ends one way:
   hung           no answer within --call-timeout seconds
 and at the end no `record` key may have run twice. Prints `ok - ...` or
 `not ok - ...` per property and a table of counts; exits 1 if any failed.
+
+With --failover, a second demo backend (`demo-2`, writing its own record
+file) is the registry `fallback` of `demo`, and the chaos is the primary
+demo killed for a few seconds at a time under load: then no call may be
+lost, no `record` may run twice across both instances, and the fallback
+must have answered calls while the primary was down.
 """
 
 from __future__ import annotations
@@ -230,6 +236,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--call-timeout", type=float, default=60)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--failover", action="store_true", help="kill the demo backend under a fallback replica")
     args = parser.parse_args()
 
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -238,8 +245,11 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     records = work / "records.txt"
     records.touch()
+    fallback_records = work / "records-fallback.txt"
+    fallback_records.touch()
     token = uuid.uuid4().hex
     everything_port, demo_port, mux_port = free_port(), free_port(), free_port()
+    fallback_port = free_port()
     base = f"http://127.0.0.1:{mux_port}"
     registry = work / "registry.yaml"
     # Short timeouts, so that a stalled backend shows as a clear error well
@@ -257,6 +267,19 @@ def main() -> int:
     circuit_breaker: {{ failure_threshold: 5, open_ms: 2000 }}
 """
     )
+    if args.failover:
+        # The primary gives up on itself fast, so that calls fail over
+        # rather than wait for its restart.
+        registry.write_text(
+            registry.read_text()
+            + f"""    fallback: [demo-2]
+    retry: {{ initial_interval_ms: 50, max_interval_ms: 100, max_elapsed_ms: 200 }}
+  demo-2:
+    url: http://127.0.0.1:{fallback_port}/mcp
+    auth: {{ type: bearer }}
+    timeout_ms: 5000
+"""
+        )
     env = dict(os.environ)
     everything = Child(
         "everything",
@@ -273,6 +296,13 @@ def main() -> int:
         {**env, "DEMO_BACKEND_TOKEN": token, "DEMO_RECORD_FILE": str(records)},
         f"http://127.0.0.1:{demo_port}/mcp",
     )
+    fallback = Child(
+        "demo-2",
+        [args.python, str(demo_script), "--host", "127.0.0.1", "--port", str(fallback_port)],
+        work / "demo-2.log",
+        {**env, "DEMO_BACKEND_TOKEN": token, "DEMO_RECORD_FILE": str(fallback_records)},
+        f"http://127.0.0.1:{fallback_port}/mcp",
+    )
     mux = Child(
         "mcp-mux",
         # The clients share one session: no rate limit is set by default.
@@ -281,7 +311,7 @@ def main() -> int:
         {**env, "RUST_LOG": env.get("RUST_LOG", "info")},
         f"{base}/healthz",
     )
-    children = [everything, demo, mux]
+    children = [everything, demo] + ([fallback] if args.failover else []) + [mux]
     try:
         for child in children:
             child.start()
@@ -294,13 +324,14 @@ def main() -> int:
         )
         created = json.loads(connection.getresponse().read())
         session_url = base + created["mcp_endpoint"]
-        return run(args, chaos_random, seed, base, session_url, records, everything, demo, mux)
+        record_files = [records, fallback_records]
+        return run(args, chaos_random, seed, base, session_url, record_files, everything, demo, mux)
     finally:
         for child in children:
             child.kill()
 
 
-def run(args, chaos_random, seed, base, session_url, records, everything, demo, mux) -> int:
+def run(args, chaos_random, seed, base, session_url, record_files, everything, demo, mux) -> int:
     counts: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
     recorded_ok: set[str] = set()
@@ -340,10 +371,16 @@ def run(args, chaos_random, seed, base, session_url, records, everything, demo, 
 
     def chaos() -> None:
         actions = ["kill everything", "kill demo", "stall demo", "stall everything", "kill mcp-mux", "stop mcp-mux"]
+        if args.failover:
+            actions = ["kill demo for a while"]
         while not stop.wait(chaos_random.uniform(2, 5)):
             action = chaos_random.choice(actions)
             events[action] += 1
-            if action == "kill everything":
+            if action == "kill demo for a while":
+                demo.kill()
+                time.sleep(chaos_random.uniform(1, 4))
+                demo.start()
+            elif action == "kill everything":
                 everything.kill()
                 time.sleep(chaos_random.uniform(0.2, 2))
                 everything.start()
@@ -391,7 +428,8 @@ def run(args, chaos_random, seed, base, session_url, records, everything, demo, 
                 break
         time.sleep(0.5)
 
-    lines = records.read_text().splitlines()
+    lines = [line for path in record_files for line in path.read_text().splitlines()]
+    answered_by_fallback = len(record_files[1].read_text().splitlines())
     ran_twice = sorted(key for key, n in collections.Counter(lines).items() if n > 1)
     never_ran = sorted(recorded_ok - set(lines))
     attempted = sum(counts[o] for o in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.LOST, Outcome.HUNG))
@@ -402,6 +440,8 @@ def run(args, chaos_random, seed, base, session_url, records, everything, demo, 
     for outcome in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.LOST, Outcome.HUNG):
         print(f"#   {outcome:<15} {counts[outcome]}")
     print(f"# record calls that ran twice: {len(ran_twice)}")
+    if args.failover:
+        print(f"# record calls the fallback ran: {answered_by_fallback}")
     for reason, n in reasons.most_common(12):
         print(f"#   {n:>6}  {reason}")
 
@@ -414,6 +454,11 @@ def run(args, chaos_random, seed, base, session_url, records, everything, demo, 
         ("every client initialized", counts["clients that never initialized"] == 0, f"{counts['clients that never initialized']} did not"),
         ("both backends answer through the session afterwards", recovery == "yes", "no success within 30 s"),
     ]
+    if args.failover:
+        checks = [(f"failover: {name}", passed, why) for name, passed, why in checks]
+        checks.append(
+            ("failover: the fallback answered calls while the primary was down", answered_by_fallback > 0, "demo-2 ran no record call")
+        )
     failed = 0
     for name, passed, why in checks:
         if passed:

@@ -147,6 +147,35 @@ impl BackendError {
         }
     }
 
+    /// Whether a call that failed so may be sent to a fallback of the
+    /// backend under `replay`. The same line as retries draw: what certainly
+    /// never reached the backend goes on, what may have run goes on only
+    /// when it is safe to repeat. Beyond retries: a timeout (the fallback
+    /// has a budget of its own), any other failed status and an invalid
+    /// answer when safe, and the bounds that stopped the call before it was
+    /// sent (an open circuit, a busy backend, a session that would not open).
+    pub fn fails_over(&self, replay: Replay) -> bool {
+        self.is_retryable(replay)
+            || match self {
+                BackendError::Connect { .. }
+                | BackendError::CircuitOpen { .. }
+                | BackendError::Busy { .. }
+                | BackendError::SessionBusy { .. }
+                | BackendError::SessionExpired { .. }
+                | BackendError::Initialize { .. }
+                | BackendError::Spawn { .. } => true,
+                BackendError::Timeout { .. }
+                | BackendError::Status { .. }
+                | BackendError::Transport { .. }
+                | BackendError::Protocol { .. } => replay == Replay::Safe,
+                // The session's credential, the MCP session ending or
+                // mcp-mux's own connections: another backend would not help.
+                BackendError::Unauthorized { .. }
+                | BackendError::Closed { .. }
+                | BackendError::NoConnection { .. } => false,
+            }
+    }
+
     /// The wait the backend asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -164,6 +193,50 @@ pub fn millis_rounded_up(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_calls_that_never_reached_the_backend_fail_over_unless_safe_to_repeat() {
+        let server = || "b".to_owned();
+        let status = |status| BackendError::Status {
+            server: server(),
+            status,
+            retry_after: None,
+        };
+        let unsent = [
+            BackendError::Connect { server: server() },
+            status(503),
+            BackendError::CircuitOpen {
+                server: server(),
+                failures: 5,
+                retry_in: Duration::from_secs(1),
+            },
+        ];
+        let maybe_run = [
+            BackendError::Timeout {
+                server: server(),
+                timeout: Duration::from_secs(1),
+            },
+            status(500),
+            status(504),
+            BackendError::Transport {
+                server: server(),
+                cause: "reset".into(),
+            },
+        ];
+        for error in unsent {
+            assert!(error.fails_over(Replay::OnlyIfUnsent), "{error}");
+            assert!(error.fails_over(Replay::Safe), "{error}");
+        }
+        for error in maybe_run {
+            assert!(!error.fails_over(Replay::OnlyIfUnsent), "{error}");
+            assert!(error.fails_over(Replay::Safe), "{error}");
+        }
+        let refused = BackendError::Unauthorized {
+            server: server(),
+            status: 401,
+        };
+        assert!(!refused.fails_over(Replay::Safe));
+    }
 
     #[test]
     fn a_pause_not_quite_over_is_never_shown_as_0_ms() {

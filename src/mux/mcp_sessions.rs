@@ -11,13 +11,15 @@ use uuid::Uuid;
 
 use super::Mux;
 use super::error::MuxError;
-use super::mcp_session::McpSession;
+use super::mcp_session::{BackendSessions, McpSession};
 use super::session::{Opening, Session};
 use super::stateless;
 use crate::backend::BackendSession;
 use crate::backend::limits::BackendLimits;
 use crate::mcp::version;
+use crate::registry::ServerConfig;
 use crate::store::McpSessionRecord;
+use secrecy::SecretString;
 
 impl Mux {
     /// Opens an MCP session on `session` for a client's `initialize`, and
@@ -168,37 +170,47 @@ impl Mux {
     }
 
     /// One backend session (not yet open) per backend of `session`, with
-    /// the prefix its names get.
-    fn backend_sessions(
-        &self,
-        session: &Session,
-        client_capabilities: Value,
-    ) -> Vec<(BackendSession, String)> {
-        session
-            .servers
-            .iter()
-            .map(|server| {
-                let limits = self
-                    .backend_limits
-                    .get(&server.name)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(BackendLimits::new(server, self.connections.clone()))
-                    });
-                let backend = BackendSession::new(
-                    server.clone(),
-                    limits,
-                    session.shares.get(&server.name).cloned(),
-                    self.http.clone(),
-                    session.credentials.get(&server.name).cloned(),
-                    client_capabilities.clone(),
-                );
-                (
-                    backend,
-                    session.prefix_for(server, &self.registry.tool_separator),
-                )
-            })
-            .collect()
+    /// the prefix its names get, and one per fallback of each, with the
+    /// index of the backend it stands in for.
+    fn backend_sessions(&self, session: &Session, client_capabilities: Value) -> BackendSessions {
+        let backend_session = |server: &Arc<ServerConfig>, credential: Option<&SecretString>| {
+            let limits = self
+                .backend_limits
+                .get(&server.name)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(BackendLimits::new(server, self.connections.clone())));
+            BackendSession::new(
+                server.clone(),
+                limits,
+                session.shares.get(&server.name).cloned(),
+                self.http.clone(),
+                credential.cloned(),
+                client_capabilities.clone(),
+            )
+        };
+        let mut sessions = BackendSessions::default();
+        for (index, server) in session.servers.iter().enumerate() {
+            let credential = session.credentials.get(&server.name);
+            sessions.primaries.push((
+                backend_session(server, credential),
+                session.prefix_for(server, &self.registry.tool_separator),
+            ));
+            for fallback in server
+                .fallback
+                .iter()
+                .filter_map(|name| self.registry.server(name))
+            {
+                // Its own credential when the session holds one (it takes
+                // it differently, or is one of the session's servers too),
+                // else the primary's, which it takes the same way.
+                let own = session.credentials.get(&fallback.name);
+                let credential = own.or(credential.filter(|_| fallback.auth == server.auth));
+                sessions
+                    .fallbacks
+                    .push((index, backend_session(fallback, credential)));
+            }
+        }
+        sessions
     }
 }
 

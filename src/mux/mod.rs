@@ -14,6 +14,7 @@ mod metrics;
 mod paging;
 mod payload;
 pub mod search;
+mod serving;
 mod session;
 mod stateless;
 pub mod subscriptions;
@@ -40,6 +41,7 @@ pub use stateless::{RequestFingerprint, StatelessCall, Step, Unpark, stateless_c
 
 use audit::{AuditContext, AuditTrail};
 use metrics::{BackendState, Metrics, Snapshot};
+use serving::Serving;
 use stateless::Stateless;
 
 use crate::backend::connections::ConnectionBudget;
@@ -268,6 +270,7 @@ impl Mux {
             }),
             curation: session.curation.clone(),
             catalogues: session.catalogues_for(client_capabilities),
+            serving: session.serving.clone(),
         }
     }
 
@@ -537,8 +540,18 @@ impl Mux {
                 }
             }
         }
+        // Fallbacks too: a call that fails over counts in the session's
+        // share of the server that takes it.
         let shares = servers
             .iter()
+            .flat_map(|server| {
+                std::iter::once(server).chain(
+                    server
+                        .fallback
+                        .iter()
+                        .filter_map(|name| self.registry.server(name)),
+                )
+            })
             .map(|server| {
                 let share = SessionShare::new(server.max_concurrent_calls_per_session);
                 (server.name.clone(), Arc::new(share))
@@ -547,6 +560,7 @@ impl Mux {
         Session {
             id: record.id,
             shares,
+            serving: Arc::new(Serving::new(servers.len())),
             servers,
             missing_servers,
             created_at: record.created_at,

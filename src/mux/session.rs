@@ -13,6 +13,7 @@ use super::catalogues::Catalogues;
 use super::curation::{Curation, SharedCuration};
 use super::error::MuxError;
 use super::mcp_session::McpSession;
+use super::serving::Serving;
 use super::stateless::{RequestFingerprint, Stateless, StatelessCall, Unpark};
 use crate::backend::limits::SessionShare;
 use crate::credentials::Credentials;
@@ -59,8 +60,10 @@ pub struct Session {
     /// JSON): a backend may list more tools to a client that can sample.
     pub(super) catalogues: Mutex<HashMap<String, Arc<Catalogues>>>,
     pub(super) credentials: Credentials,
-    /// Per backend: the session's share of its call slots.
+    /// Per backend (fallbacks included): the session's share of its call slots.
     pub(super) shares: HashMap<String, Arc<SessionShare>>,
+    /// Which server answers for each of `servers`: itself or a fallback.
+    pub(super) serving: Arc<Serving>,
     pub(super) mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
     /// Held while an MCP session is reopened from the store, so that two
     /// requests carrying its id reopen it once.
@@ -91,6 +94,16 @@ impl Session {
             open.extend(shared.iter().cloned());
         }
         open
+    }
+
+    /// The server answering for the session's server `index`: the one that
+    /// answered the last call made to it (itself until a call fails over).
+    pub fn serving(&self, index: usize) -> Option<&str> {
+        let server = self.servers.get(index)?;
+        match self.serving.rank(index) {
+            0 => Some(&server.name),
+            rank => server.fallback.get(rank - 1).map(String::as_str),
+        }
     }
 
     /// The calls this session has in progress on `server`.

@@ -41,6 +41,18 @@ pub struct ServerConfig {
     pub max_concurrent_calls_per_session: usize,
     pub retry: RetryPolicy,
     pub circuit_breaker: BreakerPolicy,
+    /// Other servers of the registry offering the same tools, in the order
+    /// calls fail over to them. Their own fallbacks are never followed.
+    pub fallback: Vec<String>,
+}
+
+impl ServerConfig {
+    /// Whether, as a fallback of `primary`, this server needs a credential
+    /// of its own: it takes one, in another way than `primary` does.
+    /// Otherwise a call that fails over carries the primary's.
+    pub fn needs_own_credential_as_fallback_of(&self, primary: &ServerConfig) -> bool {
+        self.auth.credential_field().is_some() && self.auth != primary.auth
+    }
 }
 
 /// When a backend's circuit breaker opens, and for how long.

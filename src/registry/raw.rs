@@ -48,6 +48,8 @@ pub(super) struct RawServer {
     pub retry: Option<RawRetry>,
     #[serde(default)]
     pub circuit_breaker: Option<RawBreaker>,
+    #[serde(default)]
+    pub fallback: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

@@ -79,6 +79,12 @@ pub enum Refusal {
     CallsPerSessionOutOfRange { max_concurrent_calls: usize },
     #[error("initial_interval_ms must be above 0 and at most max_interval_ms")]
     RetryIntervals,
+    #[error("unknown server \"{name}\"; known: {known}")]
+    UnknownFallback { name: String, known: String },
+    #[error("a server cannot be its own fallback")]
+    OwnFallback,
+    #[error("\"{name}\" is listed twice")]
+    DuplicateFallback { name: String },
 }
 
 /// A refused value: its field, as a path from the part being checked
@@ -132,10 +138,46 @@ pub(super) fn registry(raw: RawRegistry) -> Result<Registry, InvalidField> {
         let server = server(name.clone(), raw).map_err(|invalid| invalid.under(&entry))?;
         servers.insert(name, Arc::new(server));
     }
+    for server in servers.values() {
+        check_fallbacks(server, &servers)
+            .map_err(|invalid| invalid.under(&format!("servers.{}", server.name)))?;
+    }
     Ok(Registry {
         tool_separator,
         servers,
     })
+}
+
+/// A server's `fallback` list names other servers of the registry, each
+/// once. Any server may be a fallback, whatever its transport, and may have
+/// fallbacks of its own: those are not followed, so no chain or cycle forms.
+fn check_fallbacks(
+    server: &ServerConfig,
+    servers: &BTreeMap<String, Arc<ServerConfig>>,
+) -> Result<(), InvalidField> {
+    for (index, name) in server.fallback.iter().enumerate() {
+        let field = format!("fallback[{index}]");
+        if *name == server.name {
+            return Err(InvalidField::new(field, Refusal::OwnFallback));
+        }
+        if !servers.contains_key(name) {
+            let known = servers.keys().map(String::as_str).collect::<Vec<_>>();
+            return Err(InvalidField::new(
+                field,
+                Refusal::UnknownFallback {
+                    name: name.clone(),
+                    known: known.join(", "),
+                },
+            ));
+        }
+        if server.fallback[..index].contains(name) {
+            return Err(InvalidField::new(
+                field,
+                Refusal::DuplicateFallback { name: name.clone() },
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn tool_separator(separator: Option<String>) -> Result<String, Refusal> {
@@ -188,6 +230,7 @@ fn server(name: String, raw: RawServer) -> Result<ServerConfig, InvalidField> {
         max_concurrent_calls_per_session,
         retry,
         circuit_breaker,
+        fallback: raw.fallback.unwrap_or_default(),
     })
 }
 
@@ -597,5 +640,43 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn fallback_mistakes_are_refused_naming_the_field() {
+        let two = "servers:\n  a:\n    url: http://a/mcp\n  b:\n    url: http://b/mcp\n";
+        let cases = [
+            (
+                format!("{two}    fallback: [a, c]\n"),
+                "servers.b.fallback[1]: unknown server \"c\"; known: a, b",
+            ),
+            (
+                format!("{two}    fallback: [b]\n"),
+                "servers.b.fallback[0]: a server cannot be its own fallback",
+            ),
+            (
+                format!("{two}    fallback: [a, a]\n"),
+                "servers.b.fallback[1]: \"a\" is listed twice",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                error_of(&text),
+                format!("registry registry.yaml: {expected}"),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fallbacks_may_point_at_each_other_and_differ_in_transport() {
+        let registry = crate::registry::tests::parse(
+            "servers:\n  a:\n    url: http://a/mcp\n    fallback: [b, c]\n  \
+             b:\n    url: http://b/mcp\n    fallback: [a]\n  \
+             c:\n    command: x\n",
+        )
+        .expect("valid registry");
+        let a = registry.server("a").expect("a");
+        assert_eq!(a.fallback, ["b", "c"]);
     }
 }

@@ -34,6 +34,19 @@ pub struct ListedServer {
     /// A stdio server's command name, never its arguments or environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<String>,
+    /// The servers its calls fail over to, in order; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fallback: Vec<ListedFallback>,
+}
+
+/// A fallback of a server.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedFallback {
+    name: String,
+    /// Whether a session over the server needs a credential for the
+    /// fallback too, under the fallback's name: it takes its credential in
+    /// another way than the server, so it cannot be sent the server's.
+    own_credential: bool,
 }
 
 /// The servers a client may choose, and the credential each needs.
@@ -53,6 +66,15 @@ pub async fn list_servers(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError>
                 Endpoint::Stdio(command) => Some(command.name().to_owned()),
                 _ => None,
             },
+            fallback: server
+                .fallback
+                .iter()
+                .filter_map(|name| registry.server(name))
+                .map(|fallback| ListedFallback {
+                    name: fallback.name.clone(),
+                    own_credential: fallback.needs_own_credential_as_fallback_of(server),
+                })
+                .collect(),
         })
         .collect();
     Ok(HttpResponse::Ok().json(RegistryListing {

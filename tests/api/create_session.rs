@@ -287,6 +287,7 @@ async fn a_session_is_shown_without_secrets_and_can_be_deleted() {
             "auth": "bearer",
             "circuit": { "state": "closed", "consecutive_failures": 0 },
             "calls_in_progress": 0,
+            "serving": "huggingface",
         }])
     );
     assert_eq!(shown["expires_at"], Value::Null);

@@ -10,6 +10,7 @@ mod bounds;
 mod cli;
 mod create_session;
 mod curation;
+mod failover;
 mod faults;
 mod hostile;
 mod lifetimes;

@@ -64,24 +64,24 @@ impl McpSession {
         let (routed, outcome) = match self.route_named(kind, name).await {
             Ok(route) => {
                 params.insert("name".into(), Value::String(route.name.clone()));
-                let outcome = self
-                    .send_to_backend(
+                // The slot that answered: the backend's or a fallback's.
+                let (answered, outcome) = self
+                    .send_failing_over(
                         route.backend,
                         kind.use_method().as_str(),
                         params,
                         route.replay,
                         call,
                     )
-                    .await
-                    .and_then(passed_on);
-                (Some((route.backend, route.name)), outcome)
+                    .await;
+                (Some((answered, route.name)), outcome.and_then(passed_on))
             }
             Err(error) => (None, Err(error)),
         };
         if let Some(audited) = audited {
             let routed = routed
                 .as_ref()
-                .map(|(backend, tool)| (self.backends[*backend].name(), tool.as_str()));
+                .map(|(slot, tool)| (slot.name(), tool.as_str()));
             audited.finish(routed, &outcome);
         }
         outcome
@@ -321,18 +321,9 @@ impl McpSession {
         &self,
         listing: Listing,
     ) -> (Vec<(&Arc<BackendSlot>, Listed)>, Vec<(usize, BackendError)>) {
-        let lists = join_all(self.backends.iter().map(|slot| async move {
-            slot.availability(self.timings.recheck_interval)?;
-            let deadline = slot.session.server().timeout * 2;
-            match tokio::time::timeout(deadline, slot.list(listing)).await {
-                Ok(listed) => listed,
-                Err(_) => Err(CallError::Backend(BackendError::Timeout {
-                    server: slot.name().to_owned(),
-                    timeout: deadline,
-                })),
-            }
-        }))
-        .await;
+        let lists =
+            join_all((0..self.backends.len()).map(|index| self.list_failing_over(index, listing)))
+                .await;
         let mut listed = Vec::new();
         let mut failed = Vec::new();
         for (slot, list) in self.backends.iter().zip(lists) {
@@ -347,6 +338,23 @@ impl McpSession {
             }
         }
         (listed, failed)
+    }
+
+    /// One backend session's list, within twice its call timeout.
+    pub(super) async fn list_within_deadline(
+        &self,
+        slot: &Arc<BackendSlot>,
+        listing: Listing,
+    ) -> Result<Listed, CallError> {
+        slot.availability(self.timings.recheck_interval)?;
+        let deadline = slot.session.server().timeout * 2;
+        match tokio::time::timeout(deadline, slot.list(listing)).await {
+            Ok(listed) => listed,
+            Err(_) => Err(CallError::Backend(BackendError::Timeout {
+                server: slot.name().to_owned(),
+                timeout: deadline,
+            })),
+        }
     }
 
     /// Lists the items of `kind` of every available backend and rebuilds

@@ -1,9 +1,11 @@
 //! One client's MCP session on a session URL: its backend sessions, opened
 //! all at once, and the handling of each request. Its parts: `slot`, one
-//! backend and its backend session; `to_client`, the way from backends to
-//! the client outside an answer; `items`, the merged lists and the use of
-//! an item; `listen`, the `subscriptions/listen` streams.
+//! backend and its backend session (and a backend's fallback); `to_client`,
+//! the way from backends to the client outside an answer; `items`, the
+//! merged lists and the use of an item; `listen`, the `subscriptions/listen`
+//! streams; `failover`, the requests that go on to a fallback.
 
+mod failover;
 mod items;
 mod listen;
 mod search_mode;
@@ -25,6 +27,7 @@ use super::error::CallError;
 use super::item_kind::NamedKind;
 use super::paging::Pager;
 use super::payload::Payload;
+use super::serving::Serving;
 use super::subscriptions::Listeners;
 use crate::backend::{
     Attempts, BackendError, BackendSession, Initialized, Relay, Relayed, Replay, Reply,
@@ -33,7 +36,7 @@ use crate::mcp::jsonrpc;
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{stateless, version};
 use crate::traces;
-use slot::{BackendSlot, OpeningGuard, SlotState};
+use slot::{BackendSlot, Fallback, OpeningGuard, SlotState};
 pub use to_client::ClientStream;
 use to_client::Signals;
 
@@ -94,6 +97,18 @@ pub(crate) struct SessionContext {
     pub curation: SharedCuration,
     /// The merged lists it shares with the session's other MCP sessions.
     pub catalogues: Arc<Catalogues>,
+    /// Where it notes which server answered a call: a backend or a fallback.
+    pub serving: Arc<Serving>,
+}
+
+/// The backend sessions of an MCP session, none open yet.
+#[derive(Default)]
+pub(crate) struct BackendSessions {
+    /// One per backend, with the prefix its names get.
+    pub primaries: Vec<(BackendSession, String)>,
+    /// One per fallback of each backend, with that backend's index, in the
+    /// order of its `fallback` list.
+    pub fallbacks: Vec<(usize, BackendSession)>,
 }
 
 /// A client's MCP session.
@@ -102,6 +117,8 @@ pub struct McpSession {
     pub protocol_version: &'static str,
     timings: Timings,
     backends: Vec<Arc<BackendSlot>>,
+    /// The backends' fallbacks; each slot's index follows the backends'.
+    fallbacks: Vec<Fallback>,
     catalogues: Arc<Catalogues>,
     pager: Pager,
     /// Client request id → the backend running it and that backend's id.
@@ -111,6 +128,7 @@ pub struct McpSession {
     /// Where its `tools/call`s are recorded.
     audit: Option<AuditContext>,
     curation: SharedCuration,
+    serving: Arc<Serving>,
 }
 
 impl McpSession {
@@ -119,14 +137,21 @@ impl McpSession {
     /// one slower than `timings.initialize_wait` goes on opening in the background.
     pub(super) async fn open(
         timings: Timings,
-        backends: Vec<(BackendSession, String)>,
+        backends: BackendSessions,
         id: String,
         requested_version: Option<&str>,
         context: SessionContext,
     ) -> (Self, Value) {
         let signals = Arc::new(Signals::default());
         let catalogues = context.catalogues.clone();
+        let fallbacks = Fallback::slots(
+            backends.fallbacks,
+            &backends.primaries,
+            &signals,
+            &catalogues,
+        );
         let slots: Vec<Arc<BackendSlot>> = backends
+            .primaries
             .into_iter()
             .enumerate()
             .map(|(index, (session, prefix))| {
@@ -163,7 +188,14 @@ impl McpSession {
         }
 
         let protocol_version = version::negotiate(requested_version);
-        let mcp_session = McpSession::new(id, protocol_version, timings, slots, signals, context);
+        let mcp_session = McpSession::new(
+            id,
+            protocol_version,
+            timings,
+            (slots, fallbacks),
+            signals,
+            context,
+        );
         let result = json!({
             "protocolVersion": protocol_version,
             "capabilities": capabilities(),
@@ -177,7 +209,7 @@ impl McpSession {
         id: String,
         protocol_version: &'static str,
         timings: Timings,
-        backends: Vec<Arc<BackendSlot>>,
+        (backends, fallbacks): (Vec<Arc<BackendSlot>>, Vec<Fallback>),
         signals: Arc<Signals>,
         context: SessionContext,
     ) -> Self {
@@ -186,6 +218,7 @@ impl McpSession {
             protocol_version,
             timings,
             backends,
+            fallbacks,
             catalogues: context.catalogues,
             pager: Pager::default(),
             in_flight: Mutex::new(HashMap::new()),
@@ -193,6 +226,7 @@ impl McpSession {
             last_seen: Mutex::new(Instant::now()),
             audit: context.audit,
             curation: context.curation,
+            serving: context.serving,
         }
     }
 
@@ -200,6 +234,7 @@ impl McpSession {
     pub fn open_backend_transports(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.backends
             .iter()
+            .chain(self.fallbacks.iter().map(|fallback| &fallback.slot))
             .filter(|slot| matches!(*slot.lock_state(), SlotState::Ready(_)))
             .map(|slot| slot.session.server().endpoint.transport_name())
     }
@@ -255,12 +290,18 @@ impl McpSession {
     }
 
     /// How long a client may consider a merged list fresh: not at all while
-    /// a backend is missing from it, since it may come back any moment.
+    /// a backend is missing from it, since it may come back any moment. A
+    /// backend whose fallback is open is not missing: the fallback listed
+    /// the same items.
     pub fn list_ttl(&self) -> Duration {
-        let all_ready = self
-            .backends
-            .iter()
-            .all(|slot| matches!(&*slot.lock_state(), SlotState::Ready(_)));
+        let ready = |slot: &BackendSlot| matches!(&*slot.lock_state(), SlotState::Ready(_));
+        let all_ready = self.backends.iter().all(|slot| {
+            ready(slot)
+                || self
+                    .fallbacks
+                    .iter()
+                    .any(|fallback| fallback.of == slot.index && ready(&fallback.slot))
+        });
         if all_ready {
             self.timings.list_ttl
         } else {
@@ -336,7 +377,9 @@ impl McpSession {
                 if let Some(reason) = reason {
                     cancellation["reason"] = reason;
                 }
-                let slot = &self.backends[index];
+                let Some(slot) = self.slot(index) else {
+                    return;
+                };
                 if let Err(error) = slot
                     .session
                     .notify(ClientNotification::CANCELLED, Some(&cancellation))
@@ -378,14 +421,16 @@ impl McpSession {
             tracing::debug!("a response to no pending backend request; ignored");
             return;
         };
-        let slot = &self.backends[index];
+        let Some(slot) = self.slot(index) else {
+            return;
+        };
         if let Err(error) = slot.session.respond(backend_id, response.outcome).await {
             tracing::warn!(server = slot.name(), %error, "could not pass the client's answer to the backend");
         }
     }
 
-    /// Sends a request to backend `index`, relaying what it sends meanwhile
-    /// to the client's stream, and keeping the request cancellable.
+    /// Sends a request to backend `index`, or to a fallback of it when the
+    /// backend cannot take it (see [`McpSession::send_failing_over`]).
     async fn send_to_backend(
         &self,
         index: usize,
@@ -394,7 +439,22 @@ impl McpSession {
         replay: Replay,
         call: &ClientCall<'_>,
     ) -> Result<Reply, CallError> {
-        let slot = &self.backends[index];
+        self.send_failing_over(index, method, params, replay, call)
+            .await
+            .1
+    }
+
+    /// Sends a request to one backend session, relaying what the backend
+    /// sends meanwhile to the client's stream, and keeping the request
+    /// cancellable.
+    async fn send_to_slot(
+        &self,
+        slot: &Arc<BackendSlot>,
+        method: &str,
+        params: &Value,
+        replay: Replay,
+        call: &ClientCall<'_>,
+    ) -> Result<Reply, CallError> {
         slot.availability(self.timings.recheck_interval)?;
         let sent_id = Arc::new(AtomicU64::new(0));
         let relay = call.stream.clone().map(|client| Relay {
@@ -405,13 +465,23 @@ impl McpSession {
             sent_id: sent_id.clone(),
         });
         let key = call.id.to_string();
-        self.lock_in_flight().insert(key.clone(), (index, sent_id));
+        self.lock_in_flight()
+            .insert(key.clone(), (slot.index, sent_id));
         let outcome = slot
             .session
-            .request_relaying(method, Some(&Value::Object(params)), replay, relay.as_ref())
+            .request_relaying(method, Some(params), replay, relay.as_ref())
             .await;
         self.lock_in_flight().remove(&key);
         Ok(outcome?)
+    }
+
+    /// The backend session at `index`: a backend's, or past those, a
+    /// fallback's.
+    fn slot(&self, index: usize) -> Option<&Arc<BackendSlot>> {
+        match index.checked_sub(self.backends.len()) {
+            None => self.backends.get(index),
+            Some(fallback) => self.fallbacks.get(fallback).map(|fallback| &fallback.slot),
+        }
     }
 
     /// Opens the client's own stream (its GET): what backends send outside
@@ -437,6 +507,7 @@ impl McpSession {
     pub fn close(&self) {
         self.backends
             .iter()
+            .chain(self.fallbacks.iter().map(|fallback| &fallback.slot))
             .for_each(BackendSlot::close_in_background);
     }
 }
@@ -509,12 +580,13 @@ mod tests {
             "0123456789abcdef0123456789abcdef".into(),
             version::LATEST,
             Timings::default(),
-            slots,
+            (slots, Vec::new()),
             signals,
             SessionContext {
                 audit: None,
                 curation: SharedCuration::default(),
                 catalogues,
+                serving: Arc::new(Serving::new(backends.len())),
             },
         )
     }

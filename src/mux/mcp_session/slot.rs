@@ -1,5 +1,5 @@
 //! One backend of an MCP session: its backend session, whether that is
-//! open, and what the backend sends on its own.
+//! open, and what the backend sends on its own; and a backend's fallback.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +48,10 @@ pub(super) struct BackendSlot {
     /// The MCP session's merged lists, which a change it announces marks
     /// stale.
     pub(super) catalogues: Arc<Catalogues>,
+    /// For a backend's fallback, that backend's name: its items are the
+    /// backend's, so its opening changes no list, and its URIs are shown
+    /// under the backend's name.
+    pub(super) fallback_of: Option<String>,
 }
 
 impl BackendSlot {
@@ -69,6 +73,7 @@ impl BackendSlot {
             listen_later: AtomicBool::new(false),
             signals,
             catalogues,
+            fallback_of: None,
         }
     }
 
@@ -91,12 +96,14 @@ impl BackendSlot {
             self.listen_later.store(true, Ordering::SeqCst);
             if self.signals.answered.load(Ordering::SeqCst) {
                 self.clone().listen_if_pending();
-                tracing::info!(
-                    server = self.name(),
-                    "backend session opened late; its items are announced"
-                );
-                self.catalogues.mark_all_stale();
-                self.signals.announce_lists_changed();
+                if self.fallback_of.is_none() {
+                    tracing::info!(
+                        server = self.name(),
+                        "backend session opened late; its items are announced"
+                    );
+                    self.catalogues.mark_all_stale();
+                    self.signals.announce_lists_changed();
+                }
             }
         }
         *self.lock_state() = match outcome {
@@ -237,7 +244,8 @@ impl BackendSlot {
         if self.prefix.is_empty() {
             uri.to_owned()
         } else {
-            naming::qualify_uri(self.name(), uri)
+            let server = self.fallback_of.as_deref().unwrap_or(self.name());
+            naming::qualify_uri(server, uri)
         }
     }
 
@@ -319,6 +327,64 @@ impl BackendSlot {
             server: self.name().to_owned(),
             reason: reason.to_owned(),
         }
+    }
+}
+
+/// A fallback of one backend of an MCP session: a slot whose backend
+/// session opens on the first request that needs it, and is kept after.
+pub(super) struct Fallback {
+    /// The index of the backend it stands in for.
+    pub(super) of: usize,
+    /// Its place in that backend's `fallback` list, from 1.
+    pub(super) rank: usize,
+    pub(super) slot: Arc<BackendSlot>,
+    /// Set once its backend session was first opened. Afterwards the slot
+    /// opens it again by itself after a failure, as a backend's does.
+    opened: tokio::sync::OnceCell<()>,
+}
+
+impl Fallback {
+    /// The fallbacks of an MCP session's backends, none open: their slots
+    /// are numbered after the backends' and use their backend's prefix.
+    pub(super) fn slots(
+        sessions: Vec<(usize, BackendSession)>,
+        primaries: &[(BackendSession, String)],
+        signals: &Arc<Signals>,
+        catalogues: &Arc<Catalogues>,
+    ) -> Vec<Fallback> {
+        let mut fallbacks: Vec<Fallback> = Vec::with_capacity(sessions.len());
+        for (position, (of, session)) in sessions.into_iter().enumerate() {
+            let prefix = primaries
+                .get(of)
+                .map(|(_, prefix)| prefix.clone())
+                .unwrap_or_default();
+            let mut slot = BackendSlot::new(
+                primaries.len() + position,
+                session,
+                prefix,
+                signals.clone(),
+                catalogues.clone(),
+            );
+            slot.fallback_of = primaries
+                .get(of)
+                .map(|(primary, _)| primary.server().name.clone());
+            let rank = 1 + fallbacks.iter().filter(|earlier| earlier.of == of).count();
+            fallbacks.push(Fallback {
+                of,
+                rank,
+                slot: Arc::new(slot),
+                opened: tokio::sync::OnceCell::new(),
+            });
+        }
+        fallbacks
+    }
+
+    /// Opens its backend session unless it was opened before; one attempt,
+    /// since its backend already spent the call's retries.
+    pub(super) async fn open_once(&self) {
+        self.opened
+            .get_or_init(|| self.slot.clone().open(Attempts::Once))
+            .await;
     }
 }
 

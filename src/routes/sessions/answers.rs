@@ -80,6 +80,10 @@ pub struct SessionServer {
     /// None until a call has been made to the backend.
     pub circuit: Option<CircuitShown>,
     pub calls_in_progress: Option<usize>,
+    /// The server that answered the last call made to this one: itself,
+    /// or one of its `fallback` servers since a call failed over.
+    #[schema(examples("everything"))]
+    pub serving: String,
 }
 
 /// A backend's circuit breaker.

@@ -250,19 +250,42 @@ fn parse_servers(value: Option<Value>, registry: &Registry) -> Result<Vec<String
     Ok(servers)
 }
 
+/// The credentials of a session over `servers`: one for each chosen server
+/// that takes one, and one for each of their fallbacks that takes its
+/// credential in another way than its primary (a fallback that takes it the
+/// same way is sent the primary's).
 fn parse_credentials(
     mut given: Map<String, Value>,
     servers: &[String],
     registry: &Registry,
 ) -> Result<Credentials, ApiError> {
-    if let Some(stray) = given.keys().find(|name| !servers.contains(name)) {
+    // Each server a credential is for, and the primary it stands in for.
+    let mut holders: Vec<(&str, Option<&str>)> =
+        servers.iter().map(|name| (name.as_str(), None)).collect();
+    for name in servers {
+        let Some(server) = registry.server(name) else {
+            continue;
+        };
+        for fallback in &server.fallback {
+            if let Some(config) = registry.server(fallback)
+                && config.needs_own_credential_as_fallback_of(server)
+                && !holders.iter().any(|(held, _)| held == fallback)
+            {
+                holders.push((fallback.as_str(), Some(name.as_str())));
+            }
+        }
+    }
+    if let Some(stray) = given
+        .keys()
+        .find(|name| !holders.iter().any(|(held, _)| held == name))
+    {
         return Err(ApiError::bad_request(
             format!("credentials.{stray}"),
             "names a server that is not in servers",
         ));
     }
     let mut credentials = Credentials::default();
-    for name in servers {
+    for (name, primary) in holders {
         let Some(server) = registry.server(name) else {
             continue;
         };
@@ -278,9 +301,15 @@ fn parse_credentials(
         };
         let object = match given.remove(name) {
             None | Some(Value::Null) => {
+                let why = match primary {
+                    None => format!("server {name:?}"),
+                    Some(primary) => format!(
+                        "server {name:?}, the fallback of {primary:?}, takes its credential in another way and"
+                    ),
+                };
                 return Err(ApiError::bad_request(
                     field,
-                    format!("is required: server {name:?} needs {{\"{credential_field}\": \"…\"}}"),
+                    format!("is required: {why} needs {{\"{credential_field}\": \"…\"}}"),
                 ));
             }
             Some(Value::Object(object)) => object,
@@ -310,7 +339,7 @@ fn parse_credentials(
         if let Some(problem) = header_value_problem(secret) {
             return Err(ApiError::bad_request(secret_field, problem));
         }
-        credentials.insert(name.clone(), SecretString::from(secret.clone()));
+        credentials.insert(name.to_owned(), SecretString::from(secret.clone()));
     }
     Ok(credentials)
 }

@@ -320,9 +320,11 @@ fn describe(session: &Session, mux: &Mux) -> SessionShown {
         servers: session
             .servers
             .iter()
-            .map(|server| {
+            .enumerate()
+            .map(|(index, server)| {
                 let health = mux.backend_health(&server.name);
                 SessionServer {
+                    serving: session.serving(index).unwrap_or(&server.name).to_owned(),
                     name: server.name.clone(),
                     auth: server.auth.type_name(),
                     circuit: health
