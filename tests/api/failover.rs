@@ -437,3 +437,57 @@ async fn a_fallback_gets_the_primarys_credential_unless_it_takes_its_own() {
     );
     assert_eq!(headers_of_calls(&b_copy, "authorization").await, [None]);
 }
+
+#[tokio::test]
+async fn stateless_clients_and_plain_http_calls_fail_over_too() {
+    let replica = spawn_rmcp_backend("replica", None).await;
+    let down = format!("http://127.0.0.1:{}/mcp", unused_port());
+    let app = spawn_app(&failover_registry(&down, "", &replica.url)).await;
+    let session = app.create_session(json!({ "servers": ["primary"] })).await;
+
+    // A request of revision 2026-07-28, standing alone.
+    let answer: Value = app
+        .http
+        .post(app.mcp_url(&session))
+        .header("accept", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "primary__echo")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {
+                "name": "primary__echo", "arguments": { "text": "stateless" },
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        }))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(answer["result"]["content"][0]["text"], "replica: stateless");
+
+    let called: Value = app
+        .http
+        .post(format!(
+            "{}/session/{session}/tools/primary__echo",
+            app.address
+        ))
+        .json(&json!({ "text": "plain" }))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(called["content"][0]["text"], "replica: plain");
+    assert_eq!(
+        app.shown_session(&session).await["servers"][0]["serving"],
+        "replica"
+    );
+    assert!(app.audited(&session, "primary__echo", "replica").await);
+}

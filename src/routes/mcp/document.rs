@@ -21,7 +21,7 @@ pub struct ClientMessage {
     #[schema(examples(1))]
     id: Option<Value>,
     /// `initialize`, `tools/list`, `tools/call`, `notifications/initialized`, …
-    #[schema(examples("tools/list"))]
+    #[schema(examples("ping"))]
     method: Option<String>,
     #[schema(value_type = Option<Object>)]
     params: Option<Value>,
