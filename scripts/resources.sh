@@ -2,7 +2,7 @@
 # Resource run: mcp-mux held to 1,024 open files is flooded with MCP sessions
 # and half-sent request bodies while a bystander session keeps calling a tool;
 # then checks the bystander never failed, /healthz answered, a new session is
-# served within a second and the open files return to the baseline.
+# served (and prints how soon) and the open files return to the baseline.
 #
 #   bash scripts/resources.sh
 #
