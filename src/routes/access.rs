@@ -13,7 +13,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use super::rate_limit::charge_session_rate;
+use super::session_id::SessionPath;
 use super::ui::logins::{self, ConsoleLogins};
+use crate::mux::{Mux, Session};
+use std::sync::Arc;
 
 const ADMIN_CHALLENGE: &str = "Bearer realm=\"mcp-mux admin\"";
 const SESSION_CHALLENGE: &str = "Bearer realm=\"mcp-mux session\"";
@@ -347,6 +351,23 @@ fn is_loopback_name(name: &str) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The session a path names, if the request may use it: with its token,
+/// when it requires one, and within its rate. The token is checked first:
+/// requests without it must not use up the holder's rate.
+pub async fn usable_session(
+    request: &HttpRequest,
+    path: SessionPath<'_>,
+    mux: &Mux,
+) -> Result<Arc<Session>, ApiError> {
+    let session = mux
+        .session(path.id)
+        .await?
+        .ok_or_else(|| path.not_found())?;
+    check_session_token(request, session.token_digest.as_ref())?;
+    charge_session_rate(request, &session, 1)?;
+    Ok(session)
 }
 
 #[cfg(test)]

@@ -14,11 +14,10 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::access::check_session_token;
+use super::access::usable_session;
 use super::body::{read_limited, refuse_unread};
 use super::error::{ApiError, ErrorBody};
 use super::mcp::MAX_MESSAGE_BYTES;
-use super::rate_limit::charge_session_rate;
 use super::session_id::SessionPath;
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::INVALID_PARAMS;
@@ -110,14 +109,7 @@ pub async fn call(
 /// The MCP session that serves the session's plain HTTP calls, once the
 /// request may use the session: with its token, within its rate.
 async fn open(request: &HttpRequest, id: &str, mux: &Mux) -> Result<Arc<McpSession>, ApiError> {
-    let path = SessionPath::parse(id)?;
-    let session = mux
-        .session(path.id)
-        .await?
-        .ok_or_else(|| path.not_found())?;
-    // The token first: requests without it must not use up the holder's rate.
-    check_session_token(request, session.token_digest.as_ref())?;
-    charge_session_rate(request, &session, 1)?;
+    let session = usable_session(request, SessionPath::parse(id)?, mux).await?;
     Ok(mux.stateless_mcp_session(&session).await?)
 }
 

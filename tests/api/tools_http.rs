@@ -81,6 +81,25 @@ async fn a_script_lists_and_calls_the_tools_its_session_shows() {
         refused["message"],
         "body: is not valid JSON (EOF while parsing an object at line 1 column 1)"
     );
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(70), "]".repeat(70));
+    let (status, refused) = call(&app, &session, "alpha__say", &deep).await;
+    assert_eq!(
+        (status, refused),
+        (
+            400,
+            json!({ "error": "bad_request", "field": "body", "message": "body: nests arrays and objects deeper than 64 levels" })
+        )
+    );
+    let huge = format!("{{\"text\":\"{}\"}}", "x".repeat(4 * 1024 * 1024));
+    let (status, refused) = call(&app, &session, "alpha__say", &huge).await;
+    assert_eq!(
+        (status, refused),
+        (
+            413,
+            json!({ "error": "payload_too_large", "message": "request body exceeds 4194304 bytes" })
+        )
+    );
+
     // rmcp answers arguments it cannot read as a tool error.
     let (status, result) = call(&app, &session, "alpha__say", r#"{"text": 5}"#).await;
     assert_eq!(status, 200);

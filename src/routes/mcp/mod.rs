@@ -18,7 +18,7 @@ use answer::{
     Refusal, accepts_event_stream, answer_bytes, answer_response, event_stream, sse_response,
 };
 
-use super::access::check_session_token;
+use super::access::{check_session_token, usable_session};
 use super::body::{read_limited, refuse_unread};
 use super::error::ApiError;
 use super::rate_limit::charge_session_rate;
@@ -401,15 +401,7 @@ async fn find_session(
     path: SessionPath<'_>,
     mux: &Mux,
 ) -> Result<Arc<Session>, Refusal> {
-    let session = mux
-        .session(path.id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| path.not_found())?;
-    // The token first: requests without it must not use up the holder's rate.
-    check_session_token(request, session.token_digest.as_ref())?;
-    charge_session_rate(request, &session, 1)?;
-    Ok(session)
+    Ok(usable_session(request, path, mux).await?)
 }
 
 /// The MCP session a request's `Mcp-Session-Id` names, reopened from the
