@@ -80,9 +80,15 @@ enum SessionsCommand {
     /// List the stored sessions.
     List,
     /// Show one session.
-    Show { id: String },
+    Show {
+        #[arg(value_parser = remote::parse_session_id)]
+        id: uuid::Uuid,
+    },
     /// Delete one session, its credentials and its MCP sessions.
-    Delete { id: String },
+    Delete {
+        #[arg(value_parser = remote::parse_session_id)]
+        id: uuid::Uuid,
+    },
 }
 
 #[derive(Subcommand)]
@@ -355,6 +361,22 @@ fn one_thread_runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// Prints a command's answer and a newline on standard output. A reader
+/// that has gone (`… | head`) ends the command quietly, as Unix tools do,
+/// where `println!` would panic.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", text.trim_end()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mcp-mux: cannot write the answer: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a `sessions` command against the gateway at `--url`.
 fn sessions(args: SessionsArgs) -> ExitCode {
     let gateway = remote::Gateway::new(&args.url, std::env::var("MCP_MUX_ADMIN_TOKEN").ok());
@@ -393,9 +415,9 @@ fn sessions(args: SessionsArgs) -> ExitCode {
                     remote::sessions_table(&sessions)
                 }
             }
-            SessionsCommand::Show { id } => pretty(&gateway.show(&id).await?),
+            SessionsCommand::Show { id } => pretty(&gateway.show(id).await?),
             SessionsCommand::Delete { id } => {
-                let deleted = gateway.delete(&id).await?;
+                let deleted = gateway.delete(id).await?;
                 if args.json {
                     pretty(&deleted)
                 } else {
@@ -405,10 +427,7 @@ fn sessions(args: SessionsArgs) -> ExitCode {
         })
     });
     match printed {
-        Ok(text) => {
-            println!("{}", text.trim_end());
-            ExitCode::SUCCESS
-        }
+        Ok(text) => print_out(&text),
         Err(error) => {
             eprintln!("mcp-mux: {error}");
             ExitCode::FAILURE
@@ -429,15 +448,12 @@ fn check_registry(args: RegistryCheckArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&checks).unwrap_or_default()
-        );
+    let printed = if args.json {
+        print_out(&serde_json::to_string_pretty(&checks).unwrap_or_default())
     } else {
-        println!("{}", check::table(&checks));
-    }
-    if check::all_reachable(&checks) {
+        print_out(&check::table(&checks))
+    };
+    if printed == ExitCode::SUCCESS && check::all_reachable(&checks) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -463,10 +479,7 @@ fn rotate_key(args: RotateKeyArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     match runtime.block_on(mcp_mux::rotation::rotate_key(settings)) {
-        Ok(rotation) => {
-            println!("{rotation}");
-            ExitCode::SUCCESS
-        }
+        Ok(rotation) => print_out(&rotation.to_string()),
         Err(error) => {
             eprintln!("mcp-mux: {error}");
             ExitCode::FAILURE

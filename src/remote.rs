@@ -3,6 +3,7 @@
 //! `MCP_MUX_ADMIN_TOKEN` when the gateway has one).
 
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 /// Why a command did not get its answer.
 #[derive(Debug, thiserror::Error)]
@@ -118,12 +119,14 @@ impl Gateway {
         }
     }
 
-    pub async fn show(&self, id: &str) -> Result<Value, RemoteError> {
+    // Ids are `Uuid`s, never text: a path segment such as `../registry`
+    // would otherwise reach another route of the gateway.
+    pub async fn show(&self, id: Uuid) -> Result<Value, RemoteError> {
         self.call(reqwest::Method::GET, &format!("/session/{id}"), None)
             .await
     }
 
-    pub async fn delete(&self, id: &str) -> Result<Value, RemoteError> {
+    pub async fn delete(&self, id: Uuid) -> Result<Value, RemoteError> {
         self.call(reqwest::Method::DELETE, &format!("/session/{id}"), None)
             .await
     }
@@ -208,9 +211,39 @@ pub fn parse_credential(text: &str) -> Result<(String, String, String), String> 
     Ok((server.to_owned(), field.to_owned(), value.to_owned()))
 }
 
+/// A session id given on the command line: a UUID, nothing else.
+pub fn parse_session_id(text: &str) -> Result<Uuid, String> {
+    Uuid::try_parse(text).map_err(|_| {
+        "a session id is a UUID, such as 0b7c5e2a-4f0d-4c55-9a57-3b1f0e0c9d21".to_owned()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_id_is_a_uuid_and_nothing_else() {
+        let id = "0b7c5e2a-4f0d-4c55-9a57-3b1f0e0c9d21";
+        assert_eq!(
+            parse_session_id(id).map(|id| id.to_string()),
+            Ok(id.to_owned())
+        );
+        for bad in [
+            "",
+            "x/../0b7c5e2a-4f0d-4c55-9a57-3b1f0e0c9d21",
+            "../registry",
+            "0b7c5e2a-4f0d-4c55-9a57-3b1f0e0c9d21/mcp",
+            "0b7c5e2a-4f0d-4c55-9a57-3b1f0e0c9d21?x=1",
+            "%2e%2e",
+        ] {
+            assert_eq!(
+                parse_session_id(bad),
+                Err("a session id is a UUID, such as 0b7c5e2a-4f0d-4c55-9a57-3b1f0e0c9d21".into()),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn a_credential_is_a_server_a_field_and_a_value() {

@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::*;
@@ -377,4 +377,70 @@ async fn an_unknown_otlp_protocol_is_refused_at_start() {
         stderr,
         "mcp-mux: OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf or http/json\n"
     );
+}
+
+#[tokio::test]
+async fn a_session_id_that_is_not_a_uuid_is_refused_before_any_request() {
+    let app = spawn_app(&registry_yaml(&[(
+        "alpha",
+        "http://127.0.0.1:9/mcp",
+        "auth: { type: none }",
+    )]))
+    .await;
+    let id = app.create_session(json!({"servers": ["alpha"]})).await;
+    let other = app.create_session(json!({"servers": ["alpha"]})).await;
+
+    for (command, given) in [
+        ("delete", format!("{other}/../{id}")),
+        ("delete", format!("x/../{id}")),
+        ("show", "../registry".to_owned()),
+        ("show", format!("{id}/mcp")),
+        ("show", format!("{id}?x=1")),
+    ] {
+        let (code, stdout, stderr) = sessions(&app, "", &[command, &given]).await;
+        assert_eq!((code, stdout.as_str()), (Some(2), ""), "{command} {given}");
+        assert_eq!(
+            stderr,
+            format!(
+                "error: invalid value '{given}' for '<ID>': a session id is a UUID, \
+                 such as 0b7c5e2a-4f0d-4c55-9a57-3b1f0e0c9d21\n\n\
+                 For more information, try '--help'.\n"
+            ),
+            "{command} {given}"
+        );
+    }
+    // Both sessions are still there.
+    app.shown_session(&id).await;
+    app.shown_session(&other).await;
+}
+
+#[tokio::test]
+async fn a_sessions_command_whose_reader_has_gone_ends_quietly() {
+    let app = spawn_app(&registry_yaml(&[(
+        "alpha",
+        "http://127.0.0.1:9/mcp",
+        "auth: { type: none }",
+    )]))
+    .await;
+    let id = app.create_session(json!({"servers": ["alpha"]})).await;
+    for args in [vec!["show", id.as_str()], vec!["list"]] {
+        let mut child = mcp_mux()
+            .args(["sessions", "--url", &app.address])
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mcp-mux runs");
+        // The reader goes before the answer is written (`… | head -0`).
+        drop(child.stdout.take());
+        let output = child.wait_with_output().await.expect("mcp-mux ends");
+        assert_eq!(
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{args:?}"
+        );
+    }
 }
