@@ -165,6 +165,11 @@ impl Listeners {
         self.lock().retain(|listener| listener.key != key);
     }
 
+    /// Drops every stream's sender, which ends the stream.
+    pub(super) fn clear(&self) {
+        self.lock().clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }

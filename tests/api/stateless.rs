@@ -676,3 +676,68 @@ async fn a_session_holds_at_most_64_listen_streams() {
         .await
     );
 }
+
+/// Everything a stream still sends until it ends; None if it is still
+/// open after a while (the gateway's keep-alive would hold it forever).
+async fn rest_of_stream(mut stream: reqwest::Response) -> Option<String> {
+    let mut received = Vec::new();
+    let read = async {
+        while let Some(chunk) = stream.chunk().await.expect("readable") {
+            received.extend_from_slice(&chunk);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .ok()?;
+    Some(String::from_utf8_lossy(&received).into_owned())
+}
+
+#[tokio::test]
+async fn deleting_a_session_ends_its_clients_streams_at_once() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = spawn_app(&registry_yaml(&[("alpha", &backend.url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["alpha"] })).await;
+    let url = app.mcp_url(&session);
+
+    let listen = json!({ "notifications": { "toolsListChanged": true } });
+    let mut listening = stateless_post(&url, 7, "subscriptions/listen", listen).await;
+    assert_eq!(listening.status(), 200);
+    let acknowledged = listening.chunk().await.expect("read").expect("an event");
+    assert!(
+        String::from_utf8_lossy(&acknowledged).contains("notifications/subscriptions/acknowledged")
+    );
+    let legacy = app.mcp(&session).await;
+    let own_stream = legacy.open_stream().await;
+    assert_eq!(own_stream.status(), 200);
+
+    let deleted = app
+        .http
+        .delete(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(deleted.status(), 200);
+
+    let listened = rest_of_stream(listening)
+        .await
+        .expect("the listen stream ends with its session");
+    let closing: Value = serde_json::from_str(
+        listened
+            .lines()
+            .find_map(|line| line.strip_prefix("data: "))
+            .expect("a closing answer"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        closing,
+        json!({ "jsonrpc": "2.0", "id": 7, "result": {
+            "resultType": "complete",
+            "_meta": { "io.modelcontextprotocol/subscriptionId": 7 },
+        } })
+    );
+    assert_eq!(
+        rest_of_stream(own_stream).await.as_deref(),
+        Some(""),
+        "the GET stream ends with its session"
+    );
+}

@@ -503,8 +503,10 @@ impl McpSession {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Ends every backend session with DELETE, in the background.
+    /// Ends the client's streams at once, and every backend session with
+    /// DELETE in the background.
     pub fn close(&self) {
+        self.signals.end_streams();
         self.backends
             .iter()
             .chain(self.fallbacks.iter().map(|fallback| &fallback.slot))

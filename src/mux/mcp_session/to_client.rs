@@ -53,6 +53,13 @@ impl Signals {
         }
     }
 
+    /// Ends the client's own stream and its `subscriptions/listen` streams:
+    /// their receivers see the end once the senders are gone.
+    pub(super) fn end_streams(&self) {
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.listeners.clear();
+    }
+
     pub(super) fn has_client_stream(&self) -> bool {
         self.client
             .lock()

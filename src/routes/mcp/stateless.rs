@@ -244,8 +244,10 @@ async fn listen(
                 let bytes = serde_json::to_vec(&first).unwrap_or_default();
                 return Some((sse_event(&bytes), (None, subscription, stopping, id, false)));
             }
+            // The receiver ends when its MCP session does (the session was
+            // deleted, say): the stream closes as it does when the node stops.
             let next = tokio::select! {
-                message = subscription.receiver.recv() => Some(message?),
+                message = subscription.receiver.recv() => message,
                 _ = stopping.wait_for(|stopping| *stopping) => None,
                 _ = tokio::time::sleep(KEEP_ALIVE) => Some(Vec::new()),
             };
