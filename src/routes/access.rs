@@ -1,23 +1,29 @@
 //! Who may reach what. Every request: its `Host` (and the authority of an
-//! absolute-form target) and any `Origin` must be on the allow-lists
-//! (loopback by default), against DNS rebinding. Management routes: the
-//! admin token, when one is set. The console (`/ui`): the admin token, or
-//! a console login made with it, and an `Origin` on its forms. The session
-//! token, which a session may require on its MCP endpoint, is checked there
-//! (`routes::mcp`).
+//! absolute-form target) and any `Origin`, each parsed strictly, must be on
+//! the allow-lists (loopback by default), against DNS rebinding.
+//! Management routes: the admin token, when one is set, with wrong tokens
+//! slowed down per address (`throttle.rs`). The console (`/ui`): the admin
+//! token, or a console login made with it; its forms come from its own
+//! origin with their form token. The session token, which a session may
+//! require, is checked before a body is read and again where the session
+//! is used.
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::rate_limit::charge_session_rate;
+use super::rate_limit::{charge_session_rate, retry_after_secs};
+pub use super::secrets::{random_token, same_secret, token_digest};
 use super::session_id::SessionPath;
+use super::throttle::Throttle;
+use super::ui::form_token::{FormCheck, FormToken};
 use super::ui::logins::{self, ConsoleLogins};
 use crate::mux::{Mux, Session};
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 const ADMIN_CHALLENGE: &str = "Bearer realm=\"mcp-mux admin\"";
 const SESSION_CHALLENGE: &str = "Bearer realm=\"mcp-mux session\"";
@@ -36,7 +42,11 @@ pub struct Access {
     /// Where clients reach the gateway, when it is not the address they
     /// connect to (behind a proxy, say): session URLs are built on it.
     public_url: Option<url::Url>,
+    /// The origin of `public_url`: the console's forms may come from it.
+    public_origin: Option<Origin>,
     console_logins: ConsoleLogins,
+    /// Wrong admin tokens by address.
+    throttle: Throttle,
 }
 
 /// Who the guard let into a console page.
@@ -68,10 +78,15 @@ impl Access {
         origins: &[String],
         public_url: Option<url::Url>,
     ) -> Self {
+        let public_origin = public_url
+            .as_ref()
+            .and_then(|url| parse_origin(&url.origin().ascii_serialization()));
         Access {
             admin_token,
             public_url,
+            public_origin,
             console_logins: ConsoleLogins::default(),
+            throttle: Throttle::default(),
             hosts: hosts
                 .iter()
                 .map(|host| host.trim().to_ascii_lowercase())
@@ -87,55 +102,85 @@ impl Access {
         host_name(host).is_some_and(|name| is_loopback_name(&name) || self.hosts.contains(&name))
     }
 
+    /// A present `Origin`: parsed strictly (an `http` or `https` origin
+    /// whose host passes as a `Host` would), then loopback or listed.
     fn origin_allowed(&self, origin: &str) -> bool {
-        let parsed = url::Url::parse(origin).ok();
-        let loopback = parsed.as_ref().is_some_and(|url| match url.host() {
-            Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        });
-        loopback || {
-            let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-            self.origins.contains(&origin)
-        }
+        parse_origin(origin).is_some_and(|parsed| {
+            is_loopback_name(&parsed.host) || self.origins.contains(&origin.to_ascii_lowercase())
+        })
     }
 
     /// The admin token, when one is set.
     pub fn check_admin(&self, request: &HttpRequest) -> Result<(), ApiError> {
-        let Some(expected) = &self.admin_token else {
+        if self.admin_token.is_none() {
             return Ok(());
-        };
+        }
         match bearer_token(request) {
             None => Err(ApiError::Unauthorized {
                 challenge: ADMIN_CHALLENGE,
                 message: "this route needs Authorization: Bearer <admin token>",
             }),
-            Some(presented) if same_secret(presented, expected.expose_secret()) => Ok(()),
-            Some(_) => Err(ApiError::Unauthorized {
+            Some(presented) => self.check_admin_token(request, presented),
+        }
+    }
+
+    /// A presented admin token, unless its address must wait after wrong
+    /// ones: then it is not even looked at, so that the refusal tells a
+    /// right guess from a wrong one no sooner than the wait allows.
+    fn check_admin_token(&self, request: &HttpRequest, presented: &str) -> Result<(), ApiError> {
+        let Some(expected) = &self.admin_token else {
+            return Ok(());
+        };
+        let address = client_address(request);
+        if let Some(wait) = address.and_then(|ip| self.throttle.wait(ip, Instant::now())) {
+            return Err(ApiError::TooManyRequests {
+                retry_after: retry_after_secs(wait),
+                what: "wrong admin tokens from this address",
+            });
+        }
+        if same_secret(presented, expected.expose_secret()) {
+            if let Some(ip) = address {
+                self.throttle.succeed(ip);
+            }
+            Ok(())
+        } else {
+            if let Some(ip) = address {
+                self.throttle.fail(ip, Instant::now());
+            }
+            Err(ApiError::Unauthorized {
                 challenge: ADMIN_CHALLENGE,
                 message: "the admin token is wrong",
-            }),
+            })
         }
     }
 
     /// A console page: the admin token, or a console login, when an admin
-    /// token is set. A browser's form must also pass [`Self::check_console_form`].
-    pub fn check_console(&self, request: &HttpRequest) -> Result<ConsoleCaller, ApiError> {
+    /// token is set; and what its forms must carry. A browser's form must
+    /// also pass [`Self::check_console_form`].
+    pub fn check_console(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<(ConsoleCaller, FormCheck), ApiError> {
         if self.admin_token.is_none() {
             self.check_console_form(request)?;
-            return Ok(ConsoleCaller::Open);
+            return Ok((
+                ConsoleCaller::Open,
+                FormCheck::Token(FormToken::process().clone()),
+            ));
         }
         if bearer_token(request).is_some() {
             // A browser never sends this header by itself: no form check.
-            return self.check_admin(request).map(|()| ConsoleCaller::Bearer);
+            return self
+                .check_admin(request)
+                .map(|()| (ConsoleCaller::Bearer, FormCheck::NotNeeded));
         }
-        match logins::cookie(request) {
-            Some(token) if self.console_logins.is_open(&token_digest(token)) => {
+        let cookie = logins::cookie(request);
+        match cookie.and_then(|token| self.console_logins.form_token(&token_digest(token))) {
+            Some(form_token) => {
                 self.check_console_form(request)?;
-                Ok(ConsoleCaller::Login)
+                Ok((ConsoleCaller::Login, FormCheck::Token(form_token)))
             }
-            Some(_) => Err(ApiError::Unauthorized {
+            None if cookie.is_some() => Err(ApiError::Unauthorized {
                 challenge: ADMIN_CHALLENGE,
                 message: "the console login has expired; log in again",
             }),
@@ -146,41 +191,85 @@ impl Access {
         }
     }
 
-    /// A browser's form (any method but GET and HEAD) must say where it
-    /// comes from: with the `Origin` on the allow-list (checked before this)
-    /// and the cookie `SameSite=Strict`, another site cannot forge one.
-    /// Browsers send `Origin` on every form POST.
+    /// What the login form and the logout button must carry: the form
+    /// token of the login being ended, or else the one of forms shown
+    /// without a login. Logging out of no open login ends nothing.
+    pub fn login_form_check(&self, request: &HttpRequest, logging_out: bool) -> FormCheck {
+        if !logging_out {
+            return FormCheck::Token(FormToken::process().clone());
+        }
+        let login = logins::cookie(request)
+            .and_then(|token| self.console_logins.form_token(&token_digest(token)));
+        login.map_or(FormCheck::NotNeeded, FormCheck::Token)
+    }
+
+    /// A browser's form (any method but GET and HEAD) must come from the
+    /// console's own origin: scheme, host and port. `SameSite=Strict` does
+    /// not tell the ports of one host apart, and every loopback origin
+    /// passes the allow-list, so a page on another port of the same host
+    /// would pass both. Browsers send `Origin` on every form POST; the form
+    /// token (`ui::form_token`) is checked once the form is read.
     pub fn check_console_form(&self, request: &HttpRequest) -> Result<(), ApiError> {
         let reads = matches!(
             *request.method(),
             actix_web::http::Method::GET | actix_web::http::Method::HEAD
         );
-        if reads || request.headers().contains_key(header::ORIGIN) {
+        if reads {
+            return Ok(());
+        }
+        let Some(origin) = request.headers().get(header::ORIGIN) else {
+            return Err(ApiError::Forbidden {
+                reason: "a console form must carry an Origin header; send it from the console",
+            });
+        };
+        let origin = origin.to_str().ok().and_then(parse_origin);
+        if origin.is_some_and(|origin| self.is_own_origin(request, &origin)) {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                reason: "a console form must carry an Origin header; send it from the console",
+                reason: "a console form must come from the console's own origin",
             })
         }
     }
 
+    /// Whether `origin` is where the console is served: plain HTTP on the
+    /// `Host` the request came to (the gateway serves no TLS itself), or
+    /// the public URL's origin (behind an HTTPS proxy, say).
+    fn is_own_origin(&self, request: &HttpRequest, origin: &Origin) -> bool {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        let on_host = host
+            .and_then(|host| parse_authority(host.trim()))
+            .is_some_and(|(name, port)| {
+                *origin
+                    == Origin {
+                        scheme: "http",
+                        host: name,
+                        port: port.unwrap_or(80),
+                    }
+            });
+        on_host || self.public_origin.as_ref() == Some(origin)
+    }
+
     /// Opens a console login for the admin token typed into the login
     /// form: the token for the cookie, or None when no admin token is set
-    /// (the console needs no login then).
-    pub fn log_in_to_console(&self, presented: &str) -> Result<Option<String>, ApiError> {
-        let Some(expected) = &self.admin_token else {
+    /// (the console needs no login then). Wrong tokens are slowed down as
+    /// on every route that takes the admin token.
+    pub fn log_in_to_console(
+        &self,
+        request: &HttpRequest,
+        presented: &str,
+    ) -> Result<Option<String>, ApiError> {
+        if self.admin_token.is_none() {
             return Ok(None);
-        };
-        if same_secret(presented.trim(), expected.expose_secret()) {
-            let token = random_token("mmc_");
-            self.console_logins.open(token_digest(&token));
-            Ok(Some(token))
-        } else {
-            Err(ApiError::Unauthorized {
-                challenge: ADMIN_CHALLENGE,
-                message: "the admin token is wrong",
-            })
         }
+        self.check_admin_token(request, presented.trim())?;
+        let token = random_token("mmc_");
+        self.console_logins.open(token_digest(&token));
+        Ok(Some(token))
     }
 
     /// Ends the console login of a request's cookie, if any.
@@ -223,10 +312,12 @@ impl Access {
         {
             return Err(host_refused());
         }
-        if let Some(origin) = request.headers().get(header::ORIGIN)
-            && !origin
-                .to_str()
-                .is_ok_and(|origin| self.origin_allowed(origin))
+        let mut origins = request.headers().get_all(header::ORIGIN);
+        if let Some(origin) = origins.next()
+            && (origins.next().is_some()
+                || !origin
+                    .to_str()
+                    .is_ok_and(|origin| self.origin_allowed(origin)))
         {
             return Err(ApiError::Forbidden {
                 reason: "Origin not allowed",
@@ -283,18 +374,6 @@ pub fn new_session_token() -> String {
     random_token("mmx_")
 }
 
-/// 256 random bits, URL-safe, after `prefix`.
-pub fn random_token(prefix: &str) -> String {
-    use aes_gcm::aead::rand_core::RngCore;
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    aes_gcm::aead::OsRng.fill_bytes(&mut bytes);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
     let value = request
@@ -309,41 +388,78 @@ pub fn bearer_token(request: &HttpRequest) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-/// SHA-256 of a token: what the store keeps of a session token.
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// Compares two secrets in constant time: their digests, so that neither
-/// the contents nor the length of the expected one leaks through timing.
-pub fn same_secret(presented: &str, expected: &str) -> bool {
-    token_digest(presented)
-        .ct_eq(&token_digest(expected))
-        .into()
-}
-
-/// The host of a `Host` value (`name[:port]` or `[ipv6][:port]`),
-/// lowercase, without port or brackets; None for anything else, such as
-/// `[::1]evil.com`, an empty port, or characters no host name has.
+/// The host of a `Host` value, lowercase, without port or brackets; see
+/// [`parse_authority`].
 fn host_name(host: &str) -> Option<String> {
-    let host = host.trim().to_ascii_lowercase();
-    let is_port = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-    if let Some(rest) = host.strip_prefix('[') {
+    parse_authority(host.trim()).map(|(name, _)| name)
+}
+
+/// A `Host` value (`name[:port]` or `[ipv6][:port]`) as its host, lowercase
+/// and without brackets (an IPv6 address spelt canonically), and its port
+/// if it has one; None for anything else, such as `[::1]evil.com`, an empty
+/// or oversized port, a user (`a@b`), a path, or characters no host name
+/// has. Names are compared as written: `127.1` or `0x7f.1` are no loopback
+/// address.
+fn parse_authority(authority: &str) -> Option<(String, Option<u16>)> {
+    let authority = authority.to_ascii_lowercase();
+    let port = |port: &str| {
+        (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| port.parse::<u16>().ok())
+            .flatten()
+    };
+    if let Some(rest) = authority.strip_prefix('[') {
         let (address, after) = rest.split_once(']')?;
-        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
-        return (port_ok && address.parse::<std::net::Ipv6Addr>().is_ok())
-            .then(|| address.to_owned());
+        let address = address.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            after => Some(port(after.strip_prefix(':')?)?),
+        };
+        return Some((address.to_string(), port));
     }
-    let name = match host.split_once(':') {
-        Some((name, port)) if is_port(port) => name,
-        Some(_) => return None,
-        None => host.as_str(),
+    let (name, port) = match authority.split_once(':') {
+        Some((name, digits)) => (name, Some(port(digits)?)),
+        None => (authority.as_str(), None),
     };
     let valid = !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    valid.then(|| name.to_owned())
+    valid.then(|| (name.to_owned(), port))
+}
+
+/// An `Origin` value (RFC 6454): a scheme, a host and a port, no more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    scheme: &'static str,
+    host: String,
+    /// The scheme's default when none is written.
+    port: u16,
+}
+
+/// An `Origin` value, parsed as strictly as `Host`: `http` or `https`,
+/// `://`, then what [`parse_authority`] takes. `null`, a user, a path
+/// (even `/`), a query and any other scheme are None.
+fn parse_origin(origin: &str) -> Option<Origin> {
+    let (scheme, authority) = origin.split_once("://")?;
+    let (scheme, default_port) = if scheme.eq_ignore_ascii_case("http") {
+        ("http", 80)
+    } else if scheme.eq_ignore_ascii_case("https") {
+        ("https", 443)
+    } else {
+        return None;
+    };
+    let (host, port) = parse_authority(authority)?;
+    Some(Origin {
+        scheme,
+        host,
+        port: port.unwrap_or(default_port),
+    })
+}
+
+/// The address a request came from, as the socket says: forwarded headers
+/// are not trusted (any client may send them).
+fn client_address(request: &HttpRequest) -> Option<IpAddr> {
+    request.peer_addr().map(|peer| peer.ip())
 }
 
 fn is_loopback_name(name: &str) -> bool {
@@ -351,6 +467,33 @@ fn is_loopback_name(name: &str) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A session the guard looked up, kept in the request's extensions so that
+/// the handler need not look again (None: there is no such session).
+#[derive(Clone)]
+struct LookedUp(uuid::Uuid, Option<Arc<Session>>);
+
+/// The session token of the session a path names, before the body is read:
+/// a client without it gets its 401 at once, not after sending (or failing
+/// to send) a whole body. A path that names no session, or a store that
+/// does not answer, is left to the handler.
+pub async fn check_session_token_first(
+    request: &HttpRequest,
+    raw_id: &str,
+    mux: &Mux,
+) -> Result<(), ApiError> {
+    let Ok(path) = SessionPath::parse(raw_id) else {
+        return Ok(());
+    };
+    let Ok(session) = mux.session(path.id).await else {
+        return Ok(());
+    };
+    if let Some(session) = &session {
+        check_session_token(request, session.token_digest.as_ref())?;
+    }
+    request.extensions_mut().insert(LookedUp(path.id, session));
+    Ok(())
 }
 
 /// The session a path names, if the request may use it: with its token,
@@ -361,10 +504,16 @@ pub async fn usable_session(
     path: SessionPath<'_>,
     mux: &Mux,
 ) -> Result<Arc<Session>, ApiError> {
-    let session = mux
-        .session(path.id)
-        .await?
-        .ok_or_else(|| path.not_found())?;
+    let looked_up = request
+        .extensions()
+        .get::<LookedUp>()
+        .filter(|looked_up| looked_up.0 == path.id)
+        .cloned();
+    let session = match looked_up {
+        Some(LookedUp(_, session)) => session,
+        None => mux.session(path.id).await?,
+    };
+    let session = session.ok_or_else(|| path.not_found())?;
     check_session_token(request, session.token_digest.as_ref())?;
     charge_session_rate(request, &session, 1)?;
     Ok(session)
@@ -413,6 +562,69 @@ mod tests {
         assert!(access.origin_allowed("https://app.example.com"));
         assert!(!access.origin_allowed("https://app.example.com.evil"));
         assert!(!access.origin_allowed("null"));
+        for refused in [
+            "http://a@localhost:3000",
+            "http://localhost:3000/",
+            "http://localhost:3000/x",
+            "http://127.1",
+            "http://0x7f.1",
+            "http://2130706433",
+            "http://[::1]x",
+            "http://localhost:",
+            "http://localhost:65536",
+            "file://localhost",
+            "https://app.example.com/",
+        ] {
+            assert!(!access.origin_allowed(refused), "{refused}");
+        }
+        assert!(access.origin_allowed("HTTP://[::1]:8000"));
+    }
+
+    #[test]
+    fn an_origin_is_a_scheme_a_host_and_a_port_with_the_default_filled_in() {
+        let origin = |scheme, host: &str, port| Origin {
+            scheme,
+            host: host.to_owned(),
+            port,
+        };
+        assert_eq!(
+            parse_origin("http://LocalHost"),
+            Some(origin("http", "localhost", 80))
+        );
+        assert_eq!(
+            parse_origin("https://[0:0:0:0:0:0:0:1]:8443"),
+            Some(origin("https", "::1", 8443))
+        );
+        assert_eq!(parse_origin("http://127.0.0.1:8000/"), None);
+    }
+
+    #[test]
+    fn a_console_form_comes_from_the_host_it_was_sent_to_or_the_public_url() {
+        let access = Access::new(
+            None,
+            &[],
+            &[],
+            Some(url::Url::parse("https://mux.example.com/").expect("a URL")),
+        );
+        let to = |host: &str| {
+            actix_web::test::TestRequest::default()
+                .insert_header((header::HOST, host))
+                .to_http_request()
+        };
+        let own = |request: &HttpRequest, origin: &str| {
+            access.is_own_origin(request, &parse_origin(origin).expect("an origin"))
+        };
+        let request = to("127.0.0.1:8000");
+        assert!(own(&request, "http://127.0.0.1:8000"));
+        assert!(own(&request, "https://mux.example.com"));
+        assert!(!own(&request, "http://127.0.0.1:8001"));
+        assert!(!own(&request, "https://127.0.0.1:8000"));
+        assert!(!own(&request, "http://localhost:8000"));
+        let request = to("localhost");
+        assert!(own(&request, "http://localhost:80"));
+        assert!(!own(&request, "https://localhost"));
+        let request = to("[::1]:8000");
+        assert!(own(&request, "http://[0::1]:8000"));
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, dev, web};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
 /// How long a client may take to send a whole request body, like nginx's
 /// `client_body_timeout`, but for the whole body: a trickle of one byte at
@@ -25,9 +25,9 @@ impl Default for BodyTimeout {
 
 /// Reads the whole body, refusing more than `limit` bytes or a body that
 /// takes longer than the gateway's [`BodyTimeout`].
-pub async fn read_limited(
+pub async fn read_limited<E>(
     request: &HttpRequest,
-    payload: &mut web::Payload,
+    payload: &mut (impl Stream<Item = Result<Bytes, E>> + Unpin),
     limit: usize,
 ) -> Result<web::BytesMut, BodyError> {
     let BodyTimeout(timeout) = request
@@ -55,7 +55,7 @@ pub async fn read_limited(
 /// before reading the next request, and a body that never ends would hold
 /// the connection forever; holding the payload until the refusal is sent
 /// makes it close instead.
-pub fn refuse_unread(response: HttpResponse, unread: web::Payload) -> HttpResponse {
+pub fn refuse_unread(response: HttpResponse, unread: dev::Payload) -> HttpResponse {
     let mut response = response.map_body(|_, body| {
         let bytes = body.try_into_bytes().unwrap_or_default();
         ClosingBody {
@@ -72,7 +72,7 @@ pub fn refuse_unread(response: HttpResponse, unread: web::Payload) -> HttpRespon
 /// A whole body that holds the request's unread payload while it is sent.
 struct ClosingBody {
     bytes: Option<Bytes>,
-    _unread: web::Payload,
+    _unread: dev::Payload,
 }
 
 impl MessageBody for ClosingBody {

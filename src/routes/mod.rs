@@ -10,6 +10,7 @@ pub mod access;
 mod body;
 mod client_configs;
 pub mod error;
+mod headers;
 mod health;
 mod mcp;
 mod metrics;
@@ -17,8 +18,10 @@ mod openapi;
 pub mod rate_limit;
 mod registry;
 mod route;
+mod secrets;
 mod session_id;
 mod sessions;
+mod throttle;
 mod tools;
 mod ui;
 
@@ -26,6 +29,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Resource, ResponseError, web};
 
@@ -103,43 +107,24 @@ fn mount(config: &mut web::ServiceConfig, route: Route) {
     config.service(resource.wrap(from_fn(move |request, next| guard(route, request, next))));
 }
 
-/// The checks every matched route passes before its handler runs: not while
-/// the gateway stops (503 with `Retry-After`: requests already running
-/// finish, new ones come back after the restart; the probes still answer),
-/// Host and Origin, the admin token on management routes, and the admin
-/// token or a console login on the console.
+/// The checks every matched route passes before its handler runs, all
+/// before its body is read: not while the gateway stops (503 with
+/// `Retry-After`: requests already running finish, new ones come back
+/// after the restart; the probes still answer), Host and Origin, the admin
+/// token on management routes, the admin token or a console login on the
+/// console, and a session's token on its routes. Then a console form is
+/// read and its form token checked. Every answer gets the safe headers.
 async fn guard(
     route: Route,
     request: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     request.extensions_mut().insert(route);
-    // The probes answer while the gateway stops: /readyz says it is
-    // stopping, /healthz that the process still lives.
-    let stopping = !matches!(route.kind(), RouteKind::Public)
-        && request
-            .app_data::<web::Data<crate::mux::Mux>>()
-            .is_some_and(|mux| mux.is_stopping());
-    let refused = if stopping {
-        Err(ApiError::ShuttingDown)
-    } else {
-        match request.app_data::<web::Data<Access>>() {
-            Some(access) => access
-                .check_host_and_origin(request.request())
-                .and_then(|()| match route.kind() {
-                    RouteKind::Management => access.check_admin(request.request()),
-                    RouteKind::Console => access
-                        .check_console(request.request())
-                        .map(|caller| request.extensions_mut().insert(caller))
-                        .map(drop),
-                    RouteKind::ConsoleLogin => access.check_console_form(request.request()),
-                    RouteKind::Public | RouteKind::Mcp | RouteKind::SessionTools => Ok(()),
-                }),
-            None => Ok(()),
-        }
-    };
-    let answered = match refused {
-        Ok(()) => next.call(request).await?,
+    let mut answered = match admit(route, &request).await {
+        Ok(()) => match ui::form::read_console_form(route, request).await {
+            Ok(request) => next.call(request).await?,
+            Err(refused) => refused,
+        },
         Err(error) => {
             let response = match route.kind() {
                 RouteKind::Mcp => mcp::refusal_response(error),
@@ -148,9 +133,10 @@ async fn guard(
                     error.error_response()
                 }
             };
-            request.into_response(response)
+            refuse_before_body(request, response)
         }
     };
+    headers::add_safe_headers(answered.response_mut().headers_mut());
     let status = answered.status();
     if (status.is_client_error() || status.is_server_error())
         && let Some(mux) = answered.request().app_data::<web::Data<crate::mux::Mux>>()
@@ -166,6 +152,60 @@ async fn guard(
     Ok(answered)
 }
 
+/// Whether the request may reach its route's handler; see [`guard`].
+async fn admit(route: Route, request: &ServiceRequest) -> Result<(), ApiError> {
+    let mux = request.app_data::<web::Data<crate::mux::Mux>>();
+    // The probes answer while the gateway stops: /readyz says it is
+    // stopping, /healthz that the process still lives.
+    if !matches!(route.kind(), RouteKind::Public) && mux.is_some_and(|mux| mux.is_stopping()) {
+        return Err(ApiError::ShuttingDown);
+    }
+    let Some(access) = request.app_data::<web::Data<Access>>() else {
+        return Ok(());
+    };
+    access.check_host_and_origin(request.request())?;
+    match route.kind() {
+        RouteKind::Management => access.check_admin(request.request()),
+        RouteKind::Console => {
+            let (caller, form_check) = access.check_console(request.request())?;
+            request.extensions_mut().insert(caller);
+            request.extensions_mut().insert(form_check);
+            Ok(())
+        }
+        RouteKind::ConsoleLogin => {
+            access.check_console_form(request.request())?;
+            let form_check =
+                access.login_form_check(request.request(), route == Route::ConsoleLogout);
+            request.extensions_mut().insert(form_check);
+            Ok(())
+        }
+        RouteKind::Mcp | RouteKind::SessionTools => match (mux, request.match_info().get("id")) {
+            (Some(mux), Some(id)) => {
+                access::check_session_token_first(request.request(), id, mux).await
+            }
+            _ => Ok(()),
+        },
+        RouteKind::Public => Ok(()),
+    }
+}
+
+/// A refusal answered before the request's body was read: when one is on
+/// its way, the connection closes after the answer rather than wait for a
+/// body that may never end.
+fn refuse_before_body(request: ServiceRequest, response: HttpResponse) -> ServiceResponse<BoxBody> {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    if has_body {
+        let (request, payload) = request.into_parts();
+        ServiceResponse::new(request, body::refuse_unread(response, payload))
+    } else {
+        request.into_response(response)
+    }
+}
+
 /// Any path no route serves: 404, once Host and Origin pass.
 async fn not_found(request: HttpRequest) -> HttpResponse {
     if let Some(access) = request.app_data::<web::Data<Access>>()
@@ -173,10 +213,12 @@ async fn not_found(request: HttpRequest) -> HttpResponse {
     {
         return refused.error_response();
     }
-    ApiError::NotFound {
+    let mut response = ApiError::NotFound {
         message: "no such route".into(),
     }
-    .error_response()
+    .error_response();
+    headers::add_safe_headers(response.headers_mut());
+    response
 }
 
 async fn method_not_allowed(allow: &'static str) -> HttpResponse {

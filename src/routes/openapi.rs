@@ -235,7 +235,25 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
             .entry(status.to_owned())
             .or_insert_with(|| response.build().into());
     };
-    add("403", "The `Host` or `Origin` is not allowed", None);
+    let forbidden = match kind {
+        RouteKind::Console | RouteKind::ConsoleLogin => {
+            "The `Host` or `Origin` is not allowed; or a form is not from the console's own origin, or lacks its form token"
+        }
+        RouteKind::Public | RouteKind::Management | RouteKind::Mcp | RouteKind::SessionTools => {
+            "The `Host` or `Origin` is not allowed"
+        }
+    };
+    add("403", forbidden, None);
+    if matches!(
+        kind,
+        RouteKind::Management | RouteKind::Console | RouteKind::ConsoleLogin
+    ) {
+        add(
+            "429",
+            "Too many wrong admin tokens from this address: no token of it is looked at until the wait is over",
+            Some(("Retry-After", "Seconds to wait")),
+        );
+    }
     let token_missing = match kind {
         RouteKind::Public | RouteKind::ConsoleLogin => None,
         RouteKind::Management => Some("The admin token is missing or wrong"),

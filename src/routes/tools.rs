@@ -86,7 +86,7 @@ pub async fn call(
         Err(error) => {
             return Ok(refuse_unread(
                 ApiError::from(error).error_response(),
-                payload,
+                payload.into_inner(),
             ));
         }
     };

@@ -244,7 +244,8 @@ async fn a_session_token_is_shown_once_and_guards_the_mcp_endpoint() {
         let body: Value = refused.json().await.expect("JSON");
         assert_eq!(
             body,
-            json!({ "jsonrpc": "2.0", "id": 1, "error": { "code": -32600, "message": message } })
+            json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32600, "message": message } }),
+            "refused before the body (and its id) is read"
         );
     }
     let get = app
@@ -314,4 +315,281 @@ async fn a_host_off_the_allow_list_is_refused_on_every_route() {
         .await
         .expect("answer");
     assert_eq!(listed.status(), 200, "a listed host passes");
+}
+
+/// Spellings of an `Origin` that a loose parser would take for loopback.
+fn malformed_origins(port: &str) -> Vec<String> {
+    vec![
+        format!("http://user@127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}@evil.example"),
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://127.0.0.1:{port}/ui"),
+        format!("http://127.0.0.1:{port}?x=1"),
+        format!("http://127.0.0.1:{port}#x"),
+        format!("http://127.1:{port}"),
+        format!("http://0x7f.1:{port}"),
+        format!("http://0x7f000001:{port}"),
+        format!("http://2130706433:{port}"),
+        format!("http://0177.0.0.1:{port}"),
+        format!("http://localhost.:{port}"),
+        format!("http://[::1]evil:{port}"),
+        format!("http://[0:0:0:0:0:0:0:1]x"),
+        "http://127.0.0.1:".to_owned(),
+        "http://127.0.0.1:99999".to_owned(),
+        format!("http:127.0.0.1:{port}"),
+        format!("ftp://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{port}, http://127.0.0.1:{port}"),
+        "null".to_owned(),
+    ]
+}
+
+/// A request's status and refusal message, whatever the route kind's body:
+/// JSON, JSON-RPC or a console page.
+fn refusal_message(answer: &RawAnswer) -> String {
+    if answer.body.starts_with("<!doctype html>") {
+        return answer
+            .body
+            .split("<p class=\"error\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</p>").next())
+            .unwrap_or_default()
+            .to_owned();
+    }
+    let body = answer.json();
+    body["message"]
+        .as_str()
+        .or_else(|| body["error"]["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_malformed_origin_is_refused_on_every_route_kind_as_a_malformed_host_is() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = app_with_admin_token(&registry_yaml(&[("alpha", &backend.url, "")])).await;
+    let created: Value = app
+        .http
+        .post(format!("{}/create-session", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "servers": ["alpha"] }))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let session = created["session_id"].as_str().expect("id");
+    let port = app.address.rsplit(':').next().expect("a port").to_owned();
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let authorization = format!("Authorization: Bearer {ADMIN_TOKEN}");
+    let routes = [
+        ("POST", format!("/session/{session}/mcp"), ping),
+        (
+            "POST",
+            format!("/session/{session}/tools/alpha__echo"),
+            "{}",
+        ),
+        ("GET", "/healthz".to_owned(), ""),
+        ("GET", "/registry".to_owned(), ""),
+        ("GET", "/ui".to_owned(), ""),
+        ("POST", "/ui/login".to_owned(), "token=x"),
+    ];
+    let send = |method: &str, path: &str, origins: &[&str], body: &str| {
+        let mut lines = vec![
+            format!("{method} {path} HTTP/1.1"),
+            format!("Host: 127.0.0.1:{port}"),
+            "Connection: close".to_owned(),
+            authorization.clone(),
+            "Content-Type: application/json".to_owned(),
+            "Accept: application/json, text/event-stream".to_owned(),
+            format!("Content-Length: {}", body.len()),
+        ];
+        lines.extend(origins.iter().map(|origin| format!("Origin: {origin}")));
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let request = http_request(&lines, body);
+        let address = app.address.clone();
+        async move { raw_http(&address, &request).await }
+    };
+    let own = format!("http://127.0.0.1:{port}");
+    for (method, path, body) in &routes {
+        let mut spellings: Vec<Vec<String>> = malformed_origins(&port)
+            .into_iter()
+            .map(|origin| vec![origin])
+            .collect();
+        // Two Origin headers, as two Host headers are.
+        spellings.push(vec![own.clone(), own.clone()]);
+        spellings.push(vec![own.clone(), "https://evil.example".to_owned()]);
+        for origins in spellings {
+            let origins: Vec<&str> = origins.iter().map(String::as_str).collect();
+            let answer = send(method, path, &origins, body).await;
+            assert_eq!(answer.status, 403, "{method} {path} {origins:?}");
+            assert_eq!(
+                refusal_message(&answer),
+                "Origin not allowed",
+                "{method} {path} {origins:?}"
+            );
+        }
+        // The well-formed loopback origin passes the allow-list.
+        let answer = send(method, path, &[&own], body).await;
+        assert!(
+            !answer.body.contains("Origin not allowed"),
+            "{method} {path}: {}",
+            answer.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_admin_tokens_slow_their_address_down_on_every_admin_route_until_the_wait_is_over() {
+    let app =
+        app_with_admin_token(&registry_yaml(&[("alpha", "http://127.0.0.1:9/mcp", "")])).await;
+    let registry = format!("{}/registry", app.address);
+    let get = |token: &str| app.http.get(&registry).bearer_auth(token).send();
+    let login_page = app
+        .http
+        .get(format!("{}/ui/login", app.address))
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    let form_token = login_page
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form token")
+        .to_owned();
+    // A browser's login answers 303; this client stays on that answer.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let log_in = |token: &str| {
+        let form = format!("token={token}&form_token={form_token}");
+        browser
+            .post(format!("{}/ui/login", app.address))
+            .header("origin", &app.address)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+    };
+    // The first wrong tokens are only wrong, on the API and the console
+    // alike: one count for the address.
+    for _ in 0..3 {
+        let wrong = get("admin-token-wrong-0000").await.expect("answer");
+        assert_unauthorized(wrong, "mcp-mux admin", "the admin token is wrong").await;
+    }
+    for _ in 0..2 {
+        let wrong = log_in("admin-token-wrong-0000").await.expect("answer");
+        assert_eq!(wrong.status(), 401);
+        assert!(
+            wrong
+                .text()
+                .await
+                .expect("body")
+                .contains("<p class=\"error\">the admin token is wrong</p>")
+        );
+    }
+    // Then the address waits: even the right token is not looked at.
+    let waiting = get(ADMIN_TOKEN).await.expect("answer");
+    assert_eq!(waiting.status(), 429);
+    assert_eq!(waiting.headers()["retry-after"], "1");
+    let body: Value = waiting.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({ "error": "too_many_requests", "message": "too many wrong admin tokens from this address; retry after 1 s" })
+    );
+    let waiting = log_in(ADMIN_TOKEN).await.expect("answer");
+    assert_eq!(waiting.status(), 429);
+    assert_eq!(waiting.headers()["retry-after"], "1");
+    assert!(waiting.text().await.expect("body").contains(
+        "<p class=\"error\">too many wrong admin tokens from this address; retry after 1 s</p>"
+    ));
+    // Once the wait is over the operator gets in, and starts afresh.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let allowed = get(ADMIN_TOKEN).await.expect("answer");
+    assert_eq!(allowed.status(), 200);
+    let wrong = get("admin-token-wrong-0000").await.expect("answer");
+    assert_unauthorized(wrong, "mcp-mux admin", "the admin token is wrong").await;
+    let allowed = log_in(ADMIN_TOKEN).await.expect("answer");
+    assert_eq!(allowed.status(), 303, "the count started afresh");
+}
+
+#[tokio::test]
+async fn a_half_sent_body_without_its_token_is_refused_at_once_on_every_token_route() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = app_with_admin_token(&registry_yaml(&[("alpha", &backend.url, "")])).await;
+    let created: Value = app
+        .http
+        .post(format!("{}/create-session", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "servers": ["alpha"], "require_token": true }))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let session = created["session_id"].as_str().expect("id");
+    let session_token = created["session_token"].as_str().expect("a token");
+    let wrong_session = format!("Authorization: Bearer {session_token}x");
+    let wrong_admin = "Authorization: Bearer admin-token-wrong-0000".to_owned();
+    let needs_session = "this session needs Authorization: Bearer <session token>";
+    let wrong_session_message = "the session token is wrong";
+    let needs_admin = "this route needs Authorization: Bearer <admin token>";
+    let needs_login =
+        "this page needs a console login or Authorization: Bearer &lt;admin token&gt;";
+    let tool = format!("/session/{session}/tools/alpha__echo");
+    let mcp = format!("/session/{session}/mcp");
+    let delete = format!("/ui/session/{session}/delete");
+    let cases = [
+        (tool.as_str(), None, needs_session),
+        (
+            tool.as_str(),
+            Some(wrong_session.as_str()),
+            wrong_session_message,
+        ),
+        (mcp.as_str(), None, needs_session),
+        (
+            mcp.as_str(),
+            Some(wrong_session.as_str()),
+            wrong_session_message,
+        ),
+        ("/create-session", None, needs_admin),
+        (
+            "/create-session",
+            Some(wrong_admin.as_str()),
+            "the admin token is wrong",
+        ),
+        ("/ui/create-session", None, needs_login),
+        (delete.as_str(), None, needs_login),
+    ];
+    let origin = format!("Origin: {}", app.address);
+    for (path, authorization, message) in cases {
+        let request_line = format!("POST {path} HTTP/1.1");
+        let mut lines = vec![
+            request_line.as_str(),
+            "Host: 127.0.0.1",
+            origin.as_str(),
+            "Content-Type: application/json",
+            "Accept: application/json, text/event-stream",
+            // A body that never comes: a gateway that waited for it would
+            // answer 408 after its body timeout.
+            "Content-Length: 100",
+        ];
+        lines.extend(authorization);
+        let answer = raw_http(&app.address, &http_request(&lines, "{")).await;
+        assert_eq!(
+            answer.status, 401,
+            "{path} {authorization:?}: {}",
+            answer.body
+        );
+        assert_eq!(answer.header("connection"), Some("close"), "{path}");
+        assert_eq!(
+            refusal_message(&answer),
+            message,
+            "{path} {authorization:?}"
+        );
+    }
 }

@@ -194,7 +194,7 @@ async fn no_spelling_of_an_mcp_path_passes_without_the_session_token() {
         "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } }
     })
     .to_string();
-    let refused = json!({ "jsonrpc": "2.0", "id": 1, "error": {
+    let refused = json!({ "jsonrpc": "2.0", "id": null, "error": {
         "code": -32600,
         "message": "this session needs Authorization: Bearer <session token>",
     }});

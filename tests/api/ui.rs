@@ -63,22 +63,51 @@ impl Console {
     }
 
     /// POSTs a form as a browser on the console's page does: with its
-    /// Origin and the login cookie, if any.
+    /// Origin, the form token of the page it was on, and the login cookie,
+    /// if any.
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.form_token(path).await;
+        let mut fields = form.to_vec();
+        fields.push(("form_token", &token));
+        self.post_as(path, &fields, Some(&self.app.address)).await
+    }
+
+    /// POSTs exactly these fields, from `origin`, with the login cookie if
+    /// any.
+    async fn post_as(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(self.url(path))
-            .header("origin", &self.app.address)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(
                 url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(form)
                     .finish(),
             );
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
         }
         request.send().await.expect("answer")
+    }
+
+    /// The form token of the page a browser would post `path` from: the
+    /// login page's for the login form, any console page's otherwise.
+    async fn form_token(&self, path: &str) -> String {
+        let page_path = if path == "/ui/login" {
+            "/ui/login"
+        } else {
+            "/ui/create-session"
+        };
+        let page = self.get(page_path).await.text().await.expect("body");
+        hidden_form_token(&page).unwrap_or_else(|| panic!("no form token on {page_path}: {page}"))
     }
 
     async fn log_in(&mut self) {
@@ -122,6 +151,14 @@ async fn page(answer: reqwest::Response) -> (u16, String) {
     // Under `no-referrer` a browser's form says `Origin: null`, and is refused.
     assert_eq!(answer.headers()["referrer-policy"], "same-origin");
     (status, answer.text().await.expect("body"))
+}
+
+/// The form token of the first form on a page.
+fn hidden_form_token(page: &str) -> Option<String> {
+    page.split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned)
 }
 
 /// The message of a refusal page.
@@ -641,4 +678,198 @@ async fn no_spelling_of_a_console_path_passes_without_a_login() {
         .await
         .expect("answer");
     assert_eq!(kept.status(), 200, "nothing was deleted");
+}
+
+/// Every console form, as (path, fields) on a gateway with session `id`.
+fn every_form(id: &str) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
+    vec![
+        (format!("/ui/session/{id}/delete"), vec![]),
+        ("/ui/create-session".into(), vec![("servers", "alpha")]),
+        ("/ui/logout".into(), vec![]),
+        ("/ui/login".into(), vec![("token", ADMIN_TOKEN)]),
+    ]
+}
+
+/// Nothing a refused form could have done happened: the session is there,
+/// no other was made, and the browser is still logged in.
+async fn assert_unchanged(console: &Console, id: &str) {
+    let (status, _) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert_eq!(status, 200, "the session is still there, the login open");
+    assert_eq!(
+        console
+            .app
+            .mux
+            .store()
+            .count_sessions()
+            .await
+            .expect("count"),
+        1,
+        "no session was made"
+    );
+}
+
+#[tokio::test]
+async fn a_form_from_another_origin_of_the_same_host_is_refused_and_changes_nothing() {
+    for admin in [true, false] {
+        let mut console = console(admin).await;
+        if admin {
+            console.log_in().await;
+        }
+        let created = console
+            .create_session(json!({ "servers": ["alpha"] }))
+            .await;
+        let id = created["session_id"].as_str().expect("id").to_owned();
+        let port = console.app.address.rsplit(':').next().expect("a port");
+        let other_port = unused_port();
+        let origins = [
+            // Another port of the same host: SameSite lets the cookie through.
+            format!("http://127.0.0.1:{other_port}"),
+            // The same port under another loopback name or address.
+            format!("http://localhost:{port}"),
+            format!("http://127.0.0.2:{port}"),
+            format!("http://[::1]:{port}"),
+            // Another scheme: another origin.
+            format!("https://127.0.0.1:{port}"),
+            // The default port, which the console is not on.
+            "http://127.0.0.1".to_owned(),
+        ];
+        for (path, fields) in every_form(&id) {
+            if path == "/ui/login" && !admin {
+                continue;
+            }
+            let token = console.form_token(&path).await;
+            let mut fields = fields.clone();
+            fields.push(("form_token", &token));
+            for origin in &origins {
+                let answer = console.post_as(&path, &fields, Some(origin)).await;
+                let (status, refused) = page(answer).await;
+                assert_eq!(status, 403, "{path} from {origin}");
+                assert_eq!(
+                    error_message(&refused),
+                    "a console form must come from the console&#39;s own origin",
+                    "{path} from {origin}"
+                );
+            }
+            assert_unchanged(&console, &id).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_form_without_its_form_token_is_refused_and_changes_nothing() {
+    for admin in [true, false] {
+        let mut console = console(admin).await;
+        if admin {
+            console.log_in().await;
+        }
+        let created = console
+            .create_session(json!({ "servers": ["alpha"] }))
+            .await;
+        let id = created["session_id"].as_str().expect("id").to_owned();
+        let mut wrong_tokens = vec![String::new(), "mmf_x".to_owned()];
+        if admin {
+            // Another browser's login: its token is no token of this one;
+            // nor is the one of forms shown without a login.
+            let first = console.cookie.take();
+            console.log_in().await;
+            wrong_tokens.push(console.form_token("/ui").await);
+            console.cookie = first;
+        }
+        let without_login = if admin {
+            Some(console.form_token("/ui/login").await)
+        } else {
+            None
+        };
+        for (path, fields) in every_form(&id) {
+            if !admin && (path == "/ui/login" || path == "/ui/logout") {
+                // No login to open or end.
+                continue;
+            }
+            let mut bodies = vec![fields.clone()];
+            let login_form = path == "/ui/login";
+            let wrong = wrong_tokens
+                .iter()
+                .chain(without_login.iter().filter(|_| !login_form));
+            for wrong in wrong {
+                let mut with = fields.clone();
+                with.push(("form_token", wrong.as_str()));
+                bodies.push(with);
+            }
+            for body in bodies {
+                let answer = console
+                    .post_as(&path, &body, Some(&console.app.address))
+                    .await;
+                let (status, refused) = page(answer).await;
+                assert_eq!(status, 403, "{path} {body:?}");
+                assert_eq!(
+                    error_message(&refused),
+                    "the console form&#39;s token is missing or wrong; reload the page and send the form again",
+                    "{path} {body:?}"
+                );
+            }
+            assert_unchanged(&console, &id).await;
+        }
+        // The page's own token passes, once the form is right.
+        let deleted = console.post(&format!("/ui/session/{id}/delete"), &[]).await;
+        assert_eq!(deleted.status(), 303);
+    }
+}
+
+#[tokio::test]
+async fn every_page_of_every_route_carries_the_safe_headers() {
+    let console = console(true).await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha"] }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let mut html_routes = Vec::new();
+    for route in mcp_mux::routes::Route::ALL {
+        if !route.methods().any(|method| method == "GET") {
+            continue;
+        }
+        let path = route
+            .pattern()
+            .replace("{id}", id)
+            .replace("{file}", "")
+            .replace("{rest}", "nothing");
+        for token in [Some(ADMIN_TOKEN), None] {
+            let mut request = console.http.get(console.url(&path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let answer = request.send().await.expect("answer");
+            let headers = answer.headers();
+            assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+            let html = headers
+                .get("content-type")
+                .is_some_and(|kind| kind.as_bytes().starts_with(b"text/html"));
+            if html {
+                html_routes.push(path.clone());
+                assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+                assert_eq!(headers["cache-control"], "no-store", "{path}");
+                let policy = headers["content-security-policy"].to_str().expect("text");
+                assert!(
+                    policy.contains("frame-ancestors 'none'"),
+                    "{path}: {policy}"
+                );
+            }
+        }
+    }
+    // Swagger UI's page, where an operator may type the admin token.
+    assert!(
+        html_routes.contains(&"/docs/".to_owned()),
+        "{html_routes:?}"
+    );
+    let docs = console
+        .http
+        .get(console.url("/docs/"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(docs.status(), 200);
+    assert_eq!(
+        docs.headers()["content-security-policy"],
+        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    );
+    assert!(html_routes.contains(&"/ui".to_owned()));
 }

@@ -83,7 +83,7 @@ pub async fn post(
                 ),
                 other => Refusal::from(other),
             };
-            return refuse_unread(refusal.into_response(), payload);
+            return refuse_unread(refusal.into_response(), payload.into_inner());
         }
     };
     match handle_post(&request, &path, &body, &mux).await {

@@ -77,7 +77,7 @@ pub async fn create_session(
         Err(error) => {
             return Ok(refuse_unread(
                 ApiError::from(error).error_response(),
-                payload,
+                payload.into_inner(),
             ));
         }
     };

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use super::form::Form;
-use super::html::{caller, esc, page};
+use super::html::{esc, form_token_field, page};
 use super::refusal::PageError;
 use crate::mux::Mux;
 use crate::registry::Registry;
@@ -42,14 +42,10 @@ pub async fn form(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse {
         (status = 400, description = "The form again, with the field that is wrong", content_type = "text/html", body = String)))]
 pub async fn submit(
     request: HttpRequest,
-    payload: web::Payload,
+    form: Form,
     mux: web::Data<Mux>,
     access: web::Data<Access>,
 ) -> Result<HttpResponse, PageError> {
-    let form = match Form::read(&request, payload).await {
-        Ok(form) => form,
-        Err(refused) => return Ok(refused),
-    };
     let (body, chosen) = create_session_body(&form, mux.registry());
     let created = match sessions::create(&request, body, &mux, &access).await {
         Ok(created) => created,
@@ -132,10 +128,11 @@ fn form_page(
             esc(&error.to_string())
         ));
     }
-    body.push_str(
-        "<form method=\"post\" action=\"/ui/create-session\">\n\
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/ui/create-session\">{}\n\
          <fieldset><legend>Backends</legend>\n",
-    );
+        form_token_field(request)
+    ));
     for server in mux.registry().servers() {
         let checked = if chosen.servers.contains(&server.name) {
             " checked"
@@ -167,7 +164,7 @@ fn form_page(
         checked = if chosen.require_token { " checked" } else { "" },
         ttl = esc(&chosen.ttl_seconds),
     ));
-    page(status, "New session", Some(caller(request)), &body)
+    page(status, "New session", Some(request), &body)
 }
 
 /// The new session, as `POST /create-session` answered it.
@@ -200,10 +197,5 @@ fn created_page(request: &HttpRequest, created: &SessionCreated) -> HttpResponse
     ] {
         body.push_str(&format!("<h3>{title}</h3><pre>{}</pre>\n", esc(&shown)));
     }
-    page(
-        StatusCode::CREATED,
-        "Session created",
-        Some(caller(request)),
-        &body,
-    )
+    page(StatusCode::CREATED, "Session created", Some(request), &body)
 }

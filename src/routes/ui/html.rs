@@ -8,6 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
+pub use super::form::form_token_field;
+use super::form_token::FormToken;
 use crate::mux::CircuitState;
 use crate::routes::access::ConsoleCaller;
 
@@ -66,20 +68,24 @@ input[type=text], input[type=password], input[type=number] { font: inherit; padd
 ";
 
 /// A whole page: `body` is HTML already escaped where it needs to be.
-/// `caller` is who the guard let in (None on the login and refusal pages,
-/// which get no navigation); a logged-in browser gets a log-out button.
+/// `viewer` is the request the guard let in (None on the login and refusal
+/// pages, which get no navigation); a logged-in browser gets a log-out
+/// button.
 pub fn page(
     status: StatusCode,
     title: &str,
-    caller: Option<ConsoleCaller>,
+    viewer: Option<&HttpRequest>,
     body: &str,
 ) -> HttpResponse {
-    let logout = if caller == Some(ConsoleCaller::Login) {
-        r#"<form method="post" action="/ui/logout"><button>Log out</button></form>"#
-    } else {
-        ""
+    let who = viewer.map(caller);
+    let logout = match viewer {
+        Some(request) if who == Some(ConsoleCaller::Login) => format!(
+            r#"<form method="post" action="/ui/logout">{}<button>Log out</button></form>"#,
+            form_token_field(request)
+        ),
+        _ => String::new(),
     };
-    let nav = if caller.is_some() {
+    let nav = if who.is_some() {
         r#"<a href="/ui">Sessions</a><a href="/ui/create-session">New session</a><a href="/ui/registry">Registry</a>"#
     } else {
         ""
@@ -150,11 +156,17 @@ pub fn time(at: &chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// The login form; on the login page and on every 401 page.
-pub const LOGIN_FORM: &str = r#"<form method="post" action="/ui/login">
+/// The login form; on the login page and on every 401 page. It carries
+/// the form token of forms shown without a login.
+pub fn login_form() -> String {
+    format!(
+        r#"<form method="post" action="/ui/login">{}
 <label>Admin token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
 <button>Log in</button>
-</form>"#;
+</form>"#,
+        FormToken::process().hidden_field()
+    )
+}
 
 /// A circuit's state, coloured.
 pub fn circuit_badge(circuit: &CircuitState) -> String {

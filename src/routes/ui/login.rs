@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::form::Form;
-use super::html::{LOGIN_FORM, page, see_other};
+use super::html::{login_form, page, see_other};
 use super::logins::{clear_cookie, set_cookie};
 use super::refusal::refusal_page;
 use crate::routes::access::Access;
@@ -24,7 +24,8 @@ pub async fn form(access: web::Data<Access>) -> HttpResponse {
         "Log in",
         None,
         &format!(
-            "<p>The console needs the gateway's admin token (<code>MCP_MUX_ADMIN_TOKEN</code>).</p>{LOGIN_FORM}"
+            "<p>The console needs the gateway's admin token (<code>MCP_MUX_ADMIN_TOKEN</code>).</p>{}",
+            login_form()
         ),
     )
 }
@@ -33,16 +34,8 @@ pub async fn form(access: web::Data<Access>) -> HttpResponse {
 #[utoipa::path(post, path = "/ui/login", tag = "console",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "Logged in: to `/ui`", headers(("Location" = String), ("Set-Cookie" = String)))))]
-pub async fn submit(
-    request: HttpRequest,
-    payload: web::Payload,
-    access: web::Data<Access>,
-) -> HttpResponse {
-    let form = match Form::read(&request, payload).await {
-        Ok(form) => form,
-        Err(refused) => return refused,
-    };
-    match access.log_in_to_console(form.get("token").unwrap_or_default()) {
+pub async fn submit(request: HttpRequest, form: Form, access: web::Data<Access>) -> HttpResponse {
+    match access.log_in_to_console(&request, form.get("token").unwrap_or_default()) {
         Ok(Some(token)) => {
             let mut response = see_other("/ui");
             if let Ok(value) = header::HeaderValue::from_str(&set_cookie(&token, access.is_https()))

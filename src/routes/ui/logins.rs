@@ -2,7 +2,8 @@
 //! typed into `/ui/login`. The cookie carries a random token of its own,
 //! never the admin token, and the gateway keeps only its SHA-256, in
 //! memory: a stolen cookie opens no JSON route, and a restart logs every
-//! browser out. `Access` makes the tokens and digests; this file keeps them.
+//! browser out. Each login has a form token of its own (`form_token.rs`).
+//! `Access` makes the tokens and digests; this file keeps them.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
+
+use super::form_token::FormToken;
 
 /// The cookie's name.
 pub const COOKIE: &str = "mcp_mux_console";
@@ -22,37 +25,50 @@ const MAX_LOGINS: usize = 1024;
 /// The logins open now, by the digest of their token.
 #[derive(Default)]
 pub struct ConsoleLogins {
-    expiries: Mutex<HashMap<[u8; 32], Instant>>,
+    logins: Mutex<HashMap<[u8; 32], Login>>,
+}
+
+struct Login {
+    expires: Instant,
+    form_token: FormToken,
 }
 
 impl ConsoleLogins {
-    /// Opens the login whose token has SHA-256 `digest`.
+    /// Opens the login whose token has SHA-256 `digest`, with a form token
+    /// of its own.
     pub fn open(&self, digest: [u8; 32]) {
         let now = Instant::now();
-        let mut expiries = self.lock();
-        expiries.retain(|_, expires| *expires > now);
-        if expiries.len() >= MAX_LOGINS
-            && let Some(oldest) = expiries
+        let mut logins = self.lock();
+        logins.retain(|_, login| login.expires > now);
+        if logins.len() >= MAX_LOGINS
+            && let Some(oldest) = logins
                 .iter()
-                .min_by_key(|(_, expires)| **expires)
+                .min_by_key(|(_, login)| login.expires)
                 .map(|(digest, _)| *digest)
         {
-            expiries.remove(&oldest);
+            logins.remove(&oldest);
         }
-        expiries.insert(digest, now + LIFETIME);
+        logins.insert(
+            digest,
+            Login {
+                expires: now + LIFETIME,
+                form_token: FormToken::random(),
+            },
+        );
     }
 
-    /// Whether the token with SHA-256 `digest` is an open login. Looked up
-    /// by digest: timing can tell nothing about a token from a digest's hash.
-    pub fn is_open(&self, digest: &[u8; 32]) -> bool {
-        let mut expiries = self.lock();
-        match expiries.get(digest) {
-            Some(expires) if *expires > Instant::now() => true,
+    /// The form token of the open login whose token has SHA-256 `digest`;
+    /// None when it is not open. Looked up by digest: timing can tell
+    /// nothing about a token from a digest's hash.
+    pub fn form_token(&self, digest: &[u8; 32]) -> Option<FormToken> {
+        let mut logins = self.lock();
+        match logins.get(digest) {
+            Some(login) if login.expires > Instant::now() => Some(login.form_token.clone()),
             Some(_) => {
-                expiries.remove(digest);
-                false
+                logins.remove(digest);
+                None
             }
-            None => false,
+            None => None,
         }
     }
 
@@ -61,8 +77,8 @@ impl ConsoleLogins {
         self.lock().remove(digest);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Instant>> {
-        self.expiries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Login>> {
+        self.logins.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -103,10 +119,14 @@ mod tests {
     fn a_login_is_open_until_closed() {
         let logins = ConsoleLogins::default();
         logins.open([1; 32]);
-        assert!(logins.is_open(&[1; 32]));
-        assert!(!logins.is_open(&[2; 32]));
+        logins.open([2; 32]);
+        let first = logins.form_token(&[1; 32]).expect("open");
+        let second = logins.form_token(&[2; 32]).expect("open");
+        assert!(first.matches(first.expose()));
+        assert!(!first.matches(second.expose()), "each login has its own");
+        assert!(logins.form_token(&[3; 32]).is_none());
         logins.close(&[1; 32]);
-        assert!(!logins.is_open(&[1; 32]));
+        assert!(logins.form_token(&[1; 32]).is_none());
     }
 
     #[test]
@@ -121,7 +141,10 @@ mod tests {
             logins.open(digest(n));
         }
         assert_eq!(logins.lock().len(), MAX_LOGINS);
-        assert!(logins.is_open(&digest(MAX_LOGINS)), "the newest is kept");
+        assert!(
+            logins.form_token(&digest(MAX_LOGINS)).is_some(),
+            "the newest is kept"
+        );
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! the admin token; a new session's token is shown once, as by the API.
 //!
 //! Access is decided by the guard (`RouteKind::Console`, in `routes`, where
-//! the pages are mounted); see `access.rs`.
+//! the pages are mounted); see `access.rs`. The guard also reads and checks
+//! every form (`form.rs`, `form_token.rs`).
 
 pub mod create;
-mod form;
+pub mod form;
+pub mod form_token;
 mod html;
 pub mod login;
 pub mod logins;

@@ -5,7 +5,7 @@ use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use super::html::{LOGIN_FORM, esc, page, set_page_headers};
+use super::html::{esc, login_form, page, set_page_headers};
 use crate::mux::MuxError;
 use crate::routes::error::ApiError;
 
@@ -19,7 +19,7 @@ pub fn refusal_page(error: &ApiError) -> HttpResponse {
     let status = answer.status();
     let mut body = format!("<p class=\"error\">{}</p>", esc(&error.to_string()));
     if let ApiError::Unauthorized { .. } = error {
-        body.push_str(LOGIN_FORM);
+        body.push_str(&login_form());
     } else {
         body.push_str(r#"<p><a href="/ui">Back to the sessions</a></p>"#);
     }

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::html::{caller, esc, health_cells, page};
+use super::html::{esc, health_cells, page};
 use crate::mux::Mux;
 use crate::registry::Endpoint;
 
@@ -38,5 +38,5 @@ pub async fn list(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse {
         ));
     }
     body.push_str("</table>\n");
-    page(StatusCode::OK, "Registry", Some(caller(&request)), &body)
+    page(StatusCode::OK, "Registry", Some(&request), &body)
 }

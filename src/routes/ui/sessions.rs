@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
-use super::html::{caller, circuit_badge, esc, health_cells, page, see_other, time};
+use super::html::{circuit_badge, esc, form_token_field, health_cells, page, see_other, time};
 use super::refusal::PageError;
 use crate::mux::Mux;
 use crate::routes::error::ApiError;
@@ -20,10 +20,11 @@ const PAGE: u64 = 100;
 const AUDIT_SHOWN: u64 = 50;
 
 /// A session's delete button; the browser asks nothing more.
-fn delete_button(id: Uuid) -> String {
+fn delete_button(request: &HttpRequest, id: Uuid) -> String {
     format!(
-        "<form class=\"inline\" method=\"post\" action=\"/ui/session/{id}/delete\">\
-         <button class=\"danger\">Delete</button></form>"
+        "<form class=\"inline\" method=\"post\" action=\"/ui/session/{id}/delete\">{}\
+         <button class=\"danger\">Delete</button></form>",
+        form_token_field(request)
     )
 }
 
@@ -78,7 +79,7 @@ pub async fn list(
             } else {
                 ""
             },
-            delete = delete_button(session.id),
+            delete = delete_button(&request, session.id),
         ));
     }
     body.push_str("</table>\n");
@@ -93,12 +94,7 @@ pub async fn list(
             last.id
         ));
     }
-    Ok(page(
-        StatusCode::OK,
-        "Sessions",
-        Some(caller(&request)),
-        &body,
-    ))
+    Ok(page(StatusCode::OK, "Sessions", Some(&request), &body))
 }
 
 /// A session's page: its backends, expiry, MCP sessions and recent calls.
@@ -146,7 +142,7 @@ pub async fn show(
             .map_or_else(|| "none".into(), |n| format!("{n} requests a second")),
         prefix = esc(session.prefix.as_str()),
         mcp_sessions = session.mcp_session_count(),
-        delete = delete_button(session.id),
+        delete = delete_button(&request, session.id),
     );
     for server in &session.servers {
         body.push_str(&format!(
@@ -190,7 +186,7 @@ pub async fn show(
     Ok(page(
         StatusCode::OK,
         &format!("Session {}", short_id(session.id)),
-        Some(caller(&request)),
+        Some(&request),
         &body,
     ))
 }
