@@ -3,6 +3,9 @@
 # and half-sent request bodies while a bystander session keeps calling a tool;
 # then checks the bystander never failed, /healthz answered, a new session is
 # served (and prints how soon) and the open files return to the baseline.
+# Then hostile floods against another gateway (pathological tool rules, a
+# metrics-label flood, a connection-budget hog, a login burst), with a
+# bystander calling and /healthz probed throughout (scripts/resources/hostile.py).
 #
 #   bash scripts/resources.sh
 #
@@ -31,4 +34,5 @@ if [[ ! -x $MUX ]]; then
 fi
 
 out=$("$PY" scripts/resources/flood.py --mux "$MUX" --python "$PY" --work "$WORK") || true
-report_checks flood.py "$out"
+out+=$'\n'$("$PY" scripts/resources/hostile.py --mux "$MUX" --python "$PY" --work "$WORK") || true
+report_checks "flood.py and hostile.py" "$out"
