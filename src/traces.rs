@@ -16,11 +16,9 @@ use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProces
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use serde_json::{Map, Value};
 
+use crate::mcp::client_values::{self, TraceContext};
+pub use crate::mcp::client_values::{TRACEPARENT, TRACESTATE};
 use crate::mcp::request::Method;
-
-/// The W3C trace context keys: HTTP headers, and `params._meta` keys.
-pub const TRACEPARENT: &str = "traceparent";
-pub const TRACESTATE: &str = "tracestate";
 
 /// The service name spans carry unless `OTEL_SERVICE_NAME` (or
 /// `service.name` in `OTEL_RESOURCE_ATTRIBUTES`) says otherwise.
@@ -403,15 +401,19 @@ pub fn current_headers() -> Vec<(&'static str, String)> {
     })
 }
 
-/// The client's trace context from `_meta`, or else from the headers.
+/// The client's trace context from `_meta`, or else from the headers; an
+/// empty context when it is malformed, and without a malformed `tracestate`.
 fn extract<'h>(
     meta: Option<&Map<String, Value>>,
     header: &impl Fn(&str) -> Option<&'h str>,
 ) -> Context {
-    let propagator = TraceContextPropagator::new();
-    match meta {
-        Some(meta) => propagator.extract(&MetaCarrier(meta)),
-        None => propagator.extract(&HeaderCarrier(header)),
+    let text = |key: &str| match meta {
+        Some(meta) => meta.get(key).and_then(Value::as_str),
+        None => header(key),
+    };
+    match TraceContext::parse(text(TRACEPARENT), text(TRACESTATE)) {
+        Some(context) => TraceContextPropagator::new().extract(&ContextCarrier(context)),
+        None => Context::new(),
     }
 }
 
@@ -434,11 +436,16 @@ fn tool_name(params: &Value) -> Option<String> {
     Some(name.chars().take(MAX_TOOL_NAME_CHARS).collect())
 }
 
-struct HeaderCarrier<F>(F);
+/// A client's trace context, checked, for the propagator to read.
+struct ContextCarrier<'a>(TraceContext<'a>);
 
-impl<'a, 'h: 'a, F: Fn(&str) -> Option<&'h str>> Extractor for HeaderCarrier<&'a F> {
+impl Extractor for ContextCarrier<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        (self.0)(key)
+        match key {
+            TRACEPARENT => Some(self.0.traceparent),
+            TRACESTATE => self.0.tracestate,
+            _ => None,
+        }
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -447,16 +454,6 @@ impl<'a, 'h: 'a, F: Fn(&str) -> Option<&'h str>> Extractor for HeaderCarrier<&'a
 }
 
 struct MetaCarrier<M>(M);
-
-impl Extractor for MetaCarrier<&Map<String, Value>> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(Value::as_str)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
-    }
-}
 
 impl Injector for MetaCarrier<&mut Map<String, Value>> {
     fn set(&mut self, key: &str, value: String) {
@@ -471,10 +468,12 @@ struct HeaderPairs(Vec<(&'static str, String)>);
 
 impl Injector for HeaderPairs {
     fn set(&mut self, key: &str, value: String) {
+        // Checked again as it leaves: a header that cannot be sent would
+        // fail the request before it reaches the backend.
         let key = match key {
             _ if value.is_empty() => return,
-            TRACEPARENT => TRACEPARENT,
-            TRACESTATE => TRACESTATE,
+            TRACEPARENT if client_values::is_valid_traceparent(&value) => TRACEPARENT,
+            TRACESTATE if client_values::is_valid_tracestate(&value) => TRACESTATE,
             _ => return,
         };
         self.0.push((key, value));
@@ -607,6 +606,46 @@ mod tests {
                 (TRACEPARENT, traceparent.to_owned()),
                 (TRACESTATE, "vendor=1".to_owned())
             ]
+        );
+    }
+
+    #[test]
+    fn with_tracing_off_malformed_trace_context_is_never_passed_on() {
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+        let passed_on = |parent: &'static str, state: &'static str| {
+            let header = move |name: &str| match name {
+                TRACEPARENT => Some(parent),
+                TRACESTATE => Some(state),
+                _ => None,
+            };
+            let facts = RequestFacts {
+                method: Method::ToolsCall.as_str(),
+                params: None,
+                session: || "01234567".to_owned(),
+            };
+            let Some(trace) = RequestTrace::start(None, header, facts) else {
+                return Vec::new();
+            };
+            let _attached = trace.context.clone().attach();
+            current_headers()
+        };
+        assert_eq!(
+            passed_on(traceparent, "a=b\nc"),
+            vec![(TRACEPARENT, traceparent.to_owned())]
+        );
+        assert_eq!(
+            passed_on(
+                "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01\n",
+                "a=b"
+            ),
+            Vec::new()
+        );
+        assert_eq!(
+            passed_on(
+                "00-0AF7651916CD43DD8448EB211C80319C-00f067aa0ba902b7-01",
+                "a=b"
+            ),
+            Vec::new()
         );
     }
 

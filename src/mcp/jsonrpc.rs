@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::client_values;
+
 /// Invalid JSON was received.
 pub const PARSE_ERROR: i64 = -32700;
 /// The JSON sent is not a valid request object.
@@ -88,7 +90,8 @@ fn is_valid_id(id: &Value) -> bool {
     id.is_string() || id.is_i64() || id.is_u64()
 }
 
-/// Classifies one decoded JSON value as a request, notification or response.
+/// Classifies one decoded JSON value as a request, notification or response;
+/// malformed trace context in its `params._meta` is dropped.
 pub fn parse_message(value: Value) -> Result<Message, EnvelopeError> {
     let Value::Object(mut object) = value else {
         return Err(EnvelopeError::NotAnObject);
@@ -106,7 +109,12 @@ pub fn parse_message(value: Value) -> Result<Message, EnvelopeError> {
         Some(Value::String(method)) if !method.is_empty() => {
             let params = match object.remove("params") {
                 None => None,
-                Some(params @ Value::Object(_)) => Some(params),
+                Some(Value::Object(mut params)) => {
+                    // Parsed once here, so nothing later reads or passes
+                    // on trace context a backend must not get.
+                    client_values::drop_malformed_trace_context(&mut params);
+                    Some(Value::Object(params))
+                }
                 Some(_) => return Err(EnvelopeError::InvalidParams),
             };
             Ok(match id {

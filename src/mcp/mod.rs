@@ -1,7 +1,9 @@
 //! The MCP protocol vocabulary, with no I/O: JSON-RPC envelopes and error codes,
 //! protocol revisions (the legacy ones and the stateless 2026-07-28), the
-//! Server-Sent Events codec and the qualified-name rule.
+//! Server-Sent Events codec, the qualified-name rule, and the checks every
+//! client value passes before it is sent on to a backend.
 
+pub mod client_values;
 pub mod jsonrpc;
 pub mod naming;
 pub mod nesting;

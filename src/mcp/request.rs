@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use super::client_values;
+
 /// A request method a client may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -328,6 +330,16 @@ fn cursor(params: Option<&Value>) -> Result<Option<String>, RequestError> {
     }
 }
 
+/// The URI in params member `field`, refused when [`client_values`] says
+/// it cannot go on to a backend. Names need no such check: they are looked
+/// up, and a backend gets its own name for what they name.
+fn uri_checked(field: &str, uri: &str) -> Result<(), RequestError> {
+    match client_values::uri_problem(uri) {
+        Some(problem) => Err(invalid(format!("\"{field}\" {problem}"))),
+        None => Ok(()),
+    }
+}
+
 fn by_name(method: Method, params: Option<Value>) -> Result<ByName, RequestError> {
     let Some(Value::Object(params)) = params else {
         return Err(invalid(format!("{method} needs params with a \"name\"")));
@@ -348,6 +360,7 @@ fn by_uri(method: Method, params: Option<Value>) -> Result<ByUri, RequestError> 
     let Some(uri) = params.get("uri").and_then(Value::as_str) else {
         return Err(invalid("\"uri\" must be a string"));
     };
+    uri_checked("uri", uri)?;
     Ok(ByUri {
         uri: uri.to_owned(),
         params,
@@ -373,7 +386,10 @@ fn completion(params: Option<Value>) -> Result<Completion, RequestError> {
         text("uri"),
     ) {
         (Some("ref/prompt"), Some(name), _) => CompletionTarget::Prompt { name },
-        (Some("ref/resource"), _, Some(uri)) => CompletionTarget::Resource { uri },
+        (Some("ref/resource"), _, Some(uri)) => {
+            uri_checked("ref.uri", &uri)?;
+            CompletionTarget::Resource { uri }
+        }
         _ => {
             return Err(invalid(
                 "\"ref\" must be {\"type\": \"ref/prompt\", \"name\"} or {\"type\": \"ref/resource\", \"uri\"}",

@@ -8,6 +8,7 @@ mod audit;
 mod backend_failures;
 mod bounds;
 mod cli;
+mod client_values;
 mod create_session;
 mod curation;
 mod failover;

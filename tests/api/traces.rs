@@ -15,7 +15,8 @@ use crate::helpers::*;
 
 const CLIENT_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
-const CLIENT_TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
+pub(crate) const CLIENT_TRACEPARENT: &str =
+    "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01";
 
 /// An OTLP/HTTP receiver: keeps the spans POSTed to `/v1/traces` in
 /// protobuf, with the service name of the resource that sent them.
@@ -99,15 +100,16 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 }
 
 /// What the backend received with each `tools/call`: its `traceparent`
-/// header and its `params._meta`.
+/// and `tracestate` headers and its `params._meta`.
 #[derive(Debug, Clone)]
-struct Received {
-    header: Option<String>,
-    meta: Value,
+pub(crate) struct Received {
+    pub(crate) header: Option<String>,
+    pub(crate) tracestate: Option<String>,
+    pub(crate) meta: Value,
 }
 
 /// The echo backend, recording what each `tools/call` carried.
-async fn recording_backend() -> (RmcpBackend, Arc<Mutex<Vec<Received>>>) {
+pub(crate) async fn recording_backend() -> (RmcpBackend, Arc<Mutex<Vec<Received>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -136,11 +138,15 @@ async fn recording_backend() -> (RmcpBackend, Arc<Mutex<Vec<Received>>>) {
                             .expect("a body");
                         let message: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                         if message["method"] == "tools/call" {
-                            record.lock().expect("lock").push(Received {
-                                header: parts
+                            let header = |name: &str| {
+                                parts
                                     .headers
-                                    .get("traceparent")
-                                    .map(|value| value.to_str().expect("ascii").to_owned()),
+                                    .get(name)
+                                    .map(|value| value.to_str().expect("ascii").to_owned())
+                            };
+                            record.lock().expect("lock").push(Received {
+                                header: header("traceparent"),
+                                tracestate: header("tracestate"),
                                 meta: message["params"]["_meta"].clone(),
                             });
                         }
@@ -161,8 +167,16 @@ async fn recording_backend() -> (RmcpBackend, Arc<Mutex<Vec<Received>>>) {
 async fn traced_gateway(
     receiver: Option<&Receiver>,
 ) -> (TestApp, RmcpBackend, Arc<Mutex<Vec<Received>>>, String) {
+    traced_gateway_with(receiver, "").await
+}
+
+/// [`traced_gateway`], with `extra` registry settings for the backend.
+async fn traced_gateway_with(
+    receiver: Option<&Receiver>,
+    extra: &str,
+) -> (TestApp, RmcpBackend, Arc<Mutex<Vec<Received>>>, String) {
     let (backend, received) = recording_backend().await;
-    let mut options = AppOptions::new(registry_yaml(&[("traced", &backend.url, "")]));
+    let mut options = AppOptions::new(registry_yaml(&[("traced", &backend.url, extra)]));
     options.traces = receiver.map(|receiver| TraceSettings::to_endpoint(&receiver.url));
     let app = spawn_app_with(options).await.expect("gateway starts");
     let session = app.create_session(json!({ "servers": ["traced"] })).await;
@@ -500,5 +514,118 @@ async fn each_attempt_of_a_retried_call_is_an_exchange_span_with_its_outcome() {
             .iter()
             .map(|(_, _, _, span)| format!("00-{}-{span}-01", hex(&request.trace_id)))
             .collect::<Vec<_>>()
+    );
+}
+
+/// A stateless `tools/call` of `traced__echo` on `session`, with `meta`
+/// beside the `_meta` keys revision 2026-07-28 requires.
+async fn stateless_echo(app: &TestApp, session: &str, meta: Value) -> reqwest::Response {
+    let mut full = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    if let (Some(full), Value::Object(meta)) = (full.as_object_mut(), meta) {
+        full.extend(meta);
+    }
+    reqwest::Client::new()
+        .post(app.mcp_url(session))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "traced__echo")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": "traced__echo", "arguments": { "text": "hi" }, "_meta": full }
+        }))
+        .send()
+        .await
+        .expect("gateway answers")
+}
+
+/// The whole answer to [`stateless_echo`].
+fn echoed() -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": 1,
+        "result": {
+            "_meta": { "io.modelcontextprotocol/serverInfo": {
+                "name": "mcp-mux", "title": "mcp-mux", "version": env!("CARGO_PKG_VERSION")
+            } },
+            "content": [{ "type": "text", "text": "traced: hi" }],
+            "isError": false,
+            "resultType": "complete"
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_malformed_tracestate_is_dropped_and_never_opens_the_backend_s_circuit() {
+    let receiver = Receiver::start().await;
+    for exporting in [None, Some(&receiver)] {
+        let (app, _backend, received, session) = traced_gateway_with(
+            exporting,
+            "circuit_breaker: { failure_threshold: 5, open_ms: 60000 }",
+        )
+        .await;
+        let bystander = app.create_session(json!({ "servers": ["traced"] })).await;
+        // More calls than the breaker's threshold: before, each one failed
+        // to leave mcp-mux and was counted against the backend.
+        for _ in 0..6 {
+            let meta = json!({ "traceparent": CLIENT_TRACEPARENT, "tracestate": "a=b\nc" });
+            let answer = stateless_echo(&app, &session, meta).await;
+            assert_eq!(answer.status(), 200);
+            assert_eq!(read_message(answer).await, echoed());
+        }
+        let received = received.lock().expect("lock").clone();
+        assert_eq!(received.len(), 6, "{received:?}");
+        for call in &received {
+            // The client's trace goes on, without the malformed tracestate.
+            assert_eq!(call.tracestate, None);
+            let traceparent = call.header.clone().expect("a traceparent");
+            match exporting {
+                None => assert_eq!(traceparent, CLIENT_TRACEPARENT),
+                Some(_) => {
+                    assert!(traceparent.starts_with(&format!("00-{CLIENT_TRACE}-")));
+                    assert_ne!(traceparent, CLIENT_TRACEPARENT);
+                }
+            }
+            assert_eq!(call.meta, json!({ "traceparent": traceparent }));
+        }
+        assert_eq!(
+            app.shown_session(&session).await["servers"][0]["circuit"],
+            json!({ "state": "closed", "consecutive_failures": 0 })
+        );
+        let answer = stateless_echo(&app, &bystander, json!({})).await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(read_message(answer).await, echoed());
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_traceparent_takes_its_tracestate_with_it_and_a_valid_one_goes_on() {
+    let (app, _backend, received, session) = traced_gateway(None).await;
+    for traceparent in [
+        format!("{CLIENT_TRACEPARENT}\n"),
+        CLIENT_TRACEPARENT.to_uppercase(),
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01".to_owned(),
+    ] {
+        let meta = json!({ "traceparent": traceparent, "tracestate": "vendor=1" });
+        let answer = stateless_echo(&app, &session, meta).await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(read_message(answer).await, echoed());
+    }
+    let meta = json!({ "traceparent": CLIENT_TRACEPARENT, "tracestate": "vendor=1,x@y=z w" });
+    let answer = stateless_echo(&app, &session, meta).await;
+    assert_eq!(answer.status(), 200);
+    let received = received.lock().expect("lock").clone();
+    assert_eq!(received.len(), 4, "{received:?}");
+    for dropped in &received[..3] {
+        assert_eq!((&dropped.header, &dropped.tracestate), (&None, &None));
+        assert_eq!(dropped.meta, Value::Null);
+    }
+    assert_eq!(received[3].header.as_deref(), Some(CLIENT_TRACEPARENT));
+    assert_eq!(received[3].tracestate.as_deref(), Some("vendor=1,x@y=z w"));
+    assert_eq!(
+        received[3].meta,
+        json!({ "traceparent": CLIENT_TRACEPARENT, "tracestate": "vendor=1,x@y=z w" })
     );
 }

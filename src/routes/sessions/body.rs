@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::curation::{Naming, parse_curation};
-use crate::credentials::{Credentials, header_value_problem};
+use crate::credentials::Credentials;
+use crate::mcp::client_values::credential_problem;
 use crate::mux::{NewSession, PrefixMode};
 use crate::registry::Registry;
 use crate::routes::error::{ApiError, quoted};
@@ -336,7 +337,7 @@ fn parse_credentials(
             Some(Value::String(secret)) => secret,
             Some(_) => return Err(ApiError::bad_request(secret_field, "must be a string")),
         };
-        if let Some(problem) = header_value_problem(secret) {
+        if let Some(problem) = credential_problem(secret) {
             return Err(ApiError::bad_request(secret_field, problem));
         }
         credentials.insert(name.to_owned(), SecretString::from(secret.clone()));
