@@ -117,6 +117,8 @@ impl Health {
             | BackendError::Busy { .. }
             | BackendError::SessionBusy { .. }
             | BackendError::NoConnection { .. } => None,
+            // Never left mcp-mux.
+            BackendError::Unsent { .. } => None,
         }
     }
 }
@@ -265,6 +267,28 @@ mod tests {
             .admit()
             .expect("admitted")
             .settle(Some(Health::Failed));
+    }
+
+    #[test]
+    fn failures_inside_mcp_mux_say_nothing_of_the_backend() {
+        let server = || "b".to_owned();
+        let inside = [
+            BackendError::Unsent {
+                server: server(),
+                field: "a header".into(),
+                problem: "holds a value that cannot be sent".into(),
+            },
+            BackendError::NoConnection {
+                server: server(),
+                limit: 1,
+            },
+            BackendError::Closed { server: server() },
+        ];
+        for error in inside {
+            for work in [Work::Bookkeeping, Work::Task] {
+                assert_eq!(Health::of::<()>(&Err(error.clone()), work), None, "{error}");
+            }
+        }
     }
 
     #[test]

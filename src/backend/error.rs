@@ -54,6 +54,15 @@ pub enum BackendError {
         "mcp-mux has all its {limit} backend connections in use (--max-backend-connections); try again shortly"
     )]
     NoConnection { server: String, limit: usize },
+    /// mcp-mux could not build the request from what it was given (a
+    /// value that cannot be a header): it never left mcp-mux, and says
+    /// nothing of the backend.
+    #[error("the request to backend \"{server}\" was not sent: {field} {problem}")]
+    Unsent {
+        server: String,
+        field: String,
+        problem: String,
+    },
     #[error(
         "backend \"{server}\" failed {failures} times in a row; calls to it are paused for {} ms (circuit breaker open)",
         millis_rounded_up(*retry_in)
@@ -93,7 +102,8 @@ impl BackendError {
             | BackendError::CircuitOpen { server, .. }
             | BackendError::Busy { server, .. }
             | BackendError::SessionBusy { server, .. }
-            | BackendError::NoConnection { server, .. } => server,
+            | BackendError::NoConnection { server, .. }
+            | BackendError::Unsent { server, .. } => server,
         }
     }
 
@@ -114,6 +124,7 @@ impl BackendError {
             BackendError::Busy { .. } => "busy",
             BackendError::SessionBusy { .. } => "session_busy",
             BackendError::NoConnection { .. } => "gateway_busy",
+            BackendError::Unsent { .. } => "unsent",
         }
     }
 
@@ -144,6 +155,8 @@ impl BackendError {
             | BackendError::Busy { .. }
             | BackendError::SessionBusy { .. }
             | BackendError::NoConnection { .. } => false,
+            // Sending it again would fail the same way.
+            BackendError::Unsent { .. } => false,
         }
     }
 
@@ -168,11 +181,13 @@ impl BackendError {
                 | BackendError::Status { .. }
                 | BackendError::Transport { .. }
                 | BackendError::Protocol { .. } => replay == Replay::Safe,
-                // The session's credential, the MCP session ending or
-                // mcp-mux's own connections: another backend would not help.
+                // The session's credential, the MCP session ending,
+                // mcp-mux's own connections or a request it cannot build:
+                // another backend would not help.
                 BackendError::Unauthorized { .. }
                 | BackendError::Closed { .. }
-                | BackendError::NoConnection { .. } => false,
+                | BackendError::NoConnection { .. }
+                | BackendError::Unsent { .. } => false,
             }
     }
 
@@ -236,6 +251,23 @@ mod tests {
             status: 401,
         };
         assert!(!refused.fails_over(Replay::Safe));
+    }
+
+    #[test]
+    fn a_request_that_was_never_sent_is_neither_retried_nor_failed_over() {
+        let unsent = BackendError::Unsent {
+            server: "b".into(),
+            field: "a header".into(),
+            problem: "holds a value that cannot be sent".into(),
+        };
+        for replay in [Replay::Safe, Replay::OnlyIfUnsent] {
+            assert!(!unsent.is_retryable(replay));
+            assert!(!unsent.fails_over(replay));
+        }
+        assert_eq!(
+            unsent.to_string(),
+            "the request to backend \"b\" was not sent: a header holds a value that cannot be sent"
+        );
     }
 
     #[test]

@@ -168,6 +168,8 @@ fn call_failed(error: CallError) -> ApiError {
         CallError::Backend(ref backend) => {
             let status = match backend {
                 BackendError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                // It never left mcp-mux: what the client sent is at fault.
+                BackendError::Unsent { .. } => StatusCode::BAD_REQUEST,
                 BackendError::Connect { .. }
                 | BackendError::CircuitOpen { .. }
                 | BackendError::Busy { .. }

@@ -75,27 +75,49 @@ impl Http {
 
     /// A request from this thread's client, carrying the session's
     /// credential and the trace context of the exchange it is made in.
-    pub(super) fn request(&self, method: Method, url: url::Url) -> RequestBuilder {
+    /// Refused, unsent, when the credential cannot be a header (checked at
+    /// create-session, so only a session stored before that check).
+    pub(super) fn request(
+        &self,
+        method: Method,
+        url: url::Url,
+    ) -> Result<RequestBuilder, BackendError> {
         let request = with_trace_headers(
             self.clients.get().request(method, url),
             traces::current_headers(),
         );
         let Some((name, secret)) = &self.auth_header else {
-            return request;
+            return Ok(request);
         };
-        // Checked at create-session, so this only fails for a value that
-        // cannot be a header at all.
         let Ok(mut value) = HeaderValue::from_str(secret.expose_secret()) else {
-            return request;
+            return Err(self.unsent(
+                "the session's credential",
+                "cannot be sent in a header; create the session again",
+            ));
         };
         value.set_sensitive(true);
-        request.header(name.clone(), value)
+        Ok(request.header(name.clone(), value))
+    }
+
+    /// The error for a request that could not be built: it never left.
+    pub(super) fn unsent(&self, field: &str, problem: &str) -> BackendError {
+        BackendError::Unsent {
+            server: self.server.name.clone(),
+            field: field.to_owned(),
+            problem: problem.to_owned(),
+        }
     }
 
     /// The error for a request that got no answer.
     pub(super) fn send_error(&self, error: &reqwest::Error) -> BackendError {
         let server = self.server.name.clone();
-        if error.is_connect() {
+        if error.is_builder() {
+            // Every value a client controls is checked before it gets here
+            // (`mcp::client_values`); should one slip through, the request
+            // still never left and the backend is not to blame.
+            tracing::warn!(server = %server, cause = %describe(error), "a backend request could not be built");
+            self.unsent("a header", "holds a value that cannot be sent")
+        } else if error.is_connect() {
             BackendError::Connect { server }
         } else if error.is_timeout() {
             BackendError::Timeout {
@@ -175,13 +197,16 @@ impl SessionHeaders {
     }
 }
 
-/// `request` with W3C trace context headers.
+/// `request` with W3C trace context headers; one that cannot be a header
+/// is left out, as malformed trace context is, rather than fail the request.
 pub(super) fn with_trace_headers(
     mut request: RequestBuilder,
     headers: Vec<(&'static str, String)>,
 ) -> RequestBuilder {
     for (name, value) in headers {
-        request = request.header(name, value);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            request = request.header(name, value);
+        }
     }
     request
 }

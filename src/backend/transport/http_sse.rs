@@ -59,7 +59,7 @@ impl Open for HttpSse {
     async fn open(&self, link: &Arc<Link>, ends: Ends) -> Result<(), BackendError> {
         let http = &self.http;
         let response = http
-            .request(Method::GET, self.url.clone())
+            .request(Method::GET, self.url.clone())?
             .header(ACCEPT, "text/event-stream")
             .send()
             .await
@@ -114,7 +114,7 @@ async fn post(
     trace_headers: Vec<(&'static str, String)>,
 ) -> Result<(), BackendError> {
     let _connection = http.connections.for_exchange(&http.server.name).await?;
-    let response = with_trace_headers(http.request(Method::POST, endpoint), trace_headers)
+    let response = with_trace_headers(http.request(Method::POST, endpoint)?, trace_headers)
         .timeout(http.server.timeout)
         .header(CONTENT_TYPE, "application/json")
         .body(bytes)

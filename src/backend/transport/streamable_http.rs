@@ -111,6 +111,7 @@ impl StreamableHttp {
         let request = self
             .http
             .request(Method::DELETE, self.url.clone())
+            .map_err(|error| error.to_string())?
             .timeout(self.http.server.timeout);
         headers
             .apply(request)
@@ -153,7 +154,7 @@ impl StreamableHttp {
     ) -> Result<Received, BackendError> {
         let request = self
             .http
-            .request(Method::POST, self.url.clone())
+            .request(Method::POST, self.url.clone())?
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream")
             .body(body);
@@ -355,7 +356,7 @@ impl StreamableHttp {
         let headers = self.lock_session().clone();
         let request = self
             .http
-            .request(Method::GET, self.url.clone())
+            .request(Method::GET, self.url.clone())?
             .header(ACCEPT, "text/event-stream");
         // Only connecting is bounded: the stream itself is meant to stay open.
         let response = tokio::time::timeout(server.timeout, headers.apply(request).send())
@@ -411,7 +412,7 @@ impl StreamableHttp {
     ) -> Result<reqwest::Response, BackendError> {
         let request = self
             .http
-            .request(Method::GET, self.url.clone())
+            .request(Method::GET, self.url.clone())?
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID_HEADER, last_event_id);
         let response = headers.apply(request).send().await.map_err(|error| {

@@ -7,6 +7,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Value, json};
 
+use crate::backend::BackendError;
 use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
     PARSE_ERROR,
@@ -202,6 +203,11 @@ pub(super) fn to_jsonrpc_error(error: CallError) -> ErrorObject {
         }
         CallError::BackendUnavailable(unavailable) => ErrorObject::new(INTERNAL_ERROR, message)
             .with_data(json!({ "server": unavailable.server() })),
+        // The request never left mcp-mux: what the client sent is at fault.
+        CallError::Backend(backend @ BackendError::Unsent { .. }) => {
+            ErrorObject::new(INVALID_PARAMS, message)
+                .with_data(json!({ "server": backend.server() }))
+        }
         CallError::Backend(backend) => {
             tracing::warn!(server = backend.server(), error = %cause_chain(&backend), "backend call failed");
             ErrorObject::new(INTERNAL_ERROR, message)
