@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use super::catalogue::Catalogue;
 use super::item_kind::NamedKind;
+use super::tool_calls::ToolListings;
 
 /// One kind's merged list, and the count of changes announced, so that a
 /// change during a listing leaves the result not fresh.
@@ -29,6 +30,9 @@ struct Kept {
 pub struct Catalogues {
     tools: Kept,
     prompts: Kept,
+    /// The tools its listings named, for the metrics: a tool's series live
+    /// as long as some kept list names it.
+    tool_listings: Option<ToolListings>,
 }
 
 /// A listing about to run: what it must know of the kept list.
@@ -41,6 +45,21 @@ pub(crate) struct Listing<'a> {
 }
 
 impl Catalogues {
+    /// Lists that note the tools they name in `tool_listings`.
+    pub(crate) fn noting_tools_in(tool_listings: ToolListings) -> Self {
+        Catalogues {
+            tool_listings: Some(tool_listings),
+            ..Catalogues::default()
+        }
+    }
+
+    /// A listing of the tools of `server` named `names` (the backend's own).
+    pub(crate) fn note_tools<'a>(&self, server: &str, names: impl IntoIterator<Item = &'a str>) {
+        if let Some(tool_listings) = &self.tool_listings {
+            tool_listings.note(server, names);
+        }
+    }
+
     fn of(&self, kind: NamedKind) -> &Kept {
         match kind {
             NamedKind::Tool => &self.tools,

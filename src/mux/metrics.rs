@@ -3,10 +3,13 @@
 //! at each scrape, each backend's retries, circuit and calls in progress,
 //! the sessions, MCP sessions and backend sessions, and the audit trail.
 //!
-//! Label values are bounded: a server is one the registry lists, a tool one
-//! its backend listed (a name that led to no backend counts as ""), an
-//! outcome and an error class are the audit trail's.
+//! Label values are bounded: a server is one the registry lists, a route
+//! kind, status, reason, transport, outcome and error class are the
+//! gateway's own words; the one label a backend sets, the tool, is cut,
+//! capped and retired by `tool_calls` (a name that led to no backend
+//! counts as "").
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -18,13 +21,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallLabels {
-    server: String,
-    tool: String,
-    outcome: &'static str,
-    error_class: &'static str,
-}
+use super::tool_calls::{ToolCalls, ToolListings};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerLabels {
@@ -56,7 +53,7 @@ type PerBackend = (
 /// The metrics kept as events happen.
 #[derive(Debug)]
 pub struct Metrics {
-    tool_calls: Family<CallLabels, Counter>,
+    tool_calls: Arc<ToolCalls>,
     call_duration: DurationFamily,
     refusals: Family<RefusalLabels, Counter>,
 }
@@ -68,7 +65,7 @@ impl Default for Metrics {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         }
         Metrics {
-            tool_calls: Family::default(),
+            tool_calls: Arc::default(),
             call_duration: Family::new_with_constructor(buckets),
             refusals: Family::default(),
         }
@@ -105,22 +102,21 @@ impl Metrics {
         error_class: Option<&'static str>,
         elapsed: Duration,
     ) {
-        let (server, tool) = routed.unwrap_or_default();
         self.tool_calls
-            .get_or_create(&CallLabels {
-                server: server.to_owned(),
-                tool: tool.to_owned(),
-                outcome,
-                error_class: error_class.unwrap_or_default(),
-            })
-            .inc();
-        if routed.is_some() {
+            .record(routed, outcome, error_class.unwrap_or_default());
+        if let Some((server, _)) = routed {
             self.call_duration
                 .get_or_create(&ServerLabels {
                     server: server.to_owned(),
                 })
                 .observe(elapsed.as_secs_f64());
         }
+    }
+
+    /// What a kept list of tools notes its backends' tools in, so that
+    /// the series of a tool no list names any more are retired.
+    pub fn tool_listings(&self) -> ToolListings {
+        ToolListings::new(self.tool_calls.clone())
     }
 
     /// A request answered with an error status, by the kind of route and
@@ -141,7 +137,7 @@ impl Metrics {
         registry.register(
             "tool_calls",
             "tools/call requests by server, tool, outcome and error class",
-            self.tool_calls.clone(),
+            self.tool_calls.family(),
         );
         registry.register(
             "tool_call_duration_seconds",

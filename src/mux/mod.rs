@@ -18,6 +18,7 @@ mod serving;
 mod session;
 mod stateless;
 pub mod subscriptions;
+mod tool_calls;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -269,7 +270,7 @@ impl Mux {
                 session_id: session.id,
             }),
             curation: session.curation.clone(),
-            catalogues: session.catalogues_for(client_capabilities),
+            catalogues: session.catalogues_for(client_capabilities, &self.metrics),
             serving: session.serving.clone(),
         }
     }

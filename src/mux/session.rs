@@ -13,6 +13,7 @@ use super::catalogues::Catalogues;
 use super::curation::{Curation, SharedCuration};
 use super::error::MuxError;
 use super::mcp_session::McpSession;
+use super::metrics::Metrics;
 use super::serving::Serving;
 use super::stateless::{RequestFingerprint, Stateless, StatelessCall, Unpark};
 use crate::backend::limits::SessionShare;
@@ -153,16 +154,17 @@ impl Session {
     }
 
     /// The merged lists shared by its MCP sessions whose backends are told
-    /// of `client_capabilities`.
+    /// of `client_capabilities`; new ones note their tools in `metrics`.
     pub(super) fn catalogues_for(
         &self,
         client_capabilities: &serde_json::Value,
+        metrics: &Metrics,
     ) -> Arc<Catalogues> {
         self.catalogues
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(client_capabilities.to_string())
-            .or_default()
+            .or_insert_with(|| Arc::new(Catalogues::noting_tools_in(metrics.tool_listings())))
             .clone()
     }
 

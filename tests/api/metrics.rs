@@ -1,5 +1,9 @@
 //! `GET /metrics`: exact counts after known calls, the gateway's state at
-//! the scrape, and the admin token in front of it.
+//! the scrape, the admin token in front of it, and series that a backend
+//! cannot grow without bound.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, method};
@@ -252,5 +256,155 @@ async fn metrics_need_the_admin_token_when_one_is_set() {
             r#"mcp_mux_refusals_total{route="management",status="401",reason="unauthorized"} 1"#
         ),
         "{text}"
+    );
+}
+
+/// A backend that names new tools at every listing, keeping the old ones,
+/// each name 20,000 characters long; once `shrunk`, it lists two only.
+struct EverNewTools {
+    listings: AtomicUsize,
+    shrunk: Arc<AtomicBool>,
+}
+
+const NEW_TOOLS_PER_LISTING: usize = 10;
+
+fn long_tool_name(n: usize) -> String {
+    format!("t{n}-{}", "x".repeat(20_000))
+}
+
+impl wiremock::Respond for EverNewTools {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let listing = self.listings.fetch_add(1, Ordering::SeqCst) + 1;
+        let count = if self.shrunk.load(Ordering::SeqCst) {
+            2
+        } else {
+            listing * NEW_TOOLS_PER_LISTING
+        };
+        let tools: Vec<Value> = (0..count)
+            .map(|n| json!({ "name": long_tool_name(n), "inputSchema": { "type": "object" } }))
+            .collect();
+        JsonRpcAnswer::result(json!({ "tools": tools })).respond(request)
+    }
+}
+
+/// The tool label of each `tool_calls` series of `server`, sorted.
+fn tool_labels(samples: &std::collections::HashMap<String, f64>, server: &str) -> Vec<String> {
+    let prefix = format!(r#"mcp_mux_tool_calls_total{{server="{server}",tool=""#);
+    let mut labels: Vec<String> = samples
+        .keys()
+        .filter_map(|name| name.strip_prefix(&prefix))
+        .map(|rest| rest.split('"').next().unwrap_or_default().to_owned())
+        .collect();
+    labels.sort();
+    labels
+}
+
+#[tokio::test]
+async fn a_backend_listing_ever_new_long_tool_names_cannot_grow_the_metrics() {
+    let server = wiremock::MockServer::start().await;
+    mock_handshake(
+        &server,
+        JsonRpcAnswer::result(json!({
+            "protocolVersion": "2025-11-25",
+            "capabilities": { "tools": {} },
+            "serverInfo": { "name": "hostile", "version": "1" },
+        }))
+        .with_session("s1"),
+    )
+    .await;
+    let shrunk = Arc::new(AtomicBool::new(false));
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/list" })))
+        .respond_with(EverNewTools {
+            listings: AtomicUsize::new(0),
+            shrunk: shrunk.clone(),
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/call" })))
+        .respond_with(tool_result("ok", false))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let mut options = AppOptions::new(registry_yaml(&[("hostile", &mock_url(&server), "")]));
+    // Every name the list lacks makes it listed again.
+    options.timings.miss_refresh_interval = std::time::Duration::ZERO;
+    let app = spawn_app_with(options).await.expect("starts");
+    let session = app.create_session(json!({ "servers": ["hostile"] })).await;
+    let mut mcp = app.mcp(&session).await;
+
+    // Each round: a name no backend has lists the backend again, with new
+    // tools, and every tool not called yet is called once.
+    let mut called = std::collections::HashSet::new();
+    let mut misses = 0;
+    for _ in 0..30 {
+        if called.len() > 120 {
+            break;
+        }
+        misses += 1;
+        mcp.call_tool("hostile__nope", json!({})).await;
+        for name in mcp.tool_names().await {
+            if called.insert(name.clone()) {
+                assert_eq!(first_text(&mcp.call_tool(&name, json!({})).await), "ok");
+            }
+        }
+    }
+    assert!(called.len() > 120, "{} tools called", called.len());
+
+    let (text, samples) = scrape(&app).await;
+    // At most 100 tools of a server have series of their own; the others
+    // count under `other`. Each label is cut to 128 characters.
+    let labels = tool_labels(&samples, "hostile");
+    assert_eq!(labels.len(), 101, "{labels:?}");
+    assert!(labels.contains(&"other".to_owned()));
+    assert!(labels.iter().all(|label| label.chars().count() <= 128));
+    let cut = |n: usize| long_tool_name(n).chars().take(128).collect::<String>();
+    let series = |tool: &str| {
+        format!(
+            r#"mcp_mux_tool_calls_total{{server="hostile",tool="{tool}",outcome="ok",error_class=""}}"#
+        )
+    };
+    assert_eq!(samples.get(&series(&cut(0))), Some(&1.0), "{text}");
+    assert_eq!(
+        samples.get(&series("other")),
+        Some(&((called.len() - 100) as f64))
+    );
+    // 120 and more names of 20,000 characters, yet the whole text is small.
+    assert!(text.len() < 64 * 1024, "{} bytes", text.len());
+
+    // The backend no longer lists the others: their series are retired.
+    shrunk.store(true, Ordering::SeqCst);
+    misses += 1;
+    mcp.call_tool("hostile__nope", json!({})).await;
+    assert_eq!(mcp.tool_names().await.len(), 2);
+    let (_, samples) = scrape(&app).await;
+    assert_eq!(
+        tool_labels(&samples, "hostile"),
+        ["other".to_owned(), cut(0), cut(1)]
+    );
+
+    // Once no session lists the backend, none of its tool series is left.
+    let deleted = app
+        .http
+        .delete(format!("{}/session/{session}", app.address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(deleted.status(), 200);
+    assert!(
+        eventually(|| async { tool_labels(&scrape(&app).await.1, "hostile").is_empty() }).await,
+        "the series of a session no longer there are retired"
+    );
+    // Names that led nowhere still count, in their one series.
+    let (_, samples) = scrape(&app).await;
+    assert_eq!(
+        samples.get(
+            r#"mcp_mux_tool_calls_total{server="",tool="",outcome="error",error_class="unknown_tool"}"#
+        ),
+        Some(&(misses as f64))
     );
 }

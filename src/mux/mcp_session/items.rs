@@ -390,6 +390,16 @@ impl McpSession {
                     .filter_map(|item| item.get("name").and_then(Value::as_str))
                     .collect();
                 self.curation.note_listed(kind, slot.name(), &names);
+                if kind == NamedKind::Tool {
+                    // Its fallbacks too: a call they answer counts under
+                    // their name, with the tool names this list gave.
+                    let fallbacks = self.fallbacks.iter().filter(|f| f.of == slot.index);
+                    for server in
+                        std::iter::once(slot.name()).chain(fallbacks.map(|f| f.slot.name()))
+                    {
+                        self.catalogues.note_tools(server, names.iter().copied());
+                    }
+                }
                 BackendItems {
                     backend: slot.index,
                     server: slot.name(),
