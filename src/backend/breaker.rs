@@ -116,7 +116,8 @@ impl Health {
             | BackendError::CircuitOpen { .. }
             | BackendError::Busy { .. }
             | BackendError::SessionBusy { .. }
-            | BackendError::NoConnection { .. } => None,
+            | BackendError::NoConnection { .. }
+            | BackendError::SessionConnections { .. } => None,
             // Never left mcp-mux.
             BackendError::Unsent { .. } => None,
         }

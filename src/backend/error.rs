@@ -63,6 +63,17 @@ pub enum BackendError {
         field: String,
         problem: String,
     },
+    /// The session holds its share of mcp-mux's connections (`what`:
+    /// "backend connections" or "backend streams"): its own doing.
+    #[error(
+        "this session already holds its share of mcp-mux's {what} ({share} of {limit}: half of those other sessions leave free); try again shortly"
+    )]
+    SessionConnections {
+        server: String,
+        what: &'static str,
+        share: usize,
+        limit: usize,
+    },
     #[error(
         "backend \"{server}\" failed {failures} times in a row; calls to it are paused for {} ms (circuit breaker open)",
         millis_rounded_up(*retry_in)
@@ -103,7 +114,8 @@ impl BackendError {
             | BackendError::Busy { server, .. }
             | BackendError::SessionBusy { server, .. }
             | BackendError::NoConnection { server, .. }
-            | BackendError::Unsent { server, .. } => server,
+            | BackendError::Unsent { server, .. }
+            | BackendError::SessionConnections { server, .. } => server,
         }
     }
 
@@ -125,6 +137,7 @@ impl BackendError {
             BackendError::SessionBusy { .. } => "session_busy",
             BackendError::NoConnection { .. } => "gateway_busy",
             BackendError::Unsent { .. } => "unsent",
+            BackendError::SessionConnections { .. } => "connection_share",
         }
     }
 
@@ -154,7 +167,8 @@ impl BackendError {
             | BackendError::CircuitOpen { .. }
             | BackendError::Busy { .. }
             | BackendError::SessionBusy { .. }
-            | BackendError::NoConnection { .. } => false,
+            | BackendError::NoConnection { .. }
+            | BackendError::SessionConnections { .. } => false,
             // Sending it again would fail the same way.
             BackendError::Unsent { .. } => false,
         }
@@ -182,11 +196,13 @@ impl BackendError {
                 | BackendError::Transport { .. }
                 | BackendError::Protocol { .. } => replay == Replay::Safe,
                 // The session's credential, the MCP session ending,
-                // mcp-mux's own connections or a request it cannot build:
-                // another backend would not help.
+                // mcp-mux's own connections (the session's share of them
+                // included) or a request it cannot build: another backend
+                // would not help.
                 BackendError::Unauthorized { .. }
                 | BackendError::Closed { .. }
                 | BackendError::NoConnection { .. }
+                | BackendError::SessionConnections { .. }
                 | BackendError::Unsent { .. } => false,
             }
     }

@@ -1,6 +1,7 @@
 //! What bounds one backend's calls: its circuit breaker and its call slots,
 //! shared by every session of the gateway, each session's fair share of
-//! those slots, and the gateway's budget of connections, so that a backend
+//! those slots, and the gateway's budget of connections (of which each
+//! session holds its share), so that a backend
 //! that hangs or fails, or a session that floods it, holds up neither other
 //! backends, other sessions, nor this process.
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::breaker::CircuitBreaker;
-use super::connections::ConnectionBudget;
+use super::connections::{ConnectionBudget, SessionConnections};
 use super::error::BackendError;
 use crate::registry::ServerConfig;
 
@@ -30,18 +31,21 @@ pub struct BackendLimits {
 }
 
 /// One session's share of a backend's call slots, shared by every MCP
-/// session of that session.
+/// session of that session, with the connections the session holds
+/// across all its backends.
 #[derive(Debug)]
 pub struct SessionShare {
     calls: Semaphore,
     max_calls: usize,
+    pub connections: Arc<SessionConnections>,
 }
 
 impl SessionShare {
-    pub fn new(max_calls: usize) -> Self {
+    pub fn new(max_calls: usize, connections: Arc<SessionConnections>) -> Self {
         SessionShare {
             calls: Semaphore::new(max_calls),
             max_calls,
+            connections,
         }
     }
 

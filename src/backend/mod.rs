@@ -29,6 +29,7 @@ use crate::mcp::version;
 use crate::registry::ServerConfig;
 use crate::traces::ExchangeTrace;
 use breaker::{Health, Work};
+use connections::SessionConnections;
 use http_client::HttpClients;
 use limits::{BackendLimits, SessionShare};
 use transport::{Phase, Received, Transport};
@@ -101,8 +102,12 @@ impl BackendSession {
         credential: Option<SecretString>,
         client_capabilities: Value,
     ) -> Self {
-        let transport =
-            Transport::for_server(&server, http, credential, limits.connections.clone());
+        // Without a session (a registry check), it counts as a session alone.
+        let connections = share.as_ref().map_or_else(
+            || Arc::new(SessionConnections::new(limits.connections.clone())),
+            |share| share.connections.clone(),
+        );
+        let transport = Transport::for_server(&server, http, credential, connections);
         BackendSession {
             server,
             limits,

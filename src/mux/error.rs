@@ -54,6 +54,18 @@ impl CallError {
                 ))
         )
     }
+
+    /// Whether the session already held its share of mcp-mux's backend
+    /// connections: the request may succeed once its own calls end.
+    pub fn is_over_connection_share(&self) -> bool {
+        matches!(
+            self,
+            CallError::Backend(BackendError::SessionConnections { .. })
+                | CallError::BackendUnavailable(Unavailable::Failed(
+                    BackendError::SessionConnections { .. }
+                ))
+        )
+    }
 }
 
 /// Why a backend of an MCP session cannot take requests right now.
@@ -88,4 +100,14 @@ pub enum MuxError {
         "mcp-mux has all its {limit} backend connections in use (--max-backend-connections); try again shortly"
     )]
     NoConnection { limit: usize },
+    /// No backend of a new MCP session could get a connection within the
+    /// session's share of them.
+    #[error(
+        "this session already holds its share of mcp-mux's {what} ({share} of {limit}: half of those other sessions leave free); try again shortly"
+    )]
+    SessionConnections {
+        what: &'static str,
+        share: usize,
+        limit: usize,
+    },
 }

@@ -14,8 +14,8 @@ use super::error::MuxError;
 use super::mcp_session::{BackendSessions, McpSession};
 use super::session::{Opening, Session};
 use super::stateless;
-use crate::backend::BackendSession;
 use crate::backend::limits::BackendLimits;
+use crate::backend::{BackendError, BackendSession};
 use crate::mcp::version;
 use crate::registry::ServerConfig;
 use crate::store::McpSessionRecord;
@@ -60,10 +60,15 @@ impl Mux {
         if let Err(error) = stored {
             tracing::warn!(%error, "the MCP session is not stored; it will not outlive a restart");
         }
-        let refused = if mcp_session.found_no_connection() {
+        let refused = if let Some(error) = mcp_session.found_no_connection() {
             mcp_session.close();
-            Err(MuxError::NoConnection {
-                limit: self.connections.max(),
+            Err(match error {
+                BackendError::SessionConnections {
+                    what, share, limit, ..
+                } => MuxError::SessionConnections { what, share, limit },
+                _ => MuxError::NoConnection {
+                    limit: self.connections.max(),
+                },
             })
         } else {
             let mcp_session = Arc::new(mcp_session);

@@ -45,7 +45,7 @@ use metrics::{BackendState, Metrics, Snapshot};
 use serving::Serving;
 use stateless::Stateless;
 
-use crate::backend::connections::ConnectionBudget;
+use crate::backend::connections::{ConnectionBudget, SessionConnections};
 use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::registry::{Registry, ServerConfig};
@@ -541,6 +541,9 @@ impl Mux {
                 }
             }
         }
+        // One count of connections for all its backends: the share is of
+        // the gateway's whole budget.
+        let connections = Arc::new(SessionConnections::new(self.connections.clone()));
         // Fallbacks too: a call that fails over counts in the session's
         // share of the server that takes it.
         let shares = servers
@@ -554,7 +557,8 @@ impl Mux {
                 )
             })
             .map(|server| {
-                let share = SessionShare::new(server.max_concurrent_calls_per_session);
+                let share =
+                    SessionShare::new(server.max_concurrent_calls_per_session, connections.clone());
                 (server.name.clone(), Arc::new(share))
             })
             .collect();

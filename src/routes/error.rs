@@ -22,7 +22,7 @@ pub struct ErrorBody {
     /// The kind of error: `bad_request`, `not_found`, `unauthorized`,
     /// `forbidden`, `method_not_allowed`, `payload_too_large`,
     /// `request_timeout`, `unavailable`, `internal`, `shutting_down`,
-    /// `at_capacity` or `too_many_requests`; for a failed tool call over
+    /// `at_capacity`, `too_many_requests` or `connection_share`; for a failed tool call over
     /// plain HTTP, the audit's error class (`timeout`, `unreachable`, …).
     #[schema(examples("bad_request"))]
     pub error: &'static str,
@@ -63,6 +63,9 @@ pub enum ApiError {
     ShuttingDown,
     #[error("{message}")]
     AtCapacity { message: String },
+    /// The session already holds its share of backend connections.
+    #[error("{message}")]
+    ConnectionShare { message: String },
     #[error("too many {what}; retry after {retry_after} s")]
     TooManyRequests {
         retry_after: u64,
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::ShuttingDown => "shutting_down",
             ApiError::AtCapacity { .. } => "at_capacity",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::ConnectionShare { .. } => "connection_share",
             ApiError::CallFailed { class, .. } => class,
         }
     }
@@ -110,8 +114,15 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
-            // mcp-mux stopping, full, or its store unreachable: all pass.
-            _ if self.status_code() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            // mcp-mux stopping, full, or its store unreachable: all pass;
+            // so does a session's hold on its share of connections.
+            _ if matches!(
+                self.status_code(),
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+            ) =>
+            {
+                Some(1)
+            }
             _ => None,
         }
     }
@@ -177,6 +188,9 @@ impl From<MuxError> for ApiError {
                     message: error.to_string(),
                 }
             }
+            error @ MuxError::SessionConnections { .. } => ApiError::ConnectionShare {
+                message: error.to_string(),
+            },
         }
     }
 }
@@ -204,7 +218,9 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ShuttingDown | ApiError::AtCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::ConnectionShare { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::CallFailed { status, .. } => *status,
         }
     }

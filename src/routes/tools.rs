@@ -23,7 +23,7 @@ use crate::backend::BackendError;
 use crate::mcp::jsonrpc::INVALID_PARAMS;
 use crate::mcp::nesting;
 use crate::mcp::request::{ClientRequest, Method};
-use crate::mux::{CallError, ClientCall, McpSession, Mux};
+use crate::mux::{CallError, ClientCall, McpSession, Mux, Unavailable};
 
 /// The session's tools, as `tools/list` shows them.
 #[derive(Debug, Serialize, ToSchema)]
@@ -162,6 +162,11 @@ fn call_failed(error: CallError) -> ApiError {
         CallError::Relayed { ref error } => {
             failed(StatusCode::BAD_GATEWAY, "backend_error", &error.message)
         }
+        // The backend session could not open within the session's share
+        // of connections: the session's own doing, as for a call.
+        CallError::BackendUnavailable(Unavailable::Failed(
+            ref backend @ BackendError::SessionConnections { .. },
+        )) => failed(StatusCode::TOO_MANY_REQUESTS, backend.class(), backend),
         CallError::BackendUnavailable(ref unavailable) => {
             failed(StatusCode::SERVICE_UNAVAILABLE, "unavailable", unavailable)
         }
@@ -175,6 +180,7 @@ fn call_failed(error: CallError) -> ApiError {
                 | BackendError::Busy { .. }
                 | BackendError::SessionBusy { .. }
                 | BackendError::NoConnection { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                BackendError::SessionConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_GATEWAY,
             };
             failed(status, backend.class(), backend)

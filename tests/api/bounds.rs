@@ -160,12 +160,15 @@ async fn backend_connections_are_bounded_and_beyond_them_requests_get_503_withou
     let bystander = app.create_session(json!({ "servers": ["alpha"] })).await;
     let mut bystander = app.mcp(&bystander).await;
 
-    // A flood of MCP sessions: streams may take half of the connections,
-    // one of which the bystander's backend stream holds.
-    let flooded = app.create_session(json!({ "servers": ["sticky"] })).await;
+    // A flood of sessions, each with an MCP session: streams may take half
+    // of the connections, one of which the bystander's backend stream
+    // holds. (One session alone would be held to its share first.)
+    let mut flooded = Vec::new();
     let mut flood = Vec::new();
     for _ in 0..5 {
-        flood.push(app.mcp(&flooded).await);
+        let session = app.create_session(json!({ "servers": ["sticky"] })).await;
+        flood.push(app.mcp(&session).await);
+        flooded.push(session);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(backend.open_streams(), 2, "streams are held to half");
@@ -200,7 +203,7 @@ async fn backend_connections_are_bounded_and_beyond_them_requests_get_503_withou
             "code": -32603, "message": message, "data": { "server": "sticky" },
         } })
     );
-    let newcomer = RawMcp::new(app.mcp_url(&flooded));
+    let newcomer = RawMcp::new(app.mcp_url(&flooded[3]));
     let initialize = newcomer
         .post(&json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } }))
@@ -214,7 +217,7 @@ async fn backend_connections_are_bounded_and_beyond_them_requests_get_503_withou
     assert_healthy(&app).await;
 
     // mcp-mux's own shortage is not the backend's failure.
-    let circuit = &app.shown_session(&flooded).await["servers"][0]["circuit"];
+    let circuit = &app.shown_session(&flooded[3]).await["servers"][0]["circuit"];
     assert_eq!(circuit["state"], "closed");
     assert_eq!(circuit["consecutive_failures"], 0);
     for call in held {
@@ -229,6 +232,136 @@ async fn backend_connections_are_bounded_and_beyond_them_requests_get_503_withou
         "x",
         "once connections free up, calls go through"
     );
+}
+
+/// A wiremock backend with one tool, `work`, answered after `delay`, and
+/// no stream of its own (GET is 405), so that only calls hold connections.
+async fn backend_answering_after(delay: Duration) -> wiremock::MockServer {
+    use wiremock::matchers::{body_partial_json, method};
+    use wiremock::{Mock, ResponseTemplate};
+    let server = mock_backend(
+        json!([{ "name": "work", "inputSchema": { "type": "object" } }]),
+        false,
+    )
+    .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(405))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/call" })))
+        .respond_with(
+            JsonRpcAnswer::result(json!({ "content": [{ "type": "text", "text": "worked" }] }))
+                .after(delay),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn one_session_holds_only_its_share_of_backend_connections_and_a_bystander_still_gets_one() {
+    // Slow enough to outlast every refusal below; the test never waits
+    // for them to end.
+    let slow_a = backend_answering_after(Duration::from_secs(120)).await;
+    let slow_b = backend_answering_after(Duration::from_secs(120)).await;
+    let quick = backend_answering_after(Duration::ZERO).await;
+    let slow = "timeout_ms: 300000\n    max_timeout_ms: 300000";
+    let mut options = AppOptions::new(registry_yaml(&[
+        ("slow-a", &mock_url(&slow_a), slow),
+        ("slow-b", &mock_url(&slow_b), slow),
+        ("quick", &mock_url(&quick), ""),
+    ]));
+    options.limits.max_backend_connections = 32;
+    let app = spawn_app_with(options).await.expect("starts");
+    let hog = app
+        .create_session(json!({ "servers": ["slow-a", "slow-b"] }))
+        .await;
+    let hog_mcp = app.mcp(&hog).await;
+    let bystander = app.create_session(json!({ "servers": ["quick"] })).await;
+    let mut bystander = app.mcp(&bystander).await;
+
+    // Each backend's cap for one session is 16: 32 calls at once would take
+    // the whole budget. Half of it is the session's share; the calls past
+    // it wait 2 s for one of the session's own to end, then are refused.
+    let (finished, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for id in 0..32u64 {
+        let mut client = RawMcp::new(hog_mcp.url.clone());
+        client.session_id = hog_mcp.session_id.clone();
+        let server = if id % 2 == 0 { "slow-a" } else { "slow-b" };
+        let finished = finished.clone();
+        tokio::spawn(async move {
+            let answer = client
+                .post(&json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": { "name": format!("{server}__work"), "arguments": {} } }))
+                .await;
+            let status = answer.status();
+            let retry_after = answer.headers().get("retry-after").cloned();
+            let _ = finished.send((id, server, status, retry_after, read_message(answer).await));
+        });
+    }
+    let share = "this session already holds its share of mcp-mux's backend connections \
+        (16 of 32: half of those other sessions leave free); try again shortly";
+    for _ in 0..16 {
+        let (id, server, status, retry_after, body) = answers.recv().await.expect("an answer");
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(
+            retry_after.as_ref().map(|value| value.as_bytes()),
+            Some(&b"1"[..])
+        );
+        assert_eq!(
+            body,
+            json!({ "jsonrpc": "2.0", "id": id, "error": {
+                "code": -32603, "message": share, "data": { "server": server },
+            } })
+        );
+    }
+    let reached = || async {
+        requests_for(&slow_a, "tools/call").await + requests_for(&slow_b, "tools/call").await
+    };
+    assert!(eventually(|| async { reached().await == 16 }).await);
+    assert!(eventually(|| async { app.mux.backend_connections() == (16, 32) }).await);
+
+    // The bystander on a third backend still gets a connection, at once.
+    let answer = bystander.call_tool("quick__work", json!({})).await;
+    assert_eq!(first_text(&answer), "worked");
+
+    // Over plain HTTP, and for a new MCP session of the hog, the same.
+    let refused = app
+        .http
+        .post(format!("{}/session/{hog}/tools/slow-a__work", app.address))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        refused.json::<Value>().await.expect("JSON"),
+        json!({ "error": "connection_share", "message": share })
+    );
+    let initialize = RawMcp::new(app.mcp_url(&hog))
+        .post(&json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } }))
+        .await;
+    assert_eq!(initialize.status(), 429);
+    assert_eq!(initialize.headers()["retry-after"], "1");
+    assert_eq!(
+        read_message(initialize).await,
+        json!({ "jsonrpc": "2.0", "id": 0, "error": { "code": -32600, "message": share } })
+    );
+
+    // The session's own excess blames neither backend.
+    for server in app.shown_session(&hog).await["servers"]
+        .as_array()
+        .expect("servers")
+    {
+        assert_eq!(server["circuit"]["state"], "closed", "{server}");
+        assert_eq!(server["circuit"]["consecutive_failures"], 0, "{server}");
+    }
+    let answer = bystander.call_tool("quick__work", json!({})).await;
+    assert_eq!(first_text(&answer), "worked");
+    assert_healthy(&app).await;
 }
 
 #[tokio::test]

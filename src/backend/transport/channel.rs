@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::exchange::{Phase, Received};
-use crate::backend::connections::{ConnectionBudget, ConnectionPermit};
+use crate::backend::connections::{ConnectionPermit, SessionConnections};
 use crate::backend::deadline::Deadline;
 use crate::backend::error::BackendError;
 use crate::backend::relay::{Relay, Relayed, ToClient, answer_to_server_request};
@@ -65,14 +65,14 @@ pub(crate) struct Channel<O> {
     listener: Arc<Mutex<Option<ToClient>>>,
     /// Set once the backend session is closed for good.
     ended: watch::Sender<bool>,
-    connections: Arc<ConnectionBudget>,
+    connections: Arc<SessionConnections>,
 }
 
 impl<O: Open> Channel<O> {
     pub(super) fn new(
         server: Arc<ServerConfig>,
         opener: O,
-        connections: Arc<ConnectionBudget>,
+        connections: Arc<SessionConnections>,
     ) -> Self {
         Channel {
             server,

@@ -11,7 +11,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 use reqwest::{Method, RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::backend::connections::ConnectionBudget;
+use crate::backend::connections::SessionConnections;
 use crate::backend::error::BackendError;
 use crate::backend::http_client::HttpClients;
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
@@ -30,7 +30,7 @@ pub(super) struct Http {
     clients: HttpClients,
     auth_header: Option<(HeaderName, SecretString)>,
     /// Shared by every backend.
-    pub(super) connections: Arc<ConnectionBudget>,
+    pub(super) connections: Arc<SessionConnections>,
 }
 
 /// The headers that place a message in a backend session.
@@ -53,7 +53,7 @@ impl Http {
         server: Arc<ServerConfig>,
         clients: HttpClients,
         credential: Option<SecretString>,
-        connections: Arc<ConnectionBudget>,
+        connections: Arc<SessionConnections>,
     ) -> Self {
         let auth_header = match (&server.auth, credential) {
             (AuthScheme::Bearer, Some(token)) => Some((

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 pub(super) use exchange::{Phase, Received};
 
-use crate::backend::connections::ConnectionBudget;
+use crate::backend::connections::SessionConnections;
 use crate::backend::error::BackendError;
 use crate::backend::http_client::HttpClients;
 use crate::backend::relay::{Relay, ToClient};
@@ -46,7 +46,7 @@ impl Transport {
         server: &Arc<ServerConfig>,
         clients: HttpClients,
         credential: Option<SecretString>,
-        connections: Arc<ConnectionBudget>,
+        connections: Arc<SessionConnections>,
     ) -> Self {
         match &server.endpoint {
             Endpoint::StreamableHttp { url } => {

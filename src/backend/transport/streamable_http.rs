@@ -105,7 +105,7 @@ impl StreamableHttp {
         let _connection = self
             .http
             .connections
-            .for_exchange(&self.http.server.name)
+            .for_closing(&self.http.server.name)
             .await
             .map_err(|error| error.to_string())?;
         let request = self

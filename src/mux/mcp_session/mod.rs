@@ -275,18 +275,25 @@ impl McpSession {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether every backend failed to open for want of a connection of
-    /// mcp-mux's own: the MCP session would serve nothing.
-    pub fn found_no_connection(&self) -> bool {
-        self.backends.iter().all(|slot| {
-            matches!(
-                &*slot.lock_state(),
+    /// Why the MCP session would serve nothing, when every backend failed
+    /// to open for want of a connection of mcp-mux's own (or of the
+    /// session's share of them): the first backend's failure.
+    pub fn found_no_connection(&self) -> Option<BackendError> {
+        let mut found = None;
+        for slot in &self.backends {
+            match &*slot.lock_state() {
                 SlotState::Down {
-                    error: BackendError::NoConnection { .. },
+                    error:
+                        error @ (BackendError::NoConnection { .. }
+                        | BackendError::SessionConnections { .. }),
                     ..
+                } => {
+                    found.get_or_insert_with(|| error.clone());
                 }
-            )
-        })
+                _ => return None,
+            }
+        }
+        found
     }
 
     /// How long a client may consider a merged list fresh: not at all while

@@ -123,23 +123,20 @@ pub(super) fn answer_response(id: &Value, outcome: Result<Payload, CallError>) -
 }
 
 /// The status a JSON answer goes out with: `200` with its result or
-/// JSON-RPC error, or `503` with `Retry-After` when mcp-mux had no backend
-/// connection to spare: the client should come back shortly, and the
+/// JSON-RPC error, `503` with `Retry-After` when mcp-mux had no backend
+/// connection to spare, or `429` with `Retry-After` when the session held
+/// its share of them: the client should come back shortly, and the
 /// backend is not to blame.
 pub(super) fn answer_builder(
     outcome: &Result<Payload, CallError>,
 ) -> actix_web::HttpResponseBuilder {
-    if outcome
-        .as_ref()
-        .err()
-        .is_some_and(CallError::is_gateway_exhausted)
-    {
-        let mut response = HttpResponse::ServiceUnavailable();
-        response.insert_header((header::RETRY_AFTER, "1"));
-        response
-    } else {
-        HttpResponse::Ok()
-    }
+    let mut response = match outcome.as_ref().err() {
+        Some(error) if error.is_gateway_exhausted() => HttpResponse::ServiceUnavailable(),
+        Some(error) if error.is_over_connection_share() => HttpResponse::TooManyRequests(),
+        _ => return HttpResponse::Ok(),
+    };
+    response.insert_header((header::RETRY_AFTER, "1"));
+    response
 }
 
 /// An SSE response carrying each message `receiver` yields, until every
