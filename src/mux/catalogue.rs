@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use super::curation::ItemRules;
+use super::curation::CompiledRules;
 use super::item_kind::NamedKind;
 use super::search::ToolIndex;
 use crate::backend::{BackendError, Replay};
@@ -43,6 +43,34 @@ pub struct Conflict {
     pub name: String,
 }
 
+/// A rename left out because its new name is the name another item of
+/// the list keeps: the renamed item keeps its own name instead, so that no
+/// rule hides an item by accident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenameClash {
+    pub server: String,
+    /// The renamed item's name on its backend.
+    pub original: String,
+    /// The qualified name the rename makes.
+    pub name: String,
+    /// The backend name of the item that keeps `name`.
+    pub holder: String,
+}
+
+impl RenameClash {
+    /// The clash as the rule that was left out and why:
+    /// `rename.whoami (makes "py__echo", which tool "echo" has; not applied)`.
+    pub fn describe(&self, kind: NamedKind) -> String {
+        format!(
+            "rename.{} (makes {:?}, which {} {:?} has; not applied)",
+            self.original,
+            self.name,
+            kind.noun(),
+            self.holder
+        )
+    }
+}
+
 /// One backend's items of one kind, as listed by the backend.
 pub struct BackendItems<'a> {
     pub backend: usize,
@@ -51,7 +79,7 @@ pub struct BackendItems<'a> {
     pub prefix: String,
     pub items: Vec<Value>,
     /// What the session shows of them, if its creator set rules.
-    pub rules: Option<&'a ItemRules>,
+    pub rules: Option<&'a CompiledRules>,
 }
 
 /// The merged list clients see, and the table that routes calls.
@@ -60,6 +88,7 @@ pub struct Catalogue {
     pub items: Arc<Vec<Value>>,
     routes: HashMap<String, Route>,
     pub conflicts: Vec<Conflict>,
+    pub rename_clashes: Vec<RenameClash>,
     pub built_at: Instant,
     /// When it stops being fresh, whatever backends announce.
     pub expires_at: Instant,
@@ -80,8 +109,10 @@ struct Entry<'a> {
     server: &'a str,
     prefix: String,
     original: String,
-    /// `prefix + original` made acceptable to hosts.
+    /// `prefix + original` made acceptable to hosts, or the new name.
     readable: String,
+    /// Whether `readable` is a rule's new name.
+    renamed: bool,
     /// Whether `readable` differs from `prefix + original`.
     altered: bool,
     item: Value,
@@ -92,11 +123,11 @@ impl Catalogue {
     /// tools map to one readable name, a tool whose name needed no change
     /// keeps it and every altered one gets a hash suffix. A tool still
     /// without a name of its own (a backend listing one tool twice) is left
-    /// out and reported, never overwritten.
+    /// out and reported, never overwritten. A rename whose new name another
+    /// item keeps is left out and reported (see [`RenameClash`]).
     pub fn build(kind: NamedKind, sources: Vec<BackendItems<'_>>) -> Self {
         let mut conflicts = Vec::new();
         let mut seen = HashSet::new();
-        let mut readable_uses: HashMap<String, usize> = HashMap::new();
         let mut entries = Vec::new();
         for source in sources {
             for mut item in source.items {
@@ -124,31 +155,36 @@ impl Catalogue {
                 }
                 // A new name was checked against the naming rules when the
                 // session was created.
-                let (readable, altered) = match rules.and_then(|rules| rules.renamed(&original)) {
-                    Some(renamed) => (format!("{}{renamed}", source.prefix), false),
-                    None => {
-                        let readable = naming::qualify(&source.prefix, &original);
-                        let altered = readable != format!("{}{original}", source.prefix);
-                        (readable, altered)
-                    }
-                };
+                let (readable, altered, renamed) =
+                    match rules.and_then(|rules| rules.renamed(&original)) {
+                        Some(renamed) => (format!("{}{renamed}", source.prefix), false, true),
+                        None => {
+                            let (readable, altered) = own_name(&source.prefix, &original);
+                            (readable, altered, false)
+                        }
+                    };
                 if let (Some(text), Some(object)) = (
                     rules.and_then(|rules| rules.described(&original)),
                     item.as_object_mut(),
                 ) {
                     object.insert("description".to_owned(), Value::String(text.to_owned()));
                 }
-                *readable_uses.entry(readable.clone()).or_default() += 1;
                 entries.push(Entry {
                     backend: source.backend,
                     server: source.server,
                     prefix: source.prefix.clone(),
                     original,
                     readable,
+                    renamed,
                     altered,
                     item,
                 });
             }
+        }
+        let rename_clashes = undo_clashing_renames(kind, &mut entries);
+        let mut readable_uses: HashMap<String, usize> = HashMap::new();
+        for entry in &entries {
+            *readable_uses.entry(entry.readable.clone()).or_default() += 1;
         }
 
         let mut items = Vec::with_capacity(entries.len());
@@ -187,6 +223,7 @@ impl Catalogue {
             items: Arc::new(items),
             routes,
             conflicts,
+            rename_clashes,
             built_at,
             // Fresh for no time, unless its listing says otherwise.
             expires_at: built_at,
@@ -222,6 +259,62 @@ impl Catalogue {
     }
 }
 
+/// An item's qualified name when no rule renames it, and whether it had to
+/// be altered to suit hosts.
+fn own_name(prefix: &str, original: &str) -> (String, bool) {
+    let readable = naming::qualify(prefix, original);
+    let altered = readable != format!("{prefix}{original}");
+    (readable, altered)
+}
+
+/// Gives every renamed entry whose new name an entry keeps under its own
+/// name its own name back, and reports it. An entry given its own name
+/// back may in turn take the new name of another rename (`a`→`b` undone
+/// while `c`→`a`), so the names kept are followed until none is new: each
+/// entry is undone at most once.
+fn undo_clashing_renames(kind: NamedKind, entries: &mut [Entry<'_>]) -> Vec<RenameClash> {
+    let mut renamed: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut kept: HashMap<String, usize> = HashMap::new();
+    for (at, entry) in entries.iter().enumerate() {
+        if entry.renamed {
+            renamed.entry(entry.readable.clone()).or_default().push(at);
+        } else {
+            kept.entry(entry.readable.clone()).or_insert(at);
+        }
+    }
+    let mut clashes = Vec::new();
+    if renamed.is_empty() {
+        return clashes;
+    }
+    let mut names: Vec<String> = kept.keys().cloned().collect();
+    while let Some(name) = names.pop() {
+        let (Some(undone), Some(&holder)) = (renamed.remove(&name), kept.get(&name)) else {
+            continue;
+        };
+        let holder = entries[holder].original.clone();
+        for at in undone {
+            let entry = &mut entries[at];
+            tracing::warn!(server = entry.server, kind = kind.noun(), original = %entry.original, %name, "a rename makes a name another item has; the item keeps its own");
+            clashes.push(RenameClash {
+                server: entry.server.to_owned(),
+                original: entry.original.clone(),
+                name: name.clone(),
+                holder: holder.clone(),
+            });
+            let (readable, altered) = own_name(&entry.prefix, &entry.original);
+            entry.readable = readable.clone();
+            entry.altered = altered;
+            entry.renamed = false;
+            if !kept.contains_key(&readable) {
+                kept.insert(readable.clone(), at);
+                names.push(readable);
+            }
+        }
+    }
+    clashes.sort_by(|a, b| (&a.server, &a.original).cmp(&(&b.server, &b.original)));
+    clashes
+}
+
 /// `readOnlyHint` or `idempotentHint`: the tool says a repeated call is harmless.
 fn declares_idempotent(tool: &Value) -> bool {
     let annotations = tool.get("annotations").and_then(Value::as_object);
@@ -237,6 +330,7 @@ fn declares_idempotent(tool: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mux::curation::ItemRules;
     use serde_json::json;
 
     fn source<'a>(backend: usize, server: &'a str, items: Vec<Value>) -> BackendItems<'a> {
@@ -345,7 +439,8 @@ mod tests {
                 "add".into(),
                 "Adds two integers.".into(),
             )]),
-        };
+        }
+        .compile();
         let mut py = source(
             0,
             "py",
@@ -372,6 +467,88 @@ mod tests {
         for hidden in ["py__add", "py__whoami", "py__echo"] {
             assert_eq!(catalogue.route(hidden), None, "{hidden}");
         }
+    }
+
+    /// Routes by shown name → backend name, and the clashes reported.
+    fn renamed_under(
+        rename: &[(&str, &str)],
+        tools: &[&str],
+    ) -> (Vec<(String, String)>, Vec<String>) {
+        let rules = ItemRules {
+            rename: rename
+                .iter()
+                .map(|(from, to)| ((*from).to_owned(), (*to).to_owned()))
+                .collect(),
+            ..ItemRules::default()
+        }
+        .compile();
+        let mut py = source(
+            0,
+            "py",
+            tools.iter().map(|name| json!({ "name": name })).collect(),
+        );
+        py.rules = Some(&rules);
+        let catalogue = Catalogue::build(NamedKind::Tool, vec![py]);
+        let mut routes: Vec<_> = routes_by_original(&catalogue)
+            .into_iter()
+            .map(|(original, name)| (name, original))
+            .collect();
+        routes.sort();
+        let clashes = catalogue
+            .rename_clashes
+            .iter()
+            .map(|clash| clash.describe(NamedKind::Tool))
+            .collect();
+        assert!(catalogue.conflicts.is_empty(), "{:?}", catalogue.conflicts);
+        (routes, clashes)
+    }
+
+    fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_rename_onto_a_name_another_tool_keeps_is_left_out_whatever_the_order() {
+        for tools in [["whoami", "echo"], ["echo", "whoami"]] {
+            let (routes, clashes) = renamed_under(&[("whoami", "echo")], &tools);
+            assert_eq!(
+                routes,
+                pairs(&[("py__echo", "echo"), ("py__whoami", "whoami")])
+            );
+            assert_eq!(
+                clashes,
+                ["rename.whoami (makes \"py__echo\", which tool \"echo\" has; not applied)"]
+            );
+        }
+    }
+
+    #[test]
+    fn a_rename_undone_frees_no_name_and_takes_none() {
+        // `a` keeps its name since `b` is taken, so `c` cannot have `a`.
+        let (routes, clashes) = renamed_under(&[("a", "b"), ("c", "a")], &["a", "b", "c", "d"]);
+        assert_eq!(
+            routes,
+            pairs(&[
+                ("py__a", "a"),
+                ("py__b", "b"),
+                ("py__c", "c"),
+                ("py__d", "d")
+            ])
+        );
+        assert_eq!(
+            clashes,
+            [
+                "rename.a (makes \"py__b\", which tool \"b\" has; not applied)",
+                "rename.c (makes \"py__a\", which tool \"a\" has; not applied)",
+            ]
+        );
+        // A rename onto a name that a rename frees is fine.
+        let (routes, clashes) = renamed_under(&[("a", "b"), ("b", "c")], &["a", "b"]);
+        assert_eq!(routes, pairs(&[("py__b", "a"), ("py__c", "b")]));
+        assert!(clashes.is_empty());
     }
 
     #[test]

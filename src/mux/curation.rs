@@ -5,11 +5,12 @@
 //! built, so every way in (a listing, a call, the stateless revision) sees
 //! the same tools.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
+use super::glob::GlobList;
 use super::item_kind::NamedKind;
 
 /// The rules for one backend's items of one kind.
@@ -30,78 +31,76 @@ pub struct ItemRules {
 }
 
 impl ItemRules {
+    pub fn is_empty(&self) -> bool {
+        *self == ItemRules::default()
+    }
+
+    /// The rules with their patterns compiled, as lists apply them.
+    pub fn compile(&self) -> CompiledRules {
+        CompiledRules {
+            allow: self.allow.as_deref().map(GlobList::compile),
+            deny: GlobList::compile(&self.deny),
+            rules: self.clone(),
+        }
+    }
+}
+
+/// One backend's rules of one kind, compiled once for every list made
+/// under them.
+#[derive(Debug, Clone)]
+pub struct CompiledRules {
+    rules: ItemRules,
+    allow: Option<GlobList>,
+    deny: GlobList,
+}
+
+impl CompiledRules {
     /// Whether an item of this name is shown (and so may be used).
     pub fn shows(&self, name: &str) -> bool {
-        !self.deny.iter().any(|pattern| glob_matches(pattern, name))
-            && self
-                .allow
-                .as_ref()
-                .is_none_or(|allow| allow.iter().any(|pattern| glob_matches(pattern, name)))
+        !self.deny.matches(name) && self.allow.as_ref().is_none_or(|allow| allow.matches(name))
     }
 
     /// The name shown for `original` after the prefix, if renamed.
     pub fn renamed(&self, original: &str) -> Option<&str> {
-        self.rename.get(original).map(String::as_str)
+        self.rules.rename.get(original).map(String::as_str)
     }
 
     /// The description shown for `original`, if replaced.
     pub fn described(&self, original: &str) -> Option<&str> {
-        self.description.get(original).map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == ItemRules::default()
+        self.rules.description.get(original).map(String::as_str)
     }
 
     /// The rules that match none of `names` (a backend's whole list), each
     /// as the field that holds it: `allow[1]`, `rename.add`, …
     pub fn unmatched(&self, names: &[&str]) -> Vec<String> {
-        let matches_none = |pattern: &str| !names.iter().any(|name| glob_matches(pattern, name));
-        let lists = [
-            ("allow", self.allow.as_deref().unwrap_or_default()),
-            ("deny", &self.deny),
-        ];
-        let mut unmatched: Vec<String> = lists
-            .into_iter()
-            .flat_map(|(field, patterns)| {
-                patterns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, pattern)| matches_none(pattern))
-                    .map(move |(index, pattern)| format!("{field}[{index}] ({pattern:?})"))
-            })
-            .collect();
-        for (field, map) in [("rename", &self.rename), ("description", &self.description)] {
+        let mut unmatched = Vec::new();
+        let allow = self.rules.allow.as_deref().unwrap_or_default();
+        for (field, patterns, compiled) in [
+            ("allow", allow, self.allow.as_ref()),
+            ("deny", self.rules.deny.as_slice(), Some(&self.deny)),
+        ] {
+            let Some(compiled) = compiled else { continue };
+            unmatched.extend(
+                compiled
+                    .unmatched(names)
+                    .into_iter()
+                    .filter_map(|index| Some((index, patterns.get(index)?)))
+                    .map(|(index, pattern)| format!("{field}[{index}] ({pattern:?})")),
+            );
+        }
+        let listed: HashSet<&str> = names.iter().copied().collect();
+        for (field, map) in [
+            ("rename", &self.rules.rename),
+            ("description", &self.rules.description),
+        ] {
             unmatched.extend(
                 map.keys()
-                    .filter(|original| !names.contains(&original.as_str()))
+                    .filter(|original| !listed.contains(original.as_str()))
                     .map(|original| format!("{field}.{original}")),
             );
         }
         unmatched
     }
-}
-
-/// Whether `name` matches `pattern`, where `*` stands for any run of
-/// characters (none included) and every other character for itself.
-pub fn glob_matches(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        // No `*`: the whole name.
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// How a session shows its tools.
@@ -149,52 +148,101 @@ impl Curation {
     }
 }
 
-/// A session's rules together with what the latest lists showed of them:
-/// the rules that matched nothing, which `GET /session/<id>` reports.
+/// What the latest list of one server showed of its rules.
+#[derive(Debug, Default)]
+struct Noted {
+    /// Rules that matched nothing, as `allow[1] ("get-*")`.
+    unmatched: Vec<String>,
+    /// Renames left out because their new name is another item's.
+    clashing: Vec<String>,
+}
+
+/// A session's rules, compiled, together with what the latest lists showed
+/// of them: the rules that matched nothing and the renames that clashed,
+/// which `GET /session/<id>` reports.
 #[derive(Debug, Default)]
 pub struct SessionCuration {
     pub rules: Curation,
-    unmatched: Mutex<BTreeMap<(&'static str, String), Vec<String>>>,
+    /// By (kind's field, server).
+    compiled: BTreeMap<(&'static str, String), CompiledRules>,
+    noted: Mutex<BTreeMap<(&'static str, String), Noted>>,
 }
 
 impl SessionCuration {
     pub fn new(rules: Curation) -> Self {
+        let compiled = [NamedKind::Tool, NamedKind::Prompt]
+            .into_iter()
+            .flat_map(|kind| {
+                let by_server = match kind {
+                    NamedKind::Tool => &rules.tools,
+                    NamedKind::Prompt => &rules.prompts,
+                };
+                by_server
+                    .iter()
+                    .map(move |(server, rules)| ((kind.field(), server.clone()), rules.compile()))
+            })
+            .collect();
         SessionCuration {
             rules,
-            unmatched: Mutex::default(),
+            compiled,
+            noted: Mutex::default(),
+        }
+    }
+
+    /// The compiled rules for `server`'s items of `kind`, if it has any.
+    pub fn compiled(&self, kind: NamedKind, server: &str) -> Option<&CompiledRules> {
+        self.compiled.get(&(kind.field(), server.to_owned()))
+    }
+
+    fn note(&self, kind: NamedKind, server: &str, update: impl FnOnce(&mut Noted)) {
+        let mut noted = self.noted.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (kind.field(), server.to_owned());
+        let entry = noted.entry(key.clone()).or_default();
+        update(entry);
+        if entry.unmatched.is_empty() && entry.clashing.is_empty() {
+            noted.remove(&key);
         }
     }
 
     /// Notes which of `server`'s rules of `kind` matched none of the names
     /// its latest list held.
     pub fn note_listed(&self, kind: NamedKind, server: &str, names: &[&str]) {
-        let Some(rules) = self.rules.rules(kind, server) else {
+        let Some(rules) = self.compiled(kind, server) else {
             return;
         };
         let unmatched = rules.unmatched(names);
-        let mut noted = self
-            .unmatched
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = (kind.field(), server.to_owned());
-        if unmatched.is_empty() {
-            noted.remove(&key);
-        } else {
-            noted.insert(key, unmatched);
+        self.note(kind, server, |noted| noted.unmatched = unmatched);
+    }
+
+    /// Notes the renames of `server`'s items of `kind` that its latest
+    /// list left out, because the new name was another item's: each as
+    /// `rename.<original> (<why>)`.
+    pub fn note_clashes(&self, kind: NamedKind, server: &str, clashing: Vec<String>) {
+        if self.compiled(kind, server).is_none() {
+            return;
         }
+        self.note(kind, server, |noted| noted.clashing = clashing);
     }
 
     /// Every rule that matched nothing when last listed, as a field path:
     /// `tools.everything.allow[0] ("get-*")`.
     pub fn unmatched(&self) -> Vec<String> {
-        let noted = self
-            .unmatched
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        self.noted_paths(|noted| &noted.unmatched)
+    }
+
+    /// Every rename left out when last listed because its new name was
+    /// another item's, as a field path and why:
+    /// `tools.everything.rename.whoami (makes "everything__echo", …)`.
+    pub fn clashing(&self) -> Vec<String> {
+        self.noted_paths(|noted| &noted.clashing)
+    }
+
+    fn noted_paths(&self, rules_of: impl Fn(&Noted) -> &Vec<String>) -> Vec<String> {
+        let noted = self.noted.lock().unwrap_or_else(PoisonError::into_inner);
         noted
             .iter()
-            .flat_map(|((kind, server), rules)| {
-                rules
+            .flat_map(|((kind, server), noted)| {
+                rules_of(noted)
                     .iter()
                     .map(move |rule| format!("{kind}.{server}.{rule}"))
             })
@@ -210,37 +258,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_star_stands_for_any_run_of_characters() {
-        for (pattern, name, matches) in [
-            ("echo", "echo", true),
-            ("echo", "echoes", false),
-            ("get-*", "get-sum", true),
-            ("get-*", "get-", true),
-            ("get-*", "set-sum", false),
-            ("*", "anything", true),
-            ("*-sum", "get-sum", true),
-            ("*-sum", "get-sums", false),
-            ("a*b*c", "aXbYc", true),
-            ("a*b*c", "aXcYb", false),
-            ("ab*ba", "aba", false),
-            ("a**", "a", true),
-        ] {
-            assert_eq!(glob_matches(pattern, name), matches, "{pattern} on {name}");
-        }
-    }
-
-    #[test]
     fn deny_wins_over_allow() {
         let rules = ItemRules {
             allow: Some(vec!["get-*".into(), "echo".into()]),
             deny: vec!["get-env".into()],
             ..ItemRules::default()
-        };
+        }
+        .compile();
         assert!(rules.shows("echo"));
         assert!(rules.shows("get-sum"));
         assert!(!rules.shows("get-env"));
         assert!(!rules.shows("add"));
-        assert!(ItemRules::default().shows("add"));
+        assert!(ItemRules::default().compile().shows("add"));
     }
 
     #[test]
@@ -250,7 +279,8 @@ mod tests {
             deny: vec!["gone".into()],
             rename: BTreeMap::from([("echo".into(), "say".into()), ("old".into(), "new".into())]),
             description: BTreeMap::from([("missing".into(), "text".into())]),
-        };
+        }
+        .compile();
         assert_eq!(
             rules.unmatched(&["echo", "get-sum"]),
             [
@@ -277,8 +307,25 @@ mod tests {
         curation.note_listed(NamedKind::Tool, "py", &["add"]);
         curation.note_listed(NamedKind::Tool, "other", &[]);
         assert_eq!(curation.unmatched(), ["tools.py.deny[0] (\"whoami\")"]);
+        curation.note_clashes(
+            NamedKind::Tool,
+            "py",
+            vec!["rename.add (makes \"py__echo\", which tool \"echo\" has; not applied)".into()],
+        );
+        curation.note_clashes(NamedKind::Tool, "other", vec!["rename.x (why)".into()]);
+        assert_eq!(
+            curation.clashing(),
+            ["tools.py.rename.add (makes \"py__echo\", which tool \"echo\" has; not applied)"]
+        );
         curation.note_listed(NamedKind::Tool, "py", &["add", "whoami"]);
         assert!(curation.unmatched().is_empty());
+        assert_eq!(
+            curation.clashing().len(),
+            1,
+            "a clash stays until listed again"
+        );
+        curation.note_clashes(NamedKind::Tool, "py", Vec::new());
+        assert!(curation.clashing().is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod catalogue;
 mod catalogues;
 pub mod curation;
 pub mod error;
+pub mod glob;
 pub mod item_kind;
 mod mcp_session;
 mod mcp_sessions;

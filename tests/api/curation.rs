@@ -95,6 +95,7 @@ async fn a_session_shows_and_calls_only_what_its_rules_allow() {
         shown["unmatched_rules"],
         json!(["tools.alpha.allow[1] (\"gone-*\")"])
     );
+    assert_eq!(shown["clashing_rules"], json!([]));
     app.stop().await;
 }
 
@@ -197,6 +198,15 @@ async fn a_one_server_session_without_prefixes_renames_to_the_bare_name() {
 async fn bad_rules_are_refused_with_the_field_and_nothing_is_stored() {
     let (app, _alpha, _beta) = two_backends().await;
     let long = "x".repeat(129);
+    // The shape that froze a gateway: many long patterns that backtrack.
+    let too_many_patterns: Vec<String> = (0..1300)
+        .map(|n| format!("{}*Q{n}", "*L".repeat(12)))
+        .collect();
+    let too_many_renames: serde_json::Map<String, Value> = (0..1001)
+        .map(|n| (format!("p{n}"), json!(format!("q{n}"))))
+        .collect();
+    let too_many_descriptions: serde_json::Map<String, Value> =
+        (0..1001).map(|n| (format!("t{n}"), json!("d"))).collect();
     let cases = [
         (
             json!({ "tools": [] }),
@@ -262,6 +272,41 @@ async fn bad_rules_are_refused_with_the_field_and_nothing_is_stored() {
             "makes \"alpha__same\", which tools.alpha.rename.add makes too",
         ),
         (
+            json!({ "tools": { "alpha": { "allow": ["add", "echo"], "rename": { "add": "echo" } } } }),
+            "tools.alpha.rename.add",
+            "makes \"alpha__echo\", which tool \"echo\" has (named in tools.alpha.allow[1])",
+        ),
+        (
+            json!({ "tools": { "alpha": { "rename": { "add": "echo" }, "description": { "echo": "Says it." } } } }),
+            "tools.alpha.rename.add",
+            "makes \"alpha__echo\", which tool \"echo\" has (named in tools.alpha.description.echo)",
+        ),
+        (
+            json!({ "prompts": { "beta": { "allow": ["*"], "rename": { "x": "greeting" }, "description": { "greeting": "Hi." } } } }),
+            "prompts.beta.rename.x",
+            "makes \"beta__greeting\", which prompt \"greeting\" has (named in prompts.beta.description.greeting)",
+        ),
+        (
+            json!({ "tools": { "alpha": { "deny": too_many_patterns } } }),
+            "tools.alpha.deny",
+            "holds 1300 patterns; at most 100 are allowed",
+        ),
+        (
+            json!({ "tools": { "alpha": { "allow": vec!["x"; 101] } } }),
+            "tools.alpha.allow",
+            "holds 101 patterns; at most 100 are allowed",
+        ),
+        (
+            json!({ "prompts": { "beta": { "rename": too_many_renames } } }),
+            "prompts.beta.rename",
+            "holds 1001 names; at most 1000 are allowed",
+        ),
+        (
+            json!({ "tools": { "alpha": { "description": too_many_descriptions } } }),
+            "tools.alpha.description",
+            "holds 1001 names; at most 1000 are allowed",
+        ),
+        (
             json!({ "tools": { "alpha": { "description": { "add": "" } } } }),
             "tools.alpha.description.add",
             "must be a non-empty string",
@@ -298,6 +343,135 @@ async fn bad_rules_are_refused_with_the_field_and_nothing_is_stored() {
     assert_eq!(
         app.mux.list_sessions(10, None).await.expect("list").len(),
         0
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rename_onto_a_name_the_backend_lists_keeps_both_tools_and_is_reported() {
+    let (app, _alpha, _beta) = two_backends().await;
+    // Nothing in the rules says alpha has `echo`: only its list does.
+    let session = app
+        .create_session(json!({
+            "servers": ["alpha", "beta"],
+            "tools": { "alpha": { "rename": { "add": "echo" } } },
+        }))
+        .await;
+    let mut mcp = app.mcp(&session).await;
+    let tools = listed(&mut mcp, "tools/list", "tools").await;
+    assert_eq!(
+        names(&tools),
+        ["alpha__add", "alpha__echo", "beta__add", "beta__echo"]
+    );
+    assert_eq!(
+        first_text(&mcp.call_tool("alpha__add", json!({ "a": 2, "b": 3 })).await),
+        "5"
+    );
+    assert_eq!(
+        first_text(&mcp.call_tool("alpha__echo", json!({ "text": "hi" })).await),
+        "alpha: hi"
+    );
+    let shown = app.shown_session(&session).await;
+    assert_eq!(
+        shown["clashing_rules"],
+        json!([
+            "tools.alpha.rename.add (makes \"alpha__echo\", which tool \"echo\" has; not applied)"
+        ])
+    );
+    assert_eq!(shown["unmatched_rules"], json!([]));
+    app.stop().await;
+}
+
+/// Tools a backend lists in the tests of heavy rules.
+pub const MANY_TOOLS: usize = 2_000;
+
+/// A backend listing [`MANY_TOOLS`] tools with long names of `L`s.
+pub async fn many_tools_backend() -> wiremock::MockServer {
+    let tools: Vec<Value> = (0..MANY_TOOLS)
+        .map(|n| json!({ "name": format!("{}Q{n}", "L".repeat(40)), "inputSchema": { "type": "object" } }))
+        .collect();
+    mock_backend(json!(tools), false).await
+}
+
+/// As many deny patterns as a session may hold, each built to make a
+/// matcher work: twelve `*L`s that every name satisfies, then a run that
+/// none holds, so every pattern is tried on every name to its end.
+pub fn heavy_deny_rules() -> Vec<String> {
+    (0..100)
+        .map(|n| format!("{}*Z{n}*", "*L".repeat(12)))
+        .collect()
+}
+
+/// A gateway over the heavy backend (`big`) and a real one (`alpha`).
+pub async fn heavy_and_bystander() -> (TestApp, wiremock::MockServer, RmcpBackend) {
+    let big = many_tools_backend().await;
+    let alpha = spawn_rmcp_backend("alpha", None).await;
+    let app = spawn_app(&registry_yaml(&[
+        ("big", &mock_url(&big), ""),
+        ("alpha", &alpha.url, ""),
+    ]))
+    .await;
+    (app, big, alpha)
+}
+
+/// `/healthz`'s status and `status` field, and a bystander's echo.
+pub async fn health_and_bystander(app: &TestApp, bystander: &str) -> (u16, Value, String) {
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("gateway answers");
+    let status = health.status().as_u16();
+    let health: Value = health.json().await.expect("JSON");
+    let mut mcp = app.mcp(bystander).await;
+    let echoed = mcp
+        .call_tool("alpha__echo", json!({ "text": "still here" }))
+        .await;
+    (
+        status,
+        health["status"].clone(),
+        first_text(&echoed).to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn sessions_listing_under_heavy_rules_leave_health_and_bystanders_answering() {
+    let (app, _big, _alpha) = heavy_and_bystander().await;
+    let heavy = json!({
+        "servers": ["big"],
+        "tools": { "big": { "deny": heavy_deny_rules() } },
+    });
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(app.create_session(heavy.clone()).await);
+    }
+    let bystander = app.create_session(json!({ "servers": ["alpha"] })).await;
+    // The rules are merged on the blocking pool, so the worker that
+    // answers everyone is free while three sessions list at once.
+    let listings = futures_util::future::join_all(sessions.iter().map(|session| {
+        app.http
+            .get(format!("{}/session/{session}/tools", app.address))
+            .send()
+    }));
+    let (listings, (health, health_status, echoed)) =
+        tokio::join!(listings, health_and_bystander(&app, &bystander));
+    assert_eq!((health, health_status), (200, json!("ok")));
+    assert_eq!(echoed, "alpha: still here");
+    for listing in listings {
+        let listing = listing.expect("gateway answers");
+        assert_eq!(listing.status(), 200);
+        let listing: Value = listing.json().await.expect("JSON");
+        let tools = listing["tools"].as_array().expect("tools");
+        assert_eq!(tools.len(), MANY_TOOLS);
+        assert_eq!(tools[7]["name"], format!("big__{}Q7", "L".repeat(40)));
+    }
+    let shown = app.shown_session(&sessions[0]).await;
+    let unmatched = shown["unmatched_rules"].as_array().expect("unmatched");
+    assert_eq!(unmatched.len(), 100);
+    assert_eq!(
+        unmatched[99],
+        format!("tools.big.deny[99] (\"{}*Z99*\")", "*L".repeat(12))
     );
     app.stop().await;
 }

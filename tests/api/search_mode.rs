@@ -124,3 +124,46 @@ async fn a_search_session_lists_three_tools_that_reach_the_rest() {
     assert_eq!(names, ["alpha__add", "alpha__echo", "beta__echo"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn searches_over_long_lists_leave_health_and_bystanders_answering() {
+    use crate::curation::{
+        MANY_TOOLS, health_and_bystander, heavy_and_bystander, heavy_deny_rules,
+    };
+    let (app, _big, _alpha) = heavy_and_bystander().await;
+    let heavy = json!({
+        "servers": ["big"],
+        "tool_mode": "search",
+        "tools": { "big": { "deny": heavy_deny_rules() } },
+    });
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let session = app.create_session(heavy.clone()).await;
+        clients.push(app.mcp(&session).await);
+    }
+    let bystander = app.create_session(json!({ "servers": ["alpha"] })).await;
+    // Each first search merges the list and builds its index, both on the
+    // blocking pool.
+    let searches = futures_util::future::join_all(
+        clients
+            .iter_mut()
+            .map(|mcp| mcp.call_tool("search_tools", json!({ "query": "7", "limit": 1 }))),
+    );
+    let (found, (health, health_status, echoed)) =
+        tokio::join!(searches, health_and_bystander(&app, &bystander));
+    assert_eq!((health, health_status), (200, json!("ok")));
+    assert_eq!(echoed, "alpha: still here");
+    let expected = format!("big__{}Q7", "L".repeat(40));
+    for found in &found {
+        let hits = text_json(found);
+        assert_eq!(hits["tools"][0]["name"], expected, "{hits}");
+    }
+    let tools = app
+        .get_json(&format!(
+            "/session/{}/tools",
+            app.create_session(heavy).await
+        ))
+        .await;
+    assert_eq!(tools["tools"].as_array().map(Vec::len), Some(MANY_TOOLS));
+    app.stop().await;
+}

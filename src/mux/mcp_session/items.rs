@@ -14,6 +14,7 @@ use crate::mcp::naming;
 use crate::mcp::request::{ByName, ByUri, Completion, CompletionTarget, Method};
 use crate::mux::audit::AuditedCall;
 use crate::mux::catalogue::{BackendItems, Catalogue, Route};
+use crate::mux::curation::SessionCuration;
 use crate::mux::error::CallError;
 use crate::mux::item_kind::{Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES};
 use crate::mux::payload::{Payload, passed_on};
@@ -377,20 +378,18 @@ impl McpSession {
         if !left_out.is_empty() {
             lives = Duration::ZERO;
         }
-        let rules = &self.curation.rules;
-        let sources = listed
+        let lists: Vec<ListedItems> = listed
             .into_iter()
             .map(|(slot, listed)| {
                 if let Some(ttl) = listed.ttl {
                     lives = lives.min(ttl);
                 }
-                let names: Vec<&str> = listed
-                    .items
-                    .iter()
-                    .filter_map(|item| item.get("name").and_then(Value::as_str))
-                    .collect();
-                self.curation.note_listed(kind, slot.name(), &names);
                 if kind == NamedKind::Tool {
+                    let names: Vec<&str> = listed
+                        .items
+                        .iter()
+                        .filter_map(|item| item.get("name").and_then(Value::as_str))
+                        .collect();
                     // Its fallbacks too: a call they answer counts under
                     // their name, with the tool names this list gave.
                     let fallbacks = self.fallbacks.iter().filter(|f| f.of == slot.index);
@@ -400,16 +399,23 @@ impl McpSession {
                         self.catalogues.note_tools(server, names.iter().copied());
                     }
                 }
-                BackendItems {
+                ListedItems {
                     backend: slot.index,
-                    server: slot.name(),
+                    server: slot.name().to_owned(),
                     prefix: slot.prefix.clone(),
                     items: listed.items,
-                    rules: rules.rules(kind, slot.name()),
                 }
             })
             .collect();
-        let mut catalogue = Catalogue::build(kind, sources);
+        // Rules over a long list cost CPU: merged on the blocking pool, so
+        // that this worker's other requests (and `/healthz`) never wait.
+        let curation = self.curation.clone();
+        let merged = tokio::task::spawn_blocking(move || merge(kind, &curation, lists)).await;
+        let mut catalogue = merged.unwrap_or_else(|error| {
+            tracing::error!(%error, kind = kind.noun(), "merging the lists failed");
+            lives = Duration::ZERO;
+            Catalogue::build(kind, Vec::new())
+        });
         catalogue.left_out = left_out;
         catalogue.changes_seen = listing.changes;
         catalogue.expires_at = catalogue.built_at + lives;
@@ -417,4 +423,48 @@ impl McpSession {
         listing.keep(catalogue.clone());
         catalogue
     }
+}
+
+/// One backend's list, owned, on its way to the blocking pool.
+struct ListedItems {
+    backend: usize,
+    server: String,
+    prefix: String,
+    items: Vec<Value>,
+}
+
+/// Merges backend lists under the session's rules, and notes what the
+/// rules matched: the rules that matched nothing, the renames that clashed.
+fn merge(kind: NamedKind, curation: &SessionCuration, lists: Vec<ListedItems>) -> Catalogue {
+    for list in &lists {
+        let names: Vec<&str> = list
+            .items
+            .iter()
+            .filter_map(|item| item.get("name").and_then(Value::as_str))
+            .collect();
+        curation.note_listed(kind, &list.server, &names);
+    }
+    let servers: Vec<String> = lists.iter().map(|list| list.server.clone()).collect();
+    let sources = lists
+        .into_iter()
+        .zip(&servers)
+        .map(|(list, server)| BackendItems {
+            backend: list.backend,
+            server,
+            prefix: list.prefix,
+            items: list.items,
+            rules: curation.compiled(kind, server),
+        })
+        .collect();
+    let catalogue = Catalogue::build(kind, sources);
+    for server in &servers {
+        let clashing = catalogue
+            .rename_clashes
+            .iter()
+            .filter(|clash| &clash.server == server)
+            .map(|clash| clash.describe(kind))
+            .collect();
+        curation.note_clashes(kind, server, clashing);
+    }
+    catalogue
 }

@@ -51,8 +51,20 @@ impl McpSession {
                         })?,
                 };
                 let catalogue = self.current_catalogue(NamedKind::Tool).await;
-                let hits = catalogue.index().search(query, limit);
-                Ok(Payload::Json(search_result(&catalogue.items, &hits)))
+                let query = query.to_owned();
+                // The first search of a list builds its index: CPU work that
+                // belongs on the blocking pool, not on a worker that answers
+                // other requests.
+                let found = tokio::task::spawn_blocking(move || {
+                    let hits = catalogue.index().search(&query, limit);
+                    search_result(&catalogue.items, &hits)
+                })
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "searching the tools failed");
+                    CallError::Interrupted
+                })?;
+                Ok(Payload::Json(found))
             }
             DESCRIBE_TOOL => {
                 let name = required_text(&arguments, "name")?;

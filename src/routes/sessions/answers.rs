@@ -68,6 +68,11 @@ pub struct SessionShown {
     /// by field: `tools.everything.allow[1] ("get-*")`. The session works
     /// without them.
     pub unmatched_rules: Vec<String>,
+    /// Renames left out when their backend last listed its items, because
+    /// the new name is one another item has: the renamed item keeps its own
+    /// name. `tools.everything.rename.whoami (makes "everything__echo",
+    /// which tool "echo" has; not applied)`.
+    pub clashing_rules: Vec<String>,
 }
 
 /// One of a session's servers and its backend's health, shared by every

@@ -13,6 +13,12 @@ use crate::routes::error::{ApiError, quoted};
 
 /// Longest allow or deny pattern.
 const MAX_PATTERN_LEN: usize = 128;
+/// Most entries of one `allow` or `deny` list. Every name a backend lists
+/// is tried against each pattern, so the list bounds the work a session's
+/// listing costs (benches/rules.rs measures it).
+pub const MAX_PATTERNS: usize = 100;
+/// Most entries of one `rename` or `description` object.
+pub const MAX_NAMED: usize = 1000;
 /// Longest replacement description.
 const MAX_DESCRIPTION_LEN: usize = 4096;
 /// The keys of one server's rules.
@@ -152,12 +158,65 @@ fn parse_rules(
             format!("must be at most {MAX_DESCRIPTION_LEN} characters"),
         ));
     }
-    Ok(ItemRules {
+    let rules = ItemRules {
         allow,
         deny,
         rename,
         description,
-    })
+    };
+    refuse_hiding_renames(kind, field, &rules, prefix)?;
+    Ok(rules)
+}
+
+/// Refuses a rename onto the name of an item the same rules show under its
+/// own name, which would hide that item: the backend's list is not known
+/// until it is listed, but a name the rules give (a plain `allow` entry, a
+/// `description` key) is one the creator expects it to hold. A clash found
+/// only when listing is reported then instead (see `catalogue`).
+fn refuse_hiding_renames(
+    kind: NamedKind,
+    field: &str,
+    rules: &ItemRules,
+    prefix: &str,
+) -> Result<(), ApiError> {
+    if rules.rename.is_empty() {
+        return Ok(());
+    }
+    let compiled = rules.compile();
+    let allowed = rules
+        .allow
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, pattern)| !pattern.contains('*'))
+        .map(|(index, name)| (name.as_str(), format!("{field}.allow[{index}]")));
+    let described = rules
+        .description
+        .keys()
+        .map(|name| (name.as_str(), format!("{field}.description.{name}")));
+    let mut named: HashMap<&str, String> = HashMap::new();
+    for (name, where_named) in allowed.chain(described) {
+        named.entry(name).or_insert(where_named);
+    }
+    for (original, new) in &rules.rename {
+        if new == original || !compiled.shows(original) || rules.rename.contains_key(new) {
+            continue;
+        }
+        if let Some(where_named) = named.get(new.as_str())
+            && compiled.shows(new)
+        {
+            return Err(ApiError::bad_request(
+                format!("{field}.rename.{original}"),
+                format!(
+                    "makes {}, which {} {} has (named in {where_named})",
+                    quoted(&format!("{prefix}{new}")),
+                    kind.noun(),
+                    quoted(new)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An `allow` or `deny` list: names or `*` patterns.
@@ -168,6 +227,15 @@ fn patterns(field: &str, value: Value) -> Result<Vec<String>, ApiError> {
             "must be an array of names or * patterns",
         ));
     };
+    if items.len() > MAX_PATTERNS {
+        return Err(ApiError::bad_request(
+            field,
+            format!(
+                "holds {} patterns; at most {MAX_PATTERNS} are allowed",
+                items.len()
+            ),
+        ));
+    }
     items
         .into_iter()
         .enumerate()
@@ -197,6 +265,15 @@ fn texts(field: &str, value: Option<Value>) -> Result<BTreeMap<String, String>, 
             ));
         }
     };
+    if entries.len() > MAX_NAMED {
+        return Err(ApiError::bad_request(
+            field,
+            format!(
+                "holds {} names; at most {MAX_NAMED} are allowed",
+                entries.len()
+            ),
+        ));
+    }
     entries
         .into_iter()
         .map(|(original, text)| match text {

@@ -340,6 +340,7 @@ fn describe(session: &Session, mux: &Mux) -> SessionShown {
         tools: session.curation.rules.tools.clone(),
         prompts: session.curation.rules.prompts.clone(),
         unmatched_rules: session.curation.unmatched(),
+        clashing_rules: session.curation.clashing(),
     }
 }
 
