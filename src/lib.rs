@@ -19,6 +19,8 @@
 //! - [`backend`]: one MCP client per backend session (Streamable HTTP, stdio,
 //!   HTTP+SSE): auth, timeouts, retries, and what all sessions of a backend
 //!   share (circuit breaker, call slots).
+//! - [`oauth`]: mcp-mux as its backends' OAuth client: discovery of their
+//!   authorization servers.
 //! - [`registry`]: `registry.yaml`, validated once at start.
 //! - [`store`]: sea-orm entities and queries; credentials sealed with AES-256-GCM.
 //! - [`credentials`]: client credentials as `secrecy` types.
@@ -32,6 +34,7 @@ pub mod check;
 pub mod credentials;
 pub mod mcp;
 pub mod mux;
+pub mod oauth;
 pub mod registry;
 pub mod remote;
 pub mod rotation;
