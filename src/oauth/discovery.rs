@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use url::Url;
 
+use super::innermost_cause;
+
 /// Most bytes a metadata document may have: real ones are a few KiB.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// How long an issuer's metadata is kept before it is fetched again.
@@ -281,7 +283,7 @@ impl Discovery {
                     check_resource(&url, &metadata.resource, backend)?;
                     return Ok((url.to_string(), metadata));
                 }
-                Err(DiscoveryError::Status { status, .. }) if status == 404 => {
+                Err(DiscoveryError::Status { status: 404, .. }) => {
                     tried.push(url.to_string());
                 }
                 Err(error) => return Err(error),
@@ -320,7 +322,7 @@ impl Discovery {
                     servers.insert(issuer.to_owned(), (Instant::now(), metadata.clone()));
                     return Ok(metadata);
                 }
-                Err(DiscoveryError::Status { status, .. }) if status == 404 => {
+                Err(DiscoveryError::Status { status: 404, .. }) => {
                     tried.push(url.to_string());
                 }
                 Err(error) => return Err(error),
@@ -510,14 +512,6 @@ fn check_server(
         require_https(endpoint)?;
     }
     Ok(Arc::new(metadata))
-}
-
-fn innermost_cause(error: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod lifetimes;
 mod limits;
 mod mcp_endpoint;
 mod metrics;
+mod oauth_client;
 mod oauth_discovery;
 mod openapi;
 mod path_spellings;

@@ -1,0 +1,286 @@
+//! One backend's OAuth client: the authorization URL (PKCE S256, a random
+//! `state`, RFC 8707 `resource`), the code's redemption and the grant's
+//! refresh. The protocol is the `oauth2` crate's, sent over mcp-mux's own
+//! reqwest client, which follows no redirect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenType};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
+    EndpointNotSet, EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::discovery::ServerMetadata;
+use super::innermost_cause;
+
+/// Time allowed for one request to the token endpoint.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most bytes a token response may have.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// What one backend's OAuth client is.
+pub struct ClientSettings {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub server: Arc<ServerMetadata>,
+    /// mcp-mux's callback, `<public URL>/oauth/callback`.
+    pub redirect_uri: Url,
+    /// The RFC 8707 `resource` of every request; None where the
+    /// authorization server rejects it (`resource: omit`).
+    pub resource: Option<String>,
+    pub scopes: Vec<String>,
+    /// Added to the authorization URL (`access_type=offline`, say).
+    pub authorize_params: Vec<(String, String)>,
+}
+
+/// An authorization request, ready for the user's browser.
+pub struct Authorization {
+    pub url: Url,
+    /// Ties the callback to this request; single-use.
+    pub state: SecretString,
+    /// Proves, at redemption, that the code went to whoever asked for it.
+    pub verifier: SecretString,
+}
+
+/// What the token endpoint granted.
+pub struct Tokens {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The scopes granted, when the server says (else those asked for).
+    pub scopes: Vec<String>,
+}
+
+// Tokens are secrets: a Debug print shows that they are there, not them.
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the token endpoint gave no tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// An OAuth error response (RFC 6749 §5.2): `invalid_grant` means the
+    /// user must authorize again.
+    #[error("the authorization server refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Refused {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("cannot reach the token endpoint {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the token endpoint {url} answered something that is not a token response: {reason}")]
+    Malformed { url: String, reason: String },
+}
+
+impl TokenError {
+    /// Whether the grant is gone for good (revoked, expired, rotated away).
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, TokenError::Refused { error, .. } if error == "invalid_grant")
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TokenError::Unreachable { .. })
+    }
+}
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type Granted = StandardTokenResponse<EmptyExtraTokenFields, BasicTokenType>;
+
+/// One backend's OAuth client, for one authorization server.
+pub struct OAuthClient {
+    settings: ClientSettings,
+    client: Client,
+    http: reqwest::Client,
+}
+
+impl OAuthClient {
+    pub fn new(settings: ClientSettings, http: reqwest::Client) -> Self {
+        let server = &settings.server;
+        let mut client = BasicClient::new(ClientId::new(settings.client_id.clone()))
+            .set_auth_uri(AuthUrl::from_url(server.authorization_endpoint.clone()))
+            .set_token_uri(TokenUrl::from_url(server.token_endpoint.clone()))
+            .set_redirect_uri(RedirectUrl::from_url(settings.redirect_uri.clone()));
+        if let Some(secret) = &settings.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
+        }
+        // Basic authentication unless the server takes only the body form.
+        let methods = server.token_endpoint_auth_methods_supported.as_deref();
+        if methods.is_some_and(|methods| {
+            !methods.iter().any(|m| m == "client_secret_basic")
+                && methods.iter().any(|m| m == "client_secret_post")
+        }) || settings.client_secret.is_none()
+        {
+            client = client.set_auth_type(AuthType::RequestBody);
+        }
+        OAuthClient {
+            settings,
+            client,
+            http,
+        }
+    }
+
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// A new authorization request: its URL, `state` and PKCE verifier.
+    pub fn authorize(&self) -> Authorization {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self
+            .client
+            .authorize_url(CsrfToken::new_random)
+            .set_pkce_challenge(challenge)
+            .add_scopes(self.settings.scopes.iter().cloned().map(Scope::new));
+        if let Some(resource) = &self.settings.resource {
+            request = request.add_extra_param("resource", resource.clone());
+        }
+        for (name, value) in &self.settings.authorize_params {
+            request = request.add_extra_param(name.clone(), value.clone());
+        }
+        let (url, state) = request.url();
+        Authorization {
+            url,
+            state: SecretString::from(state.secret().clone()),
+            verifier: SecretString::from(verifier.secret().clone()),
+        }
+    }
+
+    /// Redeems an authorization code with its PKCE verifier.
+    pub async fn redeem(&self, code: &str, verifier: &SecretString) -> Result<Tokens, TokenError> {
+        let mut request = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()));
+        if let Some(resource) = &self.settings.resource {
+            request = request.add_extra_param("resource", resource.clone());
+        }
+        let granted = request
+            .request_async(&|request| send(&self.http, request))
+            .await;
+        self.tokens(granted, None)
+    }
+
+    /// A fresh access token for `refresh_token`. A server that does not
+    /// rotate refresh tokens answers without one: the old one stays.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TokenError> {
+        let refresh = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let mut request = self.client.exchange_refresh_token(&refresh);
+        if let Some(resource) = &self.settings.resource {
+            request = request.add_extra_param("resource", resource.clone());
+        }
+        let granted = request
+            .request_async(&|request| send(&self.http, request))
+            .await;
+        self.tokens(granted, Some(refresh_token))
+    }
+
+    fn tokens(
+        &self,
+        granted: Result<
+            Granted,
+            RequestTokenError<SendError, StandardErrorResponse<BasicErrorResponseType>>,
+        >,
+        kept_refresh_token: Option<&SecretString>,
+    ) -> Result<Tokens, TokenError> {
+        let url = self.settings.server.token_endpoint.to_string();
+        let granted = granted.map_err(|error| match error {
+            RequestTokenError::ServerResponse(response) => TokenError::Refused {
+                error: response.error().as_ref().to_owned(),
+                description: response.error_description().cloned(),
+            },
+            RequestTokenError::Request(error) => TokenError::Unreachable {
+                url: url.clone(),
+                reason: error.to_string(),
+            },
+            RequestTokenError::Parse(error, _) => TokenError::Malformed {
+                url: url.clone(),
+                reason: error.to_string(),
+            },
+            RequestTokenError::Other(reason) => TokenError::Malformed {
+                url: url.clone(),
+                reason,
+            },
+        })?;
+        let expires_at = granted
+            .expires_in()
+            .and_then(|lifetime| chrono::Duration::from_std(lifetime).ok())
+            .map(|lifetime| Utc::now() + lifetime);
+        Ok(Tokens {
+            access_token: SecretString::from(granted.access_token().secret().clone()),
+            refresh_token: granted
+                .refresh_token()
+                .map(|token| SecretString::from(token.secret().clone()))
+                .or_else(|| kept_refresh_token.cloned()),
+            expires_at,
+            scopes: granted
+                .scopes()
+                .map(|scopes| scopes.iter().map(|scope| scope.to_string()).collect())
+                .unwrap_or_else(|| self.settings.scopes.clone()),
+        })
+    }
+}
+
+/// Why a request to the token endpoint went unanswered.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("{0}")]
+    Http(String),
+    #[error("the answer passes {MAX_TOKEN_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    #[error("the endpoint answered a redirect")]
+    Redirected,
+}
+
+/// Sends one of the `oauth2` crate's requests with reqwest.
+async fn send(
+    http: &reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, SendError> {
+    let (parts, body) = request.into_parts();
+    let mut response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .timeout(TOKEN_TIMEOUT)
+        .send()
+        .await
+        .map_err(|error| SendError::Http(innermost_cause(&error)))?;
+    if response.status().is_redirection() {
+        return Err(SendError::Redirected);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| SendError::Http(innermost_cause(&error)))?
+    {
+        if body.len() + chunk.len() > MAX_TOKEN_RESPONSE_BYTES {
+            return Err(SendError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut answer = oauth2::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        answer = answer.header(name, value);
+    }
+    answer
+        .body(body)
+        .map_err(|error| SendError::Http(error.to_string()))
+}
