@@ -12,6 +12,7 @@ mod m20261122_000006_create_audit_records;
 mod m20261130_000007_bound_audit_tool_names;
 mod m20261201_000008_add_session_rate_limit;
 mod m20261201_000009_add_session_curation;
+mod m20261205_000010_create_oauth_tables;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_bound_audit_tool_names::Migration),
             Box::new(m20261201_000008_add_session_rate_limit::Migration),
             Box::new(m20261201_000009_add_session_curation::Migration),
+            Box::new(m20261205_000010_create_oauth_tables::Migration),
         ]
     }
 }

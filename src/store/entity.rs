@@ -102,3 +102,79 @@ pub mod key_check {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod oauth_state {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "oauth_states")]
+    pub struct Model {
+        /// Hex SHA-256 of the `state`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub state_digest: String,
+        pub session_id: String,
+        pub server: String,
+        pub issuer: String,
+        /// The sealed PKCE verifier.
+        pub verifier: String,
+        pub key_id: String,
+        pub expires_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod oauth_grant {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "oauth_grants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub session_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub server: String,
+        pub issuer: String,
+        /// The sealed access and refresh tokens (JSON).
+        pub tokens: String,
+        pub key_id: String,
+        pub expires_at: Option<DateTimeUtc>,
+        /// JSON array of the scopes granted.
+        pub scopes: String,
+        pub version: i64,
+        pub refreshing_until: Option<DateTimeUtc>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod oauth_client {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "oauth_clients")]
+    pub struct Model {
+        /// Hex SHA-256 of the issuer and the redirect URI.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub issuer: String,
+        pub redirect_uri: String,
+        pub client_id: String,
+        /// The sealed client secret, if the server issued one.
+        pub client_secret: Option<String>,
+        pub key_id: String,
+        pub registered_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

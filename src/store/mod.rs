@@ -1,13 +1,16 @@
 //! The record of sessions: sea-orm entities and queries on SQLite (default) or
-//! PostgreSQL. Credentials are sealed before they reach the database.
+//! PostgreSQL. Credentials, and the OAuth grants of backends, are sealed
+//! before they reach the database.
 
 mod audit;
 pub mod crypto;
 mod entity;
 mod mcp_sessions;
+mod oauth;
 
 pub use audit::{AuditRecord, StoredAuditRecord};
 pub use mcp_sessions::McpSessionRecord;
+pub use oauth::{ClientRegistration, PendingAuthorization, StoredGrant};
 
 use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
@@ -23,7 +26,7 @@ use uuid::Uuid;
 use crate::credentials::Credentials;
 use crate::mux::curation::Curation;
 use crypto::{EncryptionKey, KeySource, Keyring};
-use entity::{audit_record, key_check, mcp_session, session};
+use entity::{audit_record, key_check, mcp_session, oauth_grant, oauth_state, session};
 
 /// The plaintext sealed in `key_check`: opening it proves a configured key is
 /// the one every session was sealed with when the store was created or last
@@ -512,8 +515,8 @@ impl Store {
         }
     }
 
-    /// Deletes a session, credentials included, and its MCP sessions; false
-    /// when there was none.
+    /// Deletes a session, credentials and OAuth grants included, and its MCP
+    /// sessions; false when there was none.
     pub async fn delete_session(&self, id: Uuid) -> Result<bool, StoreError> {
         let id = id.to_string();
         let transaction = self.db.begin().await?;
@@ -523,6 +526,14 @@ impl Store {
             .await?;
         audit_record::Entity::delete_many()
             .filter(audit_record::Column::SessionId.eq(id.as_str()))
+            .exec(&transaction)
+            .await?;
+        oauth_grant::Entity::delete_many()
+            .filter(oauth_grant::Column::SessionId.eq(id.as_str()))
+            .exec(&transaction)
+            .await?;
+        oauth_state::Entity::delete_many()
+            .filter(oauth_state::Column::SessionId.eq(id.as_str()))
             .exec(&transaction)
             .await?;
         let result = session::Entity::delete_by_id(id).exec(&transaction).await?;

@@ -30,6 +30,7 @@ mod search_mode;
 mod shared_lists;
 mod stateless;
 mod store;
+mod store_oauth;
 mod streaming;
 mod timeouts;
 mod tools_http;

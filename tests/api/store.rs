@@ -19,7 +19,7 @@ const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 const TEST_KEY_ID: &str = "3a537210cd9ae4ec";
 const OTHER_KEY_ID: &str = "cc68210862f76214";
 
-fn key(encoded: &str) -> EncryptionKey {
+pub(crate) fn key(encoded: &str) -> EncryptionKey {
     EncryptionKey::from_base64(encoded, KeySource::Environment).expect("valid key")
 }
 
@@ -93,8 +93,8 @@ async fn token_of(store: &Store, id: Uuid) -> String {
 }
 
 /// A database for one test: a SQLite file, or a PostgreSQL database of its own.
-struct TestDatabase {
-    url: String,
+pub(crate) struct TestDatabase {
+    pub(crate) url: String,
     dir: Option<tempfile::TempDir>,
     /// (server URL, database name) to drop afterwards.
     postgres: Option<(String, String)>,
@@ -102,11 +102,11 @@ struct TestDatabase {
 
 impl TestDatabase {
     /// The SQLite database's file; `None` on PostgreSQL.
-    fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+    pub(crate) fn sqlite_file(&self) -> Option<std::path::PathBuf> {
         self.dir.as_ref().map(|dir| dir.path().join("store.db"))
     }
 
-    async fn drop_database(self) {
+    pub(crate) async fn drop_database(self) {
         if let Some((server, name)) = self.postgres {
             let admin = Database::connect(server.as_str())
                 .await
@@ -121,7 +121,7 @@ impl TestDatabase {
 
 /// The databases to run each store test on: SQLite always, PostgreSQL when
 /// `TEST_DATABASE_URL` is set.
-async fn databases() -> Vec<TestDatabase> {
+pub(crate) async fn databases() -> Vec<TestDatabase> {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut databases = vec![TestDatabase {
         url: format!(

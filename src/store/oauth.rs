@@ -1,0 +1,455 @@
+//! What mcp-mux keeps as its backends' OAuth client: authorization requests
+//! awaiting their callback (single-use, short-lived), the grants they yield
+//! (refreshed by one node at a time), and client registrations per
+//! authorization server. Every secret is sealed like a session's credentials.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::entity::{oauth_client, oauth_grant, oauth_state};
+use super::{Store, StoreError};
+
+/// An authorization request waiting for its callback.
+pub struct PendingAuthorization {
+    pub session_id: Uuid,
+    pub server: String,
+    /// The issuer the request went to: the callback's `iss` must be it.
+    pub issuer: String,
+    pub verifier: SecretString,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A user's authorization of one backend for one session.
+#[derive(Clone)]
+pub struct StoredGrant {
+    pub session_id: Uuid,
+    pub server: String,
+    pub issuer: String,
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub scopes: Vec<String>,
+    /// Refreshes so far: a refresh is stored only over the version it began from.
+    pub version: i64,
+}
+
+impl std::fmt::Debug for StoredGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredGrant")
+            .field("session_id", &self.session_id)
+            .field("server", &self.server)
+            .field("issuer", &self.issuer)
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client registered with an authorization server for one redirect URI.
+#[derive(Clone)]
+pub struct ClientRegistration {
+    pub issuer: String,
+    pub redirect_uri: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for ClientRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRegistration")
+            .field("issuer", &self.issuer)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealedTokens {
+    access_token: String,
+    refresh_token: Option<String>,
+}
+
+fn hex_sha256(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        // A separator no part holds, so that ("ab", "c") ≠ ("a", "bc").
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn grant_context(session_id: &str, server: &str) -> String {
+    format!("oauth-grant:{session_id}:{server}")
+}
+
+impl Store {
+    /// Keeps an authorization request under its `state`, of which only a
+    /// digest is stored.
+    pub async fn insert_authorization_state(
+        &self,
+        state: &SecretString,
+        pending: &PendingAuthorization,
+    ) -> Result<(), StoreError> {
+        let digest = hex_sha256(&[state.expose_secret()]);
+        let key = self.keys.current();
+        let row = oauth_state::ActiveModel {
+            verifier: Set(key.seal(
+                pending.verifier.expose_secret().as_bytes(),
+                format!("oauth-state:{digest}").as_bytes(),
+            )),
+            state_digest: Set(digest),
+            session_id: Set(pending.session_id.to_string()),
+            server: Set(pending.server.clone()),
+            issuer: Set(pending.issuer.clone()),
+            key_id: Set(key.id().to_owned()),
+            expires_at: Set(pending.expires_at),
+        };
+        oauth_state::Entity::insert(row).exec(&self.db).await?;
+        Ok(())
+    }
+
+    /// Takes the authorization request `state` names, once: None when it is
+    /// unknown, already taken, or expired. Of two nodes taking it at once,
+    /// only one gets it.
+    pub async fn take_authorization_state(
+        &self,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingAuthorization>, StoreError> {
+        let digest = hex_sha256(&[state]);
+        let Some(row) = oauth_state::Entity::find_by_id(digest.clone())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let taken = oauth_state::Entity::delete_by_id(digest.clone())
+            .exec(&self.db)
+            .await?;
+        if taken.rows_affected == 0 || row.expires_at <= now {
+            return Ok(None);
+        }
+        let corrupt = |reason| StoreError::Corrupt {
+            id: format!("authorization state {}", &digest[..8]),
+            reason,
+        };
+        let verifier = self
+            .keys
+            .find(&row.key_id)
+            .ok_or_else(|| corrupt("sealed with a key that is not configured"))?
+            .open(&row.verifier, format!("oauth-state:{digest}").as_bytes())
+            .map_err(|_| corrupt("does not open with the key that sealed it"))?;
+        let verifier = String::from_utf8(verifier.expose_secret().clone())
+            .map_err(|_| corrupt("verifier is not text"))?;
+        Ok(Some(PendingAuthorization {
+            session_id: Uuid::parse_str(&row.session_id)
+                .map_err(|_| corrupt("session id is not a UUID"))?,
+            server: row.server,
+            issuer: row.issuer,
+            verifier: SecretString::from(verifier),
+            expires_at: row.expires_at,
+        }))
+    }
+
+    /// Forgets authorization requests whose time is up; how many.
+    pub async fn purge_expired_authorization_states(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let result = oauth_state::Entity::delete_many()
+            .filter(oauth_state::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// Stores a new grant (a new authorization), replacing an older one.
+    pub async fn save_grant(&self, grant: &StoredGrant) -> Result<(), StoreError> {
+        let row = self.grant_row(grant, grant.version);
+        oauth_grant::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([oauth_grant::Column::SessionId, oauth_grant::Column::Server])
+                    .update_columns([
+                        oauth_grant::Column::Issuer,
+                        oauth_grant::Column::Tokens,
+                        oauth_grant::Column::KeyId,
+                        oauth_grant::Column::ExpiresAt,
+                        oauth_grant::Column::Scopes,
+                        oauth_grant::Column::Version,
+                        oauth_grant::Column::RefreshingUntil,
+                        oauth_grant::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    fn grant_row(&self, grant: &StoredGrant, version: i64) -> oauth_grant::ActiveModel {
+        let session_id = grant.session_id.to_string();
+        let key = self.keys.current();
+        let tokens = SealedTokens {
+            access_token: grant.access_token.expose_secret().to_owned(),
+            refresh_token: grant
+                .refresh_token
+                .as_ref()
+                .map(|token| token.expose_secret().to_owned()),
+        };
+        let plaintext = serde_json::to_vec(&tokens).unwrap_or_default();
+        oauth_grant::ActiveModel {
+            tokens: Set(key.seal(
+                &plaintext,
+                grant_context(&session_id, &grant.server).as_bytes(),
+            )),
+            session_id: Set(session_id),
+            server: Set(grant.server.clone()),
+            issuer: Set(grant.issuer.clone()),
+            key_id: Set(key.id().to_owned()),
+            expires_at: Set(grant.expires_at),
+            scopes: Set(serde_json::to_string(&grant.scopes).unwrap_or_default()),
+            version: Set(version),
+            refreshing_until: Set(None),
+            updated_at: Set(Utc::now()),
+        }
+    }
+
+    /// The grant a session holds for `server`, if any.
+    pub async fn grant(
+        &self,
+        session_id: Uuid,
+        server: &str,
+    ) -> Result<Option<StoredGrant>, StoreError> {
+        let row = oauth_grant::Entity::find_by_id((session_id.to_string(), server.to_owned()))
+            .one(&self.db)
+            .await?;
+        row.map(|row| self.open_grant(row)).transpose()
+    }
+
+    fn open_grant(&self, row: oauth_grant::Model) -> Result<StoredGrant, StoreError> {
+        let corrupt = |reason| StoreError::Corrupt {
+            id: format!("grant of {} for {}", row.session_id, row.server),
+            reason,
+        };
+        let plaintext = self
+            .keys
+            .find(&row.key_id)
+            .ok_or_else(|| corrupt("sealed with a key that is not configured"))?
+            .open(
+                &row.tokens,
+                grant_context(&row.session_id, &row.server).as_bytes(),
+            )
+            .map_err(|_| corrupt("does not open with the key that sealed it"))?;
+        let tokens: SealedTokens = serde_json::from_slice(plaintext.expose_secret())
+            .map_err(|_| corrupt("tokens are not the stored form"))?;
+        Ok(StoredGrant {
+            session_id: Uuid::parse_str(&row.session_id)
+                .map_err(|_| corrupt("session id is not a UUID"))?,
+            server: row.server,
+            issuer: row.issuer,
+            access_token: SecretString::from(tokens.access_token),
+            refresh_token: tokens.refresh_token.map(SecretString::from),
+            expires_at: row.expires_at,
+            scopes: serde_json::from_str(&row.scopes).unwrap_or_default(),
+            version: row.version,
+        })
+    }
+
+    /// Claims the refresh of a grant still at `version`, until `until`:
+    /// true for exactly one caller across every node, however many ask at
+    /// once. A claim whose node died lapses at `until`.
+    pub async fn claim_refresh(
+        &self,
+        session_id: Uuid,
+        server: &str,
+        version: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = oauth_grant::Entity::update_many()
+            .col_expr(oauth_grant::Column::RefreshingUntil, Expr::value(until))
+            .filter(oauth_grant::Column::SessionId.eq(session_id.to_string()))
+            .filter(oauth_grant::Column::Server.eq(server))
+            .filter(oauth_grant::Column::Version.eq(version))
+            .filter(
+                Condition::any()
+                    .add(oauth_grant::Column::RefreshingUntil.is_null())
+                    .add(oauth_grant::Column::RefreshingUntil.lte(now)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Stores a refreshed grant over the version its claim began from, and
+    /// ends the claim; false if the grant changed meanwhile (it was
+    /// authorized again, or deleted), in which case nothing is written.
+    pub async fn complete_refresh(
+        &self,
+        refreshed: &StoredGrant,
+        claimed_version: i64,
+    ) -> Result<bool, StoreError> {
+        let row = self.grant_row(refreshed, claimed_version + 1);
+        let result = oauth_grant::Entity::update_many()
+            .set(row)
+            .filter(oauth_grant::Column::SessionId.eq(refreshed.session_id.to_string()))
+            .filter(oauth_grant::Column::Server.eq(refreshed.server.as_str()))
+            .filter(oauth_grant::Column::Version.eq(claimed_version))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Ends a claim whose refresh failed, so that another may try.
+    pub async fn release_refresh(
+        &self,
+        session_id: Uuid,
+        server: &str,
+        claimed_version: i64,
+    ) -> Result<(), StoreError> {
+        oauth_grant::Entity::update_many()
+            .col_expr(
+                oauth_grant::Column::RefreshingUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(oauth_grant::Column::SessionId.eq(session_id.to_string()))
+            .filter(oauth_grant::Column::Server.eq(server))
+            .filter(oauth_grant::Column::Version.eq(claimed_version))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a session's grant for `server` (the grant was refused for
+    /// good); true if there was one.
+    pub async fn delete_grant(&self, session_id: Uuid, server: &str) -> Result<bool, StoreError> {
+        let result = oauth_grant::Entity::delete_by_id((session_id.to_string(), server.to_owned()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    /// Takes every grant and pending authorization of a session out of the
+    /// store, returning the grants (to revoke them at their servers).
+    pub async fn take_session_grants(
+        &self,
+        session_id: Uuid,
+    ) -> Result<Vec<StoredGrant>, StoreError> {
+        let id = session_id.to_string();
+        let rows = oauth_grant::Entity::find()
+            .filter(oauth_grant::Column::SessionId.eq(id.as_str()))
+            .all(&self.db)
+            .await?;
+        oauth_grant::Entity::delete_many()
+            .filter(oauth_grant::Column::SessionId.eq(id.as_str()))
+            .exec(&self.db)
+            .await?;
+        oauth_state::Entity::delete_many()
+            .filter(oauth_state::Column::SessionId.eq(id.as_str()))
+            .exec(&self.db)
+            .await?;
+        // A row that no longer opens cannot be revoked; it is gone all the same.
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| self.open_grant(row).ok())
+            .collect())
+    }
+
+    /// The client registered with `issuer` for `redirect_uri`, if any.
+    pub async fn client_registration(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<ClientRegistration>, StoreError> {
+        let id = hex_sha256(&[issuer, redirect_uri]);
+        let Some(row) = oauth_client::Entity::find_by_id(id.clone())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |reason| StoreError::Corrupt {
+            id: format!("client registration with {issuer}"),
+            reason,
+        };
+        let client_secret = match &row.client_secret {
+            Some(sealed) => {
+                let plaintext = self
+                    .keys
+                    .find(&row.key_id)
+                    .ok_or_else(|| corrupt("sealed with a key that is not configured"))?
+                    .open(sealed, format!("oauth-client:{id}").as_bytes())
+                    .map_err(|_| corrupt("does not open with the key that sealed it"))?;
+                Some(SecretString::from(
+                    String::from_utf8(plaintext.expose_secret().clone())
+                        .map_err(|_| corrupt("client secret is not text"))?,
+                ))
+            }
+            None => None,
+        };
+        Ok(Some(ClientRegistration {
+            issuer: row.issuer,
+            redirect_uri: row.redirect_uri,
+            client_id: row.client_id,
+            client_secret,
+        }))
+    }
+
+    /// Keeps a client registration, replacing an earlier one for the same
+    /// issuer and redirect URI.
+    pub async fn save_client_registration(
+        &self,
+        registration: &ClientRegistration,
+    ) -> Result<(), StoreError> {
+        let id = hex_sha256(&[&registration.issuer, &registration.redirect_uri]);
+        let key = self.keys.current();
+        let row = oauth_client::ActiveModel {
+            client_secret: Set(registration.client_secret.as_ref().map(|secret| {
+                key.seal(
+                    secret.expose_secret().as_bytes(),
+                    format!("oauth-client:{id}").as_bytes(),
+                )
+            })),
+            id: Set(id),
+            issuer: Set(registration.issuer.clone()),
+            redirect_uri: Set(registration.redirect_uri.clone()),
+            client_id: Set(registration.client_id.clone()),
+            key_id: Set(key.id().to_owned()),
+            registered_at: Set(Utc::now()),
+        };
+        oauth_client::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(oauth_client::Column::Id)
+                    .update_columns([
+                        oauth_client::Column::ClientId,
+                        oauth_client::Column::ClientSecret,
+                        oauth_client::Column::KeyId,
+                        oauth_client::Column::RegisteredAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a registration the server no longer knows (`invalid_client`).
+    pub async fn forget_client_registration(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<(), StoreError> {
+        oauth_client::Entity::delete_by_id(hex_sha256(&[issuer, redirect_uri]))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
