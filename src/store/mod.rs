@@ -124,6 +124,9 @@ pub struct Rotation {
     pub resealed: u64,
     /// Sessions that were already sealed with it.
     pub already_current: u64,
+    /// OAuth records (grants, pending authorizations, client
+    /// registrations) re-sealed with the current key.
+    pub oauth_resealed: u64,
 }
 
 impl std::fmt::Display for Rotation {
@@ -132,7 +135,11 @@ impl std::fmt::Display for Rotation {
             f,
             "re-sealed {} sessions with key id {}; {} already current",
             self.resealed, self.key_id, self.already_current
-        )
+        )?;
+        if self.oauth_resealed > 0 {
+            write!(f, "; re-sealed {} OAuth records", self.oauth_resealed)?;
+        }
+        Ok(())
     }
 }
 
@@ -418,9 +425,9 @@ impl Store {
     }
 
     /// Seals every session again with the current key, opening each with
-    /// the configured key that sealed it, `batch` sessions per transaction;
-    /// then makes the key check name the current key, so that the previous
-    /// keys are no longer needed.
+    /// the configured key that sealed it, `batch` sessions per transaction,
+    /// and every OAuth record; then makes the key check name the current
+    /// key, so that the previous keys are no longer needed.
     ///
     /// Safe to run again, and while gateways that hold both keys serve: a
     /// row's sealed value and key id change in one statement, so a reader sees
@@ -470,6 +477,7 @@ impl Store {
             }
             transaction.commit().await?;
         }
+        let oauth_resealed = self.reseal_oauth_records().await?;
         key_check::Entity::update_many()
             .col_expr(
                 key_check::Column::Sealed,
@@ -483,6 +491,7 @@ impl Store {
             key_id: current.id().to_owned(),
             resealed,
             already_current,
+            oauth_resealed,
         })
     }
 

@@ -452,4 +452,93 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Seals every OAuth record again with the current key, as
+    /// `rotate_key` does sessions; how many it re-sealed. Each update
+    /// applies only if the row still holds what was read, so a refresh
+    /// stored meanwhile is kept (and is sealed with the current key).
+    pub(super) async fn reseal_oauth_records(&self) -> Result<u64, StoreError> {
+        let current = self.keys.current();
+        let mut resealed = 0;
+        let opened = |key_id: &str, sealed: &str, context: &str, what: &str| {
+            let corrupt = |reason| StoreError::Corrupt {
+                id: what.to_owned(),
+                reason,
+            };
+            self.keys
+                .find(key_id)
+                .ok_or_else(|| corrupt("sealed with a key that is not configured"))?
+                .open(sealed, context.as_bytes())
+                .map_err(|_| corrupt("does not open with the key that sealed it"))
+        };
+        for row in oauth_state::Entity::find()
+            .filter(oauth_state::Column::KeyId.ne(current.id()))
+            .all(&self.db)
+            .await?
+        {
+            let context = format!("oauth-state:{}", row.state_digest);
+            let plain = opened(
+                &row.key_id,
+                &row.verifier,
+                &context,
+                "an authorization state",
+            )?;
+            resealed += oauth_state::Entity::update_many()
+                .col_expr(
+                    oauth_state::Column::Verifier,
+                    Expr::value(current.seal(plain.expose_secret(), context.as_bytes())),
+                )
+                .col_expr(oauth_state::Column::KeyId, Expr::value(current.id()))
+                .filter(oauth_state::Column::StateDigest.eq(row.state_digest.as_str()))
+                .filter(oauth_state::Column::Verifier.eq(row.verifier.as_str()))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        for row in oauth_grant::Entity::find()
+            .filter(oauth_grant::Column::KeyId.ne(current.id()))
+            .all(&self.db)
+            .await?
+        {
+            let context = grant_context(&row.session_id, &row.server);
+            let what = format!("grant of {} for {}", row.session_id, row.server);
+            let plain = opened(&row.key_id, &row.tokens, &context, &what)?;
+            resealed += oauth_grant::Entity::update_many()
+                .col_expr(
+                    oauth_grant::Column::Tokens,
+                    Expr::value(current.seal(plain.expose_secret(), context.as_bytes())),
+                )
+                .col_expr(oauth_grant::Column::KeyId, Expr::value(current.id()))
+                .filter(oauth_grant::Column::SessionId.eq(row.session_id.as_str()))
+                .filter(oauth_grant::Column::Server.eq(row.server.as_str()))
+                .filter(oauth_grant::Column::Tokens.eq(row.tokens.as_str()))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        for row in oauth_client::Entity::find()
+            .filter(oauth_client::Column::KeyId.ne(current.id()))
+            .all(&self.db)
+            .await?
+        {
+            let context = format!("oauth-client:{}", row.id);
+            let sealed = match &row.client_secret {
+                Some(sealed) => {
+                    let what = format!("client registration with {}", row.issuer);
+                    let plain = opened(&row.key_id, sealed, &context, &what)?;
+                    Some(current.seal(plain.expose_secret(), context.as_bytes()))
+                }
+                None => None,
+            };
+            resealed += oauth_client::Entity::update_many()
+                .col_expr(oauth_client::Column::ClientSecret, Expr::value(sealed))
+                .col_expr(oauth_client::Column::KeyId, Expr::value(current.id()))
+                .filter(oauth_client::Column::Id.eq(row.id.as_str()))
+                .filter(oauth_client::Column::KeyId.eq(row.key_id.as_str()))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        Ok(resealed)
+    }
 }

@@ -15,7 +15,7 @@ use mcp_mux::store::{AuditRecord, McpSessionRecord, PrefixMode, Rotation, Sessio
 use crate::helpers::{TEST_KEY, contains, database_bytes};
 
 /// A second key, and the ids of both (see `EncryptionKey::id`).
-const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+pub(crate) const OTHER_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 const TEST_KEY_ID: &str = "3a537210cd9ae4ec";
 const OTHER_KEY_ID: &str = "cc68210862f76214";
 
@@ -24,7 +24,7 @@ pub(crate) fn key(encoded: &str) -> EncryptionKey {
 }
 
 /// `current` as MCP_MUX_ENCRYPTION_KEY, `previous` as MCP_MUX_PREVIOUS_KEYS.
-fn keys(current: &str, previous: &[&str]) -> Keyring {
+pub(crate) fn keys(current: &str, previous: &[&str]) -> Keyring {
     let previous = previous
         .iter()
         .enumerate()
@@ -747,6 +747,7 @@ async fn rotating_re_seals_every_session_with_the_current_key() {
                 key_id: OTHER_KEY_ID.to_owned(),
                 resealed: 4,
                 already_current: 1,
+                oauth_resealed: 0,
             },
             "{url}"
         );

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::helpers::{TEST_KEY, contains, database_bytes};
-use crate::store::{databases, key};
+use crate::store::{OTHER_KEY, databases, key, keys};
 
 fn grant(session_id: Uuid, access: &str, refresh: &str) -> StoredGrant {
     StoredGrant {
@@ -297,6 +297,91 @@ async fn a_client_registration_is_kept_per_issuer_and_redirect_uri_with_its_secr
                 .await
                 .expect("read")
                 .is_none()
+        );
+        database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn rotating_the_key_re_seals_every_oauth_record() {
+    for database in databases().await {
+        let store = Store::connect(&database.url, key(TEST_KEY))
+            .await
+            .expect("store");
+        let session_id = Uuid::new_v4();
+        store
+            .save_grant(&grant(session_id, "access-secret", "refresh-secret"))
+            .await
+            .expect("saved");
+        let state = SecretString::from("state-secret".to_owned());
+        let expires_at = Utc::now() + Duration::minutes(10);
+        store
+            .insert_authorization_state(
+                &state,
+                &PendingAuthorization {
+                    session_id,
+                    server: "github".into(),
+                    issuer: "https://auth.example".into(),
+                    verifier: SecretString::from("verifier-secret".to_owned()),
+                    expires_at,
+                },
+            )
+            .await
+            .expect("kept");
+        let registration = |secret: Option<&str>, redirect: &str| ClientRegistration {
+            issuer: "https://auth.example".into(),
+            redirect_uri: redirect.into(),
+            client_id: "client-1".into(),
+            client_secret: secret.map(|s| SecretString::from(s.to_owned())),
+        };
+        store
+            .save_client_registration(&registration(Some("client-secret"), "https://a/cb"))
+            .await
+            .expect("saved");
+        store
+            .save_client_registration(&registration(None, "https://b/cb"))
+            .await
+            .expect("saved");
+        drop(store);
+
+        let store = Store::connect(&database.url, keys(OTHER_KEY, &[TEST_KEY]))
+            .await
+            .expect("store");
+        let rotation = store.rotate_key(10).await.expect("rotated");
+        assert_eq!(rotation.oauth_resealed, 4, "{}", database.url);
+        assert!(
+            rotation
+                .to_string()
+                .ends_with("; re-sealed 4 OAuth records"),
+            "{rotation}"
+        );
+        assert_eq!(store.rotate_key(10).await.expect("again").oauth_resealed, 0);
+        drop(store);
+
+        // The new key alone opens them all.
+        let store = Store::connect(&database.url, key(OTHER_KEY))
+            .await
+            .expect("store");
+        let stored = store
+            .grant(session_id, "github")
+            .await
+            .expect("read")
+            .expect("there");
+        assert_eq!(stored.access_token.expose_secret(), "access-secret");
+        let taken = store
+            .take_authorization_state("state-secret", Utc::now())
+            .await
+            .expect("read")
+            .expect("taken");
+        assert_eq!(taken.verifier.expose_secret(), "verifier-secret");
+        let found = store
+            .client_registration("https://auth.example", "https://a/cb")
+            .await
+            .expect("read")
+            .expect("there");
+        assert_eq!(
+            found.client_secret.map(|s| s.expose_secret().to_owned()),
+            Some("client-secret".into())
         );
         database.drop_database().await;
     }
