@@ -1,9 +1,10 @@
 //! mcp-mux as the OAuth 2.1 client of its backends (the MCP authorization
-//! chapter): finding each backend's authorization server, then the
-//! authorization code flow and refresh of one backend's client.
+//! chapter): finding each backend's authorization server, becoming its
+//! client, then the authorization code flow and refresh.
 
 pub mod client;
 pub mod discovery;
+pub mod registration;
 
 /// The innermost cause of a failed request, which names what went wrong
 /// (connection refused, say).

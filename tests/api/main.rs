@@ -20,6 +20,7 @@ mod mcp_endpoint;
 mod metrics;
 mod oauth_client;
 mod oauth_discovery;
+mod oauth_registration;
 mod openapi;
 mod path_spellings;
 mod persistence;
