@@ -41,6 +41,8 @@ import time
 import uuid
 from pathlib import Path
 
+from report import report
+
 FLOOD_SESSIONS = 16
 INITIALIZES_PER_SESSION = 40
 HALF_SENT_BODIES = 1100
@@ -415,14 +417,7 @@ def run(mux: subprocess.Popen, port: int, token: str, log: Path) -> int:
         ("the log never says Too many open files", "Too many open files" not in log_text, "see the log"),
         ("mcp-mux is still running", mux.poll() is None, f"exited with {mux.returncode}"),
     ]
-    failed = 0
-    for name, passed, why in checks:
-        if passed:
-            print(f"ok - resources: {name}")
-        else:
-            failed += 1
-            print(f"not ok - resources: {name}: {why}")
-    return 1 if failed else 0
+    return report(checks)
 
 
 if __name__ == "__main__":

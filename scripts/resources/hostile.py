@@ -44,6 +44,8 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
+from report import report
+
 ADMIN_TOKEN = "hostile-admin-" + uuid.uuid4().hex
 ACCEPT = "application/json, text/event-stream"
 BIG_TOOLS = 10_000
@@ -543,14 +545,7 @@ def run(mux: subprocess.Popen, gateway: Gateway, demo_token: str) -> int:
         ("the operator's right token got in after the burst", operator.startswith("the right token got in"), operator),
         ("mcp-mux is still running", mux.poll() is None, f"exited with {mux.returncode}"),
     ]
-    failed = 0
-    for name, passed, why in checks:
-        if passed:
-            print(f"ok - resources: {name}")
-        else:
-            failed += 1
-            print(f"not ok - resources: {name}: {why}")
-    return 1 if failed else 0
+    return report(checks)
 
 
 if __name__ == "__main__":
