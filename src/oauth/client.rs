@@ -18,12 +18,10 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::discovery::ServerMetadata;
-use super::innermost_cause;
+use super::{MAX_ANSWER_BYTES, ReadError, innermost_cause, read_capped};
 
 /// Time allowed for one request to the token endpoint.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
-/// Most bytes a token response may have.
-const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// What one backend's OAuth client is.
 pub struct ClientSettings {
@@ -205,7 +203,13 @@ impl OAuthClient {
                 error: response.error().as_ref().to_owned(),
                 description: response.error_description().cloned(),
             },
-            RequestTokenError::Request(error) => TokenError::Unreachable {
+            RequestTokenError::Request(SendError::Http(reason)) => TokenError::Unreachable {
+                url: url.clone(),
+                reason,
+            },
+            // An endpoint that answers too much, or elsewhere, did answer:
+            // trying again would meet the same answer.
+            RequestTokenError::Request(error) => TokenError::Malformed {
                 url: url.clone(),
                 reason: error.to_string(),
             },
@@ -242,7 +246,7 @@ impl OAuthClient {
 pub enum SendError {
     #[error("{0}")]
     Http(String),
-    #[error("the answer passes {MAX_TOKEN_RESPONSE_BYTES} bytes")]
+    #[error("the answer passes {MAX_ANSWER_BYTES} bytes")]
     TooLarge,
     #[error("the endpoint answered a redirect")]
     Redirected,
@@ -265,17 +269,12 @@ async fn send(
     if response.status().is_redirection() {
         return Err(SendError::Redirected);
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    let body = read_capped(&mut response)
         .await
-        .map_err(|error| SendError::Http(innermost_cause(&error)))?
-    {
-        if body.len() + chunk.len() > MAX_TOKEN_RESPONSE_BYTES {
-            return Err(SendError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(|error| match error {
+            ReadError::Broken(reason) => SendError::Http(reason),
+            ReadError::TooLarge => SendError::TooLarge,
+        })?;
     let mut answer = oauth2::http::Response::builder().status(response.status());
     for (name, value) in response.headers() {
         answer = answer.header(name, value);

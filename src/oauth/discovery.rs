@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use url::Url;
 
-use super::innermost_cause;
+use super::{MAX_ANSWER_BYTES, ReadError, innermost_cause, is_loopback, read_capped};
 
-/// Most bytes a metadata document may have: real ones are a few KiB.
-pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// How long an issuer's metadata is kept before it is fetched again.
 pub const METADATA_LIFETIME: Duration = Duration::from_secs(3600);
 /// Most issuers whose metadata is kept at once.
@@ -34,7 +32,7 @@ pub enum DiscoveryError {
     Status { url: String, status: u16 },
     #[error("{url} answered a redirect; metadata must be served where it is asked for")]
     Redirected { url: String },
-    #[error("{url} answered more than {limit} bytes", limit = MAX_METADATA_BYTES)]
+    #[error("{url} answered more than {limit} bytes", limit = MAX_ANSWER_BYTES)]
     TooLarge { url: String },
     #[error("{url} is not valid metadata: {reason}")]
     Malformed { url: String, reason: String },
@@ -364,27 +362,15 @@ impl Discovery {
                 status: status.as_u16(),
             });
         }
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_METADATA_BYTES as u64)
-        {
-            return Err(DiscoveryError::TooLarge { url: shown });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) =
-            response
-                .chunk()
-                .await
-                .map_err(|error| DiscoveryError::Unreachable {
+        let body = read_capped(&mut response)
+            .await
+            .map_err(|error| match error {
+                ReadError::Broken(reason) => DiscoveryError::Unreachable {
                     url: shown.clone(),
-                    reason: innermost_cause(&error),
-                })?
-        {
-            if body.len() + chunk.len() > MAX_METADATA_BYTES {
-                return Err(DiscoveryError::TooLarge { url: shown });
-            }
-            body.extend_from_slice(&chunk);
-        }
+                    reason,
+                },
+                ReadError::TooLarge => DiscoveryError::TooLarge { url: shown.clone() },
+            })?;
         serde_json::from_slice(&body).map_err(|error| DiscoveryError::Malformed {
             url: shown,
             reason: error.to_string(),
@@ -440,13 +426,7 @@ fn parse_url(text: &str) -> Result<Url, DiscoveryError> {
 /// Authorization server endpoints are https, or http on a loopback
 /// address (a server on the same machine).
 pub fn require_https(url: &Url) -> Result<(), DiscoveryError> {
-    let loopback = match url.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if url.scheme() == "https" || (url.scheme() == "http" && loopback) {
+    if url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url)) {
         Ok(())
     } else {
         Err(DiscoveryError::NotHttps {

@@ -11,14 +11,12 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::discovery::ServerMetadata;
-use super::innermost_cause;
+use super::{MAX_ANSWER_BYTES, ReadError, innermost_cause, is_loopback, read_capped};
 
 /// The name authorization servers show their users.
 pub const CLIENT_NAME: &str = "mcp-mux";
 /// Time allowed for a registration request.
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(15);
-/// Most bytes a registration answer may have.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// How mcp-mux is known to one authorization server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +121,6 @@ pub async fn register(
                 issuer: server.issuer.clone(),
             })?;
     let shown = endpoint.to_string();
-    let loopback = matches!(redirect_uri.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-        || matches!(redirect_uri.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        || redirect_uri.host_str() == Some("localhost");
     let mut request = json!({
         "client_name": CLIENT_NAME,
         "redirect_uris": [redirect_uri.as_str()],
@@ -134,7 +129,7 @@ pub async fn register(
         "token_endpoint_auth_method": "none",
         // OpenID servers check redirect URIs against the application type:
         // a gateway on this machine is a native one.
-        "application_type": if loopback { "native" } else { "web" },
+        "application_type": if is_loopback(redirect_uri) { "native" } else { "web" },
     });
     if !scopes.is_empty() {
         request["scope"] = json!(scopes.join(" "));
@@ -150,24 +145,18 @@ pub async fn register(
             reason: innermost_cause(&error),
         })?;
     let status = response.status();
-    let mut body = Vec::new();
-    while let Some(chunk) =
-        response
-            .chunk()
-            .await
-            .map_err(|error| RegistrationError::Unreachable {
+    let body = read_capped(&mut response)
+        .await
+        .map_err(|error| match error {
+            ReadError::Broken(reason) => RegistrationError::Unreachable {
                 url: shown.clone(),
-                reason: innermost_cause(&error),
-            })?
-    {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(RegistrationError::Malformed {
-                url: shown,
+                reason,
+            },
+            ReadError::TooLarge => RegistrationError::Malformed {
+                url: shown.clone(),
                 reason: format!("the answer passes {MAX_ANSWER_BYTES} bytes"),
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
+            },
+        })?;
     if !status.is_success() {
         let reason = match serde_json::from_slice::<Refusal>(&body) {
             Ok(refusal) => match refusal.error_description {

@@ -195,6 +195,36 @@ async fn a_token_endpoint_that_refuses_answers_garbage_or_is_down_says_which() {
         "no token in the message: {garbage}"
     );
 
+    Mock::given(method("POST"))
+        .and(body_string_contains("refresh_token=huge"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(70_000)))
+        .mount(&auth)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("refresh_token=moved"))
+        .respond_with(
+            ResponseTemplate::new(307).insert_header("location", "https://elsewhere.example/token"),
+        )
+        .mount(&auth)
+        .await;
+    for (token, reason) in [
+        ("huge", "the answer passes 65536 bytes"),
+        ("moved", "the endpoint answered a redirect"),
+    ] {
+        let refused = client
+            .refresh(&SecretString::from(token))
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            refused,
+            TokenError::Malformed {
+                url: format!("{}/token", auth.uri()),
+                reason: reason.into(),
+            }
+        );
+        assert!(!refused.is_transient());
+    }
+
     let down = self::client("http://127.0.0.1:9", None)
         .refresh(&SecretString::from("rt"))
         .await

@@ -1,7 +1,8 @@
 //! Finding a backend's authorization server: the spec's order, and every
 //! document that must not be trusted.
 
-use mcp_mux::oauth::discovery::{Discovery, DiscoveryError, MAX_METADATA_BYTES};
+use mcp_mux::oauth::MAX_ANSWER_BYTES;
+use mcp_mux::oauth::discovery::{Discovery, DiscoveryError};
 use serde_json::{Value, json};
 use url::Url;
 use wiremock::matchers::{method, path};
@@ -197,7 +198,7 @@ async fn huge_redirecting_and_foreign_metadata_is_refused() {
     // Huge.
     let auth = MockServer::start().await;
     let mut huge = server_metadata(&auth.uri());
-    huge["padding"] = json!("x".repeat(MAX_METADATA_BYTES));
+    huge["padding"] = json!("x".repeat(MAX_ANSWER_BYTES));
     serve(&auth, "/.well-known/oauth-authorization-server", huge).await;
     let backend = backend_naming(&auth.uri()).await;
     assert_eq!(

@@ -145,6 +145,21 @@ async fn a_refused_garbled_or_missing_registration_says_what_went_wrong() {
         Err(RegistrationError::Malformed { .. })
     ));
 
+    let huge = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_string("x".repeat(70_000)))
+        .mount(&huge)
+        .await;
+    assert_eq!(
+        register(&http, &server(&huge.uri(), true, false), &callback, &[])
+            .await
+            .expect_err("too large"),
+        RegistrationError::Malformed {
+            url: format!("{}/register", huge.uri()),
+            reason: "the answer passes 65536 bytes".into(),
+        }
+    );
+
     assert_eq!(
         register(
             &http,
