@@ -88,21 +88,38 @@ impl ToolCalls {
             return;
         };
         let tool = cut_label(tool);
-        let mut servers = self.lock();
-        // A server is one the registry lists: its entry is bounded too.
-        let tools = servers.entry(server.to_owned()).or_default();
-        let label = if tools.series.contains_key(tool)
-            || (tools.listed.contains_key(tool) && tools.own_series() < MAX_TOOLS_PER_SERVER)
-        {
-            tool
-        } else {
-            OTHER_TOOL
+        let label = {
+            let mut servers = self.lock();
+            // A server is one the registry lists: its entry is bounded too.
+            // Looked up before it is added, so that a call allocates nothing
+            // here once its server and tool have series.
+            if !servers.contains_key(server) {
+                servers.insert(server.to_owned(), ServerTools::default());
+            }
+            let Some(tools) = servers.get_mut(server) else {
+                return;
+            };
+            let label = if tools.series.contains_key(tool)
+                || (tools.listed.contains_key(tool) && tools.own_series() < MAX_TOOLS_PER_SERVER)
+            {
+                tool
+            } else {
+                OTHER_TOOL
+            };
+            match tools.series.get_mut(label) {
+                Some(kinds) => {
+                    kinds.insert((outcome, error_class));
+                }
+                None => {
+                    tools
+                        .series
+                        .entry(label.to_owned())
+                        .or_default()
+                        .insert((outcome, error_class));
+                }
+            }
+            label
         };
-        tools
-            .series
-            .entry(label.to_owned())
-            .or_default()
-            .insert((outcome, error_class));
         self.family
             .get_or_create(&CallLabels {
                 server: server.to_owned(),
