@@ -138,14 +138,6 @@ impl Curation {
     pub fn is_default(&self) -> bool {
         *self == Curation::default()
     }
-
-    /// The rules for `server`'s items of `kind`, if it has any.
-    pub fn rules(&self, kind: NamedKind, server: &str) -> Option<&ItemRules> {
-        match kind {
-            NamedKind::Tool => self.tools.get(server),
-            NamedKind::Prompt => self.prompts.get(server),
-        }
-    }
 }
 
 /// What the latest list of one server showed of its rules.

@@ -124,14 +124,13 @@ impl GlobList {
     }
 }
 
-/// Whether `name` matches `pattern` (compiled for this one use).
-pub fn glob_matches(pattern: &str, name: &str) -> bool {
-    Glob::parse(pattern).matches(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn glob_matches(pattern: &str, name: &str) -> bool {
+        Glob::parse(pattern).matches(name)
+    }
 
     #[test]
     fn a_star_stands_for_any_run_of_characters() {
