@@ -120,7 +120,7 @@ async fn guard(
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     request.extensions_mut().insert(route);
-    let mut answered = match admit(route, &request).await {
+    let answered = match admit(route, &request).await {
         Ok(()) => match ui::form::read_console_form(route, request).await {
             Ok(request) => next.call(request).await?,
             Err(refused) => refused,
@@ -136,7 +136,6 @@ async fn guard(
             refuse_before_body(request, response)
         }
     };
-    headers::add_safe_headers(answered.response_mut().headers_mut());
     let status = answered.status();
     if (status.is_client_error() || status.is_server_error())
         && let Some(mux) = answered.request().app_data::<web::Data<crate::mux::Mux>>()
@@ -213,19 +212,18 @@ async fn not_found(request: HttpRequest) -> HttpResponse {
     {
         return refused.error_response();
     }
-    let mut response = ApiError::NotFound {
+    ApiError::NotFound {
         message: "no such route".into(),
     }
-    .error_response();
-    headers::add_safe_headers(response.headers_mut());
-    response
+    .error_response()
 }
 
 async fn method_not_allowed(allow: &'static str) -> HttpResponse {
     ApiError::MethodNotAllowed { allow }.error_response()
 }
 
-/// Logs each request's method, the route that served it, the session it
+/// Gives every answer the safe headers (headers.rs), and logs each
+/// request's method, the route that served it, the session it
 /// named (its id cut to 8 characters), status and latency: never the path
 /// as sent, headers or bodies (they carry credentials and whole ids). A
 /// request that succeeded is logged at debug level, one that was refused or
@@ -237,7 +235,9 @@ pub async fn log_request(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = request.method().clone();
-    let response = next.call(request).await?;
+    let mut response = next.call(request).await?;
+    // Every answer, whichever route, refusal or fallback made it.
+    headers::add_safe_headers(response.headers_mut());
     let status = response.status().as_u16();
     let failed = status >= 400;
     let enabled = if failed {

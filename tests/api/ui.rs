@@ -872,4 +872,24 @@ async fn every_page_of_every_route_carries_the_safe_headers() {
         "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
     );
     assert!(html_routes.contains(&"/ui".to_owned()));
+
+    // Answers no route makes: a path no route serves, a method a route
+    // does not answer, and a Host refused before any route.
+    let unrouted = [
+        console.http.get(console.url("/nowhere")),
+        console.http.put(console.url("/healthz")),
+        console
+            .http
+            .get(console.url("/nowhere"))
+            .header("host", "evil.example"),
+    ];
+    for (request, status) in unrouted.into_iter().zip([404, 405, 403]) {
+        let answer = request.send().await.expect("answer");
+        assert_eq!(answer.status(), status);
+        assert_eq!(
+            answer.headers()["x-content-type-options"],
+            "nosniff",
+            "{status}"
+        );
+    }
 }
