@@ -27,6 +27,8 @@ pub fn add_safe_headers(headers: &mut HeaderMap) {
             "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
         );
         add(headers, header::CACHE_CONTROL, "no-store");
+        // Not `no-referrer`: under it browsers send `Origin: null` with a
+        // form, which the Origin check then refuses.
         add(headers, header::REFERRER_POLICY, "same-origin");
     }
 }

@@ -103,32 +103,21 @@ pub fn page(
     response
 }
 
-/// What every console answer carries: HTML, never cached (a page may show
-/// a session token once), never framed, no script at all, forms posting
-/// only to the console itself.
+/// What every console answer carries besides the safe headers every
+/// answer gets (`routes::headers`: never cached, never framed, nosniff,
+/// `same-origin` referrers): HTML, no script at all, forms posting only to
+/// the console itself.
 pub fn set_page_headers(response: &mut HttpResponse) {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // Not `no-referrer`: under it browsers send `Origin: null` with a
-    // form, which the Origin check then refuses.
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
     );
 }
 
