@@ -469,8 +469,9 @@ fn is_loopback_name(name: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A session the guard looked up, kept in the request's extensions so that
-/// the handler need not look again (None: there is no such session).
+/// A session the guard looked up and whose token it checked, kept in the
+/// request's extensions so that the handler need neither look again nor
+/// hash the token again (None: there is no such session).
 #[derive(Clone)]
 struct LookedUp(uuid::Uuid, Option<Arc<Session>>);
 
@@ -509,12 +510,15 @@ pub async fn usable_session(
         .get::<LookedUp>()
         .filter(|looked_up| looked_up.0 == path.id)
         .cloned();
-    let session = match looked_up {
-        Some(LookedUp(_, session)) => session,
-        None => mux.session(path.id).await?,
+    // A session the guard looked up had its token checked there already.
+    let (session, token_checked) = match looked_up {
+        Some(LookedUp(_, session)) => (session, true),
+        None => (mux.session(path.id).await?, false),
     };
     let session = session.ok_or_else(|| path.not_found())?;
-    check_session_token(request, session.token_digest.as_ref())?;
+    if !token_checked {
+        check_session_token(request, session.token_digest.as_ref())?;
+    }
     charge_session_rate(request, &session, 1)?;
     Ok(session)
 }
