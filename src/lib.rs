@@ -32,6 +32,7 @@ pub mod backend;
 pub mod capacity;
 pub mod check;
 pub mod credentials;
+pub mod grants;
 pub mod mcp;
 pub mod mux;
 pub mod oauth;

@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::backend::http_client::HttpClients;
 use crate::capacity::{self, ConnectionPlan};
+use crate::grants::Grants;
 use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
@@ -213,7 +214,8 @@ impl Application {
                 settings.timings,
                 limits,
             )
-            .with_traces(traces),
+            .with_traces(traces)
+            .with_grants(Grants::new(store.clone(), settings.public_url.clone())),
         );
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
@@ -232,6 +234,7 @@ impl Application {
             }
             tracing::warn!(%address, "the management routes are open to anyone who can reach this address");
         }
+        mux.grants().listening_on(address);
         let access = web::Data::new(Access::new(
             settings.admin_token.clone(),
             &settings.allowed_hosts,

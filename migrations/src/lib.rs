@@ -13,6 +13,7 @@ mod m20261130_000007_bound_audit_tool_names;
 mod m20261201_000008_add_session_rate_limit;
 mod m20261201_000009_add_session_curation;
 mod m20261205_000010_create_oauth_tables;
+mod m20261205_000011_add_oauth_links;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_add_session_rate_limit::Migration),
             Box::new(m20261201_000009_add_session_curation::Migration),
             Box::new(m20261205_000010_create_oauth_tables::Migration),
+            Box::new(m20261205_000011_add_oauth_links::Migration),
         ]
     }
 }

@@ -118,8 +118,10 @@ impl Health {
             | BackendError::SessionBusy { .. }
             | BackendError::NoConnection { .. }
             | BackendError::SessionConnections { .. } => None,
-            // Never left mcp-mux.
-            BackendError::Unsent { .. } => None,
+            // Never left mcp-mux, or waits on the user's authorization.
+            BackendError::Unsent { .. }
+            | BackendError::AuthorizationNeeded { .. }
+            | BackendError::NoAccessToken { .. } => None,
         }
     }
 }

@@ -22,6 +22,16 @@ pub enum BackendError {
     Unauthorized { server: String, status: u16 },
     #[error("backend \"{server}\" no longer knows its MCP session")]
     SessionExpired { server: String },
+    /// An OAuth backend that the session's user has not authorized (or
+    /// whose grant was revoked): `url` is the link that asks them.
+    #[error(
+        "backend \"{server}\" needs authorization: open {url} to connect it to this session, then try again"
+    )]
+    AuthorizationNeeded { server: String, url: String },
+    /// An OAuth backend's grant could not give an access token for now
+    /// (its token endpoint does not answer, say).
+    #[error("backend \"{server}\" has no access token for now: {reason}")]
+    NoAccessToken { server: String, reason: String },
     /// The cause (an I/O error chain) is logged, never sent to clients.
     #[error("backend \"{server}\" connection broke before the answer was complete")]
     Transport { server: String, cause: String },
@@ -104,6 +114,8 @@ impl BackendError {
             | BackendError::Timeout { server, .. }
             | BackendError::Status { server, .. }
             | BackendError::Unauthorized { server, .. }
+            | BackendError::AuthorizationNeeded { server, .. }
+            | BackendError::NoAccessToken { server, .. }
             | BackendError::SessionExpired { server }
             | BackendError::Transport { server, .. }
             | BackendError::Protocol { server, .. }
@@ -126,6 +138,8 @@ impl BackendError {
             BackendError::Timeout { .. } => "timeout",
             BackendError::Status { .. } => "http_status",
             BackendError::Unauthorized { .. } => "unauthorized",
+            BackendError::AuthorizationNeeded { .. } => "needs_authorization",
+            BackendError::NoAccessToken { .. } => "no_access_token",
             BackendError::SessionExpired { .. } => "session_expired",
             BackendError::Transport { .. } => "connection_lost",
             BackendError::Protocol { .. } => "invalid_answer",
@@ -160,6 +174,8 @@ impl BackendError {
             BackendError::Status { .. }
             | BackendError::Timeout { .. }
             | BackendError::Unauthorized { .. }
+            | BackendError::AuthorizationNeeded { .. }
+            | BackendError::NoAccessToken { .. }
             | BackendError::SessionExpired { .. }
             | BackendError::Protocol { .. }
             | BackendError::Initialize { .. }
@@ -200,6 +216,8 @@ impl BackendError {
                 // included) or a request it cannot build: another backend
                 // would not help.
                 BackendError::Unauthorized { .. }
+                | BackendError::AuthorizationNeeded { .. }
+                | BackendError::NoAccessToken { .. }
                 | BackendError::Closed { .. }
                 | BackendError::NoConnection { .. }
                 | BackendError::SessionConnections { .. }

@@ -5,6 +5,7 @@
 
 pub mod breaker;
 pub mod connections;
+mod credential;
 mod deadline;
 pub mod error;
 pub mod http_client;
@@ -17,10 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use reqwest::header::HeaderValue;
-use secrecy::SecretString;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+pub use credential::{AccessTokens, Credential, TokenFuture};
 pub use error::{BackendError, Replay};
 pub use relay::{Relay, Relayed};
 
@@ -99,7 +100,7 @@ impl BackendSession {
         limits: Arc<BackendLimits>,
         share: Option<Arc<SessionShare>>,
         http: HttpClients,
-        credential: Option<SecretString>,
+        credential: Option<Credential>,
         client_capabilities: Value,
     ) -> Self {
         // Without a session (a registry check), it counts as a session alone.
@@ -123,6 +124,12 @@ impl BackendSession {
 
     pub fn server(&self) -> &Arc<ServerConfig> {
         &self.server
+    }
+
+    /// The client capabilities told to the backend: those of mcp-mux's
+    /// client that mcp-mux relays.
+    pub fn client_capabilities(&self) -> &Value {
+        &self.client_capabilities
     }
 
     /// Opens the backend session: `initialize`, then `notifications/initialized`.

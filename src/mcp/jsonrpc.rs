@@ -17,6 +17,8 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// Internal JSON-RPC error; mcp-mux uses it when a backend cannot answer.
 pub const INTERNAL_ERROR: i64 = -32603;
+/// Revision 2025-11-25: the request waits on a URL-mode elicitation.
+pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 
 /// A message received from a peer, classified by its members.
 #[derive(Debug, Clone, PartialEq)]

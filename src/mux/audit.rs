@@ -215,6 +215,7 @@ fn classify(outcome: &Result<Payload, CallError>) -> (&'static str, Option<&'sta
         CallError::BackendUnavailable(_) => "unavailable",
         CallError::Backend(backend) => backend.class(),
         CallError::Interrupted => "interrupted",
+        CallError::UrlElicitationRequired { .. } => "needs_authorization",
         CallError::Relayed { .. } => "backend_error",
     };
     ("error", Some(class))

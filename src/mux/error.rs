@@ -28,6 +28,15 @@ pub enum CallError {
     /// The task running the call ended without an answer.
     #[error("the call ended without an answer")]
     Interrupted,
+    /// The call's backend waits for its user's authorization, and the
+    /// client takes URL elicitations (revision 2025-11-25): it is asked to
+    /// open `url`, then to call again.
+    #[error("{message}")]
+    UrlElicitationRequired {
+        server: String,
+        url: String,
+        message: String,
+    },
     /// The backend's own JSON-RPC error, passed on unchanged.
     #[error("{}", .error.message)]
     Relayed { error: ErrorObject },

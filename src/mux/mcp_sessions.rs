@@ -15,7 +15,7 @@ use super::mcp_session::{BackendSessions, McpSession};
 use super::session::{Opening, Session};
 use super::stateless;
 use crate::backend::limits::BackendLimits;
-use crate::backend::{BackendError, BackendSession};
+use crate::backend::{BackendError, BackendSession, Credential};
 use crate::mcp::version;
 use crate::registry::ServerConfig;
 use crate::store::McpSessionRecord;
@@ -179,6 +179,17 @@ impl Mux {
     /// index of the backend it stands in for.
     fn backend_sessions(&self, session: &Session, client_capabilities: Value) -> BackendSessions {
         let backend_session = |server: &Arc<ServerConfig>, credential: Option<&SecretString>| {
+            // An OAuth backend carries the session's grant, whatever else it holds.
+            let credential = if server.auth.oauth().is_some() {
+                let grant = self.grants.for_session(
+                    session.id,
+                    server.clone(),
+                    session.token_digest.is_some(),
+                );
+                Some(Credential::OAuth(Arc::new(grant)))
+            } else {
+                credential.cloned().map(Credential::Static)
+            };
             let limits = self
                 .backend_limits
                 .get(&server.name)
@@ -189,7 +200,7 @@ impl Mux {
                 limits,
                 session.shares.get(&server.name).cloned(),
                 self.http.clone(),
-                credential.cloned(),
+                credential,
                 client_capabilities.clone(),
             )
         };

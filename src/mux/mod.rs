@@ -3,6 +3,7 @@
 //! catalogue and the routing of calls.
 
 mod audit;
+mod backend_state;
 pub mod catalogue;
 mod catalogues;
 pub mod curation;
@@ -31,6 +32,7 @@ use uuid::Uuid;
 
 pub use crate::backend::breaker::CircuitState;
 pub use crate::store::PrefixMode;
+pub use backend_state::{Authorization, BackendStatus, ServerState};
 use curation::SessionCuration;
 pub use curation::{Curation, ItemRules, ToolMode};
 pub use error::{CallError, MuxError, Unavailable};
@@ -49,6 +51,7 @@ use stateless::Stateless;
 use crate::backend::connections::{ConnectionBudget, SessionConnections};
 use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
+use crate::grants::{Callback, CallbackError, Connected, Grants};
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{SessionRecord, SessionSummary, Store, StoredAuditRecord};
 use crate::traces::Traces;
@@ -130,6 +133,8 @@ pub struct Mux {
     started: Instant,
     /// Set when traces are exported.
     traces: Option<Traces>,
+    /// The OAuth grants sessions hold for their backends.
+    grants: Arc<Grants>,
 }
 
 impl Mux {
@@ -156,7 +161,6 @@ impl Mux {
             creating: tokio::sync::Mutex::new(()),
             backend_limits,
             registry,
-            store,
             http,
             timings,
             sessions: RwLock::new(HashMap::new()),
@@ -164,7 +168,36 @@ impl Mux {
             stopping: tokio::sync::watch::Sender::new(false),
             started: Instant::now(),
             traces: None,
+            grants: Arc::new(Grants::new(store.clone(), None)),
+            store,
         }
+    }
+
+    /// Keeps sessions' OAuth grants with `grants` (made with the gateway's
+    /// public URL).
+    pub fn with_grants(mut self, grants: Grants) -> Self {
+        self.grants = Arc::new(grants);
+        self
+    }
+
+    pub fn grants(&self) -> &Arc<Grants> {
+        &self.grants
+    }
+
+    /// Completes a backend's authorization for a session, on whichever node
+    /// the user's browser lands, and opens the backend in the session's MCP
+    /// sessions here: their clients hear of its items.
+    pub async fn complete_authorization(
+        &self,
+        callback: &Callback,
+    ) -> Result<Connected, CallbackError> {
+        let connected = self.grants.complete(callback, &self.registry).await?;
+        if let Some(session) = self.read_sessions().get(&connected.session_id).cloned() {
+            for mcp_session in session.mcp_sessions() {
+                mcp_session.reopen(&connected.server);
+            }
+        }
+        Ok(connected)
     }
 
     /// Exports traces of MCP requests and backend exchanges with `traces`.
@@ -443,9 +476,17 @@ impl Mux {
         Some(sessions.entry(id).or_insert(loaded).clone())
     }
 
-    /// Deletes a session, its credentials and its MCP sessions; false if unknown.
+    /// Deletes a session, its credentials, grants and MCP sessions; false
+    /// if unknown. Its grants are revoked in the background where their
+    /// authorization servers offer it.
     pub async fn delete_session(&self, id: Uuid) -> Result<bool, MuxError> {
+        let grants = self.store.take_session_grants(id).await?;
         let deleted = self.store.delete_session(id).await?;
+        self.grants.forget_session(id);
+        if !grants.is_empty() {
+            let (revoker, registry) = (self.grants.clone(), self.registry.clone());
+            tokio::spawn(async move { revoker.revoke(grants, &registry).await });
+        }
         let cached = {
             let mut sessions = self.write_sessions();
             let cached = sessions.remove(&id);

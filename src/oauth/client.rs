@@ -94,7 +94,14 @@ impl TokenError {
 
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, TokenError::Unreachable { .. })
+        match self {
+            TokenError::Unreachable { .. } => true,
+            // RFC 6749 §4.1.2.1's codes for a server that cannot answer now.
+            TokenError::Refused { error, .. } => {
+                matches!(error.as_str(), "temporarily_unavailable" | "server_error")
+            }
+            TokenError::Malformed { .. } => false,
+        }
     }
 }
 
@@ -169,9 +176,7 @@ impl OAuthClient {
         if let Some(resource) = &self.settings.resource {
             request = request.add_extra_param("resource", resource.clone());
         }
-        let granted = request
-            .request_async(&|request| send(&self.http, request))
-            .await;
+        let granted = request.request_async(&TokenHttp(&self.http)).await;
         self.tokens(granted, None)
     }
 
@@ -183,10 +188,52 @@ impl OAuthClient {
         if let Some(resource) = &self.settings.resource {
             request = request.add_extra_param("resource", resource.clone());
         }
-        let granted = request
-            .request_async(&|request| send(&self.http, request))
-            .await;
+        let granted = request.request_async(&TokenHttp(&self.http)).await;
         self.tokens(granted, Some(refresh_token))
+    }
+
+    /// Revokes `token` (RFC 7009) where the server offers revocation:
+    /// false when it does not. `hint` is `refresh_token` or `access_token`.
+    pub async fn revoke(&self, token: &SecretString, hint: &str) -> Result<bool, TokenError> {
+        let Some(endpoint) = &self.settings.server.revocation_endpoint else {
+            return Ok(false);
+        };
+        let mut form = vec![
+            ("token", token.expose_secret().to_owned()),
+            ("token_type_hint", hint.to_owned()),
+            ("client_id", self.settings.client_id.clone()),
+        ];
+        if let Some(secret) = &self.settings.client_secret {
+            form.push(("client_secret", secret.expose_secret().to_owned()));
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&form)
+            .finish();
+        let url = endpoint.to_string();
+        let response = self
+            .http
+            .post(endpoint.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .timeout(TOKEN_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| TokenError::Unreachable {
+                url: url.clone(),
+                reason: innermost_cause(&error),
+            })?;
+        // RFC 7009 §2.2: 200 whether or not the token was still valid.
+        if response.status().is_success() {
+            Ok(true)
+        } else {
+            Err(TokenError::Refused {
+                error: format!("HTTP {}", response.status().as_u16()),
+                description: None,
+            })
+        }
     }
 
     fn tokens(
@@ -250,6 +297,22 @@ pub enum SendError {
     TooLarge,
     #[error("the endpoint answered a redirect")]
     Redirected,
+}
+
+/// The `oauth2` crate's requests, sent with mcp-mux's reqwest client. A
+/// type rather than a closure, so that the futures it makes are `Send`
+/// for every lifetime (tokens are refreshed on any runtime thread).
+struct TokenHttp<'a>(&'a reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp<'_> {
+    type Error = SendError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, SendError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(self.0, request))
+    }
 }
 
 /// Sends one of the `oauth2` crate's requests with reqwest.

@@ -16,8 +16,9 @@ use raw::RawRegistry;
 use validate::InvalidField;
 
 pub use model::{
-    AuthScheme, BreakerPolicy, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
-    Endpoint, Registry, RetryPolicy, ServerConfig, StdioCommand, Transport,
+    AuthScheme, BreakerPolicy, ClientSecret, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_TIMEOUT,
+    DEFAULT_TIMEOUT, Endpoint, OAuthSettings, Registry, RetryPolicy, ServerConfig, StdioCommand,
+    Transport,
 };
 pub use validate::Refusal;
 

@@ -176,13 +176,59 @@ pub enum AuthScheme {
         var: String,
         bearer: bool,
     },
+    /// mcp-mux is the backend's OAuth client: each session holds a grant,
+    /// which its user gives by following the session's authorization link.
+    OAuth(OAuthSettings),
 }
+
+/// How mcp-mux signs in to an OAuth backend (`auth: { type: oauth }`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// A client registered by hand; else mcp-mux registers itself.
+    pub client_id: Option<String>,
+    pub client_secret: Option<ClientSecret>,
+    /// Asked for at authorization; else those the backend names.
+    pub scopes: Vec<String>,
+    /// Added to the authorization URL (`access_type: offline`, say).
+    pub authorize_params: Vec<(String, String)>,
+    /// Whether authorization and token requests carry RFC 8707 `resource`
+    /// (`resource: omit` for servers that refuse it).
+    pub send_resource: bool,
+}
+
+impl std::fmt::Debug for OAuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthSettings")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("scopes", &self.scopes)
+            .field("authorize_params", &self.authorize_params)
+            .field("send_resource", &self.send_resource)
+            .finish()
+    }
+}
+
+/// A client secret from the registry (`${VAR}`): compared, never shown.
+#[derive(Clone)]
+pub struct ClientSecret(pub secrecy::SecretString);
+
+impl PartialEq for ClientSecret {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret() == other.0.expose_secret()
+    }
+}
+
+impl Eq for ClientSecret {}
 
 impl AuthScheme {
     /// The credential field a client must give, if any.
     pub fn credential_field(&self) -> Option<&'static str> {
         match self {
-            AuthScheme::None => None,
+            AuthScheme::None | AuthScheme::OAuth(_) => None,
             AuthScheme::Bearer | AuthScheme::Env { bearer: true, .. } => Some("token"),
             AuthScheme::ApiKey { .. } | AuthScheme::Env { bearer: false, .. } => Some("api_key"),
         }
@@ -193,6 +239,15 @@ impl AuthScheme {
             AuthScheme::None => "none",
             AuthScheme::Bearer | AuthScheme::Env { bearer: true, .. } => "bearer",
             AuthScheme::ApiKey { .. } | AuthScheme::Env { bearer: false, .. } => "api_key",
+            AuthScheme::OAuth(_) => "oauth",
+        }
+    }
+
+    /// The OAuth settings of a backend mcp-mux signs in to.
+    pub fn oauth(&self) -> Option<&OAuthSettings> {
+        match self {
+            AuthScheme::OAuth(settings) => Some(settings),
+            _ => None,
         }
     }
 }

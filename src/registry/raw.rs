@@ -75,6 +75,23 @@ pub(super) enum RawAuth {
         #[serde(default)]
         env: Option<String>,
     },
+    Oauth(RawOAuth),
+}
+
+/// `auth: { type: oauth }`: mcp-mux is the backend's OAuth client.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOAuth {
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub authorize_params: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -133,7 +150,7 @@ mod tests {
                 .contains("unknown field")
         );
         assert!(
-            error_of("servers:\n  a:\n    url: http://a/mcp\n    auth: { type: oauth }\n")
+            error_of("servers:\n  a:\n    url: http://a/mcp\n    auth: { type: saml }\n")
                 .contains("unknown variant")
         );
         assert!(

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use super::expand::{UnsetVariable, is_env_var_name};
 use super::model::{
-    AuthScheme, BreakerPolicy, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
-    Endpoint, Registry, RetryPolicy, ServerConfig, StdioCommand, Transport,
+    AuthScheme, BreakerPolicy, ClientSecret, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_MAX_TIMEOUT,
+    DEFAULT_TIMEOUT, Endpoint, OAuthSettings, Registry, RetryPolicy, ServerConfig, StdioCommand,
+    Transport,
 };
-use super::raw::{RawAuth, RawBreaker, RawRegistry, RawRetry, RawServer};
+use super::raw::{RawAuth, RawBreaker, RawOAuth, RawRegistry, RawRetry, RawServer};
 use crate::mcp::naming;
 
 const DEFAULT_TOOL_SEPARATOR: &str = "__";
@@ -85,6 +86,21 @@ pub enum Refusal {
     OwnFallback,
     #[error("\"{name}\" is listed twice")]
     DuplicateFallback { name: String },
+    #[error(
+        "not allowed for transport {stdio} (an OAuth backend is reached over HTTP)",
+        stdio = Transport::Stdio
+    )]
+    OAuthOverStdio,
+    #[error("needs auth.client_id: a secret belongs to a client registered by hand")]
+    SecretWithoutClient,
+    #[error("a scope is one word, without spaces or quotes")]
+    NotScope,
+    #[error("{name} is set by mcp-mux itself")]
+    ReservedAuthorizeParam { name: String },
+    #[error("must be an URL query parameter name: A-Z a-z 0-9 . _ -")]
+    NotParamName,
+    #[error("the only value is omit (leave RFC 8707 resource out of OAuth requests)")]
+    NotOmit,
 }
 
 /// A refused value: its field, as a path from the part being checked
@@ -336,6 +352,12 @@ fn auth(auth: Option<RawAuth>, endpoint: &Endpoint) -> Result<AuthScheme, Invali
         RawAuth::None => return Ok(AuthScheme::None),
         RawAuth::Bearer { env } => (true, None, env),
         RawAuth::ApiKey { header, env } => (false, header, env),
+        RawAuth::Oauth(raw) => {
+            if matches!(endpoint, Endpoint::Stdio(_)) {
+                return Err(InvalidField::new("type", Refusal::OAuthOverStdio));
+            }
+            return oauth(raw).map(AuthScheme::OAuth);
+        }
     };
     match endpoint {
         Endpoint::Stdio(command) => credential_env(bearer, header, env, command),
@@ -343,6 +365,78 @@ fn auth(auth: Option<RawAuth>, endpoint: &Endpoint) -> Result<AuthScheme, Invali
             credential_header(bearer, header, env, endpoint.transport())
         }
     }
+}
+
+/// The authorization parameters mcp-mux sets itself, which
+/// `authorize_params` cannot replace.
+const RESERVED_AUTHORIZE_PARAMS: [&str; 8] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "scope",
+    "resource",
+];
+
+/// How mcp-mux signs in to an OAuth backend.
+fn oauth(raw: RawOAuth) -> Result<OAuthSettings, InvalidField> {
+    if let Some(client_id) = &raw.client_id
+        && client_id.trim().is_empty()
+    {
+        return Err(InvalidField::new("client_id", Refusal::Empty));
+    }
+    let client_secret = match raw.client_secret {
+        Some(_) if raw.client_id.is_none() => {
+            return Err(InvalidField::new(
+                "client_secret",
+                Refusal::SecretWithoutClient,
+            ));
+        }
+        Some(secret) if secret.is_empty() => {
+            return Err(InvalidField::new("client_secret", Refusal::Empty));
+        }
+        secret => secret.map(|secret| ClientSecret(secret.into())),
+    };
+    let scopes = raw.scopes.unwrap_or_default();
+    for (index, scope) in scopes.iter().enumerate() {
+        // RFC 6749 §3.3: printable ASCII but space, `"` and `\`.
+        let printable = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
+        if scope.is_empty() || !scope.chars().all(printable) {
+            return Err(InvalidField::new(
+                format!("scopes[{index}]"),
+                Refusal::NotScope,
+            ));
+        }
+    }
+    let authorize_params = raw.authorize_params.unwrap_or_default();
+    for (name, value) in &authorize_params {
+        let field = format!("authorize_params.{name}");
+        let is_param_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if name.is_empty() || !name.chars().all(is_param_char) {
+            return Err(InvalidField::new(field, Refusal::NotParamName));
+        }
+        if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) {
+            return Err(InvalidField::new(
+                field,
+                Refusal::ReservedAuthorizeParam { name: name.clone() },
+            ));
+        }
+        check_no_nul(value).map_err(at(&field))?;
+    }
+    let send_resource = match raw.resource.as_deref() {
+        None => true,
+        Some("omit") => false,
+        Some(_) => return Err(InvalidField::new("resource", Refusal::NotOmit)),
+    };
+    Ok(OAuthSettings {
+        client_id: raw.client_id,
+        client_secret,
+        scopes,
+        authorize_params: authorize_params.into_iter().collect(),
+        send_resource,
+    })
 }
 
 /// The credential of a server reached over HTTP, sent in a header.
@@ -678,5 +772,90 @@ mod tests {
         .expect("valid registry");
         let a = registry.server("a").expect("a");
         assert_eq!(a.fallback, ["b", "c"]);
+    }
+
+    #[test]
+    fn an_oauth_backend_takes_its_keys_validated() {
+        let registry = crate::registry::tests::parse(
+            "servers:\n  gh:\n    url: http://a/mcp\n    auth:\n      type: oauth\n      \
+             client_id: mux\n      client_secret: s${PORT}\n      scopes: [repo, 'read:org']\n      \
+             authorize_params: { access_type: offline, prompt: consent }\n      resource: omit\n  \
+             plain:\n    url: http://b/mcp\n    auth: { type: oauth }\n",
+        )
+        .expect("valid registry");
+        let oauth = registry
+            .server("gh")
+            .expect("gh")
+            .auth
+            .oauth()
+            .expect("oauth");
+        assert_eq!(oauth.client_id.as_deref(), Some("mux"));
+        assert!(oauth.client_secret.is_some());
+        assert_eq!(oauth.scopes, ["repo", "read:org"]);
+        assert_eq!(
+            oauth.authorize_params,
+            [
+                ("access_type".to_owned(), "offline".to_owned()),
+                ("prompt".to_owned(), "consent".to_owned())
+            ]
+        );
+        assert!(!oauth.send_resource);
+        // The secret stays out of a Debug print.
+        assert!(!format!("{oauth:?}").contains("s3001"));
+        let plain = registry.server("plain").expect("plain");
+        assert_eq!(plain.auth.type_name(), "oauth");
+        assert_eq!(plain.auth.credential_field(), None);
+        assert!(plain.auth.oauth().expect("oauth").send_resource);
+    }
+
+    #[test]
+    fn oauth_mistakes_are_refused_naming_the_field() {
+        let http = "servers:\n  a:\n    url: http://a/mcp\n    auth:\n      type: oauth\n";
+        let cases = [
+            (
+                "servers:\n  a:\n    command: x\n    auth: { type: oauth }\n".to_owned(),
+                "servers.a.auth.type: not allowed for transport stdio (an OAuth backend is reached over HTTP)",
+            ),
+            (
+                format!("{http}      client_secret: s\n"),
+                "servers.a.auth.client_secret: needs auth.client_id: a secret belongs to a client registered by hand",
+            ),
+            (
+                format!("{http}      client_id: ' '\n"),
+                "servers.a.auth.client_id: must not be empty",
+            ),
+            (
+                format!("{http}      client_id: c\n      client_secret: ''\n"),
+                "servers.a.auth.client_secret: must not be empty",
+            ),
+            (
+                format!("{http}      client_secret: ${{UNSET_SECRET}}\n"),
+                "servers.a.auth.client_secret: environment variable UNSET_SECRET is not set",
+            ),
+            (
+                format!("{http}      scopes: [repo, 'two words']\n"),
+                "servers.a.auth.scopes[1]: a scope is one word, without spaces or quotes",
+            ),
+            (
+                format!("{http}      authorize_params: {{ state: x }}\n"),
+                "servers.a.auth.authorize_params.state: state is set by mcp-mux itself",
+            ),
+            (
+                format!("{http}      authorize_params: {{ 'a b': x }}\n"),
+                "servers.a.auth.authorize_params.a b: must be an URL query parameter name: A-Z a-z 0-9 . _ -",
+            ),
+            (
+                format!("{http}      resource: keep\n"),
+                "servers.a.auth.resource: the only value is omit (leave RFC 8707 resource out of OAuth requests)",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                error_of(&text),
+                format!("registry registry.yaml: {expected}"),
+                "{text:?}"
+            );
+        }
+        assert!(error_of(&format!("{http}      scope: repo\n")).contains("unknown field `scope`"));
     }
 }

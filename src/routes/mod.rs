@@ -7,6 +7,7 @@
 //! the same checks as the plain one.
 
 pub mod access;
+mod authorization;
 mod body;
 mod client_configs;
 pub mod error;
@@ -64,6 +65,9 @@ fn handlers(route: Route, resource: Resource) -> Resource {
         Route::Audit => resource.route(web::get().to(sessions::get_audit)),
         Route::Tools => resource.route(web::get().to(tools::list)),
         Route::Tool => resource.route(web::post().to(tools::call)),
+        Route::Authorize => resource.route(web::get().to(authorization::authorize)),
+        Route::OAuthCallback => resource.route(web::get().to(authorization::callback)),
+        Route::ClientMetadata => resource.route(web::get().to(authorization::client_metadata)),
         Route::Console => resource.route(web::get().to(ui::sessions::list)),
         Route::ConsoleSession => resource.route(web::get().to(ui::sessions::show)),
         Route::ConsoleDeleteSession => resource.route(web::post().to(ui::sessions::delete)),
@@ -97,7 +101,7 @@ fn mount(config: &mut web::ServiceConfig, route: Route) {
             resource.default_service(web::to(ui::refusal::not_found))
         }
         RouteKind::Mcp => resource.default_service(web::to(move || mcp::method_not_allowed(allow))),
-        RouteKind::Console | RouteKind::ConsoleLogin => {
+        RouteKind::Console | RouteKind::ConsoleLogin | RouteKind::Authorization => {
             resource.default_service(web::to(move || ui::refusal::method_not_allowed(allow)))
         }
         RouteKind::Public | RouteKind::Management | RouteKind::SessionTools => {
@@ -128,7 +132,9 @@ async fn guard(
         Err(error) => {
             let response = match route.kind() {
                 RouteKind::Mcp => mcp::refusal_response(error),
-                RouteKind::Console | RouteKind::ConsoleLogin => ui::refusal::refusal_page(&error),
+                RouteKind::Console | RouteKind::ConsoleLogin | RouteKind::Authorization => {
+                    ui::refusal::refusal_page(&error)
+                }
                 RouteKind::Public | RouteKind::Management | RouteKind::SessionTools => {
                     error.error_response()
                 }
@@ -184,7 +190,7 @@ async fn admit(route: Route, request: &ServiceRequest) -> Result<(), ApiError> {
             }
             _ => Ok(()),
         },
-        RouteKind::Public => Ok(()),
+        RouteKind::Public | RouteKind::Authorization => Ok(()),
     }
 }
 

@@ -18,6 +18,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::authorization;
 use super::error::{ApiError, ErrorBody};
 use super::health;
 use super::mcp;
@@ -47,6 +48,9 @@ const CONSOLE_LOGIN: &str = "console_login";
         sessions::get_audit,
         tools::list,
         tools::call,
+        authorization::authorize,
+        authorization::callback,
+        authorization::client_metadata,
         registry::list_servers,
         mcp::post,
         mcp::get,
@@ -73,6 +77,7 @@ const CONSOLE_LOGIN: &str = "console_login";
         (name = "sessions", description = "Create, list, show and delete sessions; the registry they choose from"),
         (name = "mcp", description = "A session's MCP endpoint (Streamable HTTP)"),
         (name = "tools", description = "A session's tools over plain HTTP, for scripts"),
+        (name = "authorization", description = "The pages a session's user opens to connect an OAuth backend"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and this document"),
         (name = "console", description = "The operators' console, in HTML"),
@@ -210,7 +215,7 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
             "application/json",
             Ref::from_schema_name("ErrorBody").into(),
         ),
-        RouteKind::Console | RouteKind::ConsoleLogin => (
+        RouteKind::Console | RouteKind::ConsoleLogin | RouteKind::Authorization => (
             "text/html",
             utoipa::openapi::ObjectBuilder::new()
                 .schema_type(utoipa::openapi::schema::Type::String)
@@ -239,9 +244,11 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         RouteKind::Console | RouteKind::ConsoleLogin => {
             "The `Host` or `Origin` is not allowed; or a form is not from the console's own origin, or lacks its form token"
         }
-        RouteKind::Public | RouteKind::Management | RouteKind::Mcp | RouteKind::SessionTools => {
-            "The `Host` or `Origin` is not allowed"
-        }
+        RouteKind::Public
+        | RouteKind::Management
+        | RouteKind::Mcp
+        | RouteKind::SessionTools
+        | RouteKind::Authorization => "The `Host` or `Origin` is not allowed",
     };
     add("403", forbidden, None);
     if matches!(
@@ -255,7 +262,7 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         );
     }
     let token_missing = match kind {
-        RouteKind::Public | RouteKind::ConsoleLogin => None,
+        RouteKind::Public | RouteKind::ConsoleLogin | RouteKind::Authorization => None,
         RouteKind::Management => Some("The admin token is missing or wrong"),
         RouteKind::Console => {
             Some("No admin token and no console login, when the gateway has an admin token")
@@ -285,7 +292,7 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
     }
     let token = |name: &str| SecurityRequirement::new(name, Vec::<String>::new());
     operation.security = match kind {
-        RouteKind::Public | RouteKind::ConsoleLogin => None,
+        RouteKind::Public | RouteKind::ConsoleLogin | RouteKind::Authorization => None,
         RouteKind::Management => Some(vec![token(ADMIN_TOKEN)]),
         RouteKind::Console => Some(vec![token(ADMIN_TOKEN), token(CONSOLE_LOGIN)]),
         // Only a session created with `require_token` takes one.

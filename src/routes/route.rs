@@ -21,6 +21,10 @@ pub enum RouteKind {
     Console,
     /// The console's login and logout: an `Origin` on forms. Refusals are HTML.
     ConsoleLogin,
+    /// The pages a session's user opens to authorize an OAuth backend: the
+    /// link checks the session's token or its one-time key itself, the
+    /// callback its `state`. Refusals are HTML.
+    Authorization,
 }
 
 impl RouteKind {
@@ -33,6 +37,7 @@ impl RouteKind {
             RouteKind::SessionTools => "session_tools",
             RouteKind::Console => "console",
             RouteKind::ConsoleLogin => "console_login",
+            RouteKind::Authorization => "authorization",
         }
     }
 }
@@ -55,6 +60,9 @@ pub enum Route {
     Audit,
     Tools,
     Tool,
+    Authorize,
+    OAuthCallback,
+    ClientMetadata,
     Console,
     ConsoleSession,
     ConsoleDeleteSession,
@@ -72,7 +80,7 @@ impl Route {
     /// overlap, so the order only sets the cost: the router tries them in
     /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
     /// nearly every request.
-    pub const ALL: [Route; 22] = [
+    pub const ALL: [Route; 25] = [
         Route::Mcp,
         Route::Healthz,
         Route::Readyz,
@@ -87,6 +95,9 @@ impl Route {
         Route::Audit,
         Route::Tools,
         Route::Tool,
+        Route::Authorize,
+        Route::OAuthCallback,
+        Route::ClientMetadata,
         Route::Console,
         Route::ConsoleSession,
         Route::ConsoleDeleteSession,
@@ -115,6 +126,9 @@ impl Route {
             Route::Audit => "/session/{id}/audit",
             Route::Tools => "/session/{id}/tools",
             Route::Tool => "/session/{id}/tools/{name}",
+            Route::Authorize => "/session/{id}/authorize/{server}",
+            Route::OAuthCallback => "/oauth/callback",
+            Route::ClientMetadata => "/oauth/client-metadata.json",
             Route::Console => "/ui",
             Route::ConsoleSession => "/ui/session/{id}",
             Route::ConsoleDeleteSession => "/ui/session/{id}/delete",
@@ -131,9 +145,13 @@ impl Route {
         match self {
             Route::Mcp => RouteKind::Mcp,
             Route::Tools | Route::Tool => RouteKind::SessionTools,
-            Route::Healthz | Route::Readyz | Route::OpenApi | Route::Docs | Route::DocsFile => {
-                RouteKind::Public
-            }
+            Route::Healthz
+            | Route::Readyz
+            | Route::OpenApi
+            | Route::Docs
+            | Route::DocsFile
+            | Route::ClientMetadata => RouteKind::Public,
+            Route::Authorize | Route::OAuthCallback => RouteKind::Authorization,
             Route::Metrics
             | Route::Registry
             | Route::CreateSession
@@ -171,6 +189,9 @@ impl Route {
             | Route::Sessions
             | Route::Audit
             | Route::Tools
+            | Route::Authorize
+            | Route::OAuthCallback
+            | Route::ClientMetadata
             | Route::Console
             | Route::ConsoleSession
             | Route::ConsoleRegistry => "GET",

@@ -189,5 +189,8 @@ fn call_failed(error: CallError) -> ApiError {
             failed(StatusCode::BAD_GATEWAY, "backend_error", &error)
         }
         CallError::Interrupted => failed(StatusCode::BAD_GATEWAY, "interrupted", &error),
+        CallError::UrlElicitationRequired { .. } => {
+            failed(StatusCode::FORBIDDEN, "needs_authorization", &error)
+        }
     }
 }

@@ -119,6 +119,8 @@ pub mod oauth_state {
         pub verifier: String,
         pub key_id: String,
         pub expires_at: DateTimeUtc,
+        /// The callback the request named, which redeeming the code names again.
+        pub redirect_uri: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -147,6 +149,29 @@ pub mod oauth_grant {
         pub version: i64,
         pub refreshing_until: Option<DateTimeUtc>,
         pub updated_at: DateTimeUtc,
+        /// The callback it was granted to: with the issuer, it names the
+        /// registered client that refreshes it.
+        pub redirect_uri: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod oauth_link {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "oauth_links")]
+    pub struct Model {
+        /// Hex SHA-256 of the link's one-time key.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key_digest: String,
+        pub session_id: String,
+        pub server: String,
+        pub expires_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::credentials::Credentials;
 use crate::mux::curation::Curation;
 use crypto::{EncryptionKey, KeySource, Keyring};
-use entity::{audit_record, key_check, mcp_session, oauth_grant, oauth_state, session};
+use entity::{audit_record, key_check, mcp_session, oauth_grant, oauth_link, oauth_state, session};
 
 /// The plaintext sealed in `key_check`: opening it proves a configured key is
 /// the one every session was sealed with when the store was created or last
@@ -543,6 +543,10 @@ impl Store {
             .await?;
         oauth_state::Entity::delete_many()
             .filter(oauth_state::Column::SessionId.eq(id.as_str()))
+            .exec(&transaction)
+            .await?;
+        oauth_link::Entity::delete_many()
+            .filter(oauth_link::Column::SessionId.eq(id.as_str()))
             .exec(&transaction)
             .await?;
         let result = session::Entity::delete_by_id(id).exec(&transaction).await?;

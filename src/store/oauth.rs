@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::entity::{oauth_client, oauth_grant, oauth_state};
+use super::entity::{oauth_client, oauth_grant, oauth_link, oauth_state};
 use super::{Store, StoreError};
 
 /// An authorization request waiting for its callback.
@@ -22,6 +22,8 @@ pub struct PendingAuthorization {
     pub issuer: String,
     pub verifier: SecretString,
     pub expires_at: DateTime<Utc>,
+    /// The callback the request named.
+    pub redirect_uri: String,
 }
 
 /// A user's authorization of one backend for one session.
@@ -36,6 +38,8 @@ pub struct StoredGrant {
     pub scopes: Vec<String>,
     /// Refreshes so far: a refresh is stored only over the version it began from.
     pub version: i64,
+    /// The callback it was granted to, which names its client with the issuer.
+    pub redirect_uri: String,
 }
 
 impl std::fmt::Debug for StoredGrant {
@@ -111,6 +115,7 @@ impl Store {
             issuer: Set(pending.issuer.clone()),
             key_id: Set(key.id().to_owned()),
             expires_at: Set(pending.expires_at),
+            redirect_uri: Set(pending.redirect_uri.clone()),
         };
         oauth_state::Entity::insert(row).exec(&self.db).await?;
         Ok(())
@@ -156,19 +161,62 @@ impl Store {
             issuer: row.issuer,
             verifier: SecretString::from(verifier),
             expires_at: row.expires_at,
+            redirect_uri: row.redirect_uri,
         }))
     }
 
-    /// Forgets authorization requests whose time is up; how many.
+    /// Forgets authorization requests and links whose time is up; how many.
     pub async fn purge_expired_authorization_states(
         &self,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let result = oauth_state::Entity::delete_many()
+        let states = oauth_state::Entity::delete_many()
             .filter(oauth_state::Column::ExpiresAt.lte(now))
             .exec(&self.db)
             .await?;
-        Ok(result.rows_affected)
+        let links = oauth_link::Entity::delete_many()
+            .filter(oauth_link::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await?;
+        Ok(states.rows_affected + links.rows_affected)
+    }
+
+    /// Keeps a one-time authorization link's key (only its digest) for
+    /// `server` of a session.
+    pub async fn insert_authorization_link(
+        &self,
+        key: &SecretString,
+        session_id: Uuid,
+        server: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let row = oauth_link::ActiveModel {
+            key_digest: Set(hex_sha256(&[key.expose_secret()])),
+            session_id: Set(session_id.to_string()),
+            server: Set(server.to_owned()),
+            expires_at: Set(expires_at),
+        };
+        oauth_link::Entity::insert(row).exec(&self.db).await?;
+        Ok(())
+    }
+
+    /// Uses up the link `key` opens for `server` of a session: true once,
+    /// while it has not expired, if it was issued for them.
+    pub async fn take_authorization_link(
+        &self,
+        key: &str,
+        session_id: Uuid,
+        server: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let taken = oauth_link::Entity::delete_many()
+            .filter(oauth_link::Column::KeyDigest.eq(hex_sha256(&[key])))
+            .filter(oauth_link::Column::SessionId.eq(session_id.to_string()))
+            .filter(oauth_link::Column::Server.eq(server))
+            .filter(oauth_link::Column::ExpiresAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        Ok(taken.rows_affected == 1)
     }
 
     /// Stores a new grant (a new authorization), replacing an older one.
@@ -186,6 +234,7 @@ impl Store {
                         oauth_grant::Column::Version,
                         oauth_grant::Column::RefreshingUntil,
                         oauth_grant::Column::UpdatedAt,
+                        oauth_grant::Column::RedirectUri,
                     ])
                     .to_owned(),
             )
@@ -219,6 +268,7 @@ impl Store {
             version: Set(version),
             refreshing_until: Set(None),
             updated_at: Set(Utc::now()),
+            redirect_uri: Set(grant.redirect_uri.clone()),
         }
     }
 
@@ -260,6 +310,7 @@ impl Store {
             expires_at: row.expires_at,
             scopes: serde_json::from_str(&row.scopes).unwrap_or_default(),
             version: row.version,
+            redirect_uri: row.redirect_uri,
         })
     }
 
@@ -354,6 +405,10 @@ impl Store {
             .await?;
         oauth_state::Entity::delete_many()
             .filter(oauth_state::Column::SessionId.eq(id.as_str()))
+            .exec(&self.db)
+            .await?;
+        oauth_link::Entity::delete_many()
+            .filter(oauth_link::Column::SessionId.eq(id.as_str()))
             .exec(&self.db)
             .await?;
         // A row that no longer opens cannot be revoked; it is gone all the same.

@@ -285,6 +285,8 @@ async fn a_session_is_shown_without_secrets_and_can_be_deleted() {
         json!([{
             "name": "huggingface",
             "auth": "bearer",
+            "state": "not_opened",
+            "reason": "no MCP session on this gateway has opened \"huggingface\" yet",
             "circuit": { "state": "closed", "consecutive_failures": 0 },
             "calls_in_progress": 0,
             "serving": "huggingface",

@@ -120,7 +120,9 @@ async fn the_document_is_openapi_3_1_with_the_token_each_route_takes() {
                     json!([{ "admin_token": [] }, { "console_login": [] }]),
                     &["401", "403", "500", "503"],
                 ),
-                RouteKind::ConsoleLogin => (Value::Null, &["403", "500", "503"]),
+                RouteKind::ConsoleLogin | RouteKind::Authorization => {
+                    (Value::Null, &["403", "500", "503"])
+                }
             };
             let name = format!("{method} {}", route.pattern());
             assert_eq!(operation["security"], security, "{name}");

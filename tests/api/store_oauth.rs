@@ -20,6 +20,7 @@ fn grant(session_id: Uuid, access: &str, refresh: &str) -> StoredGrant {
         expires_at: Some(Utc::now() + Duration::minutes(5)),
         scopes: vec!["repo".into()],
         version: 1,
+        redirect_uri: "https://mux.example/oauth/callback".into(),
     }
 }
 
@@ -37,6 +38,7 @@ async fn an_authorization_state_is_taken_once_and_not_after_it_expires() {
             issuer: "https://auth.example".into(),
             verifier: SecretString::from(verifier.to_owned()),
             expires_at,
+            redirect_uri: "https://mux.example/oauth/callback".into(),
         };
         let state = SecretString::from("state-one-secret".to_owned());
         store
@@ -324,6 +326,7 @@ async fn rotating_the_key_re_seals_every_oauth_record() {
                     issuer: "https://auth.example".into(),
                     verifier: SecretString::from("verifier-secret".to_owned()),
                     expires_at,
+                    redirect_uri: "https://mux.example/oauth/callback".into(),
                 },
             )
             .await
@@ -384,5 +387,59 @@ async fn rotating_the_key_re_seals_every_oauth_record() {
             Some("client-secret".into())
         );
         database.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn an_authorization_link_opens_once_for_its_session_and_server_until_it_expires() {
+    for database in databases().await {
+        let store = Store::connect(&database.url, key(TEST_KEY))
+            .await
+            .expect("store");
+        let session_id = Uuid::new_v4();
+        let now = Utc::now();
+        let key_one = SecretString::from("link-key-one".to_owned());
+        let expired = SecretString::from("link-key-two".to_owned());
+        store
+            .insert_authorization_link(&key_one, session_id, "github", now + Duration::hours(1))
+            .await
+            .expect("kept");
+        store
+            .insert_authorization_link(&expired, session_id, "github", now - Duration::seconds(1))
+            .await
+            .expect("kept");
+        if let Some(file) = database.sqlite_file() {
+            assert!(!contains(&database_bytes(&file), "link-key-one"));
+        }
+        let take = |key: &'static str, session: Uuid, server: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .take_authorization_link(key, session, server, Utc::now())
+                    .await
+                    .expect("store answers")
+            }
+        };
+        assert!(
+            !take("link-key-one", Uuid::new_v4(), "github").await,
+            "another session"
+        );
+        assert!(
+            !take("link-key-one", session_id, "linear").await,
+            "another server"
+        );
+        assert!(take("link-key-one", session_id, "github").await);
+        assert!(
+            !take("link-key-one", session_id, "github").await,
+            "used once"
+        );
+        assert!(!take("link-key-two", session_id, "github").await, "expired");
+        assert_eq!(
+            store
+                .purge_expired_authorization_states(Utc::now())
+                .await
+                .expect("purged"),
+            1
+        );
     }
 }

@@ -12,6 +12,7 @@ use reqwest::{Method, RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::backend::connections::SessionConnections;
+use crate::backend::credential::{AccessTokens, Credential};
 use crate::backend::error::BackendError;
 use crate::backend::http_client::HttpClients;
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
@@ -28,9 +29,18 @@ const MAX_REFUSAL_BYTES: usize = 64 * 1024;
 pub(super) struct Http {
     pub(super) server: Arc<ServerConfig>,
     clients: HttpClients,
-    auth_header: Option<(HeaderName, SecretString)>,
+    auth: Auth,
     /// Shared by every backend.
     pub(super) connections: Arc<SessionConnections>,
+}
+
+/// How requests carry the session's credential.
+enum Auth {
+    None,
+    /// The same header on every request.
+    Header(HeaderName, SecretString),
+    /// `Authorization: Bearer` with the grant's current access token.
+    Grant(Arc<dyn AccessTokens>),
 }
 
 /// The headers that place a message in a backend session.
@@ -52,23 +62,27 @@ impl Http {
     pub(super) fn new(
         server: Arc<ServerConfig>,
         clients: HttpClients,
-        credential: Option<SecretString>,
+        credential: Option<Credential>,
         connections: Arc<SessionConnections>,
     ) -> Self {
-        let auth_header = match (&server.auth, credential) {
-            (AuthScheme::Bearer, Some(token)) => Some((
+        let auth = match (&server.auth, credential) {
+            (AuthScheme::Bearer, Some(Credential::Static(token))) => Auth::Header(
                 reqwest::header::AUTHORIZATION,
                 SecretString::from(format!("Bearer {}", token.expose_secret())),
-            )),
-            (AuthScheme::ApiKey { header }, Some(key)) => HeaderName::from_bytes(header.as_bytes())
-                .ok()
-                .map(|name| (name, key)),
-            _ => None,
+            ),
+            (AuthScheme::ApiKey { header }, Some(Credential::Static(key))) => {
+                match HeaderName::from_bytes(header.as_bytes()) {
+                    Ok(name) => Auth::Header(name, key),
+                    Err(_) => Auth::None,
+                }
+            }
+            (AuthScheme::OAuth(_), Some(Credential::OAuth(tokens))) => Auth::Grant(tokens),
+            _ => Auth::None,
         };
         Http {
             server,
             clients,
-            auth_header,
+            auth,
             connections,
         }
     }
@@ -76,19 +90,74 @@ impl Http {
     /// A request from this thread's client, carrying the session's
     /// credential and the trace context of the exchange it is made in.
     /// Refused, unsent, when the credential cannot be a header (checked at
-    /// create-session, so only a session stored before that check).
-    pub(super) fn request(
+    /// create-session, so only a session stored before that check), or
+    /// when an OAuth backend's grant has no access token to give.
+    pub(super) async fn request(
         &self,
         method: Method,
         url: url::Url,
     ) -> Result<RequestBuilder, BackendError> {
+        Ok(self.request_with_token(method, url).await?.0)
+    }
+
+    /// [`Http::request`], and the OAuth access token it carries.
+    async fn request_with_token(
+        &self,
+        method: Method,
+        url: url::Url,
+    ) -> Result<(RequestBuilder, Option<SecretString>), BackendError> {
         let request = with_trace_headers(
             self.clients.get().request(method, url),
             traces::current_headers(),
         );
-        let Some((name, secret)) = &self.auth_header else {
-            return Ok(request);
+        match &self.auth {
+            Auth::None => Ok((request, None)),
+            Auth::Header(name, secret) => Ok((self.with_header(request, name, secret)?, None)),
+            Auth::Grant(tokens) => {
+                let token = tokens.current().await?;
+                let request = self.with_bearer(request, &token)?;
+                Ok((request, Some(token)))
+            }
+        }
+    }
+
+    /// Sends a request that `finish` completes (headers, body) and returns
+    /// its answer. An OAuth backend that refuses the access token (401) is
+    /// asked once more with a fresher one: it did not act on the first.
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        url: &url::Url,
+        finish: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, BackendError> {
+        let (request, token) = self.request_with_token(method.clone(), url.clone()).await?;
+        let response = finish(request)
+            .send()
+            .await
+            .map_err(|error| self.send_error(&error))?;
+        let (Auth::Grant(tokens), Some(used)) = (&self.auth, token) else {
+            return Ok(response);
         };
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let fresh = tokens.refused(&used).await?;
+        let request = with_trace_headers(
+            self.clients.get().request(method, url.clone()),
+            traces::current_headers(),
+        );
+        finish(self.with_bearer(request, &fresh)?)
+            .send()
+            .await
+            .map_err(|error| self.send_error(&error))
+    }
+
+    fn with_header(
+        &self,
+        request: RequestBuilder,
+        name: &HeaderName,
+        secret: &SecretString,
+    ) -> Result<RequestBuilder, BackendError> {
         let Ok(mut value) = HeaderValue::from_str(secret.expose_secret()) else {
             return Err(self.unsent(
                 "the session's credential",
@@ -97,6 +166,22 @@ impl Http {
         };
         value.set_sensitive(true);
         Ok(request.header(name.clone(), value))
+    }
+
+    fn with_bearer(
+        &self,
+        request: RequestBuilder,
+        token: &SecretString,
+    ) -> Result<RequestBuilder, BackendError> {
+        let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+        else {
+            return Err(self.unsent(
+                "the access token",
+                "the authorization server issued one that cannot be sent in a header",
+            ));
+        };
+        value.set_sensitive(true);
+        Ok(request.header(reqwest::header::AUTHORIZATION, value))
     }
 
     /// The error for a request that could not be built: it never left.

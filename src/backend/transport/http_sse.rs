@@ -59,11 +59,10 @@ impl Open for HttpSse {
     async fn open(&self, link: &Arc<Link>, ends: Ends) -> Result<(), BackendError> {
         let http = &self.http;
         let response = http
-            .request(Method::GET, self.url.clone())?
-            .header(ACCEPT, "text/event-stream")
-            .send()
-            .await
-            .map_err(|error| http.send_error(&error))?;
+            .send(Method::GET, &self.url, |request| {
+                request.header(ACCEPT, "text/event-stream")
+            })
+            .await?;
         if !response.status().is_success() {
             return Err(http.status_error(response, false).await);
         }
@@ -114,13 +113,15 @@ async fn post(
     trace_headers: Vec<(&'static str, String)>,
 ) -> Result<(), BackendError> {
     let _connection = http.connections.for_exchange(&http.server.name).await?;
-    let response = with_trace_headers(http.request(Method::POST, endpoint)?, trace_headers)
-        .timeout(http.server.timeout)
-        .header(CONTENT_TYPE, "application/json")
-        .body(bytes)
-        .send()
-        .await
-        .map_err(|error| http.send_error(&error))?;
+    let body = bytes::Bytes::from(bytes);
+    let response = http
+        .send(Method::POST, &endpoint, |request| {
+            with_trace_headers(request, trace_headers.clone())
+                .timeout(http.server.timeout)
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        })
+        .await?;
     if response.status().is_success() {
         return Ok(());
     }

@@ -13,12 +13,12 @@ mod streamable_http;
 use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
-use secrecy::SecretString;
 use tokio::sync::watch;
 
 pub(super) use exchange::{Phase, Received};
 
 use crate::backend::connections::SessionConnections;
+use crate::backend::credential::Credential;
 use crate::backend::error::BackendError;
 use crate::backend::http_client::HttpClients;
 use crate::backend::relay::{Relay, ToClient};
@@ -45,7 +45,7 @@ impl Transport {
     pub(super) fn for_server(
         server: &Arc<ServerConfig>,
         clients: HttpClients,
-        credential: Option<SecretString>,
+        credential: Option<Credential>,
         connections: Arc<SessionConnections>,
     ) -> Self {
         match &server.endpoint {
@@ -59,7 +59,11 @@ impl Transport {
                 Transport::HttpSse(Channel::new(server.clone(), sse, connections))
             }
             Endpoint::Stdio(command) => {
-                let stdio = Stdio::new(server.clone(), command.clone(), credential);
+                let secret = match credential {
+                    Some(Credential::Static(secret)) => Some(secret),
+                    Some(Credential::OAuth(_)) | None => None,
+                };
+                let stdio = Stdio::new(server.clone(), command.clone(), secret);
                 Transport::Stdio(Channel::new(server.clone(), stdio, connections))
             }
         }

@@ -111,6 +111,7 @@ impl StreamableHttp {
         let request = self
             .http
             .request(Method::DELETE, self.url.clone())
+            .await
             .map_err(|error| error.to_string())?
             .timeout(self.http.server.timeout);
         headers
@@ -152,17 +153,18 @@ impl StreamableHttp {
         relay: Option<&Relay>,
         deadline: &Deadline,
     ) -> Result<Received, BackendError> {
-        let request = self
+        let body = bytes::Bytes::from(body);
+        let response = self
             .http
-            .request(Method::POST, self.url.clone())?
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json, text/event-stream")
-            .body(body);
-        let response = headers
-            .apply(request)
-            .send()
-            .await
-            .map_err(|error| self.http.send_error(&error))?;
+            .send(Method::POST, &self.url, |request| {
+                headers.apply(
+                    request
+                        .header(CONTENT_TYPE, "application/json")
+                        .header(ACCEPT, "application/json, text/event-stream")
+                        .body(body.clone()),
+                )
+            })
+            .await?;
         let status = response.status();
         if !status.is_success() {
             return Err(self
@@ -354,18 +356,16 @@ impl StreamableHttp {
         let server = &self.http.server;
         let _connection = self.http.connections.for_stream(&server.name, 1)?;
         let headers = self.lock_session().clone();
-        let request = self
-            .http
-            .request(Method::GET, self.url.clone())?
-            .header(ACCEPT, "text/event-stream");
+        let connect = self.http.send(Method::GET, &self.url, |request| {
+            headers.apply(request.header(ACCEPT, "text/event-stream"))
+        });
         // Only connecting is bounded: the stream itself is meant to stay open.
-        let response = tokio::time::timeout(server.timeout, headers.apply(request).send())
+        let response = tokio::time::timeout(server.timeout, connect)
             .await
             .map_err(|_| BackendError::Timeout {
                 server: server.name.clone(),
                 timeout: server.timeout,
-            })?
-            .map_err(|error| self.http.send_error(&error))?;
+            })??;
         if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED {
             return Ok(false);
         }
@@ -412,7 +412,8 @@ impl StreamableHttp {
     ) -> Result<reqwest::Response, BackendError> {
         let request = self
             .http
-            .request(Method::GET, self.url.clone())?
+            .request(Method::GET, self.url.clone())
+            .await?
             .header(ACCEPT, "text/event-stream")
             .header(LAST_EVENT_ID_HEADER, last_event_id);
         let response = headers.apply(request).send().await.map_err(|error| {

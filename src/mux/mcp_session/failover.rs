@@ -26,6 +26,7 @@ fn fails_over(error: &CallError, replay: Replay) -> bool {
         | CallError::Unknown { .. }
         | CallError::UnknownResource { .. }
         | CallError::Interrupted
+        | CallError::UrlElicitationRequired { .. }
         | CallError::Relayed { .. } => false,
     }
 }

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use super::audit::AuditContext;
 use super::catalogues::Catalogues;
 use super::curation::{SharedCuration, ToolMode};
-use super::error::CallError;
+use super::error::{CallError, Unavailable};
 use super::item_kind::NamedKind;
 use super::paging::Pager;
 use super::payload::Payload;
@@ -239,6 +239,32 @@ impl McpSession {
             .map(|slot| slot.session.server().endpoint.transport_name())
     }
 
+    /// What each backend slot of `server` is doing: ready, or why not;
+    /// None when it is still opening.
+    pub fn backend_outcomes(&self, server: &str) -> Vec<Result<(), BackendError>> {
+        self.backends
+            .iter()
+            .filter(|slot| slot.name() == server)
+            .filter_map(|slot| match &*slot.lock_state() {
+                SlotState::Ready(_) => Some(Ok(())),
+                SlotState::Opening => None,
+                SlotState::Down { error, .. } => Some(Err(error.clone())),
+            })
+            .collect()
+    }
+
+    /// Opens again, in the background, the backend sessions of `server`
+    /// that are down (its user has just authorized it): once open, clients
+    /// hear that its items were added.
+    pub fn reopen(&self, server: &str) {
+        for slot in self.backends.iter().filter(|slot| slot.name() == server) {
+            let down = matches!(*slot.lock_state(), SlotState::Down { .. });
+            if down && !slot.session.is_closed() && !slot.rechecking.swap(true, Ordering::AcqRel) {
+                tokio::spawn(slot.clone().open(Attempts::Once));
+            }
+        }
+    }
+
     /// Tells the model which backend each tool prefix stands for.
     pub fn instructions(&self) -> String {
         let mut text = String::from(
@@ -316,6 +342,43 @@ impl McpSession {
         }
     }
 
+    /// A call whose backend waits for its user's authorization: a client
+    /// that takes URL elicitations (revision 2025-11-25) is asked to open
+    /// the link; any other gets a tool error holding it, which the model
+    /// can show its user.
+    fn ask_for_authorization(
+        &self,
+        outcome: Result<Payload, CallError>,
+    ) -> Result<Payload, CallError> {
+        let (Err(CallError::Backend(BackendError::AuthorizationNeeded { server, url }))
+        | Err(CallError::BackendUnavailable(Unavailable::Failed(
+            BackendError::AuthorizationNeeded { server, url },
+        )))) = &outcome
+        else {
+            return outcome;
+        };
+        let message = format!(
+            "\"{server}\" needs authorization: open {url} to connect it to this session, then call again"
+        );
+        let takes_url_elicitation = self.backends.first().is_some_and(|slot| {
+            slot.session
+                .client_capabilities()
+                .pointer("/elicitation/url")
+                .is_some()
+        });
+        if self.protocol_version == version::LATEST && takes_url_elicitation {
+            return Err(CallError::UrlElicitationRequired {
+                server: server.clone(),
+                url: url.clone(),
+                message,
+            });
+        }
+        Ok(Payload::Json(json!({
+            "content": [{ "type": "text", "text": message }],
+            "isError": true,
+        })))
+    }
+
     /// The `subscriptions/listen` streams open on this MCP session.
     pub fn listeners(&self) -> &Listeners {
         &self.signals.listeners
@@ -344,7 +407,8 @@ impl McpSession {
                 Box::pin(self.search_mode_call(tool, call)).await
             }
             ClientRequest::CallTool(tool) => {
-                Box::pin(self.use_item(NamedKind::Tool, tool, call)).await
+                let outcome = Box::pin(self.use_item(NamedKind::Tool, tool, call)).await;
+                self.ask_for_authorization(outcome)
             }
             ClientRequest::GetPrompt(prompt) => {
                 Box::pin(self.use_item(NamedKind::Prompt, prompt, call)).await

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::{
     self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
-    PARSE_ERROR,
+    PARSE_ERROR, URL_ELICITATION_REQUIRED,
 };
 use crate::mcp::sse;
 use crate::mcp::stateless::MISSING_REQUIRED_CLIENT_CAPABILITY;
@@ -211,6 +211,17 @@ pub(super) fn to_jsonrpc_error(error: CallError) -> ErrorObject {
                 .with_data(json!({ "server": backend.server() }))
         }
         CallError::Interrupted => ErrorObject::new(INTERNAL_ERROR, message),
+        CallError::UrlElicitationRequired { server, url, .. } => {
+            ErrorObject::new(URL_ELICITATION_REQUIRED, message.clone()).with_data(json!({
+                "elicitations": [{
+                    "mode": "url",
+                    "elicitationId": uuid::Uuid::new_v4().to_string(),
+                    "url": url,
+                    "message": message,
+                }],
+                "server": server,
+            }))
+        }
         CallError::Relayed { error } => error,
     }
 }

@@ -36,6 +36,26 @@ pub struct SessionCreated {
     /// this once (the gateway keeps only its digest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
+    /// Each OAuth backend's authorization: the link its user opens in a
+    /// browser to connect it (with a one-time key when the session
+    /// requires a token). Absent without OAuth backends.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub authorization: BTreeMap<String, AuthorizationShown>,
+}
+
+/// Where an OAuth backend's authorization stands for a session; never a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizationShown {
+    /// `needed` or `connected`.
+    #[schema(examples("needed"))]
+    pub status: &'static str,
+    /// While needed: the link that asks the user, to open in a browser.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// While connected: when its access token expires, if the server said
+    /// (mcp-mux refreshes it before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A session, never its credentials.
@@ -80,8 +100,17 @@ pub struct SessionShown {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionServer {
     pub name: String,
-    /// `none`, `bearer` or `api_key`.
+    /// `none`, `bearer`, `api_key` or `oauth`.
     pub auth: &'static str,
+    /// `ready`, `not_opened`, `needs_authorization`, `credential_refused`,
+    /// `unreachable` or `circuit_open`: in this session, on this node.
+    #[schema(examples("ready"))]
+    pub state: &'static str,
+    /// The state in words.
+    pub reason: String,
+    /// For an OAuth backend: where its authorization stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationShown>,
     /// None until a call has been made to the backend.
     pub circuit: Option<CircuitShown>,
     pub calls_in_progress: Option<usize>,

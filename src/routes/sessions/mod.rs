@@ -7,7 +7,7 @@ mod answers;
 mod body;
 mod curation;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::Value;
@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 pub use answers::SessionCreated;
 use answers::{
-    AuditPage, AuditShown, CircuitShown, SessionDeleted, SessionList, SessionListed, SessionServer,
-    SessionShown,
+    AuditPage, AuditShown, AuthorizationShown, CircuitShown, SessionDeleted, SessionList,
+    SessionListed, SessionServer, SessionShown,
 };
 use body::{CREATE_SESSION_BODY_LIMIT, CreateSession, CreateSessionRequest, parse_create_session};
 
@@ -27,8 +27,9 @@ use super::client_configs::client_configs;
 use super::error::{ApiError, ErrorBody};
 use super::rate_limit::check_create_session_rate;
 use super::session_id::{SessionPath, mcp_endpoint, short_id};
+use crate::grants::Grants;
 use crate::mcp::nesting;
-use crate::mux::{CircuitState, Mux, Session};
+use crate::mux::{Authorization, CircuitState, Mux, MuxError, Session};
 
 /// `GET /sessions`'s query.
 #[derive(IntoParams)]
@@ -121,7 +122,21 @@ pub(super) async fn create(
         &url,
         token.as_deref(),
     );
+    let mut authorization = BTreeMap::new();
+    for server in session.servers.iter().filter(|s| s.auth.oauth().is_some()) {
+        let shown = authorization_shown(
+            request,
+            access,
+            mux,
+            &session,
+            &server.name,
+            &Authorization::Needed,
+        )
+        .await?;
+        authorization.insert(server.name.clone(), shown);
+    }
     Ok(SessionCreated {
+        authorization,
         session_id: session.id,
         mcp_endpoint: endpoint,
         mcp_url: url,
@@ -147,15 +162,53 @@ pub(super) async fn create(
         (status = 404, description = "No such session", body = ErrorBody),
     ))]
 pub async fn get_session(
+    request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
+    access: web::Data<Access>,
 ) -> Result<HttpResponse, ApiError> {
     let path = SessionPath::parse(&path)?;
     let session = mux
         .session(path.id)
         .await?
         .ok_or_else(|| path.not_found())?;
-    Ok(HttpResponse::Ok().json(describe(&session, &mux)))
+    Ok(HttpResponse::Ok().json(describe(&request, &access, &session, &mux).await?))
+}
+
+/// An OAuth backend's authorization as answers show it: while needed, the
+/// link (with a new one-time key when the session requires a token).
+pub(super) async fn authorization_shown(
+    request: &HttpRequest,
+    access: &Access,
+    mux: &Mux,
+    session: &Session,
+    server: &str,
+    authorization: &Authorization,
+) -> Result<AuthorizationShown, ApiError> {
+    Ok(match authorization {
+        Authorization::Needed => {
+            let key = match session.token_digest {
+                Some(_) => Some(
+                    mux.grants()
+                        .issue_link_key(session.id, server)
+                        .await
+                        .map_err(|error| ApiError::from(MuxError::Store(error)))?,
+                ),
+                None => None,
+            };
+            let path = Grants::link_path(session.id, server, key.as_deref());
+            AuthorizationShown {
+                status: "needed",
+                url: Some(access.public_url(request, &path)),
+                expires_at: None,
+            }
+        }
+        Authorization::Connected { expires_at } => AuthorizationShown {
+            status: "connected",
+            url: None,
+            expires_at: *expires_at,
+        },
+    })
 }
 
 /// Deletes a session and its credentials; its MCP sessions end.
@@ -307,8 +360,37 @@ pub async fn get_audit(
     }))
 }
 
-fn describe(session: &Session, mux: &Mux) -> SessionShown {
-    SessionShown {
+async fn describe(
+    request: &HttpRequest,
+    access: &Access,
+    session: &Session,
+    mux: &Mux,
+) -> Result<SessionShown, ApiError> {
+    let states = mux.backend_states(session).await?;
+    let mut servers = Vec::with_capacity(states.len());
+    for ((index, server), status) in session.servers.iter().enumerate().zip(states) {
+        let health = mux.backend_health(&server.name);
+        let authorization = match &status.authorization {
+            Some(authorization) => Some(
+                authorization_shown(request, access, mux, session, &server.name, authorization)
+                    .await?,
+            ),
+            None => None,
+        };
+        servers.push(SessionServer {
+            serving: session.serving(index).unwrap_or(&server.name).to_owned(),
+            name: server.name.clone(),
+            auth: server.auth.type_name(),
+            state: status.state.as_str(),
+            reason: status.reason,
+            authorization,
+            circuit: health
+                .as_ref()
+                .map(|(circuit, _)| describe_circuit(circuit)),
+            calls_in_progress: health.map(|(_, calls)| calls),
+        });
+    }
+    Ok(SessionShown {
         session_id: session.id,
         mcp_endpoint: mcp_endpoint(session.id),
         status: "active",
@@ -317,23 +399,7 @@ fn describe(session: &Session, mux: &Mux) -> SessionShown {
         expires_at: session.expires_at,
         require_token: session.token_digest.is_some(),
         rate_limit: session.rate_limit,
-        servers: session
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(index, server)| {
-                let health = mux.backend_health(&server.name);
-                SessionServer {
-                    serving: session.serving(index).unwrap_or(&server.name).to_owned(),
-                    name: server.name.clone(),
-                    auth: server.auth.type_name(),
-                    circuit: health
-                        .as_ref()
-                        .map(|(circuit, _)| describe_circuit(circuit)),
-                    calls_in_progress: health.map(|(_, calls)| calls),
-                }
-            })
-            .collect(),
+        servers,
         missing_servers: session.missing_servers.clone(),
         mcp_sessions: session.mcp_session_count(),
         tool_mode: session.curation.rules.tool_mode.as_str(),
@@ -341,7 +407,7 @@ fn describe(session: &Session, mux: &Mux) -> SessionShown {
         prompts: session.curation.rules.prompts.clone(),
         unmatched_rules: session.curation.unmatched(),
         clashing_rules: session.curation.clashing(),
-    }
+    })
 }
 
 /// A backend's circuit breaker, shared by every session that uses it.

@@ -11,7 +11,7 @@
 pub mod create;
 pub mod form;
 pub mod form_token;
-mod html;
+pub(super) mod html;
 pub mod login;
 pub mod logins;
 pub mod refusal;

@@ -1,0 +1,268 @@
+//! The authorization code flow for one backend of one session: the link
+//! sends the user to the authorization server with a `state` kept in the
+//! store, and the callback, on whichever node it lands, checks it, redeems
+//! the code and keeps the grant.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+use uuid::Uuid;
+
+use super::{AUTHORIZATION_TTL, GrantError, Grants};
+use crate::oauth::client::TokenError;
+use crate::registry::{Registry, ServerConfig};
+use crate::store::{PendingAuthorization, StoredGrant};
+
+/// What the authorization server sends the user back with.
+#[derive(Debug, Default, Deserialize)]
+pub struct Callback {
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    /// RFC 9207: the issuer that answered.
+    #[serde(default)]
+    pub iss: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+/// A backend the user connected to a session.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    pub session_id: Uuid,
+    pub server: String,
+}
+
+/// Why a callback connected nothing; the message is what the user reads.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("the callback carries no state: it did not come from an authorization mcp-mux began")]
+    NoState,
+    #[error(
+        "this authorization was already completed, has expired (after 10 minutes) or was not begun by this gateway; open the session's authorization link again"
+    )]
+    UnknownState,
+    #[error("the registry no longer lists backend \"{server}\"")]
+    ServerGone { server: String },
+    #[error(
+        "the answer names issuer {found}, not {expected}, which the authorization was asked of; it was not used"
+    )]
+    WrongIssuer { expected: String, found: String },
+    #[error(
+        "the answer does not name its issuer, which {expected} says it always does; it was not used"
+    )]
+    NoIssuer { expected: String },
+    #[error("the authorization server did not authorize mcp-mux: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("the callback carries no code")]
+    NoCode,
+    #[error("redeeming the code failed: {0}")]
+    Grant(#[from] GrantError),
+}
+
+impl CallbackError {
+    /// Whether the callback itself is at fault (a 400), rather than the
+    /// authorization server or the store (a 502).
+    pub fn is_bad_callback(&self) -> bool {
+        !matches!(self, CallbackError::Grant(_))
+    }
+}
+
+impl Grants {
+    /// Begins an authorization of `server` for a session: the URL of its
+    /// authorization server to send the user to, which comes back to
+    /// `redirect_uri` (mcp-mux's callback).
+    pub async fn begin(
+        &self,
+        session_id: Uuid,
+        server: &ServerConfig,
+        redirect_uri: &Url,
+    ) -> Result<Url, GrantError> {
+        let client = self
+            .clients
+            .get(&self.store, &self.http, server, redirect_uri)
+            .await?;
+        let authorization = client.authorize();
+        let expires_at =
+            Utc::now() + chrono::Duration::from_std(AUTHORIZATION_TTL).unwrap_or_default();
+        self.store
+            .insert_authorization_state(
+                &authorization.state,
+                &PendingAuthorization {
+                    session_id,
+                    server: server.name.clone(),
+                    issuer: client.settings().server.issuer.clone(),
+                    verifier: authorization.verifier,
+                    expires_at,
+                    redirect_uri: redirect_uri.to_string(),
+                },
+            )
+            .await
+            .map_err(GrantError::from)?;
+        Ok(authorization.url)
+    }
+
+    /// Completes an authorization: checks the `state` (once, not expired)
+    /// and the issuer, redeems the code and keeps the grant, sealed.
+    pub async fn complete(
+        &self,
+        callback: &Callback,
+        registry: &Registry,
+    ) -> Result<Connected, CallbackError> {
+        let state = callback.state.as_deref().ok_or(CallbackError::NoState)?;
+        let pending = self
+            .store
+            .take_authorization_state(state, Utc::now())
+            .await
+            .map_err(GrantError::from)?
+            .ok_or(CallbackError::UnknownState)?;
+        let server = registry
+            .server(&pending.server)
+            .ok_or_else(|| CallbackError::ServerGone {
+                server: pending.server.clone(),
+            })?;
+        if let Some(found) = &callback.iss
+            && *found != pending.issuer
+        {
+            return Err(CallbackError::WrongIssuer {
+                expected: pending.issuer,
+                found: found.clone(),
+            });
+        }
+        let redirect_uri =
+            Url::parse(&pending.redirect_uri).map_err(|_| CallbackError::UnknownState)?;
+        let client = self
+            .clients
+            .get(&self.store, &self.http, server, &redirect_uri)
+            .await?;
+        let metadata = &client.settings().server;
+        if callback.iss.is_none() && metadata.authorization_response_iss_parameter_supported {
+            return Err(CallbackError::NoIssuer {
+                expected: pending.issuer,
+            });
+        }
+        if let Some(error) = &callback.error {
+            return Err(CallbackError::Denied {
+                error: error.clone(),
+                description: callback.error_description.clone(),
+            });
+        }
+        let code = callback.code.as_deref().ok_or(CallbackError::NoCode)?;
+        let tokens = match client.redeem(code, &pending.verifier).await {
+            Ok(tokens) => tokens,
+            Err(error) => {
+                self.forget_unknown_client(server, &client, &error).await;
+                return Err(GrantError::from(error).into());
+            }
+        };
+        // Above any version a node may hold, so that each takes it up.
+        let version = match self.store.grant(pending.session_id, &server.name).await {
+            Ok(Some(earlier)) => earlier.version + 1,
+            Ok(None) | Err(_) => 0,
+        };
+        let grant = StoredGrant {
+            session_id: pending.session_id,
+            server: server.name.clone(),
+            issuer: pending.issuer,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_at: tokens.expires_at,
+            scopes: tokens.scopes,
+            version,
+            redirect_uri: pending.redirect_uri,
+        };
+        self.store
+            .save_grant(&grant)
+            .await
+            .map_err(GrantError::from)?;
+        self.live(grant.session_id, &grant.server).replace(&grant);
+        tracing::info!(server = %grant.server, "a backend was authorized for a session");
+        Ok(Connected {
+            session_id: grant.session_id,
+            server: grant.server,
+        })
+    }
+
+    /// A dynamically registered client that the authorization server no
+    /// longer knows is registered again next time.
+    pub(super) async fn forget_unknown_client(
+        &self,
+        server: &ServerConfig,
+        client: &Arc<crate::oauth::client::OAuthClient>,
+        error: &TokenError,
+    ) {
+        let unknown =
+            matches!(error, TokenError::Refused { error, .. } if error == "invalid_client");
+        let registered_by_hand = server
+            .auth
+            .oauth()
+            .is_some_and(|oauth| oauth.client_id.is_some());
+        if unknown
+            && !registered_by_hand
+            && let Err(error) = self.clients.forget(&self.store, &server.name, client).await
+        {
+            tracing::warn!(server = %server.name, %error, "could not forget an unknown client registration");
+        }
+    }
+
+    /// Whether the session holds a grant for `server`, and until when its
+    /// access token lasts.
+    pub async fn status(
+        &self,
+        session_id: Uuid,
+        server: &str,
+    ) -> Result<Option<Option<chrono::DateTime<Utc>>>, crate::store::StoreError> {
+        Ok(self
+            .store
+            .grant(session_id, server)
+            .await?
+            .map(|grant| grant.expires_at))
+    }
+
+    /// Revokes a deleted session's grants where their servers offer
+    /// revocation (RFC 7009); `grants` were taken out of the store.
+    pub async fn revoke(&self, grants: Vec<StoredGrant>, registry: &Registry) {
+        for grant in grants {
+            let Some(server) = registry.server(&grant.server) else {
+                continue;
+            };
+            let Ok(redirect_uri) = Url::parse(&grant.redirect_uri) else {
+                continue;
+            };
+            let client = match self
+                .clients
+                .get(&self.store, &self.http, server, &redirect_uri)
+                .await
+            {
+                Ok(client) => client,
+                Err(error) => {
+                    tracing::warn!(server = %grant.server, %error, "could not revoke a deleted session's grant");
+                    continue;
+                }
+            };
+            // The refresh token, when there is one, ends the whole grant.
+            let (token, hint): (&SecretString, _) = match &grant.refresh_token {
+                Some(refresh) => (refresh, "refresh_token"),
+                None => (&grant.access_token, "access_token"),
+            };
+            match client.revoke(token, hint).await {
+                Ok(true) => {
+                    tracing::info!(server = %grant.server, "revoked a deleted session's grant")
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(server = %grant.server, %error, "could not revoke a deleted session's grant")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The access tokens calls carry. Each node keeps a grant's current token
+//! in memory; when it nears expiry, or a backend refuses it, one caller on
+//! the node renews it, and across nodes the store lets one of them claim
+//! the refresh: the others wait for the version it stores. The rotated
+//! refresh token is stored before the new access token is used.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::Grants;
+use crate::backend::{AccessTokens, BackendError, TokenFuture};
+use crate::oauth::client::{TokenError, Tokens};
+use crate::registry::ServerConfig;
+use crate::store::StoredGrant;
+
+/// Longest a refresh claimed in the store holds: a node that died while
+/// refreshing leaves it to another after this.
+const CLAIM: Duration = Duration::from_secs(60);
+/// How often a caller looks for a refresh another node claimed.
+const CLAIM_POLL: Duration = Duration::from_millis(200);
+/// Attempts at a token endpoint that does not answer.
+const REFRESH_ATTEMPTS: u32 = 4;
+/// Most ahead of expiry a token is renewed; less for short-lived ones
+/// (a fifth of their life), so that a token is not renewed at every call.
+const MAX_RENEW_AHEAD: Duration = Duration::from_secs(60);
+
+/// A grant's access token as this node holds it.
+#[derive(Default)]
+pub(super) struct Live {
+    current: Mutex<Option<Current>>,
+    /// Held while this node renews the token: one renewal at a time.
+    renewing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Current {
+    token: SecretString,
+    /// The grant's version it came from.
+    version: i64,
+    /// When to renew it: some time before it expires.
+    renew_at: Option<DateTime<Utc>>,
+}
+
+/// When to renew a grant's access token: a fifth of its remaining life
+/// before it expires, at most [`MAX_RENEW_AHEAD`]; never if it does not expire.
+fn renew_at(grant: &StoredGrant, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    grant.expires_at.map(|expires_at| {
+        let life = (expires_at - now).max(chrono::TimeDelta::zero());
+        let most = chrono::Duration::from_std(MAX_RENEW_AHEAD).unwrap_or_default();
+        expires_at - (life / 5).min(most)
+    })
+}
+
+impl Live {
+    pub(super) fn replace(&self, grant: &StoredGrant) {
+        *self.lock() = Some(Current {
+            token: grant.access_token.clone(),
+            version: grant.version,
+            renew_at: renew_at(grant, Utc::now()),
+        });
+    }
+
+    /// The version of the grant its token came from, if it holds one.
+    fn version(&self) -> Option<i64> {
+        self.lock().as_ref().map(|current| current.version)
+    }
+
+    fn clear(&self) {
+        *self.lock() = None;
+    }
+
+    /// The token, unless it is time to renew it.
+    fn fresh(&self) -> Option<SecretString> {
+        let current = self.lock().clone()?;
+        match current.renew_at {
+            Some(at) if at <= Utc::now() => None,
+            _ => Some(current.token),
+        }
+    }
+
+    /// The token, unless it is time to renew it or it is `refused`.
+    fn fresh_unless(&self, refused: Option<&SecretString>) -> Option<SecretString> {
+        let token = self.fresh()?;
+        match refused {
+            Some(used) if used.expose_secret() == token.expose_secret() => None,
+            _ => Some(token),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why a grant gave no token.
+enum Renewal {
+    /// The user must authorize again (no grant, or it was refused for good).
+    NeedsAuthorization,
+    Failed(String),
+}
+
+impl Grants {
+    /// The access token for `server` of a session, renewed when due.
+    async fn access_token(
+        &self,
+        session_id: Uuid,
+        server: &ServerConfig,
+        refused: Option<&SecretString>,
+    ) -> Result<SecretString, Renewal> {
+        let live = self.live(session_id, &server.name);
+        if let Some(token) = live.fresh_unless(refused) {
+            return Ok(token);
+        }
+        let _renewing = live.renewing.lock().await;
+        if let Some(token) = live.fresh_unless(refused) {
+            return Ok(token);
+        }
+        let renewed = self
+            .renew(session_id, server, live.version(), refused)
+            .await;
+        match &renewed {
+            Ok(grant) => live.replace(grant),
+            Err(_) => live.clear(),
+        }
+        renewed.map(|grant| grant.access_token)
+    }
+
+    /// A grant whose token may be used and is not `refused`: the stored
+    /// one when it is newer than version `held` (the one found due or
+    /// refused here), else a refresh of it, made here or on another node.
+    async fn renew(
+        &self,
+        session_id: Uuid,
+        server: &ServerConfig,
+        held: Option<i64>,
+        refused: Option<&SecretString>,
+    ) -> Result<StoredGrant, Renewal> {
+        let waited_until = tokio::time::Instant::now() + CLAIM + CLAIM;
+        loop {
+            let grant = self
+                .store
+                .grant(session_id, &server.name)
+                .await
+                .map_err(|error| Renewal::Failed(error.to_string()))?
+                .ok_or(Renewal::NeedsAuthorization)?;
+            let was_refused = match refused {
+                Some(used) => used.expose_secret() == grant.access_token.expose_secret(),
+                None => false,
+            };
+            let expired = grant.expires_at.is_some_and(|at| at <= Utc::now());
+            let newer = match held {
+                Some(held) => grant.version > held,
+                None => true,
+            };
+            if newer && !was_refused && !expired {
+                return Ok(grant);
+            }
+            let Some(refresh_token) = grant.refresh_token.clone() else {
+                // Nothing to renew it with: the user must authorize again.
+                self.drop_grant(&grant).await;
+                return Err(Renewal::NeedsAuthorization);
+            };
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(CLAIM).unwrap_or_default();
+            let claimed = self
+                .store
+                .claim_refresh(session_id, &server.name, grant.version, now, until)
+                .await
+                .map_err(|error| Renewal::Failed(error.to_string()))?;
+            if claimed {
+                return self.refresh(server, grant, &refresh_token).await;
+            }
+            // Another caller refreshes it: its version comes soon.
+            if tokio::time::Instant::now() >= waited_until {
+                return Err(Renewal::Failed(
+                    "another node's refresh of the grant did not finish".into(),
+                ));
+            }
+            tokio::time::sleep(CLAIM_POLL).await;
+        }
+    }
+
+    /// Refreshes a grant whose refresh this caller claimed, and stores it
+    /// before anyone uses the new access token.
+    async fn refresh(
+        &self,
+        server: &ServerConfig,
+        grant: StoredGrant,
+        refresh_token: &SecretString,
+    ) -> Result<StoredGrant, Renewal> {
+        let outcome = self.request_refresh(server, &grant, refresh_token).await;
+        let tokens = match outcome {
+            Ok(tokens) => tokens,
+            Err(RefreshFailure::Refused) => {
+                self.drop_grant(&grant).await;
+                return Err(Renewal::NeedsAuthorization);
+            }
+            Err(RefreshFailure::Failed(reason)) => {
+                if let Err(error) = self
+                    .store
+                    .release_refresh(grant.session_id, &grant.server, grant.version)
+                    .await
+                {
+                    tracing::warn!(server = %grant.server, %error, "could not release a refresh claim");
+                }
+                return Err(Renewal::Failed(reason));
+            }
+        };
+        let refreshed = StoredGrant {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_at: tokens.expires_at,
+            scopes: tokens.scopes,
+            version: grant.version + 1,
+            ..grant.clone()
+        };
+        let stored = self
+            .store
+            .complete_refresh(&refreshed, grant.version)
+            .await
+            .map_err(|error| Renewal::Failed(error.to_string()))?;
+        if !stored {
+            // Authorized again or deleted meanwhile: what the store holds wins.
+            return match self.store.grant(grant.session_id, &grant.server).await {
+                Ok(Some(current)) => Ok(current),
+                Ok(None) => Err(Renewal::NeedsAuthorization),
+                Err(error) => Err(Renewal::Failed(error.to_string())),
+            };
+        }
+        tracing::info!(server = %grant.server, version = refreshed.version, "refreshed a backend's access token");
+        Ok(refreshed)
+    }
+
+    /// Asks the token endpoint, again with backoff while it does not answer.
+    async fn request_refresh(
+        &self,
+        server: &ServerConfig,
+        grant: &StoredGrant,
+        refresh_token: &SecretString,
+    ) -> Result<Tokens, RefreshFailure> {
+        let redirect_uri = url::Url::parse(&grant.redirect_uri)
+            .map_err(|_| RefreshFailure::Failed("the grant names no valid callback".into()))?;
+        let client = self
+            .clients
+            .get(&self.store, &self.http, server, &redirect_uri)
+            .await
+            .map_err(|error| RefreshFailure::Failed(error.to_string()))?;
+        let mut pause = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            match client.refresh(refresh_token).await {
+                Ok(tokens) => return Ok(tokens),
+                Err(error) if error.is_invalid_grant() => {
+                    tracing::warn!(server = %grant.server, %error, "the authorization server refused the grant; the user must authorize again");
+                    return Err(RefreshFailure::Refused);
+                }
+                Err(error) if error.is_transient() && attempt < REFRESH_ATTEMPTS => {
+                    tracing::warn!(server = %grant.server, %error, attempt, "refreshing failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    self.forget_unknown_client(server, &client, &error).await;
+                    if matches!(&error, TokenError::Refused { error, .. } if error == "invalid_client")
+                    {
+                        return Err(RefreshFailure::Refused);
+                    }
+                    return Err(RefreshFailure::Failed(error.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Deletes a grant that can no longer give tokens: the backend needs
+    /// authorization again.
+    async fn drop_grant(&self, grant: &StoredGrant) {
+        if let Err(error) = self
+            .store
+            .delete_grant(grant.session_id, &grant.server)
+            .await
+        {
+            tracing::warn!(server = %grant.server, %error, "could not delete a refused grant");
+        }
+    }
+}
+
+enum RefreshFailure {
+    /// `invalid_grant` (or the client is unknown): authorize again.
+    Refused,
+    Failed(String),
+}
+
+/// One session's grant for one backend, as its backend sessions see it.
+pub struct SessionGrant {
+    pub(super) grants: Arc<Grants>,
+    pub(super) session_id: Uuid,
+    pub(super) server: Arc<ServerConfig>,
+    /// Whether the session requires a token: its links then need a key.
+    pub(super) keyed_links: bool,
+}
+
+impl Grants {
+    /// The access tokens of `server` for a session; `keyed_links` when the
+    /// session requires a token (its authorization links need a key).
+    pub fn for_session(
+        self: &Arc<Self>,
+        session_id: Uuid,
+        server: Arc<ServerConfig>,
+        keyed_links: bool,
+    ) -> SessionGrant {
+        SessionGrant {
+            grants: self.clone(),
+            session_id,
+            server,
+            keyed_links,
+        }
+    }
+}
+
+impl SessionGrant {
+    async fn token(&self, refused: Option<&SecretString>) -> Result<SecretString, BackendError> {
+        match self
+            .grants
+            .access_token(self.session_id, &self.server, refused)
+            .await
+        {
+            Ok(token) => Ok(token),
+            Err(Renewal::NeedsAuthorization) => Err(BackendError::AuthorizationNeeded {
+                server: self.server.name.clone(),
+                url: self.link().await,
+            }),
+            Err(Renewal::Failed(reason)) => Err(BackendError::NoAccessToken {
+                server: self.server.name.clone(),
+                reason,
+            }),
+        }
+    }
+
+    /// The link that asks the user to authorize the backend.
+    async fn link(&self) -> String {
+        let key = if self.keyed_links {
+            match self
+                .grants
+                .issue_link_key(self.session_id, &self.server.name)
+                .await
+            {
+                Ok(key) => Some(key),
+                Err(error) => {
+                    tracing::warn!(%error, "could not issue an authorization link");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        self.grants
+            .link(self.session_id, &self.server.name, key.as_deref())
+    }
+}
+
+impl AccessTokens for SessionGrant {
+    fn current(&self) -> TokenFuture<'_> {
+        Box::pin(self.token(None))
+    }
+
+    fn refused<'a>(&'a self, used: &'a SecretString) -> TokenFuture<'a> {
+        Box::pin(self.token(Some(used)))
+    }
+}

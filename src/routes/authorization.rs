@@ -1,0 +1,203 @@
+//! The pages a session's user opens in a browser to connect an OAuth
+//! backend: `GET /session/<id>/authorize/<server>` sends them to the
+//! backend's authorization server, and `GET /oauth/callback` is where it
+//! sends them back. `GET /oauth/client-metadata.json` is mcp-mux's Client
+//! ID Metadata Document, for authorization servers that take one.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use url::Url;
+use utoipa::IntoParams;
+
+use super::access::{Access, bearer_token, check_session_token};
+use super::session_id::{SessionPath, short_id};
+use super::ui::html::{esc, page};
+use crate::grants::{CALLBACK_PATH, Callback};
+use crate::mux::Mux;
+
+/// The one-time key of an authorization link.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LinkQuery {
+    /// Needed when the session requires a token (unless the request
+    /// carries it): the link's one-time key.
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// Sends the user to the authorization server of one of the session's
+/// OAuth backends. A session that requires a token needs it here too, or
+/// the link's one-time key.
+#[utoipa::path(get, path = "/session/{id}/authorize/{server}", tag = "authorization",
+    params(
+        ("id" = String, Path, description = "The session's id"),
+        ("server" = String, Path, description = "One of the session's OAuth backends"),
+        LinkQuery,
+    ),
+    responses(
+        (status = 302, description = "To the backend's authorization server", headers(("Location" = String))),
+        (status = 401, description = "The session requires its token or the link's key", content_type = "text/html", body = String),
+        (status = 403, description = "The link's key was used already, has expired, or is for another session or server", content_type = "text/html", body = String),
+        (status = 404, description = "No such session, or no such OAuth backend in it", content_type = "text/html", body = String),
+        (status = 502, description = "The backend's authorization server could not be found or used", content_type = "text/html", body = String),
+    ))]
+pub async fn authorize(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    query: web::Query<LinkQuery>,
+    mux: web::Data<Mux>,
+    access: web::Data<Access>,
+) -> HttpResponse {
+    let (id, server_name) = path.into_inner();
+    let refuse = |status, message: &str| {
+        page(
+            status,
+            "Cannot authorize",
+            None,
+            &format!(r#"<p class="error">{}</p>"#, esc(message)),
+        )
+    };
+    let Ok(path) = SessionPath::parse(&id) else {
+        return refuse(StatusCode::NOT_FOUND, "no such session");
+    };
+    let session = match mux.session(path.id).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return refuse(StatusCode::NOT_FOUND, "no such session"),
+        Err(error) => {
+            tracing::error!(%error, "the store did not answer an authorization link");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gateway's store does not answer; try again shortly",
+            );
+        }
+    };
+    let Some(server) = session
+        .servers
+        .iter()
+        .find(|server| server.name == server_name && server.auth.oauth().is_some())
+    else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            &format!("this session has no OAuth backend \"{server_name}\""),
+        );
+    };
+    if session.token_digest.is_some() {
+        let allowed = match (&query.key, bearer_token(&request)) {
+            (Some(key), _) => match mux
+                .grants()
+                .take_link_key(key, session.id, &server.name)
+                .await
+            {
+                Ok(taken) => taken,
+                Err(error) => {
+                    tracing::error!(%error, "the store did not answer an authorization link");
+                    return refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the gateway's store does not answer; try again shortly",
+                    );
+                }
+            },
+            (None, Some(_)) => {
+                check_session_token(&request, session.token_digest.as_ref()).is_ok()
+                    || access.check_admin(&request).is_ok()
+            }
+            (None, None) => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "this session requires a token: open the authorization link with its one-time key, as the session's holder got it",
+                );
+            }
+        };
+        if !allowed {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "this authorization link was used already or has expired; GET /session/<id> or the tool call's error gives a new one",
+            );
+        }
+    }
+    let Ok(redirect_uri) = Url::parse(&access.public_url(&request, CALLBACK_PATH)) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the request's Host cannot make a callback URL",
+        );
+    };
+    match mux.grants().begin(session.id, server, &redirect_uri).await {
+        Ok(url) => {
+            tracing::info!(session = %short_id(session.id), server = %server.name, "authorization begun");
+            HttpResponse::Found()
+                .insert_header((header::LOCATION, url.as_str()))
+                .finish()
+        }
+        Err(error) => {
+            tracing::warn!(server = %server.name, %error, "an authorization could not begin");
+            refuse(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "mcp-mux cannot send you to \"{}\"'s authorization server: {error}",
+                    server.name
+                ),
+            )
+        }
+    }
+}
+
+/// Where the authorization server sends the user back: the `state` must
+/// be one mcp-mux issued (once, within 10 minutes) and `iss` its issuer.
+#[utoipa::path(get, path = "/oauth/callback", tag = "authorization",
+    params(
+        ("state" = Option<String>, Query, description = "The state mcp-mux sent"),
+        ("code" = Option<String>, Query, description = "The authorization code"),
+        ("iss" = Option<String>, Query, description = "RFC 9207: the issuer that answered"),
+        ("error" = Option<String>, Query, description = "Why the authorization server did not authorize"),
+        ("error_description" = Option<String>, Query, description = "Its words on why"),
+    ),
+    responses(
+        (status = 200, description = "The backend is connected to the session", content_type = "text/html", body = String),
+        (status = 400, description = "The callback is not one mcp-mux can use: unknown, used or expired state, another issuer, a refusal", content_type = "text/html", body = String),
+        (status = 502, description = "The token endpoint refused, failed or answered garbage", content_type = "text/html", body = String),
+    ))]
+pub async fn callback(query: web::Query<Callback>, mux: web::Data<Mux>) -> HttpResponse {
+    match mux.complete_authorization(&query).await {
+        Ok(connected) => page(
+            StatusCode::OK,
+            "Connected",
+            None,
+            &format!(
+                "<p>{} is connected to this session; you can close this tab.</p>",
+                esc(&connected.server)
+            ),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "an authorization callback failed");
+            let status = if error.is_bad_callback() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            page(
+                status,
+                "Not connected",
+                None,
+                &format!(r#"<p class="error">{}</p>"#, esc(&error.to_string())),
+            )
+        }
+    }
+}
+
+/// mcp-mux's Client ID Metadata Document: its URL is mcp-mux's client id
+/// with authorization servers that take one. Served under an https
+/// `--public-url` only.
+#[utoipa::path(get, path = "/oauth/client-metadata.json", tag = "authorization",
+    responses(
+        (status = 200, description = "The document", content_type = "application/json", body = Object),
+        (status = 404, description = "No https --public-url: mcp-mux has no such document", body = super::error::ErrorBody),
+    ))]
+pub async fn client_metadata(mux: web::Data<Mux>) -> HttpResponse {
+    match mux.grants().client_metadata_document() {
+        Some(document) => HttpResponse::Ok().json(document),
+        None => actix_web::ResponseError::error_response(&super::error::ApiError::NotFound {
+            message: "mcp-mux serves its client metadata document only under an https --public-url"
+                .into(),
+        }),
+    }
+}
