@@ -1,0 +1,437 @@
+//! Sessions over an OAuth backend: the link in the create-session answer,
+//! the callback, calls carrying the grant's token, refresh (once however
+//! many calls wait), a refused grant, revocation on delete, and every way
+//! a user's link or callback can go wrong, each with its exact answer.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{RawMcp, TestApp, eventually, first_text, registry_yaml, spawn_app};
+use crate::oauth_backend::{AuthServerOptions, Iss, OAuthBackend, spawn_oauth_backend};
+
+/// A gateway over one OAuth backend named `files`, and the backend.
+async fn gateway(options: AuthServerOptions) -> (TestApp, OAuthBackend) {
+    let backend = spawn_oauth_backend(options).await;
+    let app = spawn_app(&registry_yaml(&[(
+        "files",
+        &backend.mcp_url,
+        "auth: { type: oauth }",
+    )]))
+    .await;
+    (app, backend)
+}
+
+/// Creates a session over `files` and returns its answer.
+async fn create(app: &TestApp, body: Value) -> Value {
+    let response = app.post_create_session(&body).await;
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("JSON")
+}
+
+/// A browser: follows redirects, keeps no cookies.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().build().expect("client")
+}
+
+/// Opens a link as a browser would: the status and text of the last page.
+async fn open(link: &str) -> (u16, String) {
+    let response = browser().get(link).send().await.expect("answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("page"))
+}
+
+/// The message a page shows (its paragraph).
+fn shown(page: &str) -> &str {
+    let start = page
+        .find("<p")
+        .and_then(|at| page[at..].find('>').map(|end| at + end + 1));
+    let start = start.unwrap_or_else(|| panic!("no paragraph in {page}"));
+    let end = page[start..].find("</p>").expect("paragraph ends") + start;
+    &page[start..end]
+}
+
+fn link_of(created: &Value) -> String {
+    created["authorization"]["files"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no link in {created}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_session_connects_an_oauth_backend_through_its_link_then_calls_it() {
+    let (app, backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    let link = link_of(&created);
+    assert_eq!(created["authorization"]["files"]["status"], "needed");
+    assert_eq!(
+        link,
+        format!("{}/session/{id}/authorize/files", app.address)
+    );
+
+    // Before: the backend's tools are not listed, and a call says why.
+    let mut mcp = app.mcp(&id).await;
+    assert_eq!(mcp.tool_names().await, Vec::<String>::new());
+    let waiting = mcp.call_tool("files__echo", json!({ "text": "hi" })).await;
+    assert_eq!(waiting["result"]["isError"], true);
+    assert_eq!(
+        first_text(&waiting),
+        format!(
+            "\"files\" needs authorization: open {}/session/{id}/authorize/files to connect it to this session, then call again",
+            app.address
+        )
+    );
+    let shown_before = app.shown_session(&id).await;
+    assert_eq!(shown_before["servers"][0]["state"], "needs_authorization");
+    assert_eq!(
+        shown_before["servers"][0]["authorization"],
+        json!({ "status": "needed", "url": link })
+    );
+
+    let (status, page) = open(&link).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        shown(&page),
+        "files is connected to this session; you can close this tab."
+    );
+    assert_eq!(backend.counts.registrations.load(Ordering::SeqCst), 1);
+    assert_eq!(backend.counts.codes_redeemed.load(Ordering::SeqCst), 1);
+
+    // The open MCP session takes the backend up: its tools appear.
+    assert!(
+        eventually(|| async {
+            let mut again = RawMcp::new(mcp.url.clone());
+            again.session_id = mcp.session_id.clone();
+            again.tool_names().await.contains(&"files__echo".to_owned())
+        })
+        .await
+    );
+    let answered = mcp.call_tool("files__echo", json!({ "text": "hi" })).await;
+    assert_eq!(first_text(&answered), "protected: hi");
+
+    let text = app
+        .http
+        .get(format!("{}/session/{id}", app.address))
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("body");
+    assert!(!text.contains("access-secret"), "a token is shown: {text}");
+    assert!(!text.contains("refresh-secret"), "a token is shown: {text}");
+    let after: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(after["servers"][0]["state"], "ready");
+    assert_eq!(after["servers"][0]["authorization"]["status"], "connected");
+    assert!(after["servers"][0]["authorization"]["expires_at"].is_string());
+    assert!(after["servers"][0]["authorization"].get("url").is_none());
+
+    // Deleting the session revokes its grant at the server.
+    let deleted = app
+        .http
+        .delete(format!("{}/session/{id}", app.address))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(deleted.status(), 200);
+    assert!(eventually(|| async { backend.counts.revocations.load(Ordering::SeqCst) == 1 }).await);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_takes_url_elicitations_is_asked_to_open_the_link() {
+    let (app, _backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id");
+    let mut mcp = RawMcp::new(app.mcp_url(id));
+    let response = mcp
+        .post(&json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": { "protocolVersion": "2025-11-25", "capabilities": { "elicitation": { "url": {} } },
+                        "clientInfo": { "name": "test", "version": "1" } }
+        }))
+        .await;
+    mcp.session_id = Some(
+        response.headers()["mcp-session-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned(),
+    );
+    let asked = mcp.call_tool("files__echo", json!({ "text": "hi" })).await;
+    let link = format!("{}/session/{id}/authorize/files", app.address);
+    let message = format!(
+        "\"files\" needs authorization: open {link} to connect it to this session, then call again"
+    );
+    assert_eq!(asked["error"]["code"], -32042);
+    assert_eq!(asked["error"]["message"], message);
+    let elicitation = &asked["error"]["data"]["elicitations"][0];
+    assert_eq!(elicitation["mode"], "url");
+    assert_eq!(elicitation["url"], link);
+    assert_eq!(elicitation["message"], message);
+    assert!(elicitation["elicitationId"].is_string());
+
+    let (status, _) = open(&link).await;
+    assert_eq!(status, 200);
+    assert!(
+        eventually(|| async {
+            let mut again = RawMcp::new(mcp.url.clone());
+            again.session_id = mcp.session_id.clone();
+            let answer = again
+                .call_tool("files__echo", json!({ "text": "on" }))
+                .await;
+            answer["result"]["content"][0]["text"] == "protected: on"
+        })
+        .await
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once_however_many_calls_wait_and_rotation_holds() {
+    let (app, backend) = gateway(AuthServerOptions {
+        expires_in: Duration::from_secs(2),
+        ..AuthServerOptions::default()
+    })
+    .await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    assert_eq!(open(&link_of(&created)).await.0, 200);
+    let mcp = app.mcp(&id).await;
+    for round in 1..=2 {
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let calls = (0..10).map(|call| {
+            let mut client = RawMcp::new(mcp.url.clone());
+            client.session_id = mcp.session_id.clone();
+            async move {
+                let answer = client
+                    .call_tool("files__echo", json!({ "text": format!("{round}-{call}") }))
+                    .await;
+                first_text(&answer).to_owned()
+            }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        for (call, answer) in answers.iter().enumerate() {
+            assert_eq!(*answer, format!("protected: {round}-{call}"));
+        }
+        assert_eq!(backend.counts.refreshes.load(Ordering::SeqCst), round);
+    }
+    assert_eq!(backend.counts.refresh_reuses.load(Ordering::SeqCst), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_refresh_sets_the_backend_back_to_needing_authorization() {
+    let (app, backend) = gateway(AuthServerOptions {
+        expires_in: Duration::from_secs(1),
+        refuse_refresh: true,
+        ..AuthServerOptions::default()
+    })
+    .await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    assert_eq!(open(&link_of(&created)).await.0, 200);
+    let mut mcp = app.mcp(&id).await;
+    assert_eq!(
+        first_text(&mcp.call_tool("files__echo", json!({ "text": "a" })).await),
+        "protected: a"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refused = mcp.call_tool("files__echo", json!({ "text": "b" })).await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert!(
+        first_text(&refused).starts_with("\"files\" needs authorization: open "),
+        "{refused}"
+    );
+    let shown = app.shown_session(&id).await;
+    assert_eq!(shown["servers"][0]["state"], "needs_authorization");
+    assert_eq!(shown["servers"][0]["authorization"]["status"], "needed");
+    assert_eq!(backend.counts.refreshes.load(Ordering::SeqCst), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_of_a_session_with_a_token_needs_the_token_or_its_one_time_key() {
+    let (app, _backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"], "require_token": true })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    let link = link_of(&created);
+    let bare = format!("{}/session/{id}/authorize/files", app.address);
+    assert!(link.starts_with(&format!("{bare}?key=")), "{link}");
+
+    let (status, page) = open(&bare).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        shown(&page),
+        "this session requires a token: open the authorization link with its one-time key, as the session&#39;s holder got it"
+    );
+    let (status, page) = open(&format!("{bare}?key=wrong")).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        shown(&page),
+        "this authorization link was used already or has expired; GET /session/&lt;id&gt; or the tool call&#39;s error gives a new one"
+    );
+    let (status, page) = open(&format!("{}/session/{id}/authorize/other", app.address)).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        shown(&page),
+        "this session has no OAuth backend &quot;other&quot;"
+    );
+
+    assert_eq!(open(&link).await.0, 200);
+    // Used once.
+    assert_eq!(open(&link).await.0, 403);
+    // The session's token opens it too.
+    let with_token = browser()
+        .get(&bare)
+        .bearer_auth(created["session_token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(with_token.status(), 200);
+    app.stop().await;
+}
+
+/// Where the authorization server sends the user back, without going
+/// there: the link's redirect, then the authorization server's.
+async fn authorization_answer(link: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut url = link.to_owned();
+    for _ in 0..2 {
+        let response = client.get(&url).send().await.expect("answers");
+        assert_eq!(response.status(), 302, "{url}");
+        url = response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+    }
+    url
+}
+
+/// A callback URL on the gateway with these parameters.
+fn callback(app: &TestApp, query: &str) -> String {
+    format!("{}/oauth/callback?{query}", app.address)
+}
+
+#[tokio::test]
+async fn a_callback_mcp_mux_did_not_ask_for_or_already_took_is_refused() {
+    let (app, _backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    let (status, page) = open(&callback(&app, "code=x")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        shown(&page),
+        "the callback carries no state: it did not come from an authorization mcp-mux began"
+    );
+    let unknown = "this authorization was already completed, has expired (after 10 minutes) or was not begun by this gateway; open the session&#39;s authorization link again";
+    let (status, page) = open(&callback(&app, "code=x&state=forged")).await;
+    assert_eq!(status, 400);
+    assert_eq!(shown(&page), unknown);
+
+    // The authorization server's answer, kept to be replayed.
+    let answer = authorization_answer(&link_of(&created)).await;
+    assert!(answer.starts_with(&callback(&app, "")), "{answer}");
+    let (status, _) = open(&answer).await;
+    assert_eq!(status, 200);
+    let (status, page) = open(&answer).await;
+    assert_eq!(status, 400, "a replayed callback");
+    assert_eq!(shown(&page), unknown);
+    // The replay changed nothing: the grant the first one made stands.
+    let shown_after = app.shown_session(&id).await;
+    assert_eq!(shown_after["servers"][0]["state"], "not_opened");
+    assert_eq!(
+        shown_after["servers"][0]["authorization"]["status"],
+        "connected"
+    );
+    app.stop().await;
+}
+
+/// Opens a fresh session's link against a misbehaving authorization
+/// server: the page's status and message, and the session's state after.
+async fn failed_authorization(options: AuthServerOptions) -> (u16, String, Value) {
+    let (app, _backend) = gateway(options).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    let (status, page) = open(&link_of(&created)).await;
+    let shown_after = app.shown_session(&id).await;
+    app.stop().await;
+    (status, shown(&page).to_owned(), shown_after)
+}
+
+#[tokio::test]
+async fn each_misbehaving_authorization_server_is_named_and_nothing_is_stored() {
+    let cases: [(AuthServerOptions, u16, &str); 5] = [
+        (
+            AuthServerOptions {
+                s256: false,
+                ..Default::default()
+            },
+            502,
+            "does not offer PKCE with S256 (code_challenge_methods_supported lacks S256)",
+        ),
+        (
+            AuthServerOptions {
+                refuse_registration: true,
+                ..Default::default()
+            },
+            502,
+            "the authorization server refused to register mcp-mux (HTTP 400)",
+        ),
+        (
+            AuthServerOptions {
+                iss: Iss::Other,
+                ..Default::default()
+            },
+            400,
+            "the answer names issuer https://evil.example, not http://127.0.0.1:",
+        ),
+        (
+            AuthServerOptions {
+                iss: Iss::Missing,
+                ..Default::default()
+            },
+            400,
+            "the answer does not name its issuer, which http://127.0.0.1:",
+        ),
+        (
+            AuthServerOptions {
+                garbage_tokens: true,
+                ..Default::default()
+            },
+            502,
+            "redeeming the code failed: the token endpoint http://127.0.0.1:",
+        ),
+    ];
+    for (options, status, message) in cases {
+        let (got_status, page, after) = failed_authorization(options).await;
+        assert_eq!(got_status, status, "{page}");
+        assert!(page.contains(message), "{page} lacks {message}");
+        assert_eq!(after["servers"][0]["state"], "needs_authorization");
+        assert_eq!(after["servers"][0]["authorization"]["status"], "needed");
+    }
+}
+
+#[tokio::test]
+async fn a_token_endpoint_that_does_not_answer_is_named_on_the_page() {
+    let (app, backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    // The authorization server stops once the user is on their way back.
+    let answer = authorization_answer(&link_of(&created)).await;
+    let issuer = backend.issuer.clone();
+    drop(backend);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, page) = open(&answer).await;
+    assert_eq!(status, 502);
+    assert!(
+        shown(&page).starts_with(&format!(
+            "redeeming the code failed: cannot reach the token endpoint {issuer}/token"
+        )),
+        "{page}"
+    );
+    app.stop().await;
+}
