@@ -94,6 +94,29 @@ impl Mux {
         Ok(states)
     }
 
+    /// How many backends of the loaded `sessions` are in each state, as
+    /// this node's MCP sessions saw them (no store read: metrics are
+    /// scraped often).
+    pub(super) fn loaded_backend_states(
+        &self,
+        sessions: &[std::sync::Arc<Session>],
+    ) -> Vec<(&'static str, u64)> {
+        let mut counts = [0u64; ServerState::ALL.len()];
+        for session in sessions {
+            for server in &session.servers {
+                let (state, _) = self.observed_state(session, &server.name);
+                if let Some(at) = ServerState::ALL.iter().position(|s| *s == state) {
+                    counts[at] += 1;
+                }
+            }
+        }
+        ServerState::ALL
+            .iter()
+            .zip(counts)
+            .map(|(state, count)| (state.as_str(), count))
+            .collect()
+    }
+
     /// What this node's MCP sessions of `session` saw of `server`.
     fn observed_state(&self, session: &Session, server: &str) -> (ServerState, String) {
         if let Some((circuit @ CircuitState::Open { .. }, _)) = self.backend_health(server) {

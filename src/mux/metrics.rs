@@ -40,6 +40,11 @@ struct TransportLabels {
     transport: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
 type DurationFamily = Family<ServerLabels, Histogram, fn() -> Histogram>;
 
 /// A metric with a value per backend: name, help, type, and how to read it.
@@ -88,6 +93,8 @@ pub struct Snapshot {
     pub mcp_sessions_live: u64,
     /// Open backend sessions by transport name.
     pub backend_sessions_open: Vec<(&'static str, u64)>,
+    /// The backends of the sessions loaded here, by state (`ready`, …).
+    pub session_backends: Vec<(&'static str, u64)>,
     pub audit_written: u64,
     pub audit_dropped: u64,
 }
@@ -223,6 +230,16 @@ impl Collector for Snapshot {
         for (transport, count) in &self.backend_sessions_open {
             let labels = TransportLabels { transport };
             ConstGauge::new(*count as i64).encode(open.encode_family(&labels)?)?;
+        }
+        let mut states = encoder.encode_descriptor(
+            "session_backends",
+            "backends of the sessions loaded on this gateway, by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, count) in &self.session_backends {
+            let labels = StateLabels { state };
+            ConstGauge::new(*count as i64).encode(states.encode_family(&labels)?)?;
         }
         let counters = [
             (

@@ -335,6 +335,7 @@ impl Mux {
         let mut mcp_sessions_live = 0;
         let mut backend_sessions_open: Vec<(&'static str, u64)> = Vec::new();
         let sessions: Vec<Arc<Session>> = self.read_sessions().values().cloned().collect();
+        let session_backends = self.loaded_backend_states(&sessions);
         for session in sessions {
             for mcp_session in session.mcp_sessions() {
                 mcp_sessions_live += 1;
@@ -356,6 +357,7 @@ impl Mux {
             sessions_stored,
             mcp_sessions_live,
             backend_sessions_open,
+            session_backends,
             audit_written,
             audit_dropped,
         }))
@@ -563,6 +565,13 @@ impl Mux {
         let pruned = self.store.prune_audit_records(kept_since).await?;
         if pruned > 0 {
             tracing::info!(pruned, "deleted audit records past their retention");
+        }
+        let purged = self.store.purge_expired_authorization_states(now).await?;
+        if purged > 0 {
+            tracing::debug!(
+                purged,
+                "forgot authorization requests and links past their time"
+            );
         }
         for id in self.store.expired_sessions(now).await? {
             tracing::info!("session expired; deleting it");

@@ -201,6 +201,18 @@ impl TestApp {
             .expect("JSON body")
     }
 
+    /// `GET <path>` on the gateway, answered with text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("gateway answers")
+            .text()
+            .await
+            .expect("text body")
+    }
+
     /// Whether the session's audit trail (its newest page) has a record
     /// of `tool` that reached `backend`, once the trail has written it.
     pub async fn audited(&self, session_id: &str, tool: &str, backend: &str) -> bool {

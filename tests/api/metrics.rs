@@ -160,6 +160,11 @@ async fn calls_retries_refusals_and_state_are_counted_exactly() {
             r#"mcp_mux_backend_sessions_open{transport="streamable_http"}"#,
             1.0,
         ),
+        (r#"mcp_mux_session_backends{state="ready"}"#, 1.0),
+        (
+            r#"mcp_mux_session_backends{state="needs_authorization"}"#,
+            0.0,
+        ),
         ("mcp_mux_audit_records_dropped_total", 0.0),
     ];
     for (sample, value) in expected {

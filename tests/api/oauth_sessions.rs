@@ -90,6 +90,26 @@ async fn a_session_connects_an_oauth_backend_through_its_link_then_calls_it() {
         json!({ "status": "needed", "url": link })
     );
 
+    let console = app
+        .http
+        .get(format!("{}/ui/session/{id}", app.address))
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        console.contains("needs_authorization")
+            && console.contains(&format!("<a href=\"{link}\">authorization link</a>")),
+        "{console}"
+    );
+    let metrics = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains("mcp_mux_session_backends{state=\"needs_authorization\"} 1"),
+        "{metrics}"
+    );
+
     let (status, page) = open(&link).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(

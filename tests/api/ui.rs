@@ -201,7 +201,7 @@ async fn the_pages_show_sessions_backends_health_audit_and_registry() {
     let (status, shown) = page(console.get(&format!("/ui/session/{id}")).await).await;
     assert_eq!(status, 200);
     assert!(shown.contains(&format!("<code>/session/{id}/mcp</code>")));
-    assert!(shown.contains("<td><code>kb</code></td><td>bearer</td><td><span class=\"state closed\">closed</span></td><td>0</td>"), "{shown}");
+    assert!(shown.contains("<td><code>kb</code></td><td>bearer</td><td><span class=\"state\">ready</span> <span class=\"muted\">&quot;kb&quot; answers</span></td><td><span class=\"state closed\">closed</span></td><td>0</td>"), "{shown}");
     assert!(shown.contains("<td>ok</td>"));
 
     let (status, registry) = page(console.get("/ui/registry").await).await;

@@ -177,7 +177,7 @@ pub async fn get_session(
 
 /// An OAuth backend's authorization as answers show it: while needed, the
 /// link (with a new one-time key when the session requires a token).
-pub(super) async fn authorization_shown(
+pub(crate) async fn authorization_shown(
     request: &HttpRequest,
     access: &Access,
     mux: &Mux,

@@ -11,8 +11,10 @@ use uuid::Uuid;
 use super::html::{circuit_badge, esc, form_token_field, health_cells, page, see_other, time};
 use super::refusal::PageError;
 use crate::mux::Mux;
+use crate::routes::access::Access;
 use crate::routes::error::ApiError;
 use crate::routes::session_id::{SessionPath, mcp_endpoint, short_id};
+use crate::routes::sessions::authorization_shown;
 
 /// Sessions on one page of the list.
 const PAGE: u64 = 100;
@@ -106,6 +108,7 @@ pub async fn show(
     request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
+    access: web::Data<Access>,
 ) -> Result<HttpResponse, PageError> {
     let path = SessionPath::parse(&path)?;
     let session = mux
@@ -124,7 +127,7 @@ pub async fn show(
          <tr><th>MCP sessions open here</th><td>{mcp_sessions}</td></tr>\
          </table>{delete}\n\
          <h2>Backends</h2>\
-         <table><tr><th>Backend</th><th>Auth</th><th>Circuit</th><th>Calls in progress (all sessions)</th></tr>\n",
+         <table><tr><th>Backend</th><th>Auth</th><th>State</th><th>Circuit</th><th>Calls in progress (all sessions)</th></tr>\n",
         id = session.id,
         endpoint = mcp_endpoint(session.id),
         created = time(&session.created_at),
@@ -144,17 +147,46 @@ pub async fn show(
         mcp_sessions = session.mcp_session_count(),
         delete = delete_button(&request, session.id),
     );
-    for server in &session.servers {
+    let states = mux.backend_states(&session).await?;
+    for (server, status) in session.servers.iter().zip(states) {
+        let authorization = match &status.authorization {
+            Some(authorization) => {
+                let shown = authorization_shown(
+                    &request,
+                    &access,
+                    &mux,
+                    &session,
+                    &server.name,
+                    authorization,
+                )
+                .await
+                .map_err(PageError::from)?;
+                match (shown.url, shown.expires_at) {
+                    (Some(url), _) => format!(
+                        "<br><a href=\"{}\">authorization link</a> (send it to the session's user)",
+                        esc(&url)
+                    ),
+                    (None, Some(expires_at)) => {
+                        format!("<br>connected; token expires {}", time(&expires_at))
+                    }
+                    (None, None) => "<br>connected".to_owned(),
+                }
+            }
+            None => String::new(),
+        };
         body.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td>{}</tr>\n",
+            "<tr><td><code>{}</code></td><td>{}</td><td><span class=\"state\">{}</span> \
+             <span class=\"muted\">{}</span>{authorization}</td>{}</tr>\n",
             esc(&server.name),
             server.auth.type_name(),
+            status.state.as_str(),
+            esc(&status.reason),
             health_cells(mux.backend_health(&server.name).as_ref()),
         ));
     }
     for missing in &session.missing_servers {
         body.push_str(&format!(
-            "<tr><td><code>{}</code></td><td colspan=\"3\" class=\"muted\">no longer in the registry</td></tr>\n",
+            "<tr><td><code>{}</code></td><td colspan=\"4\" class=\"muted\">no longer in the registry</td></tr>\n",
             esc(missing)
         ));
     }
