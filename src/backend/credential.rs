@@ -23,7 +23,14 @@ pub trait AccessTokens: Send + Sync {
     /// The backend answered 401 to `used`: a fresher token (refreshed, or
     /// another caller's refresh), or why there is none.
     fn refused<'a>(&'a self, used: &'a SecretString) -> TokenFuture<'a>;
+    /// The backend answered 403 with `challenge` (its `WWW-Authenticate`):
+    /// when it names scopes the grant lacks, why the user must authorize
+    /// again (with them); else None, and the 403 stands.
+    fn forbidden<'a>(&'a self, challenge: &'a str) -> StepUpFuture<'a>;
 }
+
+/// Why the user must authorize again, if a 403 says so.
+pub type StepUpFuture<'a> = Pin<Box<dyn Future<Output = Option<BackendError>> + Send + 'a>>;
 
 /// A backend session's credential.
 #[derive(Clone)]

@@ -21,7 +21,7 @@ use reqwest::header::HeaderValue;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-pub use credential::{AccessTokens, Credential, TokenFuture};
+pub use credential::{AccessTokens, Credential, StepUpFuture, TokenFuture};
 pub use error::{BackendError, Replay};
 pub use relay::{Relay, Relayed};
 

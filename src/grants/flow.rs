@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use secrecy::SecretString;
-use serde::Deserialize;
 use url::Url;
 use uuid::Uuid;
 
@@ -17,18 +16,13 @@ use crate::registry::{Registry, ServerConfig};
 use crate::store::{PendingAuthorization, StoredGrant};
 
 /// What the authorization server sends the user back with.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Callback {
-    #[serde(default)]
     pub state: Option<String>,
-    #[serde(default)]
     pub code: Option<String>,
     /// RFC 9207: the issuer that answered.
-    #[serde(default)]
     pub iss: Option<String>,
-    #[serde(default)]
     pub error: Option<String>,
-    #[serde(default)]
     pub error_description: Option<String>,
 }
 
@@ -42,6 +36,9 @@ pub struct Connected {
 /// Why a callback connected nothing; the message is what the user reads.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
+    /// A parameter given twice, say.
+    #[error("{0}")]
+    Query(String),
     #[error("the callback carries no state: it did not come from an authorization mcp-mux began")]
     NoState,
     #[error(
@@ -80,18 +77,20 @@ impl CallbackError {
 impl Grants {
     /// Begins an authorization of `server` for a session: the URL of its
     /// authorization server to send the user to, which comes back to
-    /// `redirect_uri` (mcp-mux's callback).
+    /// `redirect_uri` (mcp-mux's callback). `more_scopes` are asked for
+    /// besides the usual ones (the backend said the grant lacks them).
     pub async fn begin(
         &self,
         session_id: Uuid,
         server: &ServerConfig,
         redirect_uri: &Url,
+        more_scopes: &[String],
     ) -> Result<Url, GrantError> {
         let client = self
             .clients
             .get(&self.store, &self.http, server, redirect_uri)
             .await?;
-        let authorization = client.authorize();
+        let authorization = client.authorize(more_scopes);
         let expires_at =
             Utc::now() + chrono::Duration::from_std(AUTHORIZATION_TTL).unwrap_or_default();
         self.store

@@ -101,18 +101,39 @@ impl Grants {
     }
 
     /// The path of the link that sends the user to authorize `server` for
-    /// a session (a one-time `key` when the session needs a token).
-    pub fn link_path(session_id: Uuid, server: &str, key: Option<&str>) -> String {
+    /// a session (a one-time `key` when the session needs a token; `scope`
+    /// when the backend asked for more than the grant has).
+    pub fn link_path(
+        session_id: Uuid,
+        server: &str,
+        key: Option<&str>,
+        scope: Option<&str>,
+    ) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(key) = key {
+            query.append_pair("key", key);
+        }
+        if let Some(scope) = scope {
+            query.append_pair("scope", scope);
+        }
+        let query = query.finish();
         let path = format!("/session/{session_id}/authorize/{server}");
-        match key {
-            Some(key) => format!("{path}?key={key}"),
-            None => path,
+        if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
         }
     }
 
     /// The link to authorize `server` as mcp-mux shows it outside a request.
-    fn link(&self, session_id: Uuid, server: &str, key: Option<&str>) -> String {
-        let path = Self::link_path(session_id, server, key);
+    fn link(
+        &self,
+        session_id: Uuid,
+        server: &str,
+        key: Option<&str>,
+        scope: Option<&str>,
+    ) -> String {
+        let path = Self::link_path(session_id, server, key, scope);
         match &*self
             .link_base
             .lock()

@@ -12,8 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::Grants;
-use crate::backend::{AccessTokens, BackendError, TokenFuture};
+use crate::backend::{AccessTokens, BackendError, StepUpFuture, TokenFuture};
 use crate::oauth::client::{TokenError, Tokens};
+use crate::oauth::discovery::parse_bearer_challenge;
 use crate::registry::ServerConfig;
 use crate::store::StoredGrant;
 
@@ -332,7 +333,7 @@ impl SessionGrant {
             Ok(token) => Ok(token),
             Err(Renewal::NeedsAuthorization) => Err(BackendError::AuthorizationNeeded {
                 server: self.server.name.clone(),
-                url: self.link().await,
+                url: self.link(None).await,
             }),
             Err(Renewal::Failed(reason)) => Err(BackendError::NoAccessToken {
                 server: self.server.name.clone(),
@@ -341,8 +342,9 @@ impl SessionGrant {
         }
     }
 
-    /// The link that asks the user to authorize the backend.
-    async fn link(&self) -> String {
+    /// The link that asks the user to authorize the backend (for `scope`
+    /// besides the usual ones, when the backend asked for more).
+    async fn link(&self, scope: Option<&str>) -> String {
         let key = if self.keyed_links {
             match self
                 .grants
@@ -359,7 +361,7 @@ impl SessionGrant {
             None
         };
         self.grants
-            .link(self.session_id, &self.server.name, key.as_deref())
+            .link(self.session_id, &self.server.name, key.as_deref(), scope)
     }
 }
 
@@ -370,5 +372,26 @@ impl AccessTokens for SessionGrant {
 
     fn refused<'a>(&'a self, used: &'a SecretString) -> TokenFuture<'a> {
         Box::pin(self.token(Some(used)))
+    }
+
+    fn forbidden<'a>(&'a self, challenge: &'a str) -> StepUpFuture<'a> {
+        Box::pin(self.step_up(challenge))
+    }
+}
+
+impl SessionGrant {
+    /// A 403 `insufficient_scope` naming scopes: the user must authorize
+    /// them, through a link that asks for them too.
+    async fn step_up(&self, challenge: &str) -> Option<BackendError> {
+        let challenge = parse_bearer_challenge(challenge)?;
+        if challenge.error.as_deref() != Some("insufficient_scope") {
+            return None;
+        }
+        let scope = challenge.scope?;
+        tracing::info!(server = %self.server.name, %scope, "the backend wants scopes the grant lacks; the user must authorize them");
+        Some(BackendError::AuthorizationNeeded {
+            server: self.server.name.clone(),
+            url: self.link(Some(&scope)).await,
+        })
     }
 }

@@ -146,13 +146,21 @@ impl OAuthClient {
     }
 
     /// A new authorization request: its URL, `state` and PKCE verifier.
-    pub fn authorize(&self) -> Authorization {
+    /// `more_scopes` are asked for besides the client's own (a backend's
+    /// `insufficient_scope` challenge named them).
+    pub fn authorize(&self, more_scopes: &[String]) -> Authorization {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut scopes = self.settings.scopes.clone();
+        for scope in more_scopes {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
         let mut request = self
             .client
             .authorize_url(CsrfToken::new_random)
             .set_pkce_challenge(challenge)
-            .add_scopes(self.settings.scopes.iter().cloned().map(Scope::new));
+            .add_scopes(scopes.into_iter().map(Scope::new));
         if let Some(resource) = &self.settings.resource {
             request = request.add_extra_param("resource", resource.clone());
         }

@@ -10,6 +10,15 @@ pub mod registration;
 /// have: real ones are a few KiB.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// Whether `scope` is one OAuth scope: RFC 6749 §3.3 allows printable
+/// ASCII but space, `"` and `\`.
+pub fn is_scope(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+}
+
 /// Why an answer's body was not read.
 enum ReadError {
     /// The connection broke: its innermost cause.

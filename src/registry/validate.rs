@@ -401,9 +401,7 @@ fn oauth(raw: RawOAuth) -> Result<OAuthSettings, InvalidField> {
     };
     let scopes = raw.scopes.unwrap_or_default();
     for (index, scope) in scopes.iter().enumerate() {
-        // RFC 6749 §3.3: printable ASCII but space, `"` and `\`.
-        let printable = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
-        if scope.is_empty() || !scope.chars().all(printable) {
+        if !crate::oauth::is_scope(scope) {
             return Err(InvalidField::new(
                 format!("scopes[{index}]"),
                 Refusal::NotScope,

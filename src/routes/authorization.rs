@@ -4,6 +4,8 @@
 //! sends them back. `GET /oauth/client-metadata.json` is mcp-mux's Client
 //! ID Metadata Document, for authorization servers that take one.
 
+use std::collections::HashMap;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -13,16 +15,36 @@ use utoipa::IntoParams;
 use super::access::{Access, bearer_token, check_session_token};
 use super::session_id::{SessionPath, short_id};
 use super::ui::html::{esc, page};
-use crate::grants::{CALLBACK_PATH, Callback};
+use crate::grants::{CALLBACK_PATH, Callback, CallbackError};
 use crate::mux::Mux;
+
+/// The parameters of a query, each given once: a second value is refused
+/// rather than one of them silently taken.
+fn query_params(request: &HttpRequest) -> Result<HashMap<String, String>, String> {
+    let mut params = HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(request.query_string().as_bytes()) {
+        if params
+            .insert(name.to_string(), value.into_owned())
+            .is_some()
+        {
+            return Err(format!("{name}: is given twice"));
+        }
+    }
+    Ok(params)
+}
 
 /// The one-time key of an authorization link.
 #[derive(Debug, Deserialize, IntoParams)]
+#[allow(dead_code)] // Documents the query, which `query_params` reads.
 pub struct LinkQuery {
     /// Needed when the session requires a token (unless the request
     /// carries it): the link's one-time key.
     #[serde(default)]
     key: Option<String>,
+    /// Scopes to ask for besides the usual ones, space-separated: those a
+    /// backend said the grant lacks.
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 /// Sends the user to the authorization server of one of the session's
@@ -44,7 +66,6 @@ pub struct LinkQuery {
 pub async fn authorize(
     request: HttpRequest,
     path: web::Path<(String, String)>,
-    query: web::Query<LinkQuery>,
     mux: web::Data<Mux>,
     access: web::Data<Access>,
 ) -> HttpResponse {
@@ -57,6 +78,11 @@ pub async fn authorize(
             &format!(r#"<p class="error">{}</p>"#, esc(message)),
         )
     };
+    let mut query = match query_params(&request) {
+        Ok(query) => query,
+        Err(message) => return refuse(StatusCode::BAD_REQUEST, &message),
+    };
+    let (key, scope) = (query.remove("key"), query.remove("scope"));
     let Ok(path) = SessionPath::parse(&id) else {
         return refuse(StatusCode::NOT_FOUND, "no such session");
     };
@@ -82,7 +108,7 @@ pub async fn authorize(
         );
     };
     if session.token_digest.is_some() {
-        let allowed = match (&query.key, bearer_token(&request)) {
+        let allowed = match (&key, bearer_token(&request)) {
             (Some(key), _) => match mux
                 .grants()
                 .take_link_key(key, session.id, &server.name)
@@ -121,7 +147,27 @@ pub async fn authorize(
             "the request's Host cannot make a callback URL",
         );
     };
-    match mux.grants().begin(session.id, server, &redirect_uri).await {
+    let more_scopes: Vec<String> = scope
+        .as_deref()
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|scope| !scope.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !more_scopes
+        .iter()
+        .all(|scope| crate::oauth::is_scope(scope))
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "scope: a scope is one word of printable characters, without quotes or backslashes",
+        );
+    }
+    match mux
+        .grants()
+        .begin(session.id, server, &redirect_uri, &more_scopes)
+        .await
+    {
         Ok(url) => {
             tracing::info!(session = %short_id(session.id), server = %server.name, "authorization begun");
             HttpResponse::Found()
@@ -156,8 +202,21 @@ pub async fn authorize(
         (status = 400, description = "The callback is not one mcp-mux can use: unknown, used or expired state, another issuer, a refusal", content_type = "text/html", body = String),
         (status = 502, description = "The token endpoint refused, failed or answered garbage", content_type = "text/html", body = String),
     ))]
-pub async fn callback(query: web::Query<Callback>, mux: web::Data<Mux>) -> HttpResponse {
-    match mux.complete_authorization(&query).await {
+pub async fn callback(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse {
+    let outcome = match query_params(&request) {
+        Ok(mut query) => {
+            let callback = Callback {
+                state: query.remove("state"),
+                code: query.remove("code"),
+                iss: query.remove("iss"),
+                error: query.remove("error"),
+                error_description: query.remove("error_description"),
+            };
+            mux.complete_authorization(&callback).await
+        }
+        Err(message) => Err(CallbackError::Query(message)),
+    };
+    match outcome {
         Ok(connected) => page(
             StatusCode::OK,
             "Connected",

@@ -38,6 +38,8 @@ pub struct AuthServerOptions {
     pub refuse_registration: bool,
     /// The `iss` the callback carries: the issuer, another, or none.
     pub iss: Iss,
+    /// A scope calls need: a token without it gets 403 `insufficient_scope`.
+    pub required_scope: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -56,6 +58,7 @@ impl Default for AuthServerOptions {
             garbage_tokens: false,
             refuse_registration: false,
             iss: Iss::Issuer,
+            required_scope: None,
         }
     }
 }
@@ -76,10 +79,12 @@ struct AuthState {
     origin: String,
     counts: Arc<Counts>,
     next: AtomicUsize,
-    /// Code → its PKCE challenge.
-    codes: Mutex<HashMap<String, String>>,
-    /// Access tokens the backend takes, until when.
-    access: Mutex<HashMap<String, Instant>>,
+    /// Code → its PKCE challenge and the scope asked for.
+    codes: Mutex<HashMap<String, (String, String)>>,
+    /// Access tokens the backend takes, until when, with their scope.
+    access: Mutex<HashMap<String, (Instant, String)>>,
+    /// The scope of the grant each refresh token continues.
+    refresh_scopes: Mutex<HashMap<String, String>>,
     /// The refresh token each grant may use now, and those used before.
     refresh: Mutex<(HashSet<String>, HashSet<String>)>,
 }
@@ -111,6 +116,7 @@ pub async fn spawn_oauth_backend(options: AuthServerOptions) -> OAuthBackend {
         next: AtomicUsize::new(1),
         codes: Mutex::default(),
         access: Mutex::default(),
+        refresh_scopes: Mutex::default(),
         refresh: Mutex::default(),
     });
     let mcp: StreamableHttpService<EchoServer, LocalSessionManager> = StreamableHttpService::new(
@@ -171,16 +177,31 @@ async fn bearer_check(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::to_owned);
-    let valid = presented.is_some_and(|token| {
+    let granted = presented.and_then(|token| {
         state
             .access
             .lock()
             .expect("lock")
             .get(&token)
-            .is_some_and(|until| *until > Instant::now())
+            .filter(|(until, _)| *until > Instant::now())
+            .map(|(_, scope)| scope.clone())
     });
-    if valid {
-        return next.run(request).await;
+    if let Some(scope) = granted {
+        match state.options.required_scope {
+            Some(needed) if !scope.split(' ').any(|s| s == needed) => {
+                let challenge = format!(
+                    r#"Bearer error="insufficient_scope", scope="{scope} {needed}", resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
+                    state.origin
+                );
+                return (
+                    StatusCode::FORBIDDEN,
+                    [(header::WWW_AUTHENTICATE, challenge)],
+                    "insufficient_scope",
+                )
+                    .into_response();
+            }
+            _ => return next.run(request).await,
+        }
     }
     state.counts.refused_calls.fetch_add(1, Ordering::SeqCst);
     (
@@ -253,7 +274,10 @@ async fn authorize(State(state): Shared, uri: Uri) -> Response {
     let code = format!("code-{}", state.next.fetch_add(1, Ordering::SeqCst));
     state.codes.lock().expect("lock").insert(
         code.clone(),
-        query.get("code_challenge").cloned().unwrap_or_default(),
+        (
+            query.get("code_challenge").cloned().unwrap_or_default(),
+            query.get("scope").cloned().unwrap_or_default(),
+        ),
     );
     let mut location = url::Url::parse(&query["redirect_uri"]).expect("redirect_uri");
     location
@@ -291,7 +315,7 @@ async fn token(State(state): Shared, body: Bytes) -> Response {
     };
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
-            let Some(challenge) = form
+            let Some((challenge, scope)) = form
                 .get("code")
                 .and_then(|code| state.codes.lock().expect("lock").remove(code))
             else {
@@ -304,7 +328,7 @@ async fn token(State(state): Shared, body: Bytes) -> Response {
                 return refused("code_verifier does not match the challenge");
             }
             state.counts.codes_redeemed.fetch_add(1, Ordering::SeqCst);
-            issue(&state)
+            issue(&state, scope)
         }
         Some("refresh_token") => {
             let presented = form.get("refresh_token").cloned().unwrap_or_default();
@@ -318,10 +342,16 @@ async fn token(State(state): Shared, body: Bytes) -> Response {
             if state.options.refuse_refresh || !refresh.0.remove(&presented) {
                 return refused("refresh token not found");
             }
-            refresh.1.insert(presented);
+            refresh.1.insert(presented.clone());
             drop(refresh);
             state.counts.refreshes.fetch_add(1, Ordering::SeqCst);
-            issue(&state)
+            let scope = state
+                .refresh_scopes
+                .lock()
+                .expect("lock")
+                .remove(&presented)
+                .unwrap_or_default();
+            issue(&state, scope)
         }
         _ => axum_json(
             StatusCode::BAD_REQUEST,
@@ -332,21 +362,25 @@ async fn token(State(state): Shared, body: Bytes) -> Response {
 
 /// New tokens: an access token the backend takes until it expires, and a
 /// refresh token usable once.
-fn issue(state: &AuthState) -> Response {
+fn issue(state: &AuthState, scope: String) -> Response {
     let id = state.next.fetch_add(1, Ordering::SeqCst);
     let access = format!("access-secret-{id}");
     let refresh = format!("refresh-secret-{id}");
-    state
-        .access
-        .lock()
-        .expect("lock")
-        .insert(access.clone(), Instant::now() + state.options.expires_in);
+    state.access.lock().expect("lock").insert(
+        access.clone(),
+        (Instant::now() + state.options.expires_in, scope.clone()),
+    );
     state
         .refresh
         .lock()
         .expect("lock")
         .0
         .insert(refresh.clone());
+    state
+        .refresh_scopes
+        .lock()
+        .expect("lock")
+        .insert(refresh.clone(), scope.clone());
     axum_json(
         StatusCode::OK,
         json!({
@@ -354,7 +388,7 @@ fn issue(state: &AuthState) -> Response {
             "token_type": "Bearer",
             "expires_in": state.options.expires_in.as_secs(),
             "refresh_token": refresh,
-            "scope": "echo",
+            "scope": scope,
         }),
     )
 }

@@ -44,7 +44,7 @@ fn client(issuer: &str, resource: Option<&str>) -> OAuthClient {
 #[test]
 fn the_authorization_url_carries_pkce_s256_the_state_the_resource_and_the_extra_parameters() {
     let client = client("https://auth.example", Some("https://mcp.example/mcp"));
-    let first = client.authorize();
+    let first = client.authorize(&[]);
     let query: std::collections::HashMap<String, String> =
         first.url.query_pairs().into_owned().collect();
     assert_eq!(first.url.path(), "/authorize");
@@ -59,14 +59,22 @@ fn the_authorization_url_carries_pkce_s256_the_state_the_resource_and_the_extra_
     assert_eq!(query["code_challenge"].len(), 43, "a SHA-256 in base64url");
     assert!(first.verifier.expose_secret().len() >= 43);
     // Each request is new.
-    let second = client.authorize();
+    let second = client.authorize(&[]);
     assert_ne!(first.state.expose_secret(), second.state.expose_secret());
     assert_ne!(
         first.verifier.expose_secret(),
         second.verifier.expose_secret()
     );
 
-    let omitted = self::client("https://auth.example", None).authorize();
+    // Scopes a backend's challenge asked for are added once.
+    let omitted =
+        self::client("https://auth.example", None).authorize(&["repo".into(), "admin".into()]);
+    assert!(
+        omitted
+            .url
+            .query_pairs()
+            .any(|(name, value)| name == "scope" && value == "repo read:org admin")
+    );
     assert!(
         !omitted
             .url

@@ -455,3 +455,53 @@ async fn a_token_endpoint_that_does_not_answer_is_named_on_the_page() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_backend_that_wants_more_scope_gets_the_user_asked_for_it() {
+    let (app, _backend) = gateway(AuthServerOptions {
+        required_scope: Some("admin"),
+        ..AuthServerOptions::default()
+    })
+    .await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    assert_eq!(open(&link_of(&created)).await.0, 200);
+    let mut mcp = app.mcp(&id).await;
+    // Listing needs the scope too: the backend is down until the user
+    // grants it, and a call says so with a link that asks for it.
+    let asked = mcp.call_tool("files__echo", json!({ "text": "x" })).await;
+    let step_up = format!(
+        "{}/session/{id}/authorize/files?scope=echo+admin",
+        app.address
+    );
+    assert_eq!(
+        first_text(&asked),
+        format!(
+            "\"files\" needs authorization: open {step_up} to connect it to this session, then call again"
+        )
+    );
+    let base = format!("{}/session/{id}/authorize/files", app.address);
+    let (status, page) = open(&format!("{base}?scope=bad%22scope")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        shown(&page),
+        "scope: a scope is one word of printable characters, without quotes or backslashes"
+    );
+    let (status, page) = open(&format!("{step_up}&scope=more")).await;
+    assert_eq!(status, 400);
+    assert_eq!(shown(&page), "scope: is given twice");
+    let (status, page) = open(&callback(&app, "state=a&state=b")).await;
+    assert_eq!(status, 400);
+    assert_eq!(shown(&page), "state: is given twice");
+    assert_eq!(open(&step_up).await.0, 200);
+    assert!(
+        eventually(|| async {
+            let mut again = RawMcp::new(mcp.url.clone());
+            again.session_id = mcp.session_id.clone();
+            let answer = again.call_tool("files__echo", json!({ "text": "y" })).await;
+            answer["result"]["content"][0]["text"] == "protected: y"
+        })
+        .await
+    );
+    app.stop().await;
+}

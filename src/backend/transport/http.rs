@@ -138,6 +138,20 @@ impl Http {
         let (Auth::Grant(tokens), Some(used)) = (&self.auth, token) else {
             return Ok(response);
         };
+        if response.status() == reqwest::StatusCode::FORBIDDEN {
+            let challenges: Vec<String> = response
+                .headers()
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|value| value.to_str().ok().map(str::to_owned))
+                .collect();
+            for challenge in &challenges {
+                if let Some(error) = tokens.forbidden(challenge).await {
+                    return Err(error);
+                }
+            }
+            return Ok(response);
+        }
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(response);
         }

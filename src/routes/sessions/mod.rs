@@ -196,7 +196,7 @@ pub(crate) async fn authorization_shown(
                 ),
                 None => None,
             };
-            let path = Grants::link_path(session.id, server, key.as_deref());
+            let path = Grants::link_path(session.id, server, key.as_deref(), None);
             AuthorizationShown {
                 status: "needed",
                 url: Some(access.public_url(request, &path)),
