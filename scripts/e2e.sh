@@ -2,8 +2,10 @@
 # End-to-end checks of mcp-mux with the peers users actually run:
 #   backends: @modelcontextprotocol/server-everything (npm, no auth) over
 #             Streamable HTTP, over the legacy HTTP+SSE transport and as a
-#             stdio child process of mcp-mux, and
-#             scripts/demo_backend.py (Python SDK, bearer token)
+#             stdio child process of mcp-mux,
+#             scripts/demo_backend.py (Python SDK, bearer token), and
+#             the TypeScript SDK's example server behind its own OAuth
+#             authorization server (scripts/e2e/oauth.sh)
 #   clients:  mcp-remote (the stdio bridge desktop hosts use) and the Python SDK client
 #   console:  /ui in headless Chromium (Debian's chromium, installed with
 #             apt-get when missing; E2E_CHROMIUM overrides the path), driven
@@ -596,5 +598,11 @@ if grep -qaF -- "$STDIO_TOKEN" "$MUX_LOG"; then
 else
   ok "the stdio backend's credential is absent from the trace log"
 fi
+
+# ---------------------------------------------------------------- OAuth backend
+# Sessions signed in to a backend that wants OAuth, on a gateway of its own.
+# shellcheck source=scripts/e2e/oauth.sh
+source "$HERE/oauth.sh"
+oauth_checks
 
 summary

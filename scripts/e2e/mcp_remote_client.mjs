@@ -9,11 +9,14 @@
 //   node mcp_remote_client.mjs URL [--backends everything,demo] [--no-prefix]
 //        [--header 'Authorization: Bearer ...'] [--demo-fingerprint HEX] [--label NAME]
 //        [--node-modules DIR]   (where mcp-remote is installed; default .e2e/node/node_modules)
-//        [--hold FILE]
+//        [--hold FILE] [--call TOOL JSON-ARGS TEXT]...
 //
 // --hold: after the checks, create FILE.ready and wait (90 s at most) for
 // FILE.go, then run the checks again on the same bridge: the caller restarts
 // the gateway meanwhile, and the bridge must go on without reconnecting.
+//
+// --call (repeatable) replaces the built-in checks of each backend: TOOL must
+// be listed, and calling it with JSON-ARGS must answer a text holding TEXT.
 //
 // --no-prefix is for pointing it at a backend directly, where tool names carry
 // no `<server>__` prefix. --demo-fingerprint: see python_client.py.
@@ -35,7 +38,7 @@ const OVERALL_TIMEOUT_MS = 240_000;
 const HOLD_TIMEOUT_MS = 90_000;
 
 function parseArgs(argv) {
-  const args = { backends: "everything,demo", separator: "__", noPrefix: false, headers: [], demoFingerprint: "", label: "mcp-remote", nodeModules: "" };
+  const args = { backends: "everything,demo", separator: "__", noPrefix: false, headers: [], demoFingerprint: "", label: "mcp-remote", nodeModules: "", calls: [] };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -47,10 +50,13 @@ function parseArgs(argv) {
     else if (a === "--label") args.label = argv[++i];
     else if (a === "--node-modules") args.nodeModules = argv[++i];
     else if (a === "--hold") args.hold = argv[++i];
-    else rest.push(a);
+    else if (a === "--call") {
+      args.calls.push({ tool: argv[i + 1], arguments: JSON.parse(argv[i + 2]), text: argv[i + 3] });
+      i += 3;
+    } else rest.push(a);
   }
   if (rest.length !== 1) {
-    console.error("usage: mcp_remote_client.mjs URL [--backends a,b] [--no-prefix] [--header H] [--demo-fingerprint HEX] [--label NAME] [--node-modules DIR]");
+    console.error("usage: mcp_remote_client.mjs URL [--backends a,b] [--no-prefix] [--header H] [--demo-fingerprint HEX] [--label NAME] [--node-modules DIR] [--hold FILE] [--call TOOL JSON TEXT]");
     process.exit(2);
   }
   args.url = rest[0];
@@ -195,6 +201,15 @@ async function checkTools(when) {
     check(`every tool carries a backend prefix${when}`, stray.length === 0, `unprefixed: ${short(stray)}`);
   }
 
+  if (args.calls.length > 0) {
+    for (const call of args.calls) {
+      if (check(`tools/list has ${call.tool}${when}`, names.includes(call.tool), `got ${short(names.sort())}`)) {
+        const r = await callTool(call.tool, call.arguments);
+        check(`tools/call ${call.tool} answers ${JSON.stringify(call.text)}${when}`, !r.error && !r.isError && r.text.includes(call.text), short(r.error ?? r.result));
+      }
+    }
+    return true;
+  }
   if (backends.includes("everything")) {
     const p = prefix.everything;
     if (check(`tools/list has ${p}echo${when}`, names.includes(`${p}echo`), `got ${short(names.sort())}`)) {
