@@ -60,25 +60,7 @@ need setsid
 need timeout
 need sha256sum
 
-stamp=$(stamp_of "$HERE/package.json" "$HERE/package-lock.json")
-if [[ $(cat "$CACHE/.stamp" 2>/dev/null) != "$stamp" ]]; then
-  echo "# installing Node 22 and the conformance suite into .e2e/conformance" >&2
-  rm -rf "$CACHE"
-  mkdir -p "$CACHE"
-  cp "$HERE/package.json" "$HERE/package-lock.json" "$CACHE/"
-  (cd "$CACHE" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) 2>&1 | note
-  echo "$stamp" >"$CACHE/.stamp"
-fi
-# The npm package `node` puts the real binary here (node_modules/.bin/node is a
-# link to it).
-NODE=$CACHE/node_modules/node/bin/node
-SUITE_JS=$CACHE/node_modules/@modelcontextprotocol/conformance/dist/index.js
-TSX_JS=$CACHE/node_modules/tsx/dist/cli.mjs
-for f in "$NODE" "$SUITE_JS" "$TSX_JS"; do
-  [[ -e $f ]] || give_up "$f is missing after the install; remove .e2e/conformance and run again"
-done
-# tsx and the suite start further node processes: make them Node 22 as well.
-export PATH=$CACHE/node_modules/node/bin:$PATH
+install_conformance_suite "$HERE" "$CACHE" || give_up "the conformance suite is not installed (see above)"
 node_version=$("$NODE" --version)
 suite_version=$("$NODE" -p 'require(process.argv[1]).version' "$CACHE/node_modules/@modelcontextprotocol/conformance/package.json")
 echo "# node $node_version, @modelcontextprotocol/conformance $suite_version, --suite $SUITE" >&2

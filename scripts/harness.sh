@@ -114,6 +114,40 @@ wait_http() { # NAME URL TIMEOUT [STATUS]
   return 1
 }
 
+# Installs Node 22 and the MCP conformance suite pinned in DIR
+# (scripts/conformance: package.json and package-lock.json) into CACHE
+# (.e2e/conformance), again only when the pins changed; puts that Node first
+# on PATH (tsx and the suite start further node processes) and sets NODE,
+# SUITE_JS and TSX_JS. Fails, saying which, when one of those is missing.
+install_conformance_suite() { # DIR CACHE
+  local here=$1 cache=$2 stamp f
+  stamp=$(stamp_of "$here/package.json" "$here/package-lock.json")
+  if [[ $(cat "$cache/.stamp" 2>/dev/null) != "$stamp" ]]; then
+    echo "# installing Node 22 and the conformance suite into .e2e/conformance" >&2
+    rm -rf "$cache"
+    mkdir -p "$cache"
+    cp "$here/package.json" "$here/package-lock.json" "$cache/"
+    (cd "$cache" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) 2>&1 | note
+    if ((PIPESTATUS[0] != 0)); then
+      echo "npm ci failed in $cache" >&2
+      return 1
+    fi
+    echo "$stamp" >"$cache/.stamp"
+  fi
+  # The npm package `node` puts the real binary here (node_modules/.bin/node
+  # is a link to it).
+  NODE=$cache/node_modules/node/bin/node
+  SUITE_JS=$cache/node_modules/@modelcontextprotocol/conformance/dist/index.js
+  TSX_JS=$cache/node_modules/tsx/dist/cli.mjs
+  for f in "$NODE" "$SUITE_JS" "$TSX_JS"; do
+    if [[ ! -e $f ]]; then
+      echo "$f is missing after the install; remove $cache and run again" >&2
+      return 1
+    fi
+  done
+  export PATH=$cache/node_modules/node/bin:$PATH
+}
+
 # Installs the pinned npm and PyPI packages of DIR (scripts/e2e) into CACHE
 # (.e2e), again only when the pins changed; sets NODE_MODULES and PY.
 install_e2e_packages() { # DIR CACHE
