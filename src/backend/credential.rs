@@ -20,9 +20,11 @@ pub type TokenFuture<'a> =
 pub trait AccessTokens: Send + Sync {
     /// The token to send now, refreshed first when it is about to expire.
     fn current(&self) -> TokenFuture<'_>;
-    /// The backend answered 401 to `used`: a fresher token (refreshed, or
-    /// another caller's refresh), or why there is none.
-    fn refused<'a>(&'a self, used: &'a SecretString) -> TokenFuture<'a>;
+    /// The backend answered 401 to `used`, with `challenge` (its
+    /// `WWW-Authenticate`, if any): a fresher token (refreshed, or another
+    /// caller's refresh), or why there is none.
+    fn refused<'a>(&'a self, used: &'a SecretString, challenge: Option<&'a str>)
+    -> TokenFuture<'a>;
     /// The backend answered 403 with `challenge` (its `WWW-Authenticate`):
     /// when it names scopes the grant lacks, why the user must authorize
     /// again (with them); else None, and the 403 stands.

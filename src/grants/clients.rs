@@ -82,6 +82,12 @@ impl Clients {
         Ok(())
     }
 
+    /// Drops every client of `server` kept in memory: the next one is made
+    /// from a new discovery.
+    pub(super) fn forget_server(&self, server: &str) {
+        self.lock().retain(|(name, _), _| name != server);
+    }
+
     async fn make(
         &self,
         store: &Store,

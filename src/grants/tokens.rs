@@ -278,8 +278,10 @@ impl Grants {
     }
 
     /// Deletes a grant that can no longer give tokens: the backend needs
-    /// authorization again.
+    /// authorization again, and discovery runs again first (the backend
+    /// may have moved to another authorization server).
     async fn drop_grant(&self, grant: &StoredGrant) {
+        self.clients.forget_server(&grant.server);
         if let Err(error) = self
             .store
             .delete_grant(grant.session_id, &grant.server)
@@ -324,17 +326,28 @@ impl Grants {
 }
 
 impl SessionGrant {
-    async fn token(&self, refused: Option<&SecretString>) -> Result<SecretString, BackendError> {
+    /// The token to send, or why there is none. `challenge` is the 401's,
+    /// whose scopes the link asks for when the user must authorize again.
+    async fn token(
+        &self,
+        refused: Option<&SecretString>,
+        challenge: Option<&str>,
+    ) -> Result<SecretString, BackendError> {
         match self
             .grants
             .access_token(self.session_id, &self.server, refused)
             .await
         {
             Ok(token) => Ok(token),
-            Err(Renewal::NeedsAuthorization) => Err(BackendError::AuthorizationNeeded {
-                server: self.server.name.clone(),
-                url: self.link(None).await,
-            }),
+            Err(Renewal::NeedsAuthorization) => {
+                let scope = challenge
+                    .and_then(parse_bearer_challenge)
+                    .and_then(|challenge| challenge.scope);
+                Err(BackendError::AuthorizationNeeded {
+                    server: self.server.name.clone(),
+                    url: self.link(scope.as_deref()).await,
+                })
+            }
             Err(Renewal::Failed(reason)) => Err(BackendError::NoAccessToken {
                 server: self.server.name.clone(),
                 reason,
@@ -367,11 +380,15 @@ impl SessionGrant {
 
 impl AccessTokens for SessionGrant {
     fn current(&self) -> TokenFuture<'_> {
-        Box::pin(self.token(None))
+        Box::pin(self.token(None, None))
     }
 
-    fn refused<'a>(&'a self, used: &'a SecretString) -> TokenFuture<'a> {
-        Box::pin(self.token(Some(used)))
+    fn refused<'a>(
+        &'a self,
+        used: &'a SecretString,
+        challenge: Option<&'a str>,
+    ) -> TokenFuture<'a> {
+        Box::pin(self.token(Some(used), challenge))
     }
 
     fn forbidden<'a>(&'a self, challenge: &'a str) -> StepUpFuture<'a> {

@@ -134,14 +134,47 @@ pub async fn register(
     if !scopes.is_empty() {
         request["scope"] = json!(scopes.join(" "));
     }
+    let body = match send_registration(http, endpoint, &shown, &request).await {
+        // Some servers (oidc-provider) take only scopes of their own in a
+        // registration: the scopes are asked for at authorization anyway.
+        Err(RegistrationError::Refused {
+            status: 400,
+            reason,
+        }) if reason.starts_with("invalid_client_metadata") && request.get("scope").is_some() => {
+            tracing::debug!(%reason, "registration refused its scope; registering without");
+            if let Some(fields) = request.as_object_mut() {
+                fields.remove("scope");
+            }
+            send_registration(http, endpoint, &shown, &request).await?
+        }
+        outcome => outcome?,
+    };
+    let registered: Registered =
+        serde_json::from_slice(&body).map_err(|error| RegistrationError::Malformed {
+            url: shown,
+            reason: error.to_string(),
+        })?;
+    Ok(RegisteredClient {
+        client_id: registered.client_id,
+        client_secret: registered.client_secret.map(SecretString::from),
+    })
+}
+
+/// POSTs one registration request: the answer's body, or why there is none.
+async fn send_registration(
+    http: &reqwest::Client,
+    endpoint: &Url,
+    shown: &str,
+    request: &Value,
+) -> Result<Vec<u8>, RegistrationError> {
     let mut response = http
         .post(endpoint.clone())
-        .json(&request)
+        .json(request)
         .timeout(REGISTRATION_TIMEOUT)
         .send()
         .await
         .map_err(|error| RegistrationError::Unreachable {
-            url: shown.clone(),
+            url: shown.to_owned(),
             reason: innermost_cause(&error),
         })?;
     let status = response.status();
@@ -149,11 +182,11 @@ pub async fn register(
         .await
         .map_err(|error| match error {
             ReadError::Broken(reason) => RegistrationError::Unreachable {
-                url: shown.clone(),
+                url: shown.to_owned(),
                 reason,
             },
             ReadError::TooLarge => RegistrationError::Malformed {
-                url: shown.clone(),
+                url: shown.to_owned(),
                 reason: format!("the answer passes {MAX_ANSWER_BYTES} bytes"),
             },
         })?;
@@ -170,13 +203,5 @@ pub async fn register(
             reason,
         });
     }
-    let registered: Registered =
-        serde_json::from_slice(&body).map_err(|error| RegistrationError::Malformed {
-            url: shown,
-            reason: error.to_string(),
-        })?;
-    Ok(RegisteredClient {
-        client_id: registered.client_id,
-        client_secret: registered.client_secret.map(SecretString::from),
-    })
+    Ok(body)
 }

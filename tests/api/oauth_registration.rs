@@ -8,7 +8,7 @@ use mcp_mux::oauth::registration::{
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use url::Url;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn server(issuer: &str, registration: bool, documents: bool) -> ServerMetadata {
@@ -173,4 +173,32 @@ async fn a_refused_garbled_or_missing_registration_says_what_went_wrong() {
             issuer: "https://auth.example".into()
         }
     );
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_the_scopes_in_a_registration_gets_one_without_them() {
+    let auth = MockServer::start().await;
+    // oidc-provider's answer to scopes it does not know as its own.
+    Mock::given(method("POST"))
+        .and(body_string_contains("\"scope\""))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_client_metadata",
+            "error_description": "scope must only contain Authorization Server supported scope values",
+        })))
+        .mount(&auth)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "client_id": "dyn-2" })))
+        .mount(&auth)
+        .await;
+    let registered = register(
+        &reqwest::Client::new(),
+        &server(&auth.uri(), true, false),
+        &url("http://127.0.0.1:8000/oauth/callback"),
+        &["mcp:tools".to_owned()],
+    )
+    .await
+    .expect("registered without the scope");
+    assert_eq!(registered.client_id, "dyn-2");
+    assert_eq!(auth.received_requests().await.expect("recorded").len(), 2);
 }

@@ -138,13 +138,13 @@ impl Http {
         let (Auth::Grant(tokens), Some(used)) = (&self.auth, token) else {
             return Ok(response);
         };
+        let challenges: Vec<String> = response
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|value| value.to_str().ok().map(str::to_owned))
+            .collect();
         if response.status() == reqwest::StatusCode::FORBIDDEN {
-            let challenges: Vec<String> = response
-                .headers()
-                .get_all(reqwest::header::WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|value| value.to_str().ok().map(str::to_owned))
-                .collect();
             for challenge in &challenges {
                 if let Some(error) = tokens.forbidden(challenge).await {
                     return Err(error);
@@ -155,7 +155,9 @@ impl Http {
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        let fresh = tokens.refused(&used).await?;
+        let fresh = tokens
+            .refused(&used, challenges.first().map(String::as_str))
+            .await?;
         let request = with_trace_headers(
             self.clients.get().request(method, url.clone()),
             traces::current_headers(),
