@@ -10,13 +10,13 @@
 # life before expiry) across both nodes, and never twice with one token.
 #
 #   bash scripts/oauth_load.sh [--clients N] [--duration SECONDS] [--access-ttl SECONDS]
-#                              [--mode session|stateless] [--self-register]
+#                              [--mode session|stateless] [--client-by-hand]
 #
 # Defaults: 20 clients, 60 s, ACCESS_TTL (env) or 5 s, `session` (each client
 # opens its own MCP session, which the balancer spreads over both nodes;
-# `stateless` sends revision 2026-07-28 calls instead). The authorization
-# server's client is registered by this script (RFC 7591, no scope) and named
-# in the registry; --self-register lets mcp-mux register itself instead.
+# `stateless` sends revision 2026-07-28 calls instead). mcp-mux registers
+# itself with the authorization server (RFC 7591); --client-by-hand registers
+# a client here and names it in the registry instead.
 # MCP_MUX_BIN overrides the binary (default target/debug/mcp-mux, built if
 # missing); OAUTH_LOAD_PG the PostgreSQL server (postgres://postgres@127.0.0.1:5432),
 # on which a fresh database is created and dropped; OAUTH_LOAD_KEEP=1 keeps
@@ -32,14 +32,14 @@ cd "$ROOT"
 HERE=$ROOT/scripts/oauth_load
 CACHE=$ROOT/.e2e/oauth-load
 
-CLIENTS=20 DURATION=60 TTL=${ACCESS_TTL:-5} MODE=session SELF_REGISTER=0
+CLIENTS=20 DURATION=60 TTL=${ACCESS_TTL:-5} MODE=session BY_HAND=0
 while (($#)); do
   case $1 in
     --clients) CLIENTS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --access-ttl) TTL=$2; shift 2 ;;
     --mode) MODE=$2; shift 2 ;;
-    --self-register) SELF_REGISTER=1; shift ;;
+    --client-by-hand) BY_HAND=1; shift ;;
     *) sed -n '12,13p' "$0" >&2; exit 2 ;;
   esac
 done
@@ -108,10 +108,7 @@ if grep -q '"ready":true' "$WORK/backend.log"; then ok "backend up (access token
   not_ok "backend up" "$(tail -n 5 "$WORK/backend.log")"; summary; exit 1; fi
 
 CLIENT_ID=""
-if ((SELF_REGISTER == 0)); then
-  # mcp-mux's own registration asks for the resource's scopes (mcp:tools),
-  # which oidc-provider refuses in client metadata; registering here keeps
-  # this run about tokens, not registration.
+if ((BY_HAND == 1)); then
   CLIENT_ID=$(curl -s "http://127.0.0.1:$AS_PORT/reg" -H 'content-type: application/json' -d "{\"client_name\":\"mcp-mux\",
     \"redirect_uris\":[\"$LB/oauth/callback\"],\"token_endpoint_auth_method\":\"none\",
     \"grant_types\":[\"authorization_code\",\"refresh_token\"],\"response_types\":[\"code\"]}" | jq -r '.client_id // empty')
