@@ -9,8 +9,9 @@ POST /create-session answered for --server, whose `greet` tool answers
 "Hello, <name>!". Before anyone follows the link:
   - a client without elicitation (2025-11-25) that calls <server>__greet gets
     a tool error whose text holds LINK;
-  - so does a 2026-07-28 client that takes elicitations: the URL elicitation
-    error (-32042) belongs to 2025-11-25 only;
+  - a 2026-07-28 client that takes elicitations is asked, in an
+    InputRequiredResult, to open LINK as a URL elicitation; when its user
+    declines, the call ends with a tool error that says so;
   - a 2025-11-25 client that takes URL elicitations lists no tool of the
     server and gets -32042 with LINK as the URL elicitation.
 That client then opens the elicitation's URL, as a browser would (following
@@ -110,11 +111,28 @@ async def run(args: argparse.Namespace) -> None:
     async with Client(streamable_http_client(args.url), mode="legacy", read_timeout_seconds=CALL_TIMEOUT_S) as plain:
         await expect_link_in_tool_error(label, plain, tool, args.link, f"a client without elicitation calling {tool}")
 
+    asked: list[Any] = []
+
+    async def record_and_decline(_context: Any, params: Any) -> types.ElicitResult:
+        asked.append(params)
+        return types.ElicitResult(action="decline")
+
     async with Client(
-        streamable_http_client(args.url), read_timeout_seconds=CALL_TIMEOUT_S, elicitation_callback=decline
+        streamable_http_client(args.url), read_timeout_seconds=CALL_TIMEOUT_S, elicitation_callback=record_and_decline
     ) as modern:
-        await expect_link_in_tool_error(
-            label, modern, tool, args.link, f"a {modern.protocol_version} client that takes elicitations"
+        who = f"a {modern.protocol_version} client that takes elicitations"
+        try:
+            result = await modern.call_tool(tool, {"name": "python"})
+            text = result_text(result)
+        except MCPError as error:
+            result, text = None, f"error {error.code}: {error.message}"
+        urls = [getattr(params, "url", None) for params in asked]
+        check(label, f"{who} is asked to open the link as a URL elicitation", urls == [args.link], f"asked {short(asked)}")
+        check(
+            label,
+            f"{who} whose user declines gets a tool error saying so",
+            result is not None and result.is_error and "was not authorized" in text,
+            short(text),
         )
 
     changed = anyio.Event()

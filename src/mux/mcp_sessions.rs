@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::Mux;
 use super::error::MuxError;
-use super::mcp_session::{BackendSessions, McpSession};
+use super::mcp_session::{BackendSessions, McpSession, SessionContext};
 use super::session::{Opening, Session};
 use super::stateless;
 use crate::backend::limits::BackendLimits;
@@ -160,7 +160,10 @@ impl Mux {
             return Err(MuxError::SessionEnded);
         }
         let capabilities = stateless::backend_capabilities();
-        let context = self.session_context(session, &capabilities);
+        let context = SessionContext {
+            stateless: true,
+            ..self.session_context(session, &capabilities)
+        };
         let backends = self.backend_sessions(session, capabilities);
         let id = Uuid::new_v4().simple().to_string();
         let (mcp_session, _) = McpSession::open(self.timings, backends, id, None, context).await;

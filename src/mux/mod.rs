@@ -306,6 +306,7 @@ impl Mux {
             curation: session.curation.clone(),
             catalogues: session.catalogues_for(client_capabilities, &self.metrics),
             serving: session.serving.clone(),
+            stateless: false,
         }
     }
 

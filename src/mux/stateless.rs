@@ -27,6 +27,11 @@ pub fn backend_capabilities() -> Value {
 
 /// How long a call waits for the client to retry with its input.
 pub const PARKED_CALL_TTL: Duration = Duration::from_secs(600);
+/// How long a client's retry waits, once its user accepted to authorize a
+/// backend, for the authorization to complete.
+const AUTHORIZATION_WAIT: Duration = Duration::from_secs(300);
+/// How often a waiting retry looks whether the backend is connected.
+const AUTHORIZATION_POLL: Duration = Duration::from_millis(250);
 /// Most calls of one session that may wait for input at once; more end the
 /// oldest.
 pub const MAX_PARKED_CALLS: usize = 256;
@@ -157,6 +162,12 @@ pub struct StatelessCall {
     /// Backend requests given to the client (by the key it was shown) that
     /// it has not answered yet.
     awaiting: Vec<String>,
+    /// What was asked, to ask again once a backend the call needed is
+    /// authorized.
+    asked: (Method, Map<String, Value>),
+    /// Set while the client is asked to authorize a backend: the key of
+    /// that URL elicitation and the backend.
+    authorizing: Option<(String, String)>,
     finished: bool,
     parked_at: Instant,
 }
@@ -172,6 +183,7 @@ impl StatelessCall {
     ) -> Self {
         let internal_id = stateless_call_id();
         let request = RequestFingerprint::of(method, Some(&params));
+        let asked = (method, params.clone());
         let (sender, events) = tokio::sync::mpsc::unbounded_channel();
         let (answer, outcome) = tokio::sync::oneshot::channel();
         let running = mcp_session.clone();
@@ -198,6 +210,8 @@ impl StatelessCall {
             events,
             outcome,
             awaiting: Vec::new(),
+            asked,
+            authorizing: None,
             finished: false,
             parked_at: Instant::now(),
         }
@@ -220,6 +234,9 @@ impl StatelessCall {
             }
         };
         self.meta = meta;
+        if let Some((key, server)) = self.authorizing.take() {
+            return Ok(self.after_authorization(&key, &server, &responses).await);
+        }
         for key in std::mem::take(&mut self.awaiting) {
             let outcome = match responses.get(&key) {
                 Some(result) => json!({ "result": result }),
@@ -248,7 +265,8 @@ impl StatelessCall {
                 }
                 outcome = &mut self.outcome => {
                     self.finished = true;
-                    return Step::Done(outcome.unwrap_or(Err(CallError::Interrupted)));
+                    let outcome = outcome.unwrap_or(Err(CallError::Interrupted));
+                    return self.ask_for_authorization(outcome);
                 }
             }
         }
@@ -290,6 +308,95 @@ impl StatelessCall {
                 Some(Step::MissingCapability(capability))
             }
         }
+    }
+
+    /// A call whose backend waits for its user's authorization: a client
+    /// that takes URL elicitations is asked to open the link (the call is
+    /// parked, and asked again once the user is done); any other gets the
+    /// tool error that holds it.
+    fn ask_for_authorization(&mut self, outcome: Result<Payload, CallError>) -> Step {
+        let Err(CallError::UrlElicitationRequired {
+            server,
+            url,
+            message,
+        }) = outcome
+        else {
+            return Step::Done(outcome);
+        };
+        let takes_url = self
+            .meta
+            .client_capabilities
+            .get("elicitation")
+            .is_some_and(|elicitation| elicitation.get("url").is_some());
+        if !takes_url {
+            return Step::Done(Ok(Payload::Json(json!({
+                "content": [{ "type": "text", "text": message }],
+                "isError": true,
+            }))));
+        }
+        let key = format!("mcp-mux-authorize-{}", uuid::Uuid::new_v4().simple());
+        let request = json!({
+            "method": "elicitation/create",
+            "params": {
+                "mode": "url",
+                "message": message,
+                "url": url,
+                "elicitationId": uuid::Uuid::new_v4().to_string(),
+            },
+        });
+        self.authorizing = Some((key.clone(), server));
+        Step::NeedsInput(Map::from_iter([(key, request)]))
+    }
+
+    /// Takes the call up again once the client answered the URL
+    /// elicitation `key`: when its user accepted, waits (a while) for
+    /// `server` to be connected, then asks again; else the call ends with
+    /// a tool error saying so.
+    async fn after_authorization(
+        self,
+        key: &str,
+        server: &str,
+        responses: &Map<String, Value>,
+    ) -> Self {
+        let action = responses
+            .get(key)
+            .and_then(|response| response.get("action"))
+            .and_then(Value::as_str);
+        let (method, params) = self.asked.clone();
+        if action != Some("accept") {
+            let text = format!(
+                "\"{server}\" was not authorized: the user did not accept to open its authorization link"
+            );
+            return self.ending_with(Ok(Payload::Json(json!({
+                "content": [{ "type": "text", "text": text }],
+                "isError": true,
+            }))));
+        }
+        let deadline = Instant::now() + AUTHORIZATION_WAIT;
+        while Instant::now() < deadline {
+            if self
+                .mcp_session
+                .backend_outcomes(server)
+                .iter()
+                .any(Result::is_ok)
+            {
+                break;
+            }
+            // Authorized on another node: the backend opens here at its
+            // next attempt.
+            self.mcp_session.reopen(server);
+            tokio::time::sleep(AUTHORIZATION_POLL).await;
+        }
+        StatelessCall::start(self.mcp_session.clone(), method, params, self.meta.clone())
+    }
+
+    /// This call, ended with `outcome` without running again.
+    fn ending_with(mut self, outcome: Result<Payload, CallError>) -> Self {
+        let (answer, receiver) = tokio::sync::oneshot::channel();
+        let _ = answer.send(outcome);
+        self.outcome = receiver;
+        self.finished = false;
+        self
     }
 
     async fn answer_backend(&self, key: &str, outcome: Value) {

@@ -505,3 +505,107 @@ async fn a_backend_that_wants_more_scope_gets_the_user_asked_for_it() {
     );
     app.stop().await;
 }
+
+/// POSTs a revision 2026-07-28 request (no MCP session) whose client
+/// declares `capabilities`.
+async fn stateless_call(url: &str, id: u64, params: Value, capabilities: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "test", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    });
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", params["name"].as_str().expect("name"))
+        .json(&json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params }))
+        .send()
+        .await
+        .expect("gateway answers");
+    crate::helpers::read_message(response).await
+}
+
+#[tokio::test]
+async fn a_stateless_client_is_asked_to_authorize_and_its_retry_completes_the_call() {
+    let (app, _backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    let url = app.mcp_url(&id);
+    let link = link_of(&created);
+    let message = format!(
+        "\"files\" needs authorization: open {link} to connect it to this session, then call again"
+    );
+    let call = json!({ "name": "files__echo", "arguments": { "text": "late" } });
+
+    // A client without URL elicitation gets the link in a tool error.
+    let plain = stateless_call(&url, 1, call.clone(), json!({ "elicitation": {} })).await;
+    assert_eq!(plain["result"]["isError"], true, "{plain}");
+    assert_eq!(first_text(&plain), message);
+    // So does a script over plain HTTP.
+    let scripted = app
+        .http
+        .post(format!("{}/session/{id}/tools/files__echo", app.address))
+        .json(&json!({ "text": "x" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(scripted.status(), 403);
+    assert_eq!(
+        scripted.json::<Value>().await.expect("JSON"),
+        json!({ "error": "needs_authorization", "message": message })
+    );
+
+    let takes_url = json!({ "elicitation": { "url": {} } });
+    let first = stateless_call(&url, 2, call.clone(), takes_url.clone()).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let requests = first["result"]["inputRequests"]
+        .as_object()
+        .expect("inputRequests");
+    let (key, request) = requests.iter().next().expect("one request");
+    assert_eq!(request["method"], "elicitation/create");
+    assert_eq!(request["params"]["mode"], "url");
+    assert_eq!(request["params"]["url"], link);
+    assert_eq!(request["params"]["message"], message);
+    let state = first["result"]["requestState"].as_str().expect("state");
+
+    // The user authorizes while the client's retry waits.
+    let opening = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        open(&link).await.0
+    });
+    let mut retry = call.clone();
+    retry["requestState"] = json!(state);
+    retry["inputResponses"] = json!({ key: { "action": "accept" } });
+    let done = stateless_call(&url, 3, retry, takes_url.clone()).await;
+    assert_eq!(opening.await.expect("opened"), 200);
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert_eq!(first_text(&done), "protected: late");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stateless_client_whose_user_declines_gets_a_tool_error() {
+    let (app, _backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let url = app.mcp_url(created["session_id"].as_str().expect("id"));
+    let call = json!({ "name": "files__echo", "arguments": { "text": "no" } });
+    let takes_url = json!({ "elicitation": { "url": {} } });
+    let first = stateless_call(&url, 1, call.clone(), takes_url.clone()).await;
+    let key = first["result"]["inputRequests"]
+        .as_object()
+        .and_then(|requests| requests.keys().next().cloned())
+        .expect("an input request");
+    let mut retry = call;
+    retry["requestState"] = first["result"]["requestState"].clone();
+    retry["inputResponses"] = json!({ key: { "action": "decline" } });
+    let done = stateless_call(&url, 2, retry, takes_url).await;
+    assert_eq!(done["result"]["isError"], true, "{done}");
+    assert_eq!(
+        first_text(&done),
+        "\"files\" was not authorized: the user did not accept to open its authorization link"
+    );
+    app.stop().await;
+}

@@ -99,6 +99,9 @@ pub(crate) struct SessionContext {
     pub catalogues: Arc<Catalogues>,
     /// Where it notes which server answered a call: a backend or a fallback.
     pub serving: Arc<Serving>,
+    /// Whether it is the MCP session a session's stateless (2026-07-28)
+    /// clients share: each of their calls says what the client can do.
+    pub stateless: bool,
 }
 
 /// The backend sessions of an MCP session, none open yet.
@@ -129,6 +132,8 @@ pub struct McpSession {
     audit: Option<AuditContext>,
     curation: SharedCuration,
     serving: Arc<Serving>,
+    /// See [`SessionContext::stateless`].
+    stateless: bool,
 }
 
 impl McpSession {
@@ -227,6 +232,7 @@ impl McpSession {
             audit: context.audit,
             curation: context.curation,
             serving: context.serving,
+            stateless: context.stateless,
         }
     }
 
@@ -366,7 +372,8 @@ impl McpSession {
                 .pointer("/elicitation/url")
                 .is_some()
         });
-        if self.protocol_version == version::LATEST && takes_url_elicitation {
+        // A stateless call asks its own client, if it can (`StatelessCall`).
+        if self.stateless || (self.protocol_version == version::LATEST && takes_url_elicitation) {
             return Err(CallError::UrlElicitationRequired {
                 server: server.clone(),
                 url: url.clone(),
@@ -660,6 +667,7 @@ mod tests {
                 curation: SharedCuration::default(),
                 catalogues,
                 serving: Arc::new(Serving::new(backends.len())),
+                stateless: false,
             },
         )
     }
