@@ -243,9 +243,19 @@ impl Store {
                 reason: error.to_string().replace(database_url, &shown_url),
                 url: shown_url.clone(),
             })?;
-        Migrator::up(&db, None)
-            .await
-            .map_err(|source| StoreError::Migrate { source })?;
+        if scheme == "sqlite" {
+            // Stores opened at once in one process (tests, tools) migrate
+            // one after the other.
+            static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+            let _migrating = MIGRATING.lock().await;
+            Migrator::up(&db, None)
+                .await
+                .map_err(|source| StoreError::Migrate { source })?;
+        } else {
+            migrate_one_node_at_a_time(database_url)
+                .await
+                .map_err(|source| StoreError::Migrate { source })?;
+        }
         let store = Store {
             db,
             keys: std::sync::Arc::new(keys.into()),
@@ -257,17 +267,35 @@ impl Store {
 
     async fn verify_key(&self) -> Result<(), StoreError> {
         let current = self.keys.current();
-        let Some(row) = key_check::Entity::find_by_id(KEY_CHECK_ID)
+        let row = match key_check::Entity::find_by_id(KEY_CHECK_ID)
             .one(&self.db)
             .await?
-        else {
-            let row = key_check::ActiveModel {
-                id: Set(KEY_CHECK_ID),
-                sealed: Set(seal_key_check(current)),
-                key_id: Set(Some(current.id().to_owned())),
-            };
-            key_check::Entity::insert(row).exec(&self.db).await?;
-            return Ok(());
+        {
+            Some(row) => row,
+            None => {
+                let row = key_check::ActiveModel {
+                    id: Set(KEY_CHECK_ID),
+                    sealed: Set(seal_key_check(current)),
+                    key_id: Set(Some(current.id().to_owned())),
+                };
+                // Another node starting at once may have written its own:
+                // the first written is the one every node must open.
+                key_check::Entity::insert(row)
+                    .on_conflict(
+                        sea_orm::sea_query::OnConflict::column(key_check::Column::Id)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&self.db)
+                    .await?;
+                key_check::Entity::find_by_id(KEY_CHECK_ID)
+                    .one(&self.db)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        id: "key check".into(),
+                        reason: "missing after it was written",
+                    })?
+            }
         };
         match row.key_id {
             Some(key_id) => match self.keys.find(&key_id) {
@@ -593,6 +621,34 @@ fn opens_key_check(key: &EncryptionKey, sealed: &str) -> bool {
 }
 
 /// `url` with any password replaced, for messages and logs.
+/// The PostgreSQL advisory lock a node holds while it migrates ("mcp-mux").
+const MIGRATION_LOCK: i64 = 0x006d_6370_2d6d_7578;
+
+/// Applies pending migrations to a PostgreSQL database under an advisory
+/// lock: nodes that start at once would otherwise create the same tables
+/// together, and all but one fail. Those after the first find nothing left
+/// to do.
+async fn migrate_one_node_at_a_time(database_url: &str) -> Result<(), DbErr> {
+    use sea_orm::ConnectionTrait;
+    // One connection: an advisory lock belongs to the session that took it.
+    let mut options = ConnectOptions::new(database_url.to_owned());
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .await?;
+    let migrated = Migrator::up(&db, None).await;
+    let unlocked = db
+        .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .await;
+    // Closing the connection would release the lock anyway.
+    let _ = db.close().await;
+    migrated?;
+    unlocked.map(|_| ())
+}
+
 fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {

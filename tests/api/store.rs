@@ -884,3 +884,14 @@ async fn a_gateway_reads_sessions_while_they_are_re_sealed() {
         database.drop_database().await;
     }
 }
+
+#[tokio::test]
+async fn nodes_starting_at_once_on_a_new_database_all_start() {
+    for database in databases().await {
+        let starting = (0..4).map(|_| Store::connect(&database.url, key(TEST_KEY)));
+        for started in futures_util::future::join_all(starting).await {
+            let store = started.expect("every node migrates or finds the migrations applied");
+            assert_eq!(store.count_sessions().await.expect("store answers"), 0);
+        }
+    }
+}
