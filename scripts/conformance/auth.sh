@@ -58,7 +58,6 @@ give_up() { # REASON: the scenarios cannot run at all
 # Scenarios that test what mcp-mux does not do, and why.
 declare -A NOT_APPLICABLE=(
   [auth/basic-cimd]="needs the client id https://conformance-test.local/client-metadata.json, a client metadata document served over https at that URL; mcp-mux's is <https --public-url>/oauth/client-metadata.json"
-  [auth/scope-step-up]="needs step-up authorization (a 403 insufficient_scope answered by a new authorization with more scopes), which mcp-mux does not do"
 )
 
 # ---------------------------------------------------------------- setup

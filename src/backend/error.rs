@@ -27,7 +27,12 @@ pub enum BackendError {
     #[error(
         "backend \"{server}\" needs authorization: open {url} to connect it to this session, then try again"
     )]
-    AuthorizationNeeded { server: String, url: String },
+    AuthorizationNeeded {
+        server: String,
+        url: String,
+        /// Scopes the backend asked for besides the usual ones, if it did.
+        scope: Option<String>,
+    },
     /// An OAuth backend's grant could not give an access token for now
     /// (its token endpoint does not answer, say).
     #[error("backend \"{server}\" has no access token for now: {reason}")]

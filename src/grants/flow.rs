@@ -90,7 +90,15 @@ impl Grants {
             .clients
             .get(&self.store, &self.http, server, redirect_uri)
             .await?;
-        let authorization = client.authorize(more_scopes);
+        // Asking for more keeps what the grant has: a new authorization
+        // replaces it.
+        let mut more_scopes = more_scopes.to_vec();
+        if !more_scopes.is_empty()
+            && let Some(grant) = self.store.grant(session_id, &server.name).await?
+        {
+            more_scopes.extend(grant.scopes);
+        }
+        let authorization = client.authorize(&more_scopes);
         let expires_at =
             Utc::now() + chrono::Duration::from_std(AUTHORIZATION_TTL).unwrap_or_default();
         self.store

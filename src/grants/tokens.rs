@@ -346,6 +346,7 @@ impl SessionGrant {
                 Err(BackendError::AuthorizationNeeded {
                     server: self.server.name.clone(),
                     url: self.link(scope.as_deref()).await,
+                    scope,
                 })
             }
             Err(Renewal::Failed(reason)) => Err(BackendError::NoAccessToken {
@@ -409,6 +410,7 @@ impl SessionGrant {
         Some(BackendError::AuthorizationNeeded {
             server: self.server.name.clone(),
             url: self.link(Some(&scope)).await,
+            scope: Some(scope),
         })
     }
 }

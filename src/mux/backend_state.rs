@@ -44,11 +44,11 @@ impl ServerState {
 /// Where an OAuth backend's authorization stands for a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authorization {
-    Needed,
+    /// With the scopes the backend asked for besides the usual ones, when
+    /// it wants more than the grant has.
+    Needed { scope: Option<String> },
     /// Its access token lasts until `expires_at`, if the server said.
-    Connected {
-        expires_at: Option<DateTime<Utc>>,
-    },
+    Connected { expires_at: Option<DateTime<Utc>> },
 }
 
 /// One backend of a session: its state, why, and for an OAuth backend
@@ -71,19 +71,30 @@ impl Mux {
                 None => None,
                 Some(_) => Some(match self.grants.status(session.id, &server.name).await? {
                     Some(expires_at) => Authorization::Connected { expires_at },
-                    None => Authorization::Needed,
+                    None => Authorization::Needed { scope: None },
                 }),
             };
-            let (state, reason) = if authorization == Some(Authorization::Needed) {
+            let (state, reason, error) = if matches!(
+                authorization,
+                Some(Authorization::Needed { .. })
+            ) {
                 (
                     ServerState::NeedsAuthorization,
                     format!(
                         "\"{}\" waits for the session's user to authorize mcp-mux at its authorization link",
                         server.name
                     ),
+                    None,
                 )
             } else {
                 self.observed_state(session, &server.name)
+            };
+            // Connected, but the backend wants more: the user is asked again.
+            let authorization = match (authorization, error) {
+                (Some(_), Some(BackendError::AuthorizationNeeded { scope, .. })) => {
+                    Some(Authorization::Needed { scope })
+                }
+                (authorization, _) => authorization,
             };
             states.push(BackendStatus {
                 state,
@@ -104,7 +115,7 @@ impl Mux {
         let mut counts = [0u64; ServerState::ALL.len()];
         for session in sessions {
             for server in &session.servers {
-                let (state, _) = self.observed_state(session, &server.name);
+                let (state, _, _) = self.observed_state(session, &server.name);
                 if let Some(at) = ServerState::ALL.iter().position(|s| *s == state) {
                     counts[at] += 1;
                 }
@@ -117,8 +128,13 @@ impl Mux {
             .collect()
     }
 
-    /// What this node's MCP sessions of `session` saw of `server`.
-    fn observed_state(&self, session: &Session, server: &str) -> (ServerState, String) {
+    /// What this node's MCP sessions of `session` saw of `server`, and
+    /// the error that shows it is not ready, if any.
+    fn observed_state(
+        &self,
+        session: &Session,
+        server: &str,
+    ) -> (ServerState, String, Option<BackendError>) {
         if let Some((circuit @ CircuitState::Open { .. }, _)) = self.backend_health(server) {
             return (
                 ServerState::CircuitOpen,
@@ -126,6 +142,7 @@ impl Mux {
                     "calls to \"{server}\" fail at once for {} ms after failures in a row",
                     circuit.retry_in_ms().unwrap_or_default()
                 ),
+                None,
             );
         }
         let outcomes: Vec<_> = session
@@ -134,13 +151,14 @@ impl Mux {
             .flat_map(|mcp_session| mcp_session.backend_outcomes(server))
             .collect();
         if outcomes.iter().any(Result::is_ok) {
-            return (ServerState::Ready, format!("\"{server}\" answers"));
+            return (ServerState::Ready, format!("\"{server}\" answers"), None);
         }
         match outcomes.into_iter().find_map(Result::err) {
-            Some(error) => (state_of(&error), error.to_string()),
+            Some(error) => (state_of(&error), error.to_string(), Some(error)),
             None => (
                 ServerState::NotOpened,
                 format!("no MCP session on this gateway has opened \"{server}\" yet"),
+                None,
             ),
         }
     }

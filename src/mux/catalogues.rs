@@ -77,15 +77,20 @@ impl Catalogues {
         self.mark_stale(NamedKind::Prompt);
     }
 
+    /// The list kept last, fresh or not.
+    pub(crate) fn latest(&self, kind: NamedKind) -> Option<Arc<Catalogue>> {
+        self.of(kind)
+            .catalogue
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The kept list, unless there is none, a change was announced since
     /// it was listed, or it has outlived its time to live.
     pub(crate) fn fresh(&self, kind: NamedKind) -> Option<Arc<Catalogue>> {
         let kept = self.of(kind);
-        let catalogue = kept
-            .catalogue
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()?;
+        let catalogue = self.latest(kind)?;
         let unchanged = catalogue.changes_seen == kept.changes.load(Ordering::Acquire);
         (unchanged && catalogue.expires_at > Instant::now()).then_some(catalogue)
     }

@@ -141,6 +141,16 @@ fn read_param_value(text: &str) -> (String, &str) {
     }
 }
 
+/// The `Bearer` challenge of a 401, if it gives one.
+fn challenge_of(response: &reqwest::Response) -> Option<BearerChallenge> {
+    response
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(parse_bearer_challenge)
+}
+
 /// RFC 9728 protected resource metadata: the fields mcp-mux uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ResourceMetadata {
@@ -223,34 +233,71 @@ impl Discovery {
         })
     }
 
-    /// The backend's challenge to a request without a token, if it gives one.
+    /// The backend's challenge to a request without a token, if it gives
+    /// one: to `initialize`, or, when a backend lets that through (some
+    /// protect only their tools), to `tools/list` in the session it opened.
     async fn probe(&self, backend: &Url) -> Option<BearerChallenge> {
-        let probe = serde_json::json!({
+        let version = crate::mcp::version::LATEST;
+        let initialize = serde_json::json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {
-                "protocolVersion": crate::mcp::version::LATEST,
+                "protocolVersion": version,
                 "capabilities": {},
                 "clientInfo": { "name": "mcp-mux", "version": env!("CARGO_PKG_VERSION") },
             },
         });
-        let response = self
+        let response = self.post_probe(backend, &initialize, None).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return challenge_of(&response);
+        }
+        if !response.status().is_success() {
+            return None;
+        }
+        let session = response
+            .headers()
+            .get(crate::mcp::SESSION_ID_HEADER)
+            .cloned();
+        let list = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" });
+        let listed = self.post_probe(backend, &list, session.as_ref()).await;
+        if let Some(session) = session {
+            // The probe's session is of no further use to anyone.
+            let _ = self
+                .http
+                .delete(backend.clone())
+                .header(crate::mcp::SESSION_ID_HEADER, session)
+                .header(crate::mcp::PROTOCOL_VERSION_HEADER, version)
+                .timeout(FETCH_TIMEOUT)
+                .send()
+                .await;
+        }
+        let listed = listed?;
+        (listed.status() == reqwest::StatusCode::UNAUTHORIZED)
+            .then(|| challenge_of(&listed))
+            .flatten()
+    }
+
+    /// POSTs one probe message, in `session` when given.
+    async fn post_probe(
+        &self,
+        backend: &Url,
+        message: &serde_json::Value,
+        session: Option<&reqwest::header::HeaderValue>,
+    ) -> Option<reqwest::Response> {
+        let mut request = self
             .http
             .post(backend.clone())
             .header("accept", "application/json, text/event-stream")
-            .json(&probe)
-            .timeout(FETCH_TIMEOUT)
-            .send()
-            .await
-            .ok()?;
-        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
-            return None;
+            .json(message)
+            .timeout(FETCH_TIMEOUT);
+        if let Some(session) = session {
+            request = request
+                .header(crate::mcp::SESSION_ID_HEADER, session.clone())
+                .header(
+                    crate::mcp::PROTOCOL_VERSION_HEADER,
+                    crate::mcp::version::LATEST,
+                );
         }
-        response
-            .headers()
-            .get_all(reqwest::header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .find_map(parse_bearer_challenge)
+        request.send().await.ok()
     }
 
     /// The backend's protected resource metadata and where it was found:

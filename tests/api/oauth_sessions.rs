@@ -480,6 +480,13 @@ async fn a_backend_that_wants_more_scope_gets_the_user_asked_for_it() {
             "\"files\" needs authorization: open {step_up} to connect it to this session, then call again"
         )
     );
+    // The session's page says so too, with the same link.
+    let shown_now = app.shown_session(&id).await;
+    assert_eq!(shown_now["servers"][0]["state"], "needs_authorization");
+    assert_eq!(
+        shown_now["servers"][0]["authorization"],
+        json!({ "status": "needed", "url": step_up })
+    );
     let base = format!("{}/session/{id}/authorize/files", app.address);
     let (status, page) = open(&format!("{base}?scope=bad%22scope")).await;
     assert_eq!(status, 400);

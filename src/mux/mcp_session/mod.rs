@@ -248,11 +248,19 @@ impl McpSession {
     /// What each backend slot of `server` is doing: ready, or why not;
     /// None when it is still opening.
     pub fn backend_outcomes(&self, server: &str) -> Vec<Result<(), BackendError>> {
+        // A backend that opened may still have refused its list for want
+        // of authorization (more scopes, say).
+        let listed = self.catalogues.latest(NamedKind::Tool);
         self.backends
             .iter()
             .filter(|slot| slot.name() == server)
             .filter_map(|slot| match &*slot.lock_state() {
-                SlotState::Ready(_) => Some(Ok(())),
+                SlotState::Ready(_) => match listed.as_ref().and_then(|c| c.left_out(slot.index)) {
+                    Some(error @ BackendError::AuthorizationNeeded { .. }) => {
+                        Some(Err(error.clone()))
+                    }
+                    _ => Some(Ok(())),
+                },
                 SlotState::Opening => None,
                 SlotState::Down { error, .. } => Some(Err(error.clone())),
             })
@@ -356,9 +364,9 @@ impl McpSession {
         &self,
         outcome: Result<Payload, CallError>,
     ) -> Result<Payload, CallError> {
-        let (Err(CallError::Backend(BackendError::AuthorizationNeeded { server, url }))
+        let (Err(CallError::Backend(BackendError::AuthorizationNeeded { server, url, .. }))
         | Err(CallError::BackendUnavailable(Unavailable::Failed(
-            BackendError::AuthorizationNeeded { server, url },
+            BackendError::AuthorizationNeeded { server, url, .. },
         )))) = &outcome
         else {
             return outcome;

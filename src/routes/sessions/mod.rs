@@ -130,7 +130,7 @@ pub(super) async fn create(
             mux,
             &session,
             &server.name,
-            &Authorization::Needed,
+            &Authorization::Needed { scope: None },
         )
         .await?;
         authorization.insert(server.name.clone(), shown);
@@ -186,7 +186,7 @@ pub(crate) async fn authorization_shown(
     authorization: &Authorization,
 ) -> Result<AuthorizationShown, ApiError> {
     Ok(match authorization {
-        Authorization::Needed => {
+        Authorization::Needed { scope } => {
             let key = match session.token_digest {
                 Some(_) => Some(
                     mux.grants()
@@ -196,7 +196,7 @@ pub(crate) async fn authorization_shown(
                 ),
                 None => None,
             };
-            let path = Grants::link_path(session.id, server, key.as_deref(), None);
+            let path = Grants::link_path(session.id, server, key.as_deref(), scope.as_deref());
             AuthorizationShown {
                 status: "needed",
                 url: Some(access.public_url(request, &path)),
