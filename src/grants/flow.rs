@@ -10,7 +10,8 @@ use secrecy::SecretString;
 use url::Url;
 use uuid::Uuid;
 
-use super::{AUTHORIZATION_TTL, GrantError, Grants};
+use super::service::Grants;
+use super::{AUTHORIZATION_TTL, GrantError};
 use crate::oauth::client::TokenError;
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{PendingAuthorization, StoredGrant};

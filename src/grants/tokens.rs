@@ -4,14 +4,14 @@
 //! the refresh: the others wait for the version it stores. The rotated
 //! refresh token is stored before the new access token is used.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::Grants;
+use super::service::Grants;
 use crate::backend::{AccessTokens, BackendError, StepUpFuture, TokenFuture};
 use crate::oauth::client::{TokenError, Tokens};
 use crate::oauth::discovery::parse_bearer_challenge;
@@ -25,78 +25,6 @@ const CLAIM: Duration = Duration::from_secs(60);
 const CLAIM_POLL: Duration = Duration::from_millis(200);
 /// Attempts at a token endpoint that does not answer.
 const REFRESH_ATTEMPTS: u32 = 4;
-/// Most ahead of expiry a token is renewed; less for short-lived ones
-/// (a fifth of their life), so that a token is not renewed at every call.
-const MAX_RENEW_AHEAD: Duration = Duration::from_secs(60);
-
-/// A grant's access token as this node holds it.
-#[derive(Default)]
-pub(super) struct Live {
-    current: Mutex<Option<Current>>,
-    /// Held while this node renews the token: one renewal at a time.
-    renewing: tokio::sync::Mutex<()>,
-}
-
-#[derive(Clone)]
-struct Current {
-    token: SecretString,
-    /// The grant's version it came from.
-    version: i64,
-    /// When to renew it: some time before it expires.
-    renew_at: Option<DateTime<Utc>>,
-}
-
-/// When to renew a grant's access token: a fifth of its remaining life
-/// before it expires, at most [`MAX_RENEW_AHEAD`]; never if it does not expire.
-fn renew_at(grant: &StoredGrant, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    grant.expires_at.map(|expires_at| {
-        let life = (expires_at - now).max(chrono::TimeDelta::zero());
-        let most = chrono::Duration::from_std(MAX_RENEW_AHEAD).unwrap_or_default();
-        expires_at - (life / 5).min(most)
-    })
-}
-
-impl Live {
-    pub(super) fn replace(&self, grant: &StoredGrant) {
-        *self.lock() = Some(Current {
-            token: grant.access_token.clone(),
-            version: grant.version,
-            renew_at: renew_at(grant, Utc::now()),
-        });
-    }
-
-    /// The version of the grant its token came from, if it holds one.
-    fn version(&self) -> Option<i64> {
-        self.lock().as_ref().map(|current| current.version)
-    }
-
-    fn clear(&self) {
-        *self.lock() = None;
-    }
-
-    /// The token, unless it is time to renew it.
-    fn fresh(&self) -> Option<SecretString> {
-        let current = self.lock().clone()?;
-        match current.renew_at {
-            Some(at) if at <= Utc::now() => None,
-            _ => Some(current.token),
-        }
-    }
-
-    /// The token, unless it is time to renew it or it is `refused`.
-    fn fresh_unless(&self, refused: Option<&SecretString>) -> Option<SecretString> {
-        let token = self.fresh()?;
-        match refused {
-            Some(used) if used.expose_secret() == token.expose_secret() => None,
-            _ => Some(token),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// Why a grant gave no token.
 enum Renewal {
     /// The user must authorize again (no grant, or it was refused for good).

@@ -1,0 +1,82 @@
+//! A grant's access token as one node holds it: the token, the version
+//! of the grant it came from, and when to renew it.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::store::StoredGrant;
+
+/// Most ahead of expiry a token is renewed; less for short-lived ones
+/// (a fifth of their life), so that a token is not renewed at every call.
+const MAX_RENEW_AHEAD: Duration = Duration::from_secs(60);
+
+/// A grant's access token as this node holds it.
+#[derive(Default)]
+pub(super) struct Live {
+    current: Mutex<Option<Current>>,
+    /// Held while this node renews the token: one renewal at a time.
+    pub(super) renewing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone)]
+struct Current {
+    token: SecretString,
+    /// The grant's version it came from.
+    version: i64,
+    /// When to renew it: some time before it expires.
+    renew_at: Option<DateTime<Utc>>,
+}
+
+/// When to renew a grant's access token: a fifth of its remaining life
+/// before it expires, at most [`MAX_RENEW_AHEAD`]; never if it does not expire.
+pub(super) fn renew_at(grant: &StoredGrant, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    grant.expires_at.map(|expires_at| {
+        let life = (expires_at - now).max(chrono::TimeDelta::zero());
+        let most = chrono::Duration::from_std(MAX_RENEW_AHEAD).unwrap_or_default();
+        expires_at - (life / 5).min(most)
+    })
+}
+
+impl Live {
+    pub(super) fn replace(&self, grant: &StoredGrant) {
+        *self.lock() = Some(Current {
+            token: grant.access_token.clone(),
+            version: grant.version,
+            renew_at: renew_at(grant, Utc::now()),
+        });
+    }
+
+    /// The version of the grant its token came from, if it holds one.
+    pub(super) fn version(&self) -> Option<i64> {
+        self.lock().as_ref().map(|current| current.version)
+    }
+
+    pub(super) fn clear(&self) {
+        *self.lock() = None;
+    }
+
+    /// The token, unless it is time to renew it.
+    fn fresh(&self) -> Option<SecretString> {
+        let current = self.lock().clone()?;
+        match current.renew_at {
+            Some(at) if at <= Utc::now() => None,
+            _ => Some(current.token),
+        }
+    }
+
+    /// The token, unless it is time to renew it or it is `refused`.
+    pub(super) fn fresh_unless(&self, refused: Option<&SecretString>) -> Option<SecretString> {
+        let token = self.fresh()?;
+        match refused {
+            Some(used) if used.expose_secret() == token.expose_secret() => None,
+            _ => Some(token),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,155 @@
+//! The grants of every session, as one node holds them: what it knows of
+//! each backend's authorization server, the access tokens it holds, and the
+//! links that send a session's user to authorize a backend.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use url::Url;
+use uuid::Uuid;
+
+use super::LINK_TTL;
+use super::clients::Clients;
+use super::live::Live;
+use crate::oauth::discovery::Discovery;
+use crate::store::{Store, StoreError};
+
+/// The grants of every session, and what mcp-mux knows of each backend's
+/// authorization server.
+pub struct Grants {
+    pub(super) store: Store,
+    /// Follows no redirect: metadata and token answers must come from
+    /// where they were asked for.
+    pub(super) http: reqwest::Client,
+    pub(super) clients: Clients,
+    /// The base of authorization links shown outside a request (in an
+    /// error a call gets): `--public-url`, else the address listened on.
+    link_base: Mutex<Option<Url>>,
+    live: Mutex<HashMap<(Uuid, String), Arc<Live>>>,
+}
+
+impl Grants {
+    /// `public_url` is `--public-url`: under an https one, mcp-mux serves
+    /// its Client ID Metadata Document.
+    pub fn new(store: Store, public_url: Option<Url>) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Grants {
+            store,
+            clients: Clients::new(Discovery::new(http.clone()), public_url.clone()),
+            http,
+            link_base: Mutex::new(public_url),
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets the base of authorization links when no public URL is set:
+    /// the address mcp-mux listens on.
+    pub fn listening_on(&self, address: std::net::SocketAddr) {
+        let mut base = self
+            .link_base
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if base.is_none() {
+            *base = Url::parse(&format!("http://{address}")).ok();
+        }
+    }
+
+    /// The path of the link that sends the user to authorize `server` for
+    /// a session (a one-time `key` when the session needs a token; `scope`
+    /// when the backend asked for more than the grant has).
+    pub fn link_path(
+        session_id: Uuid,
+        server: &str,
+        key: Option<&str>,
+        scope: Option<&str>,
+    ) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(key) = key {
+            query.append_pair("key", key);
+        }
+        if let Some(scope) = scope {
+            query.append_pair("scope", scope);
+        }
+        let query = query.finish();
+        let path = format!("/session/{session_id}/authorize/{server}");
+        if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        }
+    }
+
+    /// The link to authorize `server` as mcp-mux shows it outside a request.
+    pub(super) fn link(
+        &self,
+        session_id: Uuid,
+        server: &str,
+        key: Option<&str>,
+        scope: Option<&str>,
+    ) -> String {
+        let path = Self::link_path(session_id, server, key, scope);
+        match &*self
+            .link_base
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(base) => format!("{}{path}", base.as_str().trim_end_matches('/')),
+            None => path,
+        }
+    }
+
+    /// A one-time key for the authorization link of `server`, for a
+    /// session that requires a token: its holder may open the link once.
+    pub async fn issue_link_key(
+        &self,
+        session_id: Uuid,
+        server: &str,
+    ) -> Result<String, StoreError> {
+        let key = oauth2::CsrfToken::new_random_len(32).into_secret();
+        let expires_at = chrono::Utc::now()
+            + chrono::Duration::from_std(LINK_TTL).unwrap_or_else(|_| chrono::Duration::hours(1));
+        self.store
+            .insert_authorization_link(&key.clone().into(), session_id, server, expires_at)
+            .await?;
+        Ok(key)
+    }
+
+    /// Uses up a link's one-time key; true if it opens `server` of the session.
+    pub async fn take_link_key(
+        &self,
+        key: &str,
+        session_id: Uuid,
+        server: &str,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .take_authorization_link(key, session_id, server, chrono::Utc::now())
+            .await
+    }
+
+    /// mcp-mux's Client ID Metadata Document, when it has an https public URL.
+    pub fn client_metadata_document(&self) -> Option<serde_json::Value> {
+        self.clients.metadata_document()
+    }
+
+    fn lock_live(&self) -> MutexGuard<'_, HashMap<(Uuid, String), Arc<Live>>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The in-memory state of one grant.
+    pub(super) fn live(&self, session_id: Uuid, server: &str) -> Arc<Live> {
+        self.lock_live()
+            .entry((session_id, server.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets a deleted session's grants in memory.
+    pub fn forget_session(&self, session_id: Uuid) {
+        self.lock_live().retain(|(id, _), _| *id != session_id);
+    }
+}
