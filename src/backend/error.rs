@@ -23,9 +23,11 @@ pub enum BackendError {
     #[error("backend \"{server}\" no longer knows its MCP session")]
     SessionExpired { server: String },
     /// An OAuth backend that the session's user has not authorized (or
-    /// whose grant was revoked): `url` is the link that asks them.
+    /// whose grant was revoked): `url` is the link that asks them. The
+    /// message leaves it out: it may hold a one-time key, which logs and
+    /// states must not show; a call's answer gives it.
     #[error(
-        "backend \"{server}\" needs authorization: open {url} to connect it to this session, then try again"
+        "backend \"{server}\" needs authorization: the session's user must open its authorization link"
     )]
     AuthorizationNeeded {
         server: String,

@@ -17,7 +17,7 @@ use crate::registry::{Registry, ServerConfig};
 use crate::store::{PendingAuthorization, StoredGrant};
 
 /// What the authorization server sends the user back with.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Callback {
     pub state: Option<String>,
     pub code: Option<String>,
@@ -25,6 +25,19 @@ pub struct Callback {
     pub iss: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+}
+
+// The code and the state are secrets: a Debug print shows whether they came.
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callback")
+            .field("state", &self.state.as_ref().map(|_| "[REDACTED]"))
+            .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
+            .field("iss", &self.iss)
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .finish()
+    }
 }
 
 /// A backend the user connected to a session.
@@ -43,6 +56,10 @@ pub enum CallbackError {
     #[error("the callback carries no state: it did not come from an authorization mcp-mux began")]
     NoState,
     #[error(
+        "this authorization was begun in another browser; to connect your account, open the session's authorization link in this one"
+    )]
+    OtherBrowser,
+    #[error(
         "this authorization was already completed, has expired (after 10 minutes) or was not begun by this gateway; open the session's authorization link again"
     )]
     UnknownState,
@@ -52,6 +69,10 @@ pub enum CallbackError {
         "the answer names issuer {found}, not {expected}, which the authorization was asked of; it was not used"
     )]
     WrongIssuer { expected: String, found: String },
+    #[error(
+        "the backend's authorization server changed while you were away (now {found}, before {expected}); open the session's authorization link again"
+    )]
+    IssuerChanged { expected: String, found: String },
     #[error(
         "the answer does not name its issuer, which {expected} says it always does; it was not used"
     )]
@@ -153,6 +174,13 @@ impl Grants {
             .get(&self.store, &self.http, server, &redirect_uri)
             .await?;
         let metadata = &client.settings().server;
+        // The code goes only to the server the authorization was asked of.
+        if metadata.issuer != pending.issuer {
+            return Err(CallbackError::IssuerChanged {
+                expected: pending.issuer,
+                found: metadata.issuer.clone(),
+            });
+        }
         if callback.iss.is_none() && metadata.authorization_response_iss_parameter_supported {
             return Err(CallbackError::NoIssuer {
                 expected: pending.issuer,
@@ -172,11 +200,13 @@ impl Grants {
                 return Err(GrantError::from(error).into());
             }
         };
-        // Above any version a node may hold, so that each takes it up.
-        let version = match self.store.grant(pending.session_id, &server.name).await {
-            Ok(Some(earlier)) => earlier.version + 1,
-            Ok(None) | Err(_) => 0,
-        };
+        // Another version than any a node may hold, so that each takes it up.
+        let version = self
+            .store
+            .grant(pending.session_id, &server.name)
+            .await
+            .map_err(GrantError::from)?
+            .map_or(0, |earlier| earlier.version + 1);
         let grant = StoredGrant {
             session_id: pending.session_id,
             server: server.name.clone(),
@@ -208,8 +238,7 @@ impl Grants {
         client: &Arc<crate::oauth::client::OAuthClient>,
         error: &TokenError,
     ) {
-        let unknown =
-            matches!(error, TokenError::Refused { error, .. } if error == "invalid_client");
+        let unknown = error.is_invalid_client();
         let registered_by_hand = server
             .auth
             .oauth()
@@ -251,7 +280,9 @@ impl Grants {
                 .get(&self.store, &self.http, server, &redirect_uri)
                 .await
             {
-                Ok(client) => client,
+                // Its tokens go only to the server that issued them.
+                Ok(client) if client.settings().server.issuer == grant.issuer => client,
+                Ok(_) => continue,
                 Err(error) => {
                     tracing::warn!(server = %grant.server, %error, "could not revoke a deleted session's grant");
                     continue;

@@ -28,6 +28,7 @@ struct Current {
     version: i64,
     /// When to renew it: some time before it expires.
     renew_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
 }
 
 /// When to renew a grant's access token: a fifth of its remaining life
@@ -46,6 +47,7 @@ impl Live {
             token: grant.access_token.clone(),
             version: grant.version,
             renew_at: renew_at(grant, Utc::now()),
+            expires_at: grant.expires_at,
         });
     }
 
@@ -74,6 +76,16 @@ impl Live {
             Some(used) if used.expose_secret() == token.expose_secret() => None,
             _ => Some(token),
         }
+    }
+
+    /// The token while it has not expired and is not `refused`, even if
+    /// it is due for renewal: what calls use while a renewal fails.
+    pub(super) fn usable_unless(&self, refused: Option<&SecretString>) -> Option<SecretString> {
+        let current = self.lock().clone()?;
+        let expired = current.expires_at.is_some_and(|at| at <= Utc::now());
+        let was_refused =
+            refused.is_some_and(|used| used.expose_secret() == current.token.expose_secret());
+        (!expired && !was_refused).then_some(current.token)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {

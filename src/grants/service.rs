@@ -55,7 +55,13 @@ impl Grants {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if base.is_none() {
-            *base = Url::parse(&format!("http://{address}")).ok();
+            // Listening on every interface: this machine, as its own users reach it.
+            let host = if address.ip().is_unspecified() {
+                format!("localhost:{}", address.port())
+            } else {
+                address.to_string()
+            };
+            *base = Url::parse(&format!("http://{host}")).ok();
         }
     }
 

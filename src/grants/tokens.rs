@@ -13,18 +13,24 @@ use uuid::Uuid;
 
 use super::service::Grants;
 use crate::backend::{AccessTokens, BackendError, StepUpFuture, TokenFuture};
-use crate::oauth::client::{TokenError, Tokens};
+use crate::oauth::client::{OAuthClient, TOKEN_TIMEOUT, Tokens};
 use crate::oauth::discovery::parse_bearer_challenge;
 use crate::registry::ServerConfig;
-use crate::store::StoredGrant;
+use crate::store::{StoreError, StoredGrant};
 
 /// Longest a refresh claimed in the store holds: a node that died while
 /// refreshing leaves it to another after this.
 const CLAIM: Duration = Duration::from_secs(60);
+/// How long a claimed refresh may keep trying the token endpoint: well
+/// within the claim, so that no other node claims the same refresh token
+/// while this one may still use it.
+const REFRESH_BUDGET: Duration = Duration::from_secs(25);
 /// How often a caller looks for a refresh another node claimed.
 const CLAIM_POLL: Duration = Duration::from_millis(200);
-/// Attempts at a token endpoint that does not answer.
-const REFRESH_ATTEMPTS: u32 = 4;
+/// Attempts at storing a refreshed grant: the rotated refresh token exists
+/// nowhere else.
+const STORE_ATTEMPTS: u32 = 3;
+
 /// Why a grant gave no token.
 enum Renewal {
     /// The user must authorize again (no grant, or it was refused for good).
@@ -33,33 +39,56 @@ enum Renewal {
 }
 
 impl Grants {
-    /// The access token for `server` of a session, renewed when due.
+    /// The access token for `server` of a session, renewed when due. The
+    /// renewal runs on a task of its own: a caller that goes away (its call
+    /// timed out, its client left) must not cut a refresh off between the
+    /// token endpoint's answer and the store.
     async fn access_token(
-        &self,
+        self: &Arc<Self>,
         session_id: Uuid,
-        server: &ServerConfig,
+        server: &Arc<ServerConfig>,
         refused: Option<&SecretString>,
     ) -> Result<SecretString, Renewal> {
         let live = self.live(session_id, &server.name);
         if let Some(token) = live.fresh_unless(refused) {
             return Ok(token);
         }
-        let _renewing = live.renewing.lock().await;
-        if let Some(token) = live.fresh_unless(refused) {
-            return Ok(token);
-        }
-        let renewed = self
-            .renew(session_id, server, live.version(), refused)
-            .await;
-        match &renewed {
-            Ok(grant) => live.replace(grant),
-            Err(_) => live.clear(),
-        }
-        renewed.map(|grant| grant.access_token)
+        let (grants, server, refused) = (self.clone(), server.clone(), refused.cloned());
+        let renewal = tokio::spawn(async move {
+            let _renewing = live.renewing.lock().await;
+            if let Some(token) = live.fresh_unless(refused.as_ref()) {
+                return Ok(token);
+            }
+            let held = live.version();
+            match grants
+                .renew(session_id, &server, held, refused.as_ref())
+                .await
+            {
+                Ok(grant) => {
+                    live.replace(&grant);
+                    Ok(grant.access_token)
+                }
+                Err(Renewal::NeedsAuthorization) => {
+                    live.clear();
+                    Err(Renewal::NeedsAuthorization)
+                }
+                // The token in hand still works until it expires.
+                Err(Renewal::Failed(reason)) => match live.usable_unless(refused.as_ref()) {
+                    Some(token) => {
+                        tracing::warn!(server = %server.name, %reason, "renewing an access token failed; using it until it expires");
+                        Ok(token)
+                    }
+                    None => Err(Renewal::Failed(reason)),
+                },
+            }
+        });
+        renewal
+            .await
+            .unwrap_or_else(|_| Err(Renewal::Failed("the renewal was interrupted".into())))
     }
 
     /// A grant whose token may be used and is not `refused`: the stored
-    /// one when it is newer than version `held` (the one found due or
+    /// one when it is another version than `held` (the one found due or
     /// refused here), else a refresh of it, made here or on another node.
     async fn renew(
         &self,
@@ -68,30 +97,35 @@ impl Grants {
         held: Option<i64>,
         refused: Option<&SecretString>,
     ) -> Result<StoredGrant, Renewal> {
+        let failed = |error: StoreError| Renewal::Failed(error.to_string());
         let waited_until = tokio::time::Instant::now() + CLAIM + CLAIM;
         loop {
             let grant = self
                 .store
                 .grant(session_id, &server.name)
                 .await
-                .map_err(|error| Renewal::Failed(error.to_string()))?
+                .map_err(failed)?
                 .ok_or(Renewal::NeedsAuthorization)?;
-            let was_refused = match refused {
-                Some(used) => used.expose_secret() == grant.access_token.expose_secret(),
-                None => false,
-            };
+            let was_refused = refused
+                .is_some_and(|used| used.expose_secret() == grant.access_token.expose_secret());
             let expired = grant.expires_at.is_some_and(|at| at <= Utc::now());
-            let newer = match held {
-                Some(held) => grant.version > held,
-                None => true,
-            };
-            if newer && !was_refused && !expired {
+            let another = held.is_none_or(|held| grant.version != held);
+            if another && !was_refused && !expired {
                 return Ok(grant);
             }
             let Some(refresh_token) = grant.refresh_token.clone() else {
-                // Nothing to renew it with: the user must authorize again.
+                if !was_refused && !expired {
+                    // Nothing to renew it with: it serves until it expires.
+                    return Ok(grant);
+                }
                 self.drop_grant(&grant).await;
                 return Err(Renewal::NeedsAuthorization);
+            };
+            // Made before claiming: discovery and registration take time
+            // the claim must not spend.
+            let client = match self.client_of(server, &grant).await {
+                Ok(client) => client,
+                Err(renewal) => return Err(renewal),
             };
             let now = Utc::now();
             let until = now + chrono::Duration::from_std(CLAIM).unwrap_or_default();
@@ -99,9 +133,9 @@ impl Grants {
                 .store
                 .claim_refresh(session_id, &server.name, grant.version, now, until)
                 .await
-                .map_err(|error| Renewal::Failed(error.to_string()))?;
+                .map_err(failed)?;
             if claimed {
-                return self.refresh(server, grant, &refresh_token).await;
+                return self.refresh(server, &client, grant, &refresh_token).await;
             }
             // Another caller refreshes it: its version comes soon.
             if tokio::time::Instant::now() >= waited_until {
@@ -113,29 +147,51 @@ impl Grants {
         }
     }
 
+    /// The client that refreshes `grant`: the one registered for its
+    /// callback with the authorization server that granted it. A backend
+    /// that moved to another authorization server needs authorization
+    /// again: its refresh token must not go to the new one (RFC 9207's
+    /// mix-up).
+    async fn client_of(
+        &self,
+        server: &ServerConfig,
+        grant: &StoredGrant,
+    ) -> Result<Arc<OAuthClient>, Renewal> {
+        let redirect_uri = url::Url::parse(&grant.redirect_uri)
+            .map_err(|_| Renewal::Failed("the grant names no valid callback".into()))?;
+        let client = self
+            .clients
+            .get(&self.store, &self.http, server, &redirect_uri)
+            .await
+            .map_err(|error| Renewal::Failed(error.to_string()))?;
+        if client.settings().server.issuer != grant.issuer {
+            tracing::warn!(server = %grant.server, "the backend's authorization server changed; the user must authorize again");
+            self.drop_grant(grant).await;
+            return Err(Renewal::NeedsAuthorization);
+        }
+        Ok(client)
+    }
+
     /// Refreshes a grant whose refresh this caller claimed, and stores it
     /// before anyone uses the new access token.
     async fn refresh(
         &self,
         server: &ServerConfig,
+        client: &Arc<OAuthClient>,
         grant: StoredGrant,
         refresh_token: &SecretString,
     ) -> Result<StoredGrant, Renewal> {
-        let outcome = self.request_refresh(server, &grant, refresh_token).await;
-        let tokens = match outcome {
+        let tokens = match self
+            .request_refresh(server, client, &grant, refresh_token)
+            .await
+        {
             Ok(tokens) => tokens,
             Err(RefreshFailure::Refused) => {
                 self.drop_grant(&grant).await;
                 return Err(Renewal::NeedsAuthorization);
             }
             Err(RefreshFailure::Failed(reason)) => {
-                if let Err(error) = self
-                    .store
-                    .release_refresh(grant.session_id, &grant.server, grant.version)
-                    .await
-                {
-                    tracing::warn!(server = %grant.server, %error, "could not release a refresh claim");
-                }
+                self.release_claim(&grant).await;
                 return Err(Renewal::Failed(reason));
             }
         };
@@ -147,11 +203,21 @@ impl Grants {
             version: grant.version + 1,
             ..grant.clone()
         };
-        let stored = self
-            .store
-            .complete_refresh(&refreshed, grant.version)
-            .await
-            .map_err(|error| Renewal::Failed(error.to_string()))?;
+        let mut attempt = 1;
+        let stored = loop {
+            match self.store.complete_refresh(&refreshed, grant.version).await {
+                Ok(stored) => break stored,
+                Err(error) if attempt < STORE_ATTEMPTS => {
+                    tracing::warn!(server = %grant.server, %error, attempt, "storing a refreshed grant failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    self.release_claim(&grant).await;
+                    return Err(Renewal::Failed(error.to_string()));
+                }
+            }
+        };
         if !stored {
             // Authorized again or deleted meanwhile: what the store holds wins.
             return match self.store.grant(grant.session_id, &grant.server).await {
@@ -164,20 +230,16 @@ impl Grants {
         Ok(refreshed)
     }
 
-    /// Asks the token endpoint, again with backoff while it does not answer.
+    /// Asks the token endpoint, again with backoff while it cannot be
+    /// reached, within [`REFRESH_BUDGET`].
     async fn request_refresh(
         &self,
         server: &ServerConfig,
+        client: &Arc<OAuthClient>,
         grant: &StoredGrant,
         refresh_token: &SecretString,
     ) -> Result<Tokens, RefreshFailure> {
-        let redirect_uri = url::Url::parse(&grant.redirect_uri)
-            .map_err(|_| RefreshFailure::Failed("the grant names no valid callback".into()))?;
-        let client = self
-            .clients
-            .get(&self.store, &self.http, server, &redirect_uri)
-            .await
-            .map_err(|error| RefreshFailure::Failed(error.to_string()))?;
+        let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(250);
         let mut attempt = 1;
         loop {
@@ -187,16 +249,18 @@ impl Grants {
                     tracing::warn!(server = %grant.server, %error, "the authorization server refused the grant; the user must authorize again");
                     return Err(RefreshFailure::Refused);
                 }
-                Err(error) if error.is_transient() && attempt < REFRESH_ATTEMPTS => {
+                Err(error)
+                    if error.is_transient()
+                        && started.elapsed() + pause + TOKEN_TIMEOUT < REFRESH_BUDGET =>
+                {
                     tracing::warn!(server = %grant.server, %error, attempt, "refreshing failed; trying again");
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                     attempt += 1;
                 }
                 Err(error) => {
-                    self.forget_unknown_client(server, &client, &error).await;
-                    if matches!(&error, TokenError::Refused { error, .. } if error == "invalid_client")
-                    {
+                    self.forget_unknown_client(server, client, &error).await;
+                    if error.is_invalid_client() {
                         return Err(RefreshFailure::Refused);
                     }
                     return Err(RefreshFailure::Failed(error.to_string()));
@@ -205,14 +269,26 @@ impl Grants {
         }
     }
 
-    /// Deletes a grant that can no longer give tokens: the backend needs
+    /// Ends this caller's claim on a refresh that did not happen.
+    async fn release_claim(&self, grant: &StoredGrant) {
+        if let Err(error) = self
+            .store
+            .release_refresh(grant.session_id, &grant.server, grant.version)
+            .await
+        {
+            tracing::warn!(server = %grant.server, %error, "could not release a refresh claim");
+        }
+    }
+
+    /// Deletes a grant that can no longer give tokens, unless it changed
+    /// meanwhile (the user authorized again): the backend needs
     /// authorization again, and discovery runs again first (the backend
     /// may have moved to another authorization server).
     async fn drop_grant(&self, grant: &StoredGrant) {
         self.clients.forget_server(&grant.server);
         if let Err(error) = self
             .store
-            .delete_grant(grant.session_id, &grant.server)
+            .delete_grant_at(grant.session_id, &grant.server, grant.version)
             .await
         {
             tracing::warn!(server = %grant.server, %error, "could not delete a refused grant");

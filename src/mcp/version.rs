@@ -2,6 +2,8 @@
 
 /// The newest revision mcp-mux speaks, to clients and to backends.
 pub const LATEST: &str = "2025-11-25";
+/// The first revision with URL-mode elicitation (and its `-32042`).
+pub const URL_ELICITATION: &str = "2025-11-25";
 
 /// Every revision a client may negotiate, newest first. Streamable HTTP
 /// appeared in 2025-03-26, so nothing older can reach this transport.

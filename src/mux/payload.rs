@@ -23,3 +23,14 @@ pub enum Payload {
     Json(Value),
     Raw(Box<RawValue>),
 }
+
+impl Payload {
+    /// A `tools/call` result saying the tool failed, in words a model can
+    /// show its user.
+    pub fn tool_error(text: &str) -> Self {
+        Payload::Json(serde_json::json!({
+            "content": [{ "type": "text", "text": text }],
+            "isError": true,
+        }))
+    }
+}

@@ -329,10 +329,7 @@ impl StatelessCall {
             .get("elicitation")
             .is_some_and(|elicitation| elicitation.get("url").is_some());
         if !takes_url {
-            return Step::Done(Ok(Payload::Json(json!({
-                "content": [{ "type": "text", "text": message }],
-                "isError": true,
-            }))));
+            return Step::Done(Ok(Payload::tool_error(&message)));
         }
         let key = format!("mcp-mux-authorize-{}", uuid::Uuid::new_v4().simple());
         let request = json!({
@@ -367,10 +364,7 @@ impl StatelessCall {
             let text = format!(
                 "\"{server}\" was not authorized: the user did not accept to open its authorization link"
             );
-            return self.ending_with(Ok(Payload::Json(json!({
-                "content": [{ "type": "text", "text": text }],
-                "isError": true,
-            }))));
+            return self.ending_with(Ok(Payload::tool_error(&text)));
         }
         let deadline = Instant::now() + AUTHORIZATION_WAIT;
         while Instant::now() < deadline {

@@ -21,7 +21,7 @@ use super::discovery::ServerMetadata;
 use super::{MAX_ANSWER_BYTES, ReadError, innermost_cause, read_capped};
 
 /// Time allowed for one request to the token endpoint.
-const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What one backend's OAuth client is.
 pub struct ClientSettings {
@@ -90,6 +90,12 @@ impl TokenError {
     /// Whether the grant is gone for good (revoked, expired, rotated away).
     pub fn is_invalid_grant(&self) -> bool {
         matches!(self, TokenError::Refused { error, .. } if error == "invalid_grant")
+    }
+
+    /// Whether the server does not know the client (it forgot a dynamic
+    /// registration, say).
+    pub fn is_invalid_client(&self) -> bool {
+        matches!(self, TokenError::Refused { error, .. } if error == "invalid_client")
     }
 
     /// Whether trying again later may succeed.
@@ -280,7 +286,8 @@ impl OAuthClient {
         let expires_at = granted
             .expires_in()
             .and_then(|lifetime| chrono::Duration::from_std(lifetime).ok())
-            .map(|lifetime| Utc::now() + lifetime);
+            // An absurd lifetime from the server reads as none, not a panic.
+            .and_then(|lifetime| Utc::now().checked_add_signed(lifetime));
         Ok(Tokens {
             access_token: SecretString::from(granted.access_token().secret().clone()),
             refresh_token: granted

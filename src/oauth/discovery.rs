@@ -102,7 +102,9 @@ pub fn parse_bearer_challenge(header: &str) -> Option<BearerChallenge> {
             }
             rest = remainder.trim_start().trim_start_matches(',').trim_start();
         } else if token.is_empty() {
-            rest = after.trim_start_matches(',').trim_start();
+            // Padding of a token68 (`abc==`) or a stray separator: skipped,
+            // so that every turn of the loop moves on.
+            rest = after.trim_start_matches([',', '=']).trim_start();
         } else {
             // A new challenge's scheme (token68 values are skipped with it).
             in_bearer = token.eq_ignore_ascii_case("bearer");
@@ -544,6 +546,26 @@ fn check_server(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token68_challenges_and_stray_padding_end_the_parse() {
+        // Each once looped for ever: padding that no branch moved past.
+        for header in [
+            "Negotiate abc==",
+            "Basic YWxh==",
+            "Bearer ==",
+            "==",
+            ", =, =",
+        ] {
+            let parsed = parse_bearer_challenge(header);
+            assert!(parsed.is_none() || header.starts_with("Bearer"), "{header}");
+        }
+        assert_eq!(
+            parse_bearer_challenge(r#"Basic YWxh==, Bearer scope="a b""#)
+                .and_then(|challenge| challenge.scope),
+            Some("a b".to_owned())
+        );
+    }
 
     #[test]
     fn a_bearer_challenge_is_read_among_others() {

@@ -13,6 +13,7 @@ use url::Url;
 use utoipa::IntoParams;
 
 use super::access::{Access, bearer_token, check_session_token};
+use super::headers::request_cookie;
 use super::session_id::{SessionPath, short_id};
 use super::ui::html::{esc, page};
 use crate::grants::{CALLBACK_PATH, Callback, CallbackError};
@@ -34,7 +35,7 @@ fn query_params(request: &HttpRequest) -> Result<HashMap<String, String>, String
 }
 
 /// The one-time key of an authorization link.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[allow(dead_code)] // Documents the query, which `query_params` reads.
 pub struct LinkQuery {
     /// Needed when the session requires a token (unless the request
@@ -170,9 +171,15 @@ pub async fn authorize(
     {
         Ok(url) => {
             tracing::info!(session = %short_id(session.id), server = %server.name, "authorization begun");
-            HttpResponse::Found()
-                .insert_header((header::LOCATION, url.as_str()))
-                .finish()
+            let mut found = HttpResponse::Found();
+            found.insert_header((header::LOCATION, url.as_str()));
+            if let Some((_, state)) = url.query_pairs().find(|(name, _)| name == "state") {
+                found.insert_header((
+                    header::SET_COOKIE,
+                    browser_cookie(&state, access.is_https(), false),
+                ));
+            }
+            found.finish()
         }
         Err(error) => {
             tracing::warn!(server = %server.name, %error, "an authorization could not begin");
@@ -202,7 +209,11 @@ pub async fn authorize(
         (status = 400, description = "The callback is not one mcp-mux can use: unknown, used or expired state, another issuer, a refusal", content_type = "text/html", body = String),
         (status = 502, description = "The token endpoint refused, failed or answered garbage", content_type = "text/html", body = String),
     ))]
-pub async fn callback(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse {
+pub async fn callback(
+    request: HttpRequest,
+    mux: web::Data<Mux>,
+    access: web::Data<Access>,
+) -> HttpResponse {
     let outcome = match query_params(&request) {
         Ok(mut query) => {
             let callback = Callback {
@@ -212,18 +223,27 @@ pub async fn callback(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse
                 error: query.remove("error"),
                 error_description: query.remove("error_description"),
             };
-            mux.complete_authorization(&callback).await
+            match &callback.state {
+                Some(state) if !began_in_this_browser(&request, state) => {
+                    Err(CallbackError::OtherBrowser)
+                }
+                _ => mux.complete_authorization(&callback).await,
+            }
         }
         Err(message) => Err(CallbackError::Query(message)),
     };
     match outcome {
-        Ok(connected) => page(
-            StatusCode::OK,
-            "Connected",
-            None,
-            &format!(
-                "<p>{} is connected to this session; you can close this tab.</p>",
-                esc(&connected.server)
+        Ok(connected) => with_cookie_cleared(
+            &request,
+            &access,
+            page(
+                StatusCode::OK,
+                "Connected",
+                None,
+                &format!(
+                    "<p>{} is connected to this session; you can close this tab.</p>",
+                    esc(&connected.server)
+                ),
             ),
         ),
         Err(error) => {
@@ -241,6 +261,54 @@ pub async fn callback(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse
             )
         }
     }
+}
+
+/// The name of the cookie that ties an authorization to the browser that
+/// began it: named after its `state`, so that several may run at once.
+fn browser_cookie_name(state: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(state.as_bytes()));
+    format!("mcp_mux_oauth_{}", &digest[..16])
+}
+
+/// The `Set-Cookie` value of that cookie, sent only to the callback, or
+/// the one that clears it once the callback used it.
+fn browser_cookie(state: &str, secure: bool, clear: bool) -> String {
+    format!(
+        "{}={}; Path={CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        browser_cookie_name(state),
+        if clear { "" } else { "1" },
+        if clear { 0 } else { 600 },
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// Whether the callback comes from the browser that opened the link. A
+/// browser (which says so in `Sec-Fetch-Mode`) must carry the cookie the
+/// link set: else someone sent it an authorization begun elsewhere, whose
+/// end would attach this browser's account to another's session. A script
+/// (curl, an SDK) sends no fetch metadata, keeps no cookies, and opens
+/// only links it was given.
+fn began_in_this_browser(request: &HttpRequest, state: &str) -> bool {
+    request.headers().get("sec-fetch-mode").is_none()
+        || request_cookie(request, &browser_cookie_name(state)).is_some()
+}
+
+fn with_cookie_cleared(
+    request: &HttpRequest,
+    access: &Access,
+    mut page: HttpResponse,
+) -> HttpResponse {
+    let state = query_params(request)
+        .ok()
+        .and_then(|mut query| query.remove("state"));
+    if let Some(state) = state
+        && let Ok(value) =
+            header::HeaderValue::from_str(&browser_cookie(&state, access.is_https(), true))
+    {
+        page.headers_mut().append(header::SET_COOKIE, value);
+    }
+    page
 }
 
 /// mcp-mux's Client ID Metadata Document: its URL is mcp-mux's client id

@@ -39,6 +39,19 @@ fn add(headers: &mut HeaderMap, name: header::HeaderName, value: &'static str) {
     }
 }
 
+/// The value of the cookie `name` a request sent, if it sent one.
+pub fn request_cookie<'a>(request: &'a actix_web::HttpRequest, name: &str) -> Option<&'a str> {
+    request
+        .headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,9 +252,7 @@ impl Store {
                 .await
                 .map_err(|source| StoreError::Migrate { source })?;
         } else {
-            migrate_one_node_at_a_time(database_url)
-                .await
-                .map_err(|source| StoreError::Migrate { source })?;
+            migrate_one_node_at_a_time(database_url, &shown_url).await?;
         }
         let store = Store {
             db,
@@ -620,7 +618,6 @@ fn opens_key_check(key: &EncryptionKey, sealed: &str) -> bool {
         .is_ok_and(|plain| plain.expose_secret() == KEY_CHECK_PLAINTEXT)
 }
 
-/// `url` with any password replaced, for messages and logs.
 /// The PostgreSQL advisory lock a node holds while it migrates ("mcp-mux").
 const MIGRATION_LOCK: i64 = 0x006d_6370_2d6d_7578;
 
@@ -628,7 +625,7 @@ const MIGRATION_LOCK: i64 = 0x006d_6370_2d6d_7578;
 /// lock: nodes that start at once would otherwise create the same tables
 /// together, and all but one fail. Those after the first find nothing left
 /// to do.
-async fn migrate_one_node_at_a_time(database_url: &str) -> Result<(), DbErr> {
+async fn migrate_one_node_at_a_time(database_url: &str, shown_url: &str) -> Result<(), StoreError> {
     use sea_orm::ConnectionTrait;
     // One connection: an advisory lock belongs to the session that took it.
     let mut options = ConnectOptions::new(database_url.to_owned());
@@ -636,19 +633,28 @@ async fn migrate_one_node_at_a_time(database_url: &str) -> Result<(), DbErr> {
         .max_connections(1)
         .min_connections(1)
         .sqlx_logging(false);
-    let db = Database::connect(options).await?;
+    let db = Database::connect(options)
+        .await
+        .map_err(|error| StoreError::Connect {
+            // Drivers repeat the whole URL, password included, in their errors.
+            reason: error.to_string().replace(database_url, shown_url),
+            url: shown_url.to_owned(),
+        })?;
+    let migrate = |source| StoreError::Migrate { source };
     db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
-        .await?;
+        .await
+        .map_err(migrate)?;
     let migrated = Migrator::up(&db, None).await;
     let unlocked = db
         .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
         .await;
     // Closing the connection would release the lock anyway.
     let _ = db.close().await;
-    migrated?;
-    unlocked.map(|_| ())
+    migrated.map_err(migrate)?;
+    unlocked.map(|_| ()).map_err(migrate)
 }
 
+/// `url` with any password replaced, for messages and logs.
 fn without_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {

@@ -388,6 +388,24 @@ impl Store {
         Ok(result.rows_affected > 0)
     }
 
+    /// Deletes a session's grant for `server` if it is still at `version`
+    /// (it was refused for good, and nobody authorized again meanwhile);
+    /// true if it was deleted.
+    pub async fn delete_grant_at(
+        &self,
+        session_id: Uuid,
+        server: &str,
+        version: i64,
+    ) -> Result<bool, StoreError> {
+        let result = oauth_grant::Entity::delete_many()
+            .filter(oauth_grant::Column::SessionId.eq(session_id.to_string()))
+            .filter(oauth_grant::Column::Server.eq(server))
+            .filter(oauth_grant::Column::Version.eq(version))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
     /// Takes every grant and pending authorization of a session out of the
     /// store, returning the grants (to revoke them at their servers).
     pub async fn take_session_grants(

@@ -483,6 +483,11 @@ async fn a_backend_that_wants_more_scope_gets_the_user_asked_for_it() {
     // The session's page says so too, with the same link.
     let shown_now = app.shown_session(&id).await;
     assert_eq!(shown_now["servers"][0]["state"], "needs_authorization");
+    // The reason names no link: a link may hold a one-time key.
+    assert_eq!(
+        shown_now["servers"][0]["reason"],
+        "backend \"files\" needs authorization: the session's user must open its authorization link"
+    );
     assert_eq!(
         shown_now["servers"][0]["authorization"],
         json!({ "status": "needed", "url": step_up })
@@ -613,6 +618,78 @@ async fn a_stateless_client_whose_user_declines_gets_a_tool_error() {
     assert_eq!(
         first_text(&done),
         "\"files\" was not authorized: the user did not accept to open its authorization link"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_browser_finishes_only_an_authorization_it_began() {
+    let (app, _backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    // Someone opens the link and sends the authorization server's page on
+    // to another person's browser, which consents and comes back.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let begun = client.get(link_of(&created)).send().await.expect("answers");
+    assert_eq!(begun.status(), 302);
+    let cookie = begun.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        cookie.starts_with("mcp_mux_oauth_")
+            && cookie.contains("; Path=/oauth/callback; HttpOnly; SameSite=Lax; Max-Age=600"),
+        "{cookie}"
+    );
+    let at_server = begun.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let answered = client.get(&at_server).send().await.expect("answers");
+    let callback = answered.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+
+    let elsewhere = client
+        .get(&callback)
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(elsewhere.status(), 400);
+    assert_eq!(
+        shown(&elsewhere.text().await.expect("page")),
+        "this authorization was begun in another browser; to connect your account, open the session&#39;s authorization link in this one"
+    );
+    assert_eq!(
+        app.shown_session(&id).await["servers"][0]["state"],
+        "needs_authorization"
+    );
+
+    // The browser that began it carries the cookie, and finishes it.
+    let name_value = cookie.split(';').next().expect("name=value").to_owned();
+    let home = client
+        .get(&callback)
+        .header("sec-fetch-mode", "navigate")
+        .header("cookie", name_value)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(home.status(), 200);
+    assert!(
+        home.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0"),
+        "the cookie is cleared"
+    );
+    assert_eq!(
+        app.shown_session(&id).await["servers"][0]["authorization"]["status"],
+        "connected"
     );
     app.stop().await;
 }

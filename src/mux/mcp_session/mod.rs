@@ -381,17 +381,16 @@ impl McpSession {
                 .is_some()
         });
         // A stateless call asks its own client, if it can (`StatelessCall`).
-        if self.stateless || (self.protocol_version == version::LATEST && takes_url_elicitation) {
+        // Revisions are dates: they compare as strings.
+        let has_url_elicitation = self.protocol_version >= version::URL_ELICITATION;
+        if self.stateless || (has_url_elicitation && takes_url_elicitation) {
             return Err(CallError::UrlElicitationRequired {
                 server: server.clone(),
                 url: url.clone(),
                 message,
             });
         }
-        Ok(Payload::Json(json!({
-            "content": [{ "type": "text", "text": message }],
-            "isError": true,
-        })))
+        Ok(Payload::tool_error(&message))
     }
 
     /// The `subscriptions/listen` streams open on this MCP session.

@@ -10,7 +10,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
-use actix_web::http::header;
 
 use super::form_token::FormToken;
 
@@ -84,15 +83,7 @@ impl ConsoleLogins {
 
 /// The console cookie of a request, if it sent one.
 pub fn cookie(request: &HttpRequest) -> Option<&str> {
-    request
-        .headers()
-        .get_all(header::COOKIE)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim())
-        .filter(|value| !value.is_empty())
+    crate::routes::headers::request_cookie(request, COOKIE)
 }
 
 /// The `Set-Cookie` value that hands `token` to the browser: out of reach
@@ -113,6 +104,8 @@ pub fn clear_cookie() -> String {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::http::header;
+
     use super::*;
 
     #[test]
