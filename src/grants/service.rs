@@ -125,6 +125,20 @@ impl Grants {
         Ok(key)
     }
 
+    /// Whether a link's one-time key opens `server` of the session, without
+    /// using it up (a link checker that opens it, or a failure before the
+    /// user reaches the authorization server, must not waste it).
+    pub async fn link_key_opens(
+        &self,
+        key: &str,
+        session_id: Uuid,
+        server: &str,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .authorization_link_opens(key, session_id, server, chrono::Utc::now())
+            .await
+    }
+
     /// Uses up a link's one-time key; true if it opens `server` of the session.
     pub async fn take_link_key(
         &self,

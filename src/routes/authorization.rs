@@ -19,6 +19,20 @@ use super::ui::html::{esc, page};
 use crate::grants::{CALLBACK_PATH, Callback, CallbackError};
 use crate::mux::Mux;
 
+/// What a used, expired or foreign one-time key gets.
+const LINK_USED: &str = "this authorization link was used already or has expired; GET /session/<id> or the tool call's error gives a new one";
+
+/// The page for a store that does not answer.
+fn store_unavailable(error: &dyn std::fmt::Display) -> HttpResponse {
+    tracing::error!(%error, "the store did not answer an authorization link");
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Cannot authorize",
+        None,
+        r#"<p class="error">the gateway's store does not answer; try again shortly</p>"#,
+    )
+}
+
 /// The parameters of a query, each given once: a second value is refused
 /// rather than one of them silently taken.
 fn query_params(request: &HttpRequest) -> Result<HashMap<String, String>, String> {
@@ -90,13 +104,7 @@ pub async fn authorize(
     let session = match mux.session(path.id).await {
         Ok(Some(session)) => session,
         Ok(None) => return refuse(StatusCode::NOT_FOUND, "no such session"),
-        Err(error) => {
-            tracing::error!(%error, "the store did not answer an authorization link");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the gateway's store does not answer; try again shortly",
-            );
-        }
+        Err(error) => return store_unavailable(&error),
     };
     let Some(server) = session
         .servers
@@ -112,17 +120,11 @@ pub async fn authorize(
         let allowed = match (&key, bearer_token(&request)) {
             (Some(key), _) => match mux
                 .grants()
-                .take_link_key(key, session.id, &server.name)
+                .link_key_opens(key, session.id, &server.name)
                 .await
             {
-                Ok(taken) => taken,
-                Err(error) => {
-                    tracing::error!(%error, "the store did not answer an authorization link");
-                    return refuse(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the gateway's store does not answer; try again shortly",
-                    );
-                }
+                Ok(opens) => opens,
+                Err(error) => return store_unavailable(&error),
             },
             (None, Some(_)) => {
                 check_session_token(&request, session.token_digest.as_ref()).is_ok()
@@ -136,10 +138,7 @@ pub async fn authorize(
             }
         };
         if !allowed {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "this authorization link was used already or has expired; GET /session/<id> or the tool call's error gives a new one",
-            );
+            return refuse(StatusCode::FORBIDDEN, LINK_USED);
         }
     }
     let Ok(redirect_uri) = Url::parse(&access.public_url(&request, CALLBACK_PATH)) else {
@@ -170,6 +169,19 @@ pub async fn authorize(
         .await
     {
         Ok(url) => {
+            // The key is used up once the user is on their way; of two
+            // openings at once, one goes.
+            if let Some(key) = &key {
+                match mux
+                    .grants()
+                    .take_link_key(key, session.id, &server.name)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => return refuse(StatusCode::FORBIDDEN, LINK_USED),
+                    Err(error) => return store_unavailable(&error),
+                }
+            }
             tracing::info!(session = %short_id(session.id), server = %server.name, "authorization begun");
             let mut found = HttpResponse::Found();
             found.insert_header((header::LOCATION, url.as_str()));

@@ -200,6 +200,24 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the link `key` opens `server` of a session (issued for them,
+    /// not used, not expired), without using it up.
+    pub async fn authorization_link_opens(
+        &self,
+        key: &str,
+        session_id: Uuid,
+        server: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let found = oauth_link::Entity::find_by_id(hex_sha256(&[key]))
+            .filter(oauth_link::Column::SessionId.eq(session_id.to_string()))
+            .filter(oauth_link::Column::Server.eq(server))
+            .filter(oauth_link::Column::ExpiresAt.gt(now))
+            .one(&self.db)
+            .await?;
+        Ok(found.is_some())
+    }
+
     /// Uses up the link `key` opens for `server` of a session: true once,
     /// while it has not expired, if it was issued for them.
     pub async fn take_authorization_link(

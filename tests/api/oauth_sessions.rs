@@ -693,3 +693,23 @@ async fn a_browser_finishes_only_an_authorization_it_began() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_one_time_key_is_not_used_up_by_an_authorization_that_could_not_begin() {
+    let (app, _backend) = gateway(AuthServerOptions {
+        s256: false,
+        ..AuthServerOptions::default()
+    })
+    .await;
+    let created = create(&app, json!({ "servers": ["files"], "require_token": true })).await;
+    let link = link_of(&created);
+    for _ in 0..2 {
+        let (status, page) = open(&link).await;
+        assert_eq!(status, 502, "{page}");
+        assert!(
+            shown(&page).contains("does not offer PKCE with S256"),
+            "{page}"
+        );
+    }
+    app.stop().await;
+}

@@ -410,16 +410,25 @@ impl StreamableHttp {
         last_event_id: &str,
         headers: &SessionHeaders,
     ) -> Result<reqwest::Response, BackendError> {
-        let request = self
-            .http
-            .request(Method::GET, self.url.clone())
-            .await?
-            .header(ACCEPT, "text/event-stream")
-            .header(LAST_EVENT_ID_HEADER, last_event_id);
-        let response = headers.apply(request).send().await.map_err(|error| {
+        // Through `send`: an OAuth backend's token may have expired since
+        // the request began.
+        let response =
             self.http
-                .broken(format!("resuming the stream failed: {}", describe(&error)))
-        })?;
+                .send(Method::GET, &self.url, |request| {
+                    headers.apply(
+                        request
+                            .header(ACCEPT, "text/event-stream")
+                            .header(LAST_EVENT_ID_HEADER, last_event_id),
+                    )
+                })
+                .await
+                .map_err(|error| match error {
+                    BackendError::AuthorizationNeeded { .. }
+                    | BackendError::NoAccessToken { .. } => error,
+                    other => self
+                        .http
+                        .broken(format!("resuming the stream failed: {other}")),
+                })?;
         if !response.status().is_success() {
             return Err(self.http.broken(format!(
                 "resuming the stream was refused with HTTP {}",
