@@ -144,7 +144,15 @@ impl Clients {
                                 client_secret: registered.client_secret.clone(),
                             })
                             .await?;
-                        (registered.client_id, registered.client_secret)
+                        // Another caller may have stored its own first:
+                        // that one is the client every grant uses.
+                        match store
+                            .client_registration(&metadata.issuer, redirect_uri.as_str())
+                            .await?
+                        {
+                            Some(stored) => (stored.client_id, stored.client_secret),
+                            None => (registered.client_id, registered.client_secret),
+                        }
                     }
                 }
             }

@@ -516,18 +516,15 @@ impl Store {
             key_id: Set(key.id().to_owned()),
             registered_at: Set(Utc::now()),
         };
+        // The first registration stored wins: of two callers (or nodes)
+        // that registered at once, every grant must use one client.
         oauth_client::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(oauth_client::Column::Id)
-                    .update_columns([
-                        oauth_client::Column::ClientId,
-                        oauth_client::Column::ClientSecret,
-                        oauth_client::Column::KeyId,
-                        oauth_client::Column::RegisteredAt,
-                    ])
+                    .do_nothing()
                     .to_owned(),
             )
-            .exec(&self.db)
+            .exec_without_returning(&self.db)
             .await?;
         Ok(())
     }
