@@ -222,7 +222,8 @@ impl Grants {
             .save_grant(&grant)
             .await
             .map_err(GrantError::from)?;
-        self.live(grant.session_id, &grant.server).replace(&grant);
+        self.live(grant.session_id, &grant.server)
+            .replace(&grant, false);
         tracing::info!(server = %grant.server, "a backend was authorized for a session");
         Ok(Connected {
             session_id: grant.session_id,

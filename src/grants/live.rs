@@ -12,6 +12,10 @@ use crate::store::StoredGrant;
 /// Most ahead of expiry a token is renewed; less for short-lived ones
 /// (a fifth of their life), so that a token is not renewed at every call.
 const MAX_RENEW_AHEAD: Duration = Duration::from_secs(60);
+/// How soon after a renewal that a refusal caused a second refusal means
+/// renewing will not help (the grant lacks a scope, or names another
+/// resource) rather than bad luck.
+const REFUSED_AGAIN_WITHIN: Duration = Duration::from_secs(30);
 
 /// A grant's access token as this node holds it.
 #[derive(Default)]
@@ -29,6 +33,9 @@ struct Current {
     /// When to renew it: some time before it expires.
     renew_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
+    /// When it came, and whether a refusal of the one before brought it.
+    obtained_at: std::time::Instant,
+    after_refusal: bool,
 }
 
 /// When to renew a grant's access token: a fifth of its remaining life
@@ -42,13 +49,29 @@ pub(super) fn renew_at(grant: &StoredGrant, now: DateTime<Utc>) -> Option<DateTi
 }
 
 impl Live {
-    pub(super) fn replace(&self, grant: &StoredGrant) {
+    /// Holds `grant`'s token from now; `after_refusal` when a backend's
+    /// refusal of the one before brought it.
+    pub(super) fn replace(&self, grant: &StoredGrant, after_refusal: bool) {
         *self.lock() = Some(Current {
             token: grant.access_token.clone(),
             version: grant.version,
             renew_at: renew_at(grant, Utc::now()),
             expires_at: grant.expires_at,
+            obtained_at: std::time::Instant::now(),
+            after_refusal,
         });
+    }
+
+    /// Whether `refused` is the token a refusal brought moments ago: then
+    /// a backend refuses the grant itself, and renewing again would only
+    /// spend refresh tokens.
+    pub(super) fn refused_again(&self, refused: Option<&SecretString>) -> bool {
+        let (Some(refused), Some(current)) = (refused, self.lock().clone()) else {
+            return false;
+        };
+        current.after_refusal
+            && current.obtained_at.elapsed() < REFUSED_AGAIN_WITHIN
+            && refused.expose_secret() == current.token.expose_secret()
     }
 
     /// The version of the grant its token came from, if it holds one.

@@ -59,13 +59,18 @@ impl Grants {
             if let Some(token) = live.fresh_unless(refused.as_ref()) {
                 return Ok(token);
             }
+            if live.refused_again(refused.as_ref()) {
+                return Err(Renewal::Failed(
+                    "the backend refused an access token issued moments ago, after refusing the one before: the grant may lack a scope, or name another resource (see auth.scopes and auth.resource)".into(),
+                ));
+            }
             let held = live.version();
             match grants
                 .renew(session_id, &server, held, refused.as_ref())
                 .await
             {
                 Ok(grant) => {
-                    live.replace(&grant);
+                    live.replace(&grant, refused.is_some());
                     Ok(grant.access_token)
                 }
                 Err(Renewal::NeedsAuthorization) => {

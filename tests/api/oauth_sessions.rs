@@ -713,3 +713,32 @@ async fn a_one_time_key_is_not_used_up_by_an_authorization_that_could_not_begin(
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_token_refused_right_after_a_refusal_renewed_it_is_not_renewed_again() {
+    use mcp_mux::backend::AccessTokens;
+    use secrecy::ExposeSecret;
+    let (app, backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = uuid::Uuid::parse_str(created["session_id"].as_str().expect("id")).expect("uuid");
+    assert_eq!(open(&link_of(&created)).await.0, 200);
+    let server = app.mux.registry().server("files").expect("listed").clone();
+    let grant = app.mux.grants().for_session(id, server, false);
+    let first = grant.current().await.expect("a token");
+    // A backend that refuses it gets a renewed one...
+    let second = grant.refused(&first, None).await.expect("renewed");
+    assert_ne!(first.expose_secret(), second.expose_secret());
+    assert_eq!(backend.counts.refreshes.load(Ordering::SeqCst), 1);
+    // ...and refusing that one too says why, without spending another
+    // refresh token.
+    let refused = grant
+        .refused(&second, None)
+        .await
+        .expect_err("not renewed again");
+    assert_eq!(
+        refused.to_string(),
+        "backend \"files\" has no access token for now: the backend refused an access token issued moments ago, after refusing the one before: the grant may lack a scope, or name another resource (see auth.scopes and auth.resource)"
+    );
+    assert_eq!(backend.counts.refreshes.load(Ordering::SeqCst), 1);
+    app.stop().await;
+}
