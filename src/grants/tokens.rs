@@ -142,7 +142,12 @@ impl Grants {
             if claimed {
                 return self.refresh(server, &client, grant, &refresh_token).await;
             }
-            // Another caller refreshes it: its version comes soon.
+            // Another caller refreshes it. Until its version comes, the
+            // token in hand serves while it lasts: calls need not wait on
+            // another node (nor on one that died while refreshing).
+            if !was_refused && !expired {
+                return Ok(grant);
+            }
             if tokio::time::Instant::now() >= waited_until {
                 return Err(Renewal::Failed(
                     "another node's refresh of the grant did not finish".into(),

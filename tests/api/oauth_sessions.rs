@@ -742,3 +742,48 @@ async fn a_token_refused_right_after_a_refusal_renewed_it_is_not_renewed_again()
     assert_eq!(backend.counts.refreshes.load(Ordering::SeqCst), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn while_another_node_refreshes_a_grant_its_token_serves_until_it_expires() {
+    use mcp_mux::backend::AccessTokens;
+    use secrecy::ExposeSecret;
+    let (app, backend) = gateway(AuthServerOptions {
+        expires_in: Duration::from_secs(3),
+        ..AuthServerOptions::default()
+    })
+    .await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = uuid::Uuid::parse_str(created["session_id"].as_str().expect("id")).expect("uuid");
+    assert_eq!(open(&link_of(&created)).await.0, 200);
+    let server = app.mux.registry().server("files").expect("listed").clone();
+    let grant = app.mux.grants().for_session(id, server, false);
+    let first = grant.current().await.expect("a token");
+    // Another node claims the refresh (and, say, dies while at it).
+    let now = chrono::Utc::now();
+    let stored = app
+        .mux
+        .store()
+        .grant(id, "files")
+        .await
+        .expect("store answers")
+        .expect("a grant");
+    assert!(
+        app.mux
+            .store()
+            .claim_refresh(
+                id,
+                "files",
+                stored.version,
+                now,
+                now + chrono::Duration::seconds(60)
+            )
+            .await
+            .expect("store answers")
+    );
+    // Due for renewal (a fifth of its life before expiry), not expired.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let meanwhile = grant.current().await.expect("the token in hand");
+    assert_eq!(meanwhile.expose_secret(), first.expose_secret());
+    assert_eq!(backend.counts.refreshes.load(Ordering::SeqCst), 0);
+    app.stop().await;
+}
