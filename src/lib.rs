@@ -33,6 +33,7 @@ pub mod capacity;
 pub mod check;
 pub mod credentials;
 pub mod grants;
+pub mod identity;
 pub mod mcp;
 pub mod mux;
 pub mod oauth;

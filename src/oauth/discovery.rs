@@ -388,7 +388,10 @@ impl Discovery {
     }
 
     /// A JSON document, refused when it redirects, fails or is too large.
-    async fn fetch<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<T, DiscoveryError> {
+    pub async fn fetch<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &Url,
+    ) -> Result<T, DiscoveryError> {
         let shown = url.to_string();
         let mut response = self
             .http

@@ -14,6 +14,7 @@ mod curation;
 mod failover;
 mod faults;
 mod hostile;
+mod identity;
 mod lifetimes;
 mod limits;
 mod mcp_endpoint;
