@@ -84,21 +84,15 @@ impl Live {
     }
 
     /// The token, unless it is time to renew it.
-    fn fresh(&self) -> Option<SecretString> {
-        let current = self.lock().clone()?;
-        match current.renew_at {
-            Some(at) if at <= Utc::now() => None,
-            _ => Some(current.token),
-        }
-    }
-
-    /// The token, unless it is time to renew it or it is `refused`.
+    /// The token, unless it is time to renew it or it is `refused`. Read
+    /// by every call: only the token is copied out.
     pub(super) fn fresh_unless(&self, refused: Option<&SecretString>) -> Option<SecretString> {
-        let token = self.fresh()?;
-        match refused {
-            Some(used) if used.expose_secret() == token.expose_secret() => None,
-            _ => Some(token),
-        }
+        let current = self.lock();
+        let current = current.as_ref()?;
+        let due = current.renew_at.is_some_and(|at| at <= Utc::now());
+        let was_refused =
+            refused.is_some_and(|used| used.expose_secret() == current.token.expose_secret());
+        (!due && !was_refused).then(|| current.token.clone())
     }
 
     /// The token while it has not expired and is not `refused`, even if

@@ -11,6 +11,7 @@ use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use super::live::Live;
 use super::service::Grants;
 use crate::backend::{AccessTokens, BackendError, StepUpFuture, TokenFuture};
 use crate::oauth::client::{OAuthClient, TOKEN_TIMEOUT, Tokens};
@@ -45,15 +46,16 @@ impl Grants {
     /// token endpoint's answer and the store.
     async fn access_token(
         self: &Arc<Self>,
+        live: &Arc<Live>,
         session_id: Uuid,
         server: &Arc<ServerConfig>,
         refused: Option<&SecretString>,
     ) -> Result<SecretString, Renewal> {
-        let live = self.live(session_id, &server.name);
         if let Some(token) = live.fresh_unless(refused) {
             return Ok(token);
         }
-        let (grants, server, refused) = (self.clone(), server.clone(), refused.cloned());
+        let (grants, live, server, refused) =
+            (self.clone(), live.clone(), server.clone(), refused.cloned());
         let renewal = tokio::spawn(async move {
             let _renewing = live.renewing.lock().await;
             if let Some(token) = live.fresh_unless(refused.as_ref()) {
@@ -315,6 +317,9 @@ enum RefreshFailure {
 /// One session's grant for one backend, as its backend sessions see it.
 pub struct SessionGrant {
     pub(super) grants: Arc<Grants>,
+    /// The grant's token in memory, found once: calls read it without a
+    /// lookup.
+    live: Arc<Live>,
     pub(super) session_id: Uuid,
     pub(super) server: Arc<ServerConfig>,
     /// Whether the session requires a token: its links then need a key.
@@ -332,6 +337,7 @@ impl Grants {
     ) -> SessionGrant {
         SessionGrant {
             grants: self.clone(),
+            live: self.live(session_id, &server.name),
             session_id,
             server,
             keyed_links,
@@ -349,7 +355,7 @@ impl SessionGrant {
     ) -> Result<SecretString, BackendError> {
         match self
             .grants
-            .access_token(self.session_id, &self.server, refused)
+            .access_token(&self.live, self.session_id, &self.server, refused)
             .await
         {
             Ok(token) => Ok(token),

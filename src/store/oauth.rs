@@ -397,15 +397,6 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a session's grant for `server` (the grant was refused for
-    /// good); true if there was one.
-    pub async fn delete_grant(&self, session_id: Uuid, server: &str) -> Result<bool, StoreError> {
-        let result = oauth_grant::Entity::delete_by_id((session_id.to_string(), server.to_owned()))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected > 0)
-    }
-
     /// Deletes a session's grant for `server` if it is still at `version`
     /// (it was refused for good, and nobody authorized again meanwhile);
     /// true if it was deleted.

@@ -106,10 +106,7 @@ impl Http {
         method: Method,
         url: url::Url,
     ) -> Result<(RequestBuilder, Option<SecretString>), BackendError> {
-        let request = with_trace_headers(
-            self.clients.get().request(method, url),
-            traces::current_headers(),
-        );
+        let request = self.traced(method, url);
         match &self.auth {
             Auth::None => Ok((request, None)),
             Auth::Header(name, secret) => Ok((self.with_header(request, name, secret)?, None)),
@@ -138,13 +135,18 @@ impl Http {
         let (Auth::Grant(tokens), Some(used)) = (&self.auth, token) else {
             return Ok(response);
         };
+        let status = response.status();
+        if status != reqwest::StatusCode::FORBIDDEN && status != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        // Read only for a refusal: most answers are not.
         let challenges: Vec<String> = response
             .headers()
             .get_all(reqwest::header::WWW_AUTHENTICATE)
             .iter()
             .filter_map(|value| value.to_str().ok().map(str::to_owned))
             .collect();
-        if response.status() == reqwest::StatusCode::FORBIDDEN {
+        if status == reqwest::StatusCode::FORBIDDEN {
             for challenge in &challenges {
                 if let Some(error) = tokens.forbidden(challenge).await {
                     return Err(error);
@@ -152,20 +154,23 @@ impl Http {
             }
             return Ok(response);
         }
-        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
-            return Ok(response);
-        }
         let fresh = tokens
             .refused(&used, challenges.first().map(String::as_str))
             .await?;
-        let request = with_trace_headers(
-            self.clients.get().request(method, url.clone()),
-            traces::current_headers(),
-        );
+        let request = self.traced(method, url.clone());
         finish(self.with_bearer(request, &fresh)?)
             .send()
             .await
             .map_err(|error| self.send_error(&error))
+    }
+
+    /// A request from this thread's client with the trace context of the
+    /// exchange it is made in, and no credential yet.
+    fn traced(&self, method: Method, url: url::Url) -> RequestBuilder {
+        with_trace_headers(
+            self.clients.get().request(method, url),
+            traces::current_headers(),
+        )
     }
 
     fn with_header(
