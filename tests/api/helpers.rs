@@ -257,6 +257,14 @@ impl RawMcp {
         }
     }
 
+    /// Another client in the same MCP session: for requests made while
+    /// this one is borrowed (in a closure, or at once).
+    pub fn in_same_session(&self) -> RawMcp {
+        let mut other = RawMcp::new(self.url.clone());
+        other.session_id = self.session_id.clone();
+        other
+    }
+
     /// Initializes and returns the result; keeps the MCP session id.
     pub async fn initialize(&mut self, version: &str) -> Value {
         let response = self

@@ -122,8 +122,7 @@ async fn a_session_connects_an_oauth_backend_through_its_link_then_calls_it() {
     // The open MCP session takes the backend up: its tools appear.
     assert!(
         eventually(|| async {
-            let mut again = RawMcp::new(mcp.url.clone());
-            again.session_id = mcp.session_id.clone();
+            let mut again = mcp.in_same_session();
             again.tool_names().await.contains(&"files__echo".to_owned())
         })
         .await
@@ -196,8 +195,7 @@ async fn a_client_that_takes_url_elicitations_is_asked_to_open_the_link() {
     assert_eq!(status, 200);
     assert!(
         eventually(|| async {
-            let mut again = RawMcp::new(mcp.url.clone());
-            again.session_id = mcp.session_id.clone();
+            let mut again = mcp.in_same_session();
             let answer = again
                 .call_tool("files__echo", json!({ "text": "on" }))
                 .await;
@@ -222,8 +220,7 @@ async fn an_expired_token_is_refreshed_once_however_many_calls_wait_and_rotation
     for round in 1..=2 {
         tokio::time::sleep(Duration::from_millis(2100)).await;
         let calls = (0..10).map(|call| {
-            let mut client = RawMcp::new(mcp.url.clone());
-            client.session_id = mcp.session_id.clone();
+            let mut client = mcp.in_same_session();
             async move {
                 let answer = client
                     .call_tool("files__echo", json!({ "text": format!("{round}-{call}") }))
@@ -508,8 +505,7 @@ async fn a_backend_that_wants_more_scope_gets_the_user_asked_for_it() {
     assert_eq!(open(&step_up).await.0, 200);
     assert!(
         eventually(|| async {
-            let mut again = RawMcp::new(mcp.url.clone());
-            again.session_id = mcp.session_id.clone();
+            let mut again = mcp.in_same_session();
             let answer = again.call_tool("files__echo", json!({ "text": "y" })).await;
             answer["result"]["content"][0]["text"] == "protected: y"
         })
@@ -714,16 +710,30 @@ async fn a_one_time_key_is_not_used_up_by_an_authorization_that_could_not_begin(
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_token_refused_right_after_a_refusal_renewed_it_is_not_renewed_again() {
-    use mcp_mux::backend::AccessTokens;
-    use secrecy::ExposeSecret;
-    let (app, backend) = gateway(AuthServerOptions::default()).await;
+/// A session over `files` whose user connected it, and its grant as a
+/// backend session of it sees it.
+async fn connected_grant(
+    options: AuthServerOptions,
+) -> (
+    TestApp,
+    OAuthBackend,
+    uuid::Uuid,
+    mcp_mux::grants::SessionGrant,
+) {
+    let (app, backend) = gateway(options).await;
     let created = create(&app, json!({ "servers": ["files"] })).await;
     let id = uuid::Uuid::parse_str(created["session_id"].as_str().expect("id")).expect("uuid");
     assert_eq!(open(&link_of(&created)).await.0, 200);
     let server = app.mux.registry().server("files").expect("listed").clone();
     let grant = app.mux.grants().for_session(id, server, false);
+    (app, backend, id, grant)
+}
+
+#[tokio::test]
+async fn a_token_refused_right_after_a_refusal_renewed_it_is_not_renewed_again() {
+    use mcp_mux::backend::AccessTokens;
+    use secrecy::ExposeSecret;
+    let (app, backend, _id, grant) = connected_grant(AuthServerOptions::default()).await;
     let first = grant.current().await.expect("a token");
     // A backend that refuses it gets a renewed one...
     let second = grant.refused(&first, None).await.expect("renewed");
@@ -747,16 +757,11 @@ async fn a_token_refused_right_after_a_refusal_renewed_it_is_not_renewed_again()
 async fn while_another_node_refreshes_a_grant_its_token_serves_until_it_expires() {
     use mcp_mux::backend::AccessTokens;
     use secrecy::ExposeSecret;
-    let (app, backend) = gateway(AuthServerOptions {
+    let (app, backend, id, grant) = connected_grant(AuthServerOptions {
         expires_in: Duration::from_secs(3),
         ..AuthServerOptions::default()
     })
     .await;
-    let created = create(&app, json!({ "servers": ["files"] })).await;
-    let id = uuid::Uuid::parse_str(created["session_id"].as_str().expect("id")).expect("uuid");
-    assert_eq!(open(&link_of(&created)).await.0, 200);
-    let server = app.mux.registry().server("files").expect("listed").clone();
-    let grant = app.mux.grants().for_session(id, server, false);
     let first = grant.current().await.expect("a token");
     // Another node claims the refresh (and, say, dies while at it).
     let now = chrono::Utc::now();
@@ -786,4 +791,101 @@ async fn while_another_node_refreshes_a_grant_its_token_serves_until_it_expires(
     assert_eq!(meanwhile.expose_secret(), first.expose_secret());
     assert_eq!(backend.counts.refreshes.load(Ordering::SeqCst), 0);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_callback_without_a_code_or_with_a_refusal_says_so_and_stores_nothing() {
+    let (app, _backend) = gateway(AuthServerOptions::default()).await;
+    let created = create(&app, json!({ "servers": ["files"] })).await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    // What the authorization server sends back, changed as a refusing or
+    // broken server would send it.
+    let without = |answer: &str, drop: &str, add: &str| {
+        let mut url = url::Url::parse(answer).expect("url");
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| name != drop)
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(kept);
+        format!("{url}{add}")
+    };
+    let cases = [
+        ("code", "", "the callback carries no code"),
+        (
+            "code",
+            "&error=access_denied&error_description=the+user+said+no",
+            "the authorization server did not authorize mcp-mux: access_denied (the user said no)",
+        ),
+    ];
+    for (drop, add, message) in cases {
+        let answer = authorization_answer(&link_of(&created)).await;
+        let (status, page) = open(&without(&answer, drop, add)).await;
+        assert_eq!(status, 400, "{page}");
+        assert_eq!(shown(&page), message);
+    }
+    assert_eq!(
+        app.shown_session(&id).await["servers"][0]["authorization"]["status"],
+        "needed"
+    );
+    // A link to no session, or to a session that is not one.
+    for missing in [uuid::Uuid::new_v4().to_string(), "not-a-session".into()] {
+        let (status, page) = open(&format!(
+            "{}/session/{missing}/authorize/files",
+            app.address
+        ))
+        .await;
+        assert_eq!(status, 404);
+        assert_eq!(shown(&page), "no such session");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_client_metadata_document_is_served_under_an_https_public_url_only() {
+    let backend = spawn_oauth_backend(AuthServerOptions::default()).await;
+    let registry = registry_yaml(&[("files", &backend.mcp_url, "auth: { type: oauth }")]);
+    let plain = spawn_app(&registry).await;
+    let response = plain
+        .http
+        .get(format!("{}/oauth/client-metadata.json", plain.address))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.json::<Value>().await.expect("JSON"),
+        json!({
+            "error": "not_found",
+            "message": "mcp-mux serves its client metadata document only under an https --public-url",
+        })
+    );
+    plain.stop().await;
+
+    let mut options = crate::helpers::AppOptions::new(registry);
+    options.public_url = Some("https://mux.example".into());
+    let public = crate::helpers::spawn_app_with(options)
+        .await
+        .expect("gateway starts");
+    let document: Value = public
+        .http
+        .get(format!("{}/oauth/client-metadata.json", public.address))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        document,
+        json!({
+            "client_id": "https://mux.example/oauth/client-metadata.json",
+            "client_name": "mcp-mux",
+            "redirect_uris": ["https://mux.example/oauth/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        })
+    );
+    public.stop().await;
 }
