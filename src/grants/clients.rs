@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::{CALLBACK_PATH, CLIENT_METADATA_PATH, GrantError};
+use super::{CALLBACK_PATH, CLIENT_METADATA_PATH, GrantError, under};
 use crate::oauth::client::{ClientSettings, OAuthClient};
 use crate::oauth::discovery::Discovery;
 use crate::oauth::registration::{self, Registration};
@@ -178,21 +178,13 @@ impl Clients {
             .public_url
             .as_ref()
             .filter(|url| url.scheme() == "https")?;
-        Url::parse(&format!(
-            "{}{CLIENT_METADATA_PATH}",
-            base.as_str().trim_end_matches('/')
-        ))
-        .ok()
+        Url::parse(&under(base, CLIENT_METADATA_PATH)).ok()
     }
 
     pub(super) fn metadata_document(&self) -> Option<serde_json::Value> {
         let client_id = self.document_url()?;
         let base = self.public_url.as_ref()?;
-        let callback = Url::parse(&format!(
-            "{}{CALLBACK_PATH}",
-            base.as_str().trim_end_matches('/')
-        ))
-        .ok()?;
+        let callback = Url::parse(&under(base, CALLBACK_PATH)).ok()?;
         Some(registration::metadata_document(&client_id, &callback))
     }
 

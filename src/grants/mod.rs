@@ -51,3 +51,8 @@ pub enum GrantError {
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
 }
+
+/// `path` (from `/`) under `base`, which may or may not end in `/`.
+fn under(base: &url::Url, path: &str) -> String {
+    format!("{}{path}", base.as_str().trim_end_matches('/'))
+}

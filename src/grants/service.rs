@@ -9,9 +9,9 @@ use std::time::Duration;
 use url::Url;
 use uuid::Uuid;
 
-use super::LINK_TTL;
 use super::clients::Clients;
 use super::live::Live;
+use super::{LINK_TTL, under};
 use crate::oauth::discovery::Discovery;
 use crate::store::{Store, StoreError};
 
@@ -104,7 +104,7 @@ impl Grants {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
         {
-            Some(base) => format!("{}{path}", base.as_str().trim_end_matches('/')),
+            Some(base) => under(base, &path),
             None => path,
         }
     }
