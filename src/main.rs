@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
+use mcp_mux::identity::{IntrospectionClient, SignInSettings};
 use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::rotation::RotationSettings;
 use mcp_mux::routes::rate_limit::{Rate, Rates};
@@ -190,6 +191,56 @@ struct ServeArgs {
     /// How log lines are written to stderr.
     #[arg(long, env = "MCP_MUX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// An OAuth authorization server whose access tokens hosts sign in
+    /// with (repeat for several; the environment variable is
+    /// comma-separated). Its metadata is discovered at start.
+    #[arg(long = "oauth-issuer", env = "MCP_MUX_OAUTH_ISSUERS", value_delimiter = ',', value_parser = parse_issuer)]
+    oauth_issuers: Vec<String>,
+    /// An audience accepted in hosts' tokens besides the session URL
+    /// itself (an id, for servers whose tokens name one).
+    #[arg(long, env = "MCP_MUX_OAUTH_AUDIENCE")]
+    oauth_audience: Option<String>,
+    /// Scopes every signed-in session URL requires, space-separated.
+    #[arg(long, env = "MCP_MUX_OAUTH_SCOPES", value_parser = parse_scopes)]
+    oauth_scopes: Option<Scopes>,
+    /// A scope that lets a signed-in user create, list and delete their
+    /// own sessions with their token.
+    #[arg(long, env = "MCP_MUX_OAUTH_SESSIONS_SCOPE", value_parser = parse_scope)]
+    oauth_sessions_scope: Option<String>,
+}
+
+/// An issuer: an https URL (http on a loopback address, for tests), as
+/// written: tokens name it exactly so.
+fn parse_issuer(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err("must be an https URL".into());
+    }
+    Ok(text.trim().to_owned())
+}
+
+/// Scopes, space-separated: one value to clap, which would take a bare
+/// `Vec` as a flag given several times.
+#[derive(Clone, Debug)]
+struct Scopes(Vec<String>);
+
+/// Scopes, space-separated, each one word.
+fn parse_scopes(text: &str) -> Result<Scopes, String> {
+    text.split_whitespace()
+        .map(parse_scope)
+        .collect::<Result<_, _>>()
+        .map(Scopes)
+}
+
+fn parse_scope(text: &str) -> Result<String, String> {
+    let scope = text.trim();
+    if mcp_mux::oauth::is_scope(scope) {
+        Ok(scope.to_owned())
+    } else {
+        Err(format!(
+            "{scope:?} is not a scope: one word of printable characters, without quotes or backslashes"
+        ))
+    }
 }
 
 /// A rate flag: a positive, finite number.
@@ -264,6 +315,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let introspection = match introspection_client_from_env() {
+        Ok(client) => client,
+        Err(message) => {
+            eprintln!("mcp-mux: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let traces = match TraceSettings::from_env() {
         Ok(traces) => traces,
         Err(error) => {
@@ -299,6 +357,13 @@ fn main() -> ExitCode {
         body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
         metrics_bind: args.metrics_bind,
         traces,
+        sign_in: SignInSettings {
+            issuers: args.oauth_issuers,
+            audience: args.oauth_audience,
+            scopes: args.oauth_scopes.map(|scopes| scopes.0).unwrap_or_default(),
+            sessions_scope: args.oauth_sessions_scope,
+            introspection,
+        },
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -324,6 +389,28 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// The gateway's client at the issuers' introspection endpoints, from
+/// MCP_MUX_OAUTH_INTROSPECTION_CLIENT_ID and _SECRET: both or neither.
+/// Read from the environment only: a flag would show in `ps`.
+fn introspection_client_from_env() -> Result<Option<IntrospectionClient>, String> {
+    let read = |name: &str| match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Ok(Some(value)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} must be text")),
+    };
+    match (
+        read("MCP_MUX_OAUTH_INTROSPECTION_CLIENT_ID")?,
+        read("MCP_MUX_OAUTH_INTROSPECTION_SECRET")?,
+    ) {
+        (Some(client_id), Some(secret)) => Ok(Some(IntrospectionClient {
+            client_id,
+            secret: SecretString::from(secret),
+        })),
+        (None, None) => Ok(None),
+        _ => Err("set both MCP_MUX_OAUTH_INTROSPECTION_CLIENT_ID and MCP_MUX_OAUTH_INTROSPECTION_SECRET, or neither".into()),
+    }
 }
 
 /// The current and the previous encryption keys. Read from the environment

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::backend::http_client::HttpClients;
 use crate::capacity::{self, ConnectionPlan};
 use crate::grants::Grants;
+use crate::identity::{HostSignIn, SignInError, SignInSettings};
 use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
@@ -61,6 +62,8 @@ pub struct Settings {
     pub metrics_bind: Option<String>,
     /// Where to export traces; `None` exports none.
     pub traces: Option<TraceSettings>,
+    /// The issuers hosts sign in with, and what their tokens need.
+    pub sign_in: SignInSettings,
 }
 
 impl Settings {
@@ -87,6 +90,7 @@ impl Settings {
             body_timeout: BodyTimeout::default().0,
             metrics_bind: None,
             traces: None,
+            sign_in: SignInSettings::default(),
         }
     }
 
@@ -140,6 +144,8 @@ pub enum StartupError {
     WeakAdminToken,
     #[error(transparent)]
     Traces(#[from] TraceError),
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
 }
 
 /// A gateway bound to its socket, ready to run.
@@ -153,7 +159,7 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
         if settings
             .admin_token
             .as_ref()
@@ -162,6 +168,9 @@ impl Application {
             return Err(StartupError::WeakAdminToken);
         }
         let registry = Arc::new(Registry::load(&settings.registry)?);
+        let sign_in = HostSignIn::start(std::mem::take(&mut settings.sign_in))
+            .await?
+            .map(Arc::new);
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
             path: settings.data_dir.clone(),
             source,
@@ -235,12 +244,15 @@ impl Application {
             tracing::warn!(%address, "the management routes are open to anyone who can reach this address");
         }
         mux.grants().listening_on(address);
-        let access = web::Data::new(Access::new(
-            settings.admin_token.clone(),
-            &settings.allowed_hosts,
-            &settings.allowed_origins,
-            settings.public_url.clone(),
-        ));
+        let access = web::Data::new(
+            Access::new(
+                settings.admin_token.clone(),
+                &settings.allowed_hosts,
+                &settings.allowed_origins,
+                settings.public_url.clone(),
+            )
+            .with_sign_in(sign_in),
+        );
         let rate_limits = web::Data::new(RateLimits::new(settings.rates));
         let body_timeout = web::Data::new(BodyTimeout(settings.body_timeout));
         let app_mux = mux.clone();

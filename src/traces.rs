@@ -211,6 +211,8 @@ pub struct RequestFacts<'a, S> {
     pub params: Option<&'a Value>,
     /// The session's id cut to 8 characters, made only for a span.
     pub session: S,
+    /// The signed-in user whose session it is (`enduser.id`), if any.
+    pub subject: Option<&'a str>,
 }
 
 impl RequestTrace {
@@ -249,6 +251,9 @@ impl RequestTrace {
             KeyValue::new("mcp.method.name", method),
             KeyValue::new("mcp_mux.session.id", (facts.session)()),
         ];
+        if let Some(subject) = facts.subject {
+            attributes.push(KeyValue::new("enduser.id", subject.to_owned()));
+        }
         if is_tool_call && let Some(tool) = facts.params.and_then(tool_name) {
             attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
             attributes.push(KeyValue::new("gen_ai.tool.name", tool));
@@ -594,6 +599,7 @@ mod tests {
             method: Method::ToolsCall.as_str(),
             params: None,
             session: || "01234567".to_owned(),
+            subject: None,
         };
         let trace = RequestTrace::start(None, header, facts).expect("a client context");
         let _attached = trace.context.clone().attach();
@@ -622,6 +628,7 @@ mod tests {
                 method: Method::ToolsCall.as_str(),
                 params: None,
                 session: || "01234567".to_owned(),
+                subject: None,
             };
             let Some(trace) = RequestTrace::start(None, header, facts) else {
                 return Vec::new();
@@ -655,6 +662,7 @@ mod tests {
             method: Method::ToolsCall.as_str(),
             params: None,
             session: || "01234567".to_owned(),
+            subject: None,
         };
         assert!(RequestTrace::start(None, |_| None, facts).is_none());
         assert!(ExchangeTrace::start("a", Method::ToolsCall.as_str(), None, 1).is_none());

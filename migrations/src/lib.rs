@@ -14,6 +14,7 @@ mod m20261201_000008_add_session_rate_limit;
 mod m20261201_000009_add_session_curation;
 mod m20261205_000010_create_oauth_tables;
 mod m20261205_000011_add_oauth_links;
+mod m20261206_000012_session_owners;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_add_session_curation::Migration),
             Box::new(m20261205_000010_create_oauth_tables::Migration),
             Box::new(m20261205_000011_add_oauth_links::Migration),
+            Box::new(m20261206_000012_session_owners::Migration),
         ]
     }
 }

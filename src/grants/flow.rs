@@ -14,7 +14,7 @@ use super::service::Grants;
 use super::{AUTHORIZATION_TTL, GrantError};
 use crate::oauth::client::TokenError;
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{PendingAuthorization, StoredGrant};
+use crate::store::{GrantHolder, PendingAuthorization, StoredGrant};
 
 /// What the authorization server sends the user back with.
 #[derive(Default)]
@@ -65,6 +65,8 @@ pub enum CallbackError {
     UnknownState,
     #[error("the registry no longer lists backend \"{server}\"")]
     ServerGone { server: String },
+    #[error("the session was deleted while you were away; nothing was connected")]
+    SessionGone,
     #[error(
         "the answer names issuer {found}, not {expected}, which the authorization was asked of; it was not used"
     )]
@@ -104,6 +106,7 @@ impl Grants {
     pub async fn begin(
         &self,
         session_id: Uuid,
+        holder: &GrantHolder,
         server: &ServerConfig,
         redirect_uri: &Url,
         more_scopes: &[String],
@@ -116,7 +119,7 @@ impl Grants {
         // replaces it.
         let mut more_scopes = more_scopes.to_vec();
         if !more_scopes.is_empty()
-            && let Some(grant) = self.store.grant(session_id, &server.name).await?
+            && let Some(grant) = self.store.grant(&holder.key(), &server.name).await?
         {
             more_scopes.extend(grant.scopes);
         }
@@ -193,6 +196,15 @@ impl Grants {
             });
         }
         let code = callback.code.as_deref().ok_or(CallbackError::NoCode)?;
+        // A signed-in user's session: the grant is the user's, for each of
+        // their sessions over this backend.
+        let session = self
+            .store
+            .find_session(pending.session_id)
+            .await
+            .map_err(GrantError::from)?
+            .ok_or(CallbackError::SessionGone)?;
+        let holder = GrantHolder::of_session(session.id, session.owner.as_ref()).key();
         let tokens = match client.redeem(code, &pending.verifier).await {
             Ok(tokens) => tokens,
             Err(error) => {
@@ -203,12 +215,12 @@ impl Grants {
         // Another version than any a node may hold, so that each takes it up.
         let version = self
             .store
-            .grant(pending.session_id, &server.name)
+            .grant(&holder, &server.name)
             .await
             .map_err(GrantError::from)?
             .map_or(0, |earlier| earlier.version + 1);
         let grant = StoredGrant {
-            session_id: pending.session_id,
+            holder,
             server: server.name.clone(),
             issuer: pending.issuer,
             access_token: tokens.access_token,
@@ -222,11 +234,11 @@ impl Grants {
             .save_grant(&grant)
             .await
             .map_err(GrantError::from)?;
-        self.live(grant.session_id, &grant.server)
+        self.live(&grant.holder, &grant.server)
             .replace(&grant, false);
         tracing::info!(server = %grant.server, "a backend was authorized for a session");
         Ok(Connected {
-            session_id: grant.session_id,
+            session_id: pending.session_id,
             server: grant.server,
         })
     }
@@ -252,22 +264,23 @@ impl Grants {
         }
     }
 
-    /// Whether the session holds a grant for `server`, and until when its
+    /// Whether `holder` holds a grant for `server`, and until when its
     /// access token lasts.
     pub async fn status(
         &self,
-        session_id: Uuid,
+        holder: &GrantHolder,
         server: &str,
     ) -> Result<Option<Option<chrono::DateTime<Utc>>>, crate::store::StoreError> {
         Ok(self
             .store
-            .grant(session_id, server)
+            .grant(&holder.key(), server)
             .await?
             .map(|grant| grant.expires_at))
     }
 
-    /// Revokes a deleted session's grants where their servers offer
-    /// revocation (RFC 7009); `grants` were taken out of the store.
+    /// Revokes grants taken out of the store (of a deleted session, or
+    /// that no session of their user uses any more) where their servers
+    /// offer revocation (RFC 7009).
     pub async fn revoke(&self, grants: Vec<StoredGrant>, registry: &Registry) {
         for grant in grants {
             let Some(server) = registry.server(&grant.server) else {

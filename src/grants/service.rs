@@ -26,7 +26,8 @@ pub struct Grants {
     /// The base of authorization links shown outside a request (in an
     /// error a call gets): `--public-url`, else the address listened on.
     link_base: Mutex<Option<Url>>,
-    live: Mutex<HashMap<(Uuid, String), Arc<Live>>>,
+    /// By holder key and server.
+    live: Mutex<HashMap<(String, String), Arc<Live>>>,
 }
 
 impl Grants {
@@ -156,20 +157,23 @@ impl Grants {
         self.clients.metadata_document()
     }
 
-    fn lock_live(&self) -> MutexGuard<'_, HashMap<(Uuid, String), Arc<Live>>> {
+    fn lock_live(&self) -> MutexGuard<'_, HashMap<(String, String), Arc<Live>>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The in-memory state of one grant.
-    pub(super) fn live(&self, session_id: Uuid, server: &str) -> Arc<Live> {
+    pub(super) fn live(&self, holder: &str, server: &str) -> Arc<Live> {
         self.lock_live()
-            .entry((session_id, server.to_owned()))
+            .entry((holder.to_owned(), server.to_owned()))
             .or_default()
             .clone()
     }
 
-    /// Forgets a deleted session's grants in memory.
-    pub fn forget_session(&self, session_id: Uuid) {
-        self.lock_live().retain(|(id, _), _| *id != session_id);
+    /// Forgets grants taken out of the store, in memory.
+    pub fn forget(&self, grants: &[crate::store::StoredGrant]) {
+        let mut live = self.lock_live();
+        for grant in grants {
+            live.remove(&(grant.holder.clone(), grant.server.clone()));
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::backend::{AccessTokens, BackendError, StepUpFuture, TokenFuture};
 use crate::oauth::client::{OAuthClient, TOKEN_TIMEOUT, Tokens};
 use crate::oauth::discovery::parse_bearer_challenge;
 use crate::registry::ServerConfig;
-use crate::store::{StoreError, StoredGrant};
+use crate::store::{GrantHolder, StoreError, StoredGrant};
 
 /// Longest a refresh claimed in the store holds: a node that died while
 /// refreshing leaves it to another after this.
@@ -47,15 +47,20 @@ impl Grants {
     async fn access_token(
         self: &Arc<Self>,
         live: &Arc<Live>,
-        session_id: Uuid,
+        holder: &str,
         server: &Arc<ServerConfig>,
         refused: Option<&SecretString>,
     ) -> Result<SecretString, Renewal> {
         if let Some(token) = live.fresh_unless(refused) {
             return Ok(token);
         }
-        let (grants, live, server, refused) =
-            (self.clone(), live.clone(), server.clone(), refused.cloned());
+        let (grants, live, holder, server, refused) = (
+            self.clone(),
+            live.clone(),
+            holder.to_owned(),
+            server.clone(),
+            refused.cloned(),
+        );
         let renewal = tokio::spawn(async move {
             let _renewing = live.renewing.lock().await;
             if let Some(token) = live.fresh_unless(refused.as_ref()) {
@@ -67,10 +72,7 @@ impl Grants {
                 ));
             }
             let held = live.version();
-            match grants
-                .renew(session_id, &server, held, refused.as_ref())
-                .await
-            {
+            match grants.renew(&holder, &server, held, refused.as_ref()).await {
                 Ok(grant) => {
                     live.replace(&grant, refused.is_some());
                     Ok(grant.access_token)
@@ -99,7 +101,7 @@ impl Grants {
     /// refused here), else a refresh of it, made here or on another node.
     async fn renew(
         &self,
-        session_id: Uuid,
+        holder: &str,
         server: &ServerConfig,
         held: Option<i64>,
         refused: Option<&SecretString>,
@@ -109,7 +111,7 @@ impl Grants {
         loop {
             let grant = self
                 .store
-                .grant(session_id, &server.name)
+                .grant(holder, &server.name)
                 .await
                 .map_err(failed)?
                 .ok_or(Renewal::NeedsAuthorization)?;
@@ -138,7 +140,7 @@ impl Grants {
             let until = now + chrono::Duration::from_std(CLAIM).unwrap_or_default();
             let claimed = self
                 .store
-                .claim_refresh(session_id, &server.name, grant.version, now, until)
+                .claim_refresh(holder, &server.name, grant.version, now, until)
                 .await
                 .map_err(failed)?;
             if claimed {
@@ -232,7 +234,7 @@ impl Grants {
         };
         if !stored {
             // Authorized again or deleted meanwhile: what the store holds wins.
-            return match self.store.grant(grant.session_id, &grant.server).await {
+            return match self.store.grant(&grant.holder, &grant.server).await {
                 Ok(Some(current)) => Ok(current),
                 Ok(None) => Err(Renewal::NeedsAuthorization),
                 Err(error) => Err(Renewal::Failed(error.to_string())),
@@ -285,7 +287,7 @@ impl Grants {
     async fn release_claim(&self, grant: &StoredGrant) {
         if let Err(error) = self
             .store
-            .release_refresh(grant.session_id, &grant.server, grant.version)
+            .release_refresh(&grant.holder, &grant.server, grant.version)
             .await
         {
             tracing::warn!(server = %grant.server, %error, "could not release a refresh claim");
@@ -300,7 +302,7 @@ impl Grants {
         self.clients.forget_server(&grant.server);
         if let Err(error) = self
             .store
-            .delete_grant_at(grant.session_id, &grant.server, grant.version)
+            .delete_grant_at(&grant.holder, &grant.server, grant.version)
             .await
         {
             tracing::warn!(server = %grant.server, %error, "could not delete a refused grant");
@@ -321,24 +323,31 @@ pub struct SessionGrant {
     /// lookup.
     live: Arc<Live>,
     pub(super) session_id: Uuid,
+    /// Whose grant it is: the session's, or its signed-in user's.
+    holder: String,
     pub(super) server: Arc<ServerConfig>,
-    /// Whether the session requires a token: its links then need a key.
+    /// Whether the session requires a token or a sign-in: its links then
+    /// need a key.
     pub(super) keyed_links: bool,
 }
 
 impl Grants {
-    /// The access tokens of `server` for a session; `keyed_links` when the
-    /// session requires a token (its authorization links need a key).
+    /// The access tokens of `server` for a session, held by `holder`;
+    /// `keyed_links` when the session requires a token or a sign-in (its
+    /// authorization links need a key).
     pub fn for_session(
         self: &Arc<Self>,
         session_id: Uuid,
+        holder: &GrantHolder,
         server: Arc<ServerConfig>,
         keyed_links: bool,
     ) -> SessionGrant {
+        let holder = holder.key();
         SessionGrant {
             grants: self.clone(),
-            live: self.live(session_id, &server.name),
+            live: self.live(&holder, &server.name),
             session_id,
+            holder,
             server,
             keyed_links,
         }
@@ -355,7 +364,7 @@ impl SessionGrant {
     ) -> Result<SecretString, BackendError> {
         match self
             .grants
-            .access_token(&self.live, self.session_id, &self.server, refused)
+            .access_token(&self.live, &self.holder, &self.server, refused)
             .await
         {
             Ok(token) => Ok(token),

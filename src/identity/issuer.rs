@@ -1,7 +1,8 @@
 //! An authorization server the operator trusts: its metadata (RFC 8414,
 //! else OpenID discovery, whose `issuer` must be the one configured) and
-//! its signing keys, kept by `kid` and fetched again for a key it does not
-//! know, at most once a minute.
+//! its signing keys, fetched at start, kept by `kid` and fetched again for
+//! a key they do not hold, at most once a minute: a key the issuer rotates
+//! in is taken at once, a made-up one costs one fetch a minute.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -36,7 +37,8 @@ pub struct TrustedIssuer {
 
 struct Keys {
     set: JwkSet,
-    fetched_at: Option<Instant>,
+    /// When a token's unknown `kid` last made them be fetched again.
+    refetched_at: Option<Instant>,
 }
 
 impl TrustedIssuer {
@@ -59,16 +61,16 @@ impl TrustedIssuer {
                         });
                     }
                     require_https(&metadata.jwks_uri)?;
+                    let keys = discovery.fetch::<JwkSet>(&metadata.jwks_uri).await?;
                     let trusted = TrustedIssuer {
                         issuer: metadata.issuer,
                         jwks_uri: metadata.jwks_uri,
                         introspection_endpoint: metadata.introspection_endpoint,
                         keys: Mutex::new(Keys {
-                            set: JwkSet { keys: Vec::new() },
-                            fetched_at: None,
+                            set: keys,
+                            refetched_at: None,
                         }),
                     };
-                    trusted.refetch_keys(discovery).await?;
                     return Ok(trusted);
                 }
                 Err(DiscoveryError::Status { status: 404, .. }) => tried.push(url.to_string()),
@@ -87,12 +89,16 @@ impl TrustedIssuer {
         if let Some(key) = self.known_key(kid) {
             return Some(key);
         }
-        let due = self
-            .lock()
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= REFETCH_AT_MOST_EVERY);
-        if !due {
-            return None;
+        {
+            // Noted before the fetch: a failing one is not tried again at once either.
+            let mut keys = self.lock();
+            if keys
+                .refetched_at
+                .is_some_and(|at| at.elapsed() < REFETCH_AT_MOST_EVERY)
+            {
+                return None;
+            }
+            keys.refetched_at = Some(Instant::now());
         }
         if let Err(error) = self.refetch_keys(discovery).await {
             tracing::warn!(issuer = %self.issuer, %error, "could not fetch the issuer's keys");
@@ -110,8 +116,6 @@ impl TrustedIssuer {
     }
 
     async fn refetch_keys(&self, discovery: &Discovery) -> Result<(), DiscoveryError> {
-        // Noted first: a failing fetch is not tried again at once either.
-        self.lock().fetched_at = Some(Instant::now());
         let set = discovery.fetch::<JwkSet>(&self.jwks_uri).await?;
         self.lock().set = set;
         Ok(())

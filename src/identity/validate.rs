@@ -12,9 +12,9 @@ use super::issuer::TrustedIssuer;
 use crate::oauth::discovery::Discovery;
 
 /// Longest token looked at: real ones are one or two KiB.
-const MAX_TOKEN_BYTES: usize = 16 * 1024;
+pub(super) const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Clock difference allowed on `exp` and `nbf`.
-const LEEWAY_SECONDS: u64 = 60;
+pub(super) const LEEWAY_SECONDS: u64 = 60;
 /// The signature algorithms accepted: public-key ones only. `none` and
 /// the HMAC family never are, so that a token cannot be signed with a
 /// published key taken as a shared secret.
@@ -59,8 +59,12 @@ pub enum TokenRefusal {
     NotYetValid,
     #[error("the token is for another audience")]
     WrongAudience,
-    #[error("the token lacks the scopes {0}")]
+    #[error("the token lacks scopes; it needs {0}")]
     InsufficientScope(String),
+    #[error("the authorization server does not know the token, or it is no longer active")]
+    Inactive,
+    #[error("the token could not be checked: {0}")]
+    Unchecked(String),
 }
 
 #[derive(Deserialize)]
@@ -93,8 +97,9 @@ impl Validator {
         Validator { issuers, discovery }
     }
 
-    /// Who `token` proves the caller is, when it is for one of `audiences`
-    /// and carries every scope of `required`.
+    /// Who `token` (a JWT: see [`jwt_algorithm`]) proves the caller is,
+    /// when it is for one of `audiences` and carries every scope of
+    /// `required`.
     pub async fn validate(
         &self,
         token: &str,
@@ -104,11 +109,17 @@ impl Validator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRefusal::TooLarge);
         }
+        let Some(algorithm) = jwt_algorithm(token) else {
+            return Err(TokenRefusal::Malformed("it is not a JWT".into()));
+        };
+        if !ACCEPTED
+            .iter()
+            .any(|accepted| format!("{accepted:?}") == algorithm)
+        {
+            return Err(TokenRefusal::Algorithm(algorithm));
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| TokenRefusal::Malformed(error.to_string()))?;
-        if !ACCEPTED.contains(&header.alg) {
-            return Err(TokenRefusal::Algorithm(format!("{:?}", header.alg)));
-        }
         let issuer = self.issuer_of(token)?.ok_or(TokenRefusal::UnknownIssuer)?;
         let jwk = issuer
             .key(&self.discovery, header.kid.as_deref())
@@ -131,14 +142,7 @@ impl Validator {
             .map_err(|error| refusal_of(error.kind()))?
             .claims;
         let scopes = scopes_of(&claims);
-        let missing: Vec<&str> = required
-            .iter()
-            .filter(|scope| !scopes.contains(scope))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(TokenRefusal::InsufficientScope(missing.join(" ")));
-        }
+        check_scopes(&scopes, required)?;
         Ok(Identity {
             issuer: claims.iss,
             subject: claims.sub,
@@ -160,6 +164,32 @@ impl Validator {
         Ok(claims
             .iss
             .and_then(|iss| self.issuers.iter().find(|trusted| trusted.issuer == iss)))
+    }
+}
+
+/// The `alg` of a token shaped as a JWT (three base64url parts, the first
+/// a JSON header naming one); None for any other token, which may be an
+/// opaque one for introspection.
+pub fn jwt_algorithm(token: &str) -> Option<String> {
+    let mut parts = token.split('.');
+    let (header, _, _) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    header.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// Every scope of `required` among `granted`, or the refusal naming the
+/// whole set needed (a client asks for all of them again at once).
+pub fn check_scopes(granted: &[String], required: &[String]) -> Result<(), TokenRefusal> {
+    if required.iter().all(|scope| granted.contains(scope)) {
+        Ok(())
+    } else {
+        Err(TokenRefusal::InsufficientScope(required.join(" ")))
     }
 }
 

@@ -130,6 +130,8 @@ pub struct AuditContext {
     pub trail: std::sync::Arc<AuditTrail>,
     pub metrics: std::sync::Arc<Metrics>,
     pub session_id: Uuid,
+    /// The signed-in user whose session it is: every call is theirs.
+    pub subject: Option<std::sync::Arc<str>>,
 }
 
 /// One call being timed.
@@ -158,6 +160,9 @@ impl<'a> AuditedCall<'a> {
         self.context
             .metrics
             .record_call(routed, outcome, error_class, elapsed);
+        if let Some(subject) = &self.context.subject {
+            self.context.metrics.record_signed_in_call(subject);
+        }
         let backend = routed.map(|(server, _)| server);
         self.context.trail.record(AuditRecord {
             session_id: self.context.session_id,
@@ -168,6 +173,7 @@ impl<'a> AuditedCall<'a> {
             error_class,
             duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
             at: Utc::now(),
+            subject: self.context.subject.clone(),
         });
     }
 }
@@ -291,6 +297,7 @@ mod tests {
                 error_class: None,
                 duration_ms: 1,
                 at: Utc::now(),
+                subject: None,
             });
             if n == BATCH {
                 tokio::time::sleep(GATHER * 2).await;

@@ -69,10 +69,16 @@ impl Mux {
         for server in &session.servers {
             let authorization = match server.auth.oauth() {
                 None => None,
-                Some(_) => Some(match self.grants.status(session.id, &server.name).await? {
-                    Some(expires_at) => Authorization::Connected { expires_at },
-                    None => Authorization::Needed { scope: None },
-                }),
+                Some(_) => Some(
+                    match self
+                        .grants
+                        .status(&session.grant_holder(), &server.name)
+                        .await?
+                    {
+                        Some(expires_at) => Authorization::Connected { expires_at },
+                        None => Authorization::Needed { scope: None },
+                    },
+                ),
             };
             let (state, reason, error) = if matches!(
                 authorization,

@@ -186,8 +186,9 @@ impl Mux {
             let credential = if server.auth.oauth().is_some() {
                 let grant = self.grants.for_session(
                     session.id,
+                    &session.grant_holder(),
                     server.clone(),
-                    session.token_digest.is_some(),
+                    session.token_digest.is_some() || session.owner.is_some(),
                 );
                 Some(Credential::OAuth(Arc::new(grant)))
             } else {

@@ -7,7 +7,8 @@
 //! kind, status, reason, transport, outcome and error class are the
 //! gateway's own words; the one label a backend sets, the tool, is cut,
 //! capped and retired by `tool_calls` (a name that led to no backend
-//! counts as "").
+//! counts as ""); a signed-in user's subject is cut, and counted under
+//! its own label for the first `MAX_SUBJECTS` subjects only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,16 @@ use super::tool_calls::{ToolCalls, ToolListings};
 struct ServerLabels {
     server: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubjectLabels {
+    subject: String,
+}
+
+/// Subjects counted under their own label; later ones count as `_other`.
+const MAX_SUBJECTS: usize = 100;
+/// Characters of a subject a label keeps.
+const MAX_SUBJECT_CHARS: usize = 64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
@@ -61,6 +72,9 @@ pub struct Metrics {
     tool_calls: Arc<ToolCalls>,
     call_duration: DurationFamily,
     refusals: Family<RefusalLabels, Counter>,
+    signed_in_calls: Family<SubjectLabels, Counter>,
+    /// Subjects given a label of their own so far.
+    subjects: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -73,6 +87,8 @@ impl Default for Metrics {
             tool_calls: Arc::default(),
             call_duration: Family::new_with_constructor(buckets),
             refusals: Family::default(),
+            signed_in_calls: Family::default(),
+            subjects: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -120,6 +136,28 @@ impl Metrics {
         }
     }
 
+    /// One `tools/call` of a signed-in user's session, by their subject.
+    pub fn record_signed_in_call(&self, subject: &str) {
+        let cut: String = subject.chars().take(MAX_SUBJECT_CHARS).collect();
+        let labels = SubjectLabels { subject: cut };
+        if let Some(counter) = self.signed_in_calls.get(&labels) {
+            counter.inc();
+            return;
+        }
+        let labelled = self
+            .subjects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            < MAX_SUBJECTS;
+        let labels = if labelled {
+            labels
+        } else {
+            SubjectLabels {
+                subject: "_other".into(),
+            }
+        };
+        self.signed_in_calls.get_or_create(&labels).inc();
+    }
+
     /// What a kept list of tools notes its backends' tools in, so that
     /// the series of a tool no list names any more are retired.
     pub fn tool_listings(&self) -> ToolListings {
@@ -155,6 +193,11 @@ impl Metrics {
             "refusals",
             "requests answered with an HTTP error status, by route kind, status and reason",
             self.refusals.clone(),
+        );
+        registry.register(
+            "signed_in_tool_calls",
+            "tools/call requests of signed-in users' sessions, by subject (the first 100 subjects; later ones as _other)",
+            self.signed_in_calls.clone(),
         );
         registry.register_collector(Box::new(snapshot));
         let mut text = String::new();

@@ -53,7 +53,7 @@ use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::grants::{Callback, CallbackError, Connected, Grants};
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{SessionRecord, SessionSummary, Store, StoredAuditRecord};
+use crate::store::{GrantHolder, Owner, SessionRecord, SessionSummary, Store, StoredAuditRecord};
 use crate::traces::Traces;
 
 /// Bounds on what clients may hold on this gateway.
@@ -259,13 +259,15 @@ impl Mux {
         Ok(self.store.ping().await?)
     }
 
-    /// Up to `limit` stored sessions in id order, after `after` when given.
+    /// Up to `limit` stored sessions in id order, after `after` when
+    /// given; only `owner`'s when one is given.
     pub async fn list_sessions(
         &self,
         limit: u64,
         after: Option<Uuid>,
+        owner: Option<&Owner>,
     ) -> Result<Vec<SessionSummary>, MuxError> {
-        Ok(self.store.list_sessions(limit, after).await?)
+        Ok(self.store.list_sessions(limit, after, owner).await?)
     }
 
     /// The latest `limit` audit records of `session`, newest first, older
@@ -302,6 +304,10 @@ impl Mux {
                 trail: self.audit.clone(),
                 metrics: self.metrics.clone(),
                 session_id: session.id,
+                subject: session
+                    .owner
+                    .as_ref()
+                    .map(|owner| std::sync::Arc::from(owner.subject.as_str())),
             }),
             curation: session.curation.clone(),
             catalogues: session.catalogues_for(client_capabilities, &self.metrics),
@@ -392,6 +398,7 @@ impl Mux {
             token_digest: new.token_digest,
             rate_limit: new.rate_limit,
             curation: new.curation,
+            owner: new.owner,
         };
         {
             let _creating = self.creating.lock().await;
@@ -480,12 +487,38 @@ impl Mux {
     }
 
     /// Deletes a session, its credentials, grants and MCP sessions; false
-    /// if unknown. Its grants are revoked in the background where their
+    /// if unknown. A signed-in user's grants go with their last session
+    /// over each backend. Grants are revoked in the background where their
     /// authorization servers offer it.
     pub async fn delete_session(&self, id: Uuid) -> Result<bool, MuxError> {
-        let grants = self.store.take_session_grants(id).await?;
+        let cached = self.read_sessions().get(&id).cloned();
+        let (owner, servers) = match cached {
+            Some(session) => (
+                session.owner.clone(),
+                session
+                    .servers
+                    .iter()
+                    .map(|server| server.name.clone())
+                    .collect(),
+            ),
+            None => match self.store.find_session(id).await? {
+                Some(record) => (record.owner, record.servers),
+                None => (None, Vec::new()),
+            },
+        };
+        let mut grants = self
+            .store
+            .take_grants(&GrantHolder::Session(id).key(), None)
+            .await?;
         let deleted = self.store.delete_session(id).await?;
-        self.grants.forget_session(id);
+        if let Some(owner) = owner {
+            let unused = self.servers_unused_by(&owner, &servers).await?;
+            if !unused.is_empty() {
+                let holder = GrantHolder::User(owner).key();
+                grants.extend(self.store.take_grants(&holder, Some(&unused)).await?);
+            }
+        }
+        self.grants.forget(&grants);
         if !grants.is_empty() {
             let (revoker, registry) = (self.grants.clone(), self.registry.clone());
             tokio::spawn(async move { revoker.revoke(grants, &registry).await });
@@ -502,6 +535,26 @@ impl Mux {
             session.end();
         }
         Ok(deleted || cached.is_some())
+    }
+
+    /// The OAuth backends among `servers` that no stored session of
+    /// `owner` uses.
+    async fn servers_unused_by(
+        &self,
+        owner: &Owner,
+        servers: &[String],
+    ) -> Result<Vec<String>, MuxError> {
+        let owned = self.store.servers_of_owner(owner).await?;
+        Ok(servers
+            .iter()
+            .filter(|name| {
+                self.registry
+                    .server(name)
+                    .is_some_and(|server| server.auth.oauth().is_some())
+            })
+            .filter(|name| !owned.iter().any(|servers| servers.contains(name)))
+            .cloned()
+            .collect())
     }
 
     /// Ends MCP sessions unused for `idle`, here and in the store, forgets
@@ -623,6 +676,7 @@ impl Mux {
             created_at: record.created_at,
             expires_at: record.expires_at,
             token_digest: record.token_digest,
+            owner: record.owner,
             rate_limit: record.rate_limit,
             prefix: record.prefix,
             curation: Arc::new(SessionCuration::new(record.curation)),
@@ -668,6 +722,7 @@ mod tests {
             token_digest: None,
             rate_limit: None,
             curation: Curation::default(),
+            owner: None,
         }
     }
 

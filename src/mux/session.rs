@@ -19,7 +19,7 @@ use super::stateless::{RequestFingerprint, Stateless, StatelessCall, Unpark};
 use crate::backend::limits::SessionShare;
 use crate::credentials::Credentials;
 use crate::registry::ServerConfig;
-use crate::store::PrefixMode;
+use crate::store::{GrantHolder, Owner, PrefixMode};
 
 /// What a client asks for at create-session, validated against the
 /// registry.
@@ -36,6 +36,8 @@ pub struct NewSession {
     pub rate_limit: Option<u32>,
     /// What it shows of its backends' tools and prompts.
     pub curation: Curation,
+    /// The signed-in user it belongs to, if any.
+    pub owner: Option<Owner>,
 }
 
 /// A session: its backends and credentials, and the MCP sessions open on it.
@@ -50,6 +52,9 @@ pub struct Session {
     pub expires_at: Option<chrono::DateTime<Utc>>,
     /// SHA-256 of the token its MCP endpoint requires, if any.
     pub token_digest: Option<[u8; 32]>,
+    /// The signed-in user it belongs to, if any: without a session token,
+    /// its MCP endpoint takes only that user's access tokens.
+    pub owner: Option<Owner>,
     /// Requests a second its MCP endpoint takes, if its creator set a limit.
     pub rate_limit: Option<u32>,
     pub prefix: PrefixMode,
@@ -79,6 +84,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether its MCP endpoint takes its owner's access tokens (it has an
+    /// owner and no session token).
+    pub fn needs_sign_in(&self) -> bool {
+        self.owner.is_some() && self.token_digest.is_none()
+    }
+
+    /// Whose its backend grants are: its owner's, or its own.
+    pub fn grant_holder(&self) -> GrantHolder {
+        GrantHolder::of_session(self.id, self.owner.as_ref())
+    }
+
     pub fn mcp_session(&self, id: &str) -> Option<Arc<McpSession>> {
         self.lock_mcp_sessions().get(id).cloned()
     }

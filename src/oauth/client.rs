@@ -317,7 +317,7 @@ pub enum SendError {
 /// The `oauth2` crate's requests, sent with mcp-mux's reqwest client. A
 /// type rather than a closure, so that the futures it makes are `Send`
 /// for every lifetime (tokens are refreshed on any runtime thread).
-struct TokenHttp<'a>(&'a reqwest::Client);
+pub(crate) struct TokenHttp<'a>(pub(crate) &'a reqwest::Client);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp<'_> {
     type Error = SendError;

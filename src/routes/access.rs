@@ -4,29 +4,26 @@
 //! Management routes: the admin token, when one is set, with wrong tokens
 //! slowed down per address (`throttle.rs`). The console (`/ui`): the admin
 //! token, or a console login made with it; its forms come from its own
-//! origin with their form token. The session token, which a session may
-//! require, is checked before a body is read and again where the session
-//! is used.
+//! origin with their form token. A session's own token or its owner's
+//! sign-in is checked in `session_access.rs`, users' tokens on the
+//! management routes in `sign_in.rs`; both use the issuers held here.
 
+use actix_web::HttpRequest;
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest};
 use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::rate_limit::{charge_session_rate, retry_after_secs};
+use super::rate_limit::retry_after_secs;
 pub use super::secrets::{random_token, same_secret, token_digest};
-use super::session_id::SessionPath;
 use super::throttle::Throttle;
 use super::ui::form_token::{FormCheck, FormToken};
 use super::ui::logins::{self, ConsoleLogins};
-use crate::mux::{Mux, Session};
+use crate::identity::HostSignIn;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 const ADMIN_CHALLENGE: &str = "Bearer realm=\"mcp-mux admin\"";
-const SESSION_CHALLENGE: &str = "Bearer realm=\"mcp-mux session\"";
 
 /// Shortest admin token accepted: a guessable one would protect nothing.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -45,8 +42,10 @@ pub struct Access {
     /// The origin of `public_url`: the console's forms may come from it.
     public_origin: Option<Origin>,
     console_logins: ConsoleLogins,
-    /// Wrong admin tokens by address.
+    /// Wrong admin tokens (and refused users' tokens) by address.
     throttle: Throttle,
+    /// The issuers whose users may sign in, when the operator set any.
+    sign_in: Option<Arc<HostSignIn>>,
 }
 
 /// Who the guard let into a console page.
@@ -87,6 +86,7 @@ impl Access {
             public_origin,
             console_logins: ConsoleLogins::default(),
             throttle: Throttle::default(),
+            sign_in: None,
             hosts: hosts
                 .iter()
                 .map(|host| host.trim().to_ascii_lowercase())
@@ -95,6 +95,42 @@ impl Access {
                 .iter()
                 .map(|origin| origin.trim().trim_end_matches('/').to_ascii_lowercase())
                 .collect(),
+        }
+    }
+
+    /// Takes the tokens of `sign_in`'s issuers.
+    pub fn with_sign_in(mut self, sign_in: Option<Arc<HostSignIn>>) -> Self {
+        self.sign_in = sign_in;
+        self
+    }
+
+    /// The trusted issuers, when hosts may sign in.
+    pub fn sign_in(&self) -> Option<&HostSignIn> {
+        self.sign_in.as_deref()
+    }
+
+    /// Whether `presented` is the admin token (compared in constant time).
+    pub fn is_admin_token(&self, presented: &str) -> bool {
+        self.admin_token
+            .as_ref()
+            .is_some_and(|expected| same_secret(presented, expected.expose_secret()))
+    }
+
+    /// 429 while the request's address must wait after wrong tokens.
+    pub fn check_not_throttled(&self, request: &HttpRequest) -> Result<(), ApiError> {
+        match client_address(request).and_then(|ip| self.throttle.wait(ip, Instant::now())) {
+            Some(wait) => Err(ApiError::TooManyRequests {
+                retry_after: retry_after_secs(wait),
+                what: "refused tokens from this address",
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a refused token against the request's address.
+    pub fn note_wrong_token(&self, request: &HttpRequest) {
+        if let Some(ip) = client_address(request) {
+            self.throttle.fail(ip, Instant::now());
         }
     }
 
@@ -117,8 +153,8 @@ impl Access {
         }
         match bearer_token(request) {
             None => Err(ApiError::Unauthorized {
-                challenge: ADMIN_CHALLENGE,
-                message: "this route needs Authorization: Bearer <admin token>",
+                challenge: ADMIN_CHALLENGE.into(),
+                message: "this route needs Authorization: Bearer <admin token>".into(),
             }),
             Some(presented) => self.check_admin_token(request, presented),
         }
@@ -148,8 +184,8 @@ impl Access {
                 self.throttle.fail(ip, Instant::now());
             }
             Err(ApiError::Unauthorized {
-                challenge: ADMIN_CHALLENGE,
-                message: "the admin token is wrong",
+                challenge: ADMIN_CHALLENGE.into(),
+                message: "the admin token is wrong".into(),
             })
         }
     }
@@ -181,12 +217,13 @@ impl Access {
                 Ok((ConsoleCaller::Login, FormCheck::Token(form_token)))
             }
             None if cookie.is_some() => Err(ApiError::Unauthorized {
-                challenge: ADMIN_CHALLENGE,
-                message: "the console login has expired; log in again",
+                challenge: ADMIN_CHALLENGE.into(),
+                message: "the console login has expired; log in again".into(),
             }),
             None => Err(ApiError::Unauthorized {
-                challenge: ADMIN_CHALLENGE,
-                message: "this page needs a console login or Authorization: Bearer <admin token>",
+                challenge: ADMIN_CHALLENGE.into(),
+                message: "this page needs a console login or Authorization: Bearer <admin token>"
+                    .into(),
             }),
         }
     }
@@ -295,6 +332,24 @@ impl Access {
     /// The `Host` header (exactly one), the authority of an absolute-form
     /// request target, and any `Origin`, against the allow-lists.
     pub fn check_host_and_origin(&self, request: &HttpRequest) -> Result<(), ApiError> {
+        self.check_host(request)?;
+        let mut origins = request.headers().get_all(header::ORIGIN);
+        if let Some(origin) = origins.next()
+            && (origins.next().is_some()
+                || !origin
+                    .to_str()
+                    .is_ok_and(|origin| self.origin_allowed(origin)))
+        {
+            return Err(ApiError::Forbidden {
+                reason: "Origin not allowed",
+            });
+        }
+        Ok(())
+    }
+
+    /// The `Host` header (exactly one) and the authority of an
+    /// absolute-form request target, against the allow-list.
+    pub fn check_host(&self, request: &HttpRequest) -> Result<(), ApiError> {
         let host_refused = || ApiError::Forbidden {
             reason: "Host not allowed",
         };
@@ -311,17 +366,6 @@ impl Access {
             && !self.host_allowed(authority.as_str())
         {
             return Err(host_refused());
-        }
-        let mut origins = request.headers().get_all(header::ORIGIN);
-        if let Some(origin) = origins.next()
-            && (origins.next().is_some()
-                || !origin
-                    .to_str()
-                    .is_ok_and(|origin| self.origin_allowed(origin)))
-        {
-            return Err(ApiError::Forbidden {
-                reason: "Origin not allowed",
-            });
         }
         Ok(())
     }
@@ -343,28 +387,6 @@ impl Access {
                 format!("http://{host}{path}")
             }
         }
-    }
-}
-
-/// Checks the bearer token a session requires on its MCP endpoint, if it
-/// requires one (`digest` is the stored SHA-256 of it).
-pub fn check_session_token(
-    request: &HttpRequest,
-    digest: Option<&[u8; 32]>,
-) -> Result<(), ApiError> {
-    let Some(digest) = digest else {
-        return Ok(());
-    };
-    match bearer_token(request) {
-        None => Err(ApiError::Unauthorized {
-            challenge: SESSION_CHALLENGE,
-            message: "this session needs Authorization: Bearer <session token>",
-        }),
-        Some(presented) if bool::from(token_digest(presented).ct_eq(digest)) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized {
-            challenge: SESSION_CHALLENGE,
-            message: "the session token is wrong",
-        }),
     }
 }
 
@@ -467,60 +489,6 @@ fn is_loopback_name(name: &str) -> bool {
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// A session the guard looked up and whose token it checked, kept in the
-/// request's extensions so that the handler need neither look again nor
-/// hash the token again (None: there is no such session).
-#[derive(Clone)]
-struct LookedUp(uuid::Uuid, Option<Arc<Session>>);
-
-/// The session token of the session a path names, before the body is read:
-/// a client without it gets its 401 at once, not after sending (or failing
-/// to send) a whole body. A path that names no session, or a store that
-/// does not answer, is left to the handler.
-pub async fn check_session_token_first(
-    request: &HttpRequest,
-    raw_id: &str,
-    mux: &Mux,
-) -> Result<(), ApiError> {
-    let Ok(path) = SessionPath::parse(raw_id) else {
-        return Ok(());
-    };
-    let Ok(session) = mux.session(path.id).await else {
-        return Ok(());
-    };
-    if let Some(session) = &session {
-        check_session_token(request, session.token_digest.as_ref())?;
-    }
-    request.extensions_mut().insert(LookedUp(path.id, session));
-    Ok(())
-}
-
-/// The session a path names, if the request may use it: with its token,
-/// when it requires one, and within its rate. The token is checked first:
-/// requests without it must not use up the holder's rate.
-pub async fn usable_session(
-    request: &HttpRequest,
-    path: SessionPath<'_>,
-    mux: &Mux,
-) -> Result<Arc<Session>, ApiError> {
-    let looked_up = request
-        .extensions()
-        .get::<LookedUp>()
-        .filter(|looked_up| looked_up.0 == path.id)
-        .cloned();
-    // A session the guard looked up had its token checked there already.
-    let (session, token_checked) = match looked_up {
-        Some(LookedUp(_, session)) => (session, true),
-        None => (mux.session(path.id).await?, false),
-    };
-    let session = session.ok_or_else(|| path.not_found())?;
-    if !token_checked {
-        check_session_token(request, session.token_digest.as_ref())?;
-    }
-    charge_session_rate(request, &session, 1)?;
-    Ok(session)
 }
 
 #[cfg(test)]

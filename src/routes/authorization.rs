@@ -12,8 +12,9 @@ use serde::Deserialize;
 use url::Url;
 use utoipa::IntoParams;
 
-use super::access::{Access, bearer_token, check_session_token};
+use super::access::{Access, bearer_token};
 use super::headers::request_cookie;
+use super::session_access::check_session_access;
 use super::session_id::{SessionPath, short_id};
 use super::ui::html::{esc, page};
 use crate::grants::{CALLBACK_PATH, Callback, CallbackError};
@@ -116,7 +117,8 @@ pub async fn authorize(
             &format!("this session has no OAuth backend \"{server_name}\""),
         );
     };
-    if session.token_digest.is_some() {
+    // A session with a token or an owner: its link is for its holder only.
+    if session.token_digest.is_some() || session.owner.is_some() {
         let allowed = match (&key, bearer_token(&request)) {
             (Some(key), _) => match mux
                 .grants()
@@ -127,8 +129,14 @@ pub async fn authorize(
                 Err(error) => return store_unavailable(&error),
             },
             (None, Some(_)) => {
-                check_session_token(&request, session.token_digest.as_ref()).is_ok()
-                    || access.check_admin(&request).is_ok()
+                access.check_admin(&request).is_ok()
+                    || check_session_access(&request, &session, || {
+                        super::error::ApiError::NotFound {
+                            message: String::new(),
+                        }
+                    })
+                    .await
+                    .is_ok()
             }
             (None, None) => {
                 return refuse(
@@ -165,7 +173,13 @@ pub async fn authorize(
     }
     match mux
         .grants()
-        .begin(session.id, server, &redirect_uri, &more_scopes)
+        .begin(
+            session.id,
+            &session.grant_holder(),
+            server,
+            &redirect_uri,
+            &more_scopes,
+        )
         .await
     {
         Ok(url) => {

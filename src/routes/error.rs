@@ -2,6 +2,8 @@
 //! Management routes answer them as JSON naming the field and the reason;
 //! the MCP endpoint wraps the same message in a JSON-RPC error.
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
@@ -20,7 +22,7 @@ pub struct RefusalReason(pub &'static str);
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// The kind of error: `bad_request`, `not_found`, `unauthorized`,
-    /// `forbidden`, `method_not_allowed`, `payload_too_large`,
+    /// `forbidden`, `insufficient_scope`, `method_not_allowed`, `payload_too_large`,
     /// `request_timeout`, `unavailable`, `internal`, `shutting_down`,
     /// `at_capacity`, `too_many_requests` or `connection_share`; for a failed tool call over
     /// plain HTTP, the audit's error class (`timeout`, `unreachable`, …).
@@ -44,9 +46,13 @@ pub enum ApiError {
     #[error("{message}")]
     Unauthorized {
         /// The `WWW-Authenticate` value: which token is wanted.
-        challenge: &'static str,
-        message: &'static str,
+        challenge: Cow<'static, str>,
+        message: Cow<'static, str>,
     },
+    /// A signed-in caller's token lacks scopes the route needs (RFC 6750
+    /// `insufficient_scope`): 403 with the challenge naming them.
+    #[error("{message}")]
+    InsufficientScope { challenge: String, message: String },
     #[error("{reason}")]
     Forbidden { reason: &'static str },
     #[error("method not allowed; use {allow}")]
@@ -97,6 +103,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "not_found",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::InsufficientScope { .. } => "insufficient_scope",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RequestTimeout { .. } => "request_timeout",
@@ -135,10 +142,11 @@ impl ApiError {
         }
     }
 
-    /// The `WWW-Authenticate` value of a 401.
-    pub fn challenge(&self) -> Option<&'static str> {
+    /// The `WWW-Authenticate` value of a 401, or of a 403 for scopes.
+    pub fn challenge(&self) -> Option<&str> {
         match self {
             ApiError::Unauthorized { challenge, .. } => Some(challenge),
+            ApiError::InsufficientScope { challenge, .. } => Some(challenge),
             _ => None,
         }
     }
@@ -211,7 +219,9 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::InsufficientScope { .. } => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,

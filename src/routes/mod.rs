@@ -20,8 +20,10 @@ pub mod rate_limit;
 mod registry;
 mod route;
 mod secrets;
+mod session_access;
 mod session_id;
 mod sessions;
+pub mod sign_in;
 mod throttle;
 mod tools;
 mod ui;
@@ -68,6 +70,18 @@ fn handlers(route: Route, resource: Resource) -> Resource {
         Route::Authorize => resource.route(web::get().to(authorization::authorize)),
         Route::OAuthCallback => resource.route(web::get().to(authorization::callback)),
         Route::ClientMetadata => resource.route(web::get().to(authorization::client_metadata)),
+        Route::ResourceMetadata => resource
+            .route(web::get().to(sign_in::gateway_metadata))
+            .route(
+                web::method(actix_web::http::Method::OPTIONS)
+                    .to(sign_in::gateway_metadata_preflight),
+            ),
+        Route::SessionResourceMetadata => resource
+            .route(web::get().to(sign_in::session_metadata))
+            .route(
+                web::method(actix_web::http::Method::OPTIONS)
+                    .to(sign_in::session_metadata_preflight),
+            ),
         Route::Console => resource.route(web::get().to(ui::sessions::list)),
         Route::ConsoleSession => resource.route(web::get().to(ui::sessions::show)),
         Route::ConsoleDeleteSession => resource.route(web::post().to(ui::sessions::delete)),
@@ -104,7 +118,10 @@ fn mount(config: &mut web::ServiceConfig, route: Route) {
         RouteKind::Console | RouteKind::ConsoleLogin | RouteKind::Authorization => {
             resource.default_service(web::to(move || ui::refusal::method_not_allowed(allow)))
         }
-        RouteKind::Public | RouteKind::Management | RouteKind::SessionTools => {
+        RouteKind::Public
+        | RouteKind::Metadata
+        | RouteKind::Management
+        | RouteKind::SessionTools => {
             resource.default_service(web::to(move || method_not_allowed(allow)))
         }
     };
@@ -135,9 +152,10 @@ async fn guard(
                 RouteKind::Console | RouteKind::ConsoleLogin | RouteKind::Authorization => {
                     ui::refusal::refusal_page(&error)
                 }
-                RouteKind::Public | RouteKind::Management | RouteKind::SessionTools => {
-                    error.error_response()
-                }
+                RouteKind::Public
+                | RouteKind::Metadata
+                | RouteKind::Management
+                | RouteKind::SessionTools => error.error_response(),
             };
             refuse_before_body(request, response)
         }
@@ -162,15 +180,25 @@ async fn admit(route: Route, request: &ServiceRequest) -> Result<(), ApiError> {
     let mux = request.app_data::<web::Data<crate::mux::Mux>>();
     // The probes answer while the gateway stops: /readyz says it is
     // stopping, /healthz that the process still lives.
-    if !matches!(route.kind(), RouteKind::Public) && mux.is_some_and(|mux| mux.is_stopping()) {
+    if !matches!(route.kind(), RouteKind::Public | RouteKind::Metadata)
+        && mux.is_some_and(|mux| mux.is_stopping())
+    {
         return Err(ApiError::ShuttingDown);
     }
     let Some(access) = request.app_data::<web::Data<Access>>() else {
         return Ok(());
     };
+    if route.kind() == RouteKind::Metadata {
+        return access.check_host(request.request());
+    }
     access.check_host_and_origin(request.request())?;
+    sign_in::refuse_query_token(request.request())?;
     match route.kind() {
-        RouteKind::Management => access.check_admin(request.request()),
+        RouteKind::Management => {
+            let caller = sign_in::check_management(access, request.request(), route).await?;
+            request.extensions_mut().insert(caller);
+            Ok(())
+        }
         RouteKind::Console => {
             let (caller, form_check) = access.check_console(request.request())?;
             request.extensions_mut().insert(caller);
@@ -186,11 +214,11 @@ async fn admit(route: Route, request: &ServiceRequest) -> Result<(), ApiError> {
         }
         RouteKind::Mcp | RouteKind::SessionTools => match (mux, request.match_info().get("id")) {
             (Some(mux), Some(id)) => {
-                access::check_session_token_first(request.request(), id, mux).await
+                session_access::check_session_access_first(request.request(), id, mux).await
             }
             _ => Ok(()),
         },
-        RouteKind::Public | RouteKind::Authorization => Ok(()),
+        RouteKind::Public | RouteKind::Metadata | RouteKind::Authorization => Ok(()),
     }
 }
 
@@ -261,10 +289,11 @@ pub async fn log_request(
         .map(short_segment);
     let route = route.map_or("-", Route::pattern);
     let elapsed_ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
+    let subject = sign_in::signed_in_identity(served).map(|identity| identity.subject.clone());
     if failed {
-        tracing::info!(%method, route, session, status, %elapsed_ms, "request");
+        tracing::info!(%method, route, session, subject, status, %elapsed_ms, "request");
     } else {
-        tracing::debug!(%method, route, session, status, %elapsed_ms, "request");
+        tracing::debug!(%method, route, session, subject, status, %elapsed_ms, "request");
     }
     Ok(response)
 }

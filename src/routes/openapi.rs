@@ -26,12 +26,14 @@ use super::metrics;
 use super::registry;
 use super::route::{Route, RouteKind};
 use super::sessions;
+use super::sign_in;
 use super::tools;
 use super::ui;
 use super::ui::logins::COOKIE;
 
 const ADMIN_TOKEN: &str = "admin_token";
 const SESSION_TOKEN: &str = "session_token";
+const SIGN_IN: &str = "oauth_access_token";
 const CONSOLE_LOGIN: &str = "console_login";
 
 #[derive(OpenApi)]
@@ -51,6 +53,10 @@ const CONSOLE_LOGIN: &str = "console_login";
         authorization::authorize,
         authorization::callback,
         authorization::client_metadata,
+        sign_in::gateway_metadata,
+        sign_in::gateway_metadata_preflight,
+        sign_in::session_metadata,
+        sign_in::session_metadata_preflight,
         registry::list_servers,
         mcp::post,
         mcp::get,
@@ -71,13 +77,14 @@ const CONSOLE_LOGIN: &str = "console_login";
         ui::login::submit,
         ui::login::log_out,
     ),
-    components(schemas(ErrorBody, mcp::document::Answer)),
+    components(schemas(ErrorBody, mcp::document::Answer, sign_in::ResourceMetadata)),
     modifiers(&GuardAnswers),
     tags(
         (name = "sessions", description = "Create, list, show and delete sessions; the registry they choose from"),
         (name = "mcp", description = "A session's MCP endpoint (Streamable HTTP)"),
         (name = "tools", description = "A session's tools over plain HTTP, for scripts"),
         (name = "authorization", description = "The pages a session's user opens to connect an OAuth backend"),
+        (name = "sign-in", description = "Protected Resource Metadata (RFC 9728): where hosts sign in for a session URL or the management API"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and this document"),
         (name = "console", description = "The operators' console, in HTML"),
@@ -173,6 +180,10 @@ impl Modify for GuardAnswers {
             SESSION_TOKEN,
             bearer("A session's token, shown once when it was created with `require_token`"),
         );
+        components.add_security_scheme(
+            SIGN_IN,
+            bearer("An OAuth access token from one of the gateway's `--oauth-issuer`s: for a session created with `\"access\": \"oauth\"`, its owner's, issued for the session URL; on the management routes a user may call, one issued for the gateway with `--oauth-sessions-scope`"),
+        );
         for route in Route::ALL {
             let Some(item) = openapi.paths.paths.get_mut(route.pattern()) else {
                 continue;
@@ -200,6 +211,7 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
         item.delete.as_mut(),
         item.put.as_mut(),
         item.patch.as_mut(),
+        item.options.as_mut(),
     ]
     .into_iter()
     .flatten()
@@ -211,7 +223,10 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
     // pages, the others with JSON.
     let (content_type, body) = match kind {
         RouteKind::Mcp => ("application/json", Ref::from_schema_name("Answer").into()),
-        RouteKind::Public | RouteKind::Management | RouteKind::SessionTools => (
+        RouteKind::Public
+        | RouteKind::Metadata
+        | RouteKind::Management
+        | RouteKind::SessionTools => (
             "application/json",
             Ref::from_schema_name("ErrorBody").into(),
         ),
@@ -244,13 +259,20 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         RouteKind::Console | RouteKind::ConsoleLogin => {
             "The `Host` or `Origin` is not allowed; or a form is not from the console's own origin, or lacks its form token"
         }
-        RouteKind::Public
-        | RouteKind::Management
-        | RouteKind::Mcp
-        | RouteKind::SessionTools
-        | RouteKind::Authorization => "The `Host` or `Origin` is not allowed",
+        RouteKind::Metadata => "The `Host` is not allowed",
+        RouteKind::Public | RouteKind::Authorization => "The `Host` or `Origin` is not allowed",
+        RouteKind::Management | RouteKind::Mcp | RouteKind::SessionTools => {
+            "The `Host` or `Origin` is not allowed; or a signed-in caller's token lacks scopes (`insufficient_scope`, with `WWW-Authenticate` naming them)"
+        }
     };
     add("403", forbidden, None);
+    if !matches!(kind, RouteKind::Metadata) {
+        add(
+            "400",
+            "A token in the query string (`access_token`): tokens go in `Authorization` only",
+            None,
+        );
+    }
     if matches!(
         kind,
         RouteKind::Management | RouteKind::Console | RouteKind::ConsoleLogin
@@ -262,14 +284,19 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         );
     }
     let token_missing = match kind {
-        RouteKind::Public | RouteKind::ConsoleLogin | RouteKind::Authorization => None,
-        RouteKind::Management => Some("The admin token is missing or wrong"),
+        RouteKind::Public
+        | RouteKind::Metadata
+        | RouteKind::ConsoleLogin
+        | RouteKind::Authorization => None,
+        RouteKind::Management => Some(
+            "The admin token (or a signed-in user's token, where one is taken) is missing or wrong",
+        ),
         RouteKind::Console => {
             Some("No admin token and no console login, when the gateway has an admin token")
         }
-        RouteKind::Mcp | RouteKind::SessionTools => {
-            Some("The session requires its token, and it is missing or wrong")
-        }
+        RouteKind::Mcp | RouteKind::SessionTools => Some(
+            "The session requires its token, or its owner's OAuth access token (then `WWW-Authenticate` names its `resource_metadata`), and it is missing or wrong",
+        ),
     };
     if let Some(description) = token_missing {
         add(
@@ -278,7 +305,7 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
             Some(("WWW-Authenticate", "Which token is wanted")),
         );
     }
-    if kind != RouteKind::Public {
+    if !matches!(kind, RouteKind::Public | RouteKind::Metadata) {
         add(
             "503",
             "The gateway is stopping, full, or its database does not answer",
@@ -292,12 +319,17 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
     }
     let token = |name: &str| SecurityRequirement::new(name, Vec::<String>::new());
     operation.security = match kind {
-        RouteKind::Public | RouteKind::ConsoleLogin | RouteKind::Authorization => None,
-        RouteKind::Management => Some(vec![token(ADMIN_TOKEN)]),
+        RouteKind::Public
+        | RouteKind::Metadata
+        | RouteKind::ConsoleLogin
+        | RouteKind::Authorization => None,
+        RouteKind::Management => Some(vec![token(ADMIN_TOKEN), token(SIGN_IN)]),
         RouteKind::Console => Some(vec![token(ADMIN_TOKEN), token(CONSOLE_LOGIN)]),
         // Only a session created with `require_token` takes one.
-        RouteKind::Mcp | RouteKind::SessionTools => {
-            Some(vec![SecurityRequirement::default(), token(SESSION_TOKEN)])
-        }
+        RouteKind::Mcp | RouteKind::SessionTools => Some(vec![
+            SecurityRequirement::default(),
+            token(SESSION_TOKEN),
+            token(SIGN_IN),
+        ]),
     };
 }

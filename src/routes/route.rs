@@ -7,6 +7,9 @@
 pub enum RouteKind {
     /// Anyone who passes the Host and Origin checks: `/healthz`, `/readyz`.
     Public,
+    /// Protected Resource Metadata: anyone who passes the Host check, from
+    /// any origin (it is public, and browser-based hosts read it).
+    Metadata,
     /// Creates, shows or deletes sessions, shows the registry or the
     /// metrics: the admin token, when one is set.
     Management,
@@ -32,6 +35,7 @@ impl RouteKind {
     pub(super) fn name(self) -> &'static str {
         match self {
             RouteKind::Public => "public",
+            RouteKind::Metadata => "metadata",
             RouteKind::Management => "management",
             RouteKind::Mcp => "mcp",
             RouteKind::SessionTools => "session_tools",
@@ -63,6 +67,8 @@ pub enum Route {
     Authorize,
     OAuthCallback,
     ClientMetadata,
+    ResourceMetadata,
+    SessionResourceMetadata,
     Console,
     ConsoleSession,
     ConsoleDeleteSession,
@@ -80,7 +86,7 @@ impl Route {
     /// overlap, so the order only sets the cost: the router tries them in
     /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
     /// nearly every request.
-    pub const ALL: [Route; 25] = [
+    pub const ALL: [Route; 27] = [
         Route::Mcp,
         Route::Healthz,
         Route::Readyz,
@@ -98,6 +104,8 @@ impl Route {
         Route::Authorize,
         Route::OAuthCallback,
         Route::ClientMetadata,
+        Route::ResourceMetadata,
+        Route::SessionResourceMetadata,
         Route::Console,
         Route::ConsoleSession,
         Route::ConsoleDeleteSession,
@@ -129,6 +137,10 @@ impl Route {
             Route::Authorize => "/session/{id}/authorize/{server}",
             Route::OAuthCallback => "/oauth/callback",
             Route::ClientMetadata => "/oauth/client-metadata.json",
+            Route::ResourceMetadata => "/.well-known/oauth-protected-resource",
+            Route::SessionResourceMetadata => {
+                "/.well-known/oauth-protected-resource/session/{id}/mcp"
+            }
             Route::Console => "/ui",
             Route::ConsoleSession => "/ui/session/{id}",
             Route::ConsoleDeleteSession => "/ui/session/{id}/delete",
@@ -152,6 +164,7 @@ impl Route {
             | Route::DocsFile
             | Route::ClientMetadata => RouteKind::Public,
             Route::Authorize | Route::OAuthCallback => RouteKind::Authorization,
+            Route::ResourceMetadata | Route::SessionResourceMetadata => RouteKind::Metadata,
             Route::Metrics
             | Route::Registry
             | Route::CreateSession
@@ -179,6 +192,7 @@ impl Route {
             | Route::ConsoleLogout => "POST",
             Route::ConsoleCreateSession | Route::ConsoleLogin => "GET, POST",
             Route::ConsoleOther => "",
+            Route::ResourceMetadata | Route::SessionResourceMetadata => "GET, OPTIONS",
             Route::Healthz
             | Route::Readyz
             | Route::OpenApi

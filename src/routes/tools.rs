@@ -14,10 +14,10 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::access::usable_session;
 use super::body::{read_limited, refuse_unread};
 use super::error::{ApiError, ErrorBody};
 use super::mcp::MAX_MESSAGE_BYTES;
+use super::session_access::usable_session;
 use super::session_id::SessionPath;
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::INVALID_PARAMS;

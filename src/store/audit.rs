@@ -27,6 +27,8 @@ pub struct AuditRecord {
     pub error_class: Option<&'static str>,
     pub duration_ms: i64,
     pub at: DateTime<Utc>,
+    /// The signed-in user who made the call, if any.
+    pub subject: Option<std::sync::Arc<str>>,
 }
 
 /// An audit record as read back.
@@ -40,10 +42,11 @@ pub struct StoredAuditRecord {
     pub error_class: Option<String>,
     pub duration_ms: i64,
     pub at: DateTime<Utc>,
+    pub subject: Option<String>,
 }
 
 /// The columns of an audit INSERT, in the order `audit_values` gives them.
-const AUDIT_COLUMNS: [audit_record::Column; 8] = [
+const AUDIT_COLUMNS: [audit_record::Column; 9] = [
     audit_record::Column::SessionId,
     audit_record::Column::McpSessionId,
     audit_record::Column::Backend,
@@ -52,6 +55,7 @@ const AUDIT_COLUMNS: [audit_record::Column; 8] = [
     audit_record::Column::ErrorClass,
     audit_record::Column::DurationMs,
     audit_record::Column::At,
+    audit_record::Column::Subject,
 ];
 /// Rows per audit INSERT. A batch is cut into statements of these sizes
 /// only, so that their few SQL texts are built once per store and each
@@ -116,6 +120,7 @@ impl Store {
                 error_class: row.error_class,
                 duration_ms: row.duration_ms,
                 at: row.at,
+                subject: row.subject,
             })
             .collect())
     }
@@ -143,7 +148,7 @@ fn audit_insert_sql(backend: DbBackend, rows: usize) -> String {
 }
 
 /// A record's values, in the order of `AUDIT_COLUMNS`.
-fn audit_values(record: &AuditRecord) -> [sea_orm::Value; 8] {
+fn audit_values(record: &AuditRecord) -> [sea_orm::Value; 9] {
     [
         record.session_id.to_string().into(),
         record.mcp_session_id.clone().into(),
@@ -153,5 +158,6 @@ fn audit_values(record: &AuditRecord) -> [sea_orm::Value; 8] {
         record.error_class.into(),
         record.duration_ms.into(),
         record.at.into(),
+        record.subject.as_deref().map(str::to_owned).into(),
     ]
 }

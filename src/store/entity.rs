@@ -28,6 +28,10 @@ pub mod session {
         /// JSON of what the session shows of its backends' tools and
         /// prompts (`mux::Curation`); NULL shows everything.
         pub curation: Option<String>,
+        /// The signed-in user it belongs to, if any: their token's issuer
+        /// and subject.
+        pub owner_issuer: Option<String>,
+        pub owner_subject: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -75,6 +79,8 @@ pub mod audit_record {
         pub error_class: Option<String>,
         pub duration_ms: i64,
         pub at: DateTimeUtc,
+        /// The signed-in user who made the call, if any.
+        pub subject: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -135,8 +141,10 @@ pub mod oauth_grant {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "oauth_grants")]
     pub struct Model {
+        /// Whose grant it is: a session's id, or a signed-in user's key
+        /// (see `store::GrantHolder`).
         #[sea_orm(primary_key, auto_increment = false)]
-        pub session_id: String,
+        pub holder: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub server: String,
         pub issuer: String,

@@ -10,7 +10,7 @@ mod oauth;
 
 pub use audit::{AuditRecord, StoredAuditRecord};
 pub use mcp_sessions::McpSessionRecord;
-pub use oauth::{ClientRegistration, PendingAuthorization, StoredGrant};
+pub use oauth::{ClientRegistration, GrantHolder, PendingAuthorization, StoredGrant};
 
 use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
@@ -59,6 +59,15 @@ pub struct SessionRecord {
     pub rate_limit: Option<u32>,
     /// What it shows of its backends' tools and prompts.
     pub curation: Curation,
+    /// The signed-in user it belongs to, if any.
+    pub owner: Option<Owner>,
+}
+
+/// A signed-in user: the issuer of their token and its subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    pub issuer: String,
+    pub subject: String,
 }
 
 /// A stored session as a list shows it: never its credentials.
@@ -69,6 +78,15 @@ pub struct SessionSummary {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub require_token: bool,
+    pub owner: Option<Owner>,
+}
+
+/// The owner stored in a row's two columns, both or neither.
+fn owner_of(issuer: Option<String>, subject: Option<String>) -> Option<Owner> {
+    Some(Owner {
+        issuer: issuer?,
+        subject: subject?,
+    })
 }
 
 impl SessionRecord {
@@ -236,6 +254,15 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
             });
+        // Stores opened at once in one process (tests, tools) open and
+        // migrate one after the other: a connection switching to WAL while
+        // another migrates would find the file locked.
+        static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _migrating = if scheme == "sqlite" {
+            Some(MIGRATING.lock().await)
+        } else {
+            None
+        };
         let db = Database::connect(options)
             .await
             .map_err(|error| StoreError::Connect {
@@ -244,10 +271,6 @@ impl Store {
                 url: shown_url.clone(),
             })?;
         if scheme == "sqlite" {
-            // Stores opened at once in one process (tests, tools) migrate
-            // one after the other.
-            static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-            let _migrating = MIGRATING.lock().await;
             Migrator::up(&db, None)
                 .await
                 .map_err(|source| StoreError::Migrate { source })?;
@@ -361,19 +384,27 @@ impl Store {
             rate_limit: Set(record.rate_limit.map(i64::from)),
             curation: Set((!record.curation.is_default())
                 .then(|| serde_json::to_string(&record.curation).unwrap_or_default())),
+            owner_issuer: Set(record.owner.as_ref().map(|owner| owner.issuer.clone())),
+            owner_subject: Set(record.owner.as_ref().map(|owner| owner.subject.clone())),
         };
         session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
     }
 
     /// Up to `limit` sessions in id order, after session `after` when
-    /// given (for paging).
+    /// given (for paging); only `owner`'s when one is given.
     pub async fn list_sessions(
         &self,
         limit: u64,
         after: Option<Uuid>,
+        owner: Option<&Owner>,
     ) -> Result<Vec<SessionSummary>, StoreError> {
         let mut query = session::Entity::find();
+        if let Some(owner) = owner {
+            query = query
+                .filter(session::Column::OwnerIssuer.eq(owner.issuer.as_str()))
+                .filter(session::Column::OwnerSubject.eq(owner.subject.as_str()));
+        }
         if let Some(after) = after {
             query = query.filter(session::Column::Id.gt(after.to_string()));
         }
@@ -395,6 +426,24 @@ impl Store {
                     created_at: row.created_at,
                     expires_at: row.expires_at,
                     require_token: row.token_digest.is_some(),
+                    owner: owner_of(row.owner_issuer, row.owner_subject),
+                })
+            })
+            .collect()
+    }
+
+    /// The backends of each stored session of `owner`.
+    pub async fn servers_of_owner(&self, owner: &Owner) -> Result<Vec<Vec<String>>, StoreError> {
+        let rows = session::Entity::find()
+            .filter(session::Column::OwnerIssuer.eq(owner.issuer.as_str()))
+            .filter(session::Column::OwnerSubject.eq(owner.subject.as_str()))
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                serde_json::from_str(&row.servers).map_err(|_| StoreError::Corrupt {
+                    id: row.id.clone(),
+                    reason: "servers is not a JSON list",
                 })
             })
             .collect()
@@ -447,6 +496,7 @@ impl Store {
                 Some(text) => serde_json::from_str(text)
                     .map_err(|_| corrupt("curation is not the stored rules' JSON"))?,
             },
+            owner: owner_of(row.owner_issuer.clone(), row.owner_subject.clone()),
         }))
     }
 
@@ -550,8 +600,9 @@ impl Store {
         }
     }
 
-    /// Deletes a session, credentials and OAuth grants included, and its MCP
-    /// sessions; false when there was none.
+    /// Deletes a session, credentials and the OAuth grants it holds itself
+    /// included (not its owner's), and its MCP sessions; false when there
+    /// was none.
     pub async fn delete_session(&self, id: Uuid) -> Result<bool, StoreError> {
         let id = id.to_string();
         let transaction = self.db.begin().await?;
@@ -564,7 +615,7 @@ impl Store {
             .exec(&transaction)
             .await?;
         oauth_grant::Entity::delete_many()
-            .filter(oauth_grant::Column::SessionId.eq(id.as_str()))
+            .filter(oauth_grant::Column::Holder.eq(id.as_str()))
             .exec(&transaction)
             .await?;
         oauth_state::Entity::delete_many()

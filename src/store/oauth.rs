@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::entity::{oauth_client, oauth_grant, oauth_link, oauth_state};
-use super::{Store, StoreError};
+use super::{Owner, Store, StoreError};
 
 /// An authorization request waiting for its callback.
 pub struct PendingAuthorization {
@@ -26,10 +26,46 @@ pub struct PendingAuthorization {
     pub redirect_uri: String,
 }
 
-/// A user's authorization of one backend for one session.
+/// Whose a grant is: a session's own, or a signed-in user's, which every
+/// session of that user shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantHolder {
+    Session(Uuid),
+    User(Owner),
+}
+
+impl GrantHolder {
+    /// The holder of a session's grants: its owner, if it has one.
+    pub fn of_session(session_id: Uuid, owner: Option<&Owner>) -> Self {
+        match owner {
+            Some(owner) => GrantHolder::User(owner.clone()),
+            None => GrantHolder::Session(session_id),
+        }
+    }
+
+    /// Its key in the store: the session's id, or `user:` and a digest of
+    /// the issuer and subject (each after its length, so that no two pairs
+    /// make one key).
+    pub fn key(&self) -> String {
+        match self {
+            GrantHolder::Session(id) => id.to_string(),
+            GrantHolder::User(owner) => {
+                let mut hasher = Sha256::new();
+                for part in [&owner.issuer, &owner.subject] {
+                    hasher.update((part.len() as u64).to_be_bytes());
+                    hasher.update(part.as_bytes());
+                }
+                format!("user:{}", hex::encode(hasher.finalize()))
+            }
+        }
+    }
+}
+
+/// A user's authorization of one backend, held by a session or a user.
 #[derive(Clone)]
 pub struct StoredGrant {
-    pub session_id: Uuid,
+    /// The holder's key (see [`GrantHolder::key`]).
+    pub holder: String,
     pub server: String,
     pub issuer: String,
     pub access_token: SecretString,
@@ -45,7 +81,7 @@ pub struct StoredGrant {
 impl std::fmt::Debug for StoredGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredGrant")
-            .field("session_id", &self.session_id)
+            .field("holder", &self.holder)
             .field("server", &self.server)
             .field("issuer", &self.issuer)
             .field("expires_at", &self.expires_at)
@@ -90,8 +126,8 @@ fn hex_sha256(parts: &[&str]) -> String {
     hex::encode(hasher.finalize())
 }
 
-fn grant_context(session_id: &str, server: &str) -> String {
-    format!("oauth-grant:{session_id}:{server}")
+fn grant_context(holder: &str, server: &str) -> String {
+    format!("oauth-grant:{holder}:{server}")
 }
 
 impl Store {
@@ -242,7 +278,7 @@ impl Store {
         let row = self.grant_row(grant, grant.version);
         oauth_grant::Entity::insert(row)
             .on_conflict(
-                OnConflict::columns([oauth_grant::Column::SessionId, oauth_grant::Column::Server])
+                OnConflict::columns([oauth_grant::Column::Holder, oauth_grant::Column::Server])
                     .update_columns([
                         oauth_grant::Column::Issuer,
                         oauth_grant::Column::Tokens,
@@ -262,7 +298,6 @@ impl Store {
     }
 
     fn grant_row(&self, grant: &StoredGrant, version: i64) -> oauth_grant::ActiveModel {
-        let session_id = grant.session_id.to_string();
         let key = self.keys.current();
         let tokens = SealedTokens {
             access_token: grant.access_token.expose_secret().to_owned(),
@@ -275,9 +310,9 @@ impl Store {
         oauth_grant::ActiveModel {
             tokens: Set(key.seal(
                 &plaintext,
-                grant_context(&session_id, &grant.server).as_bytes(),
+                grant_context(&grant.holder, &grant.server).as_bytes(),
             )),
-            session_id: Set(session_id),
+            holder: Set(grant.holder.clone()),
             server: Set(grant.server.clone()),
             issuer: Set(grant.issuer.clone()),
             key_id: Set(key.id().to_owned()),
@@ -290,13 +325,13 @@ impl Store {
         }
     }
 
-    /// The grant a session holds for `server`, if any.
+    /// The grant `holder` holds for `server`, if any.
     pub async fn grant(
         &self,
-        session_id: Uuid,
+        holder: &str,
         server: &str,
     ) -> Result<Option<StoredGrant>, StoreError> {
-        let row = oauth_grant::Entity::find_by_id((session_id.to_string(), server.to_owned()))
+        let row = oauth_grant::Entity::find_by_id((holder.to_owned(), server.to_owned()))
             .one(&self.db)
             .await?;
         row.map(|row| self.open_grant(row)).transpose()
@@ -304,7 +339,7 @@ impl Store {
 
     fn open_grant(&self, row: oauth_grant::Model) -> Result<StoredGrant, StoreError> {
         let corrupt = |reason| StoreError::Corrupt {
-            id: format!("grant of {} for {}", row.session_id, row.server),
+            id: format!("grant of {} for {}", row.holder, row.server),
             reason,
         };
         let plaintext = self
@@ -313,14 +348,13 @@ impl Store {
             .ok_or_else(|| corrupt("sealed with a key that is not configured"))?
             .open(
                 &row.tokens,
-                grant_context(&row.session_id, &row.server).as_bytes(),
+                grant_context(&row.holder, &row.server).as_bytes(),
             )
             .map_err(|_| corrupt("does not open with the key that sealed it"))?;
         let tokens: SealedTokens = serde_json::from_slice(plaintext.expose_secret())
             .map_err(|_| corrupt("tokens are not the stored form"))?;
         Ok(StoredGrant {
-            session_id: Uuid::parse_str(&row.session_id)
-                .map_err(|_| corrupt("session id is not a UUID"))?,
+            holder: row.holder,
             server: row.server,
             issuer: row.issuer,
             access_token: SecretString::from(tokens.access_token),
@@ -337,7 +371,7 @@ impl Store {
     /// once. A claim whose node died lapses at `until`.
     pub async fn claim_refresh(
         &self,
-        session_id: Uuid,
+        holder: &str,
         server: &str,
         version: i64,
         now: DateTime<Utc>,
@@ -345,7 +379,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let result = oauth_grant::Entity::update_many()
             .col_expr(oauth_grant::Column::RefreshingUntil, Expr::value(until))
-            .filter(oauth_grant::Column::SessionId.eq(session_id.to_string()))
+            .filter(oauth_grant::Column::Holder.eq(holder))
             .filter(oauth_grant::Column::Server.eq(server))
             .filter(oauth_grant::Column::Version.eq(version))
             .filter(
@@ -369,7 +403,7 @@ impl Store {
         let row = self.grant_row(refreshed, claimed_version + 1);
         let result = oauth_grant::Entity::update_many()
             .set(row)
-            .filter(oauth_grant::Column::SessionId.eq(refreshed.session_id.to_string()))
+            .filter(oauth_grant::Column::Holder.eq(refreshed.holder.as_str()))
             .filter(oauth_grant::Column::Server.eq(refreshed.server.as_str()))
             .filter(oauth_grant::Column::Version.eq(claimed_version))
             .exec(&self.db)
@@ -380,7 +414,7 @@ impl Store {
     /// Ends a claim whose refresh failed, so that another may try.
     pub async fn release_refresh(
         &self,
-        session_id: Uuid,
+        holder: &str,
         server: &str,
         claimed_version: i64,
     ) -> Result<(), StoreError> {
@@ -389,7 +423,7 @@ impl Store {
                 oauth_grant::Column::RefreshingUntil,
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
-            .filter(oauth_grant::Column::SessionId.eq(session_id.to_string()))
+            .filter(oauth_grant::Column::Holder.eq(holder))
             .filter(oauth_grant::Column::Server.eq(server))
             .filter(oauth_grant::Column::Version.eq(claimed_version))
             .exec(&self.db)
@@ -402,12 +436,12 @@ impl Store {
     /// true if it was deleted.
     pub async fn delete_grant_at(
         &self,
-        session_id: Uuid,
+        holder: &str,
         server: &str,
         version: i64,
     ) -> Result<bool, StoreError> {
         let result = oauth_grant::Entity::delete_many()
-            .filter(oauth_grant::Column::SessionId.eq(session_id.to_string()))
+            .filter(oauth_grant::Column::Holder.eq(holder))
             .filter(oauth_grant::Column::Server.eq(server))
             .filter(oauth_grant::Column::Version.eq(version))
             .exec(&self.db)
@@ -415,27 +449,23 @@ impl Store {
         Ok(result.rows_affected > 0)
     }
 
-    /// Takes every grant and pending authorization of a session out of the
-    /// store, returning the grants (to revoke them at their servers).
-    pub async fn take_session_grants(
+    /// Takes the grants of `holder` (every one, or those for `servers`)
+    /// out of the store, returning them (to revoke them at their servers).
+    pub async fn take_grants(
         &self,
-        session_id: Uuid,
+        holder: &str,
+        servers: Option<&[String]>,
     ) -> Result<Vec<StoredGrant>, StoreError> {
-        let id = session_id.to_string();
+        let mut held = Condition::all().add(oauth_grant::Column::Holder.eq(holder));
+        if let Some(servers) = servers {
+            held = held.add(oauth_grant::Column::Server.is_in(servers.iter().map(String::as_str)));
+        }
         let rows = oauth_grant::Entity::find()
-            .filter(oauth_grant::Column::SessionId.eq(id.as_str()))
+            .filter(held.clone())
             .all(&self.db)
             .await?;
         oauth_grant::Entity::delete_many()
-            .filter(oauth_grant::Column::SessionId.eq(id.as_str()))
-            .exec(&self.db)
-            .await?;
-        oauth_state::Entity::delete_many()
-            .filter(oauth_state::Column::SessionId.eq(id.as_str()))
-            .exec(&self.db)
-            .await?;
-        oauth_link::Entity::delete_many()
-            .filter(oauth_link::Column::SessionId.eq(id.as_str()))
+            .filter(held)
             .exec(&self.db)
             .await?;
         // A row that no longer opens cannot be revoked; it is gone all the same.
@@ -579,8 +609,8 @@ impl Store {
             .all(&self.db)
             .await?
         {
-            let context = grant_context(&row.session_id, &row.server);
-            let what = format!("grant of {} for {}", row.session_id, row.server);
+            let context = grant_context(&row.holder, &row.server);
+            let what = format!("grant of {} for {}", row.holder, row.server);
             let plain = opened(&row.key_id, &row.tokens, &context, &what)?;
             resealed += oauth_grant::Entity::update_many()
                 .col_expr(
@@ -588,7 +618,7 @@ impl Store {
                     Expr::value(current.seal(plain.expose_secret(), context.as_bytes())),
                 )
                 .col_expr(oauth_grant::Column::KeyId, Expr::value(current.id()))
-                .filter(oauth_grant::Column::SessionId.eq(row.session_id.as_str()))
+                .filter(oauth_grant::Column::Holder.eq(row.holder.as_str()))
                 .filter(oauth_grant::Column::Server.eq(row.server.as_str()))
                 .filter(oauth_grant::Column::Tokens.eq(row.tokens.as_str()))
                 .exec(&self.db)

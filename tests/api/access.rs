@@ -217,14 +217,16 @@ async fn a_session_token_is_shown_once_and_guards_the_mcp_endpoint() {
         claude_code.ends_with(&format!("--header 'Authorization: Bearer {token}'")),
         "{claude_code}"
     );
-    for (authorization, message) in [
+    for (authorization, message, challenge) in [
         (
             None,
-            "this session needs Authorization: Bearer <session token>",
+            "this session needs its session token: send Authorization: Bearer <session token> (create-session showed it once); it does not sign in with OAuth",
+            "Bearer realm=\"mcp-mux session\", error_description=\"this session needs its session token: send Authorization: Bearer <session token> (create-session showed it once); it does not sign in with OAuth\"",
         ),
         (
             Some(format!("Bearer {token}x")),
-            "the session token is wrong",
+            "the session token is wrong: send the one create-session showed for this session",
+            "Bearer realm=\"mcp-mux session\", error=\"invalid_token\", error_description=\"the session token is wrong: send the one create-session showed for this session\"",
         ),
     ] {
         let mut request = app
@@ -237,10 +239,7 @@ async fn a_session_token_is_shown_once_and_guards_the_mcp_endpoint() {
         }
         let refused = request.send().await.expect("answer");
         assert_eq!(refused.status(), 401);
-        assert_eq!(
-            refused.headers()["www-authenticate"],
-            "Bearer realm=\"mcp-mux session\""
-        );
+        assert_eq!(refused.headers()["www-authenticate"], challenge);
         let body: Value = refused.json().await.expect("JSON");
         assert_eq!(
             body,
@@ -535,8 +534,9 @@ async fn a_half_sent_body_without_its_token_is_refused_at_once_on_every_token_ro
     let session_token = created["session_token"].as_str().expect("a token");
     let wrong_session = format!("Authorization: Bearer {session_token}x");
     let wrong_admin = "Authorization: Bearer admin-token-wrong-0000".to_owned();
-    let needs_session = "this session needs Authorization: Bearer <session token>";
-    let wrong_session_message = "the session token is wrong";
+    let needs_session = "this session needs its session token: send Authorization: Bearer <session token> (create-session showed it once); it does not sign in with OAuth";
+    let wrong_session_message =
+        "the session token is wrong: send the one create-session showed for this session";
     let needs_admin = "this route needs Authorization: Bearer <admin token>";
     let needs_login =
         "this page needs a console login or Authorization: Bearer &lt;admin token&gt;";

@@ -162,7 +162,7 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
         (
             json!({ "servers": ["everything"], "server": ["x"] }),
             "server",
-            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token, rate_limit, tools, prompts, tool_mode"
+            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token, access, owner, rate_limit, tools, prompts, tool_mode"
                 .into(),
         ),
     ];

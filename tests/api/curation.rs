@@ -341,7 +341,11 @@ async fn bad_rules_are_refused_with_the_field_and_nothing_is_stored() {
         );
     }
     assert_eq!(
-        app.mux.list_sessions(10, None).await.expect("list").len(),
+        app.mux
+            .list_sessions(10, None, None)
+            .await
+            .expect("list")
+            .len(),
         0
     );
     app.stop().await;

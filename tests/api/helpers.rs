@@ -25,6 +25,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use mcp_mux::identity::SignInSettings;
 use mcp_mux::mux::{Limits, Mux, Timings};
 use mcp_mux::routes::rate_limit::Rates;
 use mcp_mux::startup::{Application, Settings, StartupError};
@@ -66,6 +67,8 @@ pub struct AppOptions {
     pub metrics_bind: Option<String>,
     /// Where the gateway exports traces; none by default.
     pub traces: Option<TraceSettings>,
+    /// The issuers hosts sign in with; none by default.
+    pub sign_in: SignInSettings,
 }
 
 impl AppOptions {
@@ -86,6 +89,7 @@ impl AppOptions {
             body_timeout: Duration::from_secs(10),
             metrics_bind: None,
             traces: None,
+            sign_in: SignInSettings::default(),
         }
     }
 }
@@ -124,6 +128,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         body_timeout: options.body_timeout,
         metrics_bind: options.metrics_bind,
         traces: options.traces,
+        sign_in: options.sign_in,
     };
     let application = Application::build(settings).await?;
     let address = format!("http://{}", application.address());
@@ -255,6 +260,20 @@ impl RawMcp {
             session_id: None,
             next_id: 1,
         }
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` with every request.
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("a header value"),
+        );
+        self.http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client");
+        self
     }
 
     /// Another client in the same MCP session: for requests made while

@@ -11,13 +11,13 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const KEY_1: &[u8] = include_bytes!("../fixtures/identity/rsa1.der");
-const KEY_2: &[u8] = include_bytes!("../fixtures/identity/rsa2.der");
-const PUBLIC_1: &[u8] = include_bytes!("../fixtures/identity/rsa1_public.pem");
-const JWK_1: &str = include_str!("../fixtures/identity/rsa1.jwk.json");
+pub(crate) const KEY_1: &[u8] = include_bytes!("../fixtures/identity/rsa1.der");
+pub(crate) const KEY_2: &[u8] = include_bytes!("../fixtures/identity/rsa2.der");
+pub(crate) const PUBLIC_1: &[u8] = include_bytes!("../fixtures/identity/rsa1_public.pem");
+pub(crate) const JWK_1: &str = include_str!("../fixtures/identity/rsa1.jwk.json");
 const AUDIENCE: &str = "http://127.0.0.1:8000/session/0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61/mcp";
 
-fn discovery() -> Discovery {
+pub(crate) fn discovery() -> Discovery {
     Discovery::new(
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -28,7 +28,7 @@ fn discovery() -> Discovery {
 
 /// An issuer at a mock server publishing key 1; `metadata_issuer` is the
 /// issuer its metadata names.
-async fn issuer(metadata_issuer: Option<&str>) -> MockServer {
+pub(crate) async fn issuer(metadata_issuer: Option<&str>) -> MockServer {
     let server = MockServer::start().await;
     let uri = server.uri();
     Mock::given(method("GET"))
@@ -58,7 +58,7 @@ async fn validator(server: &MockServer) -> Validator {
     Validator::new(vec![trusted], discovery)
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
@@ -75,7 +75,7 @@ fn claims(iss: &str, change: impl FnOnce(&mut Value)) -> Value {
     claims
 }
 
-fn signed(claims: &Value, kid: &str, key: &[u8]) -> String {
+pub(crate) fn signed(claims: &Value, kid: &str, key: &[u8]) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(key)).expect("signed")
@@ -186,11 +186,13 @@ async fn each_bad_token_is_refused_for_its_reason() {
                 &["mcp:tools".into(), "admin".into(), "write".into()]
             )
             .await,
-        Err(TokenRefusal::InsufficientScope("admin write".into()))
+        Err(TokenRefusal::InsufficientScope(
+            "mcp:tools admin write".into()
+        ))
     );
     assert_eq!(
-        TokenRefusal::InsufficientScope("admin write".into()).to_string(),
-        "the token lacks the scopes admin write"
+        TokenRefusal::InsufficientScope("mcp:tools admin write".into()).to_string(),
+        "the token lacks scopes; it needs mcp:tools admin write"
     );
 }
 
@@ -207,7 +209,15 @@ async fn alg_none_and_a_token_that_is_not_a_jwt_are_refused() {
         b64(&json!({ "alg": "none", "typ": "JWT" })),
         b64(&claims(&server.uri(), |_| {}))
     );
-    for token in [unsigned.as_str(), "not-a-jwt", "a.b.c"] {
+    assert_eq!(
+        validator.validate(&unsigned, &[AUDIENCE], &[]).await,
+        Err(TokenRefusal::Algorithm("none".into()))
+    );
+    assert_eq!(
+        TokenRefusal::Algorithm("none".into()).to_string(),
+        "the token is signed with none, which is not accepted (public-key signatures only)"
+    );
+    for token in ["not-a-jwt", "a.b.c"] {
         assert!(
             matches!(
                 validator.validate(token, &[AUDIENCE], &[]).await,
@@ -236,7 +246,10 @@ async fn unknown_keys_fetch_the_issuers_keys_again_at_most_once_a_minute() {
         .iter()
         .filter(|request| request.url.path() == "/jwks")
         .count();
-    assert_eq!(key_fetches, 1, "fetched at discovery only");
+    assert_eq!(
+        key_fetches, 2,
+        "fetched at discovery, and again once for the first unknown key"
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod create_session;
 mod curation;
 mod failover;
 mod faults;
+mod host_sign_in;
 mod hostile;
 mod identity;
 mod lifetimes;

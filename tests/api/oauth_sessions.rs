@@ -725,7 +725,8 @@ async fn connected_grant(
     let id = uuid::Uuid::parse_str(created["session_id"].as_str().expect("id")).expect("uuid");
     assert_eq!(open(&link_of(&created)).await.0, 200);
     let server = app.mux.registry().server("files").expect("listed").clone();
-    let grant = app.mux.grants().for_session(id, server, false);
+    let holder = mcp_mux::store::GrantHolder::Session(id);
+    let grant = app.mux.grants().for_session(id, &holder, server, false);
     (app, backend, id, grant)
 }
 
@@ -768,7 +769,7 @@ async fn while_another_node_refreshes_a_grant_its_token_serves_until_it_expires(
     let stored = app
         .mux
         .store()
-        .grant(id, "files")
+        .grant(&id.to_string(), "files")
         .await
         .expect("store answers")
         .expect("a grant");
@@ -776,7 +777,7 @@ async fn while_another_node_refreshes_a_grant_its_token_serves_until_it_expires(
         app.mux
             .store()
             .claim_refresh(
-                id,
+                &id.to_string(),
                 "files",
                 stored.version,
                 now,

@@ -99,7 +99,7 @@ async fn the_document_is_openapi_3_1_with_the_token_each_route_takes() {
     assert_eq!(document["openapi"], "3.1.0");
     assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
     let schemes = &document["components"]["securitySchemes"];
-    for name in ["admin_token", "session_token"] {
+    for name in ["admin_token", "session_token", "oauth_access_token"] {
         assert_eq!(schemes[name]["type"], "http", "{name}");
         assert_eq!(schemes[name]["scheme"], "bearer", "{name}");
     }
@@ -107,14 +107,14 @@ async fn the_document_is_openapi_3_1_with_the_token_each_route_takes() {
         for method in route.methods() {
             let operation = &document["paths"][route.pattern()][method.to_lowercase()];
             let (security, refusals): (Value, &[&str]) = match route.kind() {
-                RouteKind::Public => (Value::Null, &["403"]),
+                RouteKind::Public | RouteKind::Metadata => (Value::Null, &["403"]),
                 RouteKind::Management => (
-                    json!([{ "admin_token": [] }]),
-                    &["401", "403", "500", "503"],
+                    json!([{ "admin_token": [] }, { "oauth_access_token": [] }]),
+                    &["400", "401", "403", "500", "503"],
                 ),
                 RouteKind::Mcp | RouteKind::SessionTools => (
-                    json!([{}, { "session_token": [] }]),
-                    &["401", "403", "500", "503"],
+                    json!([{}, { "session_token": [] }, { "oauth_access_token": [] }]),
+                    &["400", "401", "403", "500", "503"],
                 ),
                 RouteKind::Console => (
                     json!([{ "admin_token": [] }, { "console_login": [] }]),

@@ -196,7 +196,7 @@ async fn no_spelling_of_an_mcp_path_passes_without_the_session_token() {
     .to_string();
     let refused = json!({ "jsonrpc": "2.0", "id": null, "error": {
         "code": -32600,
-        "message": "this session needs Authorization: Bearer <session token>",
+        "message": "this session needs its session token: send Authorization: Bearer <session token> (create-session showed it once); it does not sign in with OAuth",
     }});
     let mut reached = Vec::new();
     for (spelling, spelled) in std::iter::once(("plain", path.clone())).chain(spellings(&path)) {
@@ -219,7 +219,9 @@ async fn no_spelling_of_an_mcp_path_passes_without_the_session_token() {
                 assert_eq!(answer.json(), refused, "{spelling}: {spelled}");
                 assert_eq!(
                     answer.header("www-authenticate"),
-                    Some("Bearer realm=\"mcp-mux session\"")
+                    Some(
+                        "Bearer realm=\"mcp-mux session\", error_description=\"this session needs its session token: send Authorization: Bearer <session token> (create-session showed it once); it does not sign in with OAuth\""
+                    )
                 );
                 reached.push(spelling);
             }

@@ -66,6 +66,7 @@ async fn data_dir_with_sessions(count: usize) -> (tempfile::TempDir, Vec<Uuid>) 
             token_digest: None,
             rate_limit: None,
             curation: Default::default(),
+            owner: None,
         };
         store.insert_session(&record).await.expect("inserted");
         ids.push(record.id);

@@ -164,6 +164,7 @@ fn record(token: &str) -> SessionRecord {
         token_digest: Some([7; 32]),
         rate_limit: None,
         curation: Default::default(),
+        owner: None,
     }
 }
 
@@ -645,6 +646,7 @@ async fn audit_batches_of_any_size_are_written_whole_and_field_for_field() {
                     error_class: (n % 3 == 0).then_some("timeout"),
                     duration_ms: n as i64,
                     at,
+                    subject: (n % 5 == 0).then(|| std::sync::Arc::from("alice")),
                 })
                 .collect();
             store.insert_audit_records(&batch).await.expect("written");

@@ -12,7 +12,7 @@ use crate::store::{OTHER_KEY, databases, key, keys};
 
 fn grant(session_id: Uuid, access: &str, refresh: &str) -> StoredGrant {
     StoredGrant {
-        session_id,
+        holder: session_id.to_string(),
         server: "github".into(),
         issuer: "https://auth.example".into(),
         access_token: SecretString::from(access.to_owned()),
@@ -119,6 +119,7 @@ async fn of_many_claims_on_one_grant_exactly_one_refreshes_and_it_stores_over_it
             .await
             .expect("store");
         let session_id = Uuid::new_v4();
+        let holder = session_id.to_string();
         store
             .save_grant(&grant(
                 session_id,
@@ -131,7 +132,7 @@ async fn of_many_claims_on_one_grant_exactly_one_refreshes_and_it_stores_over_it
         let until = now + Duration::seconds(30);
 
         let claims = futures_util::future::join_all(
-            (0..10).map(|_| store.claim_refresh(session_id, "github", 1, now, until)),
+            (0..10).map(|_| store.claim_refresh(&holder, "github", 1, now, until)),
         )
         .await;
         let won = claims
@@ -144,7 +145,7 @@ async fn of_many_claims_on_one_grant_exactly_one_refreshes_and_it_stores_over_it
         refreshed.version = 1;
         assert!(store.complete_refresh(&refreshed, 1).await.expect("stored"));
         let stored = store
-            .grant(session_id, "github")
+            .grant(&session_id.to_string(), "github")
             .await
             .expect("read")
             .expect("there");
@@ -166,7 +167,7 @@ async fn of_many_claims_on_one_grant_exactly_one_refreshes_and_it_stores_over_it
         );
         assert!(
             !store
-                .claim_refresh(session_id, "github", 1, now, until)
+                .claim_refresh(&session_id.to_string(), "github", 1, now, until)
                 .await
                 .expect("ran")
         );
@@ -174,29 +175,41 @@ async fn of_many_claims_on_one_grant_exactly_one_refreshes_and_it_stores_over_it
         // A failed refresh releases its claim; a claim whose node died lapses.
         assert!(
             store
-                .claim_refresh(session_id, "github", 2, now, until)
+                .claim_refresh(&session_id.to_string(), "github", 2, now, until)
                 .await
                 .expect("ran")
         );
         assert!(
             !store
-                .claim_refresh(session_id, "github", 2, now, until)
+                .claim_refresh(&session_id.to_string(), "github", 2, now, until)
                 .await
                 .expect("ran")
         );
         store
-            .release_refresh(session_id, "github", 2)
+            .release_refresh(&session_id.to_string(), "github", 2)
             .await
             .expect("released");
         assert!(
             store
-                .claim_refresh(session_id, "github", 2, now, now + Duration::seconds(1))
+                .claim_refresh(
+                    &session_id.to_string(),
+                    "github",
+                    2,
+                    now,
+                    now + Duration::seconds(1)
+                )
                 .await
                 .expect("ran")
         );
         assert!(
             store
-                .claim_refresh(session_id, "github", 2, now + Duration::seconds(2), until)
+                .claim_refresh(
+                    &session_id.to_string(),
+                    "github",
+                    2,
+                    now + Duration::seconds(2),
+                    until
+                )
                 .await
                 .expect("ran"),
             "lapsed"
@@ -216,11 +229,14 @@ async fn of_many_claims_on_one_grant_exactly_one_refreshes_and_it_stores_over_it
         let debug = format!("{stored:?}");
         assert!(!debug.contains("secret"), "{debug}");
 
-        let taken = store.take_session_grants(session_id).await.expect("taken");
+        let taken = store
+            .take_grants(&session_id.to_string(), None)
+            .await
+            .expect("taken");
         assert_eq!(taken.len(), 1);
         assert!(
             store
-                .grant(session_id, "github")
+                .grant(&session_id.to_string(), "github")
                 .await
                 .expect("read")
                 .is_none()
@@ -234,7 +250,7 @@ async fn of_many_claims_on_one_grant_exactly_one_refreshes_and_it_stores_over_it
         store.delete_session(session_id).await.expect("deleted");
         assert!(
             store
-                .grant(session_id, "github")
+                .grant(&session_id.to_string(), "github")
                 .await
                 .expect("read")
                 .is_none()
@@ -366,7 +382,7 @@ async fn rotating_the_key_re_seals_every_oauth_record() {
             .await
             .expect("store");
         let stored = store
-            .grant(session_id, "github")
+            .grant(&session_id.to_string(), "github")
             .await
             .expect("read")
             .expect("there");

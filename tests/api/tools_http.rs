@@ -207,7 +207,7 @@ async fn an_unreachable_backend_is_a_503_and_a_token_session_wants_its_token() {
         (status, refused),
         (
             401,
-            json!({ "error": "unauthorized", "message": "this session needs Authorization: Bearer <session token>" })
+            json!({ "error": "unauthorized", "message": "this session needs its session token: send Authorization: Bearer <session token> (create-session showed it once); it does not sign in with OAuth" })
         )
     );
     let listed = app

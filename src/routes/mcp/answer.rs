@@ -33,8 +33,8 @@ pub(super) struct Refusal {
 pub(super) enum RefusalHeader {
     /// `Allow`, of a 405.
     Allow(&'static str),
-    /// `WWW-Authenticate`, of a 401.
-    Challenge(&'static str),
+    /// `WWW-Authenticate`, of a 401 or an `insufficient_scope` 403.
+    Challenge(String),
     /// `Retry-After` seconds, of a 429 or 503.
     RetryAfter(u64),
 }
@@ -101,7 +101,11 @@ impl From<ApiError> for Refusal {
         refusal.header = error
             .allow()
             .map(RefusalHeader::Allow)
-            .or_else(|| error.challenge().map(RefusalHeader::Challenge))
+            .or_else(|| {
+                error
+                    .challenge()
+                    .map(|c| RefusalHeader::Challenge(c.to_owned()))
+            })
             .or_else(|| error.retry_after().map(RefusalHeader::RetryAfter));
         refusal
     }

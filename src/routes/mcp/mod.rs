@@ -18,11 +18,12 @@ use answer::{
     Refusal, accepts_event_stream, answer_bytes, answer_response, event_stream, sse_response,
 };
 
-use super::access::{check_session_token, usable_session};
 use super::body::{read_limited, refuse_unread};
 use super::error::ApiError;
 use super::rate_limit::charge_session_rate;
+use super::session_access::{check_session_access, usable_session};
 use super::session_id::{SessionPath, short_id};
+use super::sign_in::signed_in_identity;
 use crate::mcp::jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
@@ -127,6 +128,7 @@ async fn handle_post(
     let message = jsonrpc::parse_message(value).map_err(|error| {
         Refusal::new(StatusCode::BAD_REQUEST, error.code(), error.to_string()).with_id(id.as_ref())
     })?;
+    let signed_in = signed_in_identity(request);
     let trace = match &message {
         Message::Request(call) => RequestTrace::start(
             mux.traces(),
@@ -135,6 +137,9 @@ async fn handle_post(
                 method: &call.method,
                 params: call.params.as_ref(),
                 session: || short_id(path.id),
+                subject: signed_in
+                    .as_deref()
+                    .map(|identity| identity.subject.as_str()),
             },
         ),
         Message::Notification(_) | Message::Response(_) => None,
@@ -190,7 +195,8 @@ async fn dispatch(
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| path.not_found())?;
-        check_session_token(request, session.token_digest.as_ref())
+        check_session_access(request, &session, || path.not_found())
+            .await
             .map_err(|error| Refusal::from(error).with_id(id))?;
         charge_session_rate(request, &session, 1)?;
         return initialize_response(mux, &session, initialize)

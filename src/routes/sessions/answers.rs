@@ -8,9 +8,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::body::ItemRulesShape;
+use super::body::{ItemRulesShape, OwnerShape};
 use crate::mux::ItemRules;
 use crate::routes::client_configs::ClientConfigs;
+use crate::store::Owner;
 
 /// The answer to a created session.
 #[derive(Debug, Serialize, ToSchema)]
@@ -30,9 +31,16 @@ pub struct SessionCreated {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub require_token: bool,
+    /// Who may use the MCP endpoint: `open`, `token` or `oauth`.
+    #[schema(examples("oauth"))]
+    pub access: &'static str,
+    /// The signed-in user it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<OwnerShape>)]
+    pub owner: Option<Owner>,
     pub rate_limit: Option<u32>,
     pub client_configs: ClientConfigs,
-    /// With `require_token`: the token the MCP endpoint requires, shown
+    /// With `require_token` (`access: token`): the token the MCP endpoint requires, shown
     /// this once (the gateway keeps only its digest).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_token: Option<String>,
@@ -70,6 +78,13 @@ pub struct SessionShown {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub require_token: bool,
+    /// Who may use the MCP endpoint: `open`, `token` or `oauth`.
+    #[schema(examples("oauth"))]
+    pub access: &'static str,
+    /// The signed-in user it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<OwnerShape>)]
+    pub owner: Option<Owner>,
     pub rate_limit: Option<u32>,
     pub servers: Vec<SessionServer>,
     /// Servers the session was created over that the registry no longer lists.
@@ -157,6 +172,13 @@ pub struct SessionListed {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub require_token: bool,
+    /// Who may use the MCP endpoint: `open`, `token` or `oauth`.
+    #[schema(examples("oauth"))]
+    pub access: &'static str,
+    /// The signed-in user it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<OwnerShape>)]
+    pub owner: Option<Owner>,
 }
 
 /// A page of a session's `tools/call` records, newest first.
@@ -184,4 +206,7 @@ pub struct AuditShown {
     /// For `error`: `timeout`, `unreachable`, …
     pub error_class: Option<String>,
     pub duration_ms: i64,
+    /// The signed-in user who made the call, for a signed-in session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }

@@ -15,6 +15,7 @@ use crate::mcp::client_values::credential_problem;
 use crate::mux::{NewSession, PrefixMode};
 use crate::registry::Registry;
 use crate::routes::error::{ApiError, quoted};
+use crate::store::Owner;
 
 /// A create-session body is a list of names and a few tokens.
 pub(super) const CREATE_SESSION_BODY_LIMIT: usize = 64 * 1024;
@@ -26,12 +27,14 @@ const MAX_RATE_LIMIT: u64 = 1_000_000;
 
 /// The fields a create-session body may have, in the order its unknown-field
 /// error lists them.
-const CREATE_SESSION_FIELDS: [&str; 9] = [
+const CREATE_SESSION_FIELDS: [&str; 11] = [
     "servers",
     "credentials",
     "prefix",
     "ttl_seconds",
     "require_token",
+    "access",
+    "owner",
     "rate_limit",
     "tools",
     "prompts",
@@ -58,8 +61,17 @@ pub struct CreateSessionRequest {
     /// The session's lifetime; it never expires when not given.
     #[schema(minimum = 1, maximum = 31536000)]
     ttl_seconds: Option<u64>,
-    /// Whether the MCP endpoint requires the session token the answer shows once.
+    /// Whether the MCP endpoint requires the session token the answer shows
+    /// once; the same as `"access": "token"`.
     require_token: Option<bool>,
+    /// Who may use the MCP endpoint: `open` (whoever has the URL; the
+    /// admin's default), `token` (the session token), or `oauth` (its
+    /// owner's OAuth access token; a signed-in user's default).
+    #[schema(value_type = Option<String>, pattern = "^(open|token|oauth)$")]
+    access: Option<String>,
+    /// The signed-in user the session belongs to; named by the admin only
+    /// (a signed-in user's sessions are their own).
+    owner: Option<OwnerShape>,
     /// Requests a second the session may make.
     #[schema(minimum = 1, maximum = 1000000)]
     rate_limit: Option<u32>,
@@ -79,6 +91,17 @@ pub struct CreateSessionRequest {
     tool_mode: Option<String>,
 }
 
+/// A signed-in user: the issuer of their tokens and their subject there.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OwnerShape {
+    /// One of the gateway's `--oauth-issuer`s.
+    #[schema(examples("https://auth.example.com"))]
+    issuer: String,
+    /// The `sub` of the user's tokens.
+    subject: String,
+}
+
 /// One server's rules for its tools (or prompts).
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -94,13 +117,48 @@ pub struct ItemRulesShape {
     description: Option<HashMap<String, String>>,
 }
 
+/// Who may use a session's MCP endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAccess {
+    /// Whoever has its URL.
+    Open,
+    /// The session token.
+    Token,
+    /// Its owner's OAuth access token.
+    OAuth,
+}
+
+impl SessionAccess {
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionAccess::Open => "open",
+            SessionAccess::Token => "token",
+            SessionAccess::OAuth => "oauth",
+        }
+    }
+
+    /// A stored session's: a token wins, else an owner signs in.
+    pub fn of(requires_token: bool, owned: bool) -> Self {
+        match (requires_token, owned) {
+            (true, _) => SessionAccess::Token,
+            (false, true) => SessionAccess::OAuth,
+            (false, false) => SessionAccess::Open,
+        }
+    }
+}
+
 /// A valid create-session body.
 pub(super) struct CreateSession {
-    /// The session, but for its token's digest.
+    /// The session, but for its token's digest and its owner.
     pub session: NewSession,
-    /// Whether the MCP endpoint requires a bearer token.
-    pub require_token: bool,
+    /// `access` (or `require_token`), when the body names it.
+    pub access: Option<SessionAccess>,
+    /// `owner`, when the body names one.
+    pub owner: Option<Owner>,
 }
+
+/// Longest issuer or subject an `owner` may name.
+const MAX_OWNER_CHARS: usize = 1024;
 
 /// Checks a create-session body against the registry: every error names the
 /// field and the reason, and nothing is stored unless all of it is valid.
@@ -150,6 +208,34 @@ pub(super) fn parse_create_session(
             ));
         }
     };
+    let access = match body.remove("access") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(match value.as_str() {
+            Some("open") => SessionAccess::Open,
+            Some("token") => SessionAccess::Token,
+            Some("oauth") => SessionAccess::OAuth,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "access",
+                    "must be \"open\", \"token\" or \"oauth\"",
+                ));
+            }
+        }),
+    };
+    let access = match (access, require_token) {
+        (access, false) => access,
+        (None | Some(SessionAccess::Token), true) => Some(SessionAccess::Token),
+        (Some(_), true) => {
+            return Err(ApiError::bad_request(
+                "access",
+                "conflicts with \"require_token\": true; give one of them",
+            ));
+        }
+    };
+    let owner = match body.remove("owner") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(parse_owner(value)?),
+    };
     let rate_limit = match body.remove("rate_limit") {
         None | Some(Value::Null) => None,
         Some(value) => match value.as_u64() {
@@ -196,9 +282,43 @@ pub(super) fn parse_create_session(
             token_digest: None,
             rate_limit,
             curation,
+            owner: None,
         },
-        require_token,
+        access,
+        owner,
     })
+}
+
+/// `owner`: `{"issuer": "…", "subject": "…"}`, both non-empty.
+fn parse_owner(value: Value) -> Result<Owner, ApiError> {
+    let Value::Object(mut fields) = value else {
+        return Err(ApiError::bad_request(
+            "owner",
+            "must be an object: {\"issuer\": \"…\", \"subject\": \"…\"}",
+        ));
+    };
+    let mut text = |name: &str| match fields.remove(name) {
+        Some(Value::String(text))
+            if !text.is_empty() && text.chars().count() <= MAX_OWNER_CHARS =>
+        {
+            Ok(text)
+        }
+        _ => Err(ApiError::bad_request(
+            format!("owner.{name}"),
+            format!("is required: a string of 1 to {MAX_OWNER_CHARS} characters"),
+        )),
+    };
+    let owner = Owner {
+        issuer: text("issuer")?,
+        subject: text("subject")?,
+    };
+    if let Some(field) = fields.keys().next() {
+        return Err(ApiError::bad_request(
+            format!("owner.{field}"),
+            "unknown field; expected issuer, subject",
+        ));
+    }
+    Ok(owner)
 }
 
 fn parse_servers(value: Option<Value>, registry: &Registry) -> Result<Vec<String>, ApiError> {

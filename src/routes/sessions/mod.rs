@@ -19,7 +19,10 @@ use answers::{
     AuditPage, AuditShown, AuthorizationShown, CircuitShown, SessionDeleted, SessionList,
     SessionListed, SessionServer, SessionShown,
 };
-use body::{CREATE_SESSION_BODY_LIMIT, CreateSession, CreateSessionRequest, parse_create_session};
+use body::{
+    CREATE_SESSION_BODY_LIMIT, CreateSession, CreateSessionRequest, SessionAccess,
+    parse_create_session,
+};
 
 use super::access::{Access, new_session_token, token_digest};
 use super::body::{read_limited, refuse_unread};
@@ -27,9 +30,11 @@ use super::client_configs::client_configs;
 use super::error::{ApiError, ErrorBody};
 use super::rate_limit::check_create_session_rate;
 use super::session_id::{SessionPath, mcp_endpoint, short_id};
+use super::sign_in::{Caller, caller};
 use crate::grants::Grants;
 use crate::mcp::nesting;
 use crate::mux::{Authorization, CircuitState, Mux, MuxError, Session};
+use crate::store::Owner;
 
 /// `GET /sessions`'s query.
 #[derive(IntoParams)]
@@ -108,15 +113,19 @@ pub(super) async fn create(
 ) -> Result<SessionCreated, ApiError> {
     let CreateSession {
         mut session,
-        require_token,
+        access: chosen,
+        owner,
     } = parse_create_session(value, mux.registry())?;
+    let (session_access, owner) = access_and_owner(&caller(request), access, chosen, owner)?;
     check_create_session_rate(request)?;
-    let token = require_token.then(new_session_token);
+    let token = (session_access == SessionAccess::Token).then(new_session_token);
     session.token_digest = token.as_deref().map(token_digest);
+    session.owner = owner;
     let session = mux.create_session(session).await?;
-    tracing::info!(session = %short_id(session.id), servers = session.servers.len(), "session created");
+    tracing::info!(session = %short_id(session.id), servers = session.servers.len(), access = session_access.name(), "session created");
     let endpoint = mcp_endpoint(session.id);
     let url = access.public_url(request, &endpoint);
+    // A signed-in session's hosts sign in by themselves: no header.
     let client_configs = client_configs(
         &format!("mcp-mux-{}", short_id(session.id)),
         &url,
@@ -124,15 +133,18 @@ pub(super) async fn create(
     );
     let mut authorization = BTreeMap::new();
     for server in session.servers.iter().filter(|s| s.auth.oauth().is_some()) {
-        let shown = authorization_shown(
-            request,
-            access,
-            mux,
-            &session,
-            &server.name,
-            &Authorization::Needed { scope: None },
-        )
-        .await?;
+        // A signed-in user's grant serves each of their sessions at once.
+        let held = mux
+            .grants()
+            .status(&session.grant_holder(), &server.name)
+            .await
+            .map_err(|error| ApiError::from(MuxError::Store(error)))?;
+        let state = match held {
+            Some(expires_at) => Authorization::Connected { expires_at },
+            None => Authorization::Needed { scope: None },
+        };
+        let shown =
+            authorization_shown(request, access, mux, &session, &server.name, &state).await?;
         authorization.insert(server.name.clone(), shown);
     }
     Ok(SessionCreated {
@@ -146,11 +158,79 @@ pub(super) async fn create(
         created_at: session.created_at,
         expires_at: session.expires_at,
         require_token: token.is_some(),
+        access: session_access.name(),
+        owner: session.owner.clone(),
         rate_limit: session.rate_limit,
         client_configs,
         // Shown this once: the store keeps only its digest.
         session_token: token,
     })
+}
+
+/// Who may use a new session, and whom it belongs to, from what the body
+/// asks and who asks: a signed-in user's sessions are their own and need
+/// their sign-in (or a session token); the admin's are open unless the
+/// body says otherwise, and one the admin gives an owner signs its owner
+/// in.
+fn access_and_owner(
+    caller: &Caller,
+    gateway: &Access,
+    chosen: Option<SessionAccess>,
+    owner: Option<Owner>,
+) -> Result<(SessionAccess, Option<Owner>), ApiError> {
+    match caller {
+        Caller::User(_) => {
+            if owner.is_some() {
+                return Err(ApiError::bad_request(
+                    "owner",
+                    "only the admin token may name an owner: a signed-in user's sessions are their own",
+                ));
+            }
+            match chosen.unwrap_or(SessionAccess::OAuth) {
+                SessionAccess::Open => Err(ApiError::bad_request(
+                    "access",
+                    "a signed-in user's session is not open: use \"oauth\" or \"token\"",
+                )),
+                access => Ok((access, caller.owner())),
+            }
+        }
+        Caller::Admin => {
+            let access = chosen.unwrap_or(if owner.is_some() {
+                SessionAccess::OAuth
+            } else {
+                SessionAccess::Open
+            });
+            match (access, &owner) {
+                (SessionAccess::Open, Some(_)) => Err(ApiError::bad_request(
+                    "access",
+                    "a session with an owner is not open: use \"oauth\" or \"token\"",
+                )),
+                (SessionAccess::OAuth, None) => Err(ApiError::bad_request(
+                    "owner",
+                    "is required with \"access\": \"oauth\" and the admin token: the issuer and subject of the user the session belongs to",
+                )),
+                (_, Some(owner)) => match gateway.sign_in() {
+                    None => Err(ApiError::bad_request(
+                        if access == SessionAccess::OAuth {
+                            "access"
+                        } else {
+                            "owner"
+                        },
+                        "needs an OAuth issuer: start mcp-mux with --oauth-issuer",
+                    )),
+                    Some(sign_in) if !sign_in.trusts(&owner.issuer) => Err(ApiError::bad_request(
+                        "owner.issuer",
+                        format!(
+                            "is not an issuer this gateway trusts; it trusts {}",
+                            sign_in.issuers().join(", ")
+                        ),
+                    )),
+                    Some(_) => Ok((access, Some(owner.clone()))),
+                },
+                (access, None) => Ok((access, None)),
+            }
+        }
+    }
 }
 
 /// A session: its servers with each backend's health, its expiry and its
@@ -171,6 +251,7 @@ pub async fn get_session(
     let session = mux
         .session(path.id)
         .await?
+        .filter(|session| caller(&request).may_use(session.owner.as_ref()))
         .ok_or_else(|| path.not_found())?;
     Ok(HttpResponse::Ok().json(describe(&request, &access, &session, &mux).await?))
 }
@@ -187,14 +268,15 @@ pub(crate) async fn authorization_shown(
 ) -> Result<AuthorizationShown, ApiError> {
     Ok(match authorization {
         Authorization::Needed { scope } => {
-            let key = match session.token_digest {
-                Some(_) => Some(
+            let keyed = session.token_digest.is_some() || session.owner.is_some();
+            let key = match keyed {
+                true => Some(
                     mux.grants()
                         .issue_link_key(session.id, server)
                         .await
                         .map_err(|error| ApiError::from(MuxError::Store(error)))?,
                 ),
-                None => None,
+                false => None,
             };
             let path = Grants::link_path(session.id, server, key.as_deref(), scope.as_deref());
             AuthorizationShown {
@@ -219,11 +301,20 @@ pub(crate) async fn authorization_shown(
         (status = 404, description = "No such session", body = ErrorBody),
     ))]
 pub async fn delete_session(
+    request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
     let path = SessionPath::parse(&path)?;
     let id = path.id;
+    let caller = caller(&request);
+    if let Caller::User(_) = caller {
+        // Another user's session is as unknown to the caller as none.
+        let owned = mux.session(id).await?;
+        if !owned.is_some_and(|session| caller.may_use(session.owner.as_ref())) {
+            return Err(path.not_found());
+        }
+    }
     if !mux.delete_session(id).await? {
         return Err(path.not_found());
     }
@@ -245,6 +336,7 @@ const MAX_SESSION_PAGE: u64 = 1000;
         (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody),
     ))]
 pub async fn list_sessions(
+    request: HttpRequest,
     query: web::Query<HashMap<String, String>>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
@@ -256,7 +348,9 @@ pub async fn list_sessions(
             ApiError::bad_request("after", "must be a session id from an earlier answer")
         })?),
     };
-    let sessions = mux.list_sessions(limit, after).await?;
+    let sessions = mux
+        .list_sessions(limit, after, caller(&request).owner().as_ref())
+        .await?;
     let next_after = (sessions.len() as u64 == limit)
         .then(|| sessions.last().map(|session| session.id))
         .flatten();
@@ -269,6 +363,8 @@ pub async fn list_sessions(
             created_at: session.created_at,
             expires_at: session.expires_at,
             require_token: session.require_token,
+            access: SessionAccess::of(session.require_token, session.owner.is_some()).name(),
+            owner: session.owner,
         })
         .collect();
     Ok(HttpResponse::Ok().json(SessionList {
@@ -351,6 +447,7 @@ pub async fn get_audit(
             outcome: record.outcome,
             error_class: record.error_class,
             duration_ms: record.duration_ms,
+            subject: record.subject,
         })
         .collect();
     Ok(HttpResponse::Ok().json(AuditPage {
@@ -398,6 +495,8 @@ async fn describe(
         created_at: session.created_at,
         expires_at: session.expires_at,
         require_token: session.token_digest.is_some(),
+        access: SessionAccess::of(session.token_digest.is_some(), session.owner.is_some()).name(),
+        owner: session.owner.clone(),
         rate_limit: session.rate_limit,
         servers,
         missing_servers: session.missing_servers.clone(),

@@ -46,11 +46,11 @@ pub async fn list(
             ApiError::bad_request("after", "must be a session id from an earlier page")
         })?),
     };
-    let sessions = mux.list_sessions(PAGE, after).await?;
+    let sessions = mux.list_sessions(PAGE, after, None).await?;
     let mut body = String::from(
         "<p><a href=\"/ui/create-session\">Create a session</a></p>\
          <table><tr><th>Session</th><th>Backends (circuit, calls in progress)</th>\
-         <th>Created</th><th>Expires</th><th>Token</th><th></th></tr>\n",
+         <th>Created</th><th>Expires</th><th>Access</th><th></th></tr>\n",
     );
     for session in &sessions {
         let backends: Vec<String> = session
@@ -76,11 +76,7 @@ pub async fn list(
             backends = backends.join("<br>"),
             created = time(&session.created_at),
             expires = session.expires_at.as_ref().map(time).unwrap_or_default(),
-            token = if session.require_token {
-                "required"
-            } else {
-                ""
-            },
+            token = access_shown(session.require_token, session.owner.as_ref()),
             delete = delete_button(&request, session.id),
         ));
     }
@@ -121,7 +117,7 @@ pub async fn show(
          <tr><th>MCP endpoint</th><td><code>{endpoint}</code></td></tr>\
          <tr><th>Created</th><td>{created}</td></tr>\
          <tr><th>Expires</th><td>{expires}</td></tr>\
-         <tr><th>Session token</th><td>{token}</td></tr>\
+         <tr><th>Access</th><td>{token}</td></tr>\
          <tr><th>Rate limit</th><td>{rate}</td></tr>\
          <tr><th>Tool names</th><td>prefixed {prefix}</td></tr>\
          <tr><th>MCP sessions open here</th><td>{mcp_sessions}</td></tr>\
@@ -135,11 +131,7 @@ pub async fn show(
             .expires_at
             .as_ref()
             .map_or_else(|| "never".into(), time),
-        token = if session.token_digest.is_some() {
-            "required"
-        } else {
-            "not required"
-        },
+        token = access_shown(session.token_digest.is_some(), session.owner.as_ref()),
         rate = session
             .rate_limit
             .map_or_else(|| "none".into(), |n| format!("{n} requests a second")),
@@ -196,16 +188,17 @@ pub async fn show(
         body.push_str("<p class=\"muted\">No tool calls recorded yet.</p>");
     } else {
         body.push_str(
-            "<table><tr><th>At</th><th>MCP session</th><th>Backend</th><th>Tool</th>\
+            "<table><tr><th>At</th><th>MCP session</th><th>User</th><th>Backend</th><th>Tool</th>\
              <th>Outcome</th><th>Error</th><th>ms</th></tr>\n",
         );
         for record in &records {
             body.push_str(&format!(
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td>\
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td>\
                  <td>{}</td><td>{}</td><td>{}</td></tr>\n",
                 time(&record.at),
                 // Enough to tell MCP sessions apart, too little to use one.
                 esc(record.mcp_session_id.get(..8).unwrap_or_default()),
+                esc(record.subject.as_deref().unwrap_or("")),
                 esc(record.backend.as_deref().unwrap_or("")),
                 esc(&record.tool),
                 esc(&record.outcome),
@@ -238,4 +231,22 @@ pub async fn delete(
     }
     tracing::info!(session = %short_id(path.id), "session deleted from the console");
     Ok(see_other("/ui"))
+}
+
+/// Who may use a session, as its pages say: its session token, its
+/// owner's sign-in (naming them), or anyone with its URL.
+fn access_shown(requires_token: bool, owner: Option<&crate::store::Owner>) -> String {
+    let owner = owner.map(|owner| {
+        format!(
+            "<code>{}</code> <span class=\"muted\">at {}</span>",
+            esc(&owner.subject),
+            esc(&owner.issuer)
+        )
+    });
+    match (requires_token, owner) {
+        (true, None) => "session token".into(),
+        (true, Some(owner)) => format!("session token; owned by {owner}"),
+        (false, Some(owner)) => format!("signed in as {owner}"),
+        (false, None) => "open".into(),
+    }
 }
