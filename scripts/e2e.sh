@@ -6,7 +6,11 @@
 #             scripts/demo_backend.py (Python SDK, bearer token), and
 #             the TypeScript SDK's example server behind its own OAuth
 #             authorization server (scripts/e2e/oauth.sh)
-#   clients:  mcp-remote (the stdio bridge desktop hosts use) and the Python SDK client
+#   issuers:  oauth2-mock-server, the real issuer of the tokens that hosts
+#             sign in with (scripts/e2e/host_tokens.sh, scripts/e2e/issuer.mjs)
+#   clients:  mcp-remote (the stdio bridge desktop hosts use) and the Python SDK client,
+#             also signing in by themselves to sessions whose URL is an OAuth
+#             protected resource, at oidc-provider (scripts/e2e/host_signin.sh)
 #   console:  /ui in headless Chromium (Debian's chromium, installed with
 #             apt-get when missing; E2E_CHROMIUM overrides the path), driven
 #             by playwright-core
@@ -15,6 +19,7 @@
 #
 # MCP_MUX_BIN overrides the binary (default target/debug/mcp-mux, built if
 # missing). E2E_KEEP=1 keeps the scratch directory (logs, database) for a look.
+# E2E_ONLY=hosts runs the backends and the checks of hosts that sign in alone.
 # Pinned npm and PyPI packages are installed into .e2e/ (git-ignored) on first
 # use and whenever scripts/e2e/package-lock.json or requirements.txt change.
 #
@@ -182,6 +187,23 @@ else
   show_tail "$WORK/demo.log"
 fi
 
+INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e-curl","version":"1"}}}'
+
+# Hosts that sign in: tokens of a real issuer, and whole sign-ins by real
+# hosts at a real authorization server, each on a gateway of its own.
+# shellcheck source=scripts/e2e/oauth.sh
+source "$HERE/oauth.sh"
+# shellcheck source=scripts/e2e/host_tokens.sh
+source "$HERE/host_tokens.sh"
+# shellcheck source=scripts/e2e/host_signin.sh
+source "$HERE/host_signin.sh"
+if [[ ${E2E_ONLY:-} == hosts ]]; then
+  host_token_checks
+  host_signin_checks
+  summary
+  exit 0
+fi
+
 # ---------------------------------------------------------------- mcp-mux
 DATA=$WORK/data
 MUX_LOG=$WORK/mcp-mux.log
@@ -225,7 +247,6 @@ UNKNOWN=00000000-0000-4000-8000-000000000000
 http GET "$BASE/session/$UNKNOWN"
 expect_status "GET /session/<unknown id> answers 404" 404
 
-INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e-curl","version":"1"}}}'
 http POST "$BASE/session/$UNKNOWN/mcp" "$INIT"
 expect_status "POST initialize on an unknown session's MCP endpoint answers 404" 404
 
@@ -601,8 +622,10 @@ fi
 
 # ---------------------------------------------------------------- OAuth backend
 # Sessions signed in to a backend that wants OAuth, on a gateway of its own.
-# shellcheck source=scripts/e2e/oauth.sh
-source "$HERE/oauth.sh"
 oauth_checks
+
+# ---------------------------------------------------------------- hosts that sign in
+host_token_checks
+host_signin_checks
 
 summary

@@ -9,7 +9,7 @@
 //   node mcp_remote_client.mjs URL [--backends everything,demo] [--no-prefix]
 //        [--header 'Authorization: Bearer ...'] [--demo-fingerprint HEX] [--label NAME]
 //        [--node-modules DIR]   (where mcp-remote is installed; default .e2e/node/node_modules)
-//        [--hold FILE] [--call TOOL JSON-ARGS TEXT]...
+//        [--hold FILE] [--call TOOL JSON-ARGS TEXT]... [--bridge-arg ARG]...
 //
 // --hold: after the checks, create FILE.ready and wait (90 s at most) for
 // FILE.go, then run the checks again on the same bridge: the caller restarts
@@ -17,6 +17,10 @@
 //
 // --call (repeatable) replaces the built-in checks of each backend: TOOL must
 // be listed, and calling it with JSON-ARGS must answer a text holding TEXT.
+//
+// --bridge-arg (repeatable) is passed to mcp-remote after the URL, in order:
+// its callback port first (a bare number), then options such as
+// --client-metadata-url URL.
 //
 // --no-prefix is for pointing it at a backend directly, where tool names carry
 // no `<server>__` prefix. --demo-fingerprint: see python_client.py.
@@ -38,7 +42,7 @@ const OVERALL_TIMEOUT_MS = 240_000;
 const HOLD_TIMEOUT_MS = 90_000;
 
 function parseArgs(argv) {
-  const args = { backends: "everything,demo", separator: "__", noPrefix: false, headers: [], demoFingerprint: "", label: "mcp-remote", nodeModules: "", calls: [] };
+  const args = { backends: "everything,demo", separator: "__", noPrefix: false, headers: [], demoFingerprint: "", label: "mcp-remote", nodeModules: "", calls: [], bridgeArgs: [] };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -50,13 +54,14 @@ function parseArgs(argv) {
     else if (a === "--label") args.label = argv[++i];
     else if (a === "--node-modules") args.nodeModules = argv[++i];
     else if (a === "--hold") args.hold = argv[++i];
+    else if (a === "--bridge-arg") args.bridgeArgs.push(argv[++i]);
     else if (a === "--call") {
       args.calls.push({ tool: argv[i + 1], arguments: JSON.parse(argv[i + 2]), text: argv[i + 3] });
       i += 3;
     } else rest.push(a);
   }
   if (rest.length !== 1) {
-    console.error("usage: mcp_remote_client.mjs URL [--backends a,b] [--no-prefix] [--header H] [--demo-fingerprint HEX] [--label NAME] [--node-modules DIR] [--hold FILE] [--call TOOL JSON TEXT]");
+    console.error("usage: mcp_remote_client.mjs URL [--backends a,b] [--no-prefix] [--header H] [--demo-fingerprint HEX] [--label NAME] [--node-modules DIR] [--hold FILE] [--call TOOL JSON TEXT] [--bridge-arg ARG]");
     process.exit(2);
   }
   args.url = rest[0];
@@ -96,7 +101,7 @@ const short = (v, n = 300) => {
 
 // mcp-remote takes each header as one `--header 'Name:value'` argument; its
 // README asks for no spaces around the colon.
-const bridgeArgs = [findMcpRemote(args.nodeModules), args.url];
+const bridgeArgs = [findMcpRemote(args.nodeModules), args.url, ...args.bridgeArgs];
 for (const h of args.headers) {
   const i = h.indexOf(":");
   bridgeArgs.push("--header", `${h.slice(0, i).trim()}:${h.slice(i + 1).trim()}`);
