@@ -1,12 +1,5 @@
 //! Opaque access tokens, checked by asking their issuer (RFC 7662) with
-//! the gateway's own client credentials, through the `oauth2` crate. An
-//! active answer is kept for the token's remaining life, five minutes at
-//! most, so that a revoked token stops working soon and a busy session
-//! does not ask on every call.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! the gateway's own client credentials, through the `oauth2` crate.
 
 use chrono::Utc;
 use oauth2::basic::BasicClient;
@@ -15,15 +8,9 @@ use oauth2::{
     TokenIntrospectionResponse,
 };
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
 
-use super::validate::{Identity, LEEWAY_SECONDS, TokenRefusal, check_scopes};
+use super::validate::{Identity, LEEWAY_SECONDS, TokenRefusal, Verified};
 use crate::oauth::client::TokenHttp;
-
-/// Longest an active answer is trusted without asking again.
-const KEEP_AT_MOST: Duration = Duration::from_secs(5 * 60);
-/// Most answers kept; beyond, expired ones go, then all.
-const MAX_KEPT: usize = 10_000;
 
 /// The gateway's client at the issuers' introspection endpoints.
 pub struct IntrospectionClient {
@@ -40,78 +27,30 @@ impl std::fmt::Debug for IntrospectionClient {
     }
 }
 
-/// What an active token was found to be, and until when that holds.
-#[derive(Clone)]
-struct Answer {
-    identity: Identity,
-    audiences: Vec<String>,
-    kept_until: Instant,
-}
-
-/// Introspects tokens at their issuers, keeping active answers.
+/// Introspects tokens at their issuers.
 pub struct Introspection {
     client: IntrospectionClient,
     http: reqwest::Client,
-    /// By SHA-256 of the token: the token itself is not kept.
-    answers: Mutex<HashMap<[u8; 32], Answer>>,
 }
 
 impl Introspection {
     pub fn new(client: IntrospectionClient, http: reqwest::Client) -> Self {
-        Introspection {
-            client,
-            http,
-            answers: Mutex::new(HashMap::new()),
-        }
+        Introspection { client, http }
     }
 
-    /// Who `token` proves the caller is, asking `endpoints` (issuer,
-    /// introspection endpoint) in turn until one knows it as active.
+    /// Who `token` proves the caller is, when it is for one of
+    /// `audiences`: `endpoints` (issuer, introspection endpoint) are asked
+    /// in turn until one knows it as active.
     pub async fn check(
         &self,
         token: &str,
         endpoints: &[(&str, &url::Url)],
         audiences: &[&str],
-        required: &[String],
-    ) -> Result<Identity, TokenRefusal> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let kept = self.lock().get(&digest).cloned();
-        let answer = match kept.filter(|answer| answer.kept_until > Instant::now()) {
-            Some(answer) => answer,
-            None => {
-                let answer = self.ask(token, endpoints).await?;
-                let mut answers = self.lock();
-                if answers.len() >= MAX_KEPT {
-                    let now = Instant::now();
-                    answers.retain(|_, answer| answer.kept_until > now);
-                    if answers.len() >= MAX_KEPT {
-                        answers.clear();
-                    }
-                }
-                answers.insert(digest, answer.clone());
-                answer
-            }
-        };
-        if !answer
-            .audiences
-            .iter()
-            .any(|audience| audiences.contains(&audience.as_str()))
-        {
-            return Err(TokenRefusal::WrongAudience);
-        }
-        check_scopes(&answer.identity.scopes, required)?;
-        Ok(answer.identity)
-    }
-
-    async fn ask(
-        &self,
-        token: &str,
-        endpoints: &[(&str, &url::Url)],
-    ) -> Result<Answer, TokenRefusal> {
+    ) -> Result<Verified, TokenRefusal> {
         let mut last = TokenRefusal::Inactive;
         for (issuer, endpoint) in endpoints {
-            match self.ask_one(token, issuer, endpoint).await {
-                Ok(answer) => return Ok(answer),
+            match self.ask_one(token, issuer, endpoint, audiences).await {
+                Ok(verified) => return Ok(verified),
                 Err(refusal) => last = refusal,
             }
         }
@@ -123,7 +62,8 @@ impl Introspection {
         token: &str,
         issuer: &str,
         endpoint: &url::Url,
-    ) -> Result<Answer, TokenRefusal> {
+        audiences: &[&str],
+    ) -> Result<Verified, TokenRefusal> {
         let client = BasicClient::new(ClientId::new(self.client.client_id.clone()))
             .set_client_secret(ClientSecret::new(
                 self.client.secret.expose_secret().to_owned(),
@@ -167,8 +107,13 @@ impl Introspection {
             .map(str::to_owned)
             .or_else(|| answer.client_id().map(|id| id.as_str().to_owned()))
             .ok_or_else(|| TokenRefusal::Malformed("its introspection names no subject".into()))?;
-        let remaining = (exp - now).to_std().unwrap_or_default();
-        Ok(Answer {
+        let for_us = answer
+            .aud()
+            .is_some_and(|aud| aud.iter().any(|aud| audiences.contains(&aud.as_str())));
+        if !for_us {
+            return Err(TokenRefusal::WrongAudience);
+        }
+        Ok(Verified {
             identity: Identity {
                 issuer: issuer.to_owned(),
                 subject,
@@ -177,14 +122,7 @@ impl Introspection {
                     .map(|scopes| scopes.iter().map(|scope| scope.to_string()).collect())
                     .unwrap_or_default(),
             },
-            audiences: answer.aud().cloned().unwrap_or_default(),
-            kept_until: Instant::now() + remaining.min(KEEP_AT_MOST),
+            expires_at: exp.timestamp(),
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Answer>> {
-        self.answers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -8,16 +8,20 @@
 
 mod introspection;
 mod issuer;
+mod known;
 mod validate;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use introspection::IntrospectionClient;
 pub use issuer::TrustedIssuer;
-pub use validate::{Identity, TokenRefusal, Validator, jwt_algorithm};
+pub use validate::{Identity, TokenRefusal, Validator, Verified, jwt_algorithm};
 
 use crate::oauth::discovery::{Discovery, DiscoveryError};
 use introspection::Introspection;
+use known::KnownTokens;
+use validate::check_scopes;
 
 /// Time allowed for one request to an issuer (metadata, keys, introspection).
 const ISSUER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +63,7 @@ pub struct HostSignIn {
     audience: Option<String>,
     scopes: Vec<String>,
     sessions_scope: Option<String>,
+    known: KnownTokens,
 }
 
 impl HostSignIn {
@@ -110,6 +115,7 @@ impl HostSignIn {
             audience: settings.audience,
             scopes: settings.scopes,
             sessions_scope: settings.sessions_scope,
+            known: KnownTokens::default(),
         }))
     }
 
@@ -134,29 +140,37 @@ impl HostSignIn {
 
     /// Who `token` proves the caller is, when it is for one of `resources`
     /// (or the operator's audience) and carries every scope of `required`.
+    /// A token found valid lately is not checked again (`known.rs`).
     pub async fn check(
         &self,
         token: &str,
         resources: &[&str],
         required: &[String],
-    ) -> Result<Identity, TokenRefusal> {
+    ) -> Result<Arc<Identity>, TokenRefusal> {
         let mut audiences = resources.to_vec();
         audiences.extend(self.audience.as_deref());
-        if jwt_algorithm(token).is_some() || token.len() > validate::MAX_TOKEN_BYTES {
-            return self.jwt.validate(token, &audiences, required).await;
+        let key = known::key(token, &audiences);
+        if let Some(identity) = self.known.get(&key) {
+            check_scopes(&identity.scopes, required)?;
+            return Ok(identity);
         }
-        let Some(introspection) = &self.introspection else {
-            return Err(TokenRefusal::Malformed(
-                "it is not a JWT, and this gateway takes opaque tokens from no issuer".into(),
-            ));
+        let verified = if jwt_algorithm(token).is_some() || token.len() > validate::MAX_TOKEN_BYTES
+        {
+            self.jwt.verify(token, &audiences).await?
+        } else {
+            let Some(introspection) = &self.introspection else {
+                return Err(TokenRefusal::Malformed(
+                    "it is not a JWT, and this gateway takes opaque tokens from no issuer".into(),
+                ));
+            };
+            let endpoints: Vec<(&str, &url::Url)> = self
+                .introspection_endpoints
+                .iter()
+                .map(|(issuer, endpoint)| (issuer.as_str(), endpoint))
+                .collect();
+            introspection.check(token, &endpoints, &audiences).await?
         };
-        let endpoints: Vec<(&str, &url::Url)> = self
-            .introspection_endpoints
-            .iter()
-            .map(|(issuer, endpoint)| (issuer.as_str(), endpoint))
-            .collect();
-        introspection
-            .check(token, &endpoints, &audiences, required)
-            .await
+        check_scopes(&verified.identity.scopes, required)?;
+        Ok(self.known.keep(key, verified))
     }
 }

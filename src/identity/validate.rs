@@ -38,6 +38,14 @@ pub struct Identity {
     pub scopes: Vec<String>,
 }
 
+/// A token found valid for the audiences asked for, and until when.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub identity: Identity,
+    /// Its `exp`, in seconds since 1970.
+    pub expires_at: i64,
+}
+
 /// Why a token proves nothing; the message is what the challenge says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRefusal {
@@ -71,6 +79,7 @@ pub enum TokenRefusal {
 struct Claims {
     iss: String,
     sub: String,
+    exp: i64,
     #[serde(default)]
     scope: Option<String>,
     /// Entra and others: the scopes as a list (or a string).
@@ -106,6 +115,14 @@ impl Validator {
         audiences: &[&str],
         required: &[String],
     ) -> Result<Identity, TokenRefusal> {
+        let verified = self.verify(token, audiences).await?;
+        check_scopes(&verified.identity.scopes, required)?;
+        Ok(verified.identity)
+    }
+
+    /// Who `token` proves the caller is, when it is for one of
+    /// `audiences`, whatever its scopes.
+    pub async fn verify(&self, token: &str, audiences: &[&str]) -> Result<Verified, TokenRefusal> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRefusal::TooLarge);
         }
@@ -141,12 +158,13 @@ impl Validator {
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|error| refusal_of(error.kind()))?
             .claims;
-        let scopes = scopes_of(&claims);
-        check_scopes(&scopes, required)?;
-        Ok(Identity {
-            issuer: claims.iss,
-            subject: claims.sub,
-            scopes,
+        Ok(Verified {
+            identity: Identity {
+                scopes: scopes_of(&claims),
+                issuer: claims.iss,
+                subject: claims.sub,
+            },
+            expires_at: claims.exp,
         })
     }
 

@@ -181,7 +181,6 @@ pub async fn check_owner(
     {
         return Err(not_found());
     }
-    let identity = Arc::new(identity);
     request.extensions_mut().insert(SignedIn {
         session: session.id,
         identity: identity.clone(),
@@ -241,7 +240,7 @@ pub async fn check_management(
         .check(token, &[&resource, &with_slash], &scopes)
         .await
     {
-        Ok(identity) => Ok(Caller::User(Arc::new(identity))),
+        Ok(identity) => Ok(Caller::User(identity)),
         Err(refusal) => {
             access.note_wrong_token(request);
             Err(refused(&metadata, &scopes, Some(refusal), "this route"))
