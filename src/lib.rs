@@ -31,6 +31,7 @@
 pub mod backend;
 pub mod capacity;
 pub mod check;
+pub mod cluster;
 pub mod credentials;
 pub mod grants;
 pub mod identity;

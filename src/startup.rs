@@ -336,6 +336,13 @@ impl Application {
         let idle = self.mcp_session_idle;
         let writer = self.mux.clone();
         let audit_writer = async move { writer.write_audit_trail().await };
+        // With a shared store: heartbeats, and what the other nodes tell.
+        let member = self.mux.clone();
+        let cluster = async move {
+            tokio::join!(member.cluster().run(), member.follow_cluster());
+            // On a store no other node shares, there is nothing to follow.
+            std::future::pending::<()>().await
+        };
         let reaper = async move {
             let mut tick = tokio::time::interval(
                 (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)),
@@ -380,6 +387,7 @@ impl Application {
             result = &mut server => result,
             () = reaper => Ok(()),
             () = audit_writer => Ok(()),
+            () = cluster => Ok(()),
             () = metrics => server.await,
             () = on_signal => server.await,
         };
@@ -387,6 +395,7 @@ impl Application {
             handle.stop(false).await;
         }
         self.mux.flush_audit_trail().await;
+        self.mux.cluster().leave().await;
         self.mux.shutdown_traces().await;
         stopped
     }

@@ -15,6 +15,7 @@ mod m20261201_000009_add_session_curation;
 mod m20261205_000010_create_oauth_tables;
 mod m20261205_000011_add_oauth_links;
 mod m20261206_000012_session_owners;
+mod m20261206_000013_create_nodes;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000010_create_oauth_tables::Migration),
             Box::new(m20261205_000011_add_oauth_links::Migration),
             Box::new(m20261206_000012_session_owners::Migration),
+            Box::new(m20261206_000013_create_nodes::Migration),
         ]
     }
 }

@@ -51,6 +51,7 @@ use stateless::Stateless;
 use crate::backend::connections::{ConnectionBudget, SessionConnections};
 use crate::backend::http_client::HttpClients;
 use crate::backend::limits::{BackendLimits, SessionShare};
+use crate::cluster::{Cluster, ClusterEvent};
 use crate::grants::{Callback, CallbackError, Connected, Grants};
 use crate::registry::{Registry, ServerConfig};
 use crate::store::{GrantHolder, Owner, SessionRecord, SessionSummary, Store, StoredAuditRecord};
@@ -135,6 +136,8 @@ pub struct Mux {
     traces: Option<Traces>,
     /// The OAuth grants sessions hold for their backends.
     grants: Arc<Grants>,
+    /// The other nodes sharing the store, if any.
+    cluster: Arc<Cluster>,
 }
 
 impl Mux {
@@ -169,7 +172,43 @@ impl Mux {
             started: Instant::now(),
             traces: None,
             grants: Arc::new(Grants::new(store.clone(), None)),
+            cluster: Arc::new(Cluster::new(store.clone())),
             store,
+        }
+    }
+
+    /// This node among the nodes sharing its store.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Acts on what other nodes tell this one, for as long as the future
+    /// is polled: a session deleted elsewhere ends here too, within a
+    /// notification's time; after notifications may have been missed, every
+    /// session held here is checked against the store.
+    pub async fn follow_cluster(&self) {
+        let mut events = self.cluster.subscribe();
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => ClusterEvent::Resync,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            match event {
+                ClusterEvent::SessionDeleted(id) => self.forget_deleted(id),
+                ClusterEvent::Resync => {
+                    let held: Vec<Uuid> = self.read_sessions().keys().copied().collect();
+                    match self.store.stored_sessions(&held).await {
+                        Ok(stored) => held
+                            .into_iter()
+                            .filter(|id| !stored.contains(id))
+                            .for_each(|id| self.forget_deleted(id)),
+                        Err(error) => {
+                            tracing::warn!(%error, "could not check the sessions held here")
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -523,6 +562,23 @@ impl Mux {
             let (revoker, registry) = (self.grants.clone(), self.registry.clone());
             tokio::spawn(async move { revoker.revoke(grants, &registry).await });
         }
+        let cached = self.forget_deleted_if(id, deleted);
+        if deleted {
+            self.cluster.publish(ClusterEvent::SessionDeleted(id)).await;
+        }
+        Ok(deleted || cached)
+    }
+
+    /// Ends a session deleted on another node: its MCP sessions here end,
+    /// and it is not loaded again.
+    fn forget_deleted(&self, id: Uuid) {
+        self.forget_deleted_if(id, true);
+    }
+
+    /// Drops a deleted session held here and ends its MCP sessions;
+    /// remembers it as deleted when `deleted` or when it was held. Returns
+    /// whether it was held.
+    fn forget_deleted_if(&self, id: Uuid, deleted: bool) -> bool {
         let cached = {
             let mut sessions = self.write_sessions();
             let cached = sessions.remove(&id);
@@ -534,7 +590,7 @@ impl Mux {
         if let Some(session) = &cached {
             session.end();
         }
-        Ok(deleted || cached.is_some())
+        cached.is_some()
     }
 
     /// The OAuth backends among `servers` that no stored session of

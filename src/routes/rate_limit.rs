@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, web};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::mux::Session;
+use crate::mux::{Mux, Session};
 
 /// Buckets kept before idle ones are dropped.
 const TIDY_ABOVE: usize = 10_000;
@@ -33,6 +33,17 @@ impl Rate {
         Rate {
             per_second: n,
             burst: whole(n * 2.0),
+        }
+    }
+
+    /// This node's share of a rate that holds across `nodes` nodes: with
+    /// requests spread over them (a round-robin balancer), together they
+    /// allow about the rate, not `nodes` times it.
+    pub fn shared_by(self, nodes: usize) -> Rate {
+        let nodes = nodes.max(1) as f64;
+        Rate {
+            per_second: self.per_second / nodes,
+            burst: whole(f64::from(self.burst) / nodes),
         }
     }
 
@@ -145,9 +156,12 @@ pub fn charge_session_rate(
     let Some(rate) = rate else {
         return Ok(());
     };
+    let nodes = request
+        .app_data::<web::Data<Mux>>()
+        .map_or(1, |mux| mux.cluster().live_nodes());
     limits
         .session
-        .check_n(session.id, requests, rate)
+        .check_n(session.id, requests, rate.shared_by(nodes))
         .map_err(|wait| ApiError::TooManyRequests {
             retry_after: retry_after_secs(wait),
             what: "requests on this session",
@@ -219,6 +233,19 @@ mod tests {
         );
         assert_eq!(Rate::per_minute(0.5).burst, 1);
         assert_eq!(Rates::default().session, None, "off unless set");
+    }
+
+    #[test]
+    fn nodes_share_a_rate_out_and_each_keeps_a_burst_of_one() {
+        assert_eq!(
+            Rate::per_second(50.0).shared_by(3),
+            Rate {
+                per_second: 50.0 / 3.0,
+                burst: 34
+            }
+        );
+        assert_eq!(Rate::per_second(50.0).shared_by(0), Rate::per_second(50.0));
+        assert_eq!(Rate::per_minute(1.0).shared_by(4).burst, 1);
     }
 
     #[test]

@@ -6,10 +6,12 @@ mod audit;
 pub mod crypto;
 mod entity;
 mod mcp_sessions;
+mod nodes;
 mod oauth;
 
 pub use audit::{AuditRecord, StoredAuditRecord};
 pub use mcp_sessions::McpSessionRecord;
+pub use nodes::CHANNEL;
 pub use oauth::{ClientRegistration, GrantHolder, PendingAuthorization, StoredGrant};
 
 use chrono::{DateTime, Utc};

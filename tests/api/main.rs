@@ -9,6 +9,7 @@ mod backend_failures;
 mod bounds;
 mod cli;
 mod client_values;
+mod cluster;
 mod create_session;
 mod curation;
 mod failover;

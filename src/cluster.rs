@@ -1,0 +1,195 @@
+//! The nodes that share one PostgreSQL store. Each says it is alive with a
+//! heartbeat row, and counts the others: a rate that holds across the
+//! gateway is shared out among the live nodes. A node that changes what
+//! others hold in memory (it deleted a session) tells them with a
+//! notification (LISTEN/NOTIFY); a node whose listening connection broke
+//! checks what it holds against the store once it listens again, since
+//! notifications sent meanwhile are lost.
+//!
+//! A SQLite store belongs to one node: there, this does nothing and the
+//! gateway is one node.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::store::Store;
+
+/// How often a node says it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A node silent this long is no longer counted (it died, or lost the store).
+const LIVE_WITHIN: Duration = Duration::from_secs(10);
+/// Waits before listening again after the connection broke: doubling from
+/// the first to the last.
+const RELISTEN_FIRST: Duration = Duration::from_millis(200);
+const RELISTEN_LAST: Duration = Duration::from_secs(5);
+/// Events a slow follower may fall behind by before it checks everything.
+const EVENTS: usize = 1024;
+
+/// What one node tells the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    /// A session was deleted: its MCP sessions end everywhere.
+    SessionDeleted(Uuid),
+    /// Notifications may have been missed: check what is held against the
+    /// store.
+    Resync,
+}
+
+impl ClusterEvent {
+    fn payload(&self) -> Option<String> {
+        match self {
+            ClusterEvent::SessionDeleted(id) => Some(format!("session_deleted {id}")),
+            ClusterEvent::Resync => None,
+        }
+    }
+
+    fn parse(payload: &str) -> Option<Self> {
+        match payload.split_once(' ')? {
+            ("session_deleted", id) => Uuid::try_parse(id).ok().map(ClusterEvent::SessionDeleted),
+            _ => None,
+        }
+    }
+}
+
+/// This node, among the nodes sharing its store.
+pub struct Cluster {
+    node: Uuid,
+    store: Store,
+    /// Live nodes at the last heartbeat, this one included.
+    live: AtomicUsize,
+    events: broadcast::Sender<ClusterEvent>,
+}
+
+impl Cluster {
+    pub fn new(store: Store) -> Self {
+        Cluster {
+            node: Uuid::new_v4(),
+            store,
+            live: AtomicUsize::new(1),
+            events: broadcast::channel(EVENTS).0,
+        }
+    }
+
+    /// The live nodes sharing the store, this one included: at least 1.
+    pub fn live_nodes(&self) -> usize {
+        self.live.load(Ordering::Relaxed).max(1)
+    }
+
+    /// What other nodes tell this one.
+    pub fn subscribe(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.events.subscribe()
+    }
+
+    /// Tells every node sharing the store (a failure is logged: the others
+    /// still learn it at their next check against the store).
+    pub async fn publish(&self, event: ClusterEvent) {
+        let Some(payload) = event.payload() else {
+            return;
+        };
+        if let Err(error) = self.store.notify(&payload).await {
+            tracing::warn!(%error, ?event, "could not tell the other nodes");
+        }
+    }
+
+    /// Heartbeats and listens for as long as the future is polled, when
+    /// the store is shared; returns at once otherwise.
+    pub async fn run(&self) {
+        if !self.store.is_shared() {
+            return;
+        }
+        tokio::join!(self.beat(), self.listen());
+    }
+
+    /// Says this node is gone, at the end of a shutdown.
+    pub async fn leave(&self) {
+        if self.store.is_shared()
+            && let Err(error) = self.store.leave(self.node).await
+        {
+            tracing::warn!(%error, "could not remove this node from the store");
+        }
+    }
+
+    async fn beat(&self) {
+        let started_at = Utc::now();
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tick.tick().await;
+            let now = Utc::now();
+            let since = now - chrono::Duration::from_std(LIVE_WITHIN).unwrap_or_default();
+            let counted = match self.store.heartbeat(self.node, started_at, now).await {
+                Ok(()) => self.store.live_nodes(since).await,
+                Err(error) => Err(error),
+            };
+            match counted {
+                Ok(live) => {
+                    let live = usize::try_from(live).unwrap_or(usize::MAX).max(1);
+                    if self.live.swap(live, Ordering::Relaxed) != live {
+                        tracing::info!(live, "nodes sharing the store");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "heartbeat failed"),
+            }
+        }
+    }
+
+    async fn listen(&self) {
+        let mut wait = RELISTEN_FIRST;
+        loop {
+            match self.store.listen().await {
+                Ok(Some(mut listener)) => {
+                    wait = RELISTEN_FIRST;
+                    // Whatever was told while no one listened.
+                    let _ = self.events.send(ClusterEvent::Resync);
+                    // `try_recv` says when the connection broke (`recv` would
+                    // reconnect unseen, and what was told meanwhile be lost):
+                    // then listen afresh, and check again.
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(notification)) => {
+                                if let Some(event) = ClusterEvent::parse(notification.payload()) {
+                                    let _ = self.events.send(event);
+                                }
+                            }
+                            Ok(None) => {
+                                tracing::warn!(
+                                    "lost the connection that listens to the other nodes"
+                                );
+                                break;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "lost the connection that listens to the other nodes");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(None) => return,
+                Err(error) => tracing::warn!(%error, "cannot listen to the other nodes"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RELISTEN_LAST);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_go_out_and_come_back_as_they_were() {
+        let id = Uuid::new_v4();
+        let event = ClusterEvent::SessionDeleted(id);
+        let payload = event.payload().expect("sent");
+        assert_eq!(payload, format!("session_deleted {id}"));
+        assert_eq!(ClusterEvent::parse(&payload), Some(event));
+        assert_eq!(ClusterEvent::Resync.payload(), None, "never sent");
+        for garbage in ["", "session_deleted", "session_deleted x", "other 1"] {
+            assert_eq!(ClusterEvent::parse(garbage), None, "{garbage}");
+        }
+    }
+}
