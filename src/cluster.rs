@@ -1,10 +1,14 @@
 //! The nodes that share one PostgreSQL store. Each says it is alive with a
-//! heartbeat row, and counts the others: a rate that holds across the
-//! gateway is shared out among the live nodes. A node that changes what
-//! others hold in memory (it deleted a session) tells them with a
-//! notification (LISTEN/NOTIFY); a node whose listening connection broke
-//! checks what it holds against the store once it listens again, since
-//! notifications sent meanwhile are lost.
+//! heartbeat row (with the URL the others reach it at), and counts the
+//! others: a rate that holds across the gateway is shared out among the
+//! live nodes. A request for an MCP session another live node holds is
+//! passed to that node (`routes/mcp/forward.rs`), with the secret it
+//! published, so that it is served where the session's calls, streams and
+//! subscriptions live. A node that changes what others hold in memory (it
+//! deleted a session) tells them with a notification (LISTEN/NOTIFY); a
+//! node whose listening connection broke checks what it holds against the
+//! store once it listens again, since notifications sent meanwhile are
+//! lost.
 //!
 //! A SQLite store belongs to one node: there, this does nothing and the
 //! gateway is one node.
@@ -12,11 +16,20 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::sync::OnceLock;
+
 use chrono::Utc;
+use subtle::ConstantTimeEq;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::store::Store;
+use crate::store::{NodeRecord, Store, StoreError};
+
+/// The header that carries a request passed from another node: the
+/// receiving node's secret.
+pub const FORWARDED_HEADER: &str = "mcp-mux-forwarded";
+/// Time allowed to reach another node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often a node says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -58,6 +71,13 @@ impl ClusterEvent {
 /// This node, among the nodes sharing its store.
 pub struct Cluster {
     node: Uuid,
+    started_at: chrono::DateTime<Utc>,
+    /// Where the others reach this node, set once it listens.
+    url: OnceLock<String>,
+    /// What the others show this node when they pass it a request.
+    secret: String,
+    /// Passes requests to other nodes; follows no redirect.
+    http: reqwest::Client,
     store: Store,
     /// Live nodes at the last heartbeat, this one included.
     live: AtomicUsize,
@@ -68,10 +88,58 @@ impl Cluster {
     pub fn new(store: Store) -> Self {
         Cluster {
             node: Uuid::new_v4(),
+            started_at: Utc::now(),
+            url: OnceLock::new(),
+            secret: oauth2::CsrfToken::new_random_len(32).into_secret(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
             store,
             live: AtomicUsize::new(1),
             events: broadcast::channel(EVENTS).0,
         }
+    }
+
+    /// This node's id, for the MCP sessions it holds.
+    pub fn node_id(&self) -> Uuid {
+        self.node
+    }
+
+    /// Where the other nodes reach this one (`--node-url`, else the address
+    /// it listens on). Without it, they take over its MCP sessions rather
+    /// than pass it their requests.
+    pub fn reached_at(&self, url: String) {
+        let _ = self.url.set(url);
+    }
+
+    /// Whether a request was passed here by another node (it shows this
+    /// node's secret): it is served here, and its rate was charged where
+    /// it arrived.
+    pub fn is_forwarded(&self, request: &actix_web::HttpRequest) -> bool {
+        request
+            .headers()
+            .get(FORWARDED_HEADER)
+            .is_some_and(|shown| bool::from(shown.as_bytes().ct_eq(self.secret.as_bytes())))
+    }
+
+    /// Where `node` is reached and the secret it takes, if it is another
+    /// node, alive, and reachable.
+    pub async fn other_live_node(
+        &self,
+        node: Uuid,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        if node == self.node || !self.store.is_shared() {
+            return Ok(None);
+        }
+        let since = Utc::now() - chrono::Duration::from_std(LIVE_WITHIN).unwrap_or_default();
+        self.store.live_node(node, since).await
+    }
+
+    /// The client that passes requests to other nodes.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The live nodes sharing the store, this one included: at least 1.
@@ -114,13 +182,18 @@ impl Cluster {
     }
 
     async fn beat(&self) {
-        let started_at = Utc::now();
         let mut tick = tokio::time::interval(HEARTBEAT);
         loop {
             tick.tick().await;
             let now = Utc::now();
             let since = now - chrono::Duration::from_std(LIVE_WITHIN).unwrap_or_default();
-            let counted = match self.store.heartbeat(self.node, started_at, now).await {
+            let record = NodeRecord {
+                id: self.node,
+                started_at: self.started_at,
+                url: self.url.get().cloned(),
+                secret: self.secret.clone(),
+            };
+            let counted = match self.store.heartbeat(&record, now).await {
                 Ok(()) => self.store.live_nodes(since).await,
                 Err(error) => Err(error),
             };

@@ -191,6 +191,12 @@ struct ServeArgs {
     /// How log lines are written to stderr.
     #[arg(long, env = "MCP_MUX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Where the other nodes sharing a PostgreSQL store reach this one
+    /// (http://10.0.0.5:8000), to pass it requests for the MCP sessions it
+    /// holds. Default: the address it listens on, unless that is 0.0.0.0
+    /// or [::].
+    #[arg(long, env = "MCP_MUX_NODE_URL", value_parser = parse_public_url)]
+    node_url: Option<url::Url>,
     /// An OAuth authorization server whose access tokens hosts sign in
     /// with (repeat for several; the environment variable is
     /// comma-separated). Its metadata is discovered at start.
@@ -354,6 +360,7 @@ fn main() -> ExitCode {
             create_session: args.create_session_rate.map(Rate::per_minute),
         },
         public_url: args.public_url,
+        node_url: args.node_url,
         body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
         metrics_bind: args.metrics_bind,
         traces,

@@ -54,6 +54,9 @@ pub struct Settings {
     /// Where clients reach the gateway, if not at the address they connect
     /// to (behind a proxy): the base of the session URLs it hands out.
     pub public_url: Option<url::Url>,
+    /// Where the other nodes sharing the store reach this one; `None`: the
+    /// address it listens on, unless that is unspecified.
+    pub node_url: Option<url::Url>,
     pub rates: Rates,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
@@ -86,6 +89,7 @@ impl Settings {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             public_url: None,
+            node_url: None,
             rates: Rates::default(),
             body_timeout: BodyTimeout::default().0,
             metrics_bind: None,
@@ -244,6 +248,17 @@ impl Application {
             tracing::warn!(%address, "the management routes are open to anyone who can reach this address");
         }
         mux.grants().listening_on(address);
+        match (&settings.node_url, address.ip().is_unspecified()) {
+            (Some(url), _) => mux
+                .cluster()
+                .reached_at(url.as_str().trim_end_matches('/').to_owned()),
+            (None, false) => mux.cluster().reached_at(format!("http://{address}")),
+            (None, true) if store.is_shared() => tracing::warn!(
+                %address,
+                "no --node-url: the other nodes cannot pass this one requests for its MCP sessions, and take them over instead"
+            ),
+            (None, true) => {}
+        }
         let access = web::Data::new(
             Access::new(
                 settings.admin_token.clone(),
@@ -280,6 +295,11 @@ impl Application {
                 let _ = tcp.set_nodelay(true);
             }
         })
+        // The first request's head may take this long after the connection
+        // opens (actix: 5 s, then a 408). A client that opened a connection
+        // it did not need yet (hyper's pool does, when another connection
+        // freed up first) finds that 408 in front of its next request.
+        .client_request_timeout(Duration::from_secs(30))
         .shutdown_timeout(10)
         // Signals are handled in `run_until_stopped`, which first ends the
         // open client streams.

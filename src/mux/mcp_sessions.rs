@@ -21,6 +21,18 @@ use crate::registry::ServerConfig;
 use crate::store::McpSessionRecord;
 use secrecy::SecretString;
 
+/// Where an MCP session is held.
+pub enum Held {
+    Here(Arc<McpSession>),
+    /// By another live node: its URL, and the secret it takes.
+    Elsewhere {
+        url: String,
+        secret: String,
+    },
+    /// Nowhere: it ended, or never was.
+    Unknown,
+}
+
 impl Mux {
     /// Opens an MCP session on `session` for a client's `initialize`, and
     /// records it so that its id outlives a restart of the gateway.
@@ -44,6 +56,7 @@ impl Mux {
             client_capabilities,
             created_at: now,
             last_seen_at: now,
+            node: Some(self.cluster.node_id()),
         };
         // The record is written while the backends open, not after: the
         // client waits for the slowest backend alone.
@@ -84,25 +97,35 @@ impl Mux {
         refused
     }
 
-    /// The MCP session `id` of `session`: open here, or else reopened from
-    /// the store, as after a restart or on another node sharing the store.
-    /// A reopened MCP session opens its backend sessions anew.
+    /// The MCP session `id` of `session`: open here; or held by another
+    /// live node (when `may_pass` it on: the request was not passed here
+    /// already), whose URL and secret this gives; or else reopened here
+    /// from the store, as after a restart or when the node that held it
+    /// is gone, and held here from then on. A reopened MCP session opens
+    /// its backend sessions anew.
     pub async fn mcp_session(
         &self,
         session: &Session,
         id: &str,
-    ) -> Result<Option<Arc<McpSession>>, MuxError> {
+        may_pass: bool,
+    ) -> Result<Held, MuxError> {
         if let Some(open) = session.mcp_session(id) {
-            return Ok(Some(open));
+            return Ok(Held::Here(open));
         }
         let _opening = Opening::start(session);
         let _resuming = session.resuming.lock().await;
         if let Some(open) = session.mcp_session(id) {
-            return Ok(Some(open));
+            return Ok(Held::Here(open));
         }
         let Some(record) = self.store.find_mcp_session(session.id, id).await? else {
-            return Ok(None);
+            return Ok(Held::Unknown);
         };
+        if may_pass
+            && let Some(node) = record.node
+            && let Some((url, secret)) = self.cluster.other_live_node(node).await?
+        {
+            return Ok(Held::Elsewhere { url, secret });
+        }
         let context = self.session_context(session, &record.client_capabilities);
         let backends = self.backend_sessions(session, record.client_capabilities);
         let (mcp_session, _) = McpSession::open(
@@ -115,8 +138,34 @@ impl Mux {
         .await;
         let mcp_session = Arc::new(mcp_session);
         self.register(session, mcp_session.clone()).await?;
+        if self.store.is_shared() {
+            self.store
+                .hold_mcp_session(&mcp_session.id, self.cluster.node_id())
+                .await?;
+        }
         tracing::info!("MCP session reopened from the store");
-        Ok(Some(mcp_session))
+        Ok(Held::Here(mcp_session))
+    }
+
+    /// Where the MCP session `id` of `session` is held, when another live
+    /// node holds it and it is not open here.
+    pub async fn mcp_session_elsewhere(
+        &self,
+        session: &Session,
+        id: &str,
+    ) -> Result<Option<(String, String)>, MuxError> {
+        if session.mcp_session(id).is_some() || !self.store.is_shared() {
+            return Ok(None);
+        }
+        let node = self
+            .store
+            .find_mcp_session(session.id, id)
+            .await?
+            .and_then(|record| record.node);
+        match node {
+            Some(node) => Ok(self.cluster.other_live_node(node).await?),
+            None => Ok(None),
+        }
     }
 
     /// Ends the MCP session `id` of `session`, here and in the store; false

@@ -38,6 +38,7 @@ pub use curation::{Curation, ItemRules, ToolMode};
 pub use error::{CallError, MuxError, Unavailable};
 use mcp_session::SessionContext;
 pub use mcp_session::{ClientCall, ClientStream, McpSession, Timings, capabilities};
+pub use mcp_sessions::Held;
 pub use paging::PAGE_SIZE;
 pub use payload::Payload;
 pub use session::{NewSession, Session};

@@ -156,9 +156,12 @@ pub fn charge_session_rate(
     let Some(rate) = rate else {
         return Ok(());
     };
-    let nodes = request
-        .app_data::<web::Data<Mux>>()
-        .map_or(1, |mux| mux.cluster().live_nodes());
+    let mux = request.app_data::<web::Data<Mux>>();
+    // Passed here by the node it reached, which charged it.
+    if mux.is_some_and(|mux| mux.cluster().is_forwarded(request)) {
+        return Ok(());
+    }
+    let nodes = mux.map_or(1, |mux| mux.cluster().live_nodes());
     limits
         .session
         .check_n(session.id, requests, rate.shared_by(nodes))

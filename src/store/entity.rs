@@ -55,6 +55,8 @@ pub mod mcp_session {
         pub client_capabilities: String,
         pub created_at: DateTimeUtc,
         pub last_seen_at: DateTimeUtc,
+        /// The node that holds it in memory, if one said so.
+        pub node_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -222,6 +224,11 @@ pub mod node {
         pub id: String,
         pub started_at: DateTimeUtc,
         pub heartbeat_at: DateTimeUtc,
+        /// Where the other nodes reach it, if it said.
+        pub url: Option<String>,
+        /// What the other nodes show it when they pass it a request (random,
+        /// for the node's lifetime).
+        pub secret: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

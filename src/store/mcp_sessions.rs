@@ -20,6 +20,9 @@ pub struct McpSessionRecord {
     pub client_capabilities: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// The node that holds it in memory (its backend sessions, the calls
+    /// and streams in progress), if one said so.
+    pub node: Option<Uuid>,
 }
 
 impl Store {
@@ -31,6 +34,7 @@ impl Store {
             client_capabilities: Set(record.client_capabilities.to_string()),
             created_at: Set(record.created_at),
             last_seen_at: Set(record.last_seen_at),
+            node_id: Set(record.node.map(|node| node.to_string())),
         };
         mcp_session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
@@ -61,7 +65,21 @@ impl Store {
             client_capabilities,
             created_at: row.created_at,
             last_seen_at: row.last_seen_at,
+            node: row
+                .node_id
+                .as_deref()
+                .and_then(|node| Uuid::try_parse(node).ok()),
         }))
+    }
+
+    /// Says that `node` holds the MCP session `id` from now on.
+    pub async fn hold_mcp_session(&self, id: &str, node: Uuid) -> Result<(), StoreError> {
+        mcp_session::Entity::update_many()
+            .col_expr(mcp_session::Column::NodeId, Expr::value(node.to_string()))
+            .filter(mcp_session::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Forgets the MCP session `id` of session `session_id`; false when that

@@ -11,7 +11,7 @@ mod oauth;
 
 pub use audit::{AuditRecord, StoredAuditRecord};
 pub use mcp_sessions::McpSessionRecord;
-pub use nodes::CHANNEL;
+pub use nodes::{CHANNEL, NodeRecord};
 pub use oauth::{ClientRegistration, GrantHolder, PendingAuthorization, StoredGrant};
 
 use chrono::{DateTime, Utc};

@@ -20,6 +20,27 @@ use super::{Store, StoreError};
 /// The notification channel every node listens on.
 pub const CHANNEL: &str = "mcp_mux_events";
 
+/// A node as the others see it.
+#[derive(Clone)]
+pub struct NodeRecord {
+    pub id: Uuid,
+    pub started_at: DateTime<Utc>,
+    /// Where the others reach it, if it can be reached.
+    pub url: Option<String>,
+    /// What the others show it when they pass it a request.
+    pub secret: String,
+}
+
+// The secret is the node's: a Debug print shows that it is there.
+impl std::fmt::Debug for NodeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeRecord")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
     /// Whether other nodes may share this store (PostgreSQL).
     pub fn is_shared(&self) -> bool {
@@ -27,16 +48,13 @@ impl Store {
     }
 
     /// Says that `node` is alive at `now`.
-    pub async fn heartbeat(
-        &self,
-        node: Uuid,
-        started_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    pub async fn heartbeat(&self, node: &NodeRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
         let row = node::ActiveModel {
-            id: Set(node.to_string()),
-            started_at: Set(started_at),
+            id: Set(node.id.to_string()),
+            started_at: Set(node.started_at),
             heartbeat_at: Set(now),
+            url: Set(node.url.clone()),
+            secret: Set(node.secret.clone()),
         };
         node::Entity::insert(row)
             .on_conflict(
@@ -57,6 +75,20 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(node::Entity::find().count(&self.db).await?)
+    }
+
+    /// Where `node` is reached and the secret it takes, if it is alive (a
+    /// heartbeat after `since`) and said where it is reached.
+    pub async fn live_node(
+        &self,
+        node: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(node::Entity::find_by_id(node.to_string())
+            .filter(node::Column::HeartbeatAt.gt(since))
+            .one(&self.db)
+            .await?
+            .and_then(|row| Some((row.url?, row.secret))))
     }
 
     /// A node that stops says so, and the others stop counting it at once.

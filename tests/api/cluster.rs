@@ -1,12 +1,16 @@
 //! Gateways sharing one PostgreSQL store (`TEST_DATABASE_URL`; skipped
-//! without it, as SQLite belongs to one node): a session deleted through
-//! one node ends its MCP sessions on the other, and a session's rate holds
-//! across the nodes together.
+//! without it, as SQLite belongs to one node), with requests alternating
+//! between them as a round-robin balancer sends them: a session deleted
+//! through one node ends its MCP sessions on the other, a session's rate
+//! holds across the nodes together, and what lives in one node's memory
+//! (a call waiting for the client's model, a stateless call waiting for
+//! its retry) is reached through the other.
 
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    AppOptions, RawMcp, TestApp, eventually, registry_yaml, spawn_app_with, spawn_rmcp_backend,
+    AppOptions, AskingServer, RawMcp, TestApp, eventually, read_message, registry_yaml,
+    serve_rmcp_service, spawn_app_with, spawn_rmcp_backend,
 };
 use crate::store::{TestDatabase, databases};
 
@@ -117,6 +121,172 @@ async fn a_sessions_rate_holds_across_the_nodes_together() {
     // Both bursts, and what refilled meanwhile; two unshared bursts would
     // have admitted all 40.
     assert!((20..30).contains(&admitted), "{admitted} of 40 admitted");
+    first.stop().await;
+    second.stop().await;
+    database.drop_database().await;
+}
+
+/// Two nodes over one backend whose tool asks the client's model (sampling).
+async fn two_nodes_over_an_asking_backend(
+    database: &TestDatabase,
+) -> (TestApp, TestApp, crate::helpers::RmcpBackend, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend = serve_rmcp_service(listener, AskingServer::new, None);
+    let registry = registry_yaml(&[("oracle", &backend.url, "")]);
+    let (first, second) = two_nodes(&registry, database).await;
+    let id = first.create_session(json!({ "servers": ["oracle"] })).await;
+    (first, second, backend, id)
+}
+
+#[tokio::test]
+async fn a_backends_request_answered_through_another_node_reaches_the_call() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let (first, second, _backend, id) = two_nodes_over_an_asking_backend(&database).await;
+    // The MCP session lives on the first node, and declares sampling.
+    let initialized = first
+        .http
+        .post(first.mcp_url(&id))
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {"sampling": {}},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(initialized.status(), 200);
+    let mcp_session = initialized.headers()["mcp-session-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let post = |node: &TestApp, message: Value| {
+        node.http
+            .post(node.mcp_url(&id))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &mcp_session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&message)
+            .send()
+    };
+    assert_eq!(
+        post(
+            &second,
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        )
+        .await
+        .expect("answers")
+        .status(),
+        202
+    );
+    // The call goes to the first node; the client's next request, its
+    // model's answer, lands on the second.
+    let mut call = post(
+        &first,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "oracle__ask", "arguments": {"question": "why?"}}}),
+    )
+    .await
+    .expect("answers");
+    assert_eq!(call.status(), 200);
+    let mut text = String::new();
+    let asked: Value = loop {
+        let chunk = call.chunk().await.expect("stream").expect("an event");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(data) = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(str::trim)
+            .find(|data| data.contains("sampling/createMessage"))
+        {
+            break serde_json::from_str(data).expect("JSON");
+        }
+    };
+    // The model's answer goes to the other node, which passes it back.
+    let answered = post(
+        &second,
+        json!({"jsonrpc": "2.0", "id": asked["id"], "result": {
+            "role": "assistant", "model": "m",
+            "content": {"type": "text", "text": "because"}}}),
+    )
+    .await
+    .expect("answers");
+    assert_eq!(answered.status(), 202);
+    let mut rest = String::new();
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(chunk) = call.chunk().await.expect("stream") {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(finished.is_ok(), "the call never ended: {rest}");
+    assert!(rest.contains("the model said: because"), "{rest}");
+    // A later request through the second node is served by the first,
+    // where the MCP session lives: no second copy of it opens.
+    let listed = post(
+        &second,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .await
+    .expect("answers");
+    assert_eq!(listed.status(), 200);
+    let second_holds = second
+        .mux
+        .session(uuid::Uuid::parse_str(&id).expect("uuid"))
+        .await
+        .expect("store answers")
+        .map_or(0, |session| session.mcp_session_count());
+    assert_eq!(second_holds, 0, "the second node opened no copy");
+    first.stop().await;
+    second.stop().await;
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_stateless_retry_on_another_node_resumes_the_call_where_it_waits() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let (first, second, _backend, id) = two_nodes_over_an_asking_backend(&database).await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "test", "version": "1" },
+        "io.modelcontextprotocol/clientCapabilities": { "sampling": {} },
+    });
+    let call = |node: &TestApp, id_: u64, params: Value| {
+        node.http
+            .post(node.mcp_url(&id))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "oracle__ask")
+            .json(&json!({"jsonrpc": "2.0", "id": id_, "method": "tools/call", "params": params}))
+            .send()
+    };
+    let ask = json!({"name": "oracle__ask", "arguments": {"question": "why?"}, "_meta": meta});
+    let first_answer = read_message(call(&first, 1, ask.clone()).await.expect("answers")).await;
+    let result = &first_answer["result"];
+    assert_eq!(result["resultType"], "input_required", "{first_answer}");
+    let (key, _) = result["inputRequests"]
+        .as_object()
+        .and_then(|requests| requests.iter().next())
+        .expect("an input request");
+    let mut retry = ask.clone();
+    retry["requestState"] = result["requestState"].clone();
+    retry["inputResponses"] = json!({ key: {
+        "role": "assistant", "model": "m",
+        "content": { "type": "text", "text": "because" },
+    }});
+    let done = read_message(call(&second, 2, retry).await.expect("answers")).await;
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"],
+        "the model said: because"
+    );
     first.stop().await;
     second.stop().await;
     database.drop_database().await;

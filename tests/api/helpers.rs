@@ -125,6 +125,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         public_url: options
             .public_url
             .map(|url| url::Url::parse(&url).expect("a public URL")),
+        node_url: None,
         body_timeout: options.body_timeout,
         metrics_bind: options.metrics_bind,
         traces: options.traces,

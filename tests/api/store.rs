@@ -264,6 +264,7 @@ async fn mcp_sessions_are_stored_touched_pruned_and_go_with_their_session() {
             client_capabilities: serde_json::json!({ "sampling": {} }),
             created_at: long_ago,
             last_seen_at: long_ago,
+            node: None,
         };
         for id in ["used", "abandoned", "kept"] {
             store.insert_mcp_session(&mcp(id)).await.expect("inserted");

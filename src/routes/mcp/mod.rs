@@ -5,6 +5,7 @@
 
 mod answer;
 pub(super) mod document;
+mod forward;
 mod stateless;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use super::sign_in::signed_in_identity;
 use crate::mcp::jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
-use crate::mux::{CallError, ClientCall, McpSession, Mux, Session};
+use crate::mux::{CallError, ClientCall, Held, McpSession, Mux, Session};
 use crate::traces::{self, RequestFacts, RequestTrace};
 
 /// Largest JSON-RPC message a client may POST.
@@ -146,7 +147,7 @@ async fn handle_post(
     };
     let answered = traces::within(
         trace.as_ref(),
-        dispatch(request, path, message, id.as_ref(), mux),
+        dispatch(request, path, body, message, id.as_ref(), mux),
     )
     .await;
     if let Some(trace) = trace {
@@ -176,12 +177,26 @@ fn trace_header<'r>(request: &'r HttpRequest, name: &str) -> Option<&'r str> {
 async fn dispatch(
     request: &HttpRequest,
     path: SessionPath<'_>,
+    body: &[u8],
     message: Message,
     id: Option<&Value>,
     mux: &Mux,
 ) -> Result<HttpResponse, Refusal> {
     if stateless::is_stateless(request, &message) {
         let session = find_session(request, path, mux).await?;
+        // A retry for a call another node keeps goes there.
+        if !mux.cluster().is_forwarded(request)
+            && let Some(node) = stateless::parked_elsewhere(mux, &message)
+            && let Some((url, secret)) = mux
+                .cluster()
+                .other_live_node(node)
+                .await
+                .map_err(|error| ApiError::from(crate::mux::MuxError::Store(error)))?
+            && let Ok(answer) =
+                forward::forward(request, Some(body), &url, &secret, mux.cluster().http()).await
+        {
+            return Ok(answer);
+        }
         return stateless::handle(request, mux, session, message).await;
     }
     if let Message::Request(initialize) = &message
@@ -205,9 +220,13 @@ async fn dispatch(
     }
     let session = find_session(request, path, mux).await?;
     check_protocol_version(request).map_err(|refusal| refusal.with_id(id))?;
-    let mcp_session = find_mcp_session(request, mux, &session)
+    let mcp_session = match find_mcp_session(request, mux, &session, Some(body))
         .await
-        .map_err(|refusal| refusal.with_id(id))?;
+        .map_err(|refusal| refusal.with_id(id))?
+    {
+        Found::Here(mcp_session) => mcp_session,
+        Found::Answered(answer) => return Ok(answer),
+    };
     match message {
         Message::Request(call) => {
             let asked = match ClientRequest::parse(&call.method, call.params) {
@@ -345,11 +364,16 @@ pub async fn get(
         if request.headers().get(SESSION_ID_HEADER).is_none() {
             return Ok(None);
         }
-        let mcp_session = find_mcp_session(&request, &mux, &session).await?;
-        Ok::<_, Refusal>(Some(mcp_session.open_client_stream()))
+        match find_mcp_session(&request, &mux, &session, None).await? {
+            Found::Here(mcp_session) => {
+                Ok::<_, Refusal>(Some(Ok(mcp_session.open_client_stream())))
+            }
+            Found::Answered(answer) => Ok(Some(Err(answer))),
+        }
     };
     match opened.await {
-        Ok(Some(receiver)) => event_stream(receiver, Some(mux.stopping())),
+        Ok(Some(Ok(receiver))) => event_stream(receiver, Some(mux.stopping())),
+        Ok(Some(Err(answered))) => answered,
         Ok(None) => Refusal::from(ApiError::MethodNotAllowed {
             allow: "POST, DELETE",
         })
@@ -378,8 +402,19 @@ pub async fn delete(
 ) -> HttpResponse {
     let ended = async {
         let session = find_session(&request, SessionPath::parse(&path)?, &mux).await?;
-        // Ended here and in the store, without reopening it first.
         let id = mcp_session_id(&request)?;
+        // Held by another node: ended there, where it lives.
+        if !mux.cluster().is_forwarded(&request)
+            && let Some((url, secret)) = mux
+                .mcp_session_elsewhere(&session, id)
+                .await
+                .map_err(ApiError::from)?
+            && let Ok(answer) =
+                forward::forward(&request, None, &url, &secret, mux.cluster().http()).await
+        {
+            return Ok(Some(answer));
+        }
+        // Ended here and in the store, without reopening it first.
         if !mux
             .end_mcp_session(&session, id)
             .await
@@ -387,10 +422,11 @@ pub async fn delete(
         {
             return Err(unknown_mcp_session());
         }
-        Ok::<_, Refusal>(())
+        Ok::<_, Refusal>(None)
     };
     match ended.await {
-        Ok(()) => HttpResponse::Ok().finish(),
+        Ok(None) => HttpResponse::Ok().finish(),
+        Ok(Some(answered)) => answered,
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -416,12 +452,44 @@ async fn find_mcp_session(
     request: &HttpRequest,
     mux: &Mux,
     session: &Session,
-) -> Result<Arc<McpSession>, Refusal> {
+    body: Option<&[u8]>,
+) -> Result<Found, Refusal> {
     let id = mcp_session_id(request)?;
-    mux.mcp_session(session, id)
+    // A request another node passed here is served here.
+    let may_pass = !mux.cluster().is_forwarded(request);
+    match mux
+        .mcp_session(session, id, may_pass)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(unknown_mcp_session)
+    {
+        Held::Here(mcp_session) => Ok(Found::Here(mcp_session)),
+        Held::Unknown => Err(unknown_mcp_session()),
+        Held::Elsewhere { url, secret } => {
+            let http = mux.cluster().http();
+            match forward::forward(request, body, &url, &secret, http).await {
+                Ok(answer) => Ok(Found::Answered(answer)),
+                // The node that held it is gone: it is reopened here.
+                Err(forward::Unanswered(error)) => {
+                    tracing::warn!(%error, "the node holding an MCP session did not answer; taking it over");
+                    match mux
+                        .mcp_session(session, id, false)
+                        .await
+                        .map_err(ApiError::from)?
+                    {
+                        Held::Here(mcp_session) => Ok(Found::Here(mcp_session)),
+                        Held::Unknown | Held::Elsewhere { .. } => Err(unknown_mcp_session()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The MCP session a request is for: served here, or answered already by
+/// the node that holds it.
+enum Found {
+    Here(Arc<McpSession>),
+    Answered(HttpResponse),
 }
 
 fn mcp_session_id(request: &HttpRequest) -> Result<&str, Refusal> {

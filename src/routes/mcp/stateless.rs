@@ -25,6 +25,27 @@ use crate::mux::{
 use crate::routes::error::ApiError;
 use crate::routes::rate_limit::charge_session_rate;
 
+/// The tag this node starts each `requestState` it gives with: the 32 hex
+/// digits of its id, so that a retry reaching another node is passed back
+/// to the one that keeps the call.
+fn node_tag(request: &HttpRequest) -> String {
+    request
+        .app_data::<web::Data<Mux>>()
+        .map(|mux| mux.cluster().node_id().simple().to_string())
+        .unwrap_or_default()
+}
+
+/// The node that keeps the call a retry's `requestState` resumes, when it
+/// is another node's.
+pub(super) fn parked_elsewhere(mux: &Mux, message: &Message) -> Option<uuid::Uuid> {
+    let Message::Request(call) = message else {
+        return None;
+    };
+    let state = call.params.as_ref()?.get("requestState")?.as_str()?;
+    let node = uuid::Uuid::try_parse(state.get(..32)?).ok()?;
+    (node != mux.cluster().node_id()).then_some(node)
+}
+
 /// How often a quiet `subscriptions/listen` stream gets a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 
@@ -303,7 +324,10 @@ async fn run_call(
         }
         Some(Value::String(state)) => {
             let asked = RequestFingerprint::of(method, Some(&params));
-            let parked = match session.unpark(&state, asked) {
+            // Given here: a retry for a call another node keeps was passed
+            // there before (`parked_elsewhere`).
+            let token = state.strip_prefix(&node_tag(request)).unwrap_or(&state);
+            let parked = match session.unpark(token, asked) {
                 Ok(parked) => parked,
                 Err(Unpark::Unknown) => {
                     return Ok(invalid(
@@ -338,6 +362,7 @@ async fn run_call(
     }
     let mut answering = Answering {
         call: Some(running),
+        node: node_tag(request),
         session,
         mcp_session,
         id,
@@ -393,6 +418,8 @@ fn missing_capability(id: &Value, capability: &str) -> Refusal {
 /// A call being answered; `call` is None once its answer has gone out.
 struct Answering {
     call: Option<StatelessCall>,
+    /// This node's tag, which starts each `requestState` it gives.
+    node: String,
     session: std::sync::Arc<Session>,
     mcp_session: std::sync::Arc<McpSession>,
     id: Value,
@@ -414,7 +441,7 @@ impl Answering {
             Step::Notification(_) => return None,
             Step::NeedsInput(requests) => {
                 let call = self.call.take()?;
-                let state = self.session.park(call);
+                let state = format!("{}{}", self.node, self.session.park(call));
                 jsonrpc::result_response(
                     &self.id,
                     &stateless::input_required_result(requests, &state),
