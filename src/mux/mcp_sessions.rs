@@ -21,6 +21,13 @@ use crate::registry::ServerConfig;
 use crate::store::McpSessionRecord;
 use secrecy::SecretString;
 
+/// The stored record of `session`'s MCP session for stateless clients:
+/// its id names no MCP session a client may ask for (those are 32 hex
+/// digits).
+fn stateless_record_id(session: &Session) -> String {
+    format!("stateless-{}", session.id.simple())
+}
+
 /// Where an MCP session is held.
 pub enum Held {
     Here(Arc<McpSession>),
@@ -223,7 +230,73 @@ impl Mux {
             return Err(MuxError::SessionEnded);
         }
         *shared = Some(mcp_session.clone());
+        // Opened here: the other nodes pass its requests here from now on.
+        if self.store.is_shared()
+            && let Err(error) = self
+                .store
+                .hold_mcp_session(&stateless_record_id(session), self.cluster.node_id())
+                .await
+        {
+            tracing::warn!(%error, "could not say that this node serves the session's stateless clients");
+        }
         Ok(mcp_session)
+    }
+
+    /// The other node that holds `session`'s MCP session for stateless
+    /// clients (its URL and secret), if one does: their requests go there,
+    /// so that a `subscriptions/listen` stream hears what any of them
+    /// does, and the lists they see are one. This node becomes its holder
+    /// when none is alive. A node that holds it open pays no store round
+    /// trip; another finds the holder in the store once every few seconds.
+    pub async fn stateless_held_elsewhere(
+        &self,
+        session: &Session,
+    ) -> Result<Option<(String, String)>, MuxError> {
+        const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+        if !self.store.is_shared() {
+            return Ok(None);
+        }
+        if let Ok(shared) = session.stateless.mcp_session.try_lock()
+            && shared.is_some()
+        {
+            return Ok(None);
+        }
+        {
+            let held = session
+                .stateless
+                .held_elsewhere
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((url, secret, at)) = held.as_ref()
+                && at.elapsed() < RECHECK
+            {
+                return Ok(Some((url.clone(), secret.clone())));
+            }
+        }
+        let now = chrono::Utc::now();
+        let record = McpSessionRecord {
+            id: stateless_record_id(session),
+            session_id: session.id,
+            protocol_version: crate::mcp::stateless::VERSION.to_owned(),
+            client_capabilities: stateless::backend_capabilities(),
+            created_at: now,
+            last_seen_at: now,
+            node: None,
+        };
+        let since = now - chrono::Duration::seconds(10);
+        let holder = self
+            .store
+            .claim_mcp_session(&record, self.cluster.node_id(), since)
+            .await?;
+        let elsewhere = self.cluster.other_live_node(holder).await?;
+        *session
+            .stateless
+            .held_elsewhere
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = elsewhere
+            .clone()
+            .map(|(url, secret)| (url, secret, std::time::Instant::now()));
+        Ok(elsewhere)
     }
 
     /// One backend session (not yet open) per backend of `session`, with

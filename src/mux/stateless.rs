@@ -43,6 +43,9 @@ pub(super) struct Stateless {
     /// Locked while the MCP session opens, so concurrent first requests
     /// open it once.
     pub(super) mcp_session: tokio::sync::Mutex<Option<Arc<McpSession>>>,
+    /// The other node that holds it (its URL and secret), as last found in
+    /// the store, and when.
+    pub(super) held_elsewhere: Mutex<Option<(String, String, Instant)>>,
     parked: Mutex<HashMap<String, StatelessCall>>,
 }
 

@@ -72,6 +72,67 @@ impl Store {
         }))
     }
 
+    /// The node that holds the MCP session `id` of session `session_id`,
+    /// made `node` when no node holds it or its holder is not alive (no
+    /// heartbeat after `since`). Of nodes asking at once, one is made the
+    /// holder and the others are told it.
+    pub async fn claim_mcp_session(
+        &self,
+        record: &McpSessionRecord,
+        node: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Uuid, StoreError> {
+        let row = mcp_session::ActiveModel {
+            id: Set(record.id.clone()),
+            session_id: Set(record.session_id.to_string()),
+            protocol_version: Set(record.protocol_version.clone()),
+            client_capabilities: Set(record.client_capabilities.to_string()),
+            created_at: Set(record.created_at),
+            last_seen_at: Set(record.last_seen_at),
+            node_id: Set(Some(node.to_string())),
+        };
+        mcp_session::Entity::insert(row)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(mcp_session::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        for _ in 0..2 {
+            let holder = self
+                .find_mcp_session(record.session_id, &record.id)
+                .await?
+                .and_then(|stored| stored.node);
+            let alive = match holder {
+                Some(holder) if holder == node => return Ok(node),
+                Some(holder) => self.live_node(holder, since).await?.is_some(),
+                None => false,
+            };
+            if alive {
+                return holder.ok_or(StoreError::Corrupt {
+                    id: record.id.clone(),
+                    reason: "holder vanished",
+                });
+            }
+            // Taken over only from the holder found gone: of two nodes
+            // taking over at once, one does.
+            let mut update = mcp_session::Entity::update_many()
+                .col_expr(mcp_session::Column::NodeId, Expr::value(node.to_string()))
+                .filter(mcp_session::Column::Id.eq(record.id.as_str()));
+            update = match holder {
+                Some(gone) => update.filter(mcp_session::Column::NodeId.eq(gone.to_string())),
+                None => update.filter(mcp_session::Column::NodeId.is_null()),
+            };
+            update.exec(&self.db).await?;
+        }
+        Ok(self
+            .find_mcp_session(record.session_id, &record.id)
+            .await?
+            .and_then(|stored| stored.node)
+            .unwrap_or(node))
+    }
+
     /// Says that `node` holds the MCP session `id` from now on.
     pub async fn hold_mcp_session(&self, id: &str, node: Uuid) -> Result<(), StoreError> {
         mcp_session::Entity::update_many()

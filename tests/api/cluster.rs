@@ -291,3 +291,56 @@ async fn a_stateless_retry_on_another_node_resumes_the_call_where_it_waits() {
     second.stop().await;
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_sessions_stateless_clients_share_one_mcp_session_on_one_node() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let backend = spawn_rmcp_backend("a", None).await;
+    let registry = registry_yaml(&[("a", &backend.url, "")]);
+    let (first, second) = two_nodes(&registry, &database).await;
+    let id = first.create_session(json!({ "servers": ["a"] })).await;
+    let call = |node: &TestApp, n: u64| {
+        node.http
+            .post(node.mcp_url(&id))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "a__echo")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+                "name": "a__echo", "arguments": {"text": format!("hi {n}")},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientInfo": { "name": "test", "version": "1" },
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                }}}),
+            )
+            .send()
+    };
+    for n in 0..6 {
+        let node = if n % 2 == 0 { &first } else { &second };
+        let answer = read_message(call(node, n).await.expect("answers")).await;
+        assert_eq!(answer["result"]["isError"], false, "{answer}");
+    }
+    let session = uuid::Uuid::parse_str(&id).expect("uuid");
+    let mut held = Vec::new();
+    for node in [&first, &second] {
+        held.push(
+            node.mux
+                .session(session)
+                .await
+                .expect("store answers")
+                .map_or(0, |session| session.mcp_sessions().len()),
+        );
+    }
+    assert_eq!(
+        (held[0], held[1]),
+        (1, 0),
+        "one shared MCP session, on the node that opened it"
+    );
+    first.stop().await;
+    second.stop().await;
+    database.drop_database().await;
+}

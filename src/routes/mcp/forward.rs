@@ -32,7 +32,8 @@ fn passes(name: &str) -> bool {
     ) && name != FORWARDED_HEADER
 }
 
-/// The other node did not answer: the caller serves the request itself.
+/// The other node could not be reached: the request never got there, and
+/// the caller serves it itself.
 #[derive(Debug)]
 pub struct Unanswered(pub String);
 
@@ -65,10 +66,16 @@ pub async fn forward(
     if let Some(body) = body {
         outgoing = outgoing.body(body.to_vec());
     }
-    let answer = outgoing
-        .send()
-        .await
-        .map_err(|error| Unanswered(error.to_string()))?;
+    let answer = match outgoing.send().await {
+        Ok(answer) => answer,
+        Err(error) if error.is_connect() => return Err(Unanswered(error.to_string())),
+        // It got there, and may have run: serving it here could run a call
+        // twice. The client hears so, and decides.
+        Err(error) => {
+            tracing::warn!(%error, "the node holding an MCP session went away during a request");
+            return Ok(went_away());
+        }
+    };
     let mut response = HttpResponse::build(
         StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
     );
@@ -88,4 +95,20 @@ pub async fn forward(
         .map_ok(web::Bytes::from)
         .map_err(|error| std::io::Error::other(error.to_string()));
     Ok(response.streaming(body))
+}
+
+/// The answer when the node holding the MCP session went away while it had
+/// the request: 502, a JSON-RPC error saying that it may have run.
+fn went_away() -> HttpResponse {
+    let error = crate::mcp::jsonrpc::ErrorObject {
+        code: crate::mcp::jsonrpc::INTERNAL_ERROR,
+        message: "the gateway node holding this MCP session went away during the request, which may have run there; check before sending it again (the session moves to another node)".into(),
+        data: None,
+    };
+    HttpResponse::BadGateway()
+        .content_type("application/json")
+        .body(crate::mcp::jsonrpc::error_response(
+            &serde_json::Value::Null,
+            &error,
+        ))
 }

@@ -197,6 +197,17 @@ async fn dispatch(
         {
             return Ok(answer);
         }
+        // Stateless clients of a session share one MCP session, on one node.
+        if !mux.cluster().is_forwarded(request)
+            && let Some((url, secret)) = mux
+                .stateless_held_elsewhere(&session)
+                .await
+                .map_err(ApiError::from)?
+            && let Ok(answer) =
+                forward::forward(request, Some(body), &url, &secret, mux.cluster().http()).await
+        {
+            return Ok(answer);
+        }
         return stateless::handle(request, mux, session, message).await;
     }
     if let Message::Request(initialize) = &message
