@@ -3,7 +3,7 @@
 # in one run on this machine. Prints tables; asserts nothing.
 #
 #   bash scripts/bench.sh [--duration SECONDS] [--repeat N] [--database-url postgres://…]
-#                         [--only calls|growth|initialize|memory|create-session]
+#                         [--only calls|growth|initialize|memory|create-session|nodes]
 #
 # Builds mcp-mux in release mode and installs wrk and nginx-light with
 # apt-get when they are missing. The backend is scripts/bench/backend.mjs

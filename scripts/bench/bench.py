@@ -76,10 +76,11 @@ class Processes:
         self.work = work
         self.children: list[subprocess.Popen] = []
 
-    def start(self, name: str, argv: list[str], port: int) -> subprocess.Popen:
+    def start(self, name: str, argv: list[str], port: int, extra_env: dict | None = None) -> subprocess.Popen:
         log = open(self.work / f"{name}.log", "ab")
         # Each runs with its defaults: mcp-mux logs every request at info.
         env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+        env.update(extra_env or {})
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.children.append(process)
         wait_until_up(port, process, name)
@@ -207,22 +208,24 @@ def table(header: list[str], rows: list[list[str]]) -> None:
     print()
 
 
-def nginx_config(work: Path, port: int, backend_port: int) -> Path:
-    config = work / "nginx.conf"
+def nginx_config(work: Path, port: int, backend_port: int, name: str = "nginx", upstreams: list[int] | None = None) -> Path:
+    config = work / f"{name}.conf"
+    servers = " ".join(f"server 127.0.0.1:{upstream};" for upstream in (upstreams or [backend_port]))
     config.write_text(
         f"""worker_processes auto;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
+pid {work}/{name}.pid;
+error_log {work}/{name}-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
-    upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 128; }}
+    upstream backend {{ {servers} keepalive 128; }}
     server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
         }}
     }}
 }}
@@ -236,7 +239,7 @@ def nginx_pids(master: int) -> list[int]:
     return [master, *map(int, children)]
 
 
-SECTIONS = ("calls", "growth", "initialize", "memory", "create-session")
+SECTIONS = ("calls", "growth", "initialize", "memory", "create-session", "nodes")
 
 
 def main() -> int:
@@ -442,6 +445,62 @@ def bench(args, work: Path, processes: Processes) -> int:
         if len(stores) == 1:
             rows.append(["PostgreSQL", "skipped: no server at --database-url", "", "", ""])
         table(["store", "sessions/s", "p50", "CPU/session", "errors"], rows)
+
+    if "nodes" in only:
+        # 6. Nodes on one PostgreSQL store: what passing a call to the node
+        # that holds its MCP session adds, and calls/s through a round-robin
+        # nginx over 1, 2 and 3 nodes (one MCP session, held by node 1).
+        print("## nodes sharing one PostgreSQL store")
+        print()
+        postgres = postgres_database(args.database_url, "mcp_mux_bench_nodes") if shutil.which("psql") else None
+        if not postgres:
+            print("skipped: no PostgreSQL server at --database-url")
+            print()
+            return 0
+        key = {"MCP_MUX_ENCRYPTION_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+        nodes = []
+        for index in range(3):
+            port = free_port()
+            process = processes.start(
+                f"node{index + 1}",
+                [args.mux, "serve", "--bind", f"127.0.0.1:{port}", "--registry", str(registry),
+                 "--data-dir", str(work / f"node{index + 1}"), "--database-url", postgres],
+                port,
+                key,
+            )
+            nodes.append(Gateway(port, process))
+        time.sleep(3)  # every node has heard the others' heartbeat
+        session = nodes[0].create_session(["fast1"])
+        held = nodes[0].initialize(session)
+        path = f"/session/{session}/mcp"
+        local = Target("node 1 (holds it)", nodes[0].port, path, "fast1__echo", held, [nodes[0].process.pid])
+        passed = Target("node 2 (passes it on)", nodes[1].port, path, "fast1__echo", held, [nodes[0].process.pid, nodes[1].process.pid])
+        local.check()
+        passed.check()
+        rows = []
+        here = repeated(n, lambda: wrk(local, 1, d))
+        there = repeated(n, lambda: wrk(passed, 1, d))
+        for target, runs in ((local, here), (passed, there)):
+            rows.append([target.name, cell([r.p50 for r in runs], unit=" µs"), cell([r.p99 for r in runs], unit=" µs"), cell([r.cpu_per_call for r in runs], 1, " µs")])
+        added = statistics.fmean(r.p50 for r in there) - statistics.fmean(r.p50 for r in here)
+        table(["tools/call (c1)", "p50", "p99", "CPU/call (both nodes)"], rows)
+        print(f"a call passed to the node that holds its MCP session adds {added:,.0f} µs at p50")
+        print()
+        rows = []
+        for count in (1, 2, 3):
+            port = free_port()
+            name = f"nginx-nodes{count}"
+            balancer = processes.start(
+                name,
+                ["nginx", "-p", str(work), "-c", str(nginx_config(work, port, 0, name, [node.port for node in nodes[:count]])), "-g", "daemon off;"],
+                port,
+            )
+            target = Target(f"{count} node(s)", port, path, "fast1__echo", held, [node.process.pid for node in nodes[:count]])
+            target.check()
+            runs = repeated(n, lambda: wrk(target, 16, d))
+            rows.append([str(count), cell([r.rate for r in runs]), cell([r.p50 for r in runs], unit=" µs"), cell([r.cpu_per_call for r in runs], 1, " µs"), str(sum(r.errors for r in runs))])
+            os.killpg(balancer.pid, signal.SIGKILL)
+        table(["nodes behind round robin", "calls/s (c16)", "p50", "CPU/call (nodes)", "errors"], rows)
     return 0
 
 
@@ -455,9 +514,8 @@ def open_live_mcp_sessions(gateway: Gateway, servers: list[str]) -> int:
     return 32 * 32
 
 
-def postgres_database(url: str) -> str | None:
-    """A fresh database for the benchmark on the server `url` names."""
-    name = "mcp_mux_bench"
+def postgres_database(url: str, name: str = "mcp_mux_bench") -> str | None:
+    """A fresh database `name` for the benchmark on the server `url` names."""
     for statement in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
         done = subprocess.run(["psql", url, "-q", "-c", statement], capture_output=True, text=True)
         if done.returncode != 0:

@@ -119,6 +119,9 @@ impl Mux {
         if let Some(open) = session.mcp_session(id) {
             return Ok(Held::Here(open));
         }
+        if may_pass && let Some((url, secret)) = session.held_elsewhere(id) {
+            return Ok(Held::Elsewhere { url, secret });
+        }
         let _opening = Opening::start(session);
         let _resuming = session.resuming.lock().await;
         if let Some(open) = session.mcp_session(id) {
@@ -131,6 +134,7 @@ impl Mux {
             && let Some(node) = record.node
             && let Some((url, secret)) = self.cluster.other_live_node(node).await?
         {
+            session.note_held_elsewhere(id, &url, &secret);
             return Ok(Held::Elsewhere { url, secret });
         }
         let context = self.session_context(session, &record.client_capabilities);

@@ -745,6 +745,7 @@ impl Mux {
             last_used: Mutex::new(Instant::now()),
             opening: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
+            elsewhere: Mutex::default(),
         }
     }
 

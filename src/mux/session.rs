@@ -81,9 +81,48 @@ pub struct Session {
     pub(super) opening: AtomicUsize,
     /// Set once the session is deleted: no MCP session may open on it after.
     pub(super) ended: AtomicBool,
+    /// MCP sessions other nodes hold, by id: where (URL, secret) and since
+    /// when, so that their requests are passed on without asking the store
+    /// each time.
+    pub(super) elsewhere: Mutex<HashMap<String, (String, String, Instant)>>,
 }
 
+/// How long a node found holding an MCP session is taken to hold it
+/// without asking the store again (a holder that died meanwhile is found
+/// out when a passed request cannot reach it).
+const ELSEWHERE_FOR: Duration = Duration::from_secs(5);
+/// Most MCP sessions of other nodes remembered per session.
+const MAX_ELSEWHERE: usize = 1024;
+
 impl Session {
+    /// Where another node holds the MCP session `id`, if it was found there
+    /// lately.
+    pub(super) fn held_elsewhere(&self, id: &str) -> Option<(String, String)> {
+        let elsewhere = self
+            .elsewhere
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (url, secret, at) = elsewhere.get(id)?;
+        (at.elapsed() < ELSEWHERE_FOR).then(|| (url.clone(), secret.clone()))
+    }
+
+    pub(super) fn note_held_elsewhere(&self, id: &str, url: &str, secret: &str) {
+        let mut elsewhere = self
+            .elsewhere
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if elsewhere.len() >= MAX_ELSEWHERE {
+            elsewhere.retain(|_, (_, _, at)| at.elapsed() < ELSEWHERE_FOR);
+            if elsewhere.len() >= MAX_ELSEWHERE {
+                elsewhere.clear();
+            }
+        }
+        elsewhere.insert(
+            id.to_owned(),
+            (url.to_owned(), secret.to_owned(), Instant::now()),
+        );
+    }
+
     /// Whether its MCP endpoint takes its owner's access tokens (it has an
     /// owner and no session token).
     pub fn needs_sign_in(&self) -> bool {
