@@ -50,13 +50,17 @@ pub enum ClusterEvent {
     /// Notifications may have been missed: check what is held against the
     /// store.
     Resync,
+    /// This node could not reach the store for as long as the others take
+    /// to count it gone: they may have taken over what it holds, so it lets
+    /// go of it (told to this node only).
+    Fenced,
 }
 
 impl ClusterEvent {
     fn payload(&self) -> Option<String> {
         match self {
             ClusterEvent::SessionDeleted(id) => Some(format!("session_deleted {id}")),
-            ClusterEvent::Resync => None,
+            ClusterEvent::Resync | ClusterEvent::Fenced => None,
         }
     }
 
@@ -183,6 +187,8 @@ impl Cluster {
 
     async fn beat(&self) {
         let mut tick = tokio::time::interval(HEARTBEAT);
+        let mut last_beat = std::time::Instant::now();
+        let mut fenced = false;
         loop {
             tick.tick().await;
             let now = Utc::now();
@@ -199,12 +205,23 @@ impl Cluster {
             };
             match counted {
                 Ok(live) => {
+                    last_beat = std::time::Instant::now();
+                    fenced = false;
                     let live = usize::try_from(live).unwrap_or(usize::MAX).max(1);
                     if self.live.swap(live, Ordering::Relaxed) != live {
                         tracing::info!(live, "nodes sharing the store");
                     }
                 }
-                Err(error) => tracing::warn!(%error, "heartbeat failed"),
+                Err(error) => {
+                    tracing::warn!(%error, "heartbeat failed");
+                    if !fenced && counted_gone(last_beat.elapsed()) {
+                        fenced = true;
+                        tracing::warn!(
+                            "no heartbeat for 10 s: the other nodes count this one gone and may take over its MCP sessions; letting go of them"
+                        );
+                        let _ = self.events.send(ClusterEvent::Fenced);
+                    }
+                }
             }
         }
     }
@@ -249,6 +266,12 @@ impl Cluster {
     }
 }
 
+/// Whether the other nodes count a node gone whose last heartbeat was
+/// `since` ago.
+fn counted_gone(since: Duration) -> bool {
+    since >= LIVE_WITHIN
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,8 +284,16 @@ mod tests {
         assert_eq!(payload, format!("session_deleted {id}"));
         assert_eq!(ClusterEvent::parse(&payload), Some(event));
         assert_eq!(ClusterEvent::Resync.payload(), None, "never sent");
+        assert_eq!(ClusterEvent::Fenced.payload(), None, "never sent");
         for garbage in ["", "session_deleted", "session_deleted x", "other 1"] {
             assert_eq!(ClusterEvent::parse(garbage), None, "{garbage}");
         }
+    }
+
+    #[test]
+    fn a_node_lets_go_once_the_others_count_it_gone() {
+        assert!(!counted_gone(Duration::from_secs(9)));
+        assert!(counted_gone(LIVE_WITHIN));
+        assert!(counted_gone(Duration::from_secs(60)));
     }
 }

@@ -197,6 +197,12 @@ impl Mux {
             };
             match event {
                 ClusterEvent::SessionDeleted(id) => self.forget_deleted(id),
+                // Loaded again from the store on their next request, where
+                // their MCP sessions' holders are now written.
+                ClusterEvent::Fenced => {
+                    let held: Vec<_> = self.write_sessions().drain().map(|(_, s)| s).collect();
+                    held.iter().for_each(|session| session.let_go());
+                }
                 ClusterEvent::Resync => {
                     let held: Vec<Uuid> = self.read_sessions().keys().copied().collect();
                     match self.store.stored_sessions(&held).await {

@@ -231,6 +231,12 @@ impl Session {
 
     pub(super) fn end(&self) {
         self.ended.store(true, Ordering::Release);
+        self.let_go();
+    }
+
+    /// Closes its MCP sessions here, the session itself staying: another
+    /// node may hold them now.
+    pub(super) fn let_go(&self) {
         let all: Vec<_> = self.lock_mcp_sessions().drain().map(|(_, s)| s).collect();
         all.iter().for_each(|mcp_session| mcp_session.close());
         self.stateless.end();
