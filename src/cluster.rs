@@ -137,8 +137,7 @@ impl Cluster {
         if node == self.node || !self.store.is_shared() {
             return Ok(None);
         }
-        let since = Utc::now() - chrono::Duration::from_std(LIVE_WITHIN).unwrap_or_default();
-        self.store.live_node(node, since).await
+        self.store.live_node(node, live_since(Utc::now())).await
     }
 
     /// The client that passes requests to other nodes.
@@ -192,7 +191,7 @@ impl Cluster {
         loop {
             tick.tick().await;
             let now = Utc::now();
-            let since = now - chrono::Duration::from_std(LIVE_WITHIN).unwrap_or_default();
+            let since = live_since(now);
             let record = NodeRecord {
                 id: self.node,
                 started_at: self.started_at,
@@ -264,6 +263,11 @@ impl Cluster {
             wait = (wait * 2).min(RELISTEN_LAST);
         }
     }
+}
+
+/// The oldest heartbeat at `now` of a node still counted alive.
+pub fn live_since(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    now - chrono::Duration::from_std(LIVE_WITHIN).unwrap_or_default()
 }
 
 /// Whether the other nodes count a node gone whose last heartbeat was

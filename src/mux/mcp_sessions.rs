@@ -287,10 +287,13 @@ impl Mux {
             last_seen_at: now,
             node: None,
         };
-        let since = now - chrono::Duration::seconds(10);
         let holder = self
             .store
-            .claim_mcp_session(&record, self.cluster.node_id(), since)
+            .claim_mcp_session(
+                &record,
+                self.cluster.node_id(),
+                crate::cluster::live_since(now),
+            )
             .await?;
         let elsewhere = self.cluster.other_live_node(holder).await?;
         *session

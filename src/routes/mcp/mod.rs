@@ -192,8 +192,7 @@ async fn dispatch(
                 .other_live_node(node)
                 .await
                 .map_err(|error| ApiError::from(crate::mux::MuxError::Store(error)))?
-            && let Ok(answer) =
-                forward::forward(request, Some(body), &url, &secret, mux.cluster().http()).await
+            && let Some(answer) = pass_to(request, Some(body), mux, &url, &secret).await
         {
             return Ok(answer);
         }
@@ -203,8 +202,7 @@ async fn dispatch(
                 .stateless_held_elsewhere(&session)
                 .await
                 .map_err(ApiError::from)?
-            && let Ok(answer) =
-                forward::forward(request, Some(body), &url, &secret, mux.cluster().http()).await
+            && let Some(answer) = pass_to(request, Some(body), mux, &url, &secret).await
         {
             return Ok(answer);
         }
@@ -420,8 +418,7 @@ pub async fn delete(
                 .mcp_session_elsewhere(&session, id)
                 .await
                 .map_err(ApiError::from)?
-            && let Ok(answer) =
-                forward::forward(&request, None, &url, &secret, mux.cluster().http()).await
+            && let Some(answer) = pass_to(&request, None, &mux, &url, &secret).await
         {
             return Ok(Some(answer));
         }
@@ -476,12 +473,10 @@ async fn find_mcp_session(
         Held::Here(mcp_session) => Ok(Found::Here(mcp_session)),
         Held::Unknown => Err(unknown_mcp_session()),
         Held::Elsewhere { url, secret } => {
-            let http = mux.cluster().http();
-            match forward::forward(request, body, &url, &secret, http).await {
-                Ok(answer) => Ok(Found::Answered(answer)),
+            match pass_to(request, body, mux, &url, &secret).await {
+                Some(answer) => Ok(Found::Answered(answer)),
                 // The node that held it is gone: it is reopened here.
-                Err(forward::Unanswered(error)) => {
-                    tracing::warn!(%error, "the node holding an MCP session did not answer; taking it over");
+                None => {
                     match mux
                         .mcp_session(session, id, false)
                         .await
@@ -492,6 +487,24 @@ async fn find_mcp_session(
                     }
                 }
             }
+        }
+    }
+}
+
+/// The answer of the node at `url` (which takes `secret`) to the request;
+/// None when it could not be reached, and the request is served here.
+async fn pass_to(
+    request: &HttpRequest,
+    body: Option<&[u8]>,
+    mux: &Mux,
+    url: &str,
+    secret: &str,
+) -> Option<HttpResponse> {
+    match forward::forward(request, body, url, secret, mux.cluster().http()).await {
+        Ok(answer) => Some(answer),
+        Err(forward::Unanswered(error)) => {
+            tracing::warn!(%error, "the node holding this request's state did not answer; serving it here");
+            None
         }
     }
 }
