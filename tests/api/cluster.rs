@@ -344,3 +344,85 @@ async fn a_sessions_stateless_clients_share_one_mcp_session_on_one_node() {
     second.stop().await;
     database.drop_database().await;
 }
+
+/// A node the store names as an MCP session's holder, reached at `url`.
+async fn pretend_holder(app: &TestApp, mcp_session: &str, url: String) {
+    let store = app.mux.store();
+    let node = mcp_mux::store::NodeRecord {
+        id: uuid::Uuid::new_v4(),
+        started_at: chrono::Utc::now(),
+        url: Some(url),
+        secret: "a-node-secret".into(),
+    };
+    store
+        .heartbeat(&node, chrono::Utc::now())
+        .await
+        .expect("heartbeat stored");
+    store
+        .hold_mcp_session(mcp_session, node.id)
+        .await
+        .expect("holder stored");
+}
+
+#[tokio::test]
+async fn a_holder_that_went_away_with_a_request_is_a_502_and_one_not_reached_is_taken_over() {
+    let Some(database) = postgres().await else {
+        return;
+    };
+    let backend = spawn_rmcp_backend("a", None).await;
+    let registry = registry_yaml(&[("a", &backend.url, "")]);
+    let (first, second) = two_nodes(&registry, &database).await;
+    let id = first.create_session(json!({ "servers": ["a"] })).await;
+    let list = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"});
+
+    // A holder that takes the request and closes without an answer: the
+    // request may have run there, so it is not run again.
+    let mut on_first = RawMcp::new(first.mcp_url(&id));
+    on_first.initialize("2025-11-25").await;
+    let taken = on_first.session_id.clone().expect("an MCP session");
+    let dropper = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dropper_url = format!("http://{}", dropper.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = dropper.accept().await {
+            use tokio::io::AsyncReadExt;
+            let mut head = [0u8; 1024];
+            let _ = socket.read(&mut head).await;
+        }
+    });
+    pretend_holder(&first, &taken, dropper_url).await;
+    let mut via_second = RawMcp::new(second.mcp_url(&id));
+    via_second.session_id = Some(taken);
+    let answer = via_second.post(&list).await;
+    assert_eq!(answer.status(), 502);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(
+        body,
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message":
+            "the gateway node holding this MCP session went away during the request, which may have run there; check before sending it again (the session moves to another node)"}})
+    );
+
+    // A holder that cannot be reached at all: the node the request
+    // reached takes the MCP session over and answers.
+    let mut other = RawMcp::new(first.mcp_url(&id));
+    other.initialize("2025-11-25").await;
+    let moved = other.session_id.clone().expect("an MCP session");
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let closed_url = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    pretend_holder(&first, &moved, closed_url).await;
+    let mut via_second = RawMcp::new(second.mcp_url(&id));
+    via_second.session_id = Some(moved);
+    let answer = via_second.post(&list).await;
+    assert_eq!(answer.status(), 200);
+    assert!(
+        read_message(answer).await["result"]["tools"].is_array(),
+        "served where it landed"
+    );
+    first.stop().await;
+    second.stop().await;
+    database.drop_database().await;
+}

@@ -963,3 +963,34 @@ async fn a_backend_grant_belongs_to_the_user_and_follows_them_to_their_next_sess
     assert_eq!(fourth["authorization"]["files"]["status"], "needed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_signed_in_session_on_a_gateway_that_trusts_no_issuer_now_says_so() {
+    let issuer = issuer(None).await;
+    let backend = spawn_rmcp_backend("a", None).await;
+    let registry = registry_yaml(&[("a", &backend.url, "")]);
+    let app = gateway(&registry, &issuer, false).await;
+    let created = create_as_admin(
+        &app,
+        json!({"servers": ["a"], "owner": {"issuer": issuer.uri(), "subject": "alice"}}),
+    )
+    .await;
+    let id = created["session_id"].as_str().expect("id").to_owned();
+    let data_dir = app.stop().await;
+    // Started again without --oauth-issuer: nobody can sign in to it.
+    let mut options = AppOptions::new(&registry);
+    options.data_dir = Some(data_dir);
+    let restarted = spawn_app_with(options).await.expect("starts");
+    let token = token_for(&issuer, "alice", &restarted.mcp_url(&id), "mcp:tools");
+    let response = initialize(&restarted, &restarted.mcp_url(&id), Some(&token)).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        www_authenticate(&response),
+        "Bearer realm=\"mcp-mux session\""
+    );
+    assert_eq!(
+        error_message(response).await,
+        "this session belongs to a signed-in user, and this gateway trusts no OAuth issuer now (--oauth-issuer)"
+    );
+    restarted.stop().await;
+}
