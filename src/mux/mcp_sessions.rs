@@ -131,10 +131,8 @@ impl Mux {
             return Ok(Held::Unknown);
         };
         if may_pass
-            && let Some(node) = record.node
-            && let Some((url, secret)) = self.cluster.other_live_node(node).await?
+            && let Some((url, secret)) = self.found_elsewhere(session, id, record.node).await?
         {
-            session.note_held_elsewhere(id, &url, &secret);
             return Ok(Held::Elsewhere { url, secret });
         }
         let context = self.session_context(session, &record.client_capabilities);
@@ -168,15 +166,34 @@ impl Mux {
         if session.mcp_session(id).is_some() || !self.store.is_shared() {
             return Ok(None);
         }
+        if let Some(held) = session.held_elsewhere(id) {
+            return Ok(Some(held));
+        }
         let node = self
             .store
             .find_mcp_session(session.id, id)
             .await?
             .and_then(|record| record.node);
-        match node {
-            Some(node) => Ok(self.cluster.other_live_node(node).await?),
-            None => Ok(None),
+        self.found_elsewhere(session, id, node).await
+    }
+
+    /// Where `node`, the stored holder of the MCP session `id`, is reached,
+    /// when it is another live node; remembered for the session's next
+    /// requests.
+    async fn found_elsewhere(
+        &self,
+        session: &Session,
+        id: &str,
+        node: Option<Uuid>,
+    ) -> Result<Option<(String, String)>, MuxError> {
+        let Some(node) = node else {
+            return Ok(None);
+        };
+        let elsewhere = self.cluster.other_live_node(node).await?;
+        if let Some((url, secret)) = &elsewhere {
+            session.note_held_elsewhere(id, url, secret);
         }
+        Ok(elsewhere)
     }
 
     /// Ends the MCP session `id` of `session`, here and in the store; false
