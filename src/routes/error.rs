@@ -22,7 +22,7 @@ pub struct RefusalReason(pub &'static str);
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// The kind of error: `bad_request`, `not_found`, `unauthorized`,
-    /// `forbidden`, `insufficient_scope`, `method_not_allowed`, `payload_too_large`,
+    /// `forbidden`, `insufficient_scope`, `issuer_unavailable`, `method_not_allowed`, `payload_too_large`,
     /// `request_timeout`, `unavailable`, `internal`, `shutting_down`,
     /// `at_capacity`, `too_many_requests` or `connection_share`; for a failed tool call over
     /// plain HTTP, the audit's error class (`timeout`, `unreachable`, …).
@@ -53,6 +53,11 @@ pub enum ApiError {
     /// `insufficient_scope`): 403 with the challenge naming them.
     #[error("{message}")]
     InsufficientScope { challenge: String, message: String },
+    /// A host's token could not be checked: its authorization server did
+    /// not answer. 503: the token may well be good, and the host should
+    /// come back rather than sign in again.
+    #[error("{message}")]
+    IssuerUnavailable { message: String },
     #[error("{reason}")]
     Forbidden { reason: &'static str },
     #[error("method not allowed; use {allow}")]
@@ -104,6 +109,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::InsufficientScope { .. } => "insufficient_scope",
+            ApiError::IssuerUnavailable { .. } => "issuer_unavailable",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RequestTimeout { .. } => "request_timeout",
@@ -227,7 +233,9 @@ impl ResponseError for ApiError {
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::ShuttingDown | ApiError::AtCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ShuttingDown
+            | ApiError::AtCapacity { .. }
+            | ApiError::IssuerUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } | ApiError::ConnectionShare { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

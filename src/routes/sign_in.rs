@@ -135,6 +135,9 @@ fn refused(
             challenge,
             message: refusal.to_string(),
         },
+        Some(refusal @ TokenRefusal::Unchecked(_)) => ApiError::IssuerUnavailable {
+            message: refusal.to_string(),
+        },
         Some(refusal) => ApiError::Unauthorized {
             challenge: challenge.into(),
             message: refusal.to_string().into(),
@@ -242,7 +245,10 @@ pub async fn check_management(
     {
         Ok(identity) => Ok(Caller::User(identity)),
         Err(refusal) => {
-            access.note_wrong_token(request);
+            // An issuer that did not answer says nothing of the caller.
+            if !matches!(refusal, TokenRefusal::Unchecked(_)) {
+                access.note_wrong_token(request);
+            }
             Err(refused(&metadata, &scopes, Some(refusal), "this route"))
         }
     }

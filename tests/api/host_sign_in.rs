@@ -881,6 +881,28 @@ async fn opaque_tokens_are_introspected_and_the_answer_kept_for_the_tokens_life(
         www_authenticate(&response)
             .contains("error_description=\"the token is for another audience\"")
     );
+    // An issuer that fails to answer leaves the token unjudged: 503, to
+    // come back, rather than a 401 that would send the host to sign in.
+    Mock::given(method("POST"))
+        .and(path("/introspect"))
+        .and(wiremock::matchers::body_string_contains(
+            "token=unanswered-opaque",
+        ))
+        .respond_with(ResponseTemplate::new(500).set_body_string("down"))
+        .with_priority(1)
+        .mount(&issuer)
+        .await;
+    let response = initialize(&app, &url, Some("unanswered-opaque")).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(www_authenticate(&response), "");
+    assert_eq!(
+        error_message(response).await,
+        format!(
+            "the token could not be checked: the authorization server {} did not answer",
+            issuer.uri()
+        )
+    );
     app.stop().await;
 }
 
