@@ -1,12 +1,13 @@
 //! The MCP protocol vocabulary, with no I/O: JSON-RPC envelopes and error codes,
-//! protocol revisions (the legacy ones and the stateless 2026-07-28), the
-//! Server-Sent Events codec, the qualified-name rule, and the checks every
+//! protocol revisions (the legacy ones and the stateless 2026-07-28, with its
+//! mirrored `Mcp-Param-*` headers), the Server-Sent Events codec, the qualified-name rule, and the checks every
 //! client value passes before it is sent on to a backend.
 
 pub mod client_values;
 pub mod jsonrpc;
 pub mod naming;
 pub mod nesting;
+pub mod param_headers;
 pub mod request;
 pub mod sse;
 pub mod stateless;

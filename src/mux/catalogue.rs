@@ -13,6 +13,7 @@ use super::item_kind::NamedKind;
 use super::search::ToolIndex;
 use crate::backend::{BackendError, Replay};
 use crate::mcp::naming;
+use crate::mcp::param_headers::{self, ParamHeader};
 
 /// Whether using `item` of `kind` may be sent again when it is unknown if
 /// the backend acted: a tool only when it says so; getting a prompt always.
@@ -33,6 +34,8 @@ pub struct Route {
     pub name: String,
     /// Whether using the item may be sent again after an ambiguous failure.
     pub replay: Replay,
+    /// The parameters a tool mirrors into `Mcp-Param-*` headers, if any.
+    pub param_headers: Option<Arc<[ParamHeader]>>,
 }
 
 /// Two backend items that could not both be given a name.
@@ -116,6 +119,7 @@ struct Entry<'a> {
     /// Whether `readable` differs from `prefix + original`.
     altered: bool,
     item: Value,
+    param_headers: Option<Arc<[ParamHeader]>>,
 }
 
 impl Catalogue {
@@ -144,6 +148,18 @@ impl Catalogue {
                 if rules.is_some_and(|rules| !rules.shows(&original)) {
                     continue;
                 }
+                // A tool whose definition clients must refuse is left out.
+                let param_headers = match kind {
+                    NamedKind::Tool => match item.get("inputSchema").map(param_headers::declared) {
+                        Some(Err(reason)) => {
+                            tracing::warn!(server = source.server, name = %original, %reason, "backend listed a tool with an invalid x-mcp-header; left out");
+                            continue;
+                        }
+                        Some(Ok(declared)) if !declared.is_empty() => Some(Arc::from(declared)),
+                        _ => None,
+                    },
+                    NamedKind::Prompt => None,
+                };
                 if !seen.insert((source.backend, original.clone())) {
                     tracing::warn!(server = source.server, kind = kind.noun(), name = %original, "backend listed an item twice; the copy is left out");
                     conflicts.push(Conflict {
@@ -178,6 +194,7 @@ impl Catalogue {
                     renamed,
                     altered,
                     item,
+                    param_headers,
                 });
             }
         }
@@ -214,6 +231,7 @@ impl Catalogue {
                     backend: entry.backend,
                     name: entry.original,
                     replay,
+                    param_headers: entry.param_headers,
                 },
             );
             items.push(entry.item);
@@ -344,6 +362,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_mirroring_parameters_into_headers_routes_them_and_an_invalid_one_is_left_out() {
+        let region = json!({ "type": "string", "x-mcp-header": "Region" });
+        let catalogue = Catalogue::build(
+            NamedKind::Tool,
+            vec![source(
+                0,
+                "a",
+                vec![
+                    json!({"name": "query", "inputSchema": {"type": "object", "properties": {"region": region}}}),
+                    json!({"name": "bad", "inputSchema": {"type": "object", "properties": {"n": {"type": "number", "x-mcp-header": "N"}}}}),
+                ],
+            )],
+        );
+        let names: Vec<_> = catalogue.items.iter().map(|t| t["name"].clone()).collect();
+        assert_eq!(names, [json!("a__query")]);
+        let headers = catalogue
+            .route("a__query")
+            .and_then(|route| route.param_headers.clone())
+            .expect("declared");
+        assert_eq!(headers[0].header, "Mcp-Param-Region");
+        assert_eq!(headers[0].path, ["region"]);
+        assert_eq!(catalogue.route("a__bad"), None);
+    }
+
+    #[test]
     fn tools_are_prefixed_and_routed_to_their_backend() {
         let catalogue = Catalogue::build(
             NamedKind::Tool,
@@ -372,7 +415,8 @@ mod tests {
             Some(&Route {
                 backend: 1,
                 name: "echo".into(),
-                replay: Replay::Safe
+                replay: Replay::Safe,
+                param_headers: None,
             })
         );
         assert_eq!(

@@ -119,4 +119,10 @@ pub enum MuxError {
         share: usize,
         limit: usize,
     },
+    /// Stateless clients declared more sets of capabilities than a
+    /// session serves at once, and each set has a call or stream in use.
+    #[error(
+        "this session serves stateless clients that declare {limit} different sets of client capabilities, the most it may, and each set has a call waiting or a stream open; try again once one ends"
+    )]
+    CapabilitySets { limit: usize },
 }

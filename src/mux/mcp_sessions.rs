@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chrono::Utc;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::Mux;
 use super::error::MuxError;
 use super::mcp_session::{BackendSessions, McpSession, SessionContext};
 use super::session::{Opening, Session};
-use super::stateless;
 use crate::backend::limits::BackendLimits;
 use crate::backend::{BackendError, BackendSession, Credential};
 use crate::mcp::version;
@@ -52,7 +51,11 @@ impl Mux {
         let requested = initialize_params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
-        let client_capabilities = relayable_capabilities(initialize_params);
+        let client_capabilities = relayable(
+            initialize_params
+                .and_then(|params| params.get("capabilities"))
+                .and_then(Value::as_object),
+        );
         let context = self.session_context(session, &client_capabilities);
         let backends = self.backend_sessions(session, client_capabilities.clone());
         let now = Utc::now();
@@ -221,14 +224,19 @@ impl Mux {
         Ok(())
     }
 
-    /// The MCP session that serves `session`'s stateless clients, opened on
-    /// first use (and again after it was reaped).
+    /// The MCP session that serves those of `session`'s stateless clients
+    /// that declare `client_capabilities`, opened on first use (and again
+    /// after it was reaped). Its backends are told what those clients can
+    /// do (what mcp-mux can relay of it), so that none asks for more.
     pub async fn stateless_mcp_session(
         &self,
         session: &Session,
+        client_capabilities: &Map<String, Value>,
     ) -> Result<Arc<McpSession>, MuxError> {
         let _opening = Opening::start(session);
-        let mut shared = session.stateless.mcp_session.lock().await;
+        let capabilities = relayable(Some(client_capabilities));
+        let slot = session.stateless.slot(&capabilities.to_string())?;
+        let mut shared = slot.lock().await;
         if let Some(mcp_session) = shared.as_ref() {
             mcp_session.touch();
             return Ok(mcp_session.clone());
@@ -236,7 +244,6 @@ impl Mux {
         if session.ended.load(Ordering::Acquire) {
             return Err(MuxError::SessionEnded);
         }
-        let capabilities = stateless::backend_capabilities();
         let context = SessionContext {
             stateless: true,
             ..self.session_context(session, &capabilities)
@@ -277,9 +284,7 @@ impl Mux {
         if !self.store.is_shared() {
             return Ok(None);
         }
-        if let Ok(shared) = session.stateless.mcp_session.try_lock()
-            && shared.is_some()
-        {
+        if !session.stateless.is_empty() {
             return Ok(None);
         }
         {
@@ -299,7 +304,8 @@ impl Mux {
             id: stateless_record_id(session),
             session_id: session.id,
             protocol_version: crate::mcp::stateless::VERSION.to_owned(),
-            client_capabilities: stateless::backend_capabilities(),
+            // Each set of capabilities has its own MCP session on the holder.
+            client_capabilities: Value::Object(Map::new()),
             created_at: now,
             last_seen_at: now,
             node: None,
@@ -381,17 +387,72 @@ impl Mux {
 }
 
 /// The client capabilities a backend may be told of: those the client
-/// declared and mcp-mux can relay (requests on a response stream).
-fn relayable_capabilities(initialize_params: Option<&Value>) -> Value {
-    const RELAYED: [&str; 3] = ["sampling", "elicitation", "roots"];
-    let declared = initialize_params
-        .and_then(|params| params.get("capabilities"))
-        .and_then(Value::as_object);
-    let kept: serde_json::Map<String, Value> = declared
-        .into_iter()
-        .flatten()
-        .filter(|(name, _)| RELAYED.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
+/// declared and mcp-mux can relay (requests on a response stream, or in an
+/// `InputRequiredResult`), with only the fields this revision defines, in
+/// one order: clients that declare the same share backend sessions and
+/// lists, and a client cannot make up sets without end.
+fn relayable(declared: Option<&Map<String, Value>>) -> Value {
+    /// Each relayed capability and the fields of it that are kept.
+    const RELAYED: [(&str, &[&str]); 3] = [
+        ("sampling", &["context", "tools"]),
+        ("elicitation", &["form", "url"]),
+        ("roots", &["listChanged"]),
+    ];
+    let mut kept = Map::new();
+    for (name, fields) in RELAYED {
+        let Some(Value::Object(declared)) = declared.and_then(|declared| declared.get(name)) else {
+            continue;
+        };
+        let fields: Map<String, Value> = fields
+            .iter()
+            .filter_map(|field| {
+                let value = match declared.get(*field)? {
+                    Value::Bool(flag) => Value::Bool(*flag),
+                    Value::Object(_) => Value::Object(Map::new()),
+                    _ => return None,
+                };
+                Some(((*field).to_owned(), value))
+            })
+            .collect();
+        kept.insert(name.to_owned(), Value::Object(fields));
+    }
     Value::Object(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn backends_are_told_what_the_client_declared_in_one_shape() {
+        let told = |declared: Value| relayable(declared.as_object());
+        assert_eq!(told(json!({})), json!({}));
+        // The order the client used, unknown capabilities and fields, and
+        // the contents of a field's object do not matter: equal sets are
+        // one key.
+        let full = told(json!({
+            "roots": { "listChanged": true, "extra": 1 },
+            "experimental": { "x": {} },
+            "elicitation": { "url": { "a": 1 }, "form": {} },
+            "sampling": { "tools": {}, "context": { "b": 2 } },
+        }));
+        let plain = told(json!({
+            "sampling": { "context": {}, "tools": {} },
+            "elicitation": { "form": {}, "url": {} },
+            "roots": { "listChanged": true },
+        }));
+        assert_eq!(full.to_string(), plain.to_string());
+        assert_eq!(
+            full,
+            json!({
+                "sampling": { "context": {}, "tools": {} },
+                "elicitation": { "form": {}, "url": {} },
+                "roots": { "listChanged": true },
+            })
+        );
+        // A capability that is not an object is not declared.
+        assert_eq!(told(json!({ "roots": true, "sampling": null })), json!({}));
+    }
 }

@@ -142,13 +142,11 @@ impl Session {
         self.lock_mcp_sessions().len()
     }
 
-    /// Every MCP session open on it: its clients', and the one its
-    /// stateless clients share (unless that one is opening right now).
+    /// Every MCP session open on it: its clients', and those its stateless
+    /// clients share (but those opening right now).
     pub fn mcp_sessions(&self) -> Vec<Arc<McpSession>> {
         let mut open: Vec<_> = self.lock_mcp_sessions().values().cloned().collect();
-        if let Ok(shared) = self.stateless.mcp_session.try_lock() {
-            open.extend(shared.iter().cloned());
-        }
+        open.extend(self.stateless.open());
         open
     }
 
@@ -248,6 +246,12 @@ impl Session {
         self.stateless.park(call)
     }
 
+    /// Keeps a call again under the `requestState` it was taken up with:
+    /// its retry was refused before anything reached the backend.
+    pub fn park_again(&self, request_state: &str, call: StatelessCall) {
+        self.stateless.park_as(request_state.to_owned(), call)
+    }
+
     /// The parked call a `requestState` names, taken out of the waiting
     /// list if the retry asks what the call asked.
     pub fn unpark(
@@ -258,20 +262,10 @@ impl Session {
         self.stateless.unpark(request_state, request)
     }
 
-    /// Ends the shared MCP session of stateless clients if it has been idle
-    /// for `idle` with no stream open and no call waiting; true if it ended.
+    /// Ends the MCP sessions of stateless clients idle for `idle` with no
+    /// stream open and no call waiting; true if one ended.
     pub(super) fn reap_stateless(&self, now: Instant, idle: Duration) -> bool {
-        let Ok(mut shared) = self.stateless.mcp_session.try_lock() else {
-            return false;
-        };
-        let reapable = shared.as_ref().is_some_and(|mcp_session| {
-            now.duration_since(mcp_session.idle_since()) >= idle
-                && mcp_session.listeners().is_empty()
-        }) && !self.stateless.has_parked();
-        if let (true, Some(mcp_session)) = (reapable, shared.take()) {
-            mcp_session.close();
-        }
-        reapable
+        self.stateless.reap(now, idle)
     }
 
     pub(super) fn touch(&self) {
@@ -290,11 +284,7 @@ impl Session {
             .unwrap_or_else(PoisonError::into_inner);
         self.opening.load(Ordering::Acquire) == 0
             && self.mcp_session_count() == 0
-            && self
-                .stateless
-                .mcp_session
-                .try_lock()
-                .is_ok_and(|shared| shared.is_none())
+            && self.stateless.is_empty()
             && now.duration_since(last_used) >= idle
     }
 

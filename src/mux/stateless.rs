@@ -1,9 +1,11 @@
 //! Stateless (2026-07-28) clients of a session. They open no MCP session,
-//! so every session keeps one shared MCP session for them, opened on first
-//! use. Backends speak the legacy revisions: a request a backend sends
-//! during a call (sampling, elicitation, roots) becomes an
-//! `InputRequiredResult`, and the call waits, parked, until the client
-//! retries with its answers (multi round-trip requests).
+//! so a session keeps MCP sessions for them, one per set of client
+//! capabilities they declare, each opened on first use: a backend is told
+//! exactly what its client can do, and never asks it for more. Backends
+//! speak the legacy revisions: the requests a backend sends during a call
+//! (sampling, elicitation, roots) become one `InputRequiredResult`, and the
+//! call waits, parked, until the client retries with its answers (multi
+//! round-trip requests).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,18 +14,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::error::CallError;
+use super::error::{CallError, MuxError};
 use super::mcp_session::{ClientCall, McpSession};
 use super::payload::Payload;
 use crate::mcp::jsonrpc::{self, ErrorObject};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::stateless::{LogLevel, RequestMeta, capability_for};
-
-/// What backends of the shared MCP session are told the client can do:
-/// each request's own capabilities are checked when a backend asks.
-pub fn backend_capabilities() -> Value {
-    json!({ "sampling": {}, "elicitation": {} })
-}
 
 /// How long a call waits for the client to retry with its input.
 pub const PARKED_CALL_TTL: Duration = Duration::from_secs(600);
@@ -35,26 +31,131 @@ const AUTHORIZATION_POLL: Duration = Duration::from_millis(250);
 /// Most calls of one session that may wait for input at once; more end the
 /// oldest.
 pub const MAX_PARKED_CALLS: usize = 256;
+/// Most sets of client capabilities a session serves at once, each with its
+/// own backend sessions.
+pub const MAX_CAPABILITY_SETS: usize = 8;
+/// Once a backend asked its client something, how long a call waits for
+/// another request before it answers with those it has: a backend that asks
+/// several things at once sends them within microseconds of each other.
+const GATHER_QUIET: Duration = Duration::from_millis(20);
+/// The longest a call gathers requests before it answers.
+const GATHER_MAX: Duration = Duration::from_millis(200);
 
-/// The shared MCP session of a session's stateless clients, and their calls
+/// An MCP session of stateless clients that declare one set of
+/// capabilities; locked while it opens, so that concurrent first requests
+/// open it once.
+pub(super) type SetSlot = Arc<tokio::sync::Mutex<Option<Arc<McpSession>>>>;
+
+/// The MCP sessions of a session's stateless clients, and their calls
 /// waiting for input.
 #[derive(Default)]
 pub(super) struct Stateless {
-    /// Locked while the MCP session opens, so concurrent first requests
-    /// open it once.
-    pub(super) mcp_session: tokio::sync::Mutex<Option<Arc<McpSession>>>,
-    /// The other node that holds it (its URL and secret), as last found in
+    /// By capability set (see `mcp_sessions::relayable`), as JSON.
+    sets: Mutex<HashMap<String, SetSlot>>,
+    /// The other node that holds them (its URL and secret), as last found in
     /// the store, and when.
     pub(super) held_elsewhere: Mutex<Option<(String, String, Instant)>>,
     parked: Mutex<HashMap<String, StatelessCall>>,
 }
 
 impl Stateless {
+    /// The slot of the capability set `key`, added if it is new. A session
+    /// at its most sets lets go of one that nothing uses (no stream, no call
+    /// waiting), the least recently used; when each is in use, none is added.
+    pub(super) fn slot(&self, key: &str) -> Result<SetSlot, MuxError> {
+        let mut sets = self.lock_sets();
+        if let Some(slot) = sets.get(key) {
+            return Ok(slot.clone());
+        }
+        if sets.len() >= MAX_CAPABILITY_SETS {
+            let unused = sets
+                .iter()
+                .filter_map(|(key, slot)| {
+                    let open = slot.try_lock().ok()?;
+                    match open.as_ref() {
+                        None => Some((key.clone(), None)),
+                        Some(mcp_session) if self.is_unused(mcp_session) => {
+                            Some((key.clone(), Some(mcp_session.idle_since())))
+                        }
+                        Some(_) => None,
+                    }
+                })
+                .min_by_key(|(_, idle_since)| *idle_since)
+                .map(|(key, _)| key);
+            let Some(unused) = unused else {
+                return Err(MuxError::CapabilitySets {
+                    limit: MAX_CAPABILITY_SETS,
+                });
+            };
+            if let Some(slot) = sets.remove(&unused)
+                && let Ok(mut open) = slot.try_lock()
+                && let Some(mcp_session) = open.take()
+            {
+                mcp_session.close();
+            }
+        }
+        let slot = SetSlot::default();
+        sets.insert(key.to_owned(), slot.clone());
+        Ok(slot)
+    }
+
+    /// Every one of its MCP sessions that is open (not opening right now).
+    pub(super) fn open(&self) -> Vec<Arc<McpSession>> {
+        self.lock_sets()
+            .values()
+            .filter_map(|slot| slot.try_lock().ok()?.clone())
+            .collect()
+    }
+
+    /// Whether none of its MCP sessions is open or opening.
+    pub(super) fn is_empty(&self) -> bool {
+        self.lock_sets()
+            .values()
+            .all(|slot| slot.try_lock().is_ok_and(|open| open.is_none()))
+    }
+
+    /// Ends those of its MCP sessions idle for `idle`, with no stream open
+    /// and no call waiting; true if one ended.
+    pub(super) fn reap(&self, now: Instant, idle: Duration) -> bool {
+        let mut reaped = false;
+        self.lock_sets().retain(|_, slot| {
+            let Ok(mut open) = slot.try_lock() else {
+                return true;
+            };
+            let reapable = open.as_ref().is_some_and(|mcp_session| {
+                now.duration_since(mcp_session.idle_since()) >= idle && self.is_unused(mcp_session)
+            });
+            if reapable && let Some(mcp_session) = open.take() {
+                mcp_session.close();
+                reaped = true;
+            }
+            open.is_some()
+        });
+        reaped
+    }
+
+    /// Whether no stream listens on `mcp_session` and no call on it waits
+    /// for input.
+    fn is_unused(&self, mcp_session: &Arc<McpSession>) -> bool {
+        mcp_session.listeners().is_empty()
+            && !self
+                .lock_parked()
+                .values()
+                .any(|call| Arc::ptr_eq(&call.mcp_session, mcp_session))
+    }
+
     /// Keeps a call that awaits the client's input; returns the
     /// `requestState` that resumes it: 128 random bits, so that no other
     /// client can guess it.
-    pub(super) fn park(&self, mut call: StatelessCall) -> String {
+    pub(super) fn park(&self, call: StatelessCall) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
+        self.park_as(token.clone(), call);
+        token
+    }
+
+    /// Keeps a call under `token` again: its retry was refused before
+    /// anything reached the backend, and the client may retry once more.
+    pub(super) fn park_as(&self, token: String, mut call: StatelessCall) {
         call.parked_at = Instant::now();
         let mut parked = self.lock_parked();
         expire(&mut parked);
@@ -67,8 +168,7 @@ impl Stateless {
             tracing::warn!("too many calls await input; the oldest is cancelled");
             parked.remove(&oldest);
         }
-        parked.insert(token.clone(), call);
-        token
+        parked.insert(token, call);
     }
 
     /// The parked call `token` names, taken out of the waiting list if the
@@ -87,20 +187,24 @@ impl Stateless {
         }
     }
 
-    pub(super) fn has_parked(&self) -> bool {
-        let mut parked = self.lock_parked();
-        expire(&mut parked);
-        !parked.is_empty()
-    }
-
-    /// Cancels every waiting call and ends the shared MCP session.
+    /// Cancels every waiting call and ends its MCP sessions.
     pub(super) fn end(&self) {
         self.lock_parked().clear();
-        if let Ok(mut mcp_session) = self.mcp_session.try_lock()
-            && let Some(mcp_session) = mcp_session.take()
-        {
-            mcp_session.close();
-        }
+        // One that is opening stays: its opener sees the session ended, or
+        // keeps it here where the reaper finds it.
+        self.lock_sets().retain(|_, slot| {
+            let Ok(mut open) = slot.try_lock() else {
+                return true;
+            };
+            if let Some(mcp_session) = open.take() {
+                mcp_session.close();
+            }
+            false
+        });
+    }
+
+    fn lock_sets(&self) -> MutexGuard<'_, HashMap<String, SetSlot>> {
+        self.sets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock_parked(&self) -> MutexGuard<'_, HashMap<String, StatelessCall>> {
@@ -148,6 +252,18 @@ pub enum Step {
     Done(Result<Payload, CallError>),
 }
 
+/// A message from the backend that the client is to hear of.
+enum Considered {
+    /// A notification about the call.
+    Notification(Value),
+    /// A request the client declared it can answer: the key it is shown
+    /// under, and the request as `inputRequests` holds it.
+    Request(String, Value),
+    /// A request for a capability the client did not declare; the backend
+    /// was told no.
+    Refused(&'static str),
+}
+
 /// A `tools/call`, `prompts/get` or `resources/read` of a stateless client,
 /// running on the shared MCP session. Dropped before it is done (the
 /// client went away, or never came back with its input), it is cancelled at
@@ -162,9 +278,15 @@ pub struct StatelessCall {
     meta: RequestMeta,
     events: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
     outcome: tokio::sync::oneshot::Receiver<Result<Payload, CallError>>,
-    /// Backend requests given to the client (by the key it was shown) that
-    /// it has not answered yet.
-    awaiting: Vec<String>,
+    /// Backend requests given to the client that it has not answered yet:
+    /// the key it was shown → the request, to show again until answered.
+    awaiting: Map<String, Value>,
+    /// Of those, the ones the client left unanswered in its last retry:
+    /// asked again, with any the backend sends meanwhile.
+    unanswered: Map<String, Value>,
+    /// Notifications that came while requests were gathered; they go out
+    /// before the `InputRequiredResult`, which ends the answer.
+    held_back: std::collections::VecDeque<Value>,
     /// What was asked, to ask again once a backend the call needed is
     /// authorized.
     asked: (Method, Map<String, Value>),
@@ -212,7 +334,9 @@ impl StatelessCall {
             meta,
             events,
             outcome,
-            awaiting: Vec::new(),
+            awaiting: Map::new(),
+            unanswered: Map::new(),
+            held_back: Default::default(),
             asked,
             authorizing: None,
             finished: false,
@@ -221,49 +345,79 @@ impl StatelessCall {
     }
 
     /// Takes up a parked call again with the client's retry: its answers go
-    /// to the backend that asked, each under the backend's own id.
+    /// to the backend that asked, each under the backend's own id; the
+    /// requests it left unanswered are asked again. A retry whose answers
+    /// are malformed is refused before any reaches the backend, and the
+    /// call given back, to wait for a better retry.
     pub async fn resume(
         mut self,
         params: &Map<String, Value>,
         meta: RequestMeta,
-    ) -> Result<Self, CallError> {
+    ) -> Result<Self, (Self, CallError)> {
         let responses = match params.get("inputResponses") {
             None => Map::new(),
             Some(Value::Object(responses)) => responses.clone(),
             Some(_) => {
-                return Err(CallError::InvalidParams {
-                    reason: "\"inputResponses\" must be an object".into(),
-                });
+                let reason = "\"inputResponses\" must be an object".into();
+                return Err((self, CallError::InvalidParams { reason }));
             }
         };
+        let asked = self
+            .awaiting
+            .keys()
+            .chain(self.authorizing.as_ref().map(|(key, _)| key));
+        for key in asked {
+            if let Some(answer) = responses.get(key)
+                && !answer.is_object()
+            {
+                let reason = format!(
+                    "\"inputResponses.{key}\" must be an object: the result of the request it answers"
+                );
+                return Err((self, CallError::InvalidParams { reason }));
+            }
+        }
         self.meta = meta;
         if let Some((key, server)) = self.authorizing.take() {
             return Ok(self.after_authorization(&key, &server, &responses).await);
         }
-        for key in std::mem::take(&mut self.awaiting) {
-            let outcome = match responses.get(&key) {
-                Some(result) => json!({ "result": result }),
-                None => json!({ "error": ErrorObject::new(
-                    jsonrpc::INVALID_PARAMS,
-                    "the client did not answer this request",
-                ) }),
-            };
-            self.answer_backend(&key, outcome).await;
+        for (key, request) in std::mem::take(&mut self.awaiting) {
+            match responses.get(&key) {
+                Some(result) => {
+                    self.answer_backend(&key, json!({ "result": result })).await;
+                }
+                None => {
+                    self.unanswered.insert(key, request);
+                }
+            }
         }
         Ok(self)
     }
 
-    /// Waits for what the call produces next.
+    /// Waits for what the call produces next. Requests the backend sends
+    /// at once come out together, as one `NeedsInput`.
     pub async fn next(&mut self) -> Step {
+        if let Some(notification) = self.held_back.pop_front() {
+            return Step::Notification(notification);
+        }
+        if !self.unanswered.is_empty() {
+            let asked_again = std::mem::take(&mut self.unanswered);
+            return self.gather(asked_again).await;
+        }
         loop {
             tokio::select! {
                 biased;
                 Some(bytes) = self.events.recv() => {
-                    let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
-                        continue;
-                    };
-                    if let Some(step) = self.consider(message).await {
-                        return step;
+                    match self.consider(&bytes).await {
+                        Some(Considered::Notification(message)) => {
+                            return Step::Notification(message);
+                        }
+                        Some(Considered::Request(key, request)) => {
+                            return self.gather(Map::from_iter([(key, request)])).await;
+                        }
+                        Some(Considered::Refused(capability)) => {
+                            return self.refuse_all(capability).await;
+                        }
+                        None => {}
                     }
                 }
                 outcome = &mut self.outcome => {
@@ -275,9 +429,74 @@ impl StatelessCall {
         }
     }
 
+    /// Adds to `requests` the ones the backend sends right after them,
+    /// until it has been quiet a moment, and makes them one `NeedsInput`.
+    async fn gather(&mut self, mut requests: Map<String, Value>) -> Step {
+        let deadline = tokio::time::Instant::now() + GATHER_MAX;
+        loop {
+            let quiet = (tokio::time::Instant::now() + GATHER_QUIET).min(deadline);
+            let Ok(Some(bytes)) = tokio::time::timeout_at(quiet, self.events.recv()).await else {
+                break;
+            };
+            match self.consider(&bytes).await {
+                Some(Considered::Notification(message)) => self.held_back.push_back(message),
+                Some(Considered::Request(key, request)) => {
+                    requests.insert(key, request);
+                }
+                Some(Considered::Refused(capability)) => {
+                    self.held_back.clear();
+                    return self.refuse_all(capability).await;
+                }
+                None => {}
+            }
+        }
+        match self.held_back.pop_front() {
+            // The notifications that came meanwhile go out first, the
+            // requests on the step after them.
+            Some(notification) => {
+                self.unanswered = requests;
+                Step::Notification(notification)
+            }
+            None => {
+                self.awaiting.extend(requests.clone());
+                Step::NeedsInput(requests)
+            }
+        }
+    }
+
+    /// Ends the call for the client, which lacks `capability` the backend
+    /// asked for: the backend's other requests are refused too, and it
+    /// finishes on its own.
+    async fn refuse_all(&mut self, capability: &'static str) -> Step {
+        let refusal = ErrorObject::new(
+            jsonrpc::INTERNAL_ERROR,
+            format!("the call ended: the client did not declare the capability \"{capability}\""),
+        );
+        for key in self.take_waiting() {
+            self.answer_backend(&key, json!({ "error": refusal })).await;
+        }
+        self.finished = true;
+        Step::MissingCapability(capability)
+    }
+
+    /// The keys of the backend requests the client has not answered; the
+    /// call forgets them.
+    fn take_waiting(&mut self) -> Vec<String> {
+        let waiting = self
+            .awaiting
+            .keys()
+            .chain(self.unanswered.keys())
+            .cloned()
+            .collect();
+        self.awaiting.clear();
+        self.unanswered.clear();
+        waiting
+    }
+
     /// What to make of a message the backend sent during the call: None
     /// when the client is not to see it.
-    async fn consider(&mut self, message: Value) -> Option<Step> {
+    async fn consider(&mut self, bytes: &[u8]) -> Option<Considered> {
+        let message = serde_json::from_slice::<Value>(bytes).ok()?;
         let method = message.get("method").and_then(Value::as_str)?.to_owned();
         let Some(Value::String(key)) = message.get("id").cloned() else {
             // Only notifications about this request ride on its answer;
@@ -287,16 +506,15 @@ impl StatelessCall {
                 "notifications/message" => LogLevel::admits(self.meta.log_level, &message),
                 _ => false,
             };
-            return wanted.then_some(Step::Notification(message));
+            return wanted.then_some(Considered::Notification(message));
         };
         match capability_for(&method) {
             Some(capability) if self.meta.client_capabilities.contains_key(capability) => {
-                self.awaiting.push(key.clone());
                 let mut request = json!({ "method": method });
                 if let Some(params) = message.get("params") {
                     request["params"] = params.clone();
                 }
-                Some(Step::NeedsInput(Map::from_iter([(key, request)])))
+                Some(Considered::Request(key, request))
             }
             needed => {
                 let refusal = ErrorObject::new(
@@ -304,11 +522,9 @@ impl StatelessCall {
                     format!("the client did not declare support for {method}"),
                 );
                 self.answer_backend(&key, json!({ "error": refusal })).await;
-                let capability = needed?;
                 // The backend was told no and finishes on its own; the
                 // client learns what it lacks.
-                self.finished = true;
-                Some(Step::MissingCapability(capability))
+                needed.map(Considered::Refused)
             }
         }
     }
@@ -419,7 +635,7 @@ impl Drop for StatelessCall {
         };
         let mcp_session = self.mcp_session.clone();
         let internal_id = self.internal_id.clone();
-        let awaiting = std::mem::take(&mut self.awaiting);
+        let awaiting = self.take_waiting();
         runtime.spawn(async move {
             for key in awaiting {
                 let refusal =

@@ -197,11 +197,11 @@ impl From<MuxError> for ApiError {
             MuxError::SessionEnded => ApiError::NotFound {
                 message: "the session was deleted".into(),
             },
-            error @ (MuxError::AtCapacity { .. } | MuxError::NoConnection { .. }) => {
-                ApiError::AtCapacity {
-                    message: error.to_string(),
-                }
-            }
+            error @ (MuxError::AtCapacity { .. }
+            | MuxError::NoConnection { .. }
+            | MuxError::CapabilitySets { .. }) => ApiError::AtCapacity {
+                message: error.to_string(),
+            },
             error @ MuxError::SessionConnections { .. } => ApiError::ConnectionShare {
                 message: error.to_string(),
             },

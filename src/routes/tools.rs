@@ -110,7 +110,10 @@ pub async fn call(
 /// request may use the session: with its token, within its rate.
 async fn open(request: &HttpRequest, id: &str, mux: &Mux) -> Result<Arc<McpSession>, ApiError> {
     let session = usable_session(request, SessionPath::parse(id)?, mux).await?;
-    Ok(mux.stateless_mcp_session(&session).await?)
+    // Its caller answers no request of a backend: none is told it could.
+    Ok(mux
+        .stateless_mcp_session(&session, &serde_json::Map::new())
+        .await?)
 }
 
 /// The arguments a body holds: a JSON object, or none when it is empty.

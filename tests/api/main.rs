@@ -7,6 +7,7 @@ mod access;
 mod audit;
 mod backend_failures;
 mod bounds;
+mod bridge;
 mod cli;
 mod client_values;
 mod cluster;

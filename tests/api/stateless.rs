@@ -17,10 +17,10 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
-const MODERN: &str = "2026-07-28";
+pub(crate) const MODERN: &str = "2026-07-28";
 
 /// The `_meta` every stateless request carries.
-fn meta(capabilities: Value) -> Value {
+pub(crate) fn meta(capabilities: Value) -> Value {
     json!({
         "io.modelcontextprotocol/protocolVersion": MODERN,
         "io.modelcontextprotocol/clientInfo": { "name": "test", "version": "1" },
@@ -29,7 +29,7 @@ fn meta(capabilities: Value) -> Value {
 }
 
 /// POSTs a stateless request with the headers that mirror it.
-async fn stateless_post(
+pub(crate) async fn stateless_post(
     url: &str,
     id: u64,
     rpc_method: &str,

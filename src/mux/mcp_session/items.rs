@@ -11,6 +11,7 @@ use super::slot::{BackendSlot, Listed};
 use super::{ClientCall, McpSession};
 use crate::backend::{BackendError, Replay, Reply};
 use crate::mcp::naming;
+use crate::mcp::param_headers::ParamHeader;
 use crate::mcp::request::{ByName, ByUri, Completion, CompletionTarget, Method};
 use crate::mux::audit::AuditedCall;
 use crate::mux::catalogue::{BackendItems, Catalogue, Route};
@@ -291,6 +292,17 @@ impl McpSession {
     /// The session's tools, after its rules: every one, not a page.
     pub async fn tools(&self) -> Arc<Vec<Value>> {
         self.current_catalogue(NamedKind::Tool).await.items.clone()
+    }
+
+    /// The parameters a call of tool `name` mirrors into `Mcp-Param-*`
+    /// headers, as its listed `inputSchema` declares them: None for a tool
+    /// that declares none, or that the list does not hold.
+    pub async fn param_headers(&self, name: &str) -> Option<Arc<[ParamHeader]>> {
+        self.current_catalogue(NamedKind::Tool)
+            .await
+            .route(name)?
+            .param_headers
+            .clone()
     }
 
     /// The session's merged list of `kind`: the kept one while it is fresh.

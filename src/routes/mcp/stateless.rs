@@ -14,6 +14,7 @@ use super::answer::{
     Refusal, accepts_event_stream, answer_builder, sse_response, to_jsonrpc_error,
 };
 use crate::mcp::jsonrpc::{self, ErrorObject, METHOD_NOT_FOUND, Message};
+use crate::mcp::param_headers::{self, Sent};
 use crate::mcp::request::{ClientRequest, Method};
 use crate::mcp::stateless::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, sse};
@@ -123,9 +124,14 @@ pub(super) async fn handle(
         .with_id(Some(&id)));
     };
     let mcp_session = mux
-        .stateless_mcp_session(&session)
+        .stateless_mcp_session(&session, &meta.client_capabilities)
         .await
         .map_err(|error| Refusal::from(ApiError::from(error)).with_id(Some(&id)))?;
+    if method == Method::ToolsCall {
+        check_param_headers(request, &mcp_session, &params)
+            .await
+            .map_err(|refusal| refusal.with_id(Some(&id)))?;
+    }
     if method.may_need_input() {
         return run_call(request, session, mcp_session, id, method, params, meta).await;
     }
@@ -150,6 +156,30 @@ pub(super) async fn handle(
         }
         Err(error) => Ok(json_answer(&id, method, Err(error.into()), &mcp_session)),
     }
+}
+
+/// Refuses a `tools/call` whose `Mcp-Param-*` headers do not mirror the
+/// arguments its tool's `inputSchema` marks with `x-mcp-header`.
+async fn check_param_headers(
+    request: &HttpRequest,
+    mcp_session: &McpSession,
+    params: &Map<String, Value>,
+) -> Result<(), Refusal> {
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let Some(declared) = mcp_session.param_headers(name).await else {
+        return Ok(());
+    };
+    param_headers::check(&declared, params.get("arguments"), |name| {
+        let mut sent = request.headers().get_all(name);
+        match (sent.next(), sent.next()) {
+            (None, _) => Sent::Absent,
+            (Some(value), None) => value.to_str().map_or(Sent::Invalid, Sent::Value),
+            (Some(_), Some(_)) => Sent::Invalid,
+        }
+    })
+    .map_err(|refused| Refusal::new(StatusCode::BAD_REQUEST, refused.code(), refused.to_string()))
 }
 
 /// The `server/discover` result: every revision served, and what the
@@ -343,7 +373,10 @@ async fn run_call(
             };
             match parked.resume(&params, meta).await {
                 Ok(running) => running,
-                Err(error) => return Ok(json_answer(&id, method, Err(error), &mcp_session)),
+                Err((parked, error)) => {
+                    session.park_again(token, parked);
+                    return Ok(json_answer(&id, method, Err(error), &mcp_session));
+                }
             }
         }
         Some(_) => return Ok(invalid("\"requestState\" must be a string")),
