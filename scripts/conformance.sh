@@ -6,32 +6,36 @@
 #   (b) through an mcp-mux session whose one backend is that fixture, created
 #       with "prefix": "when_needed", so the session is a transparent proxy and
 #       every scenario should pass through it exactly as it passes directly;
-#   (c) through the same session at revision 2026-07-28 (--spec-version
-#       2026-07-28, every scenario on the stateless wire): mcp-mux serves that
-#       revision over the legacy fixture, so each scenario must pass except
-#       those that need a backend speaking 2026-07-28 itself (NEEDS_MODERN_BACKEND
-#       below), which are skipped.
+#   (c) the 2026-07-28 scenarios (--suite all --spec-version 2026-07-28)
+#       directly: the fixture serves each sessionless request as a 2025-11-25
+#       server would, so most fail;
+#   (d) the same scenarios through the same session: mcp-mux serves that
+#       revision over the legacy fixture, and each scenario must pass but the
+#       one no bridge can pass (BRIDGE_CANNOT below). Both counts are
+#       printed, with the scenarios each run passed; mcp-mux's must be the
+#       larger, and hold every scenario the fixture passes alone.
 #
 #   bash scripts/conformance.sh      # from the repository root
 #
 # MCP_MUX_BIN overrides the binary (default target/debug/mcp-mux, built if
-# missing). CONFORMANCE_SUITE picks the suite's --suite (default "active": the
-# scenarios the suite counts as current; "all" adds the 2026-07-28 draft ones
-# and the extensions, which the fixture does not implement, so most of those
-# fail directly and are skipped). CONFORMANCE_KEEP=1 keeps the scratch directory
-# (the suite's checks.json files, the mcp-mux RUST_LOG=debug log).
+# missing). CONFORMANCE_SUITE picks the suite's --suite for (a) and (b)
+# (default "active": the scenarios the suite counts as current; "all" adds
+# the draft ones and the extensions, which fail directly and are skipped).
+# CONFORMANCE_KEEP=1 keeps the scratch directory (the suite's checks.json
+# files, the mcp-mux RUST_LOG=debug log).
 # Node 22 (the suite needs >= 22), the suite and the fixture's dependencies
 # are pinned in scripts/conformance/package.json and
 # package-lock.json, and installed into .e2e/conformance (git-ignored) on first
 # use and whenever those two files change.
 #
-# Only scenarios that pass directly can say anything about mcp-mux. Each of them
-# prints `ok - SCENARIO` if it also passes through mcp-mux, else
+# Only scenarios that pass directly can say anything about mcp-mux in (b).
+# Each of them prints `ok - SCENARIO` if it also passes through mcp-mux, else
 # `not ok - SCENARIO: reason`. With the active suite, a scenario failing
 # directly is a broken fixture and fails the run; with "all", it prints
-# `# skipped (fails directly): SCENARIO`. The last line is
+# `# skipped (fails directly): SCENARIO`. (d) prints
+# `ok - SCENARIO [2026-07-28 through mcp-mux]`. The last line is
 # `conformance: N passed, M failed`; the exit code is non-zero if M > 0 or if
-# the script itself broke. Run (c) prints `ok - SCENARIO [2026-07-28 wire]`.
+# the script itself broke.
 set -euo pipefail
 
 if [[ -n ${MCP_MUX_BIN:-} && $MCP_MUX_BIN != /* ]]; then MCP_MUX_BIN=$PWD/$MCP_MUX_BIN; fi
@@ -147,19 +151,27 @@ run_suite() {
 }
 run_suite direct "$FIXTURE_URL"
 run_suite mux "$MUX_URL"
-run_suite stateless "$MUX_URL" --suite all --spec-version 2026-07-28
+run_suite direct2026 "$FIXTURE_URL" --suite all --spec-version 2026-07-28
+run_suite mux2026 "$MUX_URL" --suite all --spec-version 2026-07-28
 
 # Which spec revisions each scenario applies to, as `list` prints them.
 declare -A TAGS=()
 while read -r name tags; do TAGS[$name]=$tags; done < <(
   "$NODE" "$SUITE_JS" list --server | sed -n 's/^  - \([^ ]*\) \[\(.*\)\]$/\1 \2/p'
 )
-declare -A MUX_VERDICT=() MUX_REASON=()
-while IFS=$'\t' read -r name verdict reason; do
-  MUX_VERDICT[$name]=$verdict
-  MUX_REASON[$name]=$reason
-done <"$WORK/mux.tsv"
+# verdicts LABEL: fills VERDICT and REASON from $WORK/LABEL.tsv.
+declare -A VERDICT=() REASON=()
+verdicts() {
+  VERDICT=() REASON=()
+  while IFS=$'\t' read -r name verdict reason; do
+    VERDICT[$name]=$verdict
+    REASON[$name]=$reason
+  done <"$WORK/$1.tsv"
+}
 
+# (a, b) Revision 2025-11-25: every scenario that passes directly passes
+# through mcp-mux.
+verdicts mux
 SKIPPED=()
 while IFS=$'\t' read -r name verdict reason; do
   if [[ $verdict != pass ]]; then
@@ -175,30 +187,48 @@ while IFS=$'\t' read -r name verdict reason; do
   tag=${TAGS[$name]:-}
   label=$name
   [[ $tag == 2026-07-28 || $tag == extension ]] && label="$name [$tag only]"
-  case ${MUX_VERDICT[$name]:-} in
+  case ${VERDICT[$name]:-} in
   pass) ok "$label" ;;
-  fail) not_ok "$label" "${MUX_REASON[$name]}" ;;
+  fail) not_ok "$label" "${REASON[$name]}" ;;
   *) not_ok "$label" "no result through mcp-mux" ;;
   esac
 done <"$WORK/direct.tsv"
 for name in "${SKIPPED[@]}"; do echo "# skipped (fails directly): $name"; done
 
-# (c) Scenarios that test what a 2026-07-28 backend does on its own: its own
-# input_required rounds (with keys and tools of the scenario's choosing), and
-# tool schemas the fixture does not declare (x-mcp-header parameters, whose
-# Mcp-Param-* headers mcp-mux does not check yet, and JSON Schema 2020-12).
-NEEDS_MODERN_BACKEND='^(input-required-result-.*|json-schema-2020-12|http-custom-header-server-validation|tasks-.*)$'
-MODERN_SKIPPED=()
+# (c, d) Revision 2026-07-28, which the fixture does not speak: alone it
+# serves each request as a sessionless 2025-11-25 server, so it cannot
+# answer in rounds, check Mcp-Param-* headers or give caching hints.
+# Through mcp-mux every scenario must pass but the ones a 2025-11-25
+# backend cannot make pass through any bridge (BRIDGE_CANNOT): the
+# scenario names its input request ("user_name"), and a 2025-11-25 backend
+# has no way to name one.
+BRIDGE_CANNOT='^input-required-result-basic-elicitation$'
+verdicts direct2026
+declare -A DIRECT2026=()
+for name in "${!VERDICT[@]}"; do DIRECT2026[$name]=${VERDICT[$name]}; done
+verdicts mux2026
+direct_passed=() mux_passed=()
 while IFS=$'\t' read -r name verdict reason; do
-  if [[ $name =~ $NEEDS_MODERN_BACKEND ]]; then
-    MODERN_SKIPPED+=("$name")
-    continue
+  [[ ${DIRECT2026[$name]:-} == pass ]] && direct_passed+=("$name")
+  [[ $verdict == pass ]] && mux_passed+=("$name")
+  if [[ $verdict == pass ]]; then
+    ok "$name [2026-07-28 through mcp-mux]"
+  elif [[ $name =~ $BRIDGE_CANNOT ]]; then
+    echo "# not bridged (a 2025-11-25 backend cannot name its input requests): $name: $reason"
+  else
+    not_ok "$name [2026-07-28 through mcp-mux]" "$reason"
   fi
-  case $verdict in
-  pass) ok "$name [2026-07-28 wire]" ;;
-  *) not_ok "$name [2026-07-28 wire]" "$reason" ;;
-  esac
-done <"$WORK/stateless.tsv"
-for name in "${MODERN_SKIPPED[@]}"; do echo "# skipped (needs a 2026-07-28 backend): $name"; done
+done <"$WORK/mux2026.tsv"
+total2026=$(wc -l <"$WORK/mux2026.tsv")
+echo "# 2026-07-28, the fixture alone: ${#direct_passed[@]} of $total2026 passed: ${direct_passed[*]}"
+echo "# 2026-07-28, through mcp-mux: ${#mux_passed[@]} of $total2026 passed: ${mux_passed[*]}"
+while IFS=$'\t' read -r name verdict _; do
+  [[ $verdict == pass && ${VERDICT[$name]:-} != pass ]] && not_ok "$name [2026-07-28]" "passes against the fixture alone, not through mcp-mux"
+done <"$WORK/direct2026.tsv"
+if ((${#mux_passed[@]} > ${#direct_passed[@]})); then
+  ok "mcp-mux passes more 2026-07-28 scenarios over the fixture than the fixture alone (${#mux_passed[@]} > ${#direct_passed[@]})"
+else
+  not_ok "mcp-mux passes more 2026-07-28 scenarios over the fixture than the fixture alone" "${#mux_passed[@]} through mcp-mux, ${#direct_passed[@]} alone"
+fi
 
 summary

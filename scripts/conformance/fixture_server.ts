@@ -1,12 +1,16 @@
 // mcp-mux's fixture for the server scenarios of the MCP conformance suite
-// (@modelcontextprotocol/conformance, `--suite active`). scripts/conformance.sh
-// runs the suite against this server directly and again through an mcp-mux
-// session whose only backend is this server; both runs should agree.
+// (@modelcontextprotocol/conformance). scripts/conformance.sh runs the suite
+// against this server directly and again through an mcp-mux session whose
+// only backend is this server.
 //
-// It offers exactly the tools, resources and prompts the scenarios ask for,
-// over Streamable HTTP at http://$HOST:$PORT/mcp (HOST defaults to 127.0.0.1),
-// one McpServer per MCP session. Requests whose Host or Origin is not a
-// loopback name are refused with 403 (the dns-rebinding-protection scenario).
+// It speaks revision 2025-11-25 and offers the tools, resources and prompts
+// the scenarios ask for, over Streamable HTTP at http://$HOST:$PORT/mcp (HOST
+// defaults to 127.0.0.1), one McpServer per MCP session. For the 2026-07-28
+// scenarios it has what those scenarios call, done the 2025 way: tools and a
+// prompt that ask the client mid-call instead of answering with an
+// InputRequiredResult, and a tool that marks a parameter with x-mcp-header.
+// Requests whose Host or Origin is not a loopback name are refused with 403
+// (the dns-rebinding-protection scenario).
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { crc32, deflateSync } from 'node:zlib';
@@ -17,6 +21,10 @@ import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import {
   CreateMessageResultSchema,
   ElicitResultSchema,
+  ErrorCode,
+  LATEST_PROTOCOL_VERSION,
+  ListRootsResultSchema,
+  McpError,
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
   type CallToolResult,
@@ -220,6 +228,100 @@ function buildServer(): McpServer {
     return text(`Elicitation completed: ${answer}`);
   });
 
+  // The 2026-07-28 input-required scenarios (SEP-2322) ask for these tools
+  // and prompt, which return an InputRequiredResult on a 2026-07-28 server.
+  // A 2025-11-25 server has no such result: each asks its client mid-call,
+  // on the call's own stream, as its revision does. mcp-mux turns those
+  // requests into InputRequiredResult rounds for its stateless clients.
+  // Like a careful server, these ask only for what the client declared.
+  const need = (capability: 'sampling' | 'elicitation' | 'roots') => {
+    if (!mcp.server.getClientCapabilities()?.[capability]) {
+      throw new McpError(ErrorCode.InvalidRequest, `the client did not declare the capability "${capability}"`);
+    }
+  };
+  const sample = (extra: Extra, prompt: string, maxTokens: number) =>
+    (need('sampling'), extra).sendRequest(
+      { method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: prompt } }], maxTokens } },
+      CreateMessageResultSchema
+    );
+  const sampled = (reply: { content: { type: string; text?: string } }) => (reply.content.type === 'text' ? reply.content.text : `(${reply.content.type})`);
+  const listRoots = (extra: Extra) => (need('roots'), extra).sendRequest({ method: 'roots/list' }, ListRootsResultSchema);
+  const elicit = (extra: Extra, message: string, field: string, type: 'string' | 'boolean' = 'string') =>
+    (need('elicitation'), extra).sendRequest(
+      { method: 'elicitation/create', params: { message, requestedSchema: { type: 'object', properties: { [field]: { type } }, required: [field] } } },
+      ElicitResultSchema
+    );
+  const answered = (answer: { action: string; content?: Record<string, unknown> }, field: string) =>
+    answer.action === 'accept' ? String(answer.content?.[field]) : `(${answer.action})`;
+
+  mcp.registerTool('test_input_required_result_elicitation', { description: 'Asks the user for a name, then greets them', inputSchema: {} }, async (_args, extra) => {
+    const answer = await elicit(extra, 'What is your name?', 'name');
+    return text(`Hello, ${answered(answer, 'name')}!`);
+  });
+  mcp.registerTool('test_input_required_result_sampling', { description: 'Asks the model for the capital of France', inputSchema: {} }, async (_args, extra) =>
+    text(`The model says: ${sampled(await sample(extra, 'What is the capital of France?', 100))}`)
+  );
+  mcp.registerTool('test_input_required_result_list_roots', { description: "Lists the client's roots", inputSchema: {} }, async (_args, extra) => {
+    const { roots } = await listRoots(extra);
+    return text(`Roots: ${roots.map((root) => root.uri).join(', ') || '(none)'}`);
+  });
+  mcp.registerTool('test_input_required_result_request_state', { description: 'Asks the user to confirm', inputSchema: {} }, async (_args, extra) => {
+    const answer = await elicit(extra, 'Please confirm', 'ok', 'boolean');
+    return text(`Confirmed: ${answered(answer, 'ok')}`);
+  });
+  mcp.registerTool('test_input_required_result_tampered_state', { description: 'Asks the user to confirm', inputSchema: {} }, async (_args, extra) => {
+    const answer = await elicit(extra, 'Please confirm', 'ok', 'boolean');
+    return text(`Confirmed: ${answered(answer, 'ok')}`);
+  });
+  mcp.registerTool('test_input_required_result_multiple_inputs', { description: 'Asks for a name, a greeting and the roots at once', inputSchema: {} }, async (_args, extra) => {
+    const [name, greeting, roots] = await Promise.all([
+      elicit(extra, 'What is your name?', 'name'),
+      sample(extra, 'Generate a greeting', 50),
+      listRoots(extra)
+    ]);
+    return text(`${sampled(greeting)} ${answered(name, 'name')}; roots: ${roots.roots.map((root) => root.uri).join(', ')}`);
+  });
+  mcp.registerTool('test_input_required_result_multi_round', { description: 'Asks for a name, then a favourite colour', inputSchema: {} }, async (_args, extra) => {
+    const name = await elicit(extra, 'Step 1: What is your name?', 'name');
+    const color = await elicit(extra, 'Step 2: What is your favorite color?', 'color');
+    return text(`${answered(name, 'name')} likes ${answered(color, 'color')}.`);
+  });
+  mcp.registerTool(
+    'test_input_required_result_capabilities',
+    { description: 'Asks for what the client declared it can give: a form, else a completion, else its roots', inputSchema: {} },
+    async (_args, extra) => {
+      const declared = mcp.server.getClientCapabilities() ?? {};
+      if (declared.elicitation) return text(`Name: ${answered(await elicit(extra, 'What is your name?', 'name'), 'name')}`);
+      if (declared.sampling) return text(`The model says: ${sampled(await sample(extra, 'Say hello', 20))}`);
+      if (declared.roots) return text(`Roots: ${(await listRoots(extra)).roots.length}`);
+      return text('The client declared nothing to ask for.');
+    }
+  );
+  mcp.registerPrompt('test_input_required_result_prompt', { description: 'Asks the user what context the prompt should use' }, async (extra) => {
+    const answer = await elicit(extra, 'What context should the prompt use?', 'context');
+    return { messages: [{ role: 'user', content: { type: 'text', text: `Use this context: ${answered(answer, 'context')}` } }] };
+  });
+
+  // A tool whose `region` argument a 2026-07-28 client mirrors into the
+  // header Mcp-Param-Region (SEP-2243); a 2025-11-25 server ignores it.
+  mcp.registerTool(
+    'test_custom_headers',
+    {
+      description: 'Runs a query in a region, which 2026-07-28 clients mirror into the Mcp-Param-Region header',
+      inputSchema: {
+        region: z.string().meta({ 'x-mcp-header': 'Region' }).describe('Where to run'),
+        query: z.string().optional().describe('What to run')
+      }
+    },
+    async ({ region }) => text(`Ran in ${region}.`)
+  );
+
+  // JSON Schema 2020-12 keywords zod does not write (if/then/else, $anchor,
+  // $defs): the tool is registered loosely, and its listed schema replaced.
+  mcp.registerTool('json_schema_2020_12_tool', { description: 'Takes a contact, described in JSON Schema 2020-12', inputSchema: z.looseObject({}) }, async () =>
+    text('Contact received.')
+  );
+
   // Resources.
   const staticText = 'Plain text served by the conformance fixture.';
   mcp.registerResource('static-text', 'test://static-text', { description: 'A fixed text resource', mimeType: 'text/plain' }, async (uri) => ({
@@ -272,8 +374,35 @@ function buildServer(): McpServer {
     messages: [userSays({ type: 'image', data: PNG, mimeType: 'image/png' }), userSays({ type: 'text', text: 'Describe this image.' })]
   }));
 
+  const handlers = (mcp.server as unknown as { _requestHandlers: Map<string, (...args: unknown[]) => Promise<{ tools: { name: string; inputSchema: unknown }[] }>> })
+    ._requestHandlers;
+  const listTools = handlers.get('tools/list')!;
+  handlers.set('tools/list', async (...args) => {
+    const listed = await listTools(...args);
+    for (const tool of listed.tools) if (tool.name === 'json_schema_2020_12_tool') tool.inputSchema = CONTACT_SCHEMA;
+    return listed;
+  });
   return mcp;
 }
+
+// The schema the json-schema-2020-12 scenario looks for, keyword by keyword.
+const CONTACT_SCHEMA = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  type: 'object',
+  $defs: { address: { $anchor: 'addressDef', type: 'object', properties: { street: { type: 'string' }, city: { type: 'string' } } } },
+  properties: {
+    name: { type: 'string' },
+    address: { $ref: '#/$defs/address' },
+    contactMethod: { type: 'string', enum: ['phone', 'email'] },
+    phone: { type: 'string' },
+    email: { type: 'string' }
+  },
+  allOf: [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }],
+  if: { properties: { contactMethod: { const: 'phone' } }, required: ['contactMethod'] },
+  then: { required: ['phone'] },
+  else: { required: ['email'] },
+  additionalProperties: false
+};
 
 // ---------------------------------------------------------------- HTTP
 const sessions = new Map<string, StreamableHTTPServerTransport>();
@@ -319,7 +448,8 @@ async function handle(req: IncomingMessage, res: ServerResponse) {
     return transport.handleRequest(req, res, body);
   }
   const isInitialize = (body as { method?: unknown } | null)?.method === 'initialize';
-  if (req.method !== 'POST' || !isInitialize) return reply(res, 400, 'No Mcp-Session-Id, and not an initialize request');
+  if (req.method === 'POST' && !isInitialize) return serveAlone(req, res, body);
+  if (req.method !== 'POST') return reply(res, 400, 'No Mcp-Session-Id: open a session with initialize first');
 
   const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
     sessionIdGenerator: () => randomUUID(),
@@ -329,6 +459,29 @@ async function handle(req: IncomingMessage, res: ServerResponse) {
     if (transport.sessionId) sessions.delete(transport.sessionId);
   };
   await buildServer().connect(transport);
+  await transport.handleRequest(req, res, body);
+}
+
+// A request without a session, as a 2026-07-28 client sends every request,
+// is served by a server of its own (the SDK's stateless mode), as a
+// 2025-11-25 server deployed without sessions serves it. The SDK refuses
+// revisions it does not know, so the header is read as its latest; what
+// such a server cannot do (answer in rounds, check Mcp-Param-* headers, give
+// caching hints) shows in the suite's verdicts.
+async function serveAlone(req: IncomingMessage, res: ServerResponse, body: unknown) {
+  if (req.headers['mcp-protocol-version'] === '2026-07-28') {
+    req.headers['mcp-protocol-version'] = LATEST_PROTOCOL_VERSION;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      if (req.rawHeaders[i].toLowerCase() === 'mcp-protocol-version') req.rawHeaders[i + 1] = LATEST_PROTOCOL_VERSION;
+    }
+  }
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+  const server = buildServer();
+  res.on('close', () => {
+    void transport.close();
+    void server.close();
+  });
+  await server.connect(transport);
   await transport.handleRequest(req, res, body);
 }
 
