@@ -221,6 +221,15 @@ pub enum Unpark {
     OtherRequest,
 }
 
+/// The progress token a request's params carry, if any.
+fn progress_token_of(params: &Map<String, Value>) -> Option<Value> {
+    params
+        .get("_meta")?
+        .get("progressToken")
+        .filter(|token| !token.is_null())
+        .cloned()
+}
+
 /// Drops (and so cancels) calls the client never came back for.
 fn expire(parked: &mut HashMap<String, StatelessCall>) {
     parked.retain(|_, call| call.parked_at.elapsed() < PARKED_CALL_TTL);
@@ -287,6 +296,10 @@ pub struct StatelessCall {
     /// Notifications that came while requests were gathered; they go out
     /// before the `InputRequiredResult`, which ends the answer.
     held_back: std::collections::VecDeque<Value>,
+    /// The progress token of the client's latest request for this call:
+    /// the backend knows the first request's, and each retry may bring
+    /// another, under which the client expects progress from then on.
+    progress_token: Option<Value>,
     /// What was asked, to ask again once a backend the call needed is
     /// authorized.
     asked: (Method, Map<String, Value>),
@@ -308,6 +321,7 @@ impl StatelessCall {
     ) -> Self {
         let internal_id = stateless_call_id();
         let request = RequestFingerprint::of(method, Some(&params));
+        let progress_token = progress_token_of(&params);
         let asked = (method, params.clone());
         let (sender, events) = tokio::sync::mpsc::unbounded_channel();
         let (answer, outcome) = tokio::sync::oneshot::channel();
@@ -337,6 +351,7 @@ impl StatelessCall {
             awaiting: Map::new(),
             unanswered: Map::new(),
             held_back: Default::default(),
+            progress_token,
             asked,
             authorizing: None,
             finished: false,
@@ -377,6 +392,7 @@ impl StatelessCall {
             }
         }
         self.meta = meta;
+        self.progress_token = progress_token_of(params);
         if let Some((key, server)) = self.authorizing.take() {
             return Ok(self.after_authorization(&key, &server, &responses).await);
         }
@@ -496,13 +512,18 @@ impl StatelessCall {
     /// What to make of a message the backend sent during the call: None
     /// when the client is not to see it.
     async fn consider(&mut self, bytes: &[u8]) -> Option<Considered> {
-        let message = serde_json::from_slice::<Value>(bytes).ok()?;
+        let mut message = serde_json::from_slice::<Value>(bytes).ok()?;
         let method = message.get("method").and_then(Value::as_str)?.to_owned();
         let Some(Value::String(key)) = message.get("id").cloned() else {
             // Only notifications about this request ride on its answer;
             // changes go to `subscriptions/listen` streams.
             let wanted = match method.as_str() {
-                "notifications/progress" => true,
+                "notifications/progress" => {
+                    let token = self.progress_token.clone()?;
+                    let params = message.get_mut("params")?.as_object_mut()?;
+                    params.insert("progressToken".to_owned(), token);
+                    true
+                }
                 "notifications/message" => LogLevel::admits(self.meta.log_level, &message),
                 _ => false,
             };

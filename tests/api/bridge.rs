@@ -67,7 +67,16 @@ impl ServerHandler for CuriousServer {
                 "Asks two questions and the roots at once",
                 empty.clone(),
             ),
-            Tool::new("whatever", "Asks for the roots, else a sample", empty),
+            Tool::new(
+                "whatever",
+                "Asks for the roots, else a sample",
+                empty.clone(),
+            ),
+            Tool::new(
+                "ask_then_report",
+                "Asks for a sample, then reports progress",
+                empty,
+            ),
             Tool::new(
                 "query",
                 "Runs a query in a region",
@@ -111,6 +120,18 @@ impl ServerHandler for CuriousServer {
                 format!("sampled {}", sample(peer, "anything?").await?)
             }
             "whatever" => "nothing to ask".to_owned(),
+            "ask_then_report" => {
+                let token = context.meta.get_progress_token();
+                let answer = sample(peer, "go?").await?;
+                for progress in [1, 2] {
+                    let param = serde_json::from_value(
+                        json!({ "progressToken": token, "progress": progress }),
+                    )
+                    .map_err(|error| ErrorData::internal_error(error.to_string(), None))?;
+                    let _ = peer.notify_progress(param).await;
+                }
+                format!("reported after {answer}")
+            }
             "query" => format!(
                 "ran {}",
                 Value::Object(request.arguments.unwrap_or_default())
@@ -237,6 +258,46 @@ async fn requests_a_backend_sends_at_once_come_in_one_round_and_unanswered_ones_
 }
 
 #[tokio::test]
+async fn progress_after_an_input_round_carries_the_progress_token_of_the_retry() {
+    let (app, _backend, session, _) = curious_session().await;
+    let url = app.mcp_url(&session);
+    let with_token = |token: Value| {
+        let mut ask = call("q__ask_then_report", json!({ "sampling": {} }));
+        ask["_meta"]["progressToken"] = token;
+        ask
+    };
+    let first =
+        read_message(stateless_post(&url, 1, "tools/call", with_token(json!("first"))).await).await;
+    let result = &first["result"];
+    let key = key_of(result, "sampling/createMessage").remove(0);
+
+    // The backend knows the first request's token; the client expects the
+    // retry's.
+    let mut retry = with_token(json!("second"));
+    retry["requestState"] = result["requestState"].clone();
+    retry["inputResponses"] = json!({ key: sampled("S") });
+    let stream = stateless_post(&url, 2, "tools/call", retry)
+        .await
+        .text()
+        .await
+        .expect("an SSE answer");
+    let events: Vec<Value> = stream
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+        .collect();
+    let tokens: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["method"] == "notifications/progress")
+        .map(|event| &event["params"]["progressToken"])
+        .collect();
+    assert_eq!(tokens, [&json!("second"), &json!("second")], "{stream}");
+    let done = events.last().expect("the answer");
+    assert_eq!(done["id"], 2);
+    assert_eq!(first_text(done), "reported after S");
+}
+
+#[tokio::test]
 async fn backends_are_told_exactly_what_each_request_declares_and_equal_sets_share() {
     let (app, _backend, session, opened) = curious_session().await;
     let url = app.mcp_url(&session);
@@ -354,7 +415,10 @@ async fn mcp_param_headers_must_mirror_the_arguments_their_tool_declares() {
         .iter()
         .filter_map(|tool| tool["name"].as_str())
         .collect();
-    assert_eq!(names, ["q__survey", "q__whatever", "q__query"]);
+    assert_eq!(
+        names,
+        ["q__survey", "q__whatever", "q__ask_then_report", "q__query"]
+    );
 
     let region = json!({ "region": "Hello", "limit": 42 });
     for headers in [

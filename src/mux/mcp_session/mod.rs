@@ -549,6 +549,10 @@ impl McpSession {
             },
             sent_id: sent_id.clone(),
         });
+        let _attending = match &call.stream {
+            Some(stream) if self.stateless => Some(slot.attend(stream.clone())),
+            _ => None,
+        };
         let key = call.id.to_string();
         self.lock_in_flight()
             .insert(key.clone(), (slot.index, sent_id));

@@ -2,7 +2,7 @@
 //! open, and what the backend sends on its own; and a backend's fallback.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,27 @@ pub(super) struct BackendSlot {
     /// backend's, so its opening changes no list, and its URIs are shown
     /// under the backend's name.
     pub(super) fallback_of: Option<String>,
+    /// The answer streams of the stateless calls in progress at this
+    /// backend, by a key each call's guard holds: such a client has no
+    /// stream of its own, so a request the backend sends outside any call
+    /// goes to the call in progress, when there is one alone.
+    call_streams: Mutex<Vec<(u64, ClientStream)>>,
+    next_call_stream: AtomicU64,
+}
+
+/// A call in progress at a backend whose answer stream takes the requests
+/// the backend sends outside any call; dropped when the call ends there.
+pub(super) struct AttendingCall {
+    slot: Arc<BackendSlot>,
+    key: u64,
+}
+
+impl Drop for AttendingCall {
+    fn drop(&mut self) {
+        self.slot
+            .lock_call_streams()
+            .retain(|(key, _)| *key != self.key);
+    }
 }
 
 impl BackendSlot {
@@ -74,7 +95,35 @@ impl BackendSlot {
             signals,
             catalogues,
             fallback_of: None,
+            call_streams: Mutex::new(Vec::new()),
+            next_call_stream: AtomicU64::new(0),
         }
+    }
+
+    /// Notes a stateless call in progress here, whose answer `stream` may
+    /// take what the backend asks outside any call, until the guard drops.
+    pub(super) fn attend(self: &Arc<Self>, stream: ClientStream) -> AttendingCall {
+        let key = self.next_call_stream.fetch_add(1, Ordering::Relaxed);
+        self.lock_call_streams().push((key, stream));
+        AttendingCall {
+            slot: self.clone(),
+            key,
+        }
+    }
+
+    /// The answer stream of the one stateless call in progress here, if
+    /// exactly one is: a request with no call of its own can only be its.
+    fn sole_call_stream(&self) -> Option<ClientStream> {
+        match self.lock_call_streams().as_slice() {
+            [(_, stream)] => Some(stream.clone()),
+            _ => None,
+        }
+    }
+
+    fn lock_call_streams(&self) -> MutexGuard<'_, Vec<(u64, ClientStream)>> {
+        self.call_streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn name(&self) -> &str {
@@ -137,7 +186,9 @@ impl BackendSlot {
 
     /// Passes what the backend sends to the client: on `answer`, the SSE
     /// answer of the request it came with, or else on the client's own
-    /// stream. On either path a list change marks the merged list for
+    /// stream; a request sent outside any call to a stateless client, which
+    /// has no stream of its own, goes on the answer of the one stateless
+    /// call in progress at this backend, if one alone is. On either path a list change marks the merged list for
     /// refresh, a resource update gets the URI the client knows, the
     /// listeners hear what they asked for, and a backend request gets an id
     /// of mcp-mux's; one with nowhere to go is refused, so that the backend
@@ -147,6 +198,14 @@ impl BackendSlot {
         relayed: Relayed,
         answer: Option<&ClientStream>,
     ) {
+        let sole;
+        let answer = match (answer, &relayed) {
+            (None, Relayed::Request { .. }) if !self.signals.has_client_stream() => {
+                sole = self.sole_call_stream();
+                sole.as_ref()
+            }
+            (answer, _) => answer,
+        };
         let message = match relayed {
             Relayed::Notification(mut message) => {
                 self.note_change(&mut message);
