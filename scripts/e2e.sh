@@ -3,7 +3,9 @@
 #   backends: @modelcontextprotocol/server-everything (npm, no auth) over
 #             Streamable HTTP, over the legacy HTTP+SSE transport and as a
 #             stdio child process of mcp-mux,
-#             scripts/demo_backend.py (Python SDK, bearer token), and
+#             scripts/demo_backend.py (Python SDK, bearer token),
+#             scripts/e2e/asking_backend.py (Python SDK, tools that ask the
+#             client mid-call, for the 2026-07-28 bridge), and
 #             the TypeScript SDK's example server behind its own OAuth
 #             authorization server (scripts/e2e/oauth.sh)
 #   issuers:  oauth2-mock-server, the real issuer of the tokens that hosts
@@ -142,16 +144,17 @@ STDIO_TOKEN="e2e-stdio-$("$PY" -c 'import secrets; print(secrets.token_hex(16))'
 export E2E_GATEWAY_CANARY
 E2E_GATEWAY_CANARY="e2e-canary-$("$PY" -c 'import secrets; print(secrets.token_hex(8))')"
 
-export E2E_EVERYTHING_PORT E2E_DEMO_PORT E2E_SSE_PORT
+export E2E_EVERYTHING_PORT E2E_DEMO_PORT E2E_SSE_PORT E2E_ASKING_PORT
 E2E_EVERYTHING_PORT=$(free_port)
 E2E_DEMO_PORT=$(free_port)
 E2E_SSE_PORT=$(free_port)
+E2E_ASKING_PORT=$(free_port)
 MUX_PORT=$(free_port)
 KILL_MUX_PORT=$(free_port)
 CONSOLE_MUX_PORT=$(free_port)
 # Distinct ports: the kernel may hand one out again once it is free.
 taken=" $E2E_EVERYTHING_PORT "
-for name in E2E_DEMO_PORT E2E_SSE_PORT MUX_PORT KILL_MUX_PORT CONSOLE_MUX_PORT; do
+for name in E2E_DEMO_PORT E2E_SSE_PORT E2E_ASKING_PORT MUX_PORT KILL_MUX_PORT CONSOLE_MUX_PORT; do
   while [[ $taken == *" ${!name} "* ]]; do printf -v "$name" '%s' "$(free_port)"; done
   taken+="${!name} "
 done
@@ -164,6 +167,7 @@ DEMO_BACKEND_TOKEN=$TOKEN start demo "$WORK/demo.log" \
   "$PY" scripts/demo_backend.py --host 127.0.0.1 --port "$E2E_DEMO_PORT"
 PORT=$E2E_SSE_PORT start everything-sse "$WORK/everything-sse.log" \
   "$NODE_MODULES/.bin/mcp-server-everything" sse
+start asking "$WORK/asking.log" "$PY" "$HERE/asking_backend.py" --port "$E2E_ASKING_PORT"
 
 if wait_http everything "http://127.0.0.1:$E2E_EVERYTHING_PORT/mcp" 30; then
   ok "backend everything is up"
@@ -319,6 +323,23 @@ run_client python "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerpri
 # The same SDK with the handshake, on the same URL (a dual-era server).
 run_client python-legacy "$PY" "$HERE/python_client.py" "$SESSION_URL" --demo-fingerprint "$TOKEN_FP" \
   --label "python legacy" --mode legacy --protocol 2025-11-25
+
+# ---------------------------------------------------------------- the 2026-07-28 bridge
+# The Python SDK's client at 2026-07-28, through a session, to a 2025-11-25
+# backend of the same SDK whose tools ask mid-call: each set of declared
+# capabilities, requests sent at once in one round, rounds after rounds.
+if wait_http asking "http://127.0.0.1:$E2E_ASKING_PORT/mcp" 30; then
+  http POST "$BASE/create-session" '{"servers":["asking"]}'
+  ASKING_URL=$(json_field "$BODY" mcp_url)
+  if [[ $STATUS == 201 && -n $ASKING_URL ]]; then
+    run_client python-bridge "$PY" "$HERE/bridge_client.py" "$ASKING_URL" --label "python bridge"
+  else
+    not_ok "a session over the asking backend is created" "got $STATUS ${BODY:0:300}"
+  fi
+else
+  not_ok "backend asking is up" "no HTTP answer on port $E2E_ASKING_PORT within 30 s"
+  show_tail "$WORK/asking.log"
+fi
 
 # ---------------------------------------------------------------- session token
 # A session that requires its own token: refused without it, and used by

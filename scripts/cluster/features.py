@@ -37,6 +37,7 @@ import sys
 import time
 import uuid
 import warnings
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -45,6 +46,11 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
+
+# The end-to-end clients' TAP lines (scripts/e2e/tap.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+import tap  # noqa: E402
+from tap import check  # noqa: E402
 
 STEP_TIMEOUT_S = 15
 OVERALL_TIMEOUT_S = 150
@@ -55,17 +61,6 @@ ROOT_URI = "file:///cluster/root"
 PROGRESS_STEPS = 3
 
 warnings.filterwarnings("ignore")  # the SDK marks the legacy features deprecated
-failures = 0
-
-
-def check(label: str, name: str, passed: bool, reason: str = "") -> bool:
-    global failures
-    if passed:
-        print(f"ok - {label}: {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok - {label}: {name}: {reason}", flush=True)
-    return passed
 
 
 def short(value: Any, limit: int = 300) -> str:
@@ -272,11 +267,6 @@ async def common_checks(run: Run, client: Client, inbox: Inbox, names: list[str]
     ):
         if tool in names:
             await run.step(feature, body)
-        elif run.args.mode == "stateless" and tool == "everything__get-roots-list":
-            # The shared MCP session of stateless clients tells backends of
-            # sampling and elicitation only, so the reference server offers
-            # no roots tool there.
-            print(f"# {label}: roots not checked: {tool} is not listed at 2026-07-28", flush=True)
         else:
             check(label, feature, False, f"{tool} is not listed")
 
@@ -497,7 +487,7 @@ def main() -> int:
         anyio.run(bounded)
     except Exception as exc:
         check(args.label, "session ran to the end", False, short(flatten(exc)))
-    return 1 if failures else 0
+    return 1 if tap.failures else 0
 
 
 if __name__ == "__main__":

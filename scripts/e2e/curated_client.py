@@ -24,17 +24,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-failures = 0
-
-
-def check(label: str, name: str, passed: bool, reason: str = "") -> bool:
-    global failures
-    if passed:
-        print(f"ok - {label}: {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok - {label}: {name}: {reason}", flush=True)
-    return passed
+import tap
+from tap import check
 
 
 def result_text(result: Any) -> str:
@@ -88,7 +79,7 @@ def main() -> int:
         anyio.run(bounded)
     except Exception as exc:  # a crash is a failed check, with its reason
         check(args.label, "session ran to the end", False, f"{type(exc).__name__}: {exc}"[:300])
-    return 1 if failures else 0
+    return 1 if tap.failures else 0
 
 
 if __name__ == "__main__":

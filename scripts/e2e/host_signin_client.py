@@ -45,21 +45,13 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
+import tap
+from tap import check
+
 OVERALL_TIMEOUT_S = 120
 CALL_TIMEOUT_S = 30
 ECHO = "hello from a signed-in host"
 
-failures = 0
-
-
-def check(label: str, name: str, passed: bool, reason: str = "") -> bool:
-    global failures
-    if passed:
-        print(f"ok - {label}: {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok - {label}: {name}: {reason}", flush=True)
-    return passed
 
 
 def short(value: Any, limit: int = 300) -> str:
@@ -315,7 +307,7 @@ def main() -> int:
         anyio.run(bounded)
     except Exception as exc:  # a crash is a failed check, with the reason on one line
         check(args.label, "session ran to the end", False, short(flatten(exc), 1000))
-    return 1 if failures else 0
+    return 1 if tap.failures else 0
 
 
 if __name__ == "__main__":

@@ -36,23 +36,15 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+import tap
+from tap import check
+
 URL_ELICITATION_REQUIRED = -32042
 CONNECTED = "is connected to this session"
 OVERALL_TIMEOUT_S = 90
 CALL_TIMEOUT_S = 30
 NOTIFICATION_TIMEOUT_S = 15
 
-failures = 0
-
-
-def check(label: str, name: str, passed: bool, reason: str = "") -> bool:
-    global failures
-    if passed:
-        print(f"ok - {label}: {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok - {label}: {name}: {reason}", flush=True)
-    return passed
 
 
 def result_text(result: Any) -> str:
@@ -227,7 +219,7 @@ def main() -> int:
         anyio.run(bounded)
     except Exception as exc:  # a crash is a failed check, with the reason on one line
         check(args.label, "session ran to the end", False, short(flatten(exc)))
-    return 1 if failures else 0
+    return 1 if tap.failures else 0
 
 
 if __name__ == "__main__":

@@ -36,22 +36,14 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+import tap
+from tap import check
+
 # What Claude Desktop and friends accept; anything else drops tools or servers.
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 OVERALL_TIMEOUT_S = 90
 CALL_TIMEOUT_S = 30
 
-failures = 0
-
-
-def check(label: str, name: str, passed: bool, reason: str = "") -> bool:
-    global failures
-    if passed:
-        print(f"ok - {label}: {name}", flush=True)
-    else:
-        failures += 1
-        print(f"not ok - {label}: {name}: {reason}", flush=True)
-    return passed
 
 
 MODEL_ANSWER = "sampled by the e2e client"
@@ -180,7 +172,7 @@ def main() -> int:
         anyio.run(bounded)
     except Exception as exc:  # a crash is a failed check, with the reason on one line
         check(args.label, "session ran to the end", False, short(flatten(exc)))
-    return 1 if failures else 0
+    return 1 if tap.failures else 0
 
 
 if __name__ == "__main__":
