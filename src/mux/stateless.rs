@@ -36,10 +36,12 @@ pub const MAX_PARKED_CALLS: usize = 256;
 pub const MAX_CAPABILITY_SETS: usize = 8;
 /// Once a backend asked its client something, how long a call waits for
 /// another request before it answers with those it has: a backend that asks
-/// several things at once sends them within microseconds of each other.
-const GATHER_QUIET: Duration = Duration::from_millis(20);
+/// several things at once sends them within microseconds of each other,
+/// and a loaded machine may spread them over milliseconds; a client's input
+/// takes far longer than this wait.
+const GATHER_QUIET: Duration = Duration::from_millis(50);
 /// The longest a call gathers requests before it answers.
-const GATHER_MAX: Duration = Duration::from_millis(200);
+const GATHER_MAX: Duration = Duration::from_millis(500);
 
 /// An MCP session of stateless clients that declare one set of
 /// capabilities; locked while it opens, so that concurrent first requests
