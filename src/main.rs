@@ -188,6 +188,12 @@ struct ServeArgs {
     /// the admin token.
     #[arg(long, env = "MCP_MUX_METRICS_BIND")]
     metrics_bind: Option<String>,
+    /// Seconds the gateway still serves after SIGTERM, with /readyz
+    /// answering 503 so that a load balancer sends it no one new; then it
+    /// stops taking connections and lets requests in progress finish. A
+    /// second SIGTERM ends the wait.
+    #[arg(long, env = "MCP_MUX_DRAIN_SECONDS", default_value_t = 5)]
+    drain_seconds: u64,
     /// How log lines are written to stderr.
     #[arg(long, env = "MCP_MUX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -362,6 +368,7 @@ fn main() -> ExitCode {
         public_url: args.public_url,
         node_url: args.node_url,
         body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
+        drain: Duration::from_secs(args.drain_seconds),
         metrics_bind: args.metrics_bind,
         traces,
         sign_in: SignInSettings {

@@ -60,6 +60,9 @@ pub struct Settings {
     pub rates: Rates,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
+    /// How long the gateway still serves after SIGTERM, with `/readyz`
+    /// answering 503, before it stops taking connections.
+    pub drain: Duration,
     /// An address of its own for `GET /metrics`, with no admin token:
     /// reaching it is the access control.
     pub metrics_bind: Option<String>,
@@ -92,6 +95,7 @@ impl Settings {
             node_url: None,
             rates: Rates::default(),
             body_timeout: BodyTimeout::default().0,
+            drain: Duration::from_secs(5),
             metrics_bind: None,
             traces: None,
             sign_in: SignInSettings::default(),
@@ -160,6 +164,7 @@ pub struct Application {
     metrics: Option<(Server, SocketAddr)>,
     mux: web::Data<Mux>,
     mcp_session_idle: Duration,
+    drain: Duration,
 }
 
 impl Application {
@@ -328,6 +333,7 @@ impl Application {
             metrics,
             mux,
             mcp_session_idle: settings.mcp_session_idle,
+            drain: settings.drain,
         })
     }
 
@@ -384,8 +390,21 @@ impl Application {
             }
             None => (None, None),
         };
+        let drain = self.drain;
         let on_signal = async move {
             stop_signal().await;
+            // Load balancers see /readyz fail and send no one new, while
+            // the clients they sent still get answers; a second signal
+            // cuts the wait short.
+            stopper.begin_drain();
+            tracing::info!(
+                seconds = drain.as_secs(),
+                "draining: /readyz answers 503; serving until the drain ends"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                () = stop_signal() => tracing::info!("a second stop signal: the drain ends now"),
+            }
             tracing::info!("stopping: ending client streams, finishing requests");
             stopper.begin_shutdown();
             handle.stop(true).await;

@@ -132,6 +132,9 @@ pub struct Mux {
     deleted: Mutex<Tombstones>,
     /// Set when the gateway stops, so that open client streams end.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Set when a stop is asked for: the gateway still serves for a while,
+    /// but tells load balancers to send it no one new.
+    draining: std::sync::atomic::AtomicBool,
     started: Instant,
     /// Set when traces are exported.
     traces: Option<Traces>,
@@ -170,6 +173,7 @@ impl Mux {
             sessions: RwLock::new(HashMap::new()),
             deleted: Mutex::new(Tombstones::default()),
             stopping: tokio::sync::watch::Sender::new(false),
+            draining: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
             traces: None,
             grants: Arc::new(Grants::new(store.clone(), None)),
@@ -280,6 +284,17 @@ impl Mux {
     /// Whether the gateway has begun to stop.
     pub fn is_stopping(&self) -> bool {
         *self.stopping.borrow()
+    }
+
+    /// Marks the gateway as draining: `/readyz` answers 503 from now on,
+    /// while every route still serves until the stop begins.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether a stop was asked for and the gateway drains before it.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// How long the gateway has been running.

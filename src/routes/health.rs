@@ -49,15 +49,21 @@ pub async fn healthz(mux: web::Data<Mux>) -> HttpResponse {
     }
 }
 
-/// Readiness: the database answers and no shutdown has begun.
+/// Readiness: the database answers, and no stop was asked for.
 #[utoipa::path(get, path = "/readyz", tag = "probes",
     responses(
         (status = 200, description = "Ready for new clients", body = Health),
-        (status = 503, description = "Stopping, or the database does not answer", body = Health),
+        (status = 503, description = "Draining or stopping, or the database does not answer", body = Health),
     ))]
 pub async fn readyz(mux: web::Data<Mux>) -> HttpResponse {
     if mux.is_stopping() {
         return unavailable(&mux, "mcp-mux is shutting down");
+    }
+    if mux.is_draining() {
+        return unavailable(
+            &mux,
+            "mcp-mux is draining before it stops: it serves requests, but takes no new clients",
+        );
     }
     match mux.store_answers().await {
         Ok(()) => HttpResponse::Ok().json(health(&mux, HealthStatus::Ready, None)),

@@ -444,3 +444,98 @@ async fn a_sessions_command_whose_reader_has_gone_ends_quietly() {
         );
     }
 }
+
+#[tokio::test]
+async fn after_sigterm_readyz_fails_at_once_while_the_gateway_serves_until_the_drain_ends() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend = serve_rmcp_service(listener, crate::timeouts::SlowServer::new, None);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let registry = dir.path().join("registry.yaml");
+    std::fs::write(&registry, registry_yaml(&[("slow", &backend.url, "")]))
+        .expect("registry written");
+    let port = unused_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut gateway = mcp_mux()
+        .args(["serve", "--drain-seconds", "3", "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mcp-mux runs");
+    let http = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            match http.get(format!("{base}{path}")).send().await {
+                Ok(response) => Some((response.status().as_u16(), response.text().await.ok()?)),
+                Err(_) => None,
+            }
+        }
+    };
+    assert!(
+        eventually(|| async { status("/readyz").await.is_some_and(|(code, _)| code == 200) }).await
+    );
+    let created: Value = http
+        .post(format!("{base}/create-session"))
+        .json(&json!({ "servers": ["slow"] }))
+        .send()
+        .await
+        .expect("created")
+        .json()
+        .await
+        .expect("JSON");
+    let mut mcp = RawMcp::new(format!(
+        "{base}{}",
+        created["mcp_endpoint"].as_str().expect("endpoint")
+    ));
+    mcp.initialize("2025-11-25").await;
+    // A call of four seconds, in flight when the signal comes and when the
+    // three-second drain ends.
+    let mut caller = mcp.in_same_session();
+    let in_flight =
+        tokio::spawn(async move { crate::timeouts::work(&mut caller, 4, 1000, false).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = gateway.id().expect("a pid") as i32;
+    assert_eq!(send_sigterm(pid), 0, "SIGTERM sent");
+    // As soon as the signal is handled.
+    assert!(
+        eventually(|| async { status("/readyz").await.is_some_and(|(code, _)| code == 503) }).await
+    );
+    let (_, body) = status("/readyz").await.expect("still answering");
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        body["message"],
+        "mcp-mux is draining before it stops: it serves requests, but takes no new clients"
+    );
+    // Liveness holds, and new requests are still served while it drains.
+    assert_eq!(status("/healthz").await.map(|(code, _)| code), Some(200));
+    assert_eq!(
+        first_text(&crate::timeouts::work(&mut mcp, 1, 1, false).await),
+        "1 steps done"
+    );
+    let done = in_flight.await.expect("the call ends");
+    assert_eq!(first_text(&done), "4 steps done", "{done}");
+
+    let exited = tokio::time::timeout(Duration::from_secs(30), gateway.wait())
+        .await
+        .expect("mcp-mux stops after the drain")
+        .expect("exit status");
+    assert!(exited.success(), "{exited:?}");
+    assert_eq!(status("/healthz").await, None, "no longer listening");
+}
+
+/// Sends SIGTERM to `pid` through kill(1), as an orchestrator would: the
+/// tests keep to safe Rust.
+fn send_sigterm(pid: i32) -> i32 {
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map_or(-1, |status| status.code().unwrap_or(-1))
+}

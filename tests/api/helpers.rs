@@ -127,6 +127,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
             .map(|url| url::Url::parse(&url).expect("a public URL")),
         node_url: None,
         body_timeout: options.body_timeout,
+        drain: Duration::from_secs(5),
         metrics_bind: options.metrics_bind,
         traces: options.traces,
         sign_in: options.sign_in,
