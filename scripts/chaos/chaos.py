@@ -306,7 +306,10 @@ def main() -> int:
     mux = Child(
         "mcp-mux",
         # The clients share one session: no rate limit is set by default.
-        [args.mux, "serve", "--bind", f"127.0.0.1:{mux_port}", "--registry", str(registry), "--data-dir", str(work / "data")],
+        # A one-second drain: each SIGTERM still drains, and the run keeps
+        # its pace of stops and starts.
+        [args.mux, "serve", "--bind", f"127.0.0.1:{mux_port}", "--registry", str(registry), "--data-dir", str(work / "data"),
+         "--drain-seconds", "1"],
         work / "mcp-mux.log",
         {**env, "RUST_LOG": env.get("RUST_LOG", "info")},
         f"{base}/healthz",
