@@ -194,6 +194,11 @@ struct ServeArgs {
     /// second SIGTERM ends the wait.
     #[arg(long, env = "MCP_MUX_DRAIN_SECONDS", default_value_t = 5)]
     drain_seconds: u64,
+    /// Whether each answered request is logged at info level (method,
+    /// route, short session id, status, milliseconds, trace id); refused
+    /// and failed requests are logged whatever this says.
+    #[arg(long, env = "MCP_MUX_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    access_log: bool,
     /// How log lines are written to stderr.
     #[arg(long, env = "MCP_MUX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -287,14 +292,58 @@ enum LogFormat {
 fn init_logging(format: LogFormat) {
     let logger = tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // The store's migrations say each step at info; they are
+            // the store's business, at debug (RUST_LOG shows them).
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn")),
         )
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logger
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
-        LogFormat::Json => logger.json().flatten_event(true).init(),
+        LogFormat::Json => logger
+            .event_format(WithTraceIds(
+                tracing_subscriber::fmt::format().json().flatten_event(true),
+            ))
+            .init(),
+    }
+}
+
+/// A JSON log line written while a traced request is served gets the
+/// trace's `trace_id` and `span_id`, so that a log pipeline can join lines
+/// to spans.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some((trace_id, span_id)) = mcp_mux::traces::current_ids() else {
+            return self.0.format_event(context, writer, event);
+        };
+        let mut line = String::new();
+        self.0.format_event(
+            context,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        // The JSON formatter writes one object and a newline.
+        match line.trim_end().strip_suffix('}') {
+            Some(fields) => writeln!(
+                writer,
+                "{fields},\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"}}"
+            ),
+            None => writer.write_str(&line),
+        }
     }
 }
 
@@ -369,6 +418,7 @@ fn main() -> ExitCode {
         node_url: args.node_url,
         body_timeout: Duration::from_secs(args.body_timeout_secs.max(1)),
         drain: Duration::from_secs(args.drain_seconds),
+        access_log: args.access_log,
         metrics_bind: args.metrics_bind,
         traces,
         sign_in: SignInSettings {

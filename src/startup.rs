@@ -60,6 +60,8 @@ pub struct Settings {
     pub rates: Rates,
     /// How long a client may take to send a request body.
     pub body_timeout: Duration,
+    /// Whether every answered request gets an access line at info level.
+    pub access_log: bool,
     /// How long the gateway still serves after SIGTERM, with `/readyz`
     /// answering 503, before it stops taking connections.
     pub drain: Duration,
@@ -96,6 +98,7 @@ impl Settings {
             rates: Rates::default(),
             body_timeout: BodyTimeout::default().0,
             drain: Duration::from_secs(5),
+            access_log: true,
             metrics_bind: None,
             traces: None,
             sign_in: SignInSettings::default(),
@@ -275,6 +278,7 @@ impl Application {
         );
         let rate_limits = web::Data::new(RateLimits::new(settings.rates));
         let body_timeout = web::Data::new(BodyTimeout(settings.body_timeout));
+        let access_log = web::Data::new(routes::AccessLog(settings.access_log));
         let app_mux = mux.clone();
         let server = HttpServer::new(move || {
             // Runs on each worker's thread: its calls to backends keep a
@@ -285,6 +289,7 @@ impl Application {
                 .app_data(access.clone())
                 .app_data(rate_limits.clone())
                 .app_data(body_timeout.clone())
+                .app_data(access_log.clone())
                 .wrap(actix_web::middleware::from_fn(routes::log_request))
                 .configure(routes::configure)
         })

@@ -271,6 +271,11 @@ impl RequestTrace {
         })
     }
 
+    /// The id of the trace the request belongs to, as 32 hex digits.
+    pub fn trace_id(&self) -> String {
+        self.context.span().span_context().trace_id().to_string()
+    }
+
     /// Ends the span with the HTTP status of the answer.
     pub fn finish(self, status: u16) {
         let span = self.context.span();
@@ -305,6 +310,17 @@ pub fn carried<F: Future>(work: F) -> Either<opentelemetry::context::WithContext
     } else {
         Either::Right(work)
     }
+}
+
+/// The trace and span ids of the current trace context, as hex, when a
+/// traced request is being served: for log lines written meanwhile.
+pub fn current_ids() -> Option<(String, String)> {
+    Context::map_current(|context| {
+        let span = context.span();
+        let ids = span.span_context();
+        ids.is_valid()
+            .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
+    })
 }
 
 fn has_current_trace() -> bool {

@@ -1,6 +1,7 @@
 //! What the gateway counts for Prometheus (`GET /metrics`): `tools/call`
-//! outcomes and latency by server, and refusals, as they happen; and, read
-//! at each scrape, each backend's retries, circuit and calls in progress,
+//! outcomes and latency by server, HTTP requests by route, and refusals,
+//! as they happen; and, read at each scrape, the process's CPU, memory and
+//! open files, each backend's retries, circuit and calls in progress,
 //! the sessions, MCP sessions and backend sessions, and the audit trail.
 //!
 //! Label values are bounded: a server is one the registry lists, a route
@@ -47,6 +48,19 @@ struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabels {
     transport: &'static str,
 }
@@ -72,6 +86,8 @@ pub struct Metrics {
     tool_calls: Arc<ToolCalls>,
     call_duration: DurationFamily,
     refusals: Family<RefusalLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     signed_in_calls: Family<SubjectLabels, Counter>,
     /// Subjects given a label of their own so far.
     subjects: std::sync::atomic::AtomicUsize,
@@ -83,10 +99,17 @@ impl Default for Metrics {
         fn buckets() -> Histogram {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         }
+        // A request the gateway answers itself takes well under a
+        // millisecond: 100 µs to about 3 s, doubling.
+        fn request_buckets() -> Histogram {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+        }
         Metrics {
             tool_calls: Arc::default(),
             call_duration: Family::new_with_constructor(buckets),
             refusals: Family::default(),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(request_buckets),
             signed_in_calls: Family::default(),
             subjects: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -176,9 +199,50 @@ impl Metrics {
             .inc();
     }
 
-    /// The Prometheus text exposition of these metrics and of `snapshot`.
+    /// One HTTP request answered: its route's pattern (`-` when it
+    /// matched none), method, status and how long the answer took to
+    /// start.
+    pub fn record_request(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabels { route, method })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of these metrics and of `snapshot`,
+    /// with the process's own (CPU, memory, open files) unprefixed, as
+    /// Prometheus names them everywhere.
     pub fn encode(&self, snapshot: Snapshot) -> String {
-        let mut registry = Registry::with_prefix("mcp_mux");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessMetrics));
+        let registry = root.sub_registry_with_prefix("mcp_mux");
+        registry.register(
+            "build_info",
+            "the running build: always 1, with its version as a label",
+            build_info(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route pattern, method and status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "time to answer HTTP requests (to the start of a streamed answer), by route pattern and method",
+            self.request_duration.clone(),
+        );
         registry.register(
             "tool_calls",
             "tools/call requests by server, tool, outcome and error class",
@@ -202,8 +266,106 @@ impl Metrics {
         registry.register_collector(Box::new(snapshot));
         let mut text = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        let _ = prometheus_client::encoding::text::encode(&mut text, &root);
         text
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+fn build_info() -> Family<BuildLabels, prometheus_client::metrics::gauge::Gauge> {
+    let family = Family::<BuildLabels, prometheus_client::metrics::gauge::Gauge>::default();
+    family
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+    family
+}
+
+/// The process's CPU time, resident memory and open files, read from
+/// `/proc` at each scrape (left out where there is no `/proc`).
+#[derive(Debug)]
+struct ProcessMetrics;
+
+/// What `/proc/self` says at a scrape.
+#[derive(Debug, Default, PartialEq)]
+struct ProcessSample {
+    cpu_seconds: Option<f64>,
+    resident_bytes: Option<u64>,
+    open_fds: Option<u64>,
+}
+
+impl ProcessSample {
+    fn read() -> Self {
+        ProcessSample {
+            cpu_seconds: std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|stat| cpu_seconds(&stat)),
+            resident_bytes: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|status| resident_bytes(&status)),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|entries| entries.count() as u64),
+        }
+    }
+}
+
+/// User and system CPU seconds from `/proc/self/stat`: fields 14 and 15,
+/// counted after the command name (which may hold spaces, within
+/// parentheses), in clock ticks of 1/100 s (the kernel's `USER_HZ`, fixed
+/// for this interface on every architecture Linux runs on).
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / USER_HZ)
+}
+
+/// `VmRSS` of `/proc/self/status`, in bytes.
+fn resident_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kilobytes: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kilobytes * 1024)
+}
+
+impl Collector for ProcessMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sample = ProcessSample::read();
+        if let Some(seconds) = sample.cpu_seconds {
+            let metric = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "user and system CPU time the process used",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(seconds).encode(metric)?;
+        }
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "resident memory of the process",
+                sample.resident_bytes,
+            ),
+            (
+                "process_open_fds",
+                "file descriptors the process has open",
+                sample.open_fds,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                ConstGauge::new(value as i64).encode(metric)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -301,5 +463,26 @@ impl Collector for Snapshot {
             ConstCounter::new(value).encode(metric)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_figures_are_read_from_proc() {
+        // A command name with spaces and parentheses does not shift fields.
+        let stat = "4242 (mcp mux (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0";
+        assert_eq!(cpu_seconds(stat), Some(3.25));
+        assert_eq!(cpu_seconds("garbage"), None);
+        let status = "Name:\tmcp-mux\nVmPeak:\t  9000 kB\nVmRSS:\t   20480 kB\n";
+        assert_eq!(resident_bytes(status), Some(20480 * 1024));
+        assert_eq!(resident_bytes("Name: x\n"), None);
+        if cfg!(target_os = "linux") {
+            let sample = ProcessSample::read();
+            assert!(sample.cpu_seconds.is_some() && sample.resident_bytes.is_some());
+            assert!(sample.open_fds.is_some_and(|open| open > 0));
+        }
     }
 }

@@ -256,13 +256,34 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
     ApiError::MethodNotAllowed { allow }.error_response()
 }
 
-/// Gives every answer the safe headers (headers.rs), and logs each
-/// request's method, the route that served it, the session it
-/// named (its id cut to 8 characters), status and latency: never the path
-/// as sent, headers or bodies (they carry credentials and whole ids). A
-/// request that succeeded is logged at debug level, one that was refused or
-/// failed at info: a line per call would cost more than the call itself
-/// (a formatted line and a write to stderr on the worker's thread).
+/// Whether each answered request gets an access line at info level (on by
+/// default); off, only refused and failed ones do.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLog(pub bool);
+
+/// The trace a request's span belongs to, noted by its handler for the
+/// access line (the span has ended by the time the line is written).
+#[derive(Debug, Clone)]
+pub struct TracedAs {
+    pub trace_id: String,
+}
+
+/// Notes the trace a request is served in, for its access line.
+pub(crate) fn note_trace(request: &HttpRequest, trace: Option<&crate::traces::RequestTrace>) {
+    if let Some(trace) = trace {
+        request.extensions_mut().insert(TracedAs {
+            trace_id: trace.trace_id(),
+        });
+    }
+}
+
+/// Gives every answer the safe headers (headers.rs), counts it by route,
+/// method and status with its latency, and writes its access line: the
+/// method, the route that served it, the session it named (its id cut to 8
+/// characters), the signed-in subject, status, latency and trace id: never
+/// the path as sent, headers or bodies (they carry credentials and whole
+/// ids). Refused and failed requests are logged at info level always;
+/// answered ones at info while the access log is on, else at debug.
 pub async fn log_request(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -270,32 +291,60 @@ pub async fn log_request(
     let started = Instant::now();
     let method = request.method().clone();
     let mut response = next.call(request).await?;
+    let elapsed = started.elapsed();
     // Every answer, whichever route, refusal or fallback made it.
     headers::add_safe_headers(response.headers_mut());
     let status = response.status().as_u16();
-    let failed = status >= 400;
-    let enabled = if failed {
+    let served = response.request();
+    let route = served.extensions().get::<Route>().copied();
+    let pattern = route.map_or("-", Route::pattern);
+    if let Some(mux) = served.app_data::<web::Data<crate::mux::Mux>>() {
+        mux.metrics()
+            .record_request(pattern, method_label(&method), status, elapsed);
+    }
+    let access_log = served
+        .app_data::<web::Data<AccessLog>>()
+        .is_none_or(|access_log| access_log.0);
+    let level_on = if status >= 400 || access_log {
         tracing::enabled!(tracing::Level::INFO)
     } else {
         tracing::enabled!(tracing::Level::DEBUG)
     };
-    if !enabled {
+    if !level_on {
         return Ok(response);
     }
-    let served = response.request();
-    let route = served.extensions().get::<Route>().copied();
     let session = route
         .and_then(|_| served.match_info().get("id"))
         .map(short_segment);
-    let route = route.map_or("-", Route::pattern);
-    let elapsed_ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
+    let elapsed_ms = format!("{:.2}", elapsed.as_secs_f64() * 1000.0);
     let subject = sign_in::signed_in_identity(served).map(|identity| identity.subject.clone());
-    if failed {
-        tracing::info!(%method, route, session, subject, status, %elapsed_ms, "request");
+    let extensions = served.extensions();
+    let trace_id = extensions
+        .get::<TracedAs>()
+        .map(|traced| traced.trace_id.as_str());
+    if status >= 400 || access_log {
+        tracing::info!(%method, route = pattern, session, subject, status, %elapsed_ms, trace_id, "request");
     } else {
-        tracing::debug!(%method, route, session, subject, status, %elapsed_ms, "request");
+        tracing::debug!(%method, route = pattern, session, subject, status, %elapsed_ms, trace_id, "request");
     }
+    drop(extensions);
     Ok(response)
+}
+
+/// A request method as a metric label: one of a few words, whatever a
+/// client sends.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// The first 8 characters of a path segment, escaped: enough to correlate

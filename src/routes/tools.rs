@@ -17,13 +17,16 @@ use utoipa::ToSchema;
 use super::body::{read_limited, refuse_unread};
 use super::error::{ApiError, ErrorBody};
 use super::mcp::MAX_MESSAGE_BYTES;
+use super::mcp::trace_header;
 use super::session_access::usable_session;
 use super::session_id::SessionPath;
+use super::sign_in::signed_in_identity;
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::INVALID_PARAMS;
 use crate::mcp::nesting;
 use crate::mcp::request::{ClientRequest, Method};
 use crate::mux::{CallError, ClientCall, McpSession, Mux, Unavailable};
+use crate::traces::{self, RequestFacts, RequestTrace};
 
 /// The session's tools, as `tools/list` shows them.
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,16 +97,41 @@ pub async fn call(
     let mcp_session = open(&request, &id, &mux).await?;
     let arguments = arguments(&body)?;
     let params = json!({ "name": name, "arguments": arguments });
-    let asked = ClientRequest::of(Method::ToolsCall, Some(params))
-        .map_err(|error| call_failed(error.into()))?;
-    let call = ClientCall {
-        id: &Value::Null,
-        stream: None,
-    };
-    match mcp_session.handle_request(asked, &call).await {
-        Ok(result) => Ok(HttpResponse::Ok().json(result)),
-        Err(error) => Err(call_failed(error)),
+    // Traced as an MCP `tools/call` is, its backend exchanges within.
+    let signed_in = signed_in_identity(&request);
+    let trace = RequestTrace::start(
+        mux.traces(),
+        |header| trace_header(&request, header),
+        RequestFacts {
+            method: Method::ToolsCall.as_str(),
+            params: Some(&params),
+            session: || id.chars().take(8).collect(),
+            subject: signed_in
+                .as_deref()
+                .map(|identity| identity.subject.as_str()),
+        },
+    );
+    super::note_trace(&request, trace.as_ref());
+    let answered = traces::within(trace.as_ref(), async {
+        let asked = ClientRequest::of(Method::ToolsCall, Some(params))
+            .map_err(|error| call_failed(error.into()))?;
+        let call = ClientCall {
+            id: &Value::Null,
+            stream: None,
+        };
+        match mcp_session.handle_request(asked, &call).await {
+            Ok(result) => Ok(HttpResponse::Ok().json(result)),
+            Err(error) => Err(call_failed(error)),
+        }
+    })
+    .await;
+    if let Some(trace) = trace {
+        trace.finish(match &answered {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.status_code().as_u16(),
+        });
     }
+    answered
 }
 
 /// The MCP session that serves the session's plain HTTP calls, once the

@@ -539,3 +539,133 @@ fn send_sigterm(pid: i32) -> i32 {
         .status()
         .map_or(-1, |status| status.code().unwrap_or(-1))
 }
+
+/// A gateway writing JSON logs with `extra` arguments, over a backend that
+/// never answers, and its log lines as they come.
+async fn json_logging_gateway(
+    extra: &[&str],
+) -> (
+    tokio::process::Child,
+    String,
+    tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let registry = dir.path().join("registry.yaml");
+    std::fs::write(
+        &registry,
+        registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")]),
+    )
+    .expect("registry written");
+    let port = unused_port();
+    let mut gateway = mcp_mux()
+        .args(["serve", "--log-format", "json", "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mcp-mux runs");
+    let lines = BufReader::new(gateway.stderr.take().expect("stderr")).lines();
+    let base = format!("http://127.0.0.1:{port}");
+    let up = eventually(|| async {
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .is_ok_and(|response| response.status() == 200)
+    })
+    .await;
+    assert!(up, "mcp-mux answers");
+    (gateway, base, lines, dir)
+}
+
+/// The next log line `wanted` accepts, within 10 s.
+async fn next_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    wanted: impl Fn(&Value) -> bool,
+) -> Option<Value> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.expect("stderr reads") {
+            let event: Value = serde_json::from_str(&line).expect("one JSON object a line");
+            if wanted(&event) {
+                return Some(event);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test]
+async fn each_request_gets_an_access_line_and_lines_of_a_traced_request_carry_its_ids() {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const SPAN: &str = "00f067aa0ba902b7";
+    let (_gateway, base, mut lines, _dir) = json_logging_gateway(&[]).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{base}/create-session"))
+        .json(&json!({ "servers": ["a"] }))
+        .send()
+        .await
+        .expect("created")
+        .json()
+        .await
+        .expect("JSON");
+    let session = created["session_id"].as_str().expect("an id").to_owned();
+    // The readiness probe that saw it up.
+    let healthz = next_line(&mut lines, |event| event["route"] == "/readyz")
+        .await
+        .expect("an access line for /readyz");
+    assert_eq!(healthz["level"], "INFO");
+    assert_eq!(healthz["message"], "request");
+    assert_eq!(healthz["method"], "GET");
+    assert_eq!(healthz["status"], 200);
+    assert!(healthz["elapsed_ms"].is_string(), "{healthz}");
+    assert!(healthz.get("trace_id").is_none(), "{healthz}");
+
+    // A traced request: the backend it opens cannot be reached, and that
+    // warning, written while the request is served, carries its ids.
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } },
+    });
+    let answered = http
+        .post(format!("{base}/session/{session}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("traceparent", format!("00-{TRACE}-{SPAN}-01"))
+        .json(&initialize)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answered.status(), 200);
+    let warned = next_line(&mut lines, |event| event["level"] == "WARN")
+        .await
+        .expect("a warning while the backend opens");
+    assert_eq!(warned["trace_id"], TRACE, "{warned}");
+    assert_eq!(warned["span_id"], SPAN, "{warned}");
+    let access = next_line(&mut lines, |event| event["route"] == "/session/{id}/mcp")
+        .await
+        .expect("the access line of the MCP request");
+    assert_eq!(access["trace_id"], TRACE, "{access}");
+    assert_eq!(access["session"], format!("{}…", &session[..8]));
+}
+
+#[tokio::test]
+async fn with_the_access_log_off_only_refused_requests_are_logged() {
+    let (_gateway, base, mut lines, _dir) = json_logging_gateway(&["--access-log", "false"]).await;
+    let missing = reqwest::get(format!("{base}/no-such-route"))
+        .await
+        .expect("answered");
+    assert_eq!(missing.status(), 404);
+    let logged = next_line(&mut lines, |event| event["message"] == "request")
+        .await
+        .expect("the refused request's line");
+    // The readiness probes that answered 200 before it wrote no line.
+    assert_eq!(logged["status"], 404, "{logged}");
+    assert_eq!(logged["route"], "-");
+}

@@ -128,6 +128,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
         node_url: None,
         body_timeout: options.body_timeout,
         drain: Duration::from_secs(5),
+        access_log: true,
         metrics_bind: options.metrics_bind,
         traces: options.traces,
         sign_in: options.sign_in,

@@ -413,3 +413,47 @@ async fn a_backend_listing_ever_new_long_tool_names_cannot_grow_the_metrics() {
         Some(&(misses as f64))
     );
 }
+
+#[tokio::test]
+async fn requests_are_counted_by_route_with_their_latency_beside_the_build_and_the_process() {
+    let app = spawn_app(&registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")])).await;
+    for _ in 0..3 {
+        let answer = app
+            .http
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 200);
+    }
+    let missing = app
+        .http
+        .get(format!("{}/session/{}", app.address, uuid::Uuid::new_v4()))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing.status(), 404);
+    let (text, samples) = scrape(&app).await;
+    assert_eq!(
+        samples[r#"mcp_mux_http_requests_total{route="/healthz",method="GET",status="200"}"#],
+        3.0
+    );
+    assert_eq!(
+        samples[r#"mcp_mux_http_requests_total{route="/session/{id}",method="GET",status="404"}"#],
+        1.0
+    );
+    assert_eq!(
+        samples[r#"mcp_mux_http_request_duration_seconds_count{route="/healthz",method="GET"}"#],
+        3.0
+    );
+    assert_eq!(
+        samples[&format!(
+            r#"mcp_mux_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )],
+        1.0
+    );
+    assert!(samples["process_cpu_seconds_total"] > 0.0, "{text}");
+    assert!(samples["process_resident_memory_bytes"] > 1e6, "{text}");
+    assert!(samples["process_open_fds"] >= 3.0, "{text}");
+}

@@ -629,3 +629,40 @@ async fn a_malformed_traceparent_takes_its_tracestate_with_it_and_a_valid_one_go
         json!({ "traceparent": CLIENT_TRACEPARENT, "tracestate": "vendor=1,x@y=z w" })
     );
 }
+
+#[tokio::test]
+async fn a_plain_http_tool_call_is_traced_as_a_tools_call_is() {
+    let receiver = Receiver::start().await;
+    let (app, _backend, _received, session) = traced_gateway(Some(&receiver)).await;
+    let answer = app
+        .http
+        .post(format!(
+            "{}/session/{session}/tools/traced__echo",
+            app.address
+        ))
+        .header("traceparent", CLIENT_TRACEPARENT)
+        .json(&json!({ "text": "plain" }))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(answer.status(), 200);
+    app.mux.flush_traces().await;
+
+    let spans: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|(_, span)| hex(&span.trace_id) == CLIENT_TRACE)
+        .collect();
+    let (request, exchange) = call_spans(&spans);
+    assert_eq!(hex(&request.parent_span_id), CLIENT_SPAN);
+    assert_eq!(request.kind, 2, "a server span");
+    assert_eq!(
+        attribute(&request, "gen_ai.tool.name").as_deref(),
+        Some("traced__echo")
+    );
+    assert_eq!(
+        attribute(&request, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(exchange.parent_span_id, request.span_id);
+}

@@ -145,6 +145,7 @@ async fn handle_post(
         ),
         Message::Notification(_) | Message::Response(_) => None,
     };
+    super::note_trace(request, trace.as_ref());
     let answered = traces::within(
         trace.as_ref(),
         dispatch(request, path, body, message, id.as_ref(), mux),
@@ -161,7 +162,7 @@ async fn handle_post(
 
 /// A W3C trace context header of the request. Looked up by a constant
 /// name: actix-web would allocate one for a name given as text.
-fn trace_header<'r>(request: &'r HttpRequest, name: &str) -> Option<&'r str> {
+pub(super) fn trace_header<'r>(request: &'r HttpRequest, name: &str) -> Option<&'r str> {
     const TRACEPARENT: HeaderName = HeaderName::from_static(traces::TRACEPARENT);
     const TRACESTATE: HeaderName = HeaderName::from_static(traces::TRACESTATE);
     let name = match name {
