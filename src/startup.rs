@@ -179,7 +179,8 @@ impl Application {
         {
             return Err(StartupError::WeakAdminToken);
         }
-        let registry = Arc::new(Registry::load(&settings.registry)?);
+        let loaded = Registry::load_versioned(&settings.registry)?;
+        let registry = loaded.registry.clone();
         let sign_in = HostSignIn::start(std::mem::take(&mut settings.sign_in))
             .await?
             .map(Arc::new);
@@ -236,7 +237,8 @@ impl Application {
                 limits,
             )
             .with_traces(traces)
-            .with_grants(Grants::new(store.clone(), settings.public_url.clone())),
+            .with_grants(Grants::new(store.clone(), settings.public_url.clone()))
+            .with_registry_file(&settings.registry, &loaded),
         );
 
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
@@ -414,6 +416,15 @@ impl Application {
             stopper.begin_shutdown();
             handle.stop(true).await;
         };
+        // SIGHUP reads the registry again (the log says what changed, or
+        // why the served one stays).
+        let reloader = self.mux.clone();
+        let reloads = async move {
+            reload_signals(|| {
+                let _ = reloader.reload_registry();
+            })
+            .await;
+        };
         // Runs beside the gateway, and ends with it.
         let metrics = async move {
             match metrics_server {
@@ -432,6 +443,7 @@ impl Application {
             () = reaper => Ok(()),
             () = audit_writer => Ok(()),
             () = cluster => Ok(()),
+            () = reloads => server.await,
             () = metrics => server.await,
             () = on_signal => server.await,
         };
@@ -465,6 +477,21 @@ fn metrics_server(bind: &str, mux: web::Data<Mux>) -> Result<(Server, SocketAddr
     .run();
     tracing::info!(%address, "metrics listening");
     Ok((server, address))
+}
+
+/// Calls `reload` on each SIGHUP; never ends where there is no SIGHUP.
+async fn reload_signals(reload: impl Fn()) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the registry");
+                reload();
+            }
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// SIGINT or SIGTERM.

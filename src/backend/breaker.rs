@@ -113,6 +113,7 @@ impl Health {
             // Says nothing of the backend: mcp-mux's own bounds, or a
             // session that ended.
             BackendError::Closed { .. }
+            | BackendError::Removed { .. }
             | BackendError::CircuitOpen { .. }
             | BackendError::Busy { .. }
             | BackendError::SessionBusy { .. }

@@ -58,6 +58,11 @@ pub enum BackendError {
     /// The client's MCP session ended while this request was under way.
     #[error("the MCP session ended; backend \"{server}\" was closed")]
     Closed { server: String },
+    /// A reload of the registry removed the server the session chose.
+    #[error(
+        "backend \"{server}\" was removed from the registry; its session cannot open it again (create a session without it)"
+    )]
+    Removed { server: String },
     #[error(
         "backend \"{server}\" already has {limit} calls in progress (max_concurrent_calls); try again later"
     )]
@@ -129,6 +134,7 @@ impl BackendError {
             | BackendError::Initialize { server, .. }
             | BackendError::Spawn { server, .. }
             | BackendError::Closed { server }
+            | BackendError::Removed { server }
             | BackendError::CircuitOpen { server, .. }
             | BackendError::Busy { server, .. }
             | BackendError::SessionBusy { server, .. }
@@ -153,6 +159,7 @@ impl BackendError {
             BackendError::Initialize { .. } => "initialize_refused",
             BackendError::Spawn { .. } => "spawn_failed",
             BackendError::Closed { .. } => "closed",
+            BackendError::Removed { .. } => "removed",
             BackendError::CircuitOpen { .. } => "circuit_open",
             BackendError::Busy { .. } => "busy",
             BackendError::SessionBusy { .. } => "session_busy",
@@ -187,6 +194,7 @@ impl BackendError {
             | BackendError::Protocol { .. }
             | BackendError::Initialize { .. }
             | BackendError::Closed { .. }
+            | BackendError::Removed { .. }
             | BackendError::CircuitOpen { .. }
             | BackendError::Busy { .. }
             | BackendError::SessionBusy { .. }
@@ -226,6 +234,7 @@ impl BackendError {
                 | BackendError::AuthorizationNeeded { .. }
                 | BackendError::NoAccessToken { .. }
                 | BackendError::Closed { .. }
+                | BackendError::Removed { .. }
                 | BackendError::NoConnection { .. }
                 | BackendError::SessionConnections { .. }
                 | BackendError::Unsent { .. } => false,

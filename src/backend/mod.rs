@@ -82,6 +82,9 @@ pub struct BackendSession {
     closed: tokio::sync::watch::Sender<bool>,
     /// The capabilities told to the backend on `initialize`.
     client_capabilities: Value,
+    /// Set when the registry no longer lists the server: the session is
+    /// never opened.
+    removed: bool,
 }
 
 impl std::fmt::Debug for BackendSession {
@@ -119,7 +122,15 @@ impl BackendSession {
             next_id: AtomicU64::new(1),
             closed: tokio::sync::watch::Sender::new(false),
             client_capabilities,
+            removed: false,
         }
+    }
+
+    /// This session, of a server a reload removed from the registry: it
+    /// fails to open, saying so.
+    pub fn of_removed_server(mut self) -> Self {
+        self.removed = true;
+        self
     }
 
     pub fn server(&self) -> &Arc<ServerConfig> {
@@ -136,6 +147,11 @@ impl BackendSession {
     /// A session that cannot be completed, or that was closed meanwhile, is
     /// ended with DELETE rather than left open on the backend.
     pub async fn initialize(&self, attempts: Attempts) -> Result<Initialized, BackendError> {
+        if self.removed {
+            return Err(BackendError::Removed {
+                server: self.server.name.clone(),
+            });
+        }
         if self.is_closed() {
             return Err(self.closed_error());
         }

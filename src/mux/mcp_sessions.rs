@@ -333,6 +333,9 @@ impl Mux {
     /// the prefix its names get, and one per fallback of each, with the
     /// index of the backend it stands in for.
     fn backend_sessions(&self, session: &Session, client_capabilities: Value) -> BackendSessions {
+        // The registry as it is now: a server it changed opens with its new
+        // settings, one it removed does not open.
+        let registry = self.registry();
         let backend_session = |server: &Arc<ServerConfig>, credential: Option<&SecretString>| {
             // An OAuth backend carries the session's grant, whatever else it holds.
             let credential = if server.auth.oauth().is_some() {
@@ -348,6 +351,8 @@ impl Mux {
             };
             let limits = self
                 .backend_limits
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(&server.name)
                 .cloned()
                 .unwrap_or_else(|| Arc::new(BackendLimits::new(server, self.connections.clone())));
@@ -361,16 +366,23 @@ impl Mux {
             )
         };
         let mut sessions = BackendSessions::default();
-        for (index, server) in session.servers.iter().enumerate() {
-            let credential = session.credentials.get(&server.name);
+        for (index, chosen) in session.servers.iter().enumerate() {
+            let credential = session.credentials.get(&chosen.name);
+            let (server, primary) = match registry.server(&chosen.name) {
+                Some(current) => (current, backend_session(current, credential)),
+                None => (
+                    chosen,
+                    backend_session(chosen, credential).of_removed_server(),
+                ),
+            };
             sessions.primaries.push((
-                backend_session(server, credential),
-                session.prefix_for(server, &self.registry.tool_separator),
+                primary,
+                session.prefix_for(server, &registry.tool_separator),
             ));
             for fallback in server
                 .fallback
                 .iter()
-                .filter_map(|name| self.registry.server(name))
+                .filter_map(|name| registry.server(name))
             {
                 // Its own credential when the session holds one (it takes
                 // it differently, or is one of the session's servers too),

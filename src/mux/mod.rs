@@ -15,6 +15,7 @@ mod mcp_sessions;
 mod metrics;
 mod paging;
 mod payload;
+mod registry_reload;
 pub mod search;
 mod serving;
 mod session;
@@ -41,6 +42,7 @@ pub use mcp_session::{ClientCall, ClientStream, McpSession, Timings, capabilitie
 pub use mcp_sessions::Held;
 pub use paging::PAGE_SIZE;
 pub use payload::Payload;
+pub use registry_reload::{RegistryFile, RegistryVersion, ReloadError, Reloaded};
 pub use session::{NewSession, Session};
 pub use stateless::{RequestFingerprint, StatelessCall, Step, Unpark, stateless_call_id};
 
@@ -115,7 +117,11 @@ impl Tombstones {
 
 /// Owns every loaded session; shared by all request handlers.
 pub struct Mux {
-    registry: Arc<Registry>,
+    /// The servers sessions may choose; a reload replaces it whole.
+    registry: RwLock<Arc<Registry>>,
+    /// The file it was read from, and which version when: a reload reads it
+    /// again. None for a gateway built from a registry alone.
+    registry_file: Option<RegistryFile>,
     store: Store,
     http: HttpClients,
     timings: Timings,
@@ -123,7 +129,7 @@ pub struct Mux {
     /// Held from counting the sessions to storing a new one.
     creating: tokio::sync::Mutex<()>,
     /// One per registry server, shared by all sessions.
-    backend_limits: HashMap<String, Arc<BackendLimits>>,
+    backend_limits: RwLock<HashMap<String, Arc<BackendLimits>>>,
     /// Every backend connection of the gateway.
     connections: Arc<ConnectionBudget>,
     audit: Arc<AuditTrail>,
@@ -166,8 +172,9 @@ impl Mux {
             metrics: Arc::new(Metrics::default()),
             limits,
             creating: tokio::sync::Mutex::new(()),
-            backend_limits,
-            registry,
+            backend_limits: RwLock::new(backend_limits),
+            registry: RwLock::new(registry),
+            registry_file: None,
             http,
             timings,
             sessions: RwLock::new(HashMap::new()),
@@ -241,7 +248,7 @@ impl Mux {
         &self,
         callback: &Callback,
     ) -> Result<Connected, CallbackError> {
-        let connected = self.grants.complete(callback, &self.registry).await?;
+        let connected = self.grants.complete(callback, &self.registry()).await?;
         if let Some(session) = self.read_sessions().get(&connected.session_id).cloned() {
             for mcp_session in session.mcp_sessions() {
                 mcp_session.reopen(&connected.server);
@@ -305,10 +312,6 @@ impl Mux {
     /// Resolves once the gateway is stopping.
     pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
         self.stopping.subscribe()
-    }
-
-    pub fn registry(&self) -> &Registry {
-        &self.registry
     }
 
     pub fn store(&self) -> &Store {
@@ -386,7 +389,7 @@ impl Mux {
     pub async fn metrics_text(&self) -> Result<String, MuxError> {
         let sessions_stored = self.store.count_sessions().await?;
         let mut backends: Vec<BackendState> = self
-            .backend_limits
+            .lock_backend_limits()
             .iter()
             .map(|(server, limits)| BackendState {
                 server: server.clone(),
@@ -434,7 +437,7 @@ impl Mux {
     /// What all sessions of `server` share: the state of its circuit
     /// breaker and its calls in progress.
     pub fn backend_health(&self, server: &str) -> Option<(CircuitState, usize)> {
-        let limits = self.backend_limits.get(server)?;
+        let limits = self.lock_backend_limits().get(server)?.clone();
         Some((limits.breaker.state(), limits.calls_in_progress()))
     }
 
@@ -581,7 +584,7 @@ impl Mux {
         }
         self.grants.forget(&grants);
         if !grants.is_empty() {
-            let (revoker, registry) = (self.grants.clone(), self.registry.clone());
+            let (revoker, registry) = (self.grants.clone(), self.registry());
             tokio::spawn(async move { revoker.revoke(grants, &registry).await });
         }
         let cached = self.forget_deleted_if(id, deleted);
@@ -626,7 +629,7 @@ impl Mux {
         Ok(servers
             .iter()
             .filter(|name| {
-                self.registry
+                self.registry()
                     .server(name)
                     .is_some_and(|server| server.auth.oauth().is_some())
             })
@@ -713,10 +716,11 @@ impl Mux {
     }
 
     fn runtime_for(&self, record: SessionRecord) -> Session {
+        let registry = self.registry();
         let mut servers: Vec<Arc<ServerConfig>> = Vec::new();
         let mut missing_servers = Vec::new();
         for name in record.servers {
-            match self.registry.server(&name) {
+            match registry.server(&name) {
                 Some(server) => servers.push(server.clone()),
                 None => {
                     tracing::warn!(server = %name, "a stored session names a server the registry no longer lists");
@@ -736,7 +740,7 @@ impl Mux {
                     server
                         .fallback
                         .iter()
-                        .filter_map(|name| self.registry.server(name)),
+                        .filter_map(|name| registry.server(name)),
                 )
             })
             .map(|server| {
@@ -768,6 +772,14 @@ impl Mux {
             ended: AtomicBool::new(false),
             elsewhere: Mutex::default(),
         }
+    }
+
+    fn lock_backend_limits(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<BackendLimits>>> {
+        self.backend_limits
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn read_sessions(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Arc<Session>>> {

@@ -42,15 +42,35 @@ pub enum RegistryError {
     },
 }
 
+/// A registry as read from its file, with when and which version of it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub registry: Arc<Registry>,
+    pub loaded_at: chrono::DateTime<chrono::Utc>,
+    /// SHA-256 of the file's bytes, as hex: which version of it is served.
+    pub sha256: String,
+}
+
 impl Registry {
     /// Reads and validates the registry at `path`, expanding `${VAR}` from
     /// the environment.
     pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        Ok(Arc::unwrap_or_clone(Self::load_versioned(path)?.registry))
+    }
+
+    /// [`Registry::load`], noting when and which version of the file.
+    pub fn load_versioned(path: &Path) -> Result<Loaded, RegistryError> {
+        use sha2::{Digest, Sha256};
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text, path, |name| std::env::var(name).ok())
+        let registry = Self::parse(&text, path, |name| std::env::var(name).ok())?;
+        Ok(Loaded {
+            registry: Arc::new(registry),
+            loaded_at: chrono::Utc::now(),
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        })
     }
 
     /// Validates registry text; `lookup` resolves `${VAR}` references.

@@ -60,6 +60,9 @@ pub enum ApiError {
     IssuerUnavailable { message: String },
     #[error("{reason}")]
     Forbidden { reason: &'static str },
+    /// The registry's file is not valid; the registry served stays.
+    #[error("{message}")]
+    RegistryInvalid { message: String },
     #[error("method not allowed; use {allow}")]
     MethodNotAllowed { allow: &'static str },
     #[error("request body exceeds {limit} bytes")]
@@ -108,6 +111,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "not_found",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::RegistryInvalid { .. } => "registry_invalid",
             ApiError::InsufficientScope { .. } => "insufficient_scope",
             ApiError::IssuerUnavailable { .. } => "issuer_unavailable",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -229,6 +233,7 @@ impl ResponseError for ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RegistryInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

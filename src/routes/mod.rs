@@ -59,6 +59,7 @@ fn handlers(route: Route, resource: Resource) -> Resource {
         Route::DocsFile => resource.route(web::get().to(openapi::docs_file)),
         Route::Metrics => resource.route(web::get().to(metrics::metrics)),
         Route::Registry => resource.route(web::get().to(registry::list_servers)),
+        Route::RegistryReload => resource.route(web::post().to(registry::reload)),
         Route::CreateSession => resource.route(web::post().to(sessions::create_session)),
         Route::Sessions => resource.route(web::get().to(sessions::list_sessions)),
         Route::Session => resource

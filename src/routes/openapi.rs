@@ -58,6 +58,7 @@ const CONSOLE_LOGIN: &str = "console_login";
         sign_in::session_metadata,
         sign_in::session_metadata_preflight,
         registry::list_servers,
+        registry::reload,
         mcp::post,
         mcp::get,
         mcp::delete,

@@ -6,7 +6,9 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::ApiError;
+use chrono::{DateTime, Utc};
+
+use super::error::{ApiError, ErrorBody};
 use crate::mux::Mux;
 use crate::registry::Endpoint;
 
@@ -16,6 +18,53 @@ pub struct RegistryListing {
     /// Joins a server's name and a tool's in a session: `everything__echo`.
     tool_separator: String,
     servers: Vec<ListedServer>,
+    /// When the registry served was read from its file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loaded_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the file's bytes when it was read, as hex: which version
+    /// of `registry.yaml` is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+}
+
+/// What a reload of the registry changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistryReloaded {
+    /// Servers sessions may choose from now on.
+    added: Vec<String>,
+    /// Servers whose settings apply from their next backend session.
+    changed: Vec<String>,
+    /// Servers whose sessions' backend sessions no longer open.
+    removed: Vec<String>,
+    loaded_at: Option<DateTime<Utc>>,
+    sha256: Option<String>,
+}
+
+/// Reads `registry.yaml` again and serves it, if it is valid whole (as
+/// SIGHUP does); a file that is not keeps the registry served.
+#[utoipa::path(post, path = "/registry/reload", tag = "sessions",
+    responses(
+        (status = 200, description = "The registry was reloaded", body = RegistryReloaded),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody),
+        (status = 422, description = "The file is not valid; the registry served stays", body = ErrorBody),
+    ))]
+pub async fn reload(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError> {
+    let reloaded = mux
+        .reload_registry()
+        .map_err(|error| ApiError::RegistryInvalid {
+            message: error.to_string(),
+        })?;
+    let (loaded_at, sha256) = reloaded
+        .version
+        .map(|version| (version.loaded_at, version.sha256))
+        .unzip();
+    Ok(HttpResponse::Ok().json(RegistryReloaded {
+        added: reloaded.added,
+        changed: reloaded.changed,
+        removed: reloaded.removed,
+        loaded_at,
+        sha256,
+    }))
 }
 
 /// A server of the registry, as clients may see it.
@@ -77,7 +126,13 @@ pub async fn list_servers(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError>
                 .collect(),
         })
         .collect();
+    let (loaded_at, sha256) = mux
+        .registry_version()
+        .map(|version| (version.loaded_at, version.sha256))
+        .unzip();
     Ok(HttpResponse::Ok().json(RegistryListing {
+        loaded_at,
+        sha256,
         tool_separator: registry.tool_separator.clone(),
         servers,
     }))

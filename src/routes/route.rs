@@ -58,6 +58,7 @@ pub enum Route {
     DocsFile,
     Metrics,
     Registry,
+    RegistryReload,
     CreateSession,
     Sessions,
     Session,
@@ -86,7 +87,7 @@ impl Route {
     /// overlap, so the order only sets the cost: the router tries them in
     /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
     /// nearly every request.
-    pub const ALL: [Route; 27] = [
+    pub const ALL: [Route; 28] = [
         Route::Mcp,
         Route::Healthz,
         Route::Readyz,
@@ -95,6 +96,7 @@ impl Route {
         Route::DocsFile,
         Route::Metrics,
         Route::Registry,
+        Route::RegistryReload,
         Route::CreateSession,
         Route::Sessions,
         Route::Session,
@@ -128,6 +130,7 @@ impl Route {
             Route::DocsFile => "/docs/{file}",
             Route::Metrics => "/metrics",
             Route::Registry => "/registry",
+            Route::RegistryReload => "/registry/reload",
             Route::CreateSession => "/create-session",
             Route::Sessions => "/sessions",
             Route::Session => "/session/{id}",
@@ -167,6 +170,7 @@ impl Route {
             Route::ResourceMetadata | Route::SessionResourceMetadata => RouteKind::Metadata,
             Route::Metrics
             | Route::Registry
+            | Route::RegistryReload
             | Route::CreateSession
             | Route::Sessions
             | Route::Session
@@ -187,6 +191,7 @@ impl Route {
             Route::Mcp => "POST, GET, DELETE",
             Route::Session => "GET, DELETE",
             Route::CreateSession
+            | Route::RegistryReload
             | Route::Tool
             | Route::ConsoleDeleteSession
             | Route::ConsoleLogout => "POST",

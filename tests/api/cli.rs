@@ -669,3 +669,64 @@ async fn with_the_access_log_off_only_refused_requests_are_logged() {
     assert_eq!(logged["status"], 404, "{logged}");
     assert_eq!(logged["route"], "-");
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_registry_and_a_broken_file_keeps_the_one_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let registry = dir.path().join("registry.yaml");
+    std::fs::write(
+        &registry,
+        registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")]),
+    )
+    .expect("registry written");
+    let port = unused_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let gateway = mcp_mux()
+        .args(["serve", "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mcp-mux runs");
+    let servers = || async {
+        let listed: Value = reqwest::get(format!("{base}/registry"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let names: Vec<String> = listed["servers"]
+            .as_array()?
+            .iter()
+            .filter_map(|server| server["name"].as_str().map(str::to_owned))
+            .collect();
+        Some(names)
+    };
+    assert!(eventually(|| async { servers().await.is_some() }).await);
+    let hangup = || {
+        std::process::Command::new("kill")
+            .args(["-HUP", &gateway.id().expect("a pid").to_string()])
+            .status()
+            .expect("kill runs")
+            .success()
+    };
+
+    std::fs::write(
+        &registry,
+        registry_yaml(&[
+            ("a", "http://127.0.0.1:9/mcp", ""),
+            ("b", "http://127.0.0.1:9/mcp", ""),
+        ]),
+    )
+    .expect("registry rewritten");
+    assert!(hangup());
+    assert!(eventually(|| async { servers().await == Some(vec!["a".into(), "b".into()]) }).await);
+    std::fs::write(&registry, "servers: [").expect("registry broken");
+    assert!(hangup());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(servers().await, Some(vec!["a".into(), "b".into()]));
+}

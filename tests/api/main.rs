@@ -30,6 +30,7 @@ mod oauth_sessions;
 mod openapi;
 mod path_spellings;
 mod persistence;
+mod registry_reload;
 mod resources;
 mod rotate_key;
 mod routing;

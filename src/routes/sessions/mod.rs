@@ -115,7 +115,7 @@ pub(super) async fn create(
         mut session,
         access: chosen,
         owner,
-    } = parse_create_session(value, mux.registry())?;
+    } = parse_create_session(value, &mux.registry())?;
     let (session_access, owner) = access_and_owner(&caller(request), access, chosen, owner)?;
     check_create_session_rate(request)?;
     let token = (session_access == SessionAccess::Token).then(new_session_token);

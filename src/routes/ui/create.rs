@@ -46,7 +46,7 @@ pub async fn submit(
     mux: web::Data<Mux>,
     access: web::Data<Access>,
 ) -> Result<HttpResponse, PageError> {
-    let (body, chosen) = create_session_body(&form, mux.registry());
+    let (body, chosen) = create_session_body(&form, &mux.registry());
     let created = match sessions::create(&request, body, &mux, &access).await {
         Ok(created) => created,
         Err(error @ ApiError::BadRequest { .. }) => {
