@@ -26,6 +26,7 @@ mod sessions;
 pub mod sign_in;
 mod throttle;
 mod tools;
+mod traced;
 mod ui;
 
 use std::time::Instant;
@@ -262,22 +263,6 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
 #[derive(Debug, Clone, Copy)]
 pub struct AccessLog(pub bool);
 
-/// The trace a request's span belongs to, noted by its handler for the
-/// access line (the span has ended by the time the line is written).
-#[derive(Debug, Clone)]
-pub struct TracedAs {
-    pub trace_id: String,
-}
-
-/// Notes the trace a request is served in, for its access line.
-pub(crate) fn note_trace(request: &HttpRequest, trace: Option<&crate::traces::RequestTrace>) {
-    if let Some(trace) = trace {
-        request.extensions_mut().insert(TracedAs {
-            trace_id: trace.trace_id(),
-        });
-    }
-}
-
 /// Gives every answer the safe headers (headers.rs), counts it by route,
 /// method and status with its latency, and writes its access line: the
 /// method, the route that served it, the session it named (its id cut to 8
@@ -321,7 +306,7 @@ pub async fn log_request(
     let subject = sign_in::signed_in_identity(served).map(|identity| identity.subject.clone());
     let extensions = served.extensions();
     let trace_id = extensions
-        .get::<TracedAs>()
+        .get::<traced::TracedAs>()
         .map(|traced| traced.trace_id.as_str());
     if status >= 400 || access_log {
         tracing::info!(%method, route = pattern, session, subject, status, %elapsed_ms, trace_id, "request");

@@ -17,10 +17,10 @@ use utoipa::ToSchema;
 use super::body::{read_limited, refuse_unread};
 use super::error::{ApiError, ErrorBody};
 use super::mcp::MAX_MESSAGE_BYTES;
-use super::mcp::trace_header;
 use super::session_access::usable_session;
 use super::session_id::SessionPath;
 use super::sign_in::signed_in_identity;
+use super::traced::{note_trace, trace_header};
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::INVALID_PARAMS;
 use crate::mcp::nesting;
@@ -111,7 +111,7 @@ pub async fn call(
                 .map(|identity| identity.subject.as_str()),
         },
     );
-    super::note_trace(&request, trace.as_ref());
+    note_trace(&request, trace.as_ref());
     let answered = traces::within(trace.as_ref(), async {
         let asked = ClientRequest::of(Method::ToolsCall, Some(params))
             .map_err(|error| call_failed(error.into()))?;

@@ -11,7 +11,7 @@ mod stateless;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
@@ -25,6 +25,7 @@ use super::rate_limit::charge_session_rate;
 use super::session_access::{check_session_access, usable_session};
 use super::session_id::{SessionPath, short_id};
 use super::sign_in::signed_in_identity;
+use super::traced::{note_trace, trace_header};
 use crate::mcp::jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
@@ -145,7 +146,7 @@ async fn handle_post(
         ),
         Message::Notification(_) | Message::Response(_) => None,
     };
-    super::note_trace(request, trace.as_ref());
+    note_trace(request, trace.as_ref());
     let answered = traces::within(
         trace.as_ref(),
         dispatch(request, path, body, message, id.as_ref(), mux),
@@ -158,19 +159,6 @@ async fn handle_post(
         });
     }
     answered
-}
-
-/// A W3C trace context header of the request. Looked up by a constant
-/// name: actix-web would allocate one for a name given as text.
-pub(super) fn trace_header<'r>(request: &'r HttpRequest, name: &str) -> Option<&'r str> {
-    const TRACEPARENT: HeaderName = HeaderName::from_static(traces::TRACEPARENT);
-    const TRACESTATE: HeaderName = HeaderName::from_static(traces::TRACESTATE);
-    let name = match name {
-        traces::TRACEPARENT => &TRACEPARENT,
-        traces::TRACESTATE => &TRACESTATE,
-        _ => return None,
-    };
-    request.headers().get(name)?.to_str().ok()
 }
 
 /// Serves one parsed message: statelessly, as `initialize`, or within the
