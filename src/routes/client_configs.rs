@@ -1,5 +1,8 @@
 //! Ready-to-paste client configurations for a new session, in the create-
 //! session answer: the session URL, and its token's header when it has one.
+//! The token itself stays out of the files people commit where the client
+//! allows: Cursor reads it from the environment, VS Code asks for it once
+//! (as a password) and keeps it in its secret storage.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,9 +17,14 @@ pub struct ClientConfigs {
     /// For Cursor's `mcp.json`.
     #[schema(value_type = Object)]
     pub cursor: Value,
-    /// For VS Code's `mcp.json`.
+    /// For VS Code's `mcp.json`: with `inputs` when the session needs its
+    /// token, which VS Code asks for.
     #[schema(value_type = Object)]
     pub vscode: Value,
+    /// The environment variable Cursor's entry reads the session token
+    /// from, when the session needs one: `export NAME="<session_token>"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
     /// A `claude mcp add` command for Claude Code.
     pub claude_code: String,
 }
@@ -25,9 +33,6 @@ pub struct ClientConfigs {
 /// whose MCP endpoint requires `token`, if any.
 pub fn client_configs(name: &str, url: &str, token: Option<&str>) -> ClientConfigs {
     let authorization = token.map(|token| format!("Bearer {token}"));
-    let headers = authorization
-        .as_ref()
-        .map(|value| json!({ "Authorization": value }));
     // mcp-remote bridges stdio-only hosts. Its header value comes from the
     // environment: a space inside an argument breaks on some platforms.
     let mut remote_args = vec![json!("-y"), json!("mcp-remote"), json!(url)];
@@ -39,10 +44,20 @@ pub fn client_configs(name: &str, url: &str, token: Option<&str>) -> ClientConfi
     remote["args"] = Value::Array(remote_args);
     let mut cursor = json!({ "url": url });
     let mut vscode = json!({ "type": "http", "url": url });
-    if let Some(headers) = &headers {
-        cursor["headers"] = headers.clone();
-        vscode["headers"] = headers.clone();
+    let mut vscode_file = json!({});
+    let token_env = token.map(|_| token_variable(name));
+    if let Some(variable) = &token_env {
+        cursor["headers"] = json!({ "Authorization": format!("Bearer ${{env:{variable}}}") });
+        let input = format!("{name}-token");
+        vscode["headers"] = json!({ "Authorization": format!("Bearer ${{input:{input}}}") });
+        vscode_file["inputs"] = json!([{
+            "type": "promptString",
+            "id": input,
+            "description": format!("The session token of {name} (mmx_…)"),
+            "password": true,
+        }]);
     }
+    vscode_file["servers"] = json!({ name: vscode });
     let mut claude_code = format!(
         "claude mcp add --transport http {} {}",
         shell_quoted(name),
@@ -55,9 +70,26 @@ pub fn client_configs(name: &str, url: &str, token: Option<&str>) -> ClientConfi
     ClientConfigs {
         claude_desktop: json!({ "mcpServers": { name: remote } }),
         cursor: json!({ "mcpServers": { name: cursor } }),
-        vscode: json!({ "servers": { name: vscode } }),
+        vscode: vscode_file,
+        token_env,
         claude_code,
     }
+}
+
+/// The environment variable that holds the token of the session named
+/// `name` in the client: `mcp-mux-0b7c` → `MCP_MUX_0B7C_TOKEN`.
+fn token_variable(name: &str) -> String {
+    let word: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{word}_TOKEN")
 }
 
 /// `text` as one POSIX shell word.
@@ -98,13 +130,28 @@ mod tests {
                 "env": { "MCP_MUX_AUTH": "Bearer mmx_abc" },
             })
         );
-        for path in ["/cursor/mcpServers/m/headers", "/vscode/servers/m/headers"] {
-            assert_eq!(
-                configs.pointer(path),
-                Some(&json!({ "Authorization": "Bearer mmx_abc" })),
-                "{path}"
-            );
-        }
+        // Cursor and VS Code get the token from outside the file.
+        assert_eq!(configs["token_env"], "M_TOKEN");
+        assert_eq!(
+            configs["cursor"]["mcpServers"]["m"]["headers"],
+            json!({ "Authorization": "Bearer ${env:M_TOKEN}" })
+        );
+        assert_eq!(
+            configs["vscode"],
+            json!({
+                "inputs": [{
+                    "type": "promptString", "id": "m-token",
+                    "description": "The session token of m (mmx_…)", "password": true,
+                }],
+                "servers": { "m": {
+                    "type": "http", "url": URL,
+                    "headers": { "Authorization": "Bearer ${input:m-token}" },
+                } },
+            })
+        );
+        assert!(!configs["cursor"].to_string().contains("mmx_abc"));
+        assert!(!configs["vscode"].to_string().contains("mmx_abc"));
+        assert_eq!(token_variable("mcp-mux-0b7c"), "MCP_MUX_0B7C_TOKEN");
         assert_eq!(
             configs["claude_code"],
             format!(

@@ -195,16 +195,19 @@ async fn a_session_token_is_shown_once_and_guards_the_mcp_endpoint() {
         .expect("a Cursor entry")
         .clone();
     assert_eq!(cursor["url"], created["mcp_url"]);
+    // Cursor reads the token from the variable the answer names.
+    let variable = created["client_configs"]["token_env"]
+        .as_str()
+        .expect("a variable");
+    let header = cursor["headers"]["Authorization"]
+        .as_str()
+        .expect("a header")
+        .replace(&format!("${{env:{variable}}}"), &token);
     let accepted = app
         .http
         .post(cursor["url"].as_str().expect("a URL"))
         .header("accept", "application/json, text/event-stream")
-        .header(
-            "authorization",
-            cursor["headers"]["Authorization"]
-                .as_str()
-                .expect("a header"),
-        )
+        .header("authorization", header)
         .json(&initialize)
         .send()
         .await

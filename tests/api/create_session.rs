@@ -4,6 +4,7 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use sha2::Digest;
 
 const REGISTRY: &str = r#"
 servers:
@@ -338,7 +339,23 @@ async fn the_registry_lists_servers_and_credential_fields_but_no_urls() {
     assert_eq!(response.status(), 200);
     let text = response.text().await.expect("body");
     assert!(!text.contains("127.0.0.1"), "no backend URL: {text}");
-    let body: Value = serde_json::from_str(&text).expect("JSON");
+    let mut body: Value = serde_json::from_str(&text).expect("JSON");
+    // Which version of the file is served, and since when.
+    let sha256 = body["sha256"].take();
+    assert_eq!(
+        sha256,
+        hex::encode(sha2::Sha256::digest(REGISTRY.as_bytes())),
+        "{text}"
+    );
+    assert!(body["loaded_at"].take().is_string(), "{text}");
+    let body = Value::Object(
+        body.as_object()
+            .expect("an object")
+            .iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    );
     assert_eq!(
         body,
         json!({

@@ -353,11 +353,12 @@ async fn the_request_log_names_the_route_and_only_8_characters_of_a_session_id()
     .into_owned();
     assert!(!text.contains(&session), "a whole session id was logged");
     let short = &session[..8];
-    // Served at debug level, refused (a GET on an endpoint without streams) at info.
+    // Served and refused (a GET on an endpoint without streams), each an
+    // access line at info level.
     for (route, status, level) in [
-        ("/session/{id}", 200, "DEBUG"),
+        ("/session/{id}", 200, " INFO"),
         ("/session/{id}/mcp", 405, " INFO"),
-        ("/session/{id}/audit", 200, "DEBUG"),
+        ("/session/{id}/audit", 200, " INFO"),
     ] {
         assert!(
             text.lines().any(|line| line.contains(level)
