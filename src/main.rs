@@ -51,7 +51,8 @@ struct SessionsArgs {
         long,
         env = "MCP_MUX_URL",
         default_value = "http://127.0.0.1:8000",
-        global = true
+        global = true,
+        value_parser = remote::parse_gateway_url
     )]
     url: String,
     /// Print the gateway's JSON answer instead of text.
@@ -77,9 +78,46 @@ enum SessionsCommand {
         /// End the session after this many seconds.
         #[arg(long)]
         ttl_seconds: Option<u64>,
+        /// How clients see the tools: `direct` (each tool) or `search`
+        /// (search_tools, describe_tool and call_tool).
+        #[arg(long, value_parser = ["direct", "search"])]
+        tool_mode: Option<String>,
+        /// Requests a second the session takes.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// Tool rules by server, as create-session's "tools" takes them:
+        /// '{"github": {"allow": ["get_*"], "rename": {"get_me": "whoami"}}}'.
+        #[arg(long, value_parser = parse_json_object)]
+        tools: Option<serde_json::Value>,
     },
     /// List the stored sessions.
     List,
+    /// List a session's tools, after its rules (with MCP_MUX_SESSION_TOKEN
+    /// for a session that requires its token).
+    Tools {
+        #[arg(value_parser = remote::parse_session_id)]
+        id: uuid::Uuid,
+    },
+    /// Call one tool of a session as a client would: its rules, audit and
+    /// retries apply. Prints the tool's result.
+    Call {
+        #[arg(value_parser = remote::parse_session_id)]
+        id: uuid::Uuid,
+        /// The tool's name, as `sessions tools` lists it.
+        #[arg(value_parser = |text: &str| remote::parse_tool_name(text).map(str::to_owned))]
+        tool: String,
+        /// The tool's arguments, a JSON object.
+        #[arg(long, default_value = "{}", value_parser = parse_json_object)]
+        arguments: serde_json::Value,
+    },
+    /// Show a session's latest recorded tool calls, newest first.
+    Audit {
+        #[arg(value_parser = remote::parse_session_id)]
+        id: uuid::Uuid,
+        /// How many (at most 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// Show one session.
     Show {
         #[arg(value_parser = remote::parse_session_id)]
@@ -528,9 +566,19 @@ fn print_out(text: &str) -> ExitCode {
     }
 }
 
+/// A JSON object given on the command line.
+fn parse_json_object(text: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(text) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(_) => Err("expected a JSON object, such as {\"message\": \"hi\"}".to_owned()),
+        Err(error) => Err(format!("not JSON: {error}")),
+    }
+}
+
 /// Runs a `sessions` command against the gateway at `--url`.
 fn sessions(args: SessionsArgs) -> ExitCode {
-    let gateway = remote::Gateway::new(&args.url, std::env::var("MCP_MUX_ADMIN_TOKEN").ok());
+    let gateway = remote::Gateway::new(&args.url, std::env::var("MCP_MUX_ADMIN_TOKEN").ok())
+        .with_session_token(std::env::var("MCP_MUX_SESSION_TOKEN").ok());
     let Some(runtime) = one_thread_runtime() else {
         return ExitCode::FAILURE;
     };
@@ -543,6 +591,9 @@ fn sessions(args: SessionsArgs) -> ExitCode {
                 credentials,
                 require_token,
                 ttl_seconds,
+                tool_mode,
+                rate_limit,
+                tools,
             } => {
                 let created = gateway
                     .create(&remote::NewSession {
@@ -550,6 +601,9 @@ fn sessions(args: SessionsArgs) -> ExitCode {
                         credentials,
                         require_token,
                         ttl_seconds,
+                        tool_mode,
+                        rate_limit,
+                        tools,
                     })
                     .await?;
                 if args.json {
@@ -567,6 +621,27 @@ fn sessions(args: SessionsArgs) -> ExitCode {
                 }
             }
             SessionsCommand::Show { id } => pretty(&gateway.show(id).await?),
+            SessionsCommand::Tools { id } => {
+                let tools = gateway.tools(id).await?;
+                if args.json {
+                    pretty(&serde_json::Value::Array(tools))
+                } else {
+                    remote::tools_table(&tools)
+                }
+            }
+            SessionsCommand::Call {
+                id,
+                tool,
+                arguments,
+            } => pretty(&gateway.call_tool(id, &tool, &arguments).await?),
+            SessionsCommand::Audit { id, limit } => {
+                let records = gateway.audit(id, limit.clamp(1, 1000)).await?;
+                if args.json {
+                    pretty(&serde_json::Value::Array(records))
+                } else {
+                    remote::audit_table(&records)
+                }
+            }
             SessionsCommand::Delete { id } => {
                 let deleted = gateway.delete(id).await?;
                 if args.json {

@@ -170,16 +170,24 @@ async fn sessions(app: &TestApp, token: &str, args: &[&str]) -> (Option<i32>, St
     .await
 }
 
+/// The admin token of the gateways the `sessions` commands talk to.
+const TOKEN: &str = "admin-token-0123456789";
+
+/// A gateway over `registry` that requires [`TOKEN`].
+async fn gateway_with_admin_token(registry: String) -> TestApp {
+    let mut options = AppOptions::new(registry);
+    options.admin_token = Some(TOKEN.into());
+    spawn_app_with(options).await.expect("starts")
+}
+
 #[tokio::test]
 async fn sessions_commands_create_list_show_and_delete_through_the_api() {
-    const TOKEN: &str = "admin-token-0123456789";
-    let mut options = AppOptions::new(registry_yaml(&[(
+    let app = gateway_with_admin_token(registry_yaml(&[(
         "alpha",
         "http://127.0.0.1:9/mcp",
         "auth: { type: bearer }",
-    )]));
-    options.admin_token = Some(TOKEN.into());
-    let app = spawn_app_with(options).await.expect("starts");
+    )]))
+    .await;
 
     let (code, stdout, stderr) = sessions(
         &app,
@@ -729,4 +737,119 @@ async fn sighup_reloads_the_registry_and_a_broken_file_keeps_the_one_served() {
     assert!(hangup());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(servers().await, Some(vec!["a".into(), "b".into()]));
+}
+
+#[tokio::test]
+async fn sessions_commands_list_a_sessions_tools_call_one_and_show_its_audit() {
+    let backend = spawn_rmcp_backend("alpha", None).await;
+    let app = gateway_with_admin_token(registry_yaml(&[("alpha", &backend.url, "")])).await;
+
+    let rules = r#"{"alpha": {"allow": ["echo"], "rename": {"echo": "say"}}}"#;
+    let create = "create --server alpha --rate-limit 50 --json --tools";
+    let mut args: Vec<&str> = create.split(' ').collect();
+    args.push(rules);
+    let (code, stdout, stderr) = sessions(&app, TOKEN, &args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let created: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(created["rate_limit"], 50);
+    let id = created["session_id"].as_str().expect("an id").to_owned();
+
+    let (code, stdout, stderr) = sessions(&app, TOKEN, &["tools", &id]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        "tool        description\nalpha__say  Echo the text back, prefixed with the backend's label"
+    );
+
+    let (code, stdout, stderr) = sessions(
+        &app,
+        TOKEN,
+        &[
+            "call",
+            &id,
+            "alpha__say",
+            "--arguments",
+            r#"{"text": "hi"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let result: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(result["content"][0]["text"], "alpha: hi");
+
+    // The audit trail is written a moment after the call.
+    assert!(
+        eventually(|| async {
+            sessions(&app, TOKEN, &["audit", &id])
+                .await
+                .1
+                .lines()
+                .count()
+                > 1
+        })
+        .await
+    );
+    let (code, stdout, stderr) = sessions(&app, TOKEN, &["audit", &id]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("at  ") || lines[0].starts_with("at "),
+        "{stdout}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[1..5], ["alpha__say", "alpha", "ok", "-"], "{stdout}");
+    assert_eq!(row.last(), Some(&"ms"), "{stdout}");
+    // Aligned: each column starts where its header does.
+    assert_eq!(
+        lines[0].find("tool"),
+        lines[1].find("alpha__say"),
+        "{stdout}"
+    );
+
+    // Arguments that are no JSON object, and a name that is no tool name,
+    // are refused before anything is sent.
+    let (code, _, stderr) = sessions(
+        &app,
+        TOKEN,
+        &["call", &id, "alpha__say", "--arguments", "[1]"],
+    )
+    .await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("expected a JSON object"), "{stderr}");
+    let (code, _, stderr) = sessions(&app, TOKEN, &["call", &id, "../registry"]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("\"../registry\" is not a tool name"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_url_without_a_scheme_or_with_a_path_is_refused_with_what_to_give() {
+    for (url, says) in [
+        (
+            "127.0.0.1:8000",
+            "\"127.0.0.1:8000\" has no scheme: give http://127.0.0.1:8000 (or https:// for a gateway behind TLS)",
+        ),
+        (
+            "http://127.0.0.1:8000/session/x/mcp",
+            "\"http://127.0.0.1:8000/session/x/mcp\" has a path: give the gateway's base URL alone, such as http://127.0.0.1:8000",
+        ),
+    ] {
+        let (code, _, stderr) = finished(mcp_mux().args(["sessions", "--url", url, "list"])).await;
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    // https against a gateway that speaks plain HTTP.
+    let app = spawn_app(&registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")])).await;
+    let https = app.address.replacen("http://", "https://", 1);
+    let (code, _, stderr) = finished(mcp_mux().args(["sessions", "--url", &https, "list"])).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "(the gateway may speak plain HTTP: try {})",
+            app.address
+        )),
+        "{stderr}"
+    );
 }
