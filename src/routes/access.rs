@@ -152,10 +152,7 @@ impl Access {
             return Ok(());
         }
         match bearer_token(request) {
-            None => Err(ApiError::Unauthorized {
-                challenge: ADMIN_CHALLENGE.into(),
-                message: "this route needs Authorization: Bearer <admin token>".into(),
-            }),
+            None => Err(admin_token_missing()),
             Some(presented) => self.check_admin_token(request, presented),
         }
     }
@@ -387,6 +384,14 @@ impl Access {
                 format!("http://{host}{path}")
             }
         }
+    }
+}
+
+/// The 401 of a management route asked without the admin token.
+pub(super) fn admin_token_missing() -> ApiError {
+    ApiError::Unauthorized {
+        challenge: ADMIN_CHALLENGE.into(),
+        message: "this route needs Authorization: Bearer <admin token>".into(),
     }
 }
 

@@ -51,6 +51,7 @@ fn query_params(request: &HttpRequest) -> Result<HashMap<String, String>, String
 
 /// The one-time key of an authorization link.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Documents the query, which `query_params` reads.
 pub struct LinkQuery {
     /// Needed when the session requires a token (unless the request
@@ -67,6 +68,7 @@ pub struct LinkQuery {
 /// OAuth backends. A session that requires a token needs it here too, or
 /// the link's one-time key.
 #[utoipa::path(get, path = "/session/{id}/authorize/{server}", tag = "authorization",
+    operation_id = "authorize_session_backend",
     params(
         ("id" = String, Path, description = "The session's id"),
         ("server" = String, Path, description = "One of the session's OAuth backends"),
@@ -223,6 +225,7 @@ pub async fn authorize(
 /// Where the authorization server sends the user back: the `state` must
 /// be one mcp-mux issued (once, within 10 minutes) and `iss` its issuer.
 #[utoipa::path(get, path = "/oauth/callback", tag = "authorization",
+    operation_id = "finish_backend_authorization",
     params(
         ("state" = Option<String>, Query, description = "The state mcp-mux sent"),
         ("code" = Option<String>, Query, description = "The authorization code"),
@@ -341,9 +344,11 @@ fn with_cookie_cleared(
 /// with authorization servers that take one. Served under an https
 /// `--public-url` only.
 #[utoipa::path(get, path = "/oauth/client-metadata.json", tag = "authorization",
+    operation_id = "get_oauth_client_metadata",
     responses(
         (status = 200, description = "The document", content_type = "application/json", body = Object),
-        (status = 404, description = "No https --public-url: mcp-mux has no such document", body = super::error::ErrorBody),
+        (status = 404, description = "No https --public-url: mcp-mux has no such document", body = super::error::ErrorBody,
+            example = json!({"error": "not_found", "message": "mcp-mux serves its client metadata document only under an https --public-url"})),
     ))]
 pub async fn client_metadata(mux: web::Data<Mux>) -> HttpResponse {
     match mux.grants().client_metadata_document() {

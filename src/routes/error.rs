@@ -26,14 +26,29 @@ pub struct ErrorBody {
     /// `request_timeout`, `unavailable`, `internal`, `shutting_down`,
     /// `at_capacity`, `too_many_requests` or `connection_share`; for a failed tool call over
     /// plain HTTP, the audit's error class (`timeout`, `unreachable`, …).
-    #[schema(examples("bad_request"))]
     pub error: &'static str,
-    /// The field of the request that is wrong, for `bad_request`.
+    /// The field of the request that is wrong, for `bad_request`; absent
+    /// otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(examples("servers[0]"))]
+    #[schema(nullable = false)]
     pub field: Option<String>,
     /// What is wrong, and for a field why.
     pub message: String,
+}
+
+/// What an internal error says: its cause is only in the gateway's log.
+const INTERNAL_MESSAGE: &str = "internal error; see the gateway log";
+
+impl ErrorBody {
+    /// The body of an internal error, for an answer made without an
+    /// [`ApiError`].
+    pub fn internal() -> Self {
+        ErrorBody {
+            error: "internal",
+            field: None,
+            message: INTERNAL_MESSAGE.into(),
+        }
+    }
 }
 
 /// An error answered by a route.
@@ -71,7 +86,7 @@ pub enum ApiError {
     RequestTimeout { timeout: std::time::Duration },
     #[error("the database is unavailable")]
     Unavailable { source: MuxError },
-    #[error("internal error; see the gateway log")]
+    #[error("{}", INTERNAL_MESSAGE)]
     Internal { source: MuxError },
     #[error("mcp-mux is shutting down; try again shortly")]
     ShuttingDown,
@@ -100,6 +115,18 @@ impl ApiError {
         ApiError::BadRequest {
             field: field.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// The body a management or public route answers it with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.kind(),
+            field: match self {
+                ApiError::BadRequest { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+            message: self.to_string(),
         }
     }
 
@@ -250,14 +277,6 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         self.log_if_internal();
-        let body = ErrorBody {
-            error: self.kind(),
-            field: match self {
-                ApiError::BadRequest { field, .. } => Some(field.clone()),
-                _ => None,
-            },
-            message: self.to_string(),
-        };
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, *allow));
@@ -268,7 +287,7 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        let mut response = response.json(body);
+        let mut response = response.json(self.body());
         response.extensions_mut().insert(RefusalReason(self.kind()));
         response
     }

@@ -34,10 +34,12 @@ enum HealthStatus {
 }
 
 /// Liveness: the process is up and its database answers.
-#[utoipa::path(get, path = "/healthz", tag = "probes",
+#[utoipa::path(get, path = "/healthz", tag = "probes", operation_id = "check_liveness",
     responses(
         (status = 200, description = "Alive", body = Health),
-        (status = 503, description = "The database does not answer", body = Health),
+        (status = 503, description = "The database does not answer", body = Health,
+            example = json!({"status": "unavailable", "message": "the database does not answer",
+                "version": env!("CARGO_PKG_VERSION"), "uptime_seconds": 3600})),
     ))]
 pub async fn healthz(mux: web::Data<Mux>) -> HttpResponse {
     match mux.store_answers().await {
@@ -50,10 +52,12 @@ pub async fn healthz(mux: web::Data<Mux>) -> HttpResponse {
 }
 
 /// Readiness: the database answers, and no stop was asked for.
-#[utoipa::path(get, path = "/readyz", tag = "probes",
+#[utoipa::path(get, path = "/readyz", tag = "probes", operation_id = "check_readiness",
     responses(
         (status = 200, description = "Ready for new clients", body = Health),
-        (status = 503, description = "Draining or stopping, or the database does not answer", body = Health),
+        (status = 503, description = "Draining or stopping, or the database does not answer", body = Health,
+            example = json!({"status": "unavailable", "message": "mcp-mux is draining before it stops: it serves requests, but takes no new clients",
+                "version": env!("CARGO_PKG_VERSION"), "uptime_seconds": 3600})),
     ))]
 pub async fn readyz(mux: web::Data<Mux>) -> HttpResponse {
     if mux.is_stopping() {

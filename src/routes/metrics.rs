@@ -7,7 +7,7 @@ use super::error::ApiError;
 use crate::mux::Mux;
 
 /// The gateway's metrics, in the OpenMetrics text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "get_metrics",
     responses((status = 200, description = "The metrics",
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
 pub async fn metrics(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError> {

@@ -9,8 +9,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError, web};
+use serde_json::{Value, json};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -18,6 +19,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use super::access::admin_token_missing;
 use super::authorization;
 use super::error::{ApiError, ErrorBody};
 use super::health;
@@ -25,11 +27,13 @@ use super::mcp;
 use super::metrics;
 use super::registry;
 use super::route::{Route, RouteKind};
+use super::session_access::session_token_missing;
 use super::sessions;
-use super::sign_in;
+use super::sign_in::{self, query_token_refused};
 use super::tools;
 use super::ui;
 use super::ui::logins::COOKIE;
+use crate::mcp::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
 
 const ADMIN_TOKEN: &str = "admin_token";
 const SESSION_TOKEN: &str = "session_token";
@@ -78,7 +82,12 @@ const CONSOLE_LOGIN: &str = "console_login";
         ui::login::submit,
         ui::login::log_out,
     ),
-    components(schemas(ErrorBody, mcp::document::Answer, sign_in::ResourceMetadata)),
+    components(schemas(
+        ErrorBody,
+        mcp::document::Answer,
+        sign_in::ResourceMetadata,
+        tools::ToolArguments
+    )),
     modifiers(&GuardAnswers),
     tags(
         (name = "sessions", description = "Create, list, show and delete sessions; the registry they choose from"),
@@ -104,7 +113,7 @@ fn openapi_json() -> &'static str {
 }
 
 /// The API as an OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "get_openapi_document",
     responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok()
@@ -113,7 +122,7 @@ pub async fn document() -> HttpResponse {
 }
 
 /// Swagger UI lives under `/docs/`, where its files' relative links resolve.
-#[utoipa::path(get, path = "/docs", tag = "operations",
+#[utoipa::path(get, path = "/docs", tag = "operations", operation_id = "redirect_to_docs",
     responses((status = 308, description = "To `/docs/`", headers(("Location" = String)))))]
 pub async fn docs_index() -> HttpResponse {
     HttpResponse::PermanentRedirect()
@@ -123,7 +132,7 @@ pub async fn docs_index() -> HttpResponse {
 
 /// Swagger UI over this document: its page (an empty `file`), scripts and
 /// styles.
-#[utoipa::path(get, path = "/docs/{file}", tag = "operations",
+#[utoipa::path(get, path = "/docs/{file}", tag = "operations", operation_id = "get_docs_file",
     params(("file" = String, Path, description = "A file of Swagger UI; empty for its page")),
     responses(
         (status = 200, description = "The file", content(
@@ -132,7 +141,8 @@ pub async fn docs_index() -> HttpResponse {
             (String = "text/css"),
             (String = "image/png"),
         )),
-        (status = 404, description = "No such file", body = ErrorBody),
+        (status = 404, description = "No such file", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "no such file of Swagger UI"})),
     ))]
 pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
     static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
@@ -150,11 +160,7 @@ pub async fn docs_file(file: web::Path<String>) -> HttpResponse {
         // Only its settings script is made at run time.
         Err(error) => {
             tracing::error!(%error, "Swagger UI could not be served");
-            HttpResponse::InternalServerError().json(ErrorBody {
-                error: "internal",
-                field: None,
-                message: "internal error; see the gateway log".into(),
-            })
+            HttpResponse::InternalServerError().json(ErrorBody::internal())
         }
     }
 }
@@ -218,6 +224,28 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .flatten()
 }
 
+/// How a route of `kind` answers a refusal with `body`, as the example its
+/// documentation shows: JSON-RPC on the MCP endpoint, the body itself on
+/// the other JSON routes, and no example of a page.
+fn refusal_example(kind: RouteKind, status: StatusCode, body: ErrorBody) -> Option<Value> {
+    match kind {
+        // As `mcp::answer::Refusal` makes them.
+        RouteKind::Mcp => Some(json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {
+                "code": if status.is_server_error() { INTERNAL_ERROR } else { INVALID_REQUEST },
+                "message": body.message,
+            },
+        })),
+        RouteKind::Public
+        | RouteKind::Metadata
+        | RouteKind::Management
+        | RouteKind::SessionTools => serde_json::to_value(body).ok(),
+        RouteKind::Console | RouteKind::ConsoleLogin | RouteKind::Authorization => None,
+    }
+}
+
 /// What the guard of `kind` may answer, and the token it takes.
 fn guard_answers(kind: RouteKind, operation: &mut Operation) {
     // The MCP endpoint refuses with JSON-RPC errors, the console with
@@ -239,10 +267,16 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         ),
     };
     let body: utoipa::openapi::RefOr<utoipa::openapi::Schema> = body;
-    let mut add = |status: &str, description: &str, header: Option<(&str, &str)>| {
+    let mut add = |status: StatusCode,
+                   description: &str,
+                   header: Option<(&str, &str)>,
+                   refusal: Option<ErrorBody>| {
         let mut response = ResponseBuilder::new().description(description).content(
             content_type,
-            ContentBuilder::new().schema(Some(body.clone())).build(),
+            ContentBuilder::new()
+                .schema(Some(body.clone()))
+                .example(refusal.and_then(|refusal| refusal_example(kind, status, refusal)))
+                .build(),
         );
         if let Some((name, description)) = header {
             response = response.header(
@@ -253,7 +287,7 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         operation
             .responses
             .responses
-            .entry(status.to_owned())
+            .entry(status.as_str().to_owned())
             .or_insert_with(|| response.build().into());
     };
     let forbidden = match kind {
@@ -266,12 +300,27 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
             "The `Host` or `Origin` is not allowed; or a signed-in caller's token lacks scopes (`insufficient_scope`, with `WWW-Authenticate` naming them)"
         }
     };
-    add("403", forbidden, None);
+    let host_or_origin = match kind {
+        RouteKind::Metadata => "Host not allowed",
+        _ => "Origin not allowed",
+    };
+    add(
+        StatusCode::FORBIDDEN,
+        forbidden,
+        None,
+        Some(
+            ApiError::Forbidden {
+                reason: host_or_origin,
+            }
+            .body(),
+        ),
+    );
     if !matches!(kind, RouteKind::Metadata) {
         add(
-            "400",
+            StatusCode::BAD_REQUEST,
             "A token in the query string (`access_token`): tokens go in `Authorization` only",
             None,
+            Some(query_token_refused().body()),
         );
     }
     if matches!(
@@ -279,9 +328,16 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         RouteKind::Management | RouteKind::Console | RouteKind::ConsoleLogin
     ) {
         add(
-            "429",
+            StatusCode::TOO_MANY_REQUESTS,
             "Too many wrong admin tokens from this address: no token of it is looked at until the wait is over",
             Some(("Retry-After", "Seconds to wait")),
+            Some(
+                ApiError::TooManyRequests {
+                    retry_after: 30,
+                    what: "wrong admin tokens from this address",
+                }
+                .body(),
+            ),
         );
     }
     let token_missing = match kind {
@@ -289,33 +345,40 @@ fn guard_answers(kind: RouteKind, operation: &mut Operation) {
         | RouteKind::Metadata
         | RouteKind::ConsoleLogin
         | RouteKind::Authorization => None,
-        RouteKind::Management => Some(
+        RouteKind::Management => Some((
             "The admin token (or a signed-in user's token, where one is taken) is missing or wrong",
-        ),
-        RouteKind::Console => {
-            Some("No admin token and no console login, when the gateway has an admin token")
-        }
-        RouteKind::Mcp | RouteKind::SessionTools => Some(
+            Some(admin_token_missing()),
+        )),
+        // A page: no example.
+        RouteKind::Console => Some((
+            "No admin token and no console login, when the gateway has an admin token",
+            None,
+        )),
+        RouteKind::Mcp | RouteKind::SessionTools => Some((
             "The session requires its token, or its owner's OAuth access token (then `WWW-Authenticate` names its `resource_metadata`), and it is missing or wrong",
-        ),
+            Some(session_token_missing()),
+        )),
     };
-    if let Some(description) = token_missing {
+    if let Some((description, refusal)) = token_missing {
         add(
-            "401",
+            StatusCode::UNAUTHORIZED,
             description,
             Some(("WWW-Authenticate", "Which token is wanted")),
+            refusal.map(|refusal| refusal.body()),
         );
     }
     if !matches!(kind, RouteKind::Public | RouteKind::Metadata) {
         add(
-            "503",
+            StatusCode::SERVICE_UNAVAILABLE,
             "The gateway is stopping, full, or its database does not answer",
             Some(("Retry-After", "Seconds to wait")),
+            Some(ApiError::ShuttingDown.body()),
         );
         add(
-            "500",
+            StatusCode::INTERNAL_SERVER_ERROR,
             "An internal error; the gateway log has its cause",
             None,
+            Some(ErrorBody::internal()),
         );
     }
     let token = |name: &str| SecurityRequirement::new(name, Vec::<String>::new());

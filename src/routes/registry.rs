@@ -99,7 +99,7 @@ pub struct ListedFallback {
 }
 
 /// The servers a client may choose, and the credential each needs.
-#[utoipa::path(get, path = "/registry", tag = "sessions",
+#[utoipa::path(get, path = "/registry", tag = "sessions", operation_id = "list_servers",
     responses((status = 200, description = "The registry's servers", body = RegistryListing)))]
 pub async fn list_servers(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError> {
     let registry = mux.registry();

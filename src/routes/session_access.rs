@@ -29,13 +29,7 @@ fn check_session_token(request: &HttpRequest, digest: Option<&[u8; 32]>) -> Resu
         return Ok(());
     };
     match bearer_token(request) {
-        None => Err(ApiError::Unauthorized {
-            challenge: format!(
-                "{SESSION_CHALLENGE}, error_description=\"{SESSION_TOKEN_NEEDED}\""
-            )
-            .into(),
-            message: SESSION_TOKEN_NEEDED.into(),
-        }),
+        None => Err(session_token_missing()),
         Some(presented) if bool::from(token_digest(presented).ct_eq(digest)) => Ok(()),
         Some(_) => Err(ApiError::Unauthorized {
             challenge: format!(
@@ -44,6 +38,15 @@ fn check_session_token(request: &HttpRequest, digest: Option<&[u8; 32]>) -> Resu
             .into(),
             message: SESSION_TOKEN_WRONG.into(),
         }),
+    }
+}
+
+/// The 401 of a session that requires its token, asked without one.
+pub(super) fn session_token_missing() -> ApiError {
+    ApiError::Unauthorized {
+        challenge: format!("{SESSION_CHALLENGE}, error_description=\"{SESSION_TOKEN_NEEDED}\"")
+            .into(),
+        message: SESSION_TOKEN_NEEDED.into(),
     }
 }
 

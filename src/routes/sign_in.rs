@@ -271,7 +271,8 @@ pub struct ResourceMetadata {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     scopes_supported: Vec<String>,
     /// Only the `Authorization` header carries a token.
-    #[schema(examples(json!(["header"])))]
+    // utoipa puts a list's examples on its items.
+    #[schema(examples("header"))]
     bearer_methods_supported: Vec<&'static str>,
 }
 
@@ -298,9 +299,11 @@ fn not_found(message: &str) -> HttpResponse {
 /// The management API as a protected resource: the audience of the tokens
 /// signed-in users manage their own sessions with.
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "sign-in",
+    operation_id = "get_gateway_resource_metadata",
     responses(
         (status = 200, description = "The management API's metadata", body = ResourceMetadata),
-        (status = 404, description = "No OAuth issuer is configured", body = super::error::ErrorBody),
+        (status = 404, description = "No OAuth issuer is configured", body = super::error::ErrorBody,
+            example = json!({"error": "not_found", "message": "this gateway trusts no OAuth issuer"})),
     ))]
 pub async fn gateway_metadata(request: HttpRequest, access: web::Data<Access>) -> HttpResponse {
     let Some(sign_in) = access.sign_in() else {
@@ -322,10 +325,12 @@ pub async fn gateway_metadata(request: HttpRequest, access: web::Data<Access>) -
 /// sessions that need no sign-in (they take a session token, or nothing)
 /// have none.
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource/session/{id}/mcp", tag = "sign-in",
+    operation_id = "get_session_resource_metadata",
     params(("id" = String, Path, description = "The session's id")),
     responses(
         (status = 200, description = "The session URL's metadata", body = ResourceMetadata),
-        (status = 404, description = "No such signed-in session", body = super::error::ErrorBody),
+        (status = 404, description = "No such signed-in session", body = super::error::ErrorBody,
+            example = json!({"error": "not_found", "message": "no session signs in at this URL"})),
     ))]
 pub async fn session_metadata(
     request: HttpRequest,
@@ -353,6 +358,7 @@ pub async fn session_metadata(
 
 /// A browser's preflight for the metadata.
 #[utoipa::path(options, path = "/.well-known/oauth-protected-resource", tag = "sign-in",
+    operation_id = "preflight_gateway_resource_metadata",
     responses((status = 204, description = "Any origin may GET it")))]
 pub async fn gateway_metadata_preflight() -> HttpResponse {
     metadata_preflight()
@@ -360,6 +366,7 @@ pub async fn gateway_metadata_preflight() -> HttpResponse {
 
 /// A browser's preflight for a session URL's metadata.
 #[utoipa::path(options, path = "/.well-known/oauth-protected-resource/session/{id}/mcp", tag = "sign-in",
+    operation_id = "preflight_session_resource_metadata",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 204, description = "Any origin may GET it")))]
 pub async fn session_metadata_preflight() -> HttpResponse {
@@ -383,13 +390,18 @@ pub fn refuse_query_token(request: &HttpRequest) -> Result<(), ApiError> {
     let carries_token = url::form_urlencoded::parse(request.query_string().as_bytes())
         .any(|(name, _)| name == "access_token");
     if carries_token {
-        Err(ApiError::bad_request(
-            "access_token",
-            "tokens are not taken in the query string; send Authorization: Bearer <token>",
-        ))
+        Err(query_token_refused())
     } else {
         Ok(())
     }
+}
+
+/// The 400 of a request with `access_token` in its query string.
+pub(super) fn query_token_refused() -> ApiError {
+    ApiError::bad_request(
+        "access_token",
+        "tokens are not taken in the query string; send Authorization: Bearer <token>",
+    )
 }
 
 /// Who the request's token proved its caller is, if it was checked: for

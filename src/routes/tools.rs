@@ -36,14 +36,22 @@ pub struct ToolList {
     tools: Arc<Vec<Value>>,
 }
 
+/// A tool's arguments by name, as its `inputSchema` describes them.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+#[allow(dead_code)] // Documents the body, which `arguments` reads.
+pub struct ToolArguments(Map<String, Value>);
+
 /// Lists the session's tools, after its rules, with their input schemas.
-#[utoipa::path(get, path = "/session/{id}/tools", tag = "tools",
+#[utoipa::path(get, path = "/session/{id}/tools", tag = "tools", operation_id = "list_session_tools",
     params(("id" = String, Path, description = "The session's id")),
     responses(
         (status = 200, description = "The tools", body = ToolList),
-        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "no session \"0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61\""})),
         (status = 429, description = "Over the session's `rate_limit`", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"error": "too_many_requests", "message": "too many requests on this session; retry after 1 s"})),
     ))]
 pub async fn list(
     request: HttpRequest,
@@ -58,25 +66,37 @@ pub async fn list(
 
 /// Calls one tool of the session with a JSON object of its arguments, and
 /// answers the tool's result (`content`, `structuredContent`, `isError`).
-#[utoipa::path(post, path = "/session/{id}/tools/{name}", tag = "tools",
+#[utoipa::path(post, path = "/session/{id}/tools/{name}", tag = "tools", operation_id = "call_session_tool",
     params(
         ("id" = String, Path, description = "The session's id"),
-        ("name" = String, Path, description = "The tool's name, as the list shows it"),
+        ("name" = String, Path, description = "The tool's name, as the list shows it", example = "everything__echo"),
     ),
-    request_body(content = Object, content_type = "application/json",
-        description = "The tool's arguments; an empty body is none"),
+    // By reference: the body is optional (an empty one is no arguments),
+    // and `Option<ToolArguments>` would document `null` too, which is refused.
+    request_body(content = ref("#/components/schemas/ToolArguments"), content_type = "application/json",
+        description = "The tool's arguments; an empty body is none",
+        example = json!({"message": "hi"})),
     responses(
-        (status = 200, description = "The tool's result; a tool that failed says `isError`", body = Object),
-        (status = 400, description = "The arguments are not a JSON object, or the tool refused them", body = ErrorBody),
-        (status = 404, description = "No such session, or no such tool", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "The body exceeds 4 MiB", body = ErrorBody),
+        (status = 200, description = "The tool's result; a tool that failed says `isError`", body = Object,
+            example = json!({"content": [{"type": "text", "text": "Echo: hi"}]})),
+        (status = 400, description = "The arguments are not a JSON object, or the tool refused them", body = ErrorBody,
+            example = json!({"error": "bad_request", "field": "body", "message": "body: must be a JSON object of the tool's arguments"})),
+        (status = 404, description = "No such session, or no such tool", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "unknown tool \"everything__nope\""})),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody,
+            example = json!({"error": "request_timeout", "message": "the request body did not arrive within 10 s"})),
+        (status = 413, description = "The body exceeds 4 MiB", body = ErrorBody,
+            example = json!({"error": "payload_too_large", "message": "request body exceeds 4194304 bytes"})),
         (status = 429, description = "Over the session's `rate_limit`", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 502, description = "The backend failed or answered an error", body = ErrorBody),
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"error": "too_many_requests", "message": "too many requests on this session; retry after 1 s"})),
+        (status = 502, description = "The backend failed or answered an error", body = ErrorBody,
+            example = json!({"error": "http_status", "message": "backend \"everything\" answered HTTP 500"})),
         (status = 503, description = "The backend is unavailable (opening, circuit open, busy)", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 504, description = "The backend did not answer in time", body = ErrorBody),
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"error": "unavailable", "message": "backend \"everything\" is still opening its session"})),
+        (status = 504, description = "The backend did not answer in time", body = ErrorBody,
+            example = json!({"error": "timeout", "message": "backend \"everything\" did not answer within 30000 ms"})),
     ))]
 pub async fn call(
     request: HttpRequest,

@@ -44,14 +44,16 @@ pub(super) fn refusal_response(error: ApiError) -> HttpResponse {
 /// session (its id comes back in `Mcp-Session-Id`, which every later
 /// message carries); at revision 2026-07-28 a request stands alone, its
 /// revision in `MCP-Protocol-Version`.
-#[utoipa::path(post, path = "/session/{id}/mcp", tag = "mcp",
+#[utoipa::path(post, path = "/session/{id}/mcp", tag = "mcp", operation_id = "send_mcp_message",
     params(
         ("id" = String, Path, description = "The session's id"),
         ("Mcp-Session-Id" = Option<String>, Header, description = "The MCP session, from the answer to `initialize`"),
         ("MCP-Protocol-Version" = Option<String>, Header, description = "The negotiated revision, e.g. `2025-11-25`"),
         ("traceparent" = Option<String>, Header, description = "W3C trace context, passed on to backends (see \"Traces\" in the README)"),
     ),
-    request_body(content = document::ClientMessage, content_type = "application/json"),
+    request_body(content = document::ClientMessage, content_type = "application/json",
+        example = json!({"jsonrpc": "2.0", "id": 1, "method": Method::Initialize.as_str(), "params": {
+            "protocolVersion": version::LATEST, "capabilities": {}, "clientInfo": {"name": "swagger-ui", "version": "1.0.0"}}})),
     responses(
         (status = 200, description = "The answer: JSON, or an SSE stream when the request's `Accept` has `text/event-stream` and the backend sends messages before its answer",
             content(
@@ -60,14 +62,21 @@ pub(super) fn refusal_response(error: ApiError) -> HttpResponse {
             ),
             headers(("Mcp-Session-Id" = String, description = "With the answer to `initialize`: the new MCP session"))),
         (status = 202, description = "A notification or a response, taken"),
-        (status = 400, description = "Not JSON, not one JSON-RPC message, no `Mcp-Session-Id`, or an unsupported revision", body = document::Answer),
-        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer),
-        (status = 408, description = "The body did not arrive in time", body = document::Answer),
-        (status = 413, description = "The message exceeds 4 MiB", body = document::Answer),
+        (status = 400, description = "Not JSON, not one JSON-RPC message, no `Mcp-Session-Id`, or an unsupported revision", body = document::Answer,
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error: EOF while parsing an object at line 1 column 1"}})),
+        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer,
+            example = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32600, "message": "unknown or ended MCP session: initialize again"}})),
+        (status = 408, description = "The body did not arrive in time", body = document::Answer,
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "the request body did not arrive within 10 s"}})),
+        (status = 413, description = "The message exceeds 4 MiB", body = document::Answer,
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "request body exceeds 4194304 bytes"}})),
         (status = 429, description = "Over the session's `rate_limit`", body = document::Answer,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32600, "message": "too many requests on this session; retry after 1 s"}})),
         (status = 503, description = "No backend could take the request, or the gateway is full", body = document::Answer,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32603,
+                "message": "mcp-mux has all its 1024 backend connections in use (--max-backend-connections); try again shortly"}})),
     ))]
 pub async fn post(
     request: HttpRequest,
@@ -339,18 +348,21 @@ async fn initialize_response(
 /// 405, which clients probing the URL expect. Events are not kept for
 /// replay, so `Last-Event-ID` resumes nothing: a client that reconnects
 /// lists again, which list_changed notifications ask for anyway.
-#[utoipa::path(get, path = "/session/{id}/mcp", tag = "mcp",
+#[utoipa::path(get, path = "/session/{id}/mcp", tag = "mcp", operation_id = "listen_to_mcp_session",
     params(
         ("id" = String, Path, description = "The session's id"),
         ("Mcp-Session-Id" = Option<String>, Header, description = "The MCP session to listen to"),
     ),
     responses(
         (status = 200, description = "The stream", content((String = "text/event-stream"))),
-        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer),
+        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer,
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "unknown or ended MCP session: initialize again"}})),
         (status = 405, description = "No `Mcp-Session-Id`: nothing to listen to", body = document::Answer,
-            headers(("Allow" = String, description = "POST, DELETE"))),
+            headers(("Allow" = String, description = "POST, DELETE")),
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "method not allowed; use POST, DELETE"}})),
         (status = 429, description = "Over the session's `rate_limit`", body = document::Answer,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "too many requests on this session; retry after 1 s"}})),
     ))]
 pub async fn get(
     request: HttpRequest,
@@ -381,17 +393,20 @@ pub async fn get(
 }
 
 /// Ends an MCP session.
-#[utoipa::path(delete, path = "/session/{id}/mcp", tag = "mcp",
+#[utoipa::path(delete, path = "/session/{id}/mcp", tag = "mcp", operation_id = "end_mcp_session",
     params(
         ("id" = String, Path, description = "The session's id"),
         ("Mcp-Session-Id" = Option<String>, Header, description = "The MCP session to end"),
     ),
     responses(
         (status = 200, description = "Ended"),
-        (status = 400, description = "No `Mcp-Session-Id`", body = document::Answer),
-        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer),
+        (status = 400, description = "No `Mcp-Session-Id`", body = document::Answer,
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "missing Mcp-Session-Id header: send initialize first"}})),
+        (status = 404, description = "No such session, or an unknown or ended MCP session", body = document::Answer,
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "unknown or ended MCP session: initialize again"}})),
         (status = 429, description = "Over the session's `rate_limit`", body = document::Answer,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "too many requests on this session; retry after 1 s"}})),
     ))]
 pub async fn delete(
     request: HttpRequest,

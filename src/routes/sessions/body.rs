@@ -48,11 +48,13 @@ const CREATE_SESSION_FIELDS: [&str; 11] = [
 #[allow(dead_code)]
 pub struct CreateSessionRequest {
     /// Names from `GET /registry`, each once.
-    #[schema(min_items = 1, examples(json!(["everything", "demo"])))]
+    // No example: utoipa would put it on the items. The route's examples
+    // show whole bodies.
+    #[schema(min_items = 1)]
     servers: Vec<String>,
     /// Per server that needs one, its credential: `{"token": "…"}` or
     /// `{"api_key": "…"}` (`credential_fields` in `GET /registry`).
-    #[schema(value_type = Option<Object>, examples(json!({"demo": {"token": "s3cret"}})))]
+    #[schema(value_type = Option<Object>)]
     credentials: Option<Map<String, Value>>,
     /// `always` (the default) prefixes every name with its server's;
     /// `when_needed` leaves a one-server session's names as they are.
@@ -77,10 +79,7 @@ pub struct CreateSessionRequest {
     rate_limit: Option<u32>,
     /// Per server, which of its tools the session shows, under what names
     /// and with what descriptions, by the backend's own names.
-    #[schema(value_type = Option<HashMap<String, ItemRulesShape>>, examples(json!({
-        "everything": {"allow": ["echo", "get-*"]},
-        "demo": {"deny": ["whoami"], "rename": {"add": "plus"}, "description": {"add": "Adds two integers."}}
-    })))]
+    #[schema(value_type = Option<HashMap<String, ItemRulesShape>>)]
     tools: Option<Value>,
     /// The same rules for prompts.
     #[schema(value_type = Option<HashMap<String, ItemRulesShape>>)]
@@ -104,6 +103,10 @@ pub struct OwnerShape {
 
 /// One server's rules for its tools (or prompts).
 #[derive(ToSchema)]
+#[schema(examples(
+    json!({"allow": ["echo", "get-*"]}),
+    json!({"deny": ["whoami"], "rename": {"add": "plus"}, "description": {"add": "Adds two integers."}})
+))]
 #[allow(dead_code)]
 pub struct ItemRulesShape {
     /// Only the names matching one of these are shown; `*` matches any run

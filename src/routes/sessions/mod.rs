@@ -62,15 +62,31 @@ struct AuditQuery {
 
 /// Creates a session over servers of the registry, with the client's
 /// credentials for them.
-#[utoipa::path(post, path = "/create-session", tag = "sessions",
-    request_body(content = CreateSessionRequest, content_type = "application/json"),
+///
+/// The examples use servers of the shipped `registry.yaml`.
+#[utoipa::path(post, path = "/create-session", tag = "sessions", operation_id = "create_session",
+    request_body(content = CreateSessionRequest, content_type = "application/json",
+        examples(
+            ("basic" = (summary = "The reference server, which mcp-mux runs itself",
+                value = json!({"servers": ["everything"]}))),
+            ("with_a_credential" = (summary = "Also the demo server, with its bearer token (start scripts/demo_backend.py first)",
+                value = json!({"servers": ["everything", "demo"], "credentials": {"demo": {"token": "s3cret"}}}))),
+            ("curated" = (summary = "Two of its tools, for an hour, behind a session token",
+                value = json!({"servers": ["everything"], "tools": {"everything": {"allow": ["echo", "get-sum"]}},
+                    "ttl_seconds": 3600, "require_token": true}))),
+        )),
     responses(
         (status = 201, description = "Created", body = SessionCreated),
-        (status = 400, description = "A field is wrong: `field` names it", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "The body exceeds 64 KiB", body = ErrorBody),
+        (status = 400, description = "A field is wrong: `field` names it", body = ErrorBody,
+            example = json!({"error": "bad_request", "field": "servers[0]",
+                "message": "servers[0]: unknown server \"fooo\"; known: aws-knowledge, demo, everything, huggingface, langchain-docs"})),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody,
+            example = json!({"error": "request_timeout", "message": "the request body did not arrive within 10 s"})),
+        (status = 413, description = "The body exceeds 64 KiB", body = ErrorBody,
+            example = json!({"error": "payload_too_large", "message": "request body exceeds 65536 bytes"})),
         (status = 429, description = "Over `--create-session-rate`", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+            headers(("Retry-After" = u64, description = "Seconds to wait")),
+            example = json!({"error": "too_many_requests", "message": "too many sessions created from this address; retry after 6 s"})),
     ))]
 pub async fn create_session(
     request: HttpRequest,
@@ -235,11 +251,12 @@ fn access_and_owner(
 
 /// A session: its servers with each backend's health, its expiry and its
 /// open MCP sessions; never a secret.
-#[utoipa::path(get, path = "/session/{id}", tag = "sessions",
+#[utoipa::path(get, path = "/session/{id}", tag = "sessions", operation_id = "get_session",
     params(("id" = String, Path, description = "The session's id")),
     responses(
         (status = 200, description = "The session", body = SessionShown),
-        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "no session \"0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61\""})),
     ))]
 pub async fn get_session(
     request: HttpRequest,
@@ -294,11 +311,12 @@ pub(crate) async fn authorization_shown(
 }
 
 /// Deletes a session and its credentials; its MCP sessions end.
-#[utoipa::path(delete, path = "/session/{id}", tag = "sessions",
+#[utoipa::path(delete, path = "/session/{id}", tag = "sessions", operation_id = "delete_session",
     params(("id" = String, Path, description = "The session's id")),
     responses(
         (status = 200, description = "Deleted", body = SessionDeleted),
-        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "no session \"0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61\""})),
     ))]
 pub async fn delete_session(
     request: HttpRequest,
@@ -330,10 +348,11 @@ const MAX_SESSION_PAGE: u64 = 1000;
 
 /// `GET /sessions?limit=N&after=ID`: the stored sessions in id order, never
 /// their credentials; `next_after` continues the list.
-#[utoipa::path(get, path = "/sessions", tag = "sessions", params(SessionsQuery),
+#[utoipa::path(get, path = "/sessions", tag = "sessions", operation_id = "list_sessions", params(SessionsQuery),
     responses(
         (status = 200, description = "A page of sessions", body = SessionList),
-        (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody),
+        (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody,
+            example = json!({"error": "bad_request", "field": "limit", "message": "limit: must be a whole number from 1 to 1000"})),
     ))]
 pub async fn list_sessions(
     request: HttpRequest,
@@ -403,12 +422,14 @@ const MAX_AUDIT_PAGE: u64 = 1000;
 
 /// `GET /session/<id>/audit?limit=N&before=ID`: the session's `tools/call`
 /// records, newest first; `next_before` continues the list.
-#[utoipa::path(get, path = "/session/{id}/audit", tag = "sessions",
+#[utoipa::path(get, path = "/session/{id}/audit", tag = "sessions", operation_id = "get_session_audit",
     params(("id" = String, Path, description = "The session's id"), AuditQuery),
     responses(
         (status = 200, description = "A page of records", body = AuditPage),
-        (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody),
-        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody,
+            example = json!({"error": "bad_request", "field": "before", "message": "before: must be a record id from an earlier answer"})),
+        (status = 404, description = "No such session", body = ErrorBody,
+            example = json!({"error": "not_found", "message": "no session \"0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61\""})),
     ))]
 pub async fn get_audit(
     path: web::Path<String>,

@@ -28,14 +28,15 @@ struct Chosen {
 const CREDENTIAL: &str = "credential.";
 
 /// The form that creates a session.
-#[utoipa::path(get, path = "/ui/create-session", tag = "console", responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
+#[utoipa::path(get, path = "/ui/create-session", tag = "console", operation_id = "show_create_session_form",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 pub async fn form(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse {
     form_page(&request, &mux, &Chosen::default(), None, StatusCode::OK)
 }
 
 /// Creates a session from the form, and shows its client configurations
 /// and its token, once.
-#[utoipa::path(post, path = "/ui/create-session", tag = "console",
+#[utoipa::path(post, path = "/ui/create-session", tag = "console", operation_id = "create_session_from_console",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 201, description = "Created", content_type = "text/html", body = String),

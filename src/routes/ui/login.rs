@@ -13,7 +13,7 @@ use super::refusal::refusal_page;
 use crate::routes::access::Access;
 
 /// The login form; to `/ui` when the gateway has no admin token.
-#[utoipa::path(get, path = "/ui/login", tag = "console",
+#[utoipa::path(get, path = "/ui/login", tag = "console", operation_id = "show_login_form",
     responses((status = 200, description = "The page", content_type = "text/html", body = String), (status = 303, description = "No login needed: to `/ui`", headers(("Location" = String)))))]
 pub async fn form(access: web::Data<Access>) -> HttpResponse {
     if !access.needs_login() {
@@ -31,7 +31,7 @@ pub async fn form(access: web::Data<Access>) -> HttpResponse {
 }
 
 /// Logs in with the admin token: a console cookie, then `/ui`.
-#[utoipa::path(post, path = "/ui/login", tag = "console",
+#[utoipa::path(post, path = "/ui/login", tag = "console", operation_id = "log_in_to_console",
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "Logged in: to `/ui`", headers(("Location" = String), ("Set-Cookie" = String)))))]
 pub async fn submit(request: HttpRequest, form: Form, access: web::Data<Access>) -> HttpResponse {
@@ -50,7 +50,7 @@ pub async fn submit(request: HttpRequest, form: Form, access: web::Data<Access>)
 }
 
 /// Ends the console login, then shows the login form.
-#[utoipa::path(post, path = "/ui/logout", tag = "console",
+#[utoipa::path(post, path = "/ui/logout", tag = "console", operation_id = "log_out_of_console",
     responses((status = 303, description = "To `/ui/login`", headers(("Location" = String), ("Set-Cookie" = String)))))]
 pub async fn log_out(request: HttpRequest, access: web::Data<Access>) -> HttpResponse {
     access.log_out_of_console(&request);

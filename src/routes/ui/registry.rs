@@ -10,7 +10,8 @@ use crate::mux::Mux;
 use crate::registry::Endpoint;
 
 /// The registry's servers with each backend's health.
-#[utoipa::path(get, path = "/ui/registry", tag = "console", responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
+#[utoipa::path(get, path = "/ui/registry", tag = "console", operation_id = "show_console_registry",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 pub async fn list(request: HttpRequest, mux: web::Data<Mux>) -> HttpResponse {
     let registry = mux.registry();
     let mut body = format!(

@@ -31,7 +31,7 @@ fn delete_button(request: &HttpRequest, id: Uuid) -> String {
 }
 
 /// The console's first page: the stored sessions with each backend's health.
-#[utoipa::path(get, path = "/ui", tag = "console",
+#[utoipa::path(get, path = "/ui", tag = "console", operation_id = "show_console_sessions",
     params(("after" = Option<String>, Query, description = "The last session id of the page before")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 400, description = "`after` is not a session id", content_type = "text/html", body = String)))]
@@ -96,7 +96,7 @@ pub async fn list(
 }
 
 /// A session's page: its backends, expiry, MCP sessions and recent calls.
-#[utoipa::path(get, path = "/ui/session/{id}", tag = "console",
+#[utoipa::path(get, path = "/ui/session/{id}", tag = "console", operation_id = "show_console_session",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "No such session", content_type = "text/html", body = String)))]
@@ -217,7 +217,7 @@ pub async fn show(
 }
 
 /// Deletes a session, then shows the sessions.
-#[utoipa::path(post, path = "/ui/session/{id}/delete", tag = "console",
+#[utoipa::path(post, path = "/ui/session/{id}/delete", tag = "console", operation_id = "delete_session_from_console",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 303, description = "Deleted: to `/ui`", headers(("Location" = String))),
         (status = 404, description = "No such session", content_type = "text/html", body = String)))]
