@@ -260,15 +260,27 @@ http POST "$BASE/create-session" '{"servers":["demo"]}'
 expect_status "POST /create-session without the demo token answers 400" 400
 
 # ---------------------------------------------------------------- OpenAPI
-# The live document, fuzzed from outside by schemathesis: every operation it
-# lists, with generated and malformed input. No answer may be a 5xx, and each
-# must have a documented status, content type, headers and body. The session
-# id it uses is a real one, so that calls get past the 404.
+# The live document, checked against the OpenAPI 3.1 specification by
+# openapi-spec-validator (unique operationIds and path parameters among its
+# checks: client generators need both), then fuzzed from outside by
+# schemathesis: every operation it lists, with generated and malformed input.
+# No answer may be a 5xx, and each must have a documented status, content
+# type, headers and body. The session id it uses is a real one, so that calls
+# get past the 404.
 http GET "$BASE/openapi.json"
 if [[ $STATUS == 200 && $BODY == *'"openapi":"3.1.0"'* ]]; then
   ok "GET /openapi.json answers an OpenAPI 3.1 document"
 else
   not_ok "GET /openapi.json answers an OpenAPI 3.1 document" "got $STATUS ${BODY:0:200}"
+fi
+# The validator reads files only: the document as served, byte for byte.
+cp "$WORK/body" "$WORK/openapi.json"
+if "$CACHE/venv/bin/openapi-spec-validator" --validation-errors all "$WORK/openapi.json" \
+  >"$WORK/openapi-spec-validator.log" 2>&1; then
+  ok "openapi-spec-validator: the live /openapi.json is a valid OpenAPI 3.1 document"
+else
+  not_ok "openapi-spec-validator: the live /openapi.json is a valid OpenAPI 3.1 document" "errors below"
+  show_tail "$WORK/openapi-spec-validator.log" 30
 fi
 http GET "$BASE/docs/"
 if [[ $STATUS == 200 && $BODY == *swagger-ui* ]]; then
