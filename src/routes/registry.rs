@@ -42,11 +42,12 @@ pub struct RegistryReloaded {
 
 /// Reads `registry.yaml` again and serves it, if it is valid whole (as
 /// SIGHUP does); a file that is not keeps the registry served.
-#[utoipa::path(post, path = "/registry/reload", tag = "sessions",
+#[utoipa::path(post, path = "/registry/reload", tag = "sessions", operation_id = "reload_registry",
     responses(
         (status = 200, description = "The registry was reloaded", body = RegistryReloaded),
-        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody),
-        (status = 422, description = "The file is not valid; the registry served stays", body = ErrorBody),
+        (status = 422, description = "The file is not valid; the registry served stays", body = ErrorBody,
+            example = json!({"error": "registry_invalid",
+                "message": "registry registry.yaml: servers.demo.url: must be an http or https URL with a host; the registry served is unchanged"})),
     ))]
 pub async fn reload(mux: web::Data<Mux>) -> Result<HttpResponse, ApiError> {
     let reloaded = mux
