@@ -84,6 +84,58 @@ fn mcp_mux() -> tokio::process::Command {
     command
 }
 
+/// A gateway run as its binary over `registry`, with `extra` arguments,
+/// answering `/readyz`.
+struct Served {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    base: String,
+    registry: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve(registry: &str, extra: &[&str], stderr: Stdio) -> Served {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("registry.yaml");
+    std::fs::write(&path, registry).expect("registry written");
+    let port = unused_port();
+    let child = mcp_mux()
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .arg("--registry")
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mcp-mux runs");
+    let base = format!("http://127.0.0.1:{port}");
+    let up = eventually(|| async {
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .is_ok_and(|response| response.status() == 200)
+    })
+    .await;
+    assert!(up, "mcp-mux answers");
+    Served {
+        child,
+        base,
+        registry: path,
+        _dir: dir,
+    }
+}
+
+/// Sends `signal` (TERM, HUP) to the gateway through kill(1), as an
+/// orchestrator would: the tests keep to safe Rust.
+fn send_signal(gateway: &tokio::process::Child, signal: &str) -> bool {
+    let pid = gateway.id().expect("a pid").to_string();
+    std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// A command's exit code, stdout and stderr once it ends.
 async fn finished(command: &mut tokio::process::Command) -> (Option<i32>, String, String) {
     let output = command.output().await.expect("mcp-mux runs");
@@ -459,23 +511,16 @@ async fn after_sigterm_readyz_fails_at_once_while_the_gateway_serves_until_the_d
         .await
         .expect("bind");
     let backend = serve_rmcp_service(listener, crate::timeouts::SlowServer::new, None);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let registry = dir.path().join("registry.yaml");
-    std::fs::write(&registry, registry_yaml(&[("slow", &backend.url, "")]))
-        .expect("registry written");
-    let port = unused_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut gateway = mcp_mux()
-        .args(["serve", "--drain-seconds", "3", "--bind"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mcp-mux runs");
+    let Served {
+        child: mut gateway,
+        base,
+        ..
+    } = serve(
+        &registry_yaml(&[("slow", &backend.url, "")]),
+        &["--drain-seconds", "3"],
+        Stdio::null(),
+    )
+    .await;
     let http = reqwest::Client::new();
     let status = |path: &'static str| {
         let (http, base) = (http.clone(), base.clone());
@@ -486,9 +531,6 @@ async fn after_sigterm_readyz_fails_at_once_while_the_gateway_serves_until_the_d
             }
         }
     };
-    assert!(
-        eventually(|| async { status("/readyz").await.is_some_and(|(code, _)| code == 200) }).await
-    );
     let created: Value = http
         .post(format!("{base}/create-session"))
         .json(&json!({ "servers": ["slow"] }))
@@ -510,8 +552,7 @@ async fn after_sigterm_readyz_fails_at_once_while_the_gateway_serves_until_the_d
         tokio::spawn(async move { crate::timeouts::work(&mut caller, 4, 1000, false).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let pid = gateway.id().expect("a pid") as i32;
-    assert_eq!(send_sigterm(pid), 0, "SIGTERM sent");
+    assert!(send_signal(&gateway, "TERM"), "SIGTERM sent");
     // As soon as the signal is handled.
     assert!(
         eventually(|| async { status("/readyz").await.is_some_and(|(code, _)| code == 503) }).await
@@ -539,55 +580,20 @@ async fn after_sigterm_readyz_fails_at_once_while_the_gateway_serves_until_the_d
     assert_eq!(status("/healthz").await, None, "no longer listening");
 }
 
-/// Sends SIGTERM to `pid` through kill(1), as an orchestrator would: the
-/// tests keep to safe Rust.
-fn send_sigterm(pid: i32) -> i32 {
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .map_or(-1, |status| status.code().unwrap_or(-1))
-}
-
 /// A gateway writing JSON logs with `extra` arguments, over a backend that
 /// never answers, and its log lines as they come.
 async fn json_logging_gateway(
     extra: &[&str],
 ) -> (
-    tokio::process::Child,
-    String,
+    Served,
     tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
-    tempfile::TempDir,
 ) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let registry = dir.path().join("registry.yaml");
-    std::fs::write(
-        &registry,
-        registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")]),
-    )
-    .expect("registry written");
-    let port = unused_port();
-    let mut gateway = mcp_mux()
-        .args(["serve", "--log-format", "json", "--bind"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(extra)
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mcp-mux runs");
-    let lines = BufReader::new(gateway.stderr.take().expect("stderr")).lines();
-    let base = format!("http://127.0.0.1:{port}");
-    let up = eventually(|| async {
-        reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|response| response.status() == 200)
-    })
-    .await;
-    assert!(up, "mcp-mux answers");
-    (gateway, base, lines, dir)
+    let mut args = vec!["--log-format", "json"];
+    args.extend_from_slice(extra);
+    let registry = registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")]);
+    let mut served = serve(&registry, &args, Stdio::piped()).await;
+    let stderr = served.child.stderr.take().expect("stderr");
+    (served, BufReader::new(stderr).lines())
 }
 
 /// The next log line `wanted` accepts, within 10 s.
@@ -613,7 +619,8 @@ async fn next_line(
 async fn each_request_gets_an_access_line_and_lines_of_a_traced_request_carry_its_ids() {
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const SPAN: &str = "00f067aa0ba902b7";
-    let (_gateway, base, mut lines, _dir) = json_logging_gateway(&[]).await;
+    let (served, mut lines) = json_logging_gateway(&[]).await;
+    let base = served.base.clone();
     let http = reqwest::Client::new();
     let created: Value = http
         .post(format!("{base}/create-session"))
@@ -665,7 +672,8 @@ async fn each_request_gets_an_access_line_and_lines_of_a_traced_request_carry_it
 
 #[tokio::test]
 async fn with_the_access_log_off_only_refused_requests_are_logged() {
-    let (_gateway, base, mut lines, _dir) = json_logging_gateway(&["--access-log", "false"]).await;
+    let (served, mut lines) = json_logging_gateway(&["--access-log", "false"]).await;
+    let base = served.base.clone();
     let missing = reqwest::get(format!("{base}/no-such-route"))
         .await
         .expect("answered");
@@ -680,26 +688,17 @@ async fn with_the_access_log_off_only_refused_requests_are_logged() {
 
 #[tokio::test]
 async fn sighup_reloads_the_registry_and_a_broken_file_keeps_the_one_served() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let registry = dir.path().join("registry.yaml");
-    std::fs::write(
-        &registry,
-        registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")]),
+    let Served {
+        child: gateway,
+        base,
+        registry,
+        _dir,
+    } = serve(
+        &registry_yaml(&[("a", "http://127.0.0.1:9/mcp", "")]),
+        &[],
+        Stdio::null(),
     )
-    .expect("registry written");
-    let port = unused_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let gateway = mcp_mux()
-        .args(["serve", "--bind"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--registry")
-        .arg(&registry)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mcp-mux runs");
+    .await;
     let servers = || async {
         let listed: Value = reqwest::get(format!("{base}/registry"))
             .await
@@ -714,14 +713,6 @@ async fn sighup_reloads_the_registry_and_a_broken_file_keeps_the_one_served() {
             .collect();
         Some(names)
     };
-    assert!(eventually(|| async { servers().await.is_some() }).await);
-    let hangup = || {
-        std::process::Command::new("kill")
-            .args(["-HUP", &gateway.id().expect("a pid").to_string()])
-            .status()
-            .expect("kill runs")
-            .success()
-    };
 
     std::fs::write(
         &registry,
@@ -731,10 +722,10 @@ async fn sighup_reloads_the_registry_and_a_broken_file_keeps_the_one_served() {
         ]),
     )
     .expect("registry rewritten");
-    assert!(hangup());
+    assert!(send_signal(&gateway, "HUP"));
     assert!(eventually(|| async { servers().await == Some(vec!["a".into(), "b".into()]) }).await);
     std::fs::write(&registry, "servers: [").expect("registry broken");
-    assert!(hangup());
+    assert!(send_signal(&gateway, "HUP"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(servers().await, Some(vec!["a".into(), "b".into()]));
 }
