@@ -20,13 +20,13 @@ use super::mcp::MAX_MESSAGE_BYTES;
 use super::session_access::usable_session;
 use super::session_id::SessionPath;
 use super::sign_in::signed_in_identity;
-use super::traced::{note_trace, trace_header};
+use super::traced::{serve_traced, trace_header};
 use crate::backend::BackendError;
 use crate::mcp::jsonrpc::INVALID_PARAMS;
 use crate::mcp::nesting;
 use crate::mcp::request::{ClientRequest, Method};
 use crate::mux::{CallError, ClientCall, McpSession, Mux, Unavailable};
-use crate::traces::{self, RequestFacts, RequestTrace};
+use crate::traces::{RequestFacts, RequestTrace};
 
 /// The session's tools, as `tools/list` shows them.
 #[derive(Debug, Serialize, ToSchema)]
@@ -131,8 +131,7 @@ pub async fn call(
                 .map(|identity| identity.subject.as_str()),
         },
     );
-    note_trace(&request, trace.as_ref());
-    let answered = traces::within(trace.as_ref(), async {
+    let work = async {
         let asked = ClientRequest::of(Method::ToolsCall, Some(params))
             .map_err(|error| call_failed(error.into()))?;
         let call = ClientCall {
@@ -143,15 +142,12 @@ pub async fn call(
             Ok(result) => Ok(HttpResponse::Ok().json(result)),
             Err(error) => Err(call_failed(error)),
         }
+    };
+    serve_traced(&request, trace, work, |answered| match answered {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.status_code().as_u16(),
     })
-    .await;
-    if let Some(trace) = trace {
-        trace.finish(match &answered {
-            Ok(response) => response.status().as_u16(),
-            Err(error) => error.status_code().as_u16(),
-        });
-    }
-    answered
+    .await
 }
 
 /// The MCP session that serves the session's plain HTTP calls, once the

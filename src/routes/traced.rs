@@ -1,6 +1,7 @@
-//! What a request's access line needs of its trace: the handler that
-//! traced it notes the trace, and the access log reads it after the span
-//! has ended; and the W3C trace context headers a request carries.
+//! Serving a request within its trace: the span ends with the answer's
+//! status, and the trace is noted for the access line, which is written
+//! after the span has ended; and the W3C trace context headers a request
+//! carries.
 
 use actix_web::http::header::HeaderName;
 use actix_web::{HttpMessage, HttpRequest};
@@ -13,13 +14,24 @@ pub struct TracedAs {
     pub trace_id: String,
 }
 
-/// Notes the trace a request is served in, for its access line.
-pub fn note_trace(request: &HttpRequest, trace: Option<&RequestTrace>) {
-    if let Some(trace) = trace {
+/// Serves `work` within `trace` (noted for the access line), and ends the
+/// trace's span with the HTTP status `status_of` reads off the answer.
+pub async fn serve_traced<T>(
+    request: &HttpRequest,
+    trace: Option<RequestTrace>,
+    work: impl Future<Output = T>,
+    status_of: impl FnOnce(&T) -> u16,
+) -> T {
+    if let Some(trace) = &trace {
         request.extensions_mut().insert(TracedAs {
             trace_id: trace.trace_id(),
         });
     }
+    let answered = traces::within(trace.as_ref(), work).await;
+    if let Some(trace) = trace {
+        trace.finish(status_of(&answered));
+    }
+    answered
 }
 
 /// A W3C trace context header of the request. Looked up by a constant

@@ -25,7 +25,7 @@ use super::rate_limit::charge_session_rate;
 use super::session_access::{check_session_access, usable_session};
 use super::session_id::{SessionPath, short_id};
 use super::sign_in::signed_in_identity;
-use super::traced::{note_trace, trace_header};
+use super::traced::{serve_traced, trace_header};
 use crate::mcp::jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
@@ -155,19 +155,16 @@ async fn handle_post(
         ),
         Message::Notification(_) | Message::Response(_) => None,
     };
-    note_trace(request, trace.as_ref());
-    let answered = traces::within(
-        trace.as_ref(),
+    serve_traced(
+        request,
+        trace,
         dispatch(request, path, body, message, id.as_ref(), mux),
-    )
-    .await;
-    if let Some(trace) = trace {
-        trace.finish(match &answered {
+        |answered| match answered {
             Ok(response) => response.status().as_u16(),
             Err(refusal) => refusal.status().as_u16(),
-        });
-    }
-    answered
+        },
+    )
+    .await
 }
 
 /// Serves one parsed message: statelessly, as `initialize`, or within the
