@@ -806,7 +806,21 @@ async fn sessions_commands_list_a_sessions_tools_call_one_and_show_its_audit() {
     )
     .await;
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("expected a JSON object"), "{stderr}");
+    assert!(
+        stderr.contains("expected a JSON object, such as {\"message\": \"hi\"}"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = sessions(
+        &app,
+        TOKEN,
+        &["call", &id, "alpha__say", "--arguments", "{bad"],
+    )
+    .await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("not JSON: key must be a string"),
+        "{stderr}"
+    );
     let (code, _, stderr) = sessions(&app, TOKEN, &["call", &id, "../registry"]).await;
     assert_eq!(code, Some(2));
     assert!(
