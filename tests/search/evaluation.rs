@@ -40,7 +40,10 @@ pub fn catalogues() -> Vec<Catalogue> {
         Catalogue {
             server: captured["server"].as_str().unwrap_or_default().to_owned(),
             source: captured["source"].as_str().unwrap_or_default().to_owned(),
-            tools: captured["tools"].as_array_mut().map(std::mem::take).unwrap_or_default(),
+            tools: captured["tools"]
+                .as_array_mut()
+                .map(std::mem::take)
+                .unwrap_or_default(),
         }
     })
     .collect()

@@ -175,7 +175,8 @@ fn equal_tools_in_a_large_catalogue_are_ranked_in_list_order() {
 }
 
 /// The held-out evaluation: ranking by the index finds more right tools
-/// than counting shared words does, by every measure.
+/// than counting shared words does, by every measure, and the right tool
+/// is among the first five for at least 70 % of the queries.
 #[test]
 fn on_real_catalogues_the_index_ranks_better_than_counting_words() {
     let tools = evaluation::merged_tools();
@@ -192,14 +193,25 @@ fn on_real_catalogues_the_index_ranks_better_than_counting_words() {
             .take(5)
             .any(|name| query.relevant.iter().any(|r| r == name))
         {
-            println!("miss: {:?} -> {:?}", query.query, &ranked[..ranked.len().min(5)]);
+            println!(
+                "miss: {:?} -> {:?}",
+                query.query,
+                &ranked[..ranked.len().min(5)]
+            );
         }
         lexical.add(&query, &ranked);
-        baseline.add(&query, &evaluation::word_count_ranking(&tools, &query.query));
+        baseline.add(
+            &query,
+            &evaluation::word_count_ranking(&tools, &query.query),
+        );
     }
     println!("| mode | hit@1 | hit@5 | MRR |");
     println!("{}", lexical.row("lexical"));
     println!("{}", baseline.row("word count"));
-    assert!(lexical.hit_at_5() >= baseline.hit_at_5(), "{lexical:?} {baseline:?}");
+    assert!(
+        lexical.hit_at_5() >= baseline.hit_at_5(),
+        "{lexical:?} {baseline:?}"
+    );
     assert!(lexical.mrr() >= baseline.mrr(), "{lexical:?} {baseline:?}");
+    assert!(lexical.hit_at_5() >= 0.7, "{lexical:?}");
 }
