@@ -4,6 +4,9 @@
 //! mode, in bytes and in o200k_base tokens (tiktoken's encoding of the GPT-4o
 //! and later models; the `tiktoken-rs` crate embeds it), the size of a
 //! `search_tools` answer, and the time to build the index and to search it.
+//! Then the held-out evaluation on five real servers' tool lists
+//! (tests/search/evaluation.rs): hit@1, hit@5 and MRR per mode beside a
+//! word-count baseline, and the size of the answers there.
 //!
 //! Run with `cargo bench --bench search`. It prints numbers and never
 //! asserts them.
@@ -11,9 +14,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use mcp_mux::mux::search::{DEFAULT_LIMIT, ToolIndex, search_mode_tools, search_result};
+use mcp_mux::mux::search::{DEFAULT_LIMIT, Detail, ToolIndex, search_mode_tools, search_result};
 use serde_json::{Value, json};
 
+#[path = "../tests/search/evaluation.rs"]
+mod evaluation;
 #[path = "../tests/search/generated.rs"]
 mod generated;
 
@@ -64,19 +69,30 @@ fn main() -> Result<()> {
         tokens(&search)
     );
     let index = ToolIndex::build(&items);
-    let answers: Vec<Value> = queries
-        .iter()
-        .map(|query| search_result(&items, &index.search(query, DEFAULT_LIMIT)))
-        .collect();
-    let mut answer_bytes: Vec<usize> = answers.iter().map(bytes).collect();
-    let mut answer_tokens: Vec<usize> = answers.iter().map(tokens).collect();
+    print_answer_sizes(&items, &index, &queries, &tokens);
+
+    let tools = evaluation::merged_tools();
+    let eval_queries = evaluation::queries();
     println!(
-        "  search_tools answer (limit {DEFAULT_LIMIT}), median:   {:>8} bytes {:>7} tokens (largest {} bytes, {} tokens)",
-        median(&mut answer_bytes),
-        median(&mut answer_tokens),
-        answer_bytes.iter().max().unwrap_or(&0),
-        answer_tokens.iter().max().unwrap_or(&0),
+        "held-out evaluation: {} queries over {} tools of",
+        eval_queries.len(),
+        tools.len()
     );
+    for catalogue in evaluation::catalogues() {
+        println!(
+            "  {} ({} tools, {})",
+            catalogue.server,
+            catalogue.tools.len(),
+            catalogue.source
+        );
+    }
+    println!(
+        "{}",
+        evaluation::evaluate(&tools, &eval_queries, |_, _| {}).table()
+    );
+    let eval_index = ToolIndex::build(&tools);
+    let texts: Vec<&str> = eval_queries.iter().map(|q| q.query.as_str()).collect();
+    print_answer_sizes(&tools, &eval_index, &texts, &tokens);
 
     println!("index ({BUILDS} builds, median; {QUERY_PASSES} passes over the queries, mean)");
     for (label, catalogue) in [("513", items.clone()), ("10,000", generated::many(20))] {
@@ -88,20 +104,50 @@ fn main() -> Result<()> {
             })
             .collect();
         let index = ToolIndex::build(&catalogue);
+        let all_queries: Vec<&str> = queries.iter().chain(&texts).copied().collect();
+        let mut slowest = Duration::ZERO;
         let start = Instant::now();
         for _ in 0..QUERY_PASSES {
-            for query in &queries {
+            for query in &all_queries {
+                let one = Instant::now();
                 black_box(index.search(black_box(query), DEFAULT_LIMIT));
+                slowest = slowest.max(one.elapsed());
             }
         }
-        let per_query = start.elapsed() / (QUERY_PASSES * queries.len()) as u32;
+        let per_query = start.elapsed() / (QUERY_PASSES * all_queries.len()) as u32;
         println!(
-            "  {label:>6} tools: build {:>9.2?}, search {:>9.2?} per query",
+            "  {label:>6} tools: build {:>9.2?}, search {:>9.2?} per query (slowest {:.2?})",
             median(&mut builds),
-            per_query
+            per_query,
+            slowest
         );
     }
     Ok(())
+}
+
+/// The median and largest `search_tools` answer (limit 5) over `queries`,
+/// compact and full.
+fn print_answer_sizes(
+    items: &[Value],
+    index: &ToolIndex,
+    queries: &[&str],
+    tokens: &dyn Fn(&Value) -> usize,
+) {
+    for detail in [Detail::Compact, Detail::Full] {
+        let answers: Vec<Value> = queries
+            .iter()
+            .map(|query| search_result(items, &index.search(query, DEFAULT_LIMIT), detail))
+            .collect();
+        let mut answer_bytes: Vec<usize> = answers.iter().map(|a| a.to_string().len()).collect();
+        let mut answer_tokens: Vec<usize> = answers.iter().map(tokens).collect();
+        println!(
+            "  search_tools answer (limit {DEFAULT_LIMIT}, {detail:?}), median: {:>6} bytes {:>5} tokens (largest {} bytes, {} tokens)",
+            median(&mut answer_bytes),
+            median(&mut answer_tokens),
+            answer_bytes.iter().max().unwrap_or(&0),
+            answer_tokens.iter().max().unwrap_or(&0),
+        );
+    }
 }
 
 fn median<T: Ord + Copy + Default>(values: &mut [T]) -> T {

@@ -52,8 +52,19 @@ async fn a_search_session_lists_three_tools_that_reach_the_rest() {
         .collect();
     // beta's add is hidden by the session's rules; echo does not match.
     assert_eq!(names, ["alpha__add"]);
+    // A compact hit: name, one line of description and score, no schema.
     assert_eq!(hits["tools"][0]["description"], "Add two integers");
-    assert!(hits["tools"][0]["inputSchema"]["properties"]["a"].is_object());
+    assert!(hits["tools"][0]["score"].as_f64().is_some_and(|s| s > 0.0));
+    assert!(hits["tools"][0].get("inputSchema").is_none());
+    let full = text_json(
+        &mcp.call_tool(
+            "search_tools",
+            json!({ "query": "add two integers", "limit": 1, "detail": "full" }),
+        )
+        .await,
+    );
+    assert_eq!(full["tools"][0]["name"], "alpha__add");
+    assert!(full["tools"][0]["inputSchema"]["properties"]["a"].is_object());
 
     let described = text_json(
         &mcp.call_tool("describe_tool", json!({ "name": "beta__echo" }))
@@ -98,6 +109,16 @@ async fn a_search_session_lists_three_tools_that_reach_the_rest() {
             "search_tools",
             json!({ "query": "add", "limit": 0 }),
             json!({ "code": -32602, "message": "invalid params: arguments.limit must be a whole number from 1 to 50" }),
+        ),
+        (
+            "search_tools",
+            json!({ "query": "add", "detail": "schema" }),
+            json!({ "code": -32602, "message": "invalid params: arguments.detail must be \"compact\" or \"full\"" }),
+        ),
+        (
+            "search_tools",
+            json!({ "query": "add", "detail": 2 }),
+            json!({ "code": -32602, "message": "invalid params: arguments.detail must be \"compact\" or \"full\"" }),
         ),
         (
             "call_tool",

@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 
+use mcp_mux::mux::search::ToolIndex;
 use serde_json::Value;
 
 /// A labelled query.
@@ -135,4 +136,57 @@ pub fn word_count_ranking<'a>(tools: &'a [Value], query: &str) -> Vec<&'a str> {
         .collect();
     scored.sort_by_key(|&(count, position, _)| (std::cmp::Reverse(count), position));
     scored.into_iter().map(|(_, _, name)| name).collect()
+}
+
+/// The evaluation's scores, per mode.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// The index alone.
+    pub lexical: Score,
+    /// The baseline.
+    pub word_count: Score,
+}
+
+impl Evaluation {
+    /// The table of scores, in Markdown.
+    pub fn table(&self) -> String {
+        [
+            "| mode | hit@1 | hit@5 | MRR |".to_owned(),
+            "|---|---|---|---|".to_owned(),
+            self.lexical.row("lexical"),
+            self.word_count.row("word count (baseline)"),
+        ]
+        .join("\n")
+    }
+}
+
+/// Ranks every query over `tools` in each mode; `miss` hears of each query
+/// the index did not answer with a relevant tool in its first five.
+pub fn evaluate(
+    tools: &[Value],
+    queries: &[Query],
+    mut miss: impl FnMut(&Query, &[&str]),
+) -> Evaluation {
+    let index = ToolIndex::build(tools);
+    let mut evaluation = Evaluation::default();
+    let name = |position: usize| tools[position]["name"].as_str().unwrap_or_default();
+    for query in queries {
+        let ranked: Vec<&str> = index
+            .search(&query.query, 10)
+            .iter()
+            .map(|hit| name(hit.position))
+            .collect();
+        if !ranked
+            .iter()
+            .take(5)
+            .any(|name| query.relevant.iter().any(|r| r == name))
+        {
+            miss(query, &ranked);
+        }
+        evaluation.lexical.add(query, &ranked);
+        evaluation
+            .word_count
+            .add(query, &word_count_ranking(tools, &query.query));
+    }
+    evaluation
 }

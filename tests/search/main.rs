@@ -180,34 +180,15 @@ fn equal_tools_in_a_large_catalogue_are_ranked_in_list_order() {
 #[test]
 fn on_real_catalogues_the_index_ranks_better_than_counting_words() {
     let tools = evaluation::merged_tools();
-    let index = ToolIndex::build(&tools);
-    let (mut lexical, mut baseline) = (evaluation::Score::default(), evaluation::Score::default());
-    for query in evaluation::queries() {
-        let ranked: Vec<&str> = index
-            .search(&query.query, 10)
-            .iter()
-            .map(|hit| tools[hit.position]["name"].as_str().expect("a name"))
-            .collect();
-        if !ranked
-            .iter()
-            .take(5)
-            .any(|name| query.relevant.iter().any(|r| r == name))
-        {
-            println!(
-                "miss: {:?} -> {:?}",
-                query.query,
-                &ranked[..ranked.len().min(5)]
-            );
-        }
-        lexical.add(&query, &ranked);
-        baseline.add(
-            &query,
-            &evaluation::word_count_ranking(&tools, &query.query),
+    let scores = evaluation::evaluate(&tools, &evaluation::queries(), |query, ranked| {
+        println!(
+            "miss: {:?} -> {:?}",
+            query.query,
+            &ranked[..ranked.len().min(5)]
         );
-    }
-    println!("| mode | hit@1 | hit@5 | MRR |");
-    println!("{}", lexical.row("lexical"));
-    println!("{}", baseline.row("word count"));
+    });
+    println!("{}", scores.table());
+    let (lexical, baseline) = (scores.lexical, scores.word_count);
     assert!(
         lexical.hit_at_5() >= baseline.hit_at_5(),
         "{lexical:?} {baseline:?}"

@@ -13,7 +13,7 @@ use crate::mux::error::CallError;
 use crate::mux::item_kind::NamedKind;
 use crate::mux::payload::Payload;
 use crate::mux::search::{
-    CALL_TOOL, DEFAULT_LIMIT, DESCRIBE_TOOL, MAX_LIMIT, SEARCH_TOOLS, search_mode_tools,
+    CALL_TOOL, DEFAULT_LIMIT, DESCRIBE_TOOL, Detail, MAX_LIMIT, SEARCH_TOOLS, search_mode_tools,
     search_result, tool_summary,
 };
 
@@ -50,6 +50,14 @@ impl McpSession {
                             ),
                         })?,
                 };
+                let detail = match arguments.get("detail") {
+                    None | Some(Value::Null) => Detail::default(),
+                    Some(detail) => detail.as_str().and_then(Detail::parse).ok_or_else(|| {
+                        CallError::InvalidParams {
+                            reason: format!("arguments.detail must be {}", Detail::VALUES),
+                        }
+                    })?,
+                };
                 let catalogue = self.current_catalogue(NamedKind::Tool).await;
                 let query = query.to_owned();
                 // The first search of a list builds its index: CPU work that
@@ -57,7 +65,7 @@ impl McpSession {
                 // other requests.
                 let found = tokio::task::spawn_blocking(move || {
                     let hits = catalogue.index().search(&query, limit);
-                    search_result(&catalogue.items, &hits)
+                    search_result(&catalogue.items, &hits, detail)
                 })
                 .await
                 .map_err(|error| {

@@ -4,13 +4,19 @@
 //! and the definitions and answers of the three tools a session in search
 //! mode lists.
 
+mod answers;
 mod terms;
 mod thesaurus;
+
+pub use answers::{
+    CALL_TOOL, DEFAULT_LIMIT, DESCRIBE_TOOL, Detail, MAX_LIMIT, SEARCH_TOOLS, search_mode_tools,
+    search_result, tool_summary,
+};
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use terms::{expansion, for_each_term, for_each_word_and_stopword, is_stopword, stem};
 
@@ -469,104 +475,10 @@ fn capped(text: &str) -> &str {
     text.get(..end).unwrap_or_default()
 }
 
-/// Name of the tool that searches the session's tools.
-pub const SEARCH_TOOLS: &str = "search_tools";
-/// Name of the tool that shows one tool's description and input schema.
-pub const DESCRIBE_TOOL: &str = "describe_tool";
-/// Name of the tool that calls one tool by its qualified name.
-pub const CALL_TOOL: &str = "call_tool";
-/// Hits `search_tools` returns when the client gives no `limit`.
-pub const DEFAULT_LIMIT: usize = 5;
-/// The most hits `search_tools` returns.
-pub const MAX_LIMIT: usize = 50;
-
-/// The tools a session in search mode lists instead of its backends' tools.
-pub fn search_mode_tools() -> Vec<Value> {
-    vec![
-        json!({
-            "name": SEARCH_TOOLS,
-            "title": "Search tools",
-            "description": "Find the tools that can do a task, among all the tools of this session. \
-                Describe the task in plain words (\"create a calendar event\", \"list open tickets\"). \
-                Returns the best matches, best first, each with its name, description and input \
-                schema; call one with call_tool.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "query": {
-                        "type": "string",
-                        "minLength": 1,
-                        "description": "The task, in a few words"
-                    },
-                    "limit": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                        "description": "How many tools to return"
-                    }
-                },
-                "required": ["query"]
-            },
-            "annotations": { "readOnlyHint": true, "idempotentHint": true, "openWorldHint": false }
-        }),
-        json!({
-            "name": DESCRIBE_TOOL,
-            "title": "Describe a tool",
-            "description": "The description and input schema of one tool, by the name search_tools \
-                gave for it.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "name": { "type": "string", "description": "The tool's name, as search_tools gave it" }
-                },
-                "required": ["name"]
-            },
-            "annotations": { "readOnlyHint": true, "idempotentHint": true, "openWorldHint": false }
-        }),
-        json!({
-            "name": CALL_TOOL,
-            "title": "Call a tool",
-            "description": "Call one tool by the name search_tools gave for it, with arguments that \
-                match its input schema. Returns the tool's own result.",
-            "inputSchema": {
-                "type": "object",
-                "properties": {
-                    "name": { "type": "string", "description": "The tool's name, as search_tools gave it" },
-                    "arguments": { "type": "object", "description": "The tool's arguments" }
-                },
-                "required": ["name"]
-            }
-        }),
-    ]
-}
-
-/// What `search_tools` tells about one tool: its name, description and
-/// input schema (the rest of its definition is for hosts, not models).
-pub fn tool_summary(item: &Value) -> Value {
-    let mut summary = Map::new();
-    for key in ["name", "description", "inputSchema"] {
-        if let Some(value) = item.get(key) {
-            summary.insert(key.to_owned(), value.clone());
-        }
-    }
-    Value::Object(summary)
-}
-
-/// The result of `search_tools`: the hits' summaries as JSON text, which
-/// every client shows to its model.
-pub fn search_result(items: &[Value], hits: &[Hit]) -> Value {
-    let tools: Vec<Value> = hits
-        .iter()
-        .filter_map(|hit| items.get(hit.position))
-        .map(tool_summary)
-        .collect();
-    let text = Value::Object(Map::from_iter([("tools".to_owned(), Value::Array(tools))]));
-    json!({ "content": [{ "type": "text", "text": text.to_string() }] })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::{Map, json};
+
     use super::*;
 
     fn tool(name: &str, description: &str, parameters: &[&str]) -> Value {
@@ -776,40 +688,5 @@ mod tests {
         let long_query = "é".repeat(100_000);
         assert!(index.search(&long_query, 5).is_empty());
         assert!(ToolIndex::build(&[]).search("word", 5).is_empty());
-    }
-
-    #[test]
-    fn the_search_mode_tools_are_named_and_take_their_arguments() {
-        let tools = search_mode_tools();
-        let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-        assert_eq!(names, [SEARCH_TOOLS, DESCRIBE_TOOL, CALL_TOOL]);
-        assert_eq!(tools[0]["inputSchema"]["required"], json!(["query"]));
-        assert_eq!(
-            tools[0]["inputSchema"]["properties"]["limit"]["maximum"],
-            json!(50)
-        );
-        assert_eq!(tools[1]["inputSchema"]["required"], json!(["name"]));
-        assert_eq!(
-            tools[2]["inputSchema"]["properties"]["arguments"]["type"],
-            "object"
-        );
-    }
-
-    #[test]
-    fn a_search_result_gives_each_hits_name_description_and_schema() {
-        let mut item = tool("a__echo", "Echo the text back", &["text"]);
-        item["annotations"] = json!({ "readOnlyHint": true });
-        let items = [item];
-        let hits = ToolIndex::build(&items).search("echo", 5);
-        let result = search_result(&items, &hits);
-        let text: Value =
-            serde_json::from_str(result["content"][0]["text"].as_str().expect("text"))
-                .expect("JSON");
-        assert_eq!(text["tools"][0]["name"], "a__echo");
-        assert_eq!(
-            text["tools"][0]["inputSchema"]["properties"]["text"]["type"],
-            "string"
-        );
-        assert!(text["tools"][0].get("annotations").is_none());
     }
 }
