@@ -2,8 +2,6 @@
 //! `GET /ui/session/<id>` (one session and its recent audit) and
 //! `POST /ui/session/<id>/delete`.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
@@ -12,9 +10,8 @@ use super::html::{circuit_badge, esc, form_token_field, health_cells, page, see_
 use super::refusal::PageError;
 use crate::mux::Mux;
 use crate::routes::access::Access;
-use crate::routes::error::ApiError;
 use crate::routes::session_id::{SessionPath, mcp_endpoint, short_id};
-use crate::routes::sessions::authorization_shown;
+use crate::routes::sessions::{authorization_shown, parse_list_query};
 
 /// Sessions on one page of the list.
 const PAGE: u64 = 100;
@@ -32,21 +29,12 @@ fn delete_button(request: &HttpRequest, id: Uuid) -> String {
 
 /// The console's first page: the stored sessions with each backend's health.
 #[utoipa::path(get, path = "/ui", tag = "console", operation_id = "show_console_sessions",
-    params(("after" = Option<String>, Query, description = "The last session id of the page before")),
+    params(("after" = Option<String>, Query, description = "Where the page before ended")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 400, description = "`after` is not a session id", content_type = "text/html", body = String)))]
-pub async fn list(
-    request: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
-    mux: web::Data<Mux>,
-) -> Result<HttpResponse, PageError> {
-    let after = match query.get("after") {
-        None => None,
-        Some(text) => Some(Uuid::try_parse(text).map_err(|_| {
-            ApiError::bad_request("after", "must be a session id from an earlier page")
-        })?),
-    };
-    let sessions = mux.list_sessions(PAGE, after, None).await?;
+        (status = 400, description = "`after` is not from a page before", content_type = "text/html", body = String)))]
+pub async fn list(request: HttpRequest, mux: web::Data<Mux>) -> Result<HttpResponse, PageError> {
+    let (_, after, filter) = parse_list_query(request.query_string())?;
+    let sessions = mux.list_sessions(PAGE, after, &filter).await?;
     let mut body = String::from(
         "<p><a href=\"/ui/create-session\">Create a session</a></p>\
          <table><tr><th>Session</th><th>Backends (circuit, calls in progress)</th>\
@@ -87,9 +75,10 @@ pub async fn list(
     if sessions.len() as u64 == PAGE
         && let Some(last) = sessions.last()
     {
+        let after: String =
+            url::form_urlencoded::byte_serialize(last.cursor().to_string().as_bytes()).collect();
         body.push_str(&format!(
-            "<p><a href=\"/ui?after={}\">Next page</a></p>",
-            last.id
+            "<p><a href=\"/ui?after={after}\">Next page</a></p>"
         ));
     }
     Ok(page(StatusCode::OK, "Sessions", Some(&request), &body))
