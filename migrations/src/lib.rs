@@ -17,6 +17,7 @@ mod m20261205_000011_add_oauth_links;
 mod m20261206_000012_session_owners;
 mod m20261206_000013_create_nodes;
 mod m20261207_000014_session_names;
+mod m20261207_000015_create_search_choices;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_session_owners::Migration),
             Box::new(m20261206_000013_create_nodes::Migration),
             Box::new(m20261207_000014_session_names::Migration),
+            Box::new(m20261207_000015_create_search_choices::Migration),
         ]
     }
 }

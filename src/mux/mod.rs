@@ -62,6 +62,7 @@ use crate::store::{
     StoredAuditRecord,
 };
 use crate::traces::Traces;
+use search::learning::Learning;
 
 /// Bounds on what clients may hold on this gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,6 +381,7 @@ impl Mux {
             curation: session.curation.clone(),
             catalogues: session.catalogues_for(client_capabilities, &self.metrics),
             serving: session.serving.clone(),
+            learning: session.learning.clone(),
             stateless: false,
         }
     }
@@ -773,6 +775,7 @@ impl Mux {
             catalogues: Mutex::default(),
             credentials: record.credentials,
             mcp_sessions: Mutex::new(HashMap::new()),
+            learning: Arc::new(Learning::new(record.id, self.store.clone())),
             resuming: tokio::sync::Mutex::new(()),
             stateless: Stateless::default(),
             last_used: Mutex::new(Instant::now()),

@@ -14,6 +14,7 @@ use super::curation::{Curation, SharedCuration};
 use super::error::MuxError;
 use super::mcp_session::McpSession;
 use super::metrics::Metrics;
+use super::search::learning::Learning;
 use super::serving::Serving;
 use super::stateless::{RequestFingerprint, Stateless, StatelessCall, Unpark};
 use crate::backend::limits::SessionShare;
@@ -77,6 +78,8 @@ pub struct Session {
     /// Which server answers for each of `servers`: itself or a fallback.
     pub(super) serving: Arc<Serving>,
     pub(super) mcp_sessions: Mutex<HashMap<String, Arc<McpSession>>>,
+    /// What search mode learned from its clients' choices.
+    pub(super) learning: Arc<Learning>,
     /// Held while an MCP session is reopened from the store, so that two
     /// requests carrying its id reopen it once.
     pub(super) resuming: tokio::sync::Mutex<()>,

@@ -240,3 +240,25 @@ pub mod node {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod search_choice {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "search_choices")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub session_id: String,
+        /// The query's terms, space-separated.
+        pub words: String,
+        pub tool: String,
+        pub uses: i32,
+        pub chosen_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

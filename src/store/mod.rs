@@ -9,6 +9,7 @@ mod labels;
 mod mcp_sessions;
 mod nodes;
 mod oauth;
+mod search_choices;
 mod session_list;
 
 pub use audit::{AuditRecord, StoredAuditRecord};
@@ -16,6 +17,7 @@ pub use labels::Labels;
 pub use mcp_sessions::McpSessionRecord;
 pub use nodes::{CHANNEL, NodeRecord};
 pub use oauth::{ClientRegistration, GrantHolder, PendingAuthorization, StoredGrant};
+pub use search_choices::SearchChoice;
 pub use session_list::{SessionCursor, SessionFilter, SessionSummary};
 
 use chrono::{DateTime, Utc};
@@ -32,7 +34,10 @@ use uuid::Uuid;
 use crate::credentials::Credentials;
 use crate::mux::curation::Curation;
 use crypto::{EncryptionKey, KeySource, Keyring};
-use entity::{audit_record, key_check, mcp_session, oauth_grant, oauth_link, oauth_state, session};
+use entity::{
+    audit_record, key_check, mcp_session, oauth_grant, oauth_link, oauth_state, search_choice,
+    session,
+};
 
 /// The plaintext sealed in `key_check`: opening it proves a configured key is
 /// the one every session was sealed with when the store was created or last
@@ -586,6 +591,10 @@ impl Store {
             .await?;
         oauth_link::Entity::delete_many()
             .filter(oauth_link::Column::SessionId.eq(id.as_str()))
+            .exec(&transaction)
+            .await?;
+        search_choice::Entity::delete_many()
+            .filter(search_choice::Column::SessionId.eq(id.as_str()))
             .exec(&transaction)
             .await?;
         let result = session::Entity::delete_by_id(id).exec(&transaction).await?;

@@ -34,6 +34,7 @@ mod registry_reload;
 mod resources;
 mod rotate_key;
 mod routing;
+mod search_learning;
 mod search_mode;
 mod session_names;
 mod shared_lists;

@@ -151,7 +151,7 @@ pub(crate) async fn databases() -> Vec<TestDatabase> {
     databases
 }
 
-fn record(token: &str) -> SessionRecord {
+pub(crate) fn record(token: &str) -> SessionRecord {
     let mut credentials = Credentials::default();
     credentials.insert("hf".into(), SecretString::from(token.to_owned()));
     SessionRecord {

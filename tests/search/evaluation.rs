@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 
 use mcp_mux::mux::search::ToolIndex;
+use mcp_mux::mux::search::learning::Choices;
 use serde_json::Value;
 
 /// A labelled query.
@@ -143,6 +144,10 @@ pub fn word_count_ranking<'a>(tools: &'a [Value], query: &str) -> Vec<&'a str> {
 pub struct Evaluation {
     /// The index alone.
     pub lexical: Score,
+    /// The index in a session that had first chosen the right tool for
+    /// every other query (leave one out): what learning adds, or costs,
+    /// when the queries before were about other tasks.
+    pub learned: Score,
     /// The baseline.
     pub word_count: Score,
 }
@@ -154,6 +159,7 @@ impl Evaluation {
             "| mode | hit@1 | hit@5 | MRR |".to_owned(),
             "|---|---|---|---|".to_owned(),
             self.lexical.row("lexical"),
+            self.learned.row("lexical, after learning"),
             self.word_count.row("word count (baseline)"),
         ]
         .join("\n")
@@ -184,6 +190,20 @@ pub fn evaluate(
             miss(query, &ranked);
         }
         evaluation.lexical.add(query, &ranked);
+        let mut choices = Choices::default();
+        for other in queries.iter().filter(|other| other.query != query.query) {
+            if let Some(tool) = other.relevant.first() {
+                choices.learn(&other.query, tool);
+            }
+        }
+        let lifts = choices.lifts(&query.query);
+        let lifts: Vec<(&str, f64)> = lifts.iter().map(|(t, by)| (t.as_str(), *by)).collect();
+        let learned: Vec<&str> = index
+            .search_lifted(&query.query, 10, &lifts)
+            .iter()
+            .map(|hit| name(hit.position))
+            .collect();
+        evaluation.learned.add(query, &learned);
         evaluation
             .word_count
             .add(query, &word_count_ranking(tools, &query.query));

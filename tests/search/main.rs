@@ -195,4 +195,10 @@ fn on_real_catalogues_the_index_ranks_better_than_counting_words() {
     );
     assert!(lexical.mrr() >= baseline.mrr(), "{lexical:?} {baseline:?}");
     assert!(lexical.hit_at_5() >= 0.7, "{lexical:?}");
+    // Choices made for other tasks must not push the right tools out.
+    let learned = scores.learned;
+    assert!(
+        learned.hit_at_5() >= baseline.hit_at_5(),
+        "{learned:?} {baseline:?}"
+    );
 }

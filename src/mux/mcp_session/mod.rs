@@ -27,6 +27,7 @@ use super::error::{CallError, Unavailable};
 use super::item_kind::NamedKind;
 use super::paging::Pager;
 use super::payload::Payload;
+use super::search::learning::Learning;
 use super::serving::Serving;
 use super::subscriptions::Listeners;
 use crate::backend::{
@@ -99,6 +100,8 @@ pub(crate) struct SessionContext {
     pub catalogues: Arc<Catalogues>,
     /// Where it notes which server answered a call: a backend or a fallback.
     pub serving: Arc<Serving>,
+    /// What search mode learned from the session's choices.
+    pub learning: Arc<Learning>,
     /// Whether it is the MCP session a session's stateless (2026-07-28)
     /// clients share: each of their calls says what the client can do.
     pub stateless: bool,
@@ -132,6 +135,7 @@ pub struct McpSession {
     audit: Option<AuditContext>,
     curation: SharedCuration,
     serving: Arc<Serving>,
+    learning: Arc<Learning>,
     /// See [`SessionContext::stateless`].
     stateless: bool,
 }
@@ -232,6 +236,7 @@ impl McpSession {
             audit: context.audit,
             curation: context.curation,
             serving: context.serving,
+            learning: context.learning,
             stateless: context.stateless,
         }
     }
@@ -678,6 +683,7 @@ mod tests {
                 curation: SharedCuration::default(),
                 catalogues,
                 serving: Arc::new(Serving::new(backends.len())),
+                learning: Arc::default(),
                 stateless: false,
             },
         )

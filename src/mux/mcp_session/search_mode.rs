@@ -2,8 +2,8 @@
 //! instead of its whole catalogue: `search_tools` ranks the catalogue's
 //! tools for a task, `describe_tool` shows one, and `call_tool` calls one,
 //! routed like a direct call (rules, retries, audit, progress and errors
-//! alike). A direct call by a tool's own name still works, as over plain
-//! HTTP.
+//! alike), and teaches the session which tool its last search meant. A
+//! direct call by a tool's own name still works, as over plain HTTP.
 
 use serde_json::{Map, Value, json};
 
@@ -58,13 +58,18 @@ impl McpSession {
                         }
                     })?,
                 };
+                let lifts = self.learning.searched(query).await;
                 let catalogue = self.current_catalogue(NamedKind::Tool).await;
                 let query = query.to_owned();
                 // The first search of a list builds its index: CPU work that
                 // belongs on the blocking pool, not on a worker that answers
                 // other requests.
                 let found = tokio::task::spawn_blocking(move || {
-                    let hits = catalogue.index().search(&query, limit);
+                    let lifts: Vec<(&str, f64)> = lifts
+                        .iter()
+                        .map(|(tool, by)| (tool.as_str(), *by))
+                        .collect();
+                    let hits = catalogue.index().search_lifted(&query, limit, &lifts);
                     search_result(&catalogue.items, &hits, detail)
                 })
                 .await
@@ -104,8 +109,20 @@ impl McpSession {
                 if let Some(meta) = tool.params.get("_meta") {
                     params.insert("_meta".into(), meta.clone());
                 }
-                self.use_item(NamedKind::Tool, ByName { name, params }, call)
-                    .await
+                let called = self
+                    .use_item(
+                        NamedKind::Tool,
+                        ByName {
+                            name: name.clone(),
+                            params,
+                        },
+                        call,
+                    )
+                    .await;
+                if called.is_ok() {
+                    self.learning.called(&name).await;
+                }
+                called
             }
             _ => self.use_item(NamedKind::Tool, tool, call).await,
         }

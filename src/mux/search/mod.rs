@@ -1,10 +1,12 @@
 //! Search mode: the tool index (BM25 over the merged tool list's names,
 //! descriptions, parameters and their allowed values, with queries widened
-//! by abbreviations, compounds and a thesaurus), built once per catalogue,
-//! and the definitions and answers of the three tools a session in search
-//! mode lists.
+//! by abbreviations, compounds and a thesaurus), built once per catalogue;
+//! what a session learns from the tools its client chose (`learning`); and
+//! the definitions and answers of the three tools a session in search mode
+//! lists.
 
 mod answers;
+pub mod learning;
 mod terms;
 mod thesaurus;
 
