@@ -1,6 +1,7 @@
 //! `GET /ui` (the sessions, with their backends' health),
-//! `GET /ui/session/<id>` (one session and its recent audit) and
-//! `POST /ui/session/<id>/delete`.
+//! `GET /ui/session/<id>` (one session: its backends, rules, tools,
+//! prompts, resources and recent audit, with a form to try a tool) and
+//! `GET|POST /ui/session/<id>/delete` (asks, then deletes).
 
 use std::collections::HashMap;
 
@@ -8,26 +9,31 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
-use super::html::{circuit_badge, esc, form_token_field, health_cells, page, see_other, time};
-use super::refusal::PageError;
+use super::catalogue::{items_sections, rules_section, tool_names};
+use super::form::Form;
+use super::html::{
+    audit_table, circuit_badge, esc, form_token_field, health_cells, page, see_other, time,
+};
+use super::refusal::{PageError, page_refusing};
+use super::try_tool::try_form;
 use crate::mux::Mux;
 use crate::routes::access::Access;
 use crate::routes::error::ApiError;
 use crate::routes::session_id::{SessionPath, mcp_endpoint, short_id};
 use crate::routes::sessions::authorization_shown;
+use crate::routes::tools::plain_calls_mcp_session;
 
 /// Sessions on one page of the list.
 const PAGE: u64 = 100;
 /// Audit records on a session's page.
 const AUDIT_SHOWN: u64 = 50;
 
-/// A session's delete button; the browser asks nothing more.
-fn delete_button(request: &HttpRequest, id: Uuid) -> String {
-    format!(
-        "<form class=\"inline\" method=\"post\" action=\"/ui/session/{id}/delete\">{}\
-         <button class=\"danger\">Delete</button></form>",
-        form_token_field(request)
-    )
+/// The field a delete form confirms with, and its value.
+const CONFIRM: (&str, &str) = ("confirm", "yes");
+
+/// A session's delete link: to the page that asks first.
+fn delete_link(id: Uuid) -> String {
+    format!("<a class=\"danger\" href=\"/ui/session/{id}/delete\">Delete</a>")
 }
 
 /// The console's first page: the stored sessions with each backend's health.
@@ -47,7 +53,13 @@ pub async fn list(
         })?),
     };
     let sessions = mux.list_sessions(PAGE, after, None).await?;
-    let mut body = String::from(
+    let mut body = String::new();
+    if let Some(deleted) = query.get("deleted").and_then(|id| Uuid::try_parse(id).ok()) {
+        body.push_str(&format!(
+            "<p class=\"notice\">Session <code>{deleted}</code> is deleted.</p>\n"
+        ));
+    }
+    body.push_str(
         "<p><a href=\"/ui/create-session\">Create a session</a></p>\
          <table><tr><th>Session</th><th>Backends (circuit, calls in progress)</th>\
          <th>Created</th><th>Expires</th><th>Access</th><th></th></tr>\n",
@@ -77,7 +89,7 @@ pub async fn list(
             created = time(&session.created_at),
             expires = session.expires_at.as_ref().map(time).unwrap_or_default(),
             token = access_shown(session.require_token, session.owner.as_ref()),
-            delete = delete_button(&request, session.id),
+            delete = delete_link(session.id),
         ));
     }
     body.push_str("</table>\n");
@@ -95,7 +107,8 @@ pub async fn list(
     Ok(page(StatusCode::OK, "Sessions", Some(&request), &body))
 }
 
-/// A session's page: its backends, expiry, MCP sessions and recent calls.
+/// A session's page: its backends, expiry, rules, MCP sessions, tools,
+/// prompts, resources and recent calls, and a form to try a tool.
 #[utoipa::path(get, path = "/ui/session/{id}", tag = "console", operation_id = "show_console_session",
     params(("id" = String, Path, description = "The session's id")),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
@@ -111,6 +124,12 @@ pub async fn show(
         .session(path.id)
         .await?
         .ok_or_else(|| path.not_found())?;
+    // The tools as the session's plain HTTP calls list them, on the MCP
+    // session that "try it" calls on; listed first, so that the backends'
+    // states below are those of this listing.
+    let mcp_session = plain_calls_mcp_session(&mux, &session).await?;
+    let items = items_sections(&mcp_session).await;
+    let tools: Vec<String> = tool_names(&mcp_session).await;
     let mut body = format!(
         "<table>\
          <tr><th>Session</th><td><code>{id}</code></td></tr>\
@@ -119,6 +138,7 @@ pub async fn show(
          <tr><th>Expires</th><td>{expires}</td></tr>\
          <tr><th>Access</th><td>{token}</td></tr>\
          <tr><th>Rate limit</th><td>{rate}</td></tr>\
+         <tr><th>Tool mode</th><td>{tool_mode}</td></tr>\
          <tr><th>Tool names</th><td>prefixed {prefix}</td></tr>\
          <tr><th>MCP sessions open here</th><td>{mcp_sessions}</td></tr>\
          </table>{delete}\n\
@@ -135,9 +155,10 @@ pub async fn show(
         rate = session
             .rate_limit
             .map_or_else(|| "none".into(), |n| format!("{n} requests a second")),
+        tool_mode = session.curation.rules.tool_mode.as_str(),
         prefix = esc(session.prefix.as_str()),
         mcp_sessions = session.mcp_session_count(),
-        delete = delete_button(&request, session.id),
+        delete = delete_link(session.id),
     );
     let states = mux.backend_states(&session).await?;
     for (server, status) in session.servers.iter().zip(states) {
@@ -182,31 +203,21 @@ pub async fn show(
             esc(missing)
         ));
     }
-    body.push_str("</table>\n<h2>Recent tool calls</h2>\n");
+    body.push_str("</table>\n");
+    body.push_str(&rules_section(&session));
+    body.push_str("<h2>Try a tool</h2>\n");
+    if tools.is_empty() {
+        body.push_str("<p class=\"muted\">No tools to try.</p>\n");
+    } else {
+        body.push_str(&try_form(&request, session.id, &tools, "", "{}"));
+    }
+    body.push_str(&items);
+    body.push_str("<h2>Recent tool calls</h2>\n");
     let records = mux.audit_records(&session, AUDIT_SHOWN, None).await?;
     if records.is_empty() {
         body.push_str("<p class=\"muted\">No tool calls recorded yet.</p>");
     } else {
-        body.push_str(
-            "<table><tr><th>At</th><th>MCP session</th><th>User</th><th>Backend</th><th>Tool</th>\
-             <th>Outcome</th><th>Error</th><th>ms</th></tr>\n",
-        );
-        for record in &records {
-            body.push_str(&format!(
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td>\
-                 <td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                time(&record.at),
-                // Enough to tell MCP sessions apart, too little to use one.
-                esc(record.mcp_session_id.get(..8).unwrap_or_default()),
-                esc(record.subject.as_deref().unwrap_or("")),
-                esc(record.backend.as_deref().unwrap_or("")),
-                esc(&record.tool),
-                esc(&record.outcome),
-                esc(record.error_class.as_deref().unwrap_or("")),
-                record.duration_ms,
-            ));
-        }
-        body.push_str("</table>\n");
+        body.push_str(&audit_table(&records));
     }
     Ok(page(
         StatusCode::OK,
@@ -216,21 +227,85 @@ pub async fn show(
     ))
 }
 
-/// Deletes a session, then shows the sessions.
-#[utoipa::path(post, path = "/ui/session/{id}/delete", tag = "console", operation_id = "delete_session_from_console",
+/// The page that asks before a session is deleted.
+#[utoipa::path(get, path = "/ui/session/{id}/delete", tag = "console", operation_id = "confirm_console_delete",
     params(("id" = String, Path, description = "The session's id")),
-    responses((status = 303, description = "Deleted: to `/ui`", headers(("Location" = String))),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "No such session", content_type = "text/html", body = String)))]
-pub async fn delete(
+pub async fn confirm_delete(
+    request: HttpRequest,
     path: web::Path<String>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, PageError> {
     let path = SessionPath::parse(&path)?;
+    let session = mux
+        .session(path.id)
+        .await?
+        .ok_or_else(|| path.not_found())?;
+    Ok(page(
+        StatusCode::OK,
+        &format!("Delete session {}", short_id(session.id)),
+        Some(&request),
+        &confirm_form(&request, session.id),
+    ))
+}
+
+/// What the delete page asks, with its form.
+fn confirm_form(request: &HttpRequest, id: Uuid) -> String {
+    let (field, value) = CONFIRM;
+    format!(
+        "<p>Delete session <code>{id}</code>? Its MCP sessions end, its credentials are \
+         erased, and its URL stops working.</p>\
+         <form class=\"inline\" method=\"post\" action=\"/ui/session/{id}/delete\">{token}\
+         <input type=\"hidden\" name=\"{field}\" value=\"{value}\">\
+         <button class=\"danger\">Delete the session</button></form> \
+         <a href=\"/ui/session/{id}\">Keep it</a>\n",
+        token = form_token_field(request),
+    )
+}
+
+/// Deletes a session once its delete page confirmed it, then shows the
+/// sessions, saying so.
+#[utoipa::path(post, path = "/ui/session/{id}/delete", tag = "console", operation_id = "delete_session_from_console",
+    params(("id" = String, Path, description = "The session's id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`confirm=yes`, as the delete page sends it"),
+    responses((status = 303, description = "Deleted: to `/ui?deleted=<id>`", headers(("Location" = String))),
+        (status = 400, description = "Not confirmed: the delete page again", content_type = "text/html", body = String),
+        (status = 404, description = "No such session", content_type = "text/html", body = String)))]
+pub async fn delete(
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: Form,
+    mux: web::Data<Mux>,
+) -> Result<HttpResponse, PageError> {
+    let path = SessionPath::parse(&path)?;
+    if mux.session(path.id).await?.is_none() {
+        return Err(path.not_found().into());
+    }
+    let (field, value) = CONFIRM;
+    if form.get(field) != Some(value) {
+        let refused = ApiError::bad_request(
+            field,
+            format!("must be \"{value}\" to delete the session: confirm on this page"),
+        );
+        let body = format!(
+            "<p class=\"error\">{}</p>\n{}",
+            esc(&refused.to_string()),
+            confirm_form(&request, path.id)
+        );
+        return Ok(page_refusing(
+            &refused,
+            &format!("Delete session {}", short_id(path.id)),
+            Some(&request),
+            &body,
+        ));
+    }
     if !mux.delete_session(path.id).await? {
         return Err(path.not_found().into());
     }
     tracing::info!(session = %short_id(path.id), "session deleted from the console");
-    Ok(see_other("/ui"))
+    Ok(see_other(&format!("/ui?deleted={}", path.id)))
 }
 
 /// Who may use a session, as its pages say: its session token, its
