@@ -89,9 +89,28 @@ enum SessionsCommand {
         /// '{"github": {"allow": ["get_*"], "rename": {"get_me": "whoami"}}}'.
         #[arg(long, value_parser = parse_json_object)]
         tools: Option<serde_json::Value>,
+        /// What to call the session in lists and the console.
+        #[arg(long)]
+        name: Option<String>,
+        /// A label, as key=value (repeat for several).
+        #[arg(long = "label", value_parser = remote::parse_label)]
+        labels: Vec<(String, String)>,
     },
-    /// List the stored sessions.
-    List,
+    /// List the stored sessions, newest first.
+    List {
+        /// Only sessions whose name contains this.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only sessions with this label, as key=value (repeat: all must hold).
+        #[arg(long = "label", value_parser = remote::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Only sessions over this backend.
+        #[arg(long)]
+        server: Option<String>,
+        /// Only sessions of the signed-in user with this subject.
+        #[arg(long)]
+        owner: Option<String>,
+    },
     /// List a session's tools, after its rules (with MCP_MUX_SESSION_TOKEN
     /// for a session that requires its token).
     Tools {
@@ -594,6 +613,8 @@ fn sessions(args: SessionsArgs) -> ExitCode {
                 tool_mode,
                 rate_limit,
                 tools,
+                name,
+                labels,
             } => {
                 let created = gateway
                     .create(&remote::NewSession {
@@ -604,6 +625,8 @@ fn sessions(args: SessionsArgs) -> ExitCode {
                         tool_mode,
                         rate_limit,
                         tools,
+                        name,
+                        labels,
                     })
                     .await?;
                 if args.json {
@@ -612,8 +635,20 @@ fn sessions(args: SessionsArgs) -> ExitCode {
                     remote::describe_created(&created)
                 }
             }
-            SessionsCommand::List => {
-                let sessions = gateway.list().await?;
+            SessionsCommand::List {
+                name,
+                labels,
+                server,
+                owner,
+            } => {
+                let mut filter: Vec<(&str, String)> = labels
+                    .into_iter()
+                    .map(|(key, value)| ("label", format!("{key}={value}")))
+                    .collect();
+                filter.extend(name.map(|name| ("name", name)));
+                filter.extend(server.map(|server| ("server", server)));
+                filter.extend(owner.map(|owner| ("owner", owner)));
+                let sessions = gateway.list(&filter).await?;
                 if args.json {
                     pretty(&serde_json::Value::Array(sessions))
                 } else {

@@ -41,6 +41,8 @@ pub struct NewSession {
     pub rate_limit: Option<u32>,
     /// The `tools` rules, as create-session takes them.
     pub tools: Option<Value>,
+    pub name: Option<String>,
+    pub labels: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -135,6 +137,17 @@ impl Gateway {
         if let Some(tools) = &new.tools {
             body["tools"] = tools.clone();
         }
+        if let Some(name) = &new.name {
+            body["name"] = json!(name);
+        }
+        if !new.labels.is_empty() {
+            let labels: Map<String, Value> = new
+                .labels
+                .iter()
+                .map(|(key, value)| (key.clone(), json!(value)))
+                .collect();
+            body["labels"] = Value::Object(labels);
+        }
         self.call(reqwest::Method::POST, "/create-session", Some(&body))
             .await
     }
@@ -188,15 +201,21 @@ impl Gateway {
         })
     }
 
-    /// Every stored session, all pages.
-    pub async fn list(&self) -> Result<Vec<Value>, RemoteError> {
+    /// Every stored session that passes `filter` (`GET /sessions`'s
+    /// parameters), newest first, all pages.
+    pub async fn list(&self, filter: &[(&str, String)]) -> Result<Vec<Value>, RemoteError> {
         let mut sessions = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let path = match &after {
-                Some(after) => format!("/sessions?limit=1000&after={after}"),
-                None => "/sessions?limit=1000".to_owned(),
-            };
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("limit", "1000");
+            for (key, value) in filter {
+                query.append_pair(key, value);
+            }
+            if let Some(after) = &after {
+                query.append_pair("after", after);
+            }
+            let path = format!("/sessions?{}", query.finish());
             let mut page = self.call(reqwest::Method::GET, &path, None).await?;
             if let Value::Array(listed) = page["sessions"].take() {
                 sessions.extend(listed);
@@ -312,8 +331,23 @@ pub fn sessions_table(sessions: &[Value]) -> String {
                 .as_array()
                 .map(|servers| servers.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
+            let labels: Vec<String> = session["labels"]
+                .as_object()
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .map(|(key, value)| format!("{key}={}", text_of(value, "")))
+                        .collect()
+                })
+                .unwrap_or_default();
             vec![
                 text_of(&session["session_id"], "-"),
+                text_of(&session["name"], "-"),
+                if labels.is_empty() {
+                    "-".to_owned()
+                } else {
+                    labels.join(",")
+                },
                 text_of(&session["created_at"], "-"),
                 text_of(&session["expires_at"], "-"),
                 if session["require_token"] == true {
@@ -327,7 +361,9 @@ pub fn sessions_table(sessions: &[Value]) -> String {
         })
         .collect();
     table(
-        &["session", "created", "expires", "token", "servers"],
+        &[
+            "session", "name", "labels", "created", "expires", "token", "servers",
+        ],
         &rows,
     )
 }
@@ -447,6 +483,15 @@ pub fn parse_tool_name(text: &str) -> Result<&str, String> {
     }
 }
 
+/// A label, as `--label key=value` gives it; the gateway checks the
+/// characters.
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not key=value")),
+    }
+}
+
 /// A session id given on the command line: a UUID, nothing else.
 pub fn parse_session_id(text: &str) -> Result<Uuid, String> {
     Uuid::try_parse(text).map_err(|_| {
@@ -457,6 +502,20 @@ pub fn parse_session_id(text: &str) -> Result<Uuid, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_is_a_key_and_a_value() {
+        assert_eq!(
+            parse_label("team=platform"),
+            Ok(("team".to_owned(), "platform".to_owned()))
+        );
+        assert_eq!(parse_label("env="), Ok(("env".to_owned(), String::new())));
+        assert_eq!(
+            parse_label("team"),
+            Err("\"team\" is not key=value".to_owned())
+        );
+        assert_eq!(parse_label("=x"), Err("\"=x\" is not key=value".to_owned()));
+    }
 
     #[test]
     fn a_session_id_is_a_uuid_and_nothing_else() {

@@ -16,6 +16,7 @@ mod m20261205_000010_create_oauth_tables;
 mod m20261205_000011_add_oauth_links;
 mod m20261206_000012_session_owners;
 mod m20261206_000013_create_nodes;
+mod m20261207_000014_session_names;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000011_add_oauth_links::Migration),
             Box::new(m20261206_000012_session_owners::Migration),
             Box::new(m20261206_000013_create_nodes::Migration),
+            Box::new(m20261207_000014_session_names::Migration),
         ]
     }
 }

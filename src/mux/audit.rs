@@ -152,6 +152,8 @@ pub struct AuditContext {
     pub session_id: Uuid,
     /// The signed-in user whose session it is: every call is theirs.
     pub subject: Option<std::sync::Arc<str>>,
+    /// The session's name, if its creator named it.
+    pub session_name: Option<std::sync::Arc<str>>,
 }
 
 /// One call being timed.
@@ -182,6 +184,9 @@ impl<'a> AuditedCall<'a> {
             .record_call(routed, outcome, error_class, elapsed);
         if let Some(subject) = &self.context.subject {
             self.context.metrics.record_signed_in_call(subject);
+        }
+        if let Some(name) = &self.context.session_name {
+            self.context.metrics.record_named_session_call(name);
         }
         let backend = routed.map(|(server, _)| server);
         self.context.trail.record(AuditRecord {

@@ -8,8 +8,9 @@
 //! kind, status, reason, transport, outcome and error class are the
 //! gateway's own words; the one label a backend sets, the tool, is cut,
 //! capped and retired by `tool_calls` (a name that led to no backend
-//! counts as ""); a signed-in user's subject is cut, and counted under
-//! its own label for the first `MAX_SUBJECTS` subjects only.
+//! counts as ""); a signed-in user's subject and a session's name are
+//! cut, and counted under their own label for the first
+//! `MAX_CHOSEN_VALUES` values only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,10 +36,54 @@ struct SubjectLabels {
     subject: String,
 }
 
-/// Subjects counted under their own label; later ones count as `_other`.
-const MAX_SUBJECTS: usize = 100;
-/// Characters of a subject a label keeps.
-const MAX_SUBJECT_CHARS: usize = 64;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SessionNameLabels {
+    name: String,
+}
+
+/// Values of a label that users choose (a subject, a session name)
+/// counted under their own label; later ones count as `_other`.
+const MAX_CHOSEN_VALUES: usize = 100;
+/// Characters of such a value a label keeps.
+const MAX_CHOSEN_CHARS: usize = 64;
+
+/// A counter by one label whose values users choose: each value is cut,
+/// and only the first `MAX_CHOSEN_VALUES` get a series of their own, so
+/// that the series stay bounded whatever users send.
+#[derive(Debug)]
+struct CappedCounter<L: Clone + std::hash::Hash + Eq> {
+    family: Family<L, Counter>,
+    labelled: std::sync::atomic::AtomicUsize,
+    label: fn(String) -> L,
+}
+
+impl<L: Clone + std::hash::Hash + Eq> CappedCounter<L> {
+    fn new(label: fn(String) -> L) -> Self {
+        CappedCounter {
+            family: Family::default(),
+            labelled: std::sync::atomic::AtomicUsize::new(0),
+            label,
+        }
+    }
+
+    fn inc(&self, value: &str) {
+        let labels = (self.label)(value.chars().take(MAX_CHOSEN_CHARS).collect());
+        if let Some(counter) = self.family.get(&labels) {
+            counter.inc();
+            return;
+        }
+        let labelled = self
+            .labelled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            < MAX_CHOSEN_VALUES;
+        let labels = if labelled {
+            labels
+        } else {
+            (self.label)("_other".into())
+        };
+        self.family.get_or_create(&labels).inc();
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
@@ -88,9 +133,8 @@ pub struct Metrics {
     refusals: Family<RefusalLabels, Counter>,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    signed_in_calls: Family<SubjectLabels, Counter>,
-    /// Subjects given a label of their own so far.
-    subjects: std::sync::atomic::AtomicUsize,
+    signed_in_calls: CappedCounter<SubjectLabels>,
+    named_session_calls: CappedCounter<SessionNameLabels>,
 }
 
 impl Default for Metrics {
@@ -110,8 +154,8 @@ impl Default for Metrics {
             refusals: Family::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(request_buckets),
-            signed_in_calls: Family::default(),
-            subjects: std::sync::atomic::AtomicUsize::new(0),
+            signed_in_calls: CappedCounter::new(|subject| SubjectLabels { subject }),
+            named_session_calls: CappedCounter::new(|name| SessionNameLabels { name }),
         }
     }
 }
@@ -161,24 +205,12 @@ impl Metrics {
 
     /// One `tools/call` of a signed-in user's session, by their subject.
     pub fn record_signed_in_call(&self, subject: &str) {
-        let cut: String = subject.chars().take(MAX_SUBJECT_CHARS).collect();
-        let labels = SubjectLabels { subject: cut };
-        if let Some(counter) = self.signed_in_calls.get(&labels) {
-            counter.inc();
-            return;
-        }
-        let labelled = self
-            .subjects
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            < MAX_SUBJECTS;
-        let labels = if labelled {
-            labels
-        } else {
-            SubjectLabels {
-                subject: "_other".into(),
-            }
-        };
-        self.signed_in_calls.get_or_create(&labels).inc();
+        self.signed_in_calls.inc(subject);
+    }
+
+    /// One `tools/call` of a named session, by its name.
+    pub fn record_named_session_call(&self, name: &str) {
+        self.named_session_calls.inc(name);
     }
 
     /// What a kept list of tools notes its backends' tools in, so that
@@ -261,7 +293,12 @@ impl Metrics {
         registry.register(
             "signed_in_tool_calls",
             "tools/call requests of signed-in users' sessions, by subject (the first 100 subjects; later ones as _other)",
-            self.signed_in_calls.clone(),
+            self.signed_in_calls.family.clone(),
+        );
+        registry.register(
+            "named_session_tool_calls",
+            "tools/call requests of named sessions, by name (the first 100 names; later ones as _other)",
+            self.named_session_calls.family.clone(),
         );
         registry.register_collector(Box::new(snapshot));
         let mut text = String::new();

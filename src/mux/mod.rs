@@ -57,7 +57,10 @@ use crate::backend::limits::{BackendLimits, SessionShare};
 use crate::cluster::{Cluster, ClusterEvent};
 use crate::grants::{Callback, CallbackError, Connected, Grants};
 use crate::registry::{Registry, ServerConfig};
-use crate::store::{GrantHolder, Owner, SessionRecord, SessionSummary, Store, StoredAuditRecord};
+use crate::store::{
+    GrantHolder, Owner, SessionCursor, SessionFilter, SessionRecord, SessionSummary, Store,
+    StoredAuditRecord,
+};
 use crate::traces::Traces;
 
 /// Bounds on what clients may hold on this gateway.
@@ -323,15 +326,15 @@ impl Mux {
         Ok(self.store.ping().await?)
     }
 
-    /// Up to `limit` stored sessions in id order, after `after` when
-    /// given; only `owner`'s when one is given.
+    /// Up to `limit` stored sessions that pass `filter`, newest first,
+    /// after `after` when given.
     pub async fn list_sessions(
         &self,
         limit: u64,
-        after: Option<Uuid>,
-        owner: Option<&Owner>,
+        after: Option<SessionCursor>,
+        filter: &SessionFilter,
     ) -> Result<Vec<SessionSummary>, MuxError> {
-        Ok(self.store.list_sessions(limit, after, owner).await?)
+        Ok(self.store.list_sessions(limit, after, filter).await?)
     }
 
     /// The latest `limit` audit records of `session`, newest first, older
@@ -380,6 +383,7 @@ impl Mux {
                     .owner
                     .as_ref()
                     .map(|owner| std::sync::Arc::from(owner.subject.as_str())),
+                session_name: session.name.as_deref().map(std::sync::Arc::from),
             }),
             curation: session.curation.clone(),
             catalogues: session.catalogues_for(client_capabilities, &self.metrics),
@@ -471,6 +475,8 @@ impl Mux {
             rate_limit: new.rate_limit,
             curation: new.curation,
             owner: new.owner,
+            name: new.name,
+            labels: new.labels,
         };
         {
             let _creating = self.creating.lock().await;
@@ -767,6 +773,8 @@ impl Mux {
             expires_at: record.expires_at,
             token_digest: record.token_digest,
             owner: record.owner,
+            name: record.name,
+            labels: record.labels,
             rate_limit: record.rate_limit,
             prefix: record.prefix,
             curation: Arc::new(SessionCuration::new(record.curation)),
@@ -822,6 +830,8 @@ mod tests {
             rate_limit: None,
             curation: Curation::default(),
             owner: None,
+            name: None,
+            labels: Default::default(),
         }
     }
 

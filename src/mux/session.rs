@@ -19,7 +19,7 @@ use super::stateless::{RequestFingerprint, Stateless, StatelessCall, Unpark};
 use crate::backend::limits::SessionShare;
 use crate::credentials::Credentials;
 use crate::registry::ServerConfig;
-use crate::store::{GrantHolder, Owner, PrefixMode};
+use crate::store::{GrantHolder, Labels, Owner, PrefixMode};
 
 /// What a client asks for at create-session, validated against the
 /// registry.
@@ -38,6 +38,9 @@ pub struct NewSession {
     pub curation: Curation,
     /// The signed-in user it belongs to, if any.
     pub owner: Option<Owner>,
+    /// What its creator calls it, if they named it.
+    pub name: Option<String>,
+    pub labels: Labels,
 }
 
 /// A session: its backends and credentials, and the MCP sessions open on it.
@@ -55,6 +58,9 @@ pub struct Session {
     /// The signed-in user it belongs to, if any: without a session token,
     /// its MCP endpoint takes only that user's access tokens.
     pub owner: Option<Owner>,
+    /// What its creator calls it, if they named it.
+    pub name: Option<String>,
+    pub labels: Labels,
     /// Requests a second its MCP endpoint takes, if its creator set a limit.
     pub rate_limit: Option<u32>,
     pub prefix: PrefixMode,

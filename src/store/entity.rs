@@ -32,6 +32,10 @@ pub mod session {
         /// and subject.
         pub owner_issuer: Option<String>,
         pub owner_subject: Option<String>,
+        /// What its creator calls it, if they named it.
+        pub name: Option<String>,
+        /// JSON object of its labels, keys in order; NULL when it has none.
+        pub labels: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,11 +8,13 @@ mod entity;
 mod mcp_sessions;
 mod nodes;
 mod oauth;
+mod session_list;
 
 pub use audit::{AuditRecord, StoredAuditRecord};
 pub use mcp_sessions::McpSessionRecord;
 pub use nodes::{CHANNEL, NodeRecord};
 pub use oauth::{ClientRegistration, GrantHolder, PendingAuthorization, StoredGrant};
+pub use session_list::{Labels, SessionCursor, SessionFilter, SessionSummary};
 
 use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
@@ -63,6 +65,9 @@ pub struct SessionRecord {
     pub curation: Curation,
     /// The signed-in user it belongs to, if any.
     pub owner: Option<Owner>,
+    /// What its creator calls it, if they named it.
+    pub name: Option<String>,
+    pub labels: Labels,
 }
 
 /// A signed-in user: the issuer of their token and its subject.
@@ -70,17 +75,6 @@ pub struct SessionRecord {
 pub struct Owner {
     pub issuer: String,
     pub subject: String,
-}
-
-/// A stored session as a list shows it: never its credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionSummary {
-    pub id: Uuid,
-    pub servers: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub require_token: bool,
-    pub owner: Option<Owner>,
 }
 
 /// The owner stored in a row's two columns, both or neither.
@@ -388,50 +382,11 @@ impl Store {
                 .then(|| serde_json::to_string(&record.curation).unwrap_or_default())),
             owner_issuer: Set(record.owner.as_ref().map(|owner| owner.issuer.clone())),
             owner_subject: Set(record.owner.as_ref().map(|owner| owner.subject.clone())),
+            name: Set(record.name.clone()),
+            labels: Set(session_list::labels_column(&record.labels)),
         };
         session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
-    }
-
-    /// Up to `limit` sessions in id order, after session `after` when
-    /// given (for paging); only `owner`'s when one is given.
-    pub async fn list_sessions(
-        &self,
-        limit: u64,
-        after: Option<Uuid>,
-        owner: Option<&Owner>,
-    ) -> Result<Vec<SessionSummary>, StoreError> {
-        let mut query = session::Entity::find();
-        if let Some(owner) = owner {
-            query = query
-                .filter(session::Column::OwnerIssuer.eq(owner.issuer.as_str()))
-                .filter(session::Column::OwnerSubject.eq(owner.subject.as_str()));
-        }
-        if let Some(after) = after {
-            query = query.filter(session::Column::Id.gt(after.to_string()));
-        }
-        let rows = query
-            .order_by_asc(session::Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        rows.into_iter()
-            .map(|row| {
-                let corrupt = |reason| StoreError::Corrupt {
-                    id: row.id.clone(),
-                    reason,
-                };
-                Ok(SessionSummary {
-                    id: Uuid::try_parse(&row.id).map_err(|_| corrupt("id is not a UUID"))?,
-                    servers: serde_json::from_str(&row.servers)
-                        .map_err(|_| corrupt("servers is not a JSON list"))?,
-                    created_at: row.created_at,
-                    expires_at: row.expires_at,
-                    require_token: row.token_digest.is_some(),
-                    owner: owner_of(row.owner_issuer, row.owner_subject),
-                })
-            })
-            .collect()
     }
 
     /// The backends of each stored session of `owner`.
@@ -499,6 +454,9 @@ impl Store {
                     .map_err(|_| corrupt("curation is not the stored rules' JSON"))?,
             },
             owner: owner_of(row.owner_issuer.clone(), row.owner_subject.clone()),
+            labels: session_list::labels_of(row.labels.as_deref())
+                .map_err(|_| corrupt("labels is not a JSON object of strings"))?,
+            name: row.name.clone(),
         }))
     }
 

@@ -251,6 +251,12 @@ async fn sessions_commands_create_list_show_and_delete_through_the_api() {
             "--credential",
             "alpha.token=s3cret",
             "--require-token",
+            "--name",
+            "nightly",
+            "--label",
+            "team=platform",
+            "--label",
+            "env=ci",
         ],
     )
     .await;
@@ -282,6 +288,30 @@ async fn sessions_commands_create_list_show_and_delete_through_the_api() {
         .find(|line| line.starts_with(&id))
         .expect("listed");
     assert!(row.contains("  yes  ") && row.ends_with("alpha"), "{row}");
+    assert!(row.contains("  nightly  env=ci,team=platform  "), "{row}");
+    let (code, stdout, _) = sessions(
+        &app,
+        TOKEN,
+        &["list", "--label", "team=platform", "--name", "NIGHT"],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let (code, stdout, _) = sessions(&app, TOKEN, &["list", "--label", "team=web"]).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout.lines().count(), 1, "only the header: {stdout}");
+    let (code, _, stderr) = sessions(&app, TOKEN, &["list", "--label", "team"]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("invalid value 'team' for '--label <LABELS>': \"team\" is not key=value"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = sessions(&app, TOKEN, &["list", "--label", "te am=x"]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "mcp-mux: the gateway answered 400: label: \"te am=x\" is no label key: use 1 to 63 letters, digits and . _ - /, starting with a letter or digit\n"
+    );
 
     let (code, stdout, _) = sessions(&app, TOKEN, &["show", &id]).await;
     assert_eq!(code, Some(0));

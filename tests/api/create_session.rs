@@ -163,7 +163,7 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
         (
             json!({ "servers": ["everything"], "server": ["x"] }),
             "server",
-            "unknown field; expected servers, credentials, prefix, ttl_seconds, require_token, access, owner, rate_limit, tools, prompts, tool_mode"
+            "unknown field; expected servers, name, labels, credentials, prefix, ttl_seconds, require_token, access, owner, rate_limit, tools, prompts, tool_mode"
                 .into(),
         ),
     ];
@@ -201,6 +201,90 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_stores_nothing() {
             "rate_limit",
             rate_reason.into(),
         ));
+    }
+    let everything = |field: &str, value: Value| {
+        let mut body = json!({ "servers": ["everything"] });
+        body[field] = value;
+        body
+    };
+    let key_rule =
+        "is no label key: use 1 to 63 letters, digits and . _ - /, starting with a letter or digit";
+    let value_rule = "is no label value: use 0 to 63 letters, digits and . _ - / : @";
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|n| (format!("k{n}"), json!("v"))).collect();
+    for (body, field, reason) in [
+        (
+            everything("name", json!(5)),
+            "name",
+            "must be a string".to_owned(),
+        ),
+        (
+            everything("name", json!("")),
+            "name",
+            "must not be empty or only spaces".into(),
+        ),
+        (
+            everything("name", json!("   ")),
+            "name",
+            "must not be empty or only spaces".into(),
+        ),
+        (
+            everything("name", json!("x".repeat(65))),
+            "name",
+            "must be at most 64 characters".into(),
+        ),
+        (
+            everything("name", json!("a\nb")),
+            "name",
+            "must not hold control characters".into(),
+        ),
+        (
+            everything("labels", json!(["team"])),
+            "labels",
+            "must be an object of strings: {\"team\": \"platform\"}".into(),
+        ),
+        (
+            everything("labels", Value::Object(many)),
+            "labels",
+            "has 17 labels; at most 16 are allowed".into(),
+        ),
+        (
+            everything("labels", json!({ "": "x" })),
+            "labels",
+            format!("key \"\" {key_rule}"),
+        ),
+        (
+            everything("labels", json!({ "-team": "x" })),
+            "labels",
+            format!("key \"-team\" {key_rule}"),
+        ),
+        (
+            everything("labels", json!({ "te am": "x" })),
+            "labels",
+            format!("key \"te am\" {key_rule}"),
+        ),
+        (
+            everything("labels", json!({ "k".repeat(64): "x" })),
+            "labels",
+            format!("key \"{}\" {key_rule}", "k".repeat(64)),
+        ),
+        (
+            everything("labels", json!({ "team": 5 })),
+            "labels.team",
+            "must be a string".into(),
+        ),
+        (
+            everything("labels", json!({ "team": "a\"b" })),
+            "labels.team",
+            value_rule.into(),
+        ),
+        (
+            everything("labels", json!({ "team": "v".repeat(64) })),
+            "labels.team",
+            value_rule.into(),
+        ),
+    ] {
+        cases.push((body, field, reason));
     }
     for (body, field, reason) in cases {
         let response = app.post_create_session(&body).await;
@@ -517,7 +601,8 @@ async fn sessions_are_listed_in_pages_without_their_credentials() {
     ] {
         created.push(app.create_session(body).await);
     }
-    created.sort();
+    // Newest first.
+    created.reverse();
     let list = |query: String| {
         let app = &app;
         async move {
@@ -545,7 +630,11 @@ async fn sessions_are_listed_in_pages_without_their_credentials() {
             .collect()
     };
     assert_eq!(ids(&first), created[..2]);
-    assert_eq!(first["next_after"], created[1]);
+    let next_after = first["next_after"].as_str().expect("next_after");
+    assert!(
+        next_after.ends_with(&format!("~{}", created[1])),
+        "{next_after}"
+    );
     let shown = &first["sessions"][0];
     assert_eq!(
         shown["mcp_endpoint"],
@@ -553,7 +642,11 @@ async fn sessions_are_listed_in_pages_without_their_credentials() {
     );
     assert!(shown["created_at"].is_string(), "{shown}");
 
-    let (status, rest) = list(format!("?limit=2&after={}", created[1])).await;
+    let (status, rest) = list(format!(
+        "?limit=2&after={}",
+        url::form_urlencoded::byte_serialize(next_after.as_bytes()).collect::<String>()
+    ))
+    .await;
     assert_eq!(status, 200);
     let rest: Value = serde_json::from_str(&rest).expect("JSON");
     assert_eq!(ids(&rest), created[2..]);
@@ -573,13 +666,30 @@ async fn sessions_are_listed_in_pages_without_their_credentials() {
         (
             "?after=x",
             "after",
-            "must be a session id from an earlier answer",
+            "must be the next_after of an earlier answer",
         ),
         (
             "?page=2",
             "page",
-            "unknown parameter; expected limit, after",
+            "unknown parameter; expected limit, after, name, label, server, owner",
         ),
+        ("?limit=2&limit=3", "limit", "is given twice"),
+        (
+            "?label=team",
+            "label",
+            "must be key=value, as in label=team=platform",
+        ),
+        (
+            "?label=te%20am=x",
+            "label",
+            "\"te am=x\" is no label key: use 1 to 63 letters, digits and . _ - /, starting with a letter or digit",
+        ),
+        (
+            "?label=team=a%22b",
+            "label",
+            "\"team=a\\\"b\" is no label value: use 0 to 63 letters, digits and . _ - / : @",
+        ),
+        ("?name=%01x", "name", "must not hold control characters"),
     ] {
         let (status, body) = list(query.into()).await;
         assert_eq!(status, 400, "{query}");

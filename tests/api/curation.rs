@@ -342,7 +342,7 @@ async fn bad_rules_are_refused_with_the_field_and_nothing_is_stored() {
     }
     assert_eq!(
         app.mux
-            .list_sessions(10, None, None)
+            .list_sessions(10, None, &Default::default())
             .await
             .expect("list")
             .len(),

@@ -35,6 +35,7 @@ mod resources;
 mod rotate_key;
 mod routing;
 mod search_mode;
+mod session_names;
 mod shared_lists;
 mod stateless;
 mod store;

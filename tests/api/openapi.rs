@@ -754,8 +754,8 @@ async fn the_documented_refusals_are_the_answers_the_gateway_gives() {
         (
             "get",
             "/sessions",
-            url("/sessions?limit=0"),
-            admin(app.http.get(url("/sessions?limit=0"))),
+            url("/sessions?label=team"),
+            admin(app.http.get(url("/sessions?label=team"))),
         ),
         (
             "get",

@@ -67,6 +67,8 @@ async fn data_dir_with_sessions(count: usize) -> (tempfile::TempDir, Vec<Uuid>) 
             rate_limit: None,
             curation: Default::default(),
             owner: None,
+            name: None,
+            labels: Default::default(),
         };
         store.insert_session(&record).await.expect("inserted");
         ids.push(record.id);

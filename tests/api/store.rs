@@ -165,6 +165,8 @@ fn record(token: &str) -> SessionRecord {
         rate_limit: None,
         curation: Default::default(),
         owner: None,
+        name: None,
+        labels: Default::default(),
     }
 }
 
@@ -896,5 +898,185 @@ async fn nodes_starting_at_once_on_a_new_database_all_start() {
             let store = started.expect("every node migrates or finds the migrations applied");
             assert_eq!(store.count_sessions().await.expect("store answers"), 0);
         }
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_listed_newest_first_and_filtered_by_name_labels_server_and_owner() {
+    use mcp_mux::store::{Labels, Owner, SessionFilter};
+    for database in databases().await {
+        let url = database.url.clone();
+        let store = Store::connect(&url, key(TEST_KEY))
+            .await
+            .expect("store opens");
+        let started = Utc::now();
+        let labelled = |pairs: &[(&str, &str)]| -> Labels {
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect()
+        };
+        let alice = Owner {
+            issuer: "https://auth.example.com".into(),
+            subject: "alice".into(),
+        };
+        // Oldest first, a millisecond apart; two share a time, so that the
+        // id breaks the tie.
+        let mut stored = Vec::new();
+        for (n, (name, labels, servers, owner)) in [
+            (
+                Some("Nightly_CI"),
+                labelled(&[("team", "platform"), ("env", "ci")]),
+                vec!["everything"],
+                None,
+            ),
+            (
+                Some("nightly%cd"),
+                labelled(&[("team", "platform")]),
+                vec!["hf"],
+                Some(alice.clone()),
+            ),
+            (
+                None,
+                labelled(&[("team", "web"), ("env", "ci")]),
+                vec!["everything", "hf_2"],
+                None,
+            ),
+            (Some("adhoc"), Labels::new(), vec!["hf_2"], None),
+            (Some("adhoc twin"), Labels::new(), vec!["everything"], None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = started + chrono::Duration::milliseconds(n.min(3) as i64);
+            let record = SessionRecord {
+                name: name.map(str::to_owned),
+                labels,
+                servers: servers.into_iter().map(str::to_owned).collect(),
+                owner,
+                created_at: at,
+                ..record("t")
+            };
+            store.insert_session(&record).await.expect("inserted");
+            stored.push(record);
+        }
+        let found = store
+            .find_session(stored[0].id)
+            .await
+            .expect("query")
+            .expect("stored");
+        assert_eq!(found.name.as_deref(), Some("Nightly_CI"), "{url}");
+        assert_eq!(found.labels, stored[0].labels, "{url}");
+
+        let ids = |filter: SessionFilter| {
+            let store = &store;
+            async move {
+                store
+                    .list_sessions(100, None, &filter)
+                    .await
+                    .expect("list")
+                    .iter()
+                    .map(|summary| summary.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        // Newest first; of the two made at one time, the greater id first.
+        let mut tied = [stored[3].id, stored[4].id];
+        tied.sort();
+        let newest_first = vec![tied[1], tied[0], stored[2].id, stored[1].id, stored[0].id];
+        assert_eq!(ids(SessionFilter::default()).await, newest_first, "{url}");
+
+        // Pages of two, each after the cursor of the page before, see every
+        // session once, in the same order.
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list_sessions(2, after, &SessionFilter::default())
+                .await
+                .expect("page");
+            paged.extend(page.iter().map(|summary| summary.id));
+            match page.last() {
+                Some(last) if page.len() == 2 => {
+                    after = Some(last.cursor().to_string().parse().expect("cursor"))
+                }
+                _ => break,
+            }
+        }
+        assert_eq!(paged, newest_first, "{url}");
+
+        // A name is found by any part of it, ASCII case ignored, with `%`
+        // and `_` taken literally; labels and servers keep their case.
+        let by_name = |name: &str| SessionFilter {
+            name: Some(name.into()),
+            ..SessionFilter::default()
+        };
+        assert_eq!(
+            ids(by_name("nightly")).await,
+            [stored[1].id, stored[0].id],
+            "{url}"
+        );
+        assert_eq!(ids(by_name("Y_c")).await, [stored[0].id], "{url}");
+        assert_eq!(ids(by_name("%")).await, [stored[1].id], "{url}");
+        assert_eq!(ids(by_name("missing")).await, Vec::<Uuid>::new(), "{url}");
+
+        // Every label given must hold, as key and value together.
+        let by_labels = |pairs: &[(&str, &str)]| SessionFilter {
+            labels: pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+            ..SessionFilter::default()
+        };
+        assert_eq!(
+            ids(by_labels(&[("team", "platform")])).await,
+            [stored[1].id, stored[0].id],
+            "{url}"
+        );
+        assert_eq!(
+            ids(by_labels(&[("team", "platform"), ("env", "ci")])).await,
+            [stored[0].id],
+            "{url}"
+        );
+        assert_eq!(
+            ids(by_labels(&[("env", "platform")])).await,
+            Vec::<Uuid>::new(),
+            "{url}"
+        );
+        assert_eq!(
+            ids(by_labels(&[("team", "plat")])).await,
+            Vec::<Uuid>::new(),
+            "{url}"
+        );
+        assert_eq!(
+            ids(by_labels(&[("team", "Platform")])).await,
+            Vec::<Uuid>::new(),
+            "{url}"
+        );
+
+        // A server by its whole name: `hf` is not `hf_2`.
+        let by_server = |server: &str| SessionFilter {
+            server: Some(server.into()),
+            ..SessionFilter::default()
+        };
+        assert_eq!(ids(by_server("hf")).await, [stored[1].id], "{url}");
+        assert_eq!(
+            ids(by_server("hf_2")).await,
+            [stored[3].id, stored[2].id],
+            "{url}"
+        );
+
+        let by_owner = SessionFilter {
+            owner_subject: Some("alice".into()),
+            ..SessionFilter::default()
+        };
+        assert_eq!(ids(by_owner).await, [stored[1].id], "{url}");
+        let of_user = SessionFilter {
+            owner: Some(alice.clone()),
+            name: Some("adhoc".into()),
+            ..SessionFilter::default()
+        };
+        assert_eq!(ids(of_user).await, Vec::<Uuid>::new(), "{url}");
+        database.drop_database().await;
     }
 }

@@ -492,7 +492,7 @@ async fn bad_form_input_is_refused_naming_the_field_and_keeps_no_credential() {
         ),
         (
             vec![("servers", "alpha"), ("colour", "red")],
-            "colour: unknown field; expected servers, credentials, prefix, ttl_seconds, require_token, access, owner, rate_limit, tools, prompts, tool_mode".to_owned(),
+            "colour: unknown field; expected servers, name, labels, credentials, prefix, ttl_seconds, require_token, access, owner, rate_limit, tools, prompts, tool_mode".to_owned(),
         ),
         (
             vec![("servers", HOSTILE)],

@@ -11,12 +11,18 @@ use uuid::Uuid;
 use super::body::{ItemRulesShape, OwnerShape};
 use crate::mux::ItemRules;
 use crate::routes::client_configs::ClientConfigs;
-use crate::store::Owner;
+use crate::store::{Labels, Owner};
 
 /// The answer to a created session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionCreated {
     pub session_id: Uuid,
+    /// What its creator calls it, if they named it.
+    #[schema(examples("nightly-ci"))]
+    pub name: Option<String>,
+    /// Its labels, keys in order.
+    #[schema(value_type = BTreeMap<String, String>, example = json!({"team": "platform", "env": "ci"}))]
+    pub labels: Labels,
     /// The session's MCP endpoint, a path on this gateway.
     #[schema(examples("/session/0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61/mcp"))]
     pub mcp_endpoint: String,
@@ -70,6 +76,12 @@ pub struct AuthorizationShown {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionShown {
     pub session_id: Uuid,
+    /// What its creator calls it, if they named it.
+    #[schema(examples("nightly-ci"))]
+    pub name: Option<String>,
+    /// Its labels, keys in order.
+    #[schema(value_type = BTreeMap<String, String>, example = json!({"team": "platform", "env": "ci"}))]
+    pub labels: Labels,
     pub mcp_endpoint: String,
     /// A session that can be read is active: a deleted or expired one is gone.
     #[schema(examples("active"))]
@@ -160,13 +172,20 @@ pub struct SessionDeleted {
 pub struct SessionList {
     pub sessions: Vec<SessionListed>,
     /// Give as `after` for the next page; null on the last.
-    pub next_after: Option<Uuid>,
+    #[schema(examples("2026-12-06T06:00:00.123456Z~0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61"))]
+    pub next_after: Option<String>,
 }
 
 /// A stored session, never its credentials.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionListed {
     pub session_id: Uuid,
+    /// What its creator calls it, if they named it.
+    #[schema(examples("nightly-ci"))]
+    pub name: Option<String>,
+    /// Its labels, keys in order.
+    #[schema(value_type = BTreeMap<String, String>, example = json!({"team": "platform", "env": "ci"}))]
+    pub labels: Labels,
     pub mcp_endpoint: String,
     pub servers: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -185,6 +204,12 @@ pub struct SessionListed {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
     pub session_id: Uuid,
+    /// What its creator calls it, if they named it.
+    #[schema(examples("nightly-ci"))]
+    pub name: Option<String>,
+    /// Its labels, keys in order.
+    #[schema(value_type = BTreeMap<String, String>, example = json!({"team": "platform", "env": "ci"}))]
+    pub labels: Labels,
     pub records: Vec<AuditShown>,
     /// Give as `before` for the next page; null on the last.
     pub next_before: Option<i64>,

@@ -15,7 +15,7 @@ use crate::mcp::client_values::credential_problem;
 use crate::mux::{NewSession, PrefixMode};
 use crate::registry::Registry;
 use crate::routes::error::{ApiError, quoted};
-use crate::store::Owner;
+use crate::store::{Labels, Owner};
 
 /// A create-session body is a list of names and a few tokens.
 pub(super) const CREATE_SESSION_BODY_LIMIT: usize = 64 * 1024;
@@ -27,8 +27,10 @@ const MAX_RATE_LIMIT: u64 = 1_000_000;
 
 /// The fields a create-session body may have, in the order its unknown-field
 /// error lists them.
-const CREATE_SESSION_FIELDS: [&str; 11] = [
+const CREATE_SESSION_FIELDS: [&str; 13] = [
     "servers",
+    "name",
+    "labels",
     "credentials",
     "prefix",
     "ttl_seconds",
@@ -52,6 +54,15 @@ pub struct CreateSessionRequest {
     // show whole bodies.
     #[schema(min_items = 1)]
     servers: Vec<String>,
+    /// What to call the session in lists and the console: 1 to 64
+    /// characters, no control characters.
+    #[schema(min_length = 1, max_length = 64, examples("nightly-ci"))]
+    name: Option<String>,
+    /// Up to 16 labels to find the session by (`GET /sessions?label=k=v`).
+    /// A key is 1 to 63 letters, digits and `. _ - /`, starting with a
+    /// letter or digit; a value is 0 to 63 letters, digits and `. _ - / : @`.
+    #[schema(value_type = Option<HashMap<String, String>>, example = json!({"team": "platform", "env": "ci"}))]
+    labels: Option<Map<String, Value>>,
     /// Per server that needs one, its credential: `{"token": "…"}` or
     /// `{"api_key": "…"}` (`credential_fields` in `GET /registry`).
     #[schema(value_type = Option<Object>)]
@@ -173,6 +184,11 @@ pub(super) fn parse_create_session(
         return Err(ApiError::bad_request("body", "must be a JSON object"));
     };
     let servers = parse_servers(body.remove("servers"), registry)?;
+    let name = body.remove("name").map(parse_name).transpose()?.flatten();
+    let labels = match body.remove("labels") {
+        None | Some(Value::Null) => Labels::new(),
+        Some(value) => parse_labels(value)?,
+    };
     let credentials = match body.remove("credentials") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
@@ -286,10 +302,111 @@ pub(super) fn parse_create_session(
             rate_limit,
             curation,
             owner: None,
+            name,
+            labels,
         },
         access,
         owner,
     })
+}
+
+/// Longest session name, in characters.
+pub(crate) const MAX_NAME_CHARS: usize = 64;
+/// Most labels a session has.
+pub(crate) const MAX_LABELS: usize = 16;
+/// Longest label key or value, in characters.
+pub(crate) const MAX_LABEL_CHARS: usize = 63;
+
+/// `name`: 1 to 64 characters, no control characters, not only spaces;
+/// null names nothing.
+fn parse_name(value: Value) -> Result<Option<String>, ApiError> {
+    let text = match value {
+        Value::Null => return Ok(None),
+        Value::String(text) => text,
+        _ => return Err(ApiError::bad_request("name", "must be a string")),
+    };
+    check_name(&text)?;
+    Ok(Some(text))
+}
+
+/// Why `text` is no session name, if it is not one; also checks the
+/// `name` filter of the sessions list.
+pub(crate) fn check_name(text: &str) -> Result<(), ApiError> {
+    let problem = if text.trim().is_empty() {
+        Some("must not be empty or only spaces".to_owned())
+    } else if text.chars().count() > MAX_NAME_CHARS {
+        Some(format!("must be at most {MAX_NAME_CHARS} characters"))
+    } else if text.chars().any(char::is_control) {
+        Some("must not hold control characters".to_owned())
+    } else {
+        None
+    };
+    problem.map_or(Ok(()), |reason| Err(ApiError::bad_request("name", reason)))
+}
+
+/// `labels`: an object of at most 16 string values.
+fn parse_labels(value: Value) -> Result<Labels, ApiError> {
+    let Value::Object(map) = value else {
+        return Err(ApiError::bad_request(
+            "labels",
+            "must be an object of strings: {\"team\": \"platform\"}",
+        ));
+    };
+    if map.len() > MAX_LABELS {
+        return Err(ApiError::bad_request(
+            "labels",
+            format!("has {} labels; at most {MAX_LABELS} are allowed", map.len()),
+        ));
+    }
+    let mut labels = Labels::new();
+    for (key, value) in map {
+        check_label_key(&key).map_err(|reason| {
+            ApiError::bad_request("labels", format!("key {} {reason}", quoted(&key)))
+        })?;
+        let Value::String(value) = value else {
+            return Err(ApiError::bad_request(
+                format!("labels.{key}"),
+                "must be a string",
+            ));
+        };
+        check_label_value(&value)
+            .map_err(|reason| ApiError::bad_request(format!("labels.{key}"), reason))?;
+        labels.insert(key, value);
+    }
+    Ok(labels)
+}
+
+/// Why `key` is no label key, if it is not one.
+pub(crate) fn check_label_key(key: &str) -> Result<(), String> {
+    let starts_well = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !starts_well
+        || key.chars().count() > MAX_LABEL_CHARS
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+    {
+        return Err(format!(
+            "is no label key: use 1 to {MAX_LABEL_CHARS} letters, digits and . _ - /, starting with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Why `value` is no label value, if it is not one.
+pub(crate) fn check_label_value(value: &str) -> Result<(), String> {
+    if value.chars().count() > MAX_LABEL_CHARS
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+    {
+        return Err(format!(
+            "is no label value: use 0 to {MAX_LABEL_CHARS} letters, digits and . _ - / : @"
+        ));
+    }
+    Ok(())
 }
 
 /// `owner`: `{"issuer": "…", "subject": "…"}`, both non-empty.

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::Value;
 use utoipa::IntoParams;
-use uuid::Uuid;
 
 pub use answers::SessionCreated;
 use answers::{
@@ -27,14 +26,14 @@ use body::{
 use super::access::{Access, new_session_token, token_digest};
 use super::body::{read_limited, refuse_unread};
 use super::client_configs::client_configs;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, quoted};
 use super::rate_limit::check_create_session_rate;
 use super::session_id::{SessionPath, mcp_endpoint, short_id};
 use super::sign_in::{Caller, caller};
 use crate::grants::Grants;
 use crate::mcp::nesting;
 use crate::mux::{Authorization, CircuitState, Mux, MuxError, Session};
-use crate::store::Owner;
+use crate::store::{Owner, SessionCursor, SessionFilter};
 
 /// `GET /sessions`'s query.
 #[derive(IntoParams)]
@@ -45,7 +44,17 @@ struct SessionsQuery {
     #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<u64>,
     /// `next_after` of the page before.
-    after: Option<Uuid>,
+    after: Option<String>,
+    /// Only sessions whose name contains this (ASCII case ignored).
+    name: Option<String>,
+    /// Only sessions with this label, as `key=value`; may be given up to
+    /// 16 times, and every one must hold.
+    #[param(example = "team=platform")]
+    label: Option<String>,
+    /// Only sessions over this server.
+    server: Option<String>,
+    /// Only sessions of the signed-in user with this subject.
+    owner: Option<String>,
 }
 
 /// `GET /session/<id>/audit`'s query.
@@ -166,6 +175,8 @@ pub(super) async fn create(
     Ok(SessionCreated {
         authorization,
         session_id: session.id,
+        name: session.name.clone(),
+        labels: session.labels.clone(),
         mcp_endpoint: endpoint,
         mcp_url: url,
         status: "created",
@@ -345,38 +356,40 @@ pub async fn delete_session(
 
 /// Most sessions one list answer carries.
 const MAX_SESSION_PAGE: u64 = 1000;
+/// The parameters `GET /sessions` takes.
+const LIST_PARAMETERS: [&str; 6] = ["limit", "after", "name", "label", "server", "owner"];
+/// Most `label` conditions one list asks for: each a session may hold.
+const MAX_LABEL_FILTERS: usize = body::MAX_LABELS;
 
-/// `GET /sessions?limit=N&after=ID`: the stored sessions in id order, never
-/// their credentials; `next_after` continues the list.
+/// `GET /sessions?limit=N&after=CURSOR&name=…&label=k=v&server=…&owner=…`:
+/// the stored sessions, newest first, never their credentials;
+/// `next_after` continues the list.
 #[utoipa::path(get, path = "/sessions", tag = "sessions", operation_id = "list_sessions", params(SessionsQuery),
     responses(
         (status = 200, description = "A page of sessions", body = SessionList),
         (status = 400, description = "A parameter is wrong: `field` names it", body = ErrorBody,
-            example = json!({"error": "bad_request", "field": "limit", "message": "limit: must be a whole number from 1 to 1000"})),
+            example = json!({"error": "bad_request", "field": "label", "message": "label: must be key=value, as in label=team=platform"})),
     ))]
 pub async fn list_sessions(
     request: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, ApiError> {
-    check_parameters(&query, &["limit", "after"])?;
-    let limit = page_limit(&query, MAX_SESSION_PAGE)?;
-    let after = match query.get("after") {
-        None => None,
-        Some(text) => Some(Uuid::try_parse(text).map_err(|_| {
-            ApiError::bad_request("after", "must be a session id from an earlier answer")
-        })?),
+    let (limit, after, filter) = parse_list_query(request.query_string())?;
+    let filter = SessionFilter {
+        // A signed-in user sees their own sessions only.
+        owner: caller(&request).owner(),
+        ..filter
     };
-    let sessions = mux
-        .list_sessions(limit, after, caller(&request).owner().as_ref())
-        .await?;
+    let sessions = mux.list_sessions(limit, after, &filter).await?;
     let next_after = (sessions.len() as u64 == limit)
-        .then(|| sessions.last().map(|session| session.id))
+        .then(|| sessions.last().map(|session| session.cursor().to_string()))
         .flatten();
     let sessions = sessions
         .into_iter()
         .map(|session| SessionListed {
             session_id: session.id,
+            name: session.name,
+            labels: session.labels,
             mcp_endpoint: mcp_endpoint(session.id),
             servers: session.servers,
             created_at: session.created_at,
@@ -390,6 +403,70 @@ pub async fn list_sessions(
         sessions,
         next_after,
     }))
+}
+
+/// The page size, the place and the filter a sessions list asks for: each
+/// parameter once but `label`, which may repeat (every one must hold).
+/// The console's list reads its query here too.
+pub(crate) fn parse_list_query(
+    query: &str,
+) -> Result<(u64, Option<SessionCursor>, SessionFilter), ApiError> {
+    let mut single = HashMap::new();
+    let mut filter = SessionFilter::default();
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if !LIST_PARAMETERS.contains(&key.as_ref()) {
+            return Err(ApiError::bad_request(
+                key.as_ref(),
+                format!("unknown parameter; expected {}", LIST_PARAMETERS.join(", ")),
+            ));
+        }
+        if key == "label" {
+            filter.labels.push(parse_label_filter(&value)?);
+            continue;
+        }
+        if single
+            .insert(key.clone().into_owned(), value.into_owned())
+            .is_some()
+        {
+            return Err(ApiError::bad_request(key.as_ref(), "is given twice"));
+        }
+    }
+    if filter.labels.len() > MAX_LABEL_FILTERS {
+        return Err(ApiError::bad_request(
+            "label",
+            format!(
+                "is given {} times; at most {MAX_LABEL_FILTERS}",
+                filter.labels.len()
+            ),
+        ));
+    }
+    let limit = page_limit(&single, MAX_SESSION_PAGE)?;
+    let after = match single.remove("after") {
+        None => None,
+        Some(text) => Some(text.parse::<SessionCursor>().map_err(|()| {
+            ApiError::bad_request("after", "must be the next_after of an earlier answer")
+        })?),
+    };
+    // Empty filters filter nothing: an HTML form sends its empty fields.
+    let given = |value: Option<String>| value.filter(|value| !value.is_empty());
+    if let Some(name) = given(single.remove("name")) {
+        body::check_name(&name)?;
+        filter.name = Some(name);
+    }
+    filter.server = given(single.remove("server"));
+    filter.owner_subject = given(single.remove("owner"));
+    Ok((limit, after, filter))
+}
+
+/// A `label` filter: `key=value`, as a label is set.
+fn parse_label_filter(text: &str) -> Result<(String, String), ApiError> {
+    let (key, value) = text.split_once('=').ok_or_else(|| {
+        ApiError::bad_request("label", "must be key=value, as in label=team=platform")
+    })?;
+    body::check_label_key(key)
+        .and_then(|()| body::check_label_value(value))
+        .map_err(|reason| ApiError::bad_request("label", format!("{} {reason}", quoted(text))))?;
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 /// A list's `limit`: 1 to `max`, 100 when not given.
@@ -473,6 +550,8 @@ pub async fn get_audit(
         .collect();
     Ok(HttpResponse::Ok().json(AuditPage {
         session_id: session.id,
+        name: session.name.clone(),
+        labels: session.labels.clone(),
         records,
         next_before,
     }))
@@ -510,6 +589,8 @@ async fn describe(
     }
     Ok(SessionShown {
         session_id: session.id,
+        name: session.name.clone(),
+        labels: session.labels.clone(),
         mcp_endpoint: mcp_endpoint(session.id),
         status: "active",
         prefix: session.prefix.as_str(),

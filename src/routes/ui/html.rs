@@ -65,6 +65,8 @@ button { font: inherit; padding: .25rem .8rem; cursor: pointer; }
 button.danger { color: #a61b1b; }
 label { display: block; margin: .3rem 0; }
 .indent { margin-left: 1.6rem; }
+form.filter { background: #fff; border: 1px solid #e1e4ea; padding: .4rem .6rem; margin-bottom: 1rem; }
+form.filter label { display: inline-block; margin-right: .8rem; }
 details { margin: .3rem 0; }
 textarea { font-family: ui-monospace, monospace; font-size: 13px; }
 a.danger { color: #a61b1b; }

@@ -3,8 +3,6 @@
 //! prompts, resources and recent audit, with a form to try a tool) and
 //! `GET|POST /ui/session/<id>/delete` (asks, then deletes).
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
@@ -20,8 +18,9 @@ use crate::mux::Mux;
 use crate::routes::access::Access;
 use crate::routes::error::ApiError;
 use crate::routes::session_id::{SessionPath, mcp_endpoint, short_id};
-use crate::routes::sessions::authorization_shown;
+use crate::routes::sessions::{authorization_shown, parse_list_query};
 use crate::routes::tools::plain_calls_mcp_session;
+use crate::store::{Labels, SessionSummary};
 
 /// Sessions on one page of the list.
 const PAGE: u64 = 100;
@@ -36,75 +35,202 @@ fn delete_link(id: Uuid) -> String {
     format!("<a class=\"danger\" href=\"/ui/session/{id}/delete\">Delete</a>")
 }
 
-/// The console's first page: the stored sessions with each backend's health.
+/// The console's first page: the stored sessions, newest first, with each
+/// backend's health; filtered as `GET /sessions` filters (the same query,
+/// read by the same function).
 #[utoipa::path(get, path = "/ui", tag = "console", operation_id = "show_console_sessions",
-    params(("after" = Option<String>, Query, description = "The last session id of the page before")),
+    params(
+        ("after" = Option<String>, Query, description = "Where the page before ended"),
+        ("name" = Option<String>, Query, description = "Only sessions whose name contains this (ASCII case ignored)"),
+        ("label" = Option<String>, Query, description = "Only sessions with this label, as `key=value`; may repeat"),
+        ("server" = Option<String>, Query, description = "Only sessions over this server"),
+        ("owner" = Option<String>, Query, description = "Only sessions of the signed-in user with this subject"),
+        ("deleted" = Option<String>, Query, description = "A session just deleted, which the page says is"),
+    ),
     responses((status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 400, description = "`after` is not a session id", content_type = "text/html", body = String)))]
-pub async fn list(
-    request: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
-    mux: web::Data<Mux>,
-) -> Result<HttpResponse, PageError> {
-    let after = match query.get("after") {
-        None => None,
-        Some(text) => Some(Uuid::try_parse(text).map_err(|_| {
-            ApiError::bad_request("after", "must be a session id from an earlier page")
-        })?),
-    };
-    let sessions = mux.list_sessions(PAGE, after, None).await?;
+        (status = 400, description = "A filter, or `after`, is wrong: the page names it", content_type = "text/html", body = String)))]
+pub async fn list(request: HttpRequest, mux: web::Data<Mux>) -> Result<HttpResponse, PageError> {
+    let shown = ListQuery::read(request.query_string());
     let mut body = String::new();
-    if let Some(deleted) = query.get("deleted").and_then(|id| Uuid::try_parse(id).ok()) {
+    if let Some(deleted) = shown.deleted {
         body.push_str(&format!(
             "<p class=\"notice\">Session <code>{deleted}</code> is deleted.</p>\n"
         ));
     }
+    body.push_str("<p><a href=\"/ui/create-session\">Create a session</a></p>\n");
+    let (_, after, filter) = match parse_list_query(&shown.list_query()) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            body.push_str(&format!(
+                "<p class=\"error\">{}</p>\n{}",
+                esc(&error.to_string()),
+                filter_form(&mux, &shown)
+            ));
+            return Ok(page_refusing(&error, "Sessions", Some(&request), &body));
+        }
+    };
+    body.push_str(&filter_form(&mux, &shown));
+    let sessions = mux.list_sessions(PAGE, after, &filter).await?;
     body.push_str(
-        "<p><a href=\"/ui/create-session\">Create a session</a></p>\
-         <table><tr><th>Session</th><th>Backends (circuit, calls in progress)</th>\
+        "<table><tr><th>Session</th><th>Labels</th><th>Backends (circuit, calls in progress)</th>\
          <th>Created</th><th>Expires</th><th>Access</th><th></th></tr>\n",
     );
     for session in &sessions {
-        let backends: Vec<String> = session
-            .servers
-            .iter()
-            .map(|server| {
-                let state = mux
-                    .backend_health(server)
-                    .map(|(circuit, calls)| {
-                        format!(
-                            "{} <span class=\"muted\">{calls} in progress</span>",
-                            circuit_badge(&circuit)
-                        )
-                    })
-                    .unwrap_or_else(|| "<span class=\"muted\">not in the registry</span>".into());
-                format!("<code>{}</code> {state}", esc(server))
-            })
-            .collect();
-        body.push_str(&format!(
-            "<tr><td><a href=\"/ui/session/{id}\"><code>{id}</code></a></td><td>{backends}</td>\
-             <td>{created}</td><td>{expires}</td><td>{token}</td><td>{delete}</td></tr>\n",
-            id = session.id,
-            backends = backends.join("<br>"),
-            created = time(&session.created_at),
-            expires = session.expires_at.as_ref().map(time).unwrap_or_default(),
-            token = access_shown(session.require_token, session.owner.as_ref()),
-            delete = delete_link(session.id),
-        ));
+        body.push_str(&session_row(&mux, session));
     }
     body.push_str("</table>\n");
     if sessions.is_empty() {
-        body.push_str("<p class=\"muted\">No sessions.</p>");
+        let none = if shown.filters() {
+            "No session passes the filter."
+        } else {
+            "No sessions."
+        };
+        body.push_str(&format!("<p class=\"muted\">{none}</p>"));
     }
     if sessions.len() as u64 == PAGE
         && let Some(last) = sessions.last()
     {
         body.push_str(&format!(
-            "<p><a href=\"/ui?after={}\">Next page</a></p>",
-            last.id
+            "<p><a href=\"/ui?{}\">Next page</a></p>",
+            esc(&shown.next_page(&last.cursor().to_string()))
         ));
     }
     Ok(page(StatusCode::OK, "Sessions", Some(&request), &body))
+}
+
+/// The list's query: the filters and place `GET /sessions` takes, as the
+/// filter form sends them, and the session just deleted.
+#[derive(Default)]
+struct ListQuery {
+    /// `name`, `label` (each), `server`, `owner` and `after`, in order,
+    /// but for the empty ones a form sends.
+    list: Vec<(String, String)>,
+    deleted: Option<Uuid>,
+}
+
+/// The filters of the form; `label` is the one that may repeat.
+const FILTERS: [&str; 4] = ["name", "label", "server", "owner"];
+
+impl ListQuery {
+    fn read(query: &str) -> Self {
+        let mut read = ListQuery::default();
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if key == "deleted" {
+                read.deleted = Uuid::try_parse(&value).ok();
+            } else if !value.is_empty() {
+                // An empty `label` is no filter, as an empty `name` is none.
+                read.list.push((key.into_owned(), value.into_owned()));
+            }
+        }
+        read
+    }
+
+    /// The query `GET /sessions` would take.
+    fn list_query(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&self.list)
+            .finish()
+    }
+
+    /// The query of the page after `cursor`: the same filters.
+    fn next_page(&self, cursor: &str) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.list.iter().filter(|(key, _)| key != "after"))
+            .append_pair("after", cursor)
+            .finish()
+    }
+
+    /// The first value of filter `key`, as typed.
+    fn get(&self, key: &str) -> &str {
+        self.list
+            .iter()
+            .find(|(name, _)| name == key)
+            .map_or("", |(_, value)| value.as_str())
+    }
+
+    fn filters(&self) -> bool {
+        self.list
+            .iter()
+            .any(|(key, _)| FILTERS.contains(&key.as_str()))
+    }
+}
+
+/// The form that filters the list: a GET, so it needs no form token.
+fn filter_form(mux: &Mux, shown: &ListQuery) -> String {
+    let server = shown.get("server");
+    let mut servers = String::from("<option value=\"\">any</option>");
+    for registered in mux.registry().servers() {
+        let selected = if registered.name == server {
+            " selected"
+        } else {
+            ""
+        };
+        servers.push_str(&format!(
+            "<option value=\"{name}\"{selected}>{name}</option>",
+            name = esc(&registered.name)
+        ));
+    }
+    format!(
+        "<form class=\"filter\" method=\"get\" action=\"/ui\">\
+         <label>Name contains <input type=\"text\" name=\"name\" value=\"{name}\"></label> \
+         <label>Label <input type=\"text\" name=\"label\" placeholder=\"key=value\" value=\"{label}\"></label> \
+         <label>Backend <select name=\"server\">{servers}</select></label> \
+         <label>Owner <input type=\"text\" name=\"owner\" placeholder=\"subject\" value=\"{owner}\"></label> \
+         <button>Filter</button>{clear}</form>\n",
+        name = esc(shown.get("name")),
+        label = esc(shown.get("label")),
+        owner = esc(shown.get("owner")),
+        clear = if shown.filters() {
+            " <a href=\"/ui\">Show all</a>"
+        } else {
+            ""
+        },
+    )
+}
+
+/// One session of the list.
+fn session_row(mux: &Mux, session: &SessionSummary) -> String {
+    let backends: Vec<String> = session
+        .servers
+        .iter()
+        .map(|server| {
+            let state = mux
+                .backend_health(server)
+                .map(|(circuit, calls)| {
+                    format!(
+                        "{} <span class=\"muted\">{calls} in progress</span>",
+                        circuit_badge(&circuit)
+                    )
+                })
+                .unwrap_or_else(|| "<span class=\"muted\">not in the registry</span>".into());
+            format!("<code>{}</code> {state}", esc(server))
+        })
+        .collect();
+    let name = session
+        .name
+        .as_deref()
+        .map(|name| format!("<strong>{}</strong><br>", esc(name)))
+        .unwrap_or_default();
+    format!(
+        "<tr><td>{name}<a href=\"/ui/session/{id}\"><code>{id}</code></a></td><td>{labels}</td>\
+         <td>{backends}</td><td>{created}</td><td>{expires}</td><td>{token}</td><td>{delete}</td></tr>\n",
+        id = session.id,
+        labels = labels_shown(&session.labels),
+        backends = backends.join("<br>"),
+        created = time(&session.created_at),
+        expires = session.expires_at.as_ref().map(time).unwrap_or_default(),
+        token = access_shown(session.require_token, session.owner.as_ref()),
+        delete = delete_link(session.id),
+    )
+}
+
+/// A session's labels, each `key=value`.
+fn labels_shown(labels: &Labels) -> String {
+    labels
+        .iter()
+        .map(|(key, value)| format!("<code>{}={}</code>", esc(key), esc(value)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A session's page: its backends, expiry, rules, MCP sessions, tools,
@@ -133,6 +259,8 @@ pub async fn show(
     let mut body = format!(
         "<table>\
          <tr><th>Session</th><td><code>{id}</code></td></tr>\
+         <tr><th>Name</th><td>{name}</td></tr>\
+         <tr><th>Labels</th><td>{labels}</td></tr>\
          <tr><th>MCP endpoint</th><td><code>{endpoint}</code></td></tr>\
          <tr><th>Created</th><td>{created}</td></tr>\
          <tr><th>Expires</th><td>{expires}</td></tr>\
@@ -145,6 +273,13 @@ pub async fn show(
          <h2>Backends</h2>\
          <table><tr><th>Backend</th><th>Auth</th><th>State</th><th>Circuit</th><th>Calls in progress (all sessions)</th></tr>\n",
         id = session.id,
+        name = session
+            .name
+            .as_deref()
+            .map(esc)
+            .map(|name| name.to_string())
+            .unwrap_or_default(),
+        labels = labels_shown(&session.labels),
         endpoint = mcp_endpoint(session.id),
         created = time(&session.created_at),
         expires = session
