@@ -129,8 +129,11 @@ try {
     (await page.title()).startsWith("Session created") && /<code>mmx_[A-Za-z0-9_-]+<\/code>/.test(created),
     await page.title());
 
-  // A curated session from the form: tool rules, tool mode and rate limit.
+  // A curated session from the form: name, labels, tool rules, tool mode
+  // and rate limit.
   await page.goto(`${args.base}/ui/create-session`);
+  await page.fill('input[name="name"]', "e2e curated <console>");
+  await page.fill('textarea[name="labels"]', "team=e2e\nflow=console");
   await page.check('input[name="servers"][value="everything"]');
   await page.click('summary:has-text("Tool rules for everything")');
   await page.fill('input[name="tools.everything.allow"]', "echo, get-sum");
@@ -163,11 +166,53 @@ try {
         && !curatedPage.includes("<code>everything__echo</code>")
         && !curatedPage.includes("<code>everything__get-env</code>"),
       "tools or rules missing");
+    check("console: the curated session's page shows its name and labels",
+      curatedPage.includes("<tr><th>Name</th><td>e2e curated &lt;console&gt;</td></tr>")
+        && curatedPage.includes("<code>flow=console</code> <code>team=e2e</code>"),
+      "no name or labels");
     check("console: the curated session's page shows its rules, mode and rate limit",
       curatedPage.includes("<td><code>echo</code> <code>get-sum</code></td>")
         && curatedPage.includes("<tr><th>Rate limit</th><td>20 requests a second</td></tr>")
         && curatedPage.includes("<tr><th>Tool mode</th><td>direct</td></tr>"),
       "rules, mode or rate missing");
+  }
+
+  // Filter the list by name, label and backend, with the filter form.
+  let filtered = [];
+  if (curatedId) {
+    const listedIds = async () => {
+      const html = await page.content();
+      return [...html.matchAll(/<a href="\/ui\/session\/([0-9a-f-]{36})">/g)].map((m) => m[1]);
+    };
+    await page.goto(`${args.base}/ui`);
+    const all = await listedIds();
+    check("console: the list is newest first", all[0] === curatedId, all.slice(0, 3).join(" "));
+    await page.fill('form.filter input[name="name"]', "CURATED");
+    await page.click('form.filter button:has-text("Filter")');
+    const byName = await listedIds();
+    filtered.push(await page.content());
+    check("console: filtering by name lists the named session only",
+      byName.length === 1 && byName[0] === curatedId, byName.join(" "));
+    await page.goto(`${args.base}/ui`);
+    await page.fill('form.filter input[name="label"]', "team=e2e");
+    await page.click('form.filter button:has-text("Filter")');
+    const byLabel = await listedIds();
+    filtered.push(await page.content());
+    check("console: filtering by label lists the labelled session only",
+      byLabel.length === 1 && byLabel[0] === curatedId && page.url().includes("label=team%3De2e"), `${page.url()} ${byLabel.join(" ")}`);
+    await page.goto(`${args.base}/ui`);
+    await page.selectOption('form.filter select[name="server"]', "everything");
+    await page.fill('form.filter input[name="name"]', "no such name");
+    await page.click('form.filter button:has-text("Filter")');
+    const none = await page.content();
+    filtered.push(none);
+    check("console: a filter nothing passes says so", none.includes("No session passes the filter."), "no notice");
+    await page.goto(`${args.base}/ui`);
+    await page.selectOption('form.filter select[name="server"]', "everything");
+    await page.click('form.filter button:has-text("Filter")');
+    const byServer = await listedIds();
+    check("console: filtering by backend lists the sessions over it",
+      byServer.includes(args.listed) && byServer.includes(curatedId), byServer.join(" "));
   }
 
   // Delete, confirming on the delete page.
@@ -188,7 +233,7 @@ try {
     !after.includes(`/ui/session/${args.delete}`) && after.includes(`/ui/session/${args.listed}`), "still listed");
 
   check("console: no page shows the admin token",
-    [list, detail, tried, badJson, registry, created, refusedRule, curated, curatedPage, asked, after].every(noToken),
+    [list, detail, tried, badJson, registry, created, refusedRule, curated, curatedPage, ...filtered, asked, after].every(noToken),
     "the token is on a page");
 
   await Promise.all([page.waitForURL(`${args.base}/ui/login`), page.click('button:has-text("Log out")')]);

@@ -1369,3 +1369,200 @@ async fn deleting_asks_first_and_then_says_it_is_done() {
     assert_eq!(status, 404);
     assert_eq!(error_message(&gone), format!("no session &quot;{id}&quot;"));
 }
+
+/// The session ids a list page links to, in order.
+fn listed_ids(list: &str) -> Vec<String> {
+    list.split("<a href=\"/ui/session/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        // Not the delete links.
+        .filter(|path| !path.contains('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_list_is_newest_first_filtered_by_name_label_backend_and_owner() {
+    let console = console(false).await;
+    let mut ids = Vec::new();
+    for body in [
+        json!({ "servers": ["alpha"], "name": "Nightly build", "labels": { "team": "platform", "env": "ci" } }),
+        json!({ "servers": ["alpha", "kb"], "credentials": { "kb": { "token": CREDENTIAL } }, "name": "nightly <b>", "labels": { "team": "search" } }),
+        json!({ "servers": ["alpha"] }),
+    ] {
+        let created = console.create_session(body).await;
+        ids.push(created["session_id"].as_str().expect("id").to_owned());
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    let (status, list) = page(console.get("/ui").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed_ids(&list), newest_first);
+    assert!(list.contains(&format!(
+        "<tr><td><strong>Nightly build</strong><br><a href=\"/ui/session/{}\">",
+        ids[0]
+    )));
+    assert!(list.contains("<td><code>env=ci</code> <code>team=platform</code></td>"));
+    assert!(list.contains("<strong>nightly &lt;b&gt;</strong>"));
+    assert!(list.contains("<form class=\"filter\" method=\"get\" action=\"/ui\">"));
+
+    for (query, wanted) in [
+        // Empty fields, as the form sends them, filter nothing.
+        ("name=&label=&server=&owner=", newest_first.clone()),
+        ("name=NIGHTLY", vec![ids[1].clone(), ids[0].clone()]),
+        ("name=nightly&label=team%3Dplatform", vec![ids[0].clone()]),
+        ("label=team%3Dsearch&label=env%3Dci", vec![]),
+        ("server=kb", vec![ids[1].clone()]),
+        ("owner=someone", vec![]),
+    ] {
+        let (status, list) = page(console.get(&format!("/ui?{query}")).await).await;
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(listed_ids(&list), wanted, "{query}");
+        if wanted.is_empty() {
+            assert!(list.contains("No session passes the filter."), "{query}");
+        }
+    }
+    let (_, kept) = page(
+        console
+            .get("/ui?name=%22x%3C&label=team%3Dsearch&server=kb")
+            .await,
+    )
+    .await;
+    assert!(
+        kept.contains("name=\"name\" value=\"&quot;x&lt;\""),
+        "{kept}"
+    );
+    assert!(kept.contains("name=\"label\" placeholder=\"key=value\" value=\"team=search\""));
+    assert!(kept.contains("<option value=\"kb\" selected>kb</option>"));
+    assert!(kept.contains("<a href=\"/ui\">Show all</a>"));
+
+    for (query, message) in [
+        (
+            "label=team",
+            "label: must be key=value, as in label=team=platform",
+        ),
+        (
+            "colour=red",
+            "colour: unknown parameter; expected limit, after, name, label, server, owner",
+        ),
+        (
+            "after=x",
+            "after: must be the next_after of an earlier answer",
+        ),
+    ] {
+        let (status, refused) = page(console.get(&format!("/ui?{query}")).await).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(error_message(&refused), message, "{query}");
+        assert!(
+            refused.contains("<form class=\"filter\""),
+            "the filter form again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_list_pages_keep_their_filter() {
+    let console = console(false).await;
+    let mut ids = Vec::new();
+    for n in 0..101 {
+        let created = console
+            .create_session(json!({ "servers": ["alpha"], "name": format!("bulk {n}") }))
+            .await;
+        ids.push(created["session_id"].as_str().expect("id").to_owned());
+    }
+    console
+        .create_session(json!({ "servers": ["alpha"], "name": "other" }))
+        .await;
+    let (_, first) = page(console.get("/ui?name=bulk").await).await;
+    let listed = listed_ids(&first);
+    assert_eq!(listed.len(), 100);
+    assert_eq!(listed[0], ids[100], "newest first");
+    let next = first
+        .split("<p><a href=\"/ui?")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next page link")
+        .replace("&amp;", "&");
+    assert!(next.starts_with("name=bulk&after="), "{next}");
+    let (status, second) = page(console.get(&format!("/ui?{next}")).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed_ids(&second), vec![ids[0].clone()]);
+    assert!(!second.contains("Next page"));
+}
+
+#[tokio::test]
+async fn the_create_form_sets_a_name_and_labels_and_refuses_bad_ones_by_field() {
+    let console = console(false).await;
+    let (status, created) = page(
+        console
+            .post(
+                "/ui/create-session",
+                &[
+                    ("name", "Nightly <b>"),
+                    ("labels", "team=platform\n\nenv = ci\n"),
+                    ("servers", "alpha"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created.contains("<tr><th>Name</th><td>Nightly &lt;b&gt;</td></tr>"));
+    let id = created
+        .split("href=\"/ui/session/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to the session")
+        .to_owned();
+    let shown = session_json(&console, &id).await;
+    assert_eq!(shown["name"], "Nightly <b>");
+    assert_eq!(shown["labels"], json!({ "team": "platform", "env": "ci" }));
+    let (_, detail) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert!(detail.contains("<tr><th>Name</th><td>Nightly &lt;b&gt;</td></tr>"));
+    assert!(detail.contains(
+        "<tr><th>Labels</th><td><code>env=ci</code> <code>team=platform</code></td></tr>"
+    ));
+
+    for (form, message) in [
+        (
+            vec![("servers", "alpha"), ("labels", "team=plat form")],
+            "labels.team: is no label value: use 0 to 63 letters, digits and . _ - / : @",
+        ),
+        (
+            vec![("servers", "alpha"), ("labels", "-team=x")],
+            "labels: key &quot;-team&quot; is no label key: use 1 to 63 letters, digits and . _ - /, starting with a letter or digit",
+        ),
+        (
+            vec![("servers", "alpha"), ("name", &"n".repeat(65))],
+            "name: must be at most 64 characters",
+        ),
+    ] {
+        let (status, refused) = page(console.post("/ui/create-session", &form).await).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert_eq!(error_message(&refused), message, "{form:?}");
+    }
+    let (_, kept) = page(
+        console
+            .post(
+                "/ui/create-session",
+                &[("servers", "alpha"), ("name", "x\"y"), ("labels", "a=<b>")],
+            )
+            .await,
+    )
+    .await;
+    assert!(
+        kept.contains("name=\"name\" size=\"40\" value=\"x&quot;y\""),
+        "{kept}"
+    );
+    assert!(kept.contains("spellcheck=\"false\">a=&lt;b&gt;</textarea>"));
+    assert_eq!(
+        console
+            .app
+            .mux
+            .store()
+            .count_sessions()
+            .await
+            .expect("count"),
+        1,
+        "only the good one was made"
+    );
+}

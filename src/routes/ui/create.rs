@@ -104,8 +104,9 @@ pub async fn submit(
 /// The JSON body of `POST /create-session` that the form stands for:
 /// `servers` (checkboxes), `credential.<server>` (filled in ones only,
 /// under the field name the server's auth takes), `require_token` (a
-/// checkbox), `ttl_seconds` and `rate_limit` (empty for none), `tool_mode`,
-/// and `tools.<server>.<rule>` (empty for none). Any other field is passed
+/// checkbox), `name`, `labels` (one `key=value` a line), `ttl_seconds` and
+/// `rate_limit` (empty for none), `tool_mode`, and `tools.<server>.<rule>`
+/// (empty for none). Any other field is passed
 /// on, to be refused by name. Nothing is checked here: the create-session
 /// checks name whatever is wrong.
 fn create_session_body(form: &Form, registry: &Registry) -> (Value, Chosen) {
@@ -135,6 +136,14 @@ fn create_session_body(form: &Form, registry: &Registry) -> (Value, Chosen) {
         } else if name == "require_token" {
             chosen.require_token = true;
             body.insert(name.to_owned(), Value::Bool(true));
+        } else if name == "name" {
+            if !value.trim().is_empty() {
+                body.insert(name.to_owned(), Value::String(value.to_owned()));
+            }
+        } else if name == "labels" {
+            if !value.trim().is_empty() {
+                body.insert(name.to_owned(), named_lines(value));
+            }
         } else if name == "ttl_seconds" || name == "rate_limit" {
             if !value.trim().is_empty() {
                 // A number when it is one; otherwise the text, for the
@@ -185,21 +194,27 @@ fn rule_value(rule: &str, text: &str) -> Value {
                 .map(|pattern| Value::String(pattern.to_owned()))
                 .collect(),
         ),
-        "rename" | "description" => Value::Object(
-            text.lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .map(|line| {
-                    let (original, text) = line.split_once('=').unwrap_or((line, ""));
-                    (
-                        original.trim().to_owned(),
-                        Value::String(text.trim().to_owned()),
-                    )
-                })
-                .collect(),
-        ),
+        "rename" | "description" => named_lines(text),
         _ => Value::String(text.to_owned()),
     }
+}
+
+/// `name=text` lines as an object; a line without `=` is a name with an
+/// empty text.
+fn named_lines(text: &str) -> Value {
+    Value::Object(
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let (name, text) = line.split_once('=').unwrap_or((line, ""));
+                (
+                    name.trim().to_owned(),
+                    Value::String(text.trim().to_owned()),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The form, filled in with what was chosen, and the refusal if any.
@@ -219,8 +234,15 @@ fn form_page(
     }
     body.push_str(&format!(
         "<form method=\"post\" action=\"/ui/create-session\">{}\n\
+         <fieldset><legend>Session</legend>\n\
+         <label>Name (optional) <input type=\"text\" name=\"name\" size=\"40\" value=\"{name}\"></label>\n\
+         <label>Labels: one <code>key=value</code> a line<br>\
+         <textarea name=\"labels\" rows=\"2\" cols=\"40\" spellcheck=\"false\">{labels}</textarea></label>\n\
+         </fieldset>\n\
          <fieldset><legend>Backends</legend>\n",
-        form_token_field(request)
+        form_token_field(request),
+        name = chosen.text("name"),
+        labels = chosen.text("labels"),
     ));
     for server in mux.registry().servers() {
         let checked = if chosen.servers.contains(&server.name) {
@@ -302,8 +324,10 @@ fn created_page(request: &HttpRequest, created: &SessionCreated) -> HttpResponse
     let id = created.session_id.to_string();
     let mut body = format!(
         "<table><tr><th>Session</th><td><a href=\"/ui/session/{id}\"><code>{id}</code></a></td></tr>\
+         <tr><th>Name</th><td>{name}</td></tr>\
          <tr><th>MCP URL</th><td><code>{url}</code></td></tr></table>\n",
         id = esc(&id),
+        name = esc(created.name.as_deref().unwrap_or("")),
         url = esc(&created.mcp_url),
     );
     if let Some(token) = &created.session_token {
