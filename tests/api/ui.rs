@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use mcp_mux::routes::rate_limit::{Rate, Rates};
 use reqwest::redirect::Policy;
 use serde_json::json;
 use sha2::Digest;
@@ -26,6 +27,11 @@ struct Console {
 }
 
 async fn console(admin: bool) -> Console {
+    console_with(admin, Rates::default()).await
+}
+
+/// [`console`], with the gateway's default request rates.
+async fn console_with(admin: bool, rates: Rates) -> Console {
     let alpha = spawn_rmcp_backend("alpha", None).await;
     let kb = spawn_rmcp_backend("kb", Some(CREDENTIAL)).await;
     let registry = registry_yaml(&[
@@ -38,6 +44,7 @@ async fn console(admin: bool) -> Console {
     ]);
     let mut options = AppOptions::new(registry);
     options.admin_token = admin.then(|| ADMIN_TOKEN.to_owned());
+    options.rates = rates;
     Console {
         app: spawn_app_with(options).await.expect("starts"),
         http: reqwest::Client::builder()
@@ -1564,5 +1571,57 @@ async fn the_create_form_sets_a_name_and_labels_and_refuses_bad_ones_by_field() 
             .expect("count"),
         1,
         "only the good one was made"
+    );
+}
+
+#[tokio::test]
+async fn try_it_takes_the_session_s_rate_as_a_client_s_call_does() {
+    // One request, then one every 100 s.
+    let console = console_with(
+        false,
+        Rates {
+            session: Some(Rate {
+                per_second: 0.01,
+                burst: 1,
+            }),
+            ..Rates::default()
+        },
+    )
+    .await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha"] }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let call = format!("/ui/session/{id}/call");
+    // Refused arguments use none of it; nor does the session's page.
+    let (status, _) = page(
+        console
+            .post(&call, &[("tool", "alpha__echo"), ("arguments", "[]")])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert_eq!(status, 200);
+    let form = [("tool", "alpha__echo"), ("arguments", r#"{"text": "hi"}"#)];
+    let (status, _) = page(console.post(&call, &form).await).await;
+    assert_eq!(status, 200);
+    let refused = console.post(&call, &form).await;
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=100).contains(&wait), "{wait}");
+    let (status, refused) = page(refused).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        error_message(&refused),
+        format!("too many requests on this session; retry after {wait} s")
+    );
+    assert_eq!(
+        audit_records(&console, id).await.len(),
+        1,
+        "one call was made"
     );
 }

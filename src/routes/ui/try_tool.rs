@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
+use uuid::Uuid;
 
 use super::catalogue::tool_names;
 use super::form::Form;
@@ -20,7 +21,6 @@ use crate::routes::rate_limit::charge_session_rate;
 use crate::routes::session_id::{SessionPath, short_id};
 use crate::routes::tools::{arguments, call_tool, plain_calls_mcp_session};
 use crate::store::StoredAuditRecord;
-use uuid::Uuid;
 
 /// How long the result waits for the call's audit record to be written:
 /// the trail writes every tenth of a second or so.
