@@ -5,16 +5,18 @@
 mod audit;
 pub mod crypto;
 mod entity;
+mod labels;
 mod mcp_sessions;
 mod nodes;
 mod oauth;
 mod session_list;
 
 pub use audit::{AuditRecord, StoredAuditRecord};
+pub use labels::Labels;
 pub use mcp_sessions::McpSessionRecord;
 pub use nodes::{CHANNEL, NodeRecord};
 pub use oauth::{ClientRegistration, GrantHolder, PendingAuthorization, StoredGrant};
-pub use session_list::{Labels, SessionCursor, SessionFilter, SessionSummary};
+pub use session_list::{SessionCursor, SessionFilter, SessionSummary};
 
 use chrono::{DateTime, Utc};
 use migrations::{Migrator, MigratorTrait};
@@ -383,7 +385,7 @@ impl Store {
             owner_issuer: Set(record.owner.as_ref().map(|owner| owner.issuer.clone())),
             owner_subject: Set(record.owner.as_ref().map(|owner| owner.subject.clone())),
             name: Set(record.name.clone()),
-            labels: Set(session_list::labels_column(&record.labels)),
+            labels: Set(labels::labels_column(&record.labels)),
         };
         session::Entity::insert(row).exec(&self.db).await?;
         Ok(())
@@ -454,7 +456,7 @@ impl Store {
                     .map_err(|_| corrupt("curation is not the stored rules' JSON"))?,
             },
             owner: owner_of(row.owner_issuer.clone(), row.owner_subject.clone()),
-            labels: session_list::labels_of(row.labels.as_deref())
+            labels: labels::labels_of(row.labels.as_deref())
                 .map_err(|_| corrupt("labels is not a JSON object of strings"))?,
             name: row.name.clone(),
         }))

@@ -12,11 +12,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entity::session;
+use super::labels::{Labels, labels_of};
 use super::{Owner, Store, StoreError, owner_of};
-
-/// A session's labels: keys and values of a bounded character set (see
-/// `routes::sessions::body`), keys in order.
-pub type Labels = BTreeMap<String, String>;
 
 /// A stored session as a list shows it: never its credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,16 +193,6 @@ fn summary_of(row: session::Model) -> Result<SessionSummary, StoreError> {
         name: row.name,
         owner: owner_of(row.owner_issuer, row.owner_subject),
     })
-}
-
-/// A row's labels column: NULL when there are none.
-pub(super) fn labels_of(text: Option<&str>) -> Result<Labels, serde_json::Error> {
-    text.map_or(Ok(Labels::new()), serde_json::from_str)
-}
-
-/// The labels column of `labels`.
-pub(super) fn labels_column(labels: &Labels) -> Option<String> {
-    (!labels.is_empty()).then(|| serde_json::to_string(labels).unwrap_or_default())
 }
 
 #[cfg(test)]

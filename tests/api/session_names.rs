@@ -91,24 +91,17 @@ async fn a_named_labelled_session_is_shown_everywhere_and_found_by_its_filters()
         .await
         .expect("answer");
     assert_eq!(answer.status(), 200);
-    let audit = loop {
-        let audit = app.get_json(&format!("/session/{named}/audit")).await;
-        if !audit["records"].as_array().expect("records").is_empty() {
-            break audit;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let audit_path = format!("/session/{named}/audit");
+    assert!(
+        eventually(|| async {
+            app.get_json(&audit_path).await["records"][0]["tool"] == "alpha__echo"
+        })
+        .await
+    );
+    let audit = app.get_json(&audit_path).await;
     assert_eq!(audit["name"], "Nightly CI");
     assert_eq!(audit["labels"], json!({ "env": "ci", "team": "platform" }));
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("answer")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.get_text("/metrics").await;
     assert!(
         metrics.contains("mcp_mux_named_session_tool_calls_total{name=\"Nightly CI\"} 1"),
         "{metrics}"
