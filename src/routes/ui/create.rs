@@ -106,9 +106,9 @@ pub async fn submit(
 /// under the field name the server's auth takes), `require_token` (a
 /// checkbox), `name`, `labels` (one `key=value` a line), `ttl_seconds` and
 /// `rate_limit` (empty for none), `tool_mode`, and `tools.<server>.<rule>`
-/// (empty for none). Any other field is passed
-/// on, to be refused by name. Nothing is checked here: the create-session
-/// checks name whatever is wrong.
+/// (empty for none). Any other field is passed on, to be refused by name.
+/// Nothing is checked here: the create-session checks name whatever is
+/// wrong.
 fn create_session_body(form: &Form, registry: &Registry) -> (Value, Chosen) {
     let mut chosen = Chosen::default();
     let mut body = Map::new();
