@@ -7,8 +7,10 @@
 //   E2E_ADMIN_TOKEN=... node console_client.mjs BASE_URL --listed ID --delete ID
 //        --screenshot FILE [--chromium /usr/bin/chromium] [--node-modules DIR]
 //
-// --listed: a session created through the API, which the list must show.
-// --delete: a session to delete with the console's button; it must disappear.
+// --listed: a session created through the API, which the list must show;
+//           its page lists its tools, and one is tried from there.
+// --delete: a session to delete from the console, confirming on its delete
+//           page; it must disappear.
 // The admin token comes from the environment, never the command line.
 
 import { join } from "node:path";
@@ -87,6 +89,31 @@ try {
   const detail = await page.content();
   check("console: the session page shows its backends and their circuits",
     detail.includes("<code>everything</code>") && detail.includes('class="state closed"'), "no backend row");
+  check("console: the session page lists its tools, with the backend's own names",
+    detail.includes("<code>everything__echo</code>")
+      && detail.includes('<code>everything</code> <span class="muted">as</span> <code>echo</code>'),
+    "no everything__echo row");
+  check("console: the session page shows the tool mode and the backends' state",
+    detail.includes("<tr><th>Tool mode</th><td>direct</td></tr>") && detail.includes('<span class="state">ready</span>'),
+    "no tool mode or backend state");
+
+  // Try a tool: the form calls it as a client would, and shows the result
+  // and the call's audit record.
+  await page.selectOption('select[name="tool"]', "everything__echo");
+  await page.fill('textarea[name="arguments"]', '{"message": "hi from the console"}');
+  await page.click('button:has-text("Call the tool")');
+  const tried = await page.content();
+  check("console: trying a tool shows its result",
+    (await page.title()).startsWith("Tool call") && tried.includes("Echo: hi from the console"),
+    `${await page.title()}: ${tried.slice(0, 200)}`);
+  check("console: trying a tool shows the call's audit record",
+    /<td>everything<\/td><td><code>everything__echo<\/code><\/td><td>ok<\/td>/.test(tried),
+    "no audit record of the call");
+  await page.fill('textarea[name="arguments"]', '{"message": ');
+  await page.click('button:has-text("Call the tool")');
+  const badJson = await page.content();
+  check("console: arguments that are not JSON are refused, naming the field",
+    badJson.includes('<p class="error">arguments: is not valid JSON'), "no refusal naming arguments");
 
   await page.goto(`${args.base}/ui/registry`);
   const registry = await page.content();
@@ -102,17 +129,112 @@ try {
     (await page.title()).startsWith("Session created") && /<code>mmx_[A-Za-z0-9_-]+<\/code>/.test(created),
     await page.title());
 
+  // A curated session from the form: name, labels, tool rules, tool mode
+  // and rate limit.
+  await page.goto(`${args.base}/ui/create-session`);
+  await page.fill('input[name="name"]', "e2e curated <console>");
+  await page.fill('textarea[name="labels"]', "team=e2e\nflow=console");
+  await page.check('input[name="servers"][value="everything"]');
+  await page.click('summary:has-text("Tool rules for everything")');
+  await page.fill('input[name="tools.everything.allow"]', "echo, get-sum");
+  await page.fill('textarea[name="tools.everything.rename"]', "echo=say");
+  await page.fill('textarea[name="tools.everything.description"]', "get-sum=Adds two numbers, from the console.");
+  await page.fill('input[name="rate_limit"]', "20");
+  await page.fill('input[name="tools.everything.deny"]', "");
+  await page.selectOption('select[name="tool_mode"]', "direct");
+  // First a rename the check refuses: the form comes back, naming the field.
+  await page.fill('textarea[name="tools.everything.rename"]', "echo=not a name");
+  await page.click('button:has-text("Create the session")');
+  const refusedRule = await page.content();
+  check("console: a bad rule on the create form is refused, naming its field",
+    refusedRule.includes('<p class="error">tools.everything.rename.echo: makes the tool name'),
+    (await page.title()));
+  await page.fill('textarea[name="tools.everything.rename"]', "echo=say");
+  await page.click('button:has-text("Create the session")');
+  const curated = await page.content();
+  const curatedId = (curated.match(/href="\/ui\/session\/([0-9a-f-]{36})"/) || [])[1];
+  check("console: the create form makes a curated session", Boolean(curatedId), await page.title());
+  let curatedPage = "";
+  if (curatedId) {
+    await page.click(`a[href="/ui/session/${curatedId}"]`);
+    curatedPage = await page.content();
+    check("console: the curated session's page shows its renamed and described tools and which rule did it",
+      curatedPage.includes("<code>everything__say</code>")
+        && curatedPage.includes("<code>tools.everything.rename.echo</code>")
+        && curatedPage.includes("Adds two numbers, from the console.")
+        && curatedPage.includes("<code>tools.everything.description.get-sum</code>")
+        && !curatedPage.includes("<code>everything__echo</code>")
+        && !curatedPage.includes("<code>everything__get-env</code>"),
+      "tools or rules missing");
+    check("console: the curated session's page shows its name and labels",
+      curatedPage.includes("<tr><th>Name</th><td>e2e curated &lt;console&gt;</td></tr>")
+        && curatedPage.includes("<code>flow=console</code> <code>team=e2e</code>"),
+      "no name or labels");
+    check("console: the curated session's page shows its rules, mode and rate limit",
+      curatedPage.includes("<td><code>echo</code> <code>get-sum</code></td>")
+        && curatedPage.includes("<tr><th>Rate limit</th><td>20 requests a second</td></tr>")
+        && curatedPage.includes("<tr><th>Tool mode</th><td>direct</td></tr>"),
+      "rules, mode or rate missing");
+  }
+
+  // Filter the list by name, label and backend, with the filter form.
+  let filtered = [];
+  if (curatedId) {
+    const listedIds = async () => {
+      const html = await page.content();
+      return [...html.matchAll(/<a href="\/ui\/session\/([0-9a-f-]{36})">/g)].map((m) => m[1]);
+    };
+    await page.goto(`${args.base}/ui`);
+    const all = await listedIds();
+    check("console: the list is newest first", all[0] === curatedId, all.slice(0, 3).join(" "));
+    await page.fill('form.filter input[name="name"]', "CURATED");
+    await page.click('form.filter button:has-text("Filter")');
+    const byName = await listedIds();
+    filtered.push(await page.content());
+    check("console: filtering by name lists the named session only",
+      byName.length === 1 && byName[0] === curatedId, byName.join(" "));
+    await page.goto(`${args.base}/ui`);
+    await page.fill('form.filter input[name="label"]', "team=e2e");
+    await page.click('form.filter button:has-text("Filter")');
+    const byLabel = await listedIds();
+    filtered.push(await page.content());
+    check("console: filtering by label lists the labelled session only",
+      byLabel.length === 1 && byLabel[0] === curatedId && page.url().includes("label=team%3De2e"), `${page.url()} ${byLabel.join(" ")}`);
+    await page.goto(`${args.base}/ui`);
+    await page.selectOption('form.filter select[name="server"]', "everything");
+    await page.fill('form.filter input[name="name"]', "no such name");
+    await page.click('form.filter button:has-text("Filter")');
+    const none = await page.content();
+    filtered.push(none);
+    check("console: a filter nothing passes says so", none.includes("No session passes the filter."), "no notice");
+    await page.goto(`${args.base}/ui`);
+    await page.selectOption('form.filter select[name="server"]', "everything");
+    await page.click('form.filter button:has-text("Filter")');
+    const byServer = await listedIds();
+    check("console: filtering by backend lists the sessions over it",
+      byServer.includes(args.listed) && byServer.includes(curatedId), byServer.join(" "));
+  }
+
+  // Delete, confirming on the delete page.
   await page.goto(`${args.base}/ui`);
+  await page.click(`a[href="/ui/session/${args.delete}/delete"]`);
+  const asked = await page.content();
+  check("console: deleting asks first",
+    (await page.title()).startsWith("Delete session") && (await page.locator('input[name="confirm"]').count()) === 1,
+    await page.title());
   await Promise.all([
-    page.waitForURL(`${args.base}/ui`),
-    page.click(`form[action="/ui/session/${args.delete}/delete"] button`),
+    page.waitForURL(`${args.base}/ui?deleted=${args.delete}`),
+    page.click('button:has-text("Delete the session")'),
   ]);
   const after = await page.content();
-  check("console: a session deleted with its button disappears from the list",
-    !after.includes(args.delete) && after.includes(`/ui/session/${args.listed}`), "still listed");
+  check("console: a confirmed delete says it is done",
+    after.includes(`Session <code>${args.delete}</code> is deleted.`), "no notice");
+  check("console: a deleted session disappears from the list",
+    !after.includes(`/ui/session/${args.delete}`) && after.includes(`/ui/session/${args.listed}`), "still listed");
 
   check("console: no page shows the admin token",
-    [list, detail, registry, created, after].every(noToken), "the token is on a page");
+    [list, detail, tried, badJson, registry, created, refusedRule, curated, curatedPage, ...filtered, asked, after].every(noToken),
+    "the token is on a page");
 
   await Promise.all([page.waitForURL(`${args.base}/ui/login`), page.click('button:has-text("Log out")')]);
   const again = await page.goto(`${args.base}/ui`);

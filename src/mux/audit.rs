@@ -36,6 +36,11 @@ pub struct AuditTrail {
     receiver: tokio::sync::Mutex<mpsc::Receiver<AuditRecord>>,
     written: AtomicU64,
     dropped: AtomicU64,
+    /// Records queued so far.
+    queued: AtomicU64,
+    /// Records the writer has handled so far, written or not: what
+    /// [`AuditTrail::settled`] waits on.
+    handled: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for AuditTrail {
@@ -46,6 +51,8 @@ impl Default for AuditTrail {
             receiver: tokio::sync::Mutex::new(receiver),
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            handled: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -56,7 +63,18 @@ impl AuditTrail {
         if self.sender.try_send(record).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("the audit queue is full; a tools/call record was dropped");
+        } else {
+            self.queued.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// Waits until the writer has handled every record queued before the
+    /// call: then a record of a call that has finished can be read back.
+    pub async fn settled(&self) {
+        let queued = self.queued.load(Ordering::Acquire);
+        let mut handled = self.handled.subscribe();
+        // The sender lives as long as the trail: waiting cannot fail.
+        let _ = handled.wait_for(|handled| *handled >= queued).await;
     }
 
     /// Writes queued records to `store` for as long as the future is
@@ -69,7 +87,7 @@ impl AuditTrail {
         let mut batch = Vec::with_capacity(BATCH);
         while receiver.recv_many(&mut batch, BATCH).await > 0 {
             tokio::time::sleep(GATHER).await;
-            write_queued(&mut receiver, &mut batch, store, &self.written).await;
+            write_queued(&mut receiver, &mut batch, store, self).await;
         }
     }
 
@@ -86,7 +104,7 @@ impl AuditTrail {
     pub async fn flush(&self, store: &Store) {
         let mut receiver = self.receiver.lock().await;
         let mut batch = Vec::with_capacity(BATCH);
-        write_queued(&mut receiver, &mut batch, store, &self.written).await;
+        write_queued(&mut receiver, &mut batch, store, self).await;
     }
 }
 
@@ -96,7 +114,7 @@ async fn write_queued(
     receiver: &mut mpsc::Receiver<AuditRecord>,
     batch: &mut Vec<AuditRecord>,
     store: &Store,
-    written: &AtomicU64,
+    trail: &AuditTrail,
 ) {
     loop {
         while batch.len() < BATCH
@@ -105,23 +123,25 @@ async fn write_queued(
             batch.push(record);
         }
         let full = batch.len() == BATCH;
-        write(store, batch, written).await;
+        write(store, batch, trail).await;
         if !full {
             return;
         }
     }
 }
 
-async fn write(store: &Store, batch: &mut Vec<AuditRecord>, written: &AtomicU64) {
+async fn write(store: &Store, batch: &mut Vec<AuditRecord>, trail: &AuditTrail) {
+    let records = batch.len() as u64;
     match store.insert_audit_records(batch).await {
         Ok(()) => {
-            written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            trail.written.fetch_add(records, Ordering::Relaxed);
         }
         Err(error) => {
-            tracing::error!(%error, records = batch.len(), "could not write audit records")
+            tracing::error!(%error, records, "could not write audit records")
         }
     }
     batch.clear();
+    trail.handled.send_modify(|handled| *handled += records);
 }
 
 /// Where an MCP session's calls are recorded, and under which session.

@@ -38,7 +38,7 @@ use curation::SessionCuration;
 pub use curation::{Curation, ItemRules, ToolMode};
 pub use error::{CallError, MuxError, Unavailable};
 use mcp_session::SessionContext;
-pub use mcp_session::{ClientCall, ClientStream, McpSession, Timings, capabilities};
+pub use mcp_session::{ClientCall, ClientStream, ListedItem, McpSession, Timings, capabilities};
 pub use mcp_sessions::Held;
 pub use paging::PAGE_SIZE;
 pub use payload::Payload;
@@ -352,6 +352,14 @@ impl Mux {
     /// Writes the audit trail to the store; runs for as long as the gateway.
     pub async fn write_audit_trail(&self) {
         self.audit.write_to(&self.store).await;
+    }
+
+    /// Waits, at most `within`, until the audit records of the calls that
+    /// have finished are in the store; false when they are not yet.
+    pub async fn audit_settled(&self, within: Duration) -> bool {
+        tokio::time::timeout(within, self.audit.settled())
+            .await
+            .is_ok()
     }
 
     /// Writes the audit records still queued; for the end of a shutdown.

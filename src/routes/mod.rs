@@ -86,7 +86,10 @@ fn handlers(route: Route, resource: Resource) -> Resource {
             ),
         Route::Console => resource.route(web::get().to(ui::sessions::list)),
         Route::ConsoleSession => resource.route(web::get().to(ui::sessions::show)),
-        Route::ConsoleDeleteSession => resource.route(web::post().to(ui::sessions::delete)),
+        Route::ConsoleDeleteSession => resource
+            .route(web::get().to(ui::sessions::confirm_delete))
+            .route(web::post().to(ui::sessions::delete)),
+        Route::ConsoleCallTool => resource.route(web::post().to(ui::try_tool::call)),
         Route::ConsoleCreateSession => resource
             .route(web::get().to(ui::create::form))
             .route(web::post().to(ui::create::submit)),

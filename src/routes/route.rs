@@ -73,6 +73,7 @@ pub enum Route {
     Console,
     ConsoleSession,
     ConsoleDeleteSession,
+    ConsoleCallTool,
     ConsoleCreateSession,
     ConsoleRegistry,
     ConsoleLogin,
@@ -87,7 +88,7 @@ impl Route {
     /// overlap, so the order only sets the cost: the router tries them in
     /// turn, each with a `{id}` by a regex, and the MCP endpoint takes
     /// nearly every request.
-    pub const ALL: [Route; 28] = [
+    pub const ALL: [Route; 29] = [
         Route::Mcp,
         Route::Healthz,
         Route::Readyz,
@@ -111,6 +112,7 @@ impl Route {
         Route::Console,
         Route::ConsoleSession,
         Route::ConsoleDeleteSession,
+        Route::ConsoleCallTool,
         Route::ConsoleCreateSession,
         Route::ConsoleRegistry,
         Route::ConsoleLogin,
@@ -147,6 +149,7 @@ impl Route {
             Route::Console => "/ui",
             Route::ConsoleSession => "/ui/session/{id}",
             Route::ConsoleDeleteSession => "/ui/session/{id}/delete",
+            Route::ConsoleCallTool => "/ui/session/{id}/call",
             Route::ConsoleCreateSession => "/ui/create-session",
             Route::ConsoleRegistry => "/ui/registry",
             Route::ConsoleLogin => "/ui/login",
@@ -178,6 +181,7 @@ impl Route {
             Route::Console
             | Route::ConsoleSession
             | Route::ConsoleDeleteSession
+            | Route::ConsoleCallTool
             | Route::ConsoleCreateSession
             | Route::ConsoleRegistry
             | Route::ConsoleOther => RouteKind::Console,
@@ -193,9 +197,11 @@ impl Route {
             Route::CreateSession
             | Route::RegistryReload
             | Route::Tool
-            | Route::ConsoleDeleteSession
+            | Route::ConsoleCallTool
             | Route::ConsoleLogout => "POST",
-            Route::ConsoleCreateSession | Route::ConsoleLogin => "GET, POST",
+            Route::ConsoleDeleteSession | Route::ConsoleCreateSession | Route::ConsoleLogin => {
+                "GET, POST"
+            }
             Route::ConsoleOther => "",
             Route::ResourceMetadata | Route::SessionResourceMetadata => "GET, OPTIONS",
             Route::Healthz

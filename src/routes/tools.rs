@@ -25,7 +25,7 @@ use crate::backend::BackendError;
 use crate::mcp::jsonrpc::INVALID_PARAMS;
 use crate::mcp::nesting;
 use crate::mcp::request::{ClientRequest, Method};
-use crate::mux::{CallError, ClientCall, McpSession, Mux, Unavailable};
+use crate::mux::{CallError, ClientCall, McpSession, Mux, Payload, Session, Unavailable};
 use crate::traces::{RequestFacts, RequestTrace};
 
 /// The session's tools, as `tools/list` shows them.
@@ -115,13 +115,28 @@ pub async fn call(
     };
     let (id, name) = path.into_inner();
     let mcp_session = open(&request, &id, &mux).await?;
-    let arguments = arguments(&body)?;
+    let arguments = arguments("body", &body)?;
+    let result = call_tool(&request, &mux, &mcp_session, &id, name, arguments).await?;
+    Ok(HttpResponse::Ok().json(result))
+}
+
+/// Calls tool `name` with `arguments` on a session's MCP session, the way
+/// an MCP `tools/call` goes (rules, retries, audit, metrics) and traced as
+/// one, with its backend exchanges within. `id` is the session's id, as
+/// the request named it. The console's "try it" calls here too.
+pub(crate) async fn call_tool(
+    request: &HttpRequest,
+    mux: &Mux,
+    mcp_session: &McpSession,
+    id: &str,
+    name: String,
+    arguments: Map<String, Value>,
+) -> Result<Payload, ApiError> {
     let params = json!({ "name": name, "arguments": arguments });
-    // Traced as an MCP `tools/call` is, its backend exchanges within.
-    let signed_in = signed_in_identity(&request);
+    let signed_in = signed_in_identity(request);
     let trace = RequestTrace::start(
         mux.traces(),
-        |header| trace_header(&request, header),
+        |header| trace_header(request, header),
         RequestFacts {
             method: Method::ToolsCall.as_str(),
             params: Some(&params),
@@ -138,13 +153,13 @@ pub async fn call(
             id: &Value::Null,
             stream: None,
         };
-        match mcp_session.handle_request(asked, &call).await {
-            Ok(result) => Ok(HttpResponse::Ok().json(result)),
-            Err(error) => Err(call_failed(error)),
-        }
+        mcp_session
+            .handle_request(asked, &call)
+            .await
+            .map_err(call_failed)
     };
-    serve_traced(&request, trace, work, |answered| match answered {
-        Ok(response) => response.status().as_u16(),
+    serve_traced(request, trace, work, |answered| match answered {
+        Ok(_) => StatusCode::OK.as_u16(),
         Err(error) => error.status_code().as_u16(),
     })
     .await
@@ -154,20 +169,30 @@ pub async fn call(
 /// request may use the session: with its token, within its rate.
 async fn open(request: &HttpRequest, id: &str, mux: &Mux) -> Result<Arc<McpSession>, ApiError> {
     let session = usable_session(request, SessionPath::parse(id)?, mux).await?;
+    plain_calls_mcp_session(mux, &session).await
+}
+
+/// The MCP session a session's plain HTTP calls share (the one its
+/// stateless clients that declare no capabilities share).
+pub(crate) async fn plain_calls_mcp_session(
+    mux: &Mux,
+    session: &Session,
+) -> Result<Arc<McpSession>, ApiError> {
     // Its caller answers no request of a backend: none is told it could.
     Ok(mux
-        .stateless_mcp_session(&session, &serde_json::Map::new())
+        .stateless_mcp_session(session, &serde_json::Map::new())
         .await?)
 }
 
-/// The arguments a body holds: a JSON object, or none when it is empty.
-fn arguments(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// The arguments a body (or a form's `field`) holds: a JSON object, or
+/// none when it is empty. Every refusal names `field`.
+pub(crate) fn arguments(field: &str, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     if nesting::exceeds_depth(body, nesting::MAX_DEPTH) {
         return Err(ApiError::bad_request(
-            "body",
+            field,
             format!(
                 "nests arrays and objects deeper than {} levels",
                 nesting::MAX_DEPTH
@@ -177,11 +202,11 @@ fn arguments(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(arguments)) => Ok(arguments),
         Ok(_) => Err(ApiError::bad_request(
-            "body",
+            field,
             "must be a JSON object of the tool's arguments",
         )),
         Err(error) => Err(ApiError::bad_request(
-            "body",
+            field,
             format!("is not valid JSON ({error})"),
         )),
     }

@@ -1,6 +1,9 @@
 //! The operators' console at /ui: its pages, its login, its forms' checks,
 //! and that no secret ever reaches a page.
 
+use std::time::Duration;
+
+use mcp_mux::routes::rate_limit::{Rate, Rates};
 use reqwest::redirect::Policy;
 use serde_json::json;
 use sha2::Digest;
@@ -24,6 +27,11 @@ struct Console {
 }
 
 async fn console(admin: bool) -> Console {
+    console_with(admin, Rates::default()).await
+}
+
+/// [`console`], with the gateway's default request rates.
+async fn console_with(admin: bool, rates: Rates) -> Console {
     let alpha = spawn_rmcp_backend("alpha", None).await;
     let kb = spawn_rmcp_backend("kb", Some(CREDENTIAL)).await;
     let registry = registry_yaml(&[
@@ -36,6 +44,7 @@ async fn console(admin: bool) -> Console {
     ]);
     let mut options = AppOptions::new(registry);
     options.admin_token = admin.then(|| ADMIN_TOKEN.to_owned());
+    options.rates = rates;
     Console {
         app: spawn_app_with(options).await.expect("starts"),
         http: reqwest::Client::builder()
@@ -193,7 +202,7 @@ async fn the_pages_show_sessions_backends_health_audit_and_registry() {
     assert!(
         eventually(|| async {
             let (_, shown) = page(console.get(&format!("/ui/session/{id}")).await).await;
-            shown.contains("<code>alpha__echo</code>")
+            shown.contains("<td><code>alpha__echo</code></td><td>ok</td>")
         })
         .await,
         "the call shows in the session's audit"
@@ -450,11 +459,19 @@ async fn a_session_created_in_the_console_shows_its_token_once_and_is_deleted_th
     let (_, list) = page(console.get("/ui").await).await;
     assert!(!list.contains(&token));
 
-    let deleted = console.post(&format!("/ui/session/{id}/delete"), &[]).await;
+    let deleted = console
+        .post(&format!("/ui/session/{id}/delete"), &[("confirm", "yes")])
+        .await;
     assert_eq!(deleted.status(), 303);
-    assert_eq!(deleted.headers()["location"], "/ui");
+    assert_eq!(
+        deleted.headers()["location"],
+        format!("/ui?deleted={id}").as_str()
+    );
     let (_, list) = page(console.get("/ui").await).await;
-    assert!(!list.contains(&id), "deleted sessions are not listed");
+    assert!(
+        !list.contains(&format!("/ui/session/{id}")),
+        "deleted sessions are not listed"
+    );
     let (status, gone) = page(console.get(&format!("/ui/session/{id}")).await).await;
     assert_eq!(status, 404);
     assert_eq!(error_message(&gone), format!("no session &quot;{id}&quot;"));
@@ -569,6 +586,7 @@ async fn no_secret_reaches_any_page() {
         format!("/ui/session/{id}"),
         "/ui/registry".to_owned(),
         "/ui/create-session".to_owned(),
+        format!("/ui/session/{id}/delete"),
         "/ui/login".to_owned(),
         "/ui/no-such-page".to_owned(),
     ] {
@@ -581,6 +599,13 @@ async fn no_secret_reaches_any_page() {
         )
         .await;
     bodies.push(("created".into(), page(created_page).await.1));
+    let tried = console
+        .post(
+            &format!("/ui/session/{id}/call"),
+            &[("tool", "kb__echo"), ("arguments", r#"{"text": "hi"}"#)],
+        )
+        .await;
+    bodies.push(("tried".into(), page(tried).await.1));
     let refused = console
         .post("/ui/login", &[("token", "admin-token-0123456788")])
         .await;
@@ -683,7 +708,11 @@ async fn no_spelling_of_a_console_path_passes_without_a_login() {
 /// Every console form, as (path, fields) on a gateway with session `id`.
 fn every_form(id: &str) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
     vec![
-        (format!("/ui/session/{id}/delete"), vec![]),
+        (format!("/ui/session/{id}/delete"), vec![("confirm", "yes")]),
+        (
+            format!("/ui/session/{id}/call"),
+            vec![("tool", "alpha__echo"), ("arguments", "{}")],
+        ),
         ("/ui/create-session".into(), vec![("servers", "alpha")]),
         ("/ui/logout".into(), vec![]),
         ("/ui/login".into(), vec![("token", ADMIN_TOKEN)]),
@@ -705,6 +734,22 @@ async fn assert_unchanged(console: &Console, id: &str) {
             .expect("count"),
         1,
         "no session was made"
+    );
+    let session = uuid::Uuid::parse_str(id).expect("id");
+    assert!(
+        console.app.mux.audit_settled(Duration::from_secs(10)).await,
+        "the audit trail is written"
+    );
+    assert!(
+        console
+            .app
+            .mux
+            .store()
+            .audit_records(session, 10, None)
+            .await
+            .expect("audit")
+            .is_empty(),
+        "no tool was called"
     );
 }
 
@@ -810,7 +855,9 @@ async fn a_form_without_its_form_token_is_refused_and_changes_nothing() {
             assert_unchanged(&console, &id).await;
         }
         // The page's own token passes, once the form is right.
-        let deleted = console.post(&format!("/ui/session/{id}/delete"), &[]).await;
+        let deleted = console
+            .post(&format!("/ui/session/{id}/delete"), &[("confirm", "yes")])
+            .await;
         assert_eq!(deleted.status(), 303);
     }
 }
@@ -892,4 +939,689 @@ async fn every_page_of_every_route_carries_the_safe_headers() {
             "{status}"
         );
     }
+}
+
+/// The session's `GET /session/<id>` answer.
+async fn session_json(console: &Console, id: &str) -> serde_json::Value {
+    console
+        .http
+        .get(console.url(&format!("/session/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// The session's audit records, once the trail has written every call
+/// that has finished.
+async fn audit_records(console: &Console, id: &str) -> Vec<serde_json::Value> {
+    assert!(console.app.mux.audit_settled(Duration::from_secs(10)).await);
+    let answer: serde_json::Value = console
+        .http
+        .get(console.url(&format!("/session/{id}/audit")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    answer["records"].as_array().expect("records").clone()
+}
+
+#[tokio::test]
+async fn a_session_page_shows_its_tools_prompts_rules_and_unmatched_rules() {
+    let console = console(false).await;
+    let created = console
+        .create_session(json!({
+            "servers": ["alpha", "kb"],
+            "credentials": { "kb": { "token": CREDENTIAL } },
+            "rate_limit": 50,
+            "tools": {
+                "alpha": {
+                    "deny": ["add"],
+                    "rename": { "echo": "say" },
+                    "description": { "echo": format!("Says it back {HOSTILE}") },
+                },
+                "kb": { "allow": ["echo", "nothing-*"] },
+            },
+        }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let (status, shown) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert_eq!(status, 200);
+    for expected in [
+        // Tools: the name clients use, where it comes from, the rules.
+        "<tr><td><code>alpha__say</code></td><td><code>alpha</code> <span class=\"muted\">as</span> <code>echo</code></td><td>Says it back &lt;script&gt;alert(1)&lt;/script&gt;",
+        "<td><code>tools.alpha.rename.echo</code><br><code>tools.alpha.description.echo</code></td>",
+        "<tr><td><code>kb__echo</code></td><td><code>kb</code> <span class=\"muted\">as</span> <code>echo</code></td><td>Echo the text back, prefixed with the backend&#39;s label",
+        // Prompts.
+        "<tr><td><code>alpha__greeting</code></td><td><code>alpha</code> <span class=\"muted\">as</span> <code>greeting</code></td><td>Greet someone, from this backend</td><td></td></tr>",
+        "No resources listed.",
+        // Rules, mode and rate.
+        "<tr><th>Tool mode</th><td>direct</td></tr>",
+        "<tr><th>Rate limit</th><td>50 requests a second</td></tr>",
+        "<tr><td><code>tools.alpha</code></td><td><span class=\"muted\">all</span></td><td><code>add</code></td><td><code>echo</code> → say</td>",
+        "<tr><td><code>tools.kb</code></td><td><code>echo</code> <code>nothing-*</code></td><td></td><td></td><td></td></tr>",
+        "<li><code>tools.kb.allow[1] (&quot;nothing-*&quot;)</code></li>",
+        // Backends, with state and reason.
+        "<td><code>kb</code></td><td>bearer</td><td><span class=\"state\">ready</span> <span class=\"muted\">&quot;kb&quot; answers</span></td>",
+        // The form to try a tool offers the tools shown.
+        "<option value=\"alpha__say\">alpha__say</option>",
+    ] {
+        assert!(shown.contains(expected), "{expected} in {shown}");
+    }
+    for hidden in ["alpha__add", "kb__add", HOSTILE] {
+        assert!(!shown.contains(hidden), "{hidden} is not shown");
+    }
+    // The page lists tools without using the session's calls: no record.
+    assert!(audit_records(&console, id).await.is_empty());
+}
+
+#[tokio::test]
+async fn trying_a_tool_shows_its_result_and_its_audit_record() {
+    let console = console(false).await;
+    let created = console
+        .create_session(json!({
+            "servers": ["alpha"],
+            "tools": { "alpha": { "rename": { "echo": "say" } } },
+        }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let (status, tried) = page(
+        console
+            .post(
+                &format!("/ui/session/{id}/call"),
+                &[("tool", "alpha__say"), ("arguments", r#"{"text": "hi"}"#)],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{tried}");
+    assert!(
+        tried.contains("&quot;text&quot;: &quot;alpha: hi&quot;"),
+        "the result: {tried}"
+    );
+    assert!(
+        tried.contains("<td>alpha</td><td><code>alpha__say</code></td><td>ok</td><td></td>"),
+        "the audit record: {tried}"
+    );
+    assert!(
+        tried.contains("<textarea name=\"arguments\" rows=\"5\" cols=\"70\" spellcheck=\"false\">{&quot;text&quot;: &quot;hi&quot;}</textarea>"),
+        "the form again, filled in: {tried}"
+    );
+    assert!(tried.contains("<option value=\"alpha__say\" selected>"));
+    // The same record as a client's call gets, under the session.
+    let records = audit_records(&console, id).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["tool"], "alpha__say");
+    assert_eq!(records[0]["backend"], "alpha");
+    assert_eq!(records[0]["outcome"], "ok");
+
+    // A tool's own failure is a result, recorded as such.
+    let (status, failed) = page(
+        console
+            .post(
+                &format!("/ui/session/{id}/call"),
+                &[("tool", "alpha__add"), ("arguments", r#"{"a": "x"}"#)],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{failed}");
+    assert!(failed.contains("&quot;isError&quot;: true"), "{failed}");
+    assert!(
+        failed
+            .contains("<td>alpha</td><td><code>alpha__add</code></td><td>tool_error</td><td></td>"),
+        "{failed}"
+    );
+}
+
+#[tokio::test]
+async fn try_it_refuses_bad_arguments_and_unknown_tools_by_name() {
+    let console = console(false).await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha"], "tools": { "alpha": { "deny": ["add"] } } }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let call = format!("/ui/session/{id}/call");
+    for (form, message) in [
+        (
+            vec![("tool", "alpha__echo"), ("arguments", r#"{"text":"#)],
+            "arguments: is not valid JSON (EOF while parsing a value at line 1 column 8)",
+        ),
+        (
+            vec![("tool", "alpha__echo"), ("arguments", "[1]")],
+            "arguments: must be a JSON object of the tool&#39;s arguments",
+        ),
+        (
+            vec![("tool", "alpha__echo"), ("arguments", "\"hi\"")],
+            "arguments: must be a JSON object of the tool&#39;s arguments",
+        ),
+        (
+            vec![("tool", ""), ("arguments", "{}")],
+            "tool: is required: the name of one of the session&#39;s tools",
+        ),
+    ] {
+        let (status, refused) = page(console.post(&call, &form).await).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert_eq!(error_message(&refused), message);
+        assert!(
+            refused.contains("action=\"/ui/session/"),
+            "the form is shown again"
+        );
+    }
+    assert!(
+        audit_records(&console, id).await.is_empty(),
+        "nothing was called"
+    );
+
+    // A name the session does not show is unknown, as to a client; the
+    // call is recorded, as a client's is.
+    for (tool, message) in [
+        ("alpha__add", "unknown tool &quot;alpha__add&quot;"),
+        (
+            HOSTILE,
+            "unknown tool &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;",
+        ),
+    ] {
+        let (status, refused) = page(
+            console
+                .post(&call, &[("tool", tool), ("arguments", "{}")])
+                .await,
+        )
+        .await;
+        assert_eq!(status, 404, "{tool}");
+        assert_eq!(error_message(&refused), message);
+        assert!(!refused.contains(HOSTILE));
+    }
+    let records = audit_records(&console, id).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|record| record["error_class"] == "unknown_tool")
+    );
+
+    let (status, missing) = page(
+        console
+            .post(
+                "/ui/session/0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61/call",
+                &[("tool", "alpha__echo")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        error_message(&missing),
+        "no session &quot;0b7c2f8e-8f1b-4c3e-9a55-2f4a4f8e7d61&quot;"
+    );
+}
+
+#[tokio::test]
+async fn the_create_form_sets_rules_mode_and_rate_and_the_session_page_shows_them() {
+    let console = console(false).await;
+    let (status, form) = page(console.get("/ui/create-session").await).await;
+    assert_eq!(status, 200);
+    for field in [
+        "name=\"tools.alpha.allow\"",
+        "name=\"tools.alpha.deny\"",
+        "name=\"tools.alpha.rename\"",
+        "name=\"tools.alpha.description\"",
+        "name=\"rate_limit\"",
+        "name=\"tool_mode\"",
+    ] {
+        assert!(form.contains(field), "{field} in {form}");
+    }
+    let (status, created) = page(
+        console
+            .post(
+                "/ui/create-session",
+                &[
+                    ("servers", "alpha"),
+                    ("tools.alpha.allow", "echo, add,\nget-*"),
+                    ("tools.alpha.deny", ""),
+                    ("tools.alpha.rename", "echo=say\n\n"),
+                    (
+                        "tools.alpha.description",
+                        "add = Adds two integers, exactly.",
+                    ),
+                    ("tools.kb.allow", ""),
+                    ("rate_limit", "7"),
+                    ("tool_mode", "search"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created
+        .split("href=\"/ui/session/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to the session")
+        .to_owned();
+    let shown = session_json(&console, &id).await;
+    assert_eq!(
+        shown["tools"],
+        json!({ "alpha": {
+            "allow": ["echo", "add", "get-*"],
+            "rename": { "echo": "say" },
+            "description": { "add": "Adds two integers, exactly." },
+        } })
+    );
+    assert_eq!(shown["tool_mode"], "search");
+    assert_eq!(shown["rate_limit"], 7);
+
+    let (_, page_shown) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    for expected in [
+        "<tr><th>Rate limit</th><td>7 requests a second</td></tr>",
+        "<tr><th>Tool mode</th><td>search</td></tr>",
+        "<code>search_tools</code>",
+        "<td><code>echo</code> <code>add</code> <code>get-*</code></td>",
+        "<td><code>echo</code> → say</td><td><code>add</code> : Adds two integers, exactly.</td>",
+        "<tr><td><code>alpha__say</code></td>",
+        "<li><code>tools.alpha.allow[2] (&quot;get-*&quot;)</code></li>",
+    ] {
+        assert!(page_shown.contains(expected), "{expected} in {page_shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_rule_in_the_create_form_is_refused_naming_its_field_and_kept() {
+    let console = console(false).await;
+    for (form, message) in [
+        (
+            vec![
+                ("servers", "alpha"),
+                ("tools.alpha.rename", "echo=bad name!"),
+            ],
+            "tools.alpha.rename.echo: makes the tool name &quot;alpha__bad name!&quot;, which is not 1 to 64 of A-Z a-z 0-9 _ -",
+        ),
+        (
+            vec![("servers", "alpha"), ("tools.alpha.description", "echo")],
+            "tools.alpha.description.echo: must be a non-empty string",
+        ),
+        (
+            vec![("servers", "alpha"), ("tools.kb.deny", "add")],
+            "tools.kb: names a server that is not in servers",
+        ),
+        (
+            vec![("servers", "alpha"), ("tools.alpha.colour", "red")],
+            "tools.alpha.colour: unknown field; expected allow, deny, rename, description",
+        ),
+        (
+            vec![("servers", "alpha"), ("rate_limit", "0")],
+            "rate_limit: must be a whole number of requests a second from 1 to 1000000",
+        ),
+        (
+            vec![("servers", "alpha"), ("rate_limit", "fast")],
+            "rate_limit: must be a whole number of requests a second from 1 to 1000000",
+        ),
+        (
+            vec![("servers", "alpha"), ("tool_mode", "fast")],
+            "tool_mode: must be &quot;direct&quot; or &quot;search&quot;",
+        ),
+    ] {
+        let (status, refused) = page(console.post("/ui/create-session", &form).await).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert_eq!(error_message(&refused), message, "{form:?}");
+    }
+    let (status, kept) = page(
+        console
+            .post(
+                "/ui/create-session",
+                &[
+                    ("servers", "alpha"),
+                    ("tools.alpha.rename", "echo=<b>\"x\""),
+                    ("rate_limit", "3"),
+                    ("tool_mode", "search"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        kept.contains("<details class=\"indent\" open><summary>Tool rules for <code>alpha</code>"),
+        "the filled-in rules are open: {kept}"
+    );
+    assert!(
+        kept.contains("name=\"tools.alpha.rename\" rows=\"2\" cols=\"60\" spellcheck=\"false\">echo=&lt;b&gt;&quot;x&quot;</textarea>"),
+        "{kept}"
+    );
+    assert!(kept.contains("name=\"rate_limit\" min=\"1\" value=\"3\""));
+    assert!(kept.contains("<option value=\"search\" selected>"));
+    assert_eq!(
+        console
+            .app
+            .mux
+            .store()
+            .count_sessions()
+            .await
+            .expect("count"),
+        0,
+        "no session was made"
+    );
+}
+
+#[tokio::test]
+async fn deleting_asks_first_and_then_says_it_is_done() {
+    let console = console(false).await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha"] }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let (_, shown) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert!(shown.contains(&format!(
+        "<a class=\"danger\" href=\"/ui/session/{id}/delete\">Delete</a>"
+    )));
+
+    let (status, asked) = page(console.get(&format!("/ui/session/{id}/delete")).await).await;
+    assert_eq!(status, 200);
+    assert!(asked.contains(&format!(
+        "<form class=\"inline\" method=\"post\" action=\"/ui/session/{id}/delete\">"
+    )));
+    assert!(asked.contains("<input type=\"hidden\" name=\"confirm\" value=\"yes\">"));
+
+    for form in [vec![], vec![("confirm", "no")]] {
+        let (status, refused) = page(
+            console
+                .post(&format!("/ui/session/{id}/delete"), &form)
+                .await,
+        )
+        .await;
+        assert_eq!(status, 400, "{form:?}");
+        assert_eq!(
+            error_message(&refused),
+            "confirm: must be &quot;yes&quot; to delete the session: confirm on this page"
+        );
+        assert!(
+            refused.contains("name=\"confirm\" value=\"yes\""),
+            "asks again"
+        );
+        assert_eq!(session_json(&console, id).await["status"], "active");
+    }
+
+    let deleted = console
+        .post(&format!("/ui/session/{id}/delete"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(deleted.status(), 303);
+    let location = deleted.headers()["location"].to_str().expect("text");
+    assert_eq!(location, format!("/ui?deleted={id}"));
+    let (status, list) = page(console.get(location).await).await;
+    assert_eq!(status, 200);
+    assert!(list.contains(&format!(
+        "<p class=\"notice\">Session <code>{id}</code> is deleted.</p>"
+    )));
+
+    for path in [
+        format!("/ui/session/{id}/delete"),
+        format!("/ui/session/{id}"),
+    ] {
+        let (status, gone) = page(console.get(&path).await).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(error_message(&gone), format!("no session &quot;{id}&quot;"));
+    }
+    let (status, gone) = page(
+        console
+            .post(&format!("/ui/session/{id}/delete"), &[("confirm", "yes")])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(error_message(&gone), format!("no session &quot;{id}&quot;"));
+}
+
+/// The session ids a list page links to, in order.
+fn listed_ids(list: &str) -> Vec<String> {
+    list.split("<a href=\"/ui/session/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        // Not the delete links.
+        .filter(|path| !path.contains('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_list_is_newest_first_filtered_by_name_label_backend_and_owner() {
+    let console = console(false).await;
+    let mut ids = Vec::new();
+    for body in [
+        json!({ "servers": ["alpha"], "name": "Nightly build", "labels": { "team": "platform", "env": "ci" } }),
+        json!({ "servers": ["alpha", "kb"], "credentials": { "kb": { "token": CREDENTIAL } }, "name": "nightly <b>", "labels": { "team": "search" } }),
+        json!({ "servers": ["alpha"] }),
+    ] {
+        let created = console.create_session(body).await;
+        ids.push(created["session_id"].as_str().expect("id").to_owned());
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    let (status, list) = page(console.get("/ui").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed_ids(&list), newest_first);
+    assert!(list.contains(&format!(
+        "<tr><td><strong>Nightly build</strong><br><a href=\"/ui/session/{}\">",
+        ids[0]
+    )));
+    assert!(list.contains("<td><code>env=ci</code> <code>team=platform</code></td>"));
+    assert!(list.contains("<strong>nightly &lt;b&gt;</strong>"));
+    assert!(list.contains("<form class=\"filter\" method=\"get\" action=\"/ui\">"));
+
+    for (query, wanted) in [
+        // Empty fields, as the form sends them, filter nothing.
+        ("name=&label=&server=&owner=", newest_first.clone()),
+        ("name=NIGHTLY", vec![ids[1].clone(), ids[0].clone()]),
+        ("name=nightly&label=team%3Dplatform", vec![ids[0].clone()]),
+        ("label=team%3Dsearch&label=env%3Dci", vec![]),
+        ("server=kb", vec![ids[1].clone()]),
+        ("owner=someone", vec![]),
+    ] {
+        let (status, list) = page(console.get(&format!("/ui?{query}")).await).await;
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(listed_ids(&list), wanted, "{query}");
+        if wanted.is_empty() {
+            assert!(list.contains("No session passes the filter."), "{query}");
+        }
+    }
+    let (_, kept) = page(
+        console
+            .get("/ui?name=%22x%3C&label=team%3Dsearch&server=kb")
+            .await,
+    )
+    .await;
+    assert!(
+        kept.contains("name=\"name\" value=\"&quot;x&lt;\""),
+        "{kept}"
+    );
+    assert!(kept.contains("name=\"label\" placeholder=\"key=value\" value=\"team=search\""));
+    assert!(kept.contains("<option value=\"kb\" selected>kb</option>"));
+    assert!(kept.contains("<a href=\"/ui\">Show all</a>"));
+
+    for (query, message) in [
+        (
+            "label=team",
+            "label: must be key=value, as in label=team=platform",
+        ),
+        (
+            "colour=red",
+            "colour: unknown parameter; expected limit, after, name, label, server, owner",
+        ),
+        (
+            "after=x",
+            "after: must be the next_after of an earlier answer",
+        ),
+    ] {
+        let (status, refused) = page(console.get(&format!("/ui?{query}")).await).await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(error_message(&refused), message, "{query}");
+        assert!(
+            refused.contains("<form class=\"filter\""),
+            "the filter form again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_list_pages_keep_their_filter() {
+    let console = console(false).await;
+    let mut ids = Vec::new();
+    for n in 0..101 {
+        let created = console
+            .create_session(json!({ "servers": ["alpha"], "name": format!("bulk {n}") }))
+            .await;
+        ids.push(created["session_id"].as_str().expect("id").to_owned());
+    }
+    console
+        .create_session(json!({ "servers": ["alpha"], "name": "other" }))
+        .await;
+    let (_, first) = page(console.get("/ui?name=bulk").await).await;
+    let listed = listed_ids(&first);
+    assert_eq!(listed.len(), 100);
+    assert_eq!(listed[0], ids[100], "newest first");
+    let next = first
+        .split("<p><a href=\"/ui?")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next page link")
+        .replace("&amp;", "&");
+    assert!(next.starts_with("name=bulk&after="), "{next}");
+    let (status, second) = page(console.get(&format!("/ui?{next}")).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed_ids(&second), vec![ids[0].clone()]);
+    assert!(!second.contains("Next page"));
+}
+
+#[tokio::test]
+async fn the_create_form_sets_a_name_and_labels_and_refuses_bad_ones_by_field() {
+    let console = console(false).await;
+    let (status, created) = page(
+        console
+            .post(
+                "/ui/create-session",
+                &[
+                    ("name", "Nightly <b>"),
+                    ("labels", "team=platform\n\nenv = ci\n"),
+                    ("servers", "alpha"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created.contains("<tr><th>Name</th><td>Nightly &lt;b&gt;</td></tr>"));
+    let id = created
+        .split("href=\"/ui/session/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to the session")
+        .to_owned();
+    let shown = session_json(&console, &id).await;
+    assert_eq!(shown["name"], "Nightly <b>");
+    assert_eq!(shown["labels"], json!({ "team": "platform", "env": "ci" }));
+    let (_, detail) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert!(detail.contains("<tr><th>Name</th><td>Nightly &lt;b&gt;</td></tr>"));
+    assert!(detail.contains(
+        "<tr><th>Labels</th><td><code>env=ci</code> <code>team=platform</code></td></tr>"
+    ));
+
+    for (form, message) in [
+        (
+            vec![("servers", "alpha"), ("labels", "team=plat form")],
+            "labels.team: is no label value: use 0 to 63 letters, digits and . _ - / : @",
+        ),
+        (
+            vec![("servers", "alpha"), ("labels", "-team=x")],
+            "labels: key &quot;-team&quot; is no label key: use 1 to 63 letters, digits and . _ - /, starting with a letter or digit",
+        ),
+        (
+            vec![("servers", "alpha"), ("name", &"n".repeat(65))],
+            "name: must be at most 64 characters",
+        ),
+    ] {
+        let (status, refused) = page(console.post("/ui/create-session", &form).await).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert_eq!(error_message(&refused), message, "{form:?}");
+    }
+    let (_, kept) = page(
+        console
+            .post(
+                "/ui/create-session",
+                &[("servers", "alpha"), ("name", "x\"y"), ("labels", "a=<b>")],
+            )
+            .await,
+    )
+    .await;
+    assert!(
+        kept.contains("name=\"name\" size=\"40\" value=\"x&quot;y\""),
+        "{kept}"
+    );
+    assert!(kept.contains("spellcheck=\"false\">a=&lt;b&gt;</textarea>"));
+    assert_eq!(
+        console
+            .app
+            .mux
+            .store()
+            .count_sessions()
+            .await
+            .expect("count"),
+        1,
+        "only the good one was made"
+    );
+}
+
+#[tokio::test]
+async fn try_it_takes_the_session_s_rate_as_a_client_s_call_does() {
+    // One request, then one every 100 s.
+    let console = console_with(
+        false,
+        Rates {
+            session: Some(Rate {
+                per_second: 0.01,
+                burst: 1,
+            }),
+            ..Rates::default()
+        },
+    )
+    .await;
+    let created = console
+        .create_session(json!({ "servers": ["alpha"] }))
+        .await;
+    let id = created["session_id"].as_str().expect("id");
+    let call = format!("/ui/session/{id}/call");
+    // Refused arguments use none of it; nor does the session's page.
+    let (status, _) = page(
+        console
+            .post(&call, &[("tool", "alpha__echo"), ("arguments", "[]")])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = page(console.get(&format!("/ui/session/{id}")).await).await;
+    assert_eq!(status, 200);
+    let form = [("tool", "alpha__echo"), ("arguments", r#"{"text": "hi"}"#)];
+    let (status, _) = page(console.post(&call, &form).await).await;
+    assert_eq!(status, 200);
+    let refused = console.post(&call, &form).await;
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=100).contains(&wait), "{wait}");
+    let (status, refused) = page(refused).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        error_message(&refused),
+        format!("too many requests on this session; retry after {wait} s")
+    );
+    assert_eq!(
+        audit_records(&console, id).await.len(),
+        1,
+        "one call was made"
+    );
 }

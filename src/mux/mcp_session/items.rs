@@ -294,6 +294,49 @@ impl McpSession {
         self.current_catalogue(NamedKind::Tool).await.items.clone()
     }
 
+    /// The session's tools or prompts, after its rules: each with the
+    /// server it comes from, its name there, and the rules that renamed or
+    /// described it. What the console shows; clients see the items alone.
+    pub async fn listed_items(&self, kind: NamedKind) -> Vec<ListedItem> {
+        let catalogue = self.current_catalogue(kind).await;
+        catalogue
+            .items
+            .iter()
+            .filter_map(|item| {
+                let name = item.get("name").and_then(Value::as_str)?;
+                let route = catalogue.route(name)?;
+                let server = self.backends.get(route.backend)?.name();
+                let rules = self.curation.compiled(kind, server);
+                let field = |rule: &str| format!("{}.{server}.{rule}.{}", kind.field(), route.name);
+                // A rename whose new name another item kept was not applied.
+                let clashed = catalogue
+                    .rename_clashes
+                    .iter()
+                    .any(|clash| clash.server == server && clash.original == route.name);
+                let renamed_by = rules
+                    .and_then(|rules| rules.renamed(&route.name))
+                    .filter(|_| !clashed)
+                    .map(|_| field("rename"));
+                let described_by = rules
+                    .and_then(|rules| rules.described(&route.name))
+                    .map(|_| field("description"));
+                Some(ListedItem {
+                    item: item.clone(),
+                    server: server.to_owned(),
+                    original: route.name.clone(),
+                    renamed_by,
+                    described_by,
+                })
+            })
+            .collect()
+    }
+
+    /// The session's resources, merged under their `<server>+<uri>` URIs:
+    /// every one, not a page.
+    pub async fn resources(&self) -> Arc<Vec<Value>> {
+        self.merged_resources(RESOURCES, "uri").await
+    }
+
     /// The parameters a call of tool `name` mirrors into `Mcp-Param-*`
     /// headers, as its listed `inputSchema` declares them: None for a tool
     /// that declares none, or that the list does not hold.
@@ -435,6 +478,23 @@ impl McpSession {
         listing.keep(catalogue.clone());
         catalogue
     }
+}
+
+/// A tool or prompt as a session shows it, and where it comes from.
+#[derive(Debug, Clone)]
+pub struct ListedItem {
+    /// The item as clients see it, under its qualified name.
+    pub item: Value,
+    /// The server whose backend lists it.
+    pub server: String,
+    /// Its name on that backend.
+    pub original: String,
+    /// The rule that gave it its name, as a field path:
+    /// `tools.<server>.rename.<original>`.
+    pub renamed_by: Option<String>,
+    /// The rule that gave it its description:
+    /// `tools.<server>.description.<original>`.
+    pub described_by: Option<String>,
 }
 
 /// One backend's list, owned, on its way to the blocking pool.

@@ -37,6 +37,7 @@ use crate::mcp::jsonrpc;
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
 use crate::mcp::{stateless, version};
 use crate::traces;
+pub use items::ListedItem;
 use slot::{BackendSlot, Fallback, OpeningGuard, SlotState};
 pub use to_client::ClientStream;
 use to_client::Signals;

@@ -12,6 +12,7 @@ pub use super::form::form_token_field;
 use super::form_token::FormToken;
 use crate::mux::CircuitState;
 use crate::routes::access::ConsoleCaller;
+use crate::store::StoredAuditRecord;
 
 /// A value escaped for HTML text and for a double- or single-quoted
 /// attribute.
@@ -63,6 +64,12 @@ form.inline { display: inline; }
 button { font: inherit; padding: .25rem .8rem; cursor: pointer; }
 button.danger { color: #a61b1b; }
 label { display: block; margin: .3rem 0; }
+.indent { margin-left: 1.6rem; }
+form.filter { background: #fff; border: 1px solid #e1e4ea; padding: .4rem .6rem; margin-bottom: 1rem; }
+form.filter label { display: inline-block; margin-right: .8rem; }
+details { margin: .3rem 0; }
+textarea { font-family: ui-monospace, monospace; font-size: 13px; }
+a.danger { color: #a61b1b; }
 fieldset { background: #fff; border: 1px solid #e1e4ea; margin-bottom: 1rem; }
 input[type=text], input[type=password], input[type=number] { font: inherit; padding: .2rem .4rem; }
 ";
@@ -123,9 +130,9 @@ pub fn set_page_headers(response: &mut HttpResponse) {
 
 /// A `303 See Other` to a console page: the answer to a form that changed
 /// something, so that reloading the next page does not send it again.
-pub fn see_other(location: &'static str) -> HttpResponse {
+pub fn see_other(location: &str) -> HttpResponse {
     let mut response = HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
+        .insert_header((header::LOCATION, location.to_owned()))
         .finish();
     set_page_headers(&mut response);
     response
@@ -185,6 +192,31 @@ pub fn health_cells(health: Option<&(CircuitState, usize)>) -> String {
         ));
     }
     format!("<td>{state}</td><td>{calls}</td>")
+}
+
+/// Audit records as a table.
+pub fn audit_table(records: &[StoredAuditRecord]) -> String {
+    let mut table = String::from(
+        "<table><tr><th>At</th><th>MCP session</th><th>User</th><th>Backend</th><th>Tool</th>\
+         <th>Outcome</th><th>Error</th><th>ms</th></tr>\n",
+    );
+    for record in records {
+        table.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            time(&record.at),
+            // Enough to tell MCP sessions apart, too little to use one.
+            esc(record.mcp_session_id.get(..8).unwrap_or_default()),
+            esc(record.subject.as_deref().unwrap_or("")),
+            esc(record.backend.as_deref().unwrap_or("")),
+            esc(&record.tool),
+            esc(&record.outcome),
+            esc(record.error_class.as_deref().unwrap_or("")),
+            record.duration_ms,
+        ));
+    }
+    table.push_str("</table>\n");
+    table
 }
 
 #[cfg(test)]
