@@ -3,12 +3,15 @@
 # in one run on this machine. Prints tables; asserts nothing.
 #
 #   bash scripts/bench.sh [--duration SECONDS] [--repeat N] [--database-url postgres://…]
-#                         [--only calls|growth|initialize|memory|create-session|nodes]
+#                         [--only calls|growth|features|initialize|memory|create-session|nodes|callgrind]
 #
-# Builds mcp-mux in release mode and installs wrk and nginx-light with
-# apt-get when they are missing. The backend is scripts/bench/backend.mjs
-# (Node). --duration is the length of each wrk run (3 s), --repeat the
-# runs per point (2). BENCH_KEEP=1 keeps the logs.
+# Builds mcp-mux in release mode and installs wrk, nginx-light and valgrind
+# with apt-get when they are missing. The backend is scripts/bench/backend.mjs
+# (Node); the OAuth backend's row uses scripts/oauth_load/oidc_backend.mjs,
+# whose npm packages scripts/oauth_load/install.sh installs (skipped without
+# npm). --duration is the length of each wrk run (3 s), --repeat the runs
+# per point (2). BENCH_KEEP=1 keeps the logs. Not run by CI: it takes about
+# half an hour.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +23,7 @@ trap cleanup EXIT
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+command -v valgrind >/dev/null || missing+=(valgrind)
 if ((${#missing[@]})); then
   echo "# installing ${missing[*]} with apt-get" >&2
   sudo=""
@@ -32,4 +36,7 @@ export PATH=$PATH:/usr/sbin
 echo "# building mcp-mux (release)" >&2
 cargo build --release --quiet --bin mcp-mux
 
-python3 scripts/bench/bench.py --mux target/release/mcp-mux --work "$WORK" "$@"
+oauth=()
+if command -v npm >/dev/null; then oauth=(--oauth-backend "$(bash scripts/oauth_load/install.sh)"); fi
+
+python3 scripts/bench/bench.py --mux "${CARGO_TARGET_DIR:-target}/release/mcp-mux" --work "$WORK" "${oauth[@]}" "$@"

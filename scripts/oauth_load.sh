@@ -30,7 +30,6 @@ if [[ -n ${MCP_MUX_BIN:-} && $MCP_MUX_BIN != /* ]]; then MCP_MUX_BIN=$PWD/$MCP_M
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 HERE=$ROOT/scripts/oauth_load
-CACHE=$ROOT/.e2e/oauth-load
 
 CLIENTS=20 DURATION=60 TTL=${ACCESS_TTL:-5} MODE=session BY_HAND=0
 while (($#)); do
@@ -59,16 +58,8 @@ if ! command -v nginx >/dev/null; then
   { $sudo apt-get install -y -q nginx-light || { $sudo apt-get update -q && $sudo apt-get install -y -q nginx-light; }; } 2>&1 | note
 fi
 
-# The backend runs from the cache folder: its ES imports resolve node_modules
-# next to the file, not through NODE_PATH.
-stamp=$(stamp_of "$HERE/package.json" "$HERE/package-lock.json" "$HERE/oidc_backend.mjs")
-if [[ $(cat "$CACHE/.stamp" 2>/dev/null) != "$stamp" ]]; then
-  echo "# installing the backend's npm packages into .e2e/oauth-load" >&2
-  rm -rf "$CACHE" && mkdir -p "$CACHE"
-  cp "$HERE/package.json" "$HERE/package-lock.json" "$HERE/oidc_backend.mjs" "$CACHE/"
-  (cd "$CACHE" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) 2>&1 | note
-  echo "$stamp" >"$CACHE/.stamp"
-fi
+# The backend runs from the cache folder (scripts/oauth_load/install.sh).
+BACKEND=$(bash "$HERE/install.sh")
 
 MUX=${MCP_MUX_BIN:-target/debug/mcp-mux}
 if [[ ! -x $MUX ]]; then
@@ -102,7 +93,7 @@ trap on_exit EXIT
 psql "$PG/postgres" -qc "create database $DB" 2>&1 | note
 
 # 1. The backend, then both nodes, then the balancer.
-start backend "$WORK/backend.log" env AS_PORT="$AS_PORT" MCP_PORT="$MCP_PORT" ACCESS_TTL="$TTL" node "$CACHE/oidc_backend.mjs"
+start backend "$WORK/backend.log" env AS_PORT="$AS_PORT" MCP_PORT="$MCP_PORT" ACCESS_TTL="$TTL" node "$BACKEND"
 for _ in $(seq 100); do grep -q '"ready":true' "$WORK/backend.log" && break; alive backend || break; sleep 0.2; done
 if grep -q '"ready":true' "$WORK/backend.log"; then ok "backend up (access tokens live ${TTL} s)"; else
   not_ok "backend up" "$(tail -n 5 "$WORK/backend.log")"; summary; exit 1; fi
