@@ -35,6 +35,7 @@ mod resources;
 mod rotate_key;
 mod routing;
 mod search_mode;
+mod search_model;
 mod shared_lists;
 mod stateless;
 mod store;

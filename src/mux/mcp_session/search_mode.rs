@@ -13,8 +13,8 @@ use crate::mux::error::CallError;
 use crate::mux::item_kind::NamedKind;
 use crate::mux::payload::Payload;
 use crate::mux::search::{
-    CALL_TOOL, DEFAULT_LIMIT, DESCRIBE_TOOL, MAX_LIMIT, SEARCH_TOOLS, search_mode_tools,
-    search_result, tool_summary,
+    CALL_TOOL, DEFAULT_LIMIT, DESCRIBE_TOOL, FUSED_DEPTH, MAX_LIMIT, SEARCH_TOOLS, fuse,
+    search_mode_tools, search_result, tool_summary,
 };
 
 impl McpSession {
@@ -55,8 +55,25 @@ impl McpSession {
                 // The first search of a list builds its index: CPU work that
                 // belongs on the blocking pool, not on a worker that answers
                 // other requests.
+                let model = self.search_model.clone();
                 let found = tokio::task::spawn_blocking(move || {
-                    let hits = catalogue.index().search(&query, limit);
+                    let semantic = model.as_ref().and_then(|model| {
+                        let index = catalogue.semantic_index(model)?;
+                        match model.query(&query) {
+                            Ok(embedding) => Some(index.nearest(&embedding, FUSED_DEPTH)),
+                            Err(error) => {
+                                tracing::warn!(%error, "this search ranks by words alone");
+                                None
+                            }
+                        }
+                    });
+                    let hits = match semantic {
+                        None => catalogue.index().search(&query, limit),
+                        Some(nearest) => {
+                            let lexical = catalogue.index().search(&query, FUSED_DEPTH);
+                            fuse(&lexical, &nearest, limit)
+                        }
+                    };
                     search_result(&catalogue.items, &hits)
                 })
                 .await

@@ -4,6 +4,7 @@
 //! and the definitions and answers of the three tools a session in search
 //! mode lists.
 
+mod semantic;
 mod terms;
 mod thesaurus;
 
@@ -12,6 +13,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use serde_json::{Map, Value, json};
 
+pub use semantic::{FUSED_DEPTH, SearchModel, SemanticIndex, fuse};
 use terms::{expansion, for_each_term, for_each_word_and_stopword, is_stopword, stem};
 
 /// BM25's saturation of repeated terms.
