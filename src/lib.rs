@@ -24,6 +24,8 @@
 //! - [`registry`]: `registry.yaml`, validated once at start.
 //! - [`store`]: sea-orm entities and queries; credentials sealed with AES-256-GCM.
 //! - [`credentials`]: client credentials as `secrecy` types.
+//! - [`embedding`]: sentence embeddings for search mode's optional
+//!   semantic ranking, from a model the operator provides.
 //! - [`traces`]: OpenTelemetry spans of MCP requests and backend exchanges,
 //!   W3C trace context in and out, the OTLP exporter.
 //! - [`mcp`]: protocol only, no I/O: JSON-RPC, revisions, SSE codec, naming.
@@ -33,6 +35,7 @@ pub mod capacity;
 pub mod check;
 pub mod cluster;
 pub mod credentials;
+pub mod embedding;
 pub mod grants;
 pub mod identity;
 pub mod mcp;

@@ -185,6 +185,10 @@ struct ServeArgs {
     /// The registry of backends.
     #[arg(long, env = "MCP_MUX_REGISTRY", default_value = "registry.yaml")]
     registry: PathBuf,
+    /// A sentence-embedding model's directory (config.json, tokenizer.json,
+    /// model.safetensors), with which search mode ranks by meaning too.
+    #[arg(long, env = "MCP_MUX_SEARCH_MODEL")]
+    search_model: Option<PathBuf>,
     /// sqlite://path?mode=rwc or postgres://…; default: SQLite in the data directory.
     #[arg(long, env = "MCP_MUX_DATABASE_URL")]
     database_url: Option<String>,
@@ -450,6 +454,7 @@ fn main() -> ExitCode {
     let settings = Settings {
         bind: args.bind,
         registry: args.registry,
+        search_model: args.search_model,
         database_url: args.database_url,
         data_dir: args.data_dir,
         encryption_key,

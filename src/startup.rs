@@ -14,6 +14,7 @@ use crate::backend::http_client::HttpClients;
 use crate::capacity::{self, ConnectionPlan};
 use crate::grants::Grants;
 use crate::identity::{HostSignIn, SignInError, SignInSettings};
+use crate::mux::search::SearchModel;
 use crate::mux::{Limits, Mux, Timings};
 use crate::registry::{Registry, RegistryError};
 use crate::routes;
@@ -28,6 +29,8 @@ use crate::traces::{TraceError, TraceSettings, Traces};
 pub struct Settings {
     pub bind: String,
     pub registry: PathBuf,
+    /// A sentence model's files, for search mode's semantic ranking.
+    pub search_model: Option<PathBuf>,
     /// `None`: SQLite in `data_dir`.
     pub database_url: Option<String>,
     pub data_dir: PathBuf,
@@ -81,6 +84,7 @@ impl Settings {
         Settings {
             bind: "127.0.0.1:8000".into(),
             registry,
+            search_model: None,
             database_url: None,
             data_dir,
             encryption_key: None,
@@ -156,6 +160,8 @@ pub enum StartupError {
     #[error(transparent)]
     Traces(#[from] TraceError),
     #[error(transparent)]
+    SearchModel(#[from] crate::embedding::ModelError),
+    #[error(transparent)]
     SignIn(#[from] SignInError),
 }
 
@@ -228,6 +234,14 @@ impl Application {
         let http = HttpClients::for_backends(capacity::IDLE_CONNECTIONS_PER_HOST, workers)
             .map_err(StartupError::HttpClient)?;
         let traces = settings.traces.as_ref().map(Traces::start).transpose()?;
+        let search_model = match &settings.search_model {
+            None => None,
+            Some(dir) => {
+                let model = crate::embedding::SentenceModel::load(dir)?;
+                tracing::info!(model = %dir.display(), dimensions = model.dimensions(), "search mode ranks with a sentence model too");
+                Some(Arc::new(SearchModel::new(model)))
+            }
+        };
         let mux = web::Data::new(
             Mux::new(
                 registry.clone(),
@@ -237,6 +251,7 @@ impl Application {
                 limits,
             )
             .with_traces(traces)
+            .with_search_model(search_model)
             .with_grants(Grants::new(store.clone(), settings.public_url.clone()))
             .with_registry_file(&settings.registry, &loaded),
         );

@@ -3,6 +3,7 @@
 //! original name.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::curation::CompiledRules;
 use super::item_kind::NamedKind;
-use super::search::ToolIndex;
+use super::search::{SearchModel, SemanticIndex, ToolIndex};
 use crate::backend::{BackendError, Replay};
 use crate::mcp::naming;
 use crate::mcp::param_headers::{self, ParamHeader};
@@ -104,6 +105,10 @@ pub struct Catalogue {
     /// The search index over its items, built on the first search: once
     /// per list, never per query.
     index: OnceLock<ToolIndex>,
+    /// The embeddings of its tools, once a sentence model made them.
+    semantic: OnceLock<SemanticIndex>,
+    /// Set when their making has started.
+    semantic_started: AtomicBool,
 }
 
 /// A backend item on its way into the catalogue.
@@ -248,6 +253,8 @@ impl Catalogue {
             changes_seen: 0,
             left_out: Vec::new(),
             index: OnceLock::new(),
+            semantic: OnceLock::new(),
+            semantic_started: AtomicBool::new(false),
         }
     }
 
@@ -262,6 +269,28 @@ impl Catalogue {
     /// The search index over its items.
     pub fn index(&self) -> &ToolIndex {
         self.index.get_or_init(|| ToolIndex::build(&self.items))
+    }
+
+    /// The embeddings of its tools, once `model` has made them. The first
+    /// call starts that on the blocking pool (seconds for a thousand new
+    /// tools); searches rank by words alone until it is done.
+    pub fn semantic_index(self: &Arc<Self>, model: &Arc<SearchModel>) -> Option<&SemanticIndex> {
+        if let Some(index) = self.semantic.get() {
+            return Some(index);
+        }
+        if !self.semantic_started.swap(true, Ordering::AcqRel) {
+            let catalogue = self.clone();
+            let model = model.clone();
+            tokio::task::spawn_blocking(move || match model.index(&catalogue.items) {
+                Ok(index) => {
+                    let _ = catalogue.semantic.set(index);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "search mode ranks this list by its words alone")
+                }
+            });
+        }
+        None
     }
 
     /// The item of a qualified name, if the list holds it.

@@ -23,6 +23,7 @@ mod stateless;
 pub mod subscriptions;
 mod tool_calls;
 
+use search::SearchModel;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -148,6 +149,7 @@ pub struct Mux {
     started: Instant,
     /// Set when traces are exported.
     traces: Option<Traces>,
+    search_model: Option<Arc<SearchModel>>,
     /// The OAuth grants sessions hold for their backends.
     grants: Arc<Grants>,
     /// The other nodes sharing the store, if any.
@@ -187,6 +189,7 @@ impl Mux {
             draining: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
             traces: None,
+            search_model: None,
             grants: Arc::new(Grants::new(store.clone(), None)),
             cluster: Arc::new(Cluster::new(store.clone())),
             store,
@@ -264,6 +267,12 @@ impl Mux {
     /// Exports traces of MCP requests and backend exchanges with `traces`.
     pub fn with_traces(mut self, traces: Option<Traces>) -> Self {
         self.traces = traces;
+        self
+    }
+
+    /// Ranks search mode's answers with `model` too.
+    pub fn with_search_model(mut self, model: Option<Arc<SearchModel>>) -> Self {
+        self.search_model = model;
         self
     }
 
@@ -391,6 +400,7 @@ impl Mux {
             serving: session.serving.clone(),
             learning: session.learning.clone(),
             stateless: false,
+            search_model: self.search_model.clone(),
         }
     }
 

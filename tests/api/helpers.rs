@@ -49,6 +49,8 @@ pub struct TestApp {
 /// How to start a gateway.
 pub struct AppOptions {
     pub registry_yaml: String,
+    /// A sentence model's directory, for search mode's semantic ranking.
+    pub search_model: Option<PathBuf>,
     /// Reuse a data directory (restart tests); a new one otherwise.
     pub data_dir: Option<Arc<TempDir>>,
     pub database_url: Option<String>,
@@ -75,6 +77,7 @@ impl AppOptions {
     pub fn new(registry_yaml: impl Into<String>) -> Self {
         AppOptions {
             registry_yaml: registry_yaml.into(),
+            search_model: None,
             data_dir: None,
             database_url: None,
             encryption_key: Some(TEST_KEY.to_owned()),
@@ -109,6 +112,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Result<TestApp, StartupError
     let settings = Settings {
         bind: options.bind.unwrap_or_else(|| "127.0.0.1:0".into()),
         registry,
+        search_model: options.search_model,
         database_url: options.database_url,
         data_dir: data_dir.path().to_owned(),
         encryption_key: options.encryption_key.map(SecretString::from),

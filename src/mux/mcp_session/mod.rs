@@ -12,6 +12,7 @@ mod search_mode;
 mod slot;
 mod to_client;
 
+use crate::mux::search::SearchModel;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -106,6 +107,9 @@ pub(crate) struct SessionContext {
     /// Whether it is the MCP session a session's stateless (2026-07-28)
     /// clients share: each of their calls says what the client can do.
     pub stateless: bool,
+    /// The sentence model search mode ranks with too, if the operator
+    /// gave one.
+    pub search_model: Option<Arc<SearchModel>>,
 }
 
 /// The backend sessions of an MCP session, none open yet.
@@ -139,6 +143,8 @@ pub struct McpSession {
     learning: Arc<Learning>,
     /// See [`SessionContext::stateless`].
     stateless: bool,
+    /// See [`SessionContext::search_model`].
+    search_model: Option<Arc<SearchModel>>,
 }
 
 impl McpSession {
@@ -239,6 +245,7 @@ impl McpSession {
             serving: context.serving,
             learning: context.learning,
             stateless: context.stateless,
+            search_model: context.search_model,
         }
     }
 
@@ -686,6 +693,7 @@ mod tests {
                 serving: Arc::new(Serving::new(backends.len())),
                 learning: Arc::default(),
                 stateless: false,
+                search_model: None,
             },
         )
     }

@@ -13,8 +13,8 @@ use crate::mux::error::CallError;
 use crate::mux::item_kind::NamedKind;
 use crate::mux::payload::Payload;
 use crate::mux::search::{
-    CALL_TOOL, DEFAULT_LIMIT, DESCRIBE_TOOL, Detail, MAX_LIMIT, SEARCH_TOOLS, search_mode_tools,
-    search_result, tool_summary,
+    CALL_TOOL, DEFAULT_LIMIT, DESCRIBE_TOOL, Detail, FUSED_DEPTH, MAX_LIMIT, SEARCH_TOOLS, fuse,
+    search_mode_tools, search_result, tool_summary,
 };
 
 impl McpSession {
@@ -64,12 +64,30 @@ impl McpSession {
                 // The first search of a list builds its index: CPU work that
                 // belongs on the blocking pool, not on a worker that answers
                 // other requests.
+                let model = self.search_model.clone();
                 let found = tokio::task::spawn_blocking(move || {
                     let lifts: Vec<(&str, f64)> = lifts
                         .iter()
                         .map(|(tool, by)| (tool.as_str(), *by))
                         .collect();
-                    let hits = catalogue.index().search_lifted(&query, limit, &lifts);
+                    let semantic = model.as_ref().and_then(|model| {
+                        let index = catalogue.semantic_index(model)?;
+                        match model.query(&query) {
+                            Ok(embedding) => Some(index.nearest(&embedding, FUSED_DEPTH)),
+                            Err(error) => {
+                                tracing::warn!(%error, "this search ranks by words alone");
+                                None
+                            }
+                        }
+                    });
+                    let index = catalogue.index();
+                    let hits = match semantic {
+                        None => index.search_lifted(&query, limit, &lifts),
+                        Some(nearest) => {
+                            let lexical = index.search_lifted(&query, FUSED_DEPTH, &lifts);
+                            fuse(&lexical, &nearest, limit)
+                        }
+                    };
                     search_result(&catalogue.items, &hits, detail)
                 })
                 .await

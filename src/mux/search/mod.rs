@@ -1,12 +1,14 @@
 //! Search mode: the tool index (BM25 over the merged tool list's names,
 //! descriptions, parameters and their allowed values, with queries widened
 //! by abbreviations, compounds and a thesaurus), built once per catalogue;
-//! what a session learns from the tools its client chose (`learning`); and
-//! the definitions and answers of the three tools a session in search mode
-//! lists.
+//! what a session learns from the tools its client chose (`learning`);
+//! with a sentence model, the ranking by meaning fused with it
+//! (`semantic`); and the definitions and answers of the three tools a
+//! session in search mode lists.
 
 mod answers;
 pub mod learning;
+mod semantic;
 mod terms;
 mod thesaurus;
 
@@ -20,6 +22,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use serde_json::Value;
 
+pub use semantic::{FUSED_DEPTH, SearchModel, SemanticIndex, fuse};
 use terms::{expansion, for_each_term, for_each_word_and_stopword, is_stopword, stem};
 
 /// BM25's saturation of repeated terms.
