@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::Utc;
+use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -152,8 +153,9 @@ pub struct AuditContext {
     pub session_id: Uuid,
     /// The signed-in user whose session it is: every call is theirs.
     pub subject: Option<std::sync::Arc<str>>,
-    /// The session's name, if its creator named it.
-    pub session_name: Option<std::sync::Arc<str>>,
+    /// The metrics series that count the session's calls by its user's
+    /// subject and by its name, when it has them.
+    pub counted_under: Vec<Counter>,
 }
 
 /// One call being timed.
@@ -182,11 +184,8 @@ impl<'a> AuditedCall<'a> {
         self.context
             .metrics
             .record_call(routed, outcome, error_class, elapsed);
-        if let Some(subject) = &self.context.subject {
-            self.context.metrics.record_signed_in_call(subject);
-        }
-        if let Some(name) = &self.context.session_name {
-            self.context.metrics.record_named_session_call(name);
+        for counter in &self.context.counted_under {
+            counter.inc();
         }
         let backend = routed.map(|(server, _)| server);
         self.context.trail.record(AuditRecord {

@@ -66,11 +66,12 @@ impl<L: Clone + std::hash::Hash + Eq> CappedCounter<L> {
         }
     }
 
-    fn inc(&self, value: &str) {
+    /// The series of `value`: resolved once per session, so that a call
+    /// only increments it.
+    fn counter(&self, value: &str) -> Counter {
         let labels = (self.label)(value.chars().take(MAX_CHOSEN_CHARS).collect());
         if let Some(counter) = self.family.get(&labels) {
-            counter.inc();
-            return;
+            return counter.clone();
         }
         let labelled = self
             .labelled
@@ -81,7 +82,7 @@ impl<L: Clone + std::hash::Hash + Eq> CappedCounter<L> {
         } else {
             (self.label)("_other".into())
         };
-        self.family.get_or_create(&labels).inc();
+        self.family.get_or_create(&labels).clone()
     }
 }
 
@@ -203,14 +204,15 @@ impl Metrics {
         }
     }
 
-    /// One `tools/call` of a signed-in user's session, by their subject.
-    pub fn record_signed_in_call(&self, subject: &str) {
-        self.signed_in_calls.inc(subject);
+    /// What counts the `tools/call`s of a signed-in user's session, by
+    /// their subject.
+    pub fn signed_in_calls(&self, subject: &str) -> Counter {
+        self.signed_in_calls.counter(subject)
     }
 
-    /// One `tools/call` of a named session, by its name.
-    pub fn record_named_session_call(&self, name: &str) {
-        self.named_session_calls.inc(name);
+    /// What counts the `tools/call`s of a named session, by its name.
+    pub fn named_session_calls(&self, name: &str) -> Counter {
+        self.named_session_calls.counter(name)
     }
 
     /// What a kept list of tools notes its backends' tools in, so that
@@ -521,5 +523,29 @@ mod tests {
             assert!(sample.cpu_seconds.is_some() && sample.resident_bytes.is_some());
             assert!(sample.open_fds.is_some_and(|open| open > 0));
         }
+    }
+
+    #[test]
+    fn a_value_users_choose_gets_a_series_of_its_own_for_the_first_hundred_only() {
+        let counted = CappedCounter::new(|name| SessionNameLabels { name });
+        let long = "n".repeat(80);
+        counted.counter(&long).inc();
+        // The same value, cut, is the same series.
+        counted.counter(&"n".repeat(70)).inc();
+        for n in 1..MAX_CHOSEN_VALUES {
+            counted.counter(&format!("s{n}")).inc();
+        }
+        counted.counter("late").inc();
+        counted.counter("later").inc();
+        let count = |name: &str| {
+            counted
+                .family
+                .get(&SessionNameLabels { name: name.into() })
+                .map(|counter| counter.get())
+        };
+        assert_eq!(count(&"n".repeat(MAX_CHOSEN_CHARS)), Some(2));
+        assert_eq!(count("s99"), Some(1));
+        assert_eq!(count("late"), None);
+        assert_eq!(count("_other"), Some(2));
     }
 }

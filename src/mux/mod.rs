@@ -393,7 +393,15 @@ impl Mux {
                     .owner
                     .as_ref()
                     .map(|owner| std::sync::Arc::from(owner.subject.as_str())),
-                session_name: session.name.as_deref().map(std::sync::Arc::from),
+                counted_under: (session.owner.iter())
+                    .map(|owner| self.metrics.signed_in_calls(&owner.subject))
+                    .chain(
+                        session
+                            .name
+                            .iter()
+                            .map(|name| self.metrics.named_session_calls(name)),
+                    )
+                    .collect(),
             }),
             curation: session.curation.clone(),
             catalogues: session.catalogues_for(client_capabilities, &self.metrics),
