@@ -690,8 +690,15 @@ async fn sessions_are_listed_in_pages_without_their_credentials() {
             "\"team=a\\\"b\" is no label value: use 0 to 63 letters, digits and . _ - / : @",
         ),
         ("?name=%01x", "name", "must not hold control characters"),
-    ] {
-        let (status, body) = list(query.into()).await;
+    ]
+    .map(|(query, field, reason)| (query.to_owned(), field, reason.to_owned()))
+    .into_iter()
+    .chain([(
+        format!("?{}", vec!["label=k=v"; 17].join("&")),
+        "label",
+        "is given 17 times; at most 16".to_owned(),
+    )]) {
+        let (status, body) = list(query.clone()).await;
         assert_eq!(status, 400, "{query}");
         assert_eq!(
             serde_json::from_str::<Value>(&body).expect("JSON"),
