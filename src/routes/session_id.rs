@@ -1,9 +1,12 @@
 //! The session id in a path: parsed once per request, and kept as the
 //! client wrote it for the message that names no session.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::error::{ApiError, quoted};
+use crate::mux::{Mux, Session};
 
 /// A session id from a path.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +27,11 @@ impl<'a> SessionPath<'a> {
     /// The 404 for a path naming no session.
     pub fn not_found(&self) -> ApiError {
         no_session(self.written)
+    }
+
+    /// The session the path names, or its 404.
+    pub async fn session(&self, mux: &Mux) -> Result<Arc<Session>, ApiError> {
+        mux.session(self.id).await?.ok_or_else(|| self.not_found())
     }
 }
 

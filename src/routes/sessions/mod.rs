@@ -522,10 +522,7 @@ pub async fn get_audit(
             ApiError::bad_request("before", "must be a record id from an earlier answer")
         })?),
     };
-    let session = mux
-        .session(path.id)
-        .await?
-        .ok_or_else(|| path.not_found())?;
+    let session = path.session(&mux).await?;
     let records = mux.audit_records(&session, limit, before).await?;
     let next_before = (records.len() as u64 == limit)
         .then(|| records.last().map(|record| record.id))

@@ -246,10 +246,7 @@ pub async fn show(
     access: web::Data<Access>,
 ) -> Result<HttpResponse, PageError> {
     let path = SessionPath::parse(&path)?;
-    let session = mux
-        .session(path.id)
-        .await?
-        .ok_or_else(|| path.not_found())?;
+    let session = path.session(&mux).await?;
     // The tools as the session's plain HTTP calls list them, on the MCP
     // session that "try it" calls on; listed first, so that the backends'
     // states below are those of this listing.
@@ -373,10 +370,7 @@ pub async fn confirm_delete(
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, PageError> {
     let path = SessionPath::parse(&path)?;
-    let session = mux
-        .session(path.id)
-        .await?
-        .ok_or_else(|| path.not_found())?;
+    let session = path.session(&mux).await?;
     Ok(page(
         StatusCode::OK,
         &format!("Delete session {}", short_id(session.id)),
@@ -415,9 +409,7 @@ pub async fn delete(
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, PageError> {
     let path = SessionPath::parse(&path)?;
-    if mux.session(path.id).await?.is_none() {
-        return Err(path.not_found().into());
-    }
+    path.session(&mux).await?;
     let (field, value) = CONFIRM;
     if form.get(field) != Some(value) {
         let refused = ApiError::bad_request(

@@ -82,10 +82,7 @@ pub async fn call(
     mux: web::Data<Mux>,
 ) -> Result<HttpResponse, PageError> {
     let path = SessionPath::parse(&path)?;
-    let session = mux
-        .session(path.id)
-        .await?
-        .ok_or_else(|| path.not_found())?;
+    let session = path.session(&mux).await?;
     let tried = Tried {
         session: session.id,
         tool: form.get("tool").unwrap_or_default().trim().to_owned(),
