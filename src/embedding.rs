@@ -80,11 +80,7 @@ impl SentenceModel {
         let (bytes, path) = read(dir.join("config.json"))?;
         let config: Config = serde_json::from_slice(&bytes)
             .map_err(|error| invalid(&path, "BERT configuration", error.to_string()))?;
-        let dimensions = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|config| config.get("hidden_size")?.as_u64())
-            .and_then(|size| usize::try_from(size).ok())
-            .ok_or_else(|| invalid(&path, "BERT configuration", "no hidden_size".into()))?;
+        let dimensions = config.hidden_size;
         let pooling = match read(dir.join("1_Pooling").join("config.json")) {
             Err(_) => Pooling::Mean,
             Ok((bytes, path)) => {
