@@ -14,7 +14,9 @@ use crate::store::StoredGrant;
 const MAX_RENEW_AHEAD: Duration = Duration::from_secs(60);
 /// How soon after a renewal that a refusal caused a second refusal means
 /// renewing will not help (the grant lacks a scope, or names another
-/// resource) rather than bad luck.
+/// resource) rather than bad luck. Never more than half the token's life:
+/// a refusal later than that is its expiry, come early by the clocks'
+/// skew or by a JWT's whole seconds.
 const REFUSED_AGAIN_WITHIN: Duration = Duration::from_secs(30);
 
 /// A grant's access token as this node holds it.
@@ -33,9 +35,9 @@ struct Current {
     /// When to renew it: some time before it expires.
     renew_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
-    /// When it came, and whether a refusal of the one before brought it.
-    obtained_at: std::time::Instant,
-    after_refusal: bool,
+    /// Until when a refusal of it means the grant itself is refused: set
+    /// when a refusal of the one before brought it.
+    suspect_until: Option<std::time::Instant>,
 }
 
 /// When to renew a grant's access token: a fifth of its remaining life
@@ -52,13 +54,20 @@ impl Live {
     /// Holds `grant`'s token from now; `after_refusal` when a backend's
     /// refusal of the one before brought it.
     pub(super) fn replace(&self, grant: &StoredGrant, after_refusal: bool) {
+        let now = Utc::now();
+        let suspect_until = after_refusal.then(|| {
+            let half_life = grant
+                .expires_at
+                .and_then(|at| (at - now).to_std().ok())
+                .map_or(REFUSED_AGAIN_WITHIN, |life| life / 2);
+            std::time::Instant::now() + half_life.min(REFUSED_AGAIN_WITHIN)
+        });
         *self.lock() = Some(Current {
             token: grant.access_token.clone(),
             version: grant.version,
-            renew_at: renew_at(grant, Utc::now()),
+            renew_at: renew_at(grant, now),
             expires_at: grant.expires_at,
-            obtained_at: std::time::Instant::now(),
-            after_refusal,
+            suspect_until,
         });
     }
 
@@ -69,8 +78,9 @@ impl Live {
         let (Some(refused), Some(current)) = (refused, self.lock().clone()) else {
             return false;
         };
-        current.after_refusal
-            && current.obtained_at.elapsed() < REFUSED_AGAIN_WITHIN
+        current
+            .suspect_until
+            .is_some_and(|until| std::time::Instant::now() < until)
             && refused.expose_secret() == current.token.expose_secret()
     }
 
@@ -83,7 +93,6 @@ impl Live {
         *self.lock() = None;
     }
 
-    /// The token, unless it is time to renew it.
     /// The token, unless it is time to renew it or it is `refused`. Read
     /// by every call: only the token is copied out.
     pub(super) fn fresh_unless(&self, refused: Option<&SecretString>) -> Option<SecretString> {

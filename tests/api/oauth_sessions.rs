@@ -755,6 +755,26 @@ async fn a_token_refused_right_after_a_refusal_renewed_it_is_not_renewed_again()
 }
 
 #[tokio::test]
+async fn a_token_refused_late_in_its_life_after_a_refusal_is_renewed_as_expired() {
+    use mcp_mux::backend::AccessTokens;
+    use secrecy::ExposeSecret;
+    let (app, backend, _id, grant) = connected_grant(AuthServerOptions {
+        expires_in: Duration::from_secs(2),
+        ..AuthServerOptions::default()
+    })
+    .await;
+    let first = grant.current().await.expect("a token");
+    let second = grant.refused(&first, None).await.expect("renewed");
+    // Past half its life, a refusal is the token expiring early (a JWT's
+    // whole seconds, the clocks' skew), not a grant the backend refuses.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third = grant.refused(&second, None).await.expect("renewed again");
+    assert_ne!(second.expose_secret(), third.expose_secret());
+    assert_eq!(backend.counts.refreshes.load(Ordering::SeqCst), 2);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn while_another_node_refreshes_a_grant_its_token_serves_until_it_expires() {
     use mcp_mux::backend::AccessTokens;
     use secrecy::ExposeSecret;
