@@ -125,6 +125,18 @@ impl Mux {
         if may_pass && let Some((url, secret)) = session.held_elsewhere(id) {
             return Ok(Held::Elsewhere { url, secret });
         }
+        // Boxed: the store's futures are large, and every call's future
+        // would carry their size (and copy it) for a path few calls take.
+        Box::pin(self.reopen_mcp_session(session, id, may_pass)).await
+    }
+
+    /// [`Mux::mcp_session`] when the MCP session is not open here.
+    async fn reopen_mcp_session(
+        &self,
+        session: &Session,
+        id: &str,
+        may_pass: bool,
+    ) -> Result<Held, MuxError> {
         let _opening = Opening::start(session);
         let _resuming = session.resuming.lock().await;
         if let Some(open) = session.mcp_session(id) {
@@ -280,13 +292,22 @@ impl Mux {
         &self,
         session: &Session,
     ) -> Result<Option<(String, String)>, MuxError> {
-        const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
         if !self.store.is_shared() {
             return Ok(None);
         }
         if !session.stateless.is_empty() {
             return Ok(None);
         }
+        Box::pin(self.stateless_held_by_another(session)).await
+    }
+
+    /// [`Mux::stateless_held_elsewhere`] when this node holds none of the
+    /// session's stateless MCP sessions.
+    async fn stateless_held_by_another(
+        &self,
+        session: &Session,
+    ) -> Result<Option<(String, String)>, MuxError> {
+        const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
         {
             let held = session
                 .stateless

@@ -515,11 +515,22 @@ impl Mux {
     /// outlive a restart).
     pub async fn session(&self, id: Uuid) -> Result<Option<Arc<Session>>, MuxError> {
         let session = match self.cached(id) {
-            Some(session) => Some(session),
-            None => match self.store.find_session(id).await? {
-                Some(record) => self.remember(record),
-                None => None,
-            },
+            Some(session) => session,
+            // Boxed: the store's futures are large, and every call's
+            // future would carry their size for a path few calls take.
+            None => return Box::pin(self.load_session(id)).await,
+        };
+        if session.is_expired(Utc::now()) {
+            return Box::pin(self.unless_expired(Some(session))).await;
+        }
+        Ok(Some(session))
+    }
+
+    /// [`Mux::session`] when it is not in memory.
+    async fn load_session(&self, id: Uuid) -> Result<Option<Arc<Session>>, MuxError> {
+        let session = match self.store.find_session(id).await? {
+            Some(record) => self.remember(record),
+            None => None,
         };
         self.unless_expired(session).await
     }

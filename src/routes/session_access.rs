@@ -116,7 +116,11 @@ pub async fn check_session_access(
     not_found: impl FnOnce() -> ApiError,
 ) -> Result<(), ApiError> {
     if session.needs_sign_in() {
-        check_owner(request, session, not_found).await.map(drop)
+        // Boxed: token validation may fetch keys, a future far larger than
+        // the session-token check most calls take.
+        Box::pin(check_owner(request, session, not_found))
+            .await
+            .map(drop)
     } else {
         check_session_token(request, session.token_digest.as_ref())
     }

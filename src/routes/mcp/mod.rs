@@ -178,49 +178,16 @@ async fn dispatch(
     mux: &Mux,
 ) -> Result<HttpResponse, Refusal> {
     if stateless::is_stateless(request, &message) {
-        let session = find_session(request, path, mux).await?;
-        // A retry for a call another node keeps goes there.
-        if !mux.cluster().is_forwarded(request)
-            && let Some(node) = stateless::parked_elsewhere(mux, &message)
-            && let Some((url, secret)) = mux
-                .cluster()
-                .other_live_node(node)
-                .await
-                .map_err(|error| ApiError::from(crate::mux::MuxError::Store(error)))?
-            && let Some(answer) = pass_to(request, Some(body), mux, &url, &secret).await
-        {
-            return Ok(answer);
-        }
-        // Stateless clients of a session share one MCP session, on one node.
-        if !mux.cluster().is_forwarded(request)
-            && let Some((url, secret)) = mux
-                .stateless_held_elsewhere(&session)
-                .await
-                .map_err(ApiError::from)?
-            && let Some(answer) = pass_to(request, Some(body), mux, &url, &secret).await
-        {
-            return Ok(answer);
-        }
-        return stateless::handle(request, mux, session, message).await;
+        // Boxed: a call's future is copied from layer to layer, and each
+        // kind of message's path would otherwise add to every other's.
+        return Box::pin(dispatch_stateless(request, path, body, message, mux)).await;
     }
     if let Message::Request(initialize) = &message
         && initialize.method == Method::Initialize.as_str()
     {
-        // initialize negotiates the version in its body, whatever the header
-        // says. The token is checked before the rate is spent: requests
-        // without it must not use up the holder's rate.
-        let session = mux
-            .current_session(path.id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| path.not_found())?;
-        check_session_access(request, &session, || path.not_found())
-            .await
-            .map_err(|error| Refusal::from(error).with_id(id))?;
-        charge_session_rate(request, &session, 1)?;
-        return initialize_response(mux, &session, initialize)
-            .await
-            .map_err(|r| r.with_id(id));
+        // Boxed: opening backend sessions is a large future, which every
+        // call's would otherwise carry (and copy from layer to layer).
+        return Box::pin(open_mcp_session(request, path, initialize, id, mux)).await;
     }
     let session = find_session(request, path, mux).await?;
     check_protocol_version(request).map_err(|refusal| refusal.with_id(id))?;
@@ -248,12 +215,12 @@ async fn dispatch(
             Ok(answer_response(&call.id, outcome))
         }
         Message::Notification(notification) => {
-            mcp_session
-                .handle_notification(ClientNotification::parse(
-                    &notification.method,
-                    notification.params.as_ref(),
-                ))
-                .await;
+            // Boxed, for the size of every call's future, as above.
+            Box::pin(mcp_session.handle_notification(ClientNotification::parse(
+                &notification.method,
+                notification.params.as_ref(),
+            )))
+            .await;
             Ok(HttpResponse::Accepted().finish())
         }
         Message::Response(response) => {
@@ -261,6 +228,66 @@ async fn dispatch(
             Ok(HttpResponse::Accepted().finish())
         }
     }
+}
+
+/// Answers `initialize`: opens an MCP session.
+async fn open_mcp_session(
+    request: &HttpRequest,
+    path: SessionPath<'_>,
+    initialize: &jsonrpc::Request,
+    id: Option<&Value>,
+    mux: &Mux,
+) -> Result<HttpResponse, Refusal> {
+    // initialize negotiates the version in its body, whatever the header
+    // says. The token is checked before the rate is spent: requests
+    // without it must not use up the holder's rate.
+    let session = mux
+        .current_session(path.id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| path.not_found())?;
+    check_session_access(request, &session, || path.not_found())
+        .await
+        .map_err(|error| Refusal::from(error).with_id(id))?;
+    charge_session_rate(request, &session, 1)?;
+    initialize_response(mux, &session, initialize)
+        .await
+        .map_err(|r| r.with_id(id))
+}
+
+/// Serves a 2026-07-28 message, which names no MCP session: here, or on
+/// the node that holds the session's stateless MCP session.
+async fn dispatch_stateless(
+    request: &HttpRequest,
+    path: SessionPath<'_>,
+    body: &[u8],
+    message: Message,
+    mux: &Mux,
+) -> Result<HttpResponse, Refusal> {
+    let session = find_session(request, path, mux).await?;
+    // A retry for a call another node keeps goes there.
+    if !mux.cluster().is_forwarded(request)
+        && let Some(node) = stateless::parked_elsewhere(mux, &message)
+        && let Some((url, secret)) = mux
+            .cluster()
+            .other_live_node(node)
+            .await
+            .map_err(|error| ApiError::from(crate::mux::MuxError::Store(error)))?
+        && let Some(answer) = pass_to(request, Some(body), mux, &url, &secret).await
+    {
+        return Ok(answer);
+    }
+    // Stateless clients of a session share one MCP session, on one node.
+    if !mux.cluster().is_forwarded(request)
+        && let Some((url, secret)) = mux
+            .stateless_held_elsewhere(&session)
+            .await
+            .map_err(ApiError::from)?
+        && let Some(answer) = pass_to(request, Some(body), mux, &url, &secret).await
+    {
+        return Ok(answer);
+    }
+    stateless::handle(request, mux, session, message).await
 }
 
 /// Answers a request that may stream. The request runs on its own task, so
