@@ -51,6 +51,17 @@ pub enum Attempts {
     Once,
 }
 
+/// Where the backend session's `notifications/initialized` is: every other
+/// message waits until the backend took it.
+#[derive(Debug, Clone)]
+enum Notice {
+    Taken,
+    Pending,
+    /// It failed: the backend session was ended, and messages get why
+    /// until it is initialized again.
+    Failed(BackendError),
+}
+
 /// What the backend said when it was initialized.
 #[derive(Debug, Clone, Default)]
 pub struct Initialized {
@@ -80,6 +91,9 @@ pub struct BackendSession {
     /// opening afterwards is ended at once, and its streams and requests in
     /// flight end.
     closed: tokio::sync::watch::Sender<bool>,
+    /// Whether the backend took `notifications/initialized` since the last
+    /// `initialize`.
+    notice: tokio::sync::watch::Sender<Notice>,
     /// The capabilities told to the backend on `initialize`.
     client_capabilities: Value,
     /// Set when the registry no longer lists the server: the session is
@@ -121,6 +135,7 @@ impl BackendSession {
             reinitializing: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
             closed: tokio::sync::watch::Sender::new(false),
+            notice: tokio::sync::watch::Sender::new(Notice::Taken),
             client_capabilities,
             removed: false,
         }
@@ -147,6 +162,20 @@ impl BackendSession {
     /// A session that cannot be completed, or that was closed meanwhile, is
     /// ended with DELETE rather than left open on the backend.
     pub async fn initialize(&self, attempts: Attempts) -> Result<Initialized, BackendError> {
+        let initialized = self.initialize_noticing_later(attempts).await?;
+        self.send_initialized_notice().await?;
+        Ok(initialized)
+    }
+
+    /// [`BackendSession::initialize`] up to the backend's answer, so that
+    /// the client's answer need not wait for `notifications/initialized`
+    /// to be taken: the caller sends it next, with
+    /// [`BackendSession::send_initialized_notice`], and every other message
+    /// waits for it.
+    pub async fn initialize_noticing_later(
+        &self,
+        attempts: Attempts,
+    ) -> Result<Initialized, BackendError> {
         if self.removed {
             return Err(BackendError::Removed {
                 server: self.server.name.clone(),
@@ -200,14 +229,13 @@ impl BackendSession {
             .get("protocolVersion")
             .and_then(Value::as_str)
             .ok_or_else(|| self.protocol("initialize result has no protocolVersion"))?;
+        self.notice.send_replace(Notice::Pending);
         self.transport.enter_session(session_id, protocol_version);
         self.generation.fetch_add(1, Ordering::Release);
-        if let Err(error) = self.notify("notifications/initialized", None).await {
-            self.end_current_session().await;
-            return Err(error);
-        }
         // `close` ran while this was opening: it may have missed the new id.
         if self.is_closed() {
+            self.notice
+                .send_replace(Notice::Failed(self.closed_error()));
             self.end_current_session().await;
             return Err(self.closed_error());
         }
@@ -222,6 +250,48 @@ impl BackendSession {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         })
+    }
+
+    /// Sends `notifications/initialized` after
+    /// [`BackendSession::initialize_noticing_later`], and lets the messages
+    /// that wait for it go. A backend that does not take it has its new
+    /// session ended, and those messages get why.
+    pub async fn send_initialized_notice(&self) -> Result<(), BackendError> {
+        let sent = self
+            .send_notification("notifications/initialized", None)
+            .await;
+        let failed = match sent {
+            Ok(()) if !self.is_closed() => None,
+            // `close` ran meanwhile: it may have missed the new id.
+            Ok(()) => Some(self.closed_error()),
+            Err(error) => Some(error),
+        };
+        let Some(error) = failed else {
+            self.notice.send_replace(Notice::Taken);
+            return Ok(());
+        };
+        self.end_current_session().await;
+        self.notice.send_replace(Notice::Failed(error.clone()));
+        Err(error)
+    }
+
+    /// Waits until the backend took `notifications/initialized`, as every
+    /// message after `initialize` must; the reason, when it did not.
+    async fn after_notice(&self) -> Result<(), BackendError> {
+        if matches!(*self.notice.borrow(), Notice::Taken) {
+            return Ok(());
+        }
+        let mut notice = self.notice.subscribe();
+        let settled = notice
+            .wait_for(|notice| !matches!(notice, Notice::Pending))
+            .await
+            .map(|notice| notice.clone());
+        match settled {
+            Ok(Notice::Taken) => Ok(()),
+            Ok(Notice::Failed(error)) => Err(error),
+            // The sender lives as long as `self`.
+            Ok(Notice::Pending) | Err(_) => Err(self.closed_error()),
+        }
     }
 
     /// Sends a request and waits for its answer. Transient failures are
@@ -264,6 +334,7 @@ impl BackendSession {
         let mut reinitialized = false;
         let attempts_made = AtomicU32::new(0);
         loop {
+            self.after_notice().await?;
             let generation = self.generation.load(Ordering::Acquire);
             let outcome = self
                 .guarded(
@@ -287,6 +358,15 @@ impl BackendSession {
 
     /// Sends a notification; the backend answers 202 with no body.
     pub async fn notify(&self, method: &str, params: Option<&Value>) -> Result<(), BackendError> {
+        self.after_notice().await?;
+        self.send_notification(method, params).await
+    }
+
+    async fn send_notification(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+    ) -> Result<(), BackendError> {
         let body = jsonrpc::request(None, method, params);
         retry::with_retries(
             &self.server.retry,
@@ -317,6 +397,7 @@ impl BackendSession {
         id: Value,
         outcome: serde_json::Map<String, Value>,
     ) -> Result<(), BackendError> {
+        self.after_notice().await?;
         let mut message = outcome;
         message.insert("jsonrpc".into(), Value::from("2.0"));
         message.insert("id".into(), id);
@@ -331,6 +412,9 @@ impl BackendSession {
     /// stream ends with it) or the backend turns out to have none;
     /// reconnects with a growing pause.
     pub async fn listen(&self, to_client: Arc<dyn Fn(Relayed) + Send + Sync>) {
+        if self.after_notice().await.is_err() {
+            return;
+        }
         self.transport.listen(to_client, &self.closed).await;
     }
 

@@ -648,6 +648,80 @@ async fn a_failed_resume_never_sends_a_tool_with_effects_again() {
     }
 }
 
+/// What a mock backend received, in order: each POST's JSON-RPC method, or
+/// the HTTP method.
+async fn received_in_order(server: &wiremock::MockServer) -> Vec<String> {
+    let received = server.received_requests().await.unwrap_or_default();
+    received
+        .iter()
+        .map(|request| {
+            serde_json::from_slice::<Value>(&request.body)
+                .ok()
+                .and_then(|body| body["method"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| request.method.to_string())
+        })
+        .collect()
+}
+
+/// A backend whose `notifications/initialized` is taken only after `delay`
+/// (busy with other sessions' notices, say).
+async fn backend_taking_its_notice_after(delay: Duration) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "initialize" })))
+        .respond_with(
+            JsonRpcAnswer::result(json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "m", "version": "1" } }))
+                .with_session("s1"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            json!({ "method": "notifications/initialized" }),
+        ))
+        .respond_with(ResponseTemplate::new(202).set_delay(delay))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(json!({ "method": "tools/list" })))
+        .respond_with(JsonRpcAnswer::result(json!({ "tools": tools() })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(405))
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn initialize_is_answered_while_a_backend_has_yet_to_take_its_notice() {
+    let server = backend_taking_its_notice_after(Duration::from_secs(600)).await;
+    // The client's initialize does not wait for the notice (nor time out
+    // on it): the backend answered initialize, and the notice follows.
+    let (_app, _mcp) = session_over(&server, "").await;
+    assert!(
+        eventually(|| async { requests_for(&server, "notifications/initialized").await == 1 })
+            .await
+    );
+    // Nothing else goes to the backend until it takes the notice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        received_in_order(&server).await,
+        ["initialize", "notifications/initialized"]
+    );
+}
+
+#[tokio::test]
+async fn no_message_to_a_backend_overtakes_its_notice() {
+    let server = backend_taking_its_notice_after(Duration::from_secs(2)).await;
+    let (_app, mut mcp) = session_over(&server, "").await;
+    assert_eq!(mcp.tool_names().await, ["flaky__write", "flaky__read"]);
+    let received = received_in_order(&server).await;
+    assert_eq!(&received[..2], ["initialize", "notifications/initialized"]);
+    assert!(received.contains(&"tools/list".to_owned()), "{received:?}");
+}
+
 #[tokio::test]
 async fn a_backend_that_cannot_complete_initialize_has_its_new_session_deleted() {
     let server = wiremock::MockServer::start().await;

@@ -200,7 +200,7 @@ impl McpSession {
         signals.answered.store(true, Ordering::SeqCst);
         drop(guard);
         for slot in &slots {
-            slot.clone().listen_if_pending();
+            slot.clone().follow_up_if_pending();
         }
 
         let protocol_version = version::negotiate(requested_version);

@@ -41,9 +41,10 @@ pub(super) struct BackendSlot {
     pub(super) state: Mutex<SlotState>,
     pub(super) rechecking: AtomicBool,
     pub(super) closing: AtomicBool,
-    /// Set when its backend session opened and its own stream is still to
-    /// open (which waits until the client's `initialize` is answered).
-    pub(super) listen_later: AtomicBool,
+    /// Set when its backend session opened and its notice and own stream
+    /// are still to go (they wait until the client's `initialize` is
+    /// answered).
+    pub(super) follow_up_later: AtomicBool,
     pub(super) signals: Arc<Signals>,
     /// The MCP session's merged lists, which a change it announces marks
     /// stale.
@@ -91,7 +92,7 @@ impl BackendSlot {
             state: Mutex::new(SlotState::Opening),
             rechecking: AtomicBool::new(false),
             closing: AtomicBool::new(false),
-            listen_later: AtomicBool::new(false),
+            follow_up_later: AtomicBool::new(false),
             signals,
             catalogues,
             fallback_of: None,
@@ -137,24 +138,8 @@ impl BackendSlot {
     /// Opens (or re-opens) the backend session and records the outcome. A
     /// session closed meanwhile is ended by `initialize` itself.
     pub(super) async fn open(self: Arc<Self>, attempts: Attempts) {
-        let outcome = self.session.initialize(attempts).await;
-        if outcome.is_ok() {
-            // The backend's own stream opens once the client's `initialize`
-            // is answered: streams opening meanwhile would hold up the
-            // other backends' `initialize` on a shared backend host.
-            self.listen_later.store(true, Ordering::SeqCst);
-            if self.signals.answered.load(Ordering::SeqCst) {
-                self.clone().listen_if_pending();
-                if self.fallback_of.is_none() {
-                    tracing::info!(
-                        server = self.name(),
-                        "backend session opened late; its items are announced"
-                    );
-                    self.catalogues.mark_all_stale();
-                    self.signals.announce_lists_changed();
-                }
-            }
-        }
+        let outcome = self.session.initialize_noticing_later(attempts).await;
+        let opened = outcome.is_ok();
         *self.lock_state() = match outcome {
             Ok(initialized) => SlotState::Ready(initialized),
             Err(error) => {
@@ -167,21 +152,52 @@ impl BackendSlot {
                 }
             }
         };
+        if opened {
+            self.follow_up_later.store(true, Ordering::SeqCst);
+            if self.signals.answered.load(Ordering::SeqCst) {
+                self.clone().follow_up_if_pending();
+                if self.fallback_of.is_none() {
+                    tracing::info!(
+                        server = self.name(),
+                        "backend session opened late; its items are announced"
+                    );
+                    self.catalogues.mark_all_stale();
+                    self.signals.announce_lists_changed();
+                }
+            }
+        }
         self.rechecking.store(false, Ordering::Release);
     }
 
-    /// Opens the backend's own stream, unless it is open or opening. The
-    /// slot's `open` and the MCP session's may both call this, and
-    /// `listen_later` lets exactly one of them through.
-    pub(super) fn listen_if_pending(self: Arc<Self>) {
-        if self.listen_later.swap(false, Ordering::SeqCst) {
-            tokio::spawn(async move {
-                let slot = self.clone();
-                let to_client: Arc<dyn Fn(Relayed) + Send + Sync> =
-                    Arc::new(move |relayed| slot.pass_to_client(relayed, None));
-                self.session.listen(to_client).await;
-            });
+    /// Sends the opened backend session's `notifications/initialized`, then
+    /// opens the backend's own stream, unless that is done or under way.
+    /// Both wait until the client's `initialize` is answered: on a backend
+    /// host that several of the session's backends share, they would hold
+    /// up the other backends' answers to `initialize`, which the client
+    /// waits for. The backend session's other messages wait for the
+    /// notice. The slot's `open` and the MCP session's may both call this,
+    /// and `follow_up_later` lets exactly one of them through. A backend
+    /// that does not take the notice is down, for the reason it gave.
+    pub(super) fn follow_up_if_pending(self: Arc<Self>) {
+        if !self.follow_up_later.swap(false, Ordering::SeqCst) {
+            return;
         }
+        tokio::spawn(async move {
+            if let Err(error) = self.session.send_initialized_notice().await {
+                if !self.session.is_closed() {
+                    tracing::warn!(server = self.name(), %error, "backend session did not open");
+                }
+                *self.lock_state() = SlotState::Down {
+                    error,
+                    since: Instant::now(),
+                };
+                return;
+            }
+            let slot = self.clone();
+            let to_client: Arc<dyn Fn(Relayed) + Send + Sync> =
+                Arc::new(move |relayed| slot.pass_to_client(relayed, None));
+            self.session.listen(to_client).await;
+        });
     }
 
     /// Passes what the backend sends to the client: on `answer`, the SSE
