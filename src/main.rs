@@ -10,6 +10,13 @@ use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
 use mcp_mux::identity::{IntrospectionClient, SignInSettings};
+
+/// mimalloc rather than the system's allocator: a call allocates and frees
+/// a few hundred small blocks across threads (the request, its JSON, the
+/// backend's answer, the audit record), and glibc's malloc spent about a
+/// sixth of a call's instructions on them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use mcp_mux::mux::{Limits, Timings};
 use mcp_mux::rotation::RotationSettings;
 use mcp_mux::routes::rate_limit::{Rate, Rates};
