@@ -663,9 +663,9 @@ async fn received_in_order(server: &wiremock::MockServer) -> Vec<String> {
         .collect()
 }
 
-/// A backend whose `notifications/initialized` is taken only after `delay`
-/// (busy with other sessions' notices, say).
-async fn backend_taking_its_notice_after(delay: Duration) -> wiremock::MockServer {
+/// A backend that answers `initialize` with the session "s1", and its
+/// `notifications/initialized` with `notice`.
+async fn backend_answering_its_notice(notice: ResponseTemplate) -> wiremock::MockServer {
     let server = wiremock::MockServer::start().await;
     Mock::given(method("POST"))
         .and(body_partial_json(json!({ "method": "initialize" })))
@@ -679,9 +679,16 @@ async fn backend_taking_its_notice_after(delay: Duration) -> wiremock::MockServe
         .and(body_partial_json(
             json!({ "method": "notifications/initialized" }),
         ))
-        .respond_with(ResponseTemplate::new(202).set_delay(delay))
+        .respond_with(notice)
         .mount(&server)
         .await;
+    server
+}
+
+/// A backend whose `notifications/initialized` is taken only after `delay`
+/// (busy with other sessions' notices, say).
+async fn backend_taking_its_notice_after(delay: Duration) -> wiremock::MockServer {
+    let server = backend_answering_its_notice(ResponseTemplate::new(202).set_delay(delay)).await;
     Mock::given(method("POST"))
         .and(body_partial_json(json!({ "method": "tools/list" })))
         .respond_with(JsonRpcAnswer::result(json!({ "tools": tools() })))
@@ -724,22 +731,7 @@ async fn no_message_to_a_backend_overtakes_its_notice() {
 
 #[tokio::test]
 async fn a_backend_that_cannot_complete_initialize_has_its_new_session_deleted() {
-    let server = wiremock::MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(json!({ "method": "initialize" })))
-        .respond_with(
-            JsonRpcAnswer::result(json!({ "protocolVersion": "2025-11-25", "capabilities": { "tools": {} }, "serverInfo": { "name": "m", "version": "1" } }))
-                .with_session("s1"),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(body_partial_json(
-            json!({ "method": "notifications/initialized" }),
-        ))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&server)
-        .await;
+    let server = backend_answering_its_notice(ResponseTemplate::new(500)).await;
     Mock::given(method("DELETE"))
         .and(header("mcp-session-id", "s1"))
         .respond_with(ResponseTemplate::new(200))
