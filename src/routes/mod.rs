@@ -339,6 +339,19 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 /// The first 8 characters of a path segment, escaped: enough to correlate
 /// log lines, too little to use a session id.
 fn short_segment(segment: &str) -> String {
+    // Session ids, the usual segment, need no escaping: cut them as bytes.
+    let head = &segment.as_bytes()[..segment.len().min(8)];
+    if head
+        .iter()
+        .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-')
+    {
+        let mut cut = String::with_capacity(head.len() + '…'.len_utf8());
+        cut.push_str(&segment[..head.len()]);
+        if segment.len() > head.len() {
+            cut.push('…');
+        }
+        return cut;
+    }
     let cut: String = segment.chars().take(8).collect();
     let cut = cut.escape_debug().to_string();
     if segment.chars().nth(8).is_some() {
@@ -359,6 +372,9 @@ mod tests {
             "0b7c2f8e…"
         );
         assert_eq!(short_segment("abc"), "abc");
+        assert_eq!(short_segment("0b7c2f8e"), "0b7c2f8e");
         assert_eq!(short_segment("a\nb"), "a\\nb");
+        assert_eq!(short_segment("0b7c2f8\n-more"), "0b7c2f8\\n…");
+        assert_eq!(short_segment("é0b7c2f8e"), "é0b7c2f8…");
     }
 }
