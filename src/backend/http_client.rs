@@ -52,7 +52,11 @@ impl HttpClients {
                     // credential, to an address the registry does not name.
                     .redirect(reqwest::redirect::Policy::none())
                     .connect_timeout(std::time::Duration::from_secs(10))
-                    .pool_idle_timeout(std::time::Duration::from_secs(90))
+                    // Below the 5 s after which Node's and uvicorn's servers
+                    // close an idle connection: a call sent on one they are
+                    // closing fails unanswered, and a tool call is not sent
+                    // again.
+                    .pool_idle_timeout(std::time::Duration::from_secs(4))
                     .pool_max_idle_per_host(idle)
                     .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
             },
