@@ -5,9 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+use tokio::sync::Notify;
 
 use super::curation::CompiledRules;
 use super::item_kind::NamedKind;
@@ -102,13 +103,17 @@ pub struct Catalogue {
     /// Backends (by index) whose list failed, and why: a name of theirs is
     /// answered with that failure (busy, say), not as an unknown name.
     pub left_out: Vec<(usize, BackendError)>,
-    /// The search index over its items, built on the first search: once
-    /// per list, never per query.
-    index: OnceLock<ToolIndex>,
+    /// The search index over its items, built on the first search (with
+    /// the list, in search mode) or taken from the list before when the
+    /// items are the same: once per list, never per query.
+    index: OnceLock<Arc<ToolIndex>>,
     /// The embeddings of its tools, once a sentence model made them.
-    semantic: OnceLock<SemanticIndex>,
+    semantic: OnceLock<Arc<SemanticIndex>>,
     /// Set when their making has started.
     semantic_started: AtomicBool,
+    /// Set when their making has ended, made or not, and told to waiters.
+    semantic_done: AtomicBool,
+    semantic_ended: Notify,
 }
 
 /// A backend item on its way into the catalogue.
@@ -255,6 +260,8 @@ impl Catalogue {
             index: OnceLock::new(),
             semantic: OnceLock::new(),
             semantic_started: AtomicBool::new(false),
+            semantic_done: AtomicBool::new(false),
+            semantic_ended: Notify::new(),
         }
     }
 
@@ -268,7 +275,27 @@ impl Catalogue {
 
     /// The search index over its items.
     pub fn index(&self) -> &ToolIndex {
-        self.index.get_or_init(|| ToolIndex::build(&self.items))
+        self.index
+            .get_or_init(|| Arc::new(ToolIndex::build(&self.items)))
+    }
+
+    /// Takes the search indexes of `previous` when it holds the same items,
+    /// so that a list refreshed unchanged is not indexed again: a search
+    /// over 10,000 tools must not pay 0.1 s each time the list expires.
+    pub fn adopt_indexes(&self, previous: &Catalogue) {
+        let indexed = previous.index.get().is_some() || previous.semantic.get().is_some();
+        // Compared only when there is something to take: a long list costs.
+        if !indexed || self.items != previous.items {
+            return;
+        }
+        if let Some(index) = previous.index.get() {
+            let _ = self.index.set(index.clone());
+        }
+        if let Some(semantic) = previous.semantic.get() {
+            let _ = self.semantic.set(semantic.clone());
+            self.semantic_started.store(true, Ordering::Release);
+            self.semantic_done.store(true, Ordering::Release);
+        }
     }
 
     /// The embeddings of its tools, once `model` has made them. The first
@@ -276,21 +303,38 @@ impl Catalogue {
     /// tools); searches rank by words alone until it is done.
     pub fn semantic_index(self: &Arc<Self>, model: &Arc<SearchModel>) -> Option<&SemanticIndex> {
         if let Some(index) = self.semantic.get() {
-            return Some(index);
+            return Some(index.as_ref());
         }
         if !self.semantic_started.swap(true, Ordering::AcqRel) {
             let catalogue = self.clone();
             let model = model.clone();
-            tokio::task::spawn_blocking(move || match model.index(&catalogue.items) {
-                Ok(index) => {
-                    let _ = catalogue.semantic.set(index);
+            tokio::task::spawn_blocking(move || {
+                match model.index(&catalogue.items) {
+                    Ok(index) => {
+                        let _ = catalogue.semantic.set(Arc::new(index));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "search mode ranks this list by its words alone")
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "search mode ranks this list by its words alone")
-                }
+                catalogue.semantic_done.store(true, Ordering::Release);
+                catalogue.semantic_ended.notify_waiters();
             });
         }
         None
+    }
+
+    /// Starts making the embeddings of its tools, if not yet started, and
+    /// waits for them at most `wait`: a search that comes while they are
+    /// being made ranks by meaning once they are, not by words alone.
+    pub async fn await_semantic_index(self: &Arc<Self>, model: &Arc<SearchModel>, wait: Duration) {
+        let ended = self.semantic_ended.notified();
+        tokio::pin!(ended);
+        // Registered before the check, so that an end in between is heard.
+        ended.as_mut().enable();
+        if self.semantic_index(model).is_none() && !self.semantic_done.load(Ordering::Acquire) {
+            let _ = tokio::time::timeout(wait, ended).await;
+        }
     }
 
     /// The item of a qualified name, if the list holds it.
@@ -388,6 +432,29 @@ mod tests {
             items,
             rules: None,
         }
+    }
+
+    #[test]
+    fn a_list_refreshed_unchanged_keeps_its_search_index_and_a_changed_one_does_not() {
+        let tools = |description: &str| {
+            vec![source(
+                0,
+                "a",
+                vec![json!({"name": "merge", "description": description})],
+            )]
+        };
+        let first = Catalogue::build(NamedKind::Tool, tools("Merge a pull request"));
+        let index = first.index() as *const ToolIndex;
+        let unchanged = Catalogue::build(NamedKind::Tool, tools("Merge a pull request"));
+        unchanged.adopt_indexes(&first);
+        assert!(
+            std::ptr::eq(unchanged.index(), index),
+            "the index is shared"
+        );
+        let changed = Catalogue::build(NamedKind::Tool, tools("Land a pull request"));
+        changed.adopt_indexes(&first);
+        assert!(!std::ptr::eq(changed.index(), index), "a new index");
+        assert_eq!(changed.index().search("land", 1).len(), 1);
     }
 
     #[test]

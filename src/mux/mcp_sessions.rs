@@ -95,9 +95,10 @@ impl Mux {
             })
         } else {
             let mcp_session = Arc::new(mcp_session);
-            self.register(session, mcp_session.clone())
-                .await
-                .map(|()| (mcp_session, result))
+            self.register(session, mcp_session.clone()).await.map(|()| {
+                mcp_session.prepare_search();
+                (mcp_session, result)
+            })
         };
         if refused.is_err()
             && let Err(error) = self.store.delete_mcp_session(session.id, &record.id).await

@@ -15,7 +15,7 @@ use crate::mcp::param_headers::ParamHeader;
 use crate::mcp::request::{ByName, ByUri, Completion, CompletionTarget, Method};
 use crate::mux::audit::AuditedCall;
 use crate::mux::catalogue::{BackendItems, Catalogue, Route};
-use crate::mux::curation::SessionCuration;
+use crate::mux::curation::{SessionCuration, ToolMode};
 use crate::mux::error::CallError;
 use crate::mux::item_kind::{Listing, NamedKind, RESOURCE_TEMPLATES, RESOURCES};
 use crate::mux::payload::{Payload, passed_on};
@@ -464,8 +464,21 @@ impl McpSession {
             .collect();
         // Rules over a long list cost CPU: merged on the blocking pool, so
         // that this worker's other requests (and `/healthz`) never wait.
+        // So is a search-mode session's index, unless the list is unchanged.
         let curation = self.curation.clone();
-        let merged = tokio::task::spawn_blocking(move || merge(kind, &curation, lists)).await;
+        let previous = self.catalogues.latest(kind);
+        let searched = kind == NamedKind::Tool && curation.rules.tool_mode == ToolMode::Search;
+        let merged = tokio::task::spawn_blocking(move || {
+            let catalogue = merge(kind, &curation, lists);
+            if let Some(previous) = previous {
+                catalogue.adopt_indexes(&previous);
+            }
+            if searched {
+                catalogue.index();
+            }
+            catalogue
+        })
+        .await;
         let mut catalogue = merged.unwrap_or_else(|error| {
             tracing::error!(%error, kind = kind.noun(), "merging the lists failed");
             lives = Duration::ZERO;

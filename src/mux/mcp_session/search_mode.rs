@@ -5,10 +5,14 @@
 //! alike), and teaches the session which tool its last search meant. A
 //! direct call by a tool's own name still works, as over plain HTTP.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
 
 use super::{ClientCall, McpSession};
 use crate::mcp::request::ByName;
+use crate::mux::curation::ToolMode;
 use crate::mux::error::CallError;
 use crate::mux::item_kind::NamedKind;
 use crate::mux::payload::Payload;
@@ -17,7 +21,28 @@ use crate::mux::search::{
     search_mode_tools, search_result, tool_summary,
 };
 
+/// How long a search waits for its list's embeddings while a sentence
+/// model makes them; then it ranks by words alone.
+const SEMANTIC_WAIT: Duration = Duration::from_secs(5);
+
 impl McpSession {
+    /// With a sentence model, a search-mode MCP session lists its tools and
+    /// starts making their embeddings as soon as it opens, so that its
+    /// first search finds them made, or on their way.
+    pub(crate) fn prepare_search(self: &Arc<Self>) {
+        let Some(model) = self.search_model.clone() else {
+            return;
+        };
+        if self.curation.rules.tool_mode != ToolMode::Search {
+            return;
+        }
+        let mcp_session = self.clone();
+        tokio::spawn(async move {
+            let catalogue = mcp_session.current_catalogue(NamedKind::Tool).await;
+            catalogue.semantic_index(&model);
+        });
+    }
+
     /// The three tools a search-mode session lists.
     pub(super) fn search_mode_list(&self) -> Payload {
         Payload::Json(json!({ "tools": search_mode_tools() }))
@@ -65,6 +90,9 @@ impl McpSession {
                 // belongs on the blocking pool, not on a worker that answers
                 // other requests.
                 let model = self.search_model.clone();
+                if let Some(model) = &model {
+                    catalogue.await_semantic_index(model, SEMANTIC_WAIT).await;
+                }
                 let found = tokio::task::spawn_blocking(move || {
                     let lifts: Vec<(&str, f64)> = lifts
                         .iter()
