@@ -309,6 +309,11 @@ else
   show_tail "$WORK/schemathesis.log" 60
 fi
 
+# A client generated from the same document by openapi-python-client, as an
+# operator's tooling makes one: create a session, call a tool, delete it.
+run_client generated-client "$CLIENT_PY" "$HERE/generated_client.py" "$BASE" "$WORK/openapi.json" \
+  "$WORK" everything everything__echo
+
 # ---------------------------------------------------------------- raw MCP
 # The Streamable HTTP rules that clients rely on without saying so, spoken
 # by hand. The MCP session made here is reused after the restart below.

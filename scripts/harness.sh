@@ -149,9 +149,10 @@ install_conformance_suite() { # DIR CACHE
 }
 
 # Installs the pinned npm and PyPI packages of DIR (scripts/e2e) into CACHE
-# (.e2e), again only when the pins changed; sets NODE_MODULES and PY.
+# (.e2e), again only when the pins changed; sets NODE_MODULES, PY and
+# CLIENT_PY (the generated API client's venv).
 install_e2e_packages() { # DIR CACHE
-  local here=$1 cache=$2 node_stamp py_stamp base_python
+  local here=$1 cache=$2 node_stamp
   node_stamp=$(stamp_of "$here/package.json" "$here/package-lock.json")
   if [[ $(cat "$cache/node/.stamp" 2>/dev/null) != "$node_stamp" ]]; then
     echo "# installing npm packages into .e2e/node" >&2
@@ -163,14 +164,23 @@ install_e2e_packages() { # DIR CACHE
   fi
   NODE_MODULES=$cache/node/node_modules
 
-  py_stamp=$(stamp_of "$here/requirements.txt")
-  if [[ $(cat "$cache/venv/.stamp" 2>/dev/null) != "$py_stamp" ]]; then
-    echo "# installing PyPI packages into .e2e/venv" >&2
-    base_python=${E2E_PYTHON:-$(command -v python3.11 || command -v python3)}
-    rm -rf "$cache/venv"
-    "$base_python" -m venv "$cache/venv"
-    timeout 600 "$cache/venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" 2>&1 | note
-    echo "$py_stamp" >"$cache/venv/.stamp"
-  fi
+  install_venv "$here/requirements.txt" "$cache/venv"
   PY=$cache/venv/bin/python
+  install_venv "$here/client-requirements.txt" "$cache/client-venv"
+  CLIENT_PY=$cache/client-venv/bin/python
+}
+
+# A venv at VENV with the pins of REQUIREMENTS, made again only when they
+# changed.
+install_venv() { # REQUIREMENTS VENV
+  local requirements=$1 venv=$2 stamp base_python
+  stamp=$(stamp_of "$requirements")
+  if [[ $(cat "$venv/.stamp" 2>/dev/null) != "$stamp" ]]; then
+    echo "# installing PyPI packages into .e2e/${venv##*/}" >&2
+    base_python=${E2E_PYTHON:-$(command -v python3.11 || command -v python3)}
+    rm -rf "$venv"
+    "$base_python" -m venv "$venv"
+    timeout 600 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" 2>&1 | note
+    echo "$stamp" >"$venv/.stamp"
+  fi
 }
