@@ -311,10 +311,15 @@ pub async fn log_request(
     let trace_id = extensions
         .get::<traced::TracedAs>()
         .map(|traced| traced.trace_id.as_str());
+    // The route, the cut session id and the trace id are the gateway's own
+    // words or already escaped: shown as they are, not escaped character by
+    // character again. The subject, a user's, stays escaped.
+    let session = session.as_deref().map(tracing::field::display);
+    let trace_id = trace_id.map(tracing::field::display);
     if status >= 400 || access_log {
-        tracing::info!(%method, route = pattern, session, subject, status, %elapsed_ms, trace_id, "request");
+        tracing::info!(%method, route = %pattern, session, subject, status, %elapsed_ms, trace_id, "request");
     } else {
-        tracing::debug!(%method, route = pattern, session, subject, status, %elapsed_ms, trace_id, "request");
+        tracing::debug!(%method, route = %pattern, session, subject, status, %elapsed_ms, trace_id, "request");
     }
     drop(extensions);
     Ok(response)
