@@ -51,8 +51,9 @@ struct ServerTools {
     listings: usize,
     /// Tool labels those lists name, with how many name each.
     listed: HashMap<String, usize>,
-    /// Tool labels with series, with the (outcome, error class) of each.
-    series: HashMap<String, HashSet<(&'static str, &'static str)>>,
+    /// Tool labels with series: the counter of each (outcome, error
+    /// class), kept so that a call counts without building labels.
+    series: HashMap<String, HashMap<(&'static str, &'static str), Counter>>,
 }
 
 impl ServerTools {
@@ -88,46 +89,47 @@ impl ToolCalls {
             return;
         };
         let tool = cut_label(tool);
-        let label = {
-            let mut servers = self.lock();
-            // A server is one the registry lists: its entry is bounded too.
-            // Looked up before it is added, so that a call allocates nothing
-            // here once its server and tool have series.
-            if !servers.contains_key(server) {
-                servers.insert(server.to_owned(), ServerTools::default());
-            }
-            let Some(tools) = servers.get_mut(server) else {
-                return;
-            };
-            let label = if tools.series.contains_key(tool)
-                || (tools.listed.contains_key(tool) && tools.own_series() < MAX_TOOLS_PER_SERVER)
-            {
-                tool
-            } else {
-                OTHER_TOOL
-            };
-            match tools.series.get_mut(label) {
-                Some(kinds) => {
-                    kinds.insert((outcome, error_class));
-                }
-                None => {
-                    tools
-                        .series
-                        .entry(label.to_owned())
-                        .or_default()
-                        .insert((outcome, error_class));
-                }
-            }
-            label
+        // Held while counting: see `servers`.
+        let mut servers = self.lock();
+        // A server is one the registry lists: its entry is bounded too.
+        // Looked up before it is added, so that a call allocates nothing
+        // here once its server and tool have series.
+        if !servers.contains_key(server) {
+            servers.insert(server.to_owned(), ServerTools::default());
+        }
+        let Some(tools) = servers.get_mut(server) else {
+            return;
         };
-        self.family
+        let label = if tools.series.contains_key(tool)
+            || (tools.listed.contains_key(tool) && tools.own_series() < MAX_TOOLS_PER_SERVER)
+        {
+            tool
+        } else {
+            OTHER_TOOL
+        };
+        if let Some(counter) = tools
+            .series
+            .get(label)
+            .and_then(|kinds| kinds.get(&(outcome, error_class)))
+        {
+            counter.inc();
+            return;
+        }
+        let counter = self
+            .family
             .get_or_create(&CallLabels {
                 server: server.to_owned(),
                 tool: label.to_owned(),
                 outcome,
                 error_class,
             })
-            .inc();
+            .clone();
+        counter.inc();
+        tools
+            .series
+            .entry(label.to_owned())
+            .or_default()
+            .insert((outcome, error_class), counter);
     }
 
     /// A kept list now names `after` of `server`'s tools where it named
@@ -189,7 +191,7 @@ impl ToolCalls {
         let Some(outcomes) = tools.series.remove(label) else {
             return;
         };
-        for (outcome, error_class) in outcomes {
+        for (outcome, error_class) in outcomes.into_keys() {
             self.family.remove(&CallLabels {
                 server: server.to_owned(),
                 tool: label.to_owned(),
