@@ -174,8 +174,14 @@ async fn every_bad_message_gets_its_exact_status_and_code_and_reaches_no_backend
     )
     .await;
     let (app, mcp) = session_over_mock("mock", &server).await;
-    // Messages are POSTs: the backend's own stream (a GET) opens on its own time.
+    // Messages are POSTs: the backend's own stream (a GET) opens on its own
+    // time, and its notice follows initialize's answer.
     let posts = |request: &wiremock::Request| request.method == wiremock::http::Method::POST;
+    assert!(
+        eventually(|| async { requests_for(&server, "notifications/initialized").await == 1 })
+            .await,
+        "the backend took its notice"
+    );
     let forwarded = count_requests(&server, posts).await;
     for case in cases() {
         let response = mcp
