@@ -1514,6 +1514,12 @@ async fn the_create_form_sets_a_name_and_labels_and_refuses_bad_ones_by_field() 
     .await;
     assert_eq!(status, 201, "{created}");
     assert!(created.contains("<tr><th>Name</th><td>Nightly &lt;b&gt;</td></tr>"));
+    assert!(
+        created.contains(
+            "<tr><th>Labels</th><td><code>env=ci</code> <code>team=platform</code></td></tr>"
+        ),
+        "{created}"
+    );
     let id = created
         .split("href=\"/ui/session/")
         .nth(1)

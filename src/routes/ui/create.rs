@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use super::form::Form;
-use super::html::{esc, form_token_field, page};
+use super::html::{esc, form_token_field, labels_shown, page};
 use super::refusal::PageError;
 use crate::mux::Mux;
 use crate::registry::Registry;
@@ -325,9 +325,11 @@ fn created_page(request: &HttpRequest, created: &SessionCreated) -> HttpResponse
     let mut body = format!(
         "<table><tr><th>Session</th><td><a href=\"/ui/session/{id}\"><code>{id}</code></a></td></tr>\
          <tr><th>Name</th><td>{name}</td></tr>\
+         <tr><th>Labels</th><td>{labels}</td></tr>\
          <tr><th>MCP URL</th><td><code>{url}</code></td></tr></table>\n",
         id = esc(&id),
         name = esc(created.name.as_deref().unwrap_or("")),
+        labels = labels_shown(&created.labels),
         url = esc(&created.mcp_url),
     );
     if let Some(token) = &created.session_token {

@@ -12,7 +12,7 @@ pub use super::form::form_token_field;
 use super::form_token::FormToken;
 use crate::mux::CircuitState;
 use crate::routes::access::ConsoleCaller;
-use crate::store::StoredAuditRecord;
+use crate::store::{Labels, StoredAuditRecord};
 
 /// A value escaped for HTML text and for a double- or single-quoted
 /// attribute.
@@ -217,6 +217,15 @@ pub fn audit_table(records: &[StoredAuditRecord]) -> String {
     }
     table.push_str("</table>\n");
     table
+}
+
+/// A session's labels, each `key=value`.
+pub(super) fn labels_shown(labels: &Labels) -> String {
+    labels
+        .iter()
+        .map(|(key, value)| format!("<code>{}={}</code>", esc(key), esc(value)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::catalogue::{items_sections, rules_section, tool_names};
 use super::form::Form;
 use super::html::{
-    audit_table, circuit_badge, esc, form_token_field, health_cells, page, see_other, time,
+    audit_table, circuit_badge, esc, form_token_field, health_cells, labels_shown, page, see_other,
+    time,
 };
 use super::refusal::{PageError, page_refusing};
 use super::try_tool::try_form;
@@ -20,7 +21,7 @@ use crate::routes::error::ApiError;
 use crate::routes::session_id::{SessionPath, mcp_endpoint, short_id};
 use crate::routes::sessions::{authorization_shown, parse_list_query};
 use crate::routes::tools::plain_calls_mcp_session;
-use crate::store::{Labels, SessionSummary};
+use crate::store::SessionSummary;
 
 /// Sessions on one page of the list.
 const PAGE: u64 = 100;
@@ -222,15 +223,6 @@ fn session_row(mux: &Mux, session: &SessionSummary) -> String {
         token = access_shown(session.require_token, session.owner.as_ref()),
         delete = delete_link(session.id),
     )
-}
-
-/// A session's labels, each `key=value`.
-fn labels_shown(labels: &Labels) -> String {
-    labels
-        .iter()
-        .map(|(key, value)| format!("<code>{}={}</code>", esc(key), esc(value)))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A session's page: its backends, expiry, rules, MCP sessions, tools,
