@@ -9,12 +9,34 @@
 //! Idle connections hold descriptors, which the connection plan reserves
 //! per backend host: the workers' pools share that reserve, and any other
 //! thread (the reaper ending MCP sessions, say) keeps one idle connection.
+//!
+//! A backend reached over plain HTTP is called through hyper-util's client
+//! itself, beside reqwest's: reqwest's own layers (its redirect policy
+//! parses the URL twice even with redirects off, then its proxy matcher and
+//! retry layer) took a tenth of a call's instructions. TLS, a proxy from
+//! the environment and requests with a timeout of their own stay with
+//! reqwest.
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 type Build = dyn Fn(usize) -> Option<reqwest::Client> + Send + Sync;
+
+/// hyper-util's client for plain HTTP backends, sending reqwest's bodies.
+pub type DirectClient = hyper_util::client::legacy::Client<HttpConnector, reqwest::Body>;
+
+/// What every backend request carries as its `User-Agent`.
+pub const USER_AGENT: &str = concat!("mcp-mux/", env!("CARGO_PKG_VERSION"));
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Below the 5 s after which Node's and uvicorn's servers close an idle
+/// connection: a call sent on one they are closing fails unanswered, and a
+/// tool call is not sent again.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Hands each thread its own `reqwest::Client`, all built alike.
 #[derive(Clone)]
@@ -28,6 +50,9 @@ pub struct HttpClients {
     /// Built at start, which proved the settings work: a thread whose own
     /// build fails uses it, so no request ever meets a build error.
     first: reqwest::Client,
+    /// Whether plain HTTP goes through hyper-util's client: not when the
+    /// environment names a proxy, which only reqwest honours.
+    direct: bool,
 }
 
 /// Idle connections per backend host in the pool of a thread that is not
@@ -35,7 +60,7 @@ pub struct HttpClients {
 const OTHER_IDLE: usize = 1;
 
 thread_local! {
-    static CLIENTS: RefCell<Vec<(u64, reqwest::Client)>> = const { RefCell::new(Vec::new()) };
+    static CLIENTS: RefCell<Vec<(u64, reqwest::Client, DirectClient)>> = const { RefCell::new(Vec::new()) };
     static SERVER_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -51,18 +76,18 @@ impl HttpClients {
                     // A backend must not send mcp-mux, and the session's
                     // credential, to an address the registry does not name.
                     .redirect(reqwest::redirect::Policy::none())
-                    .connect_timeout(std::time::Duration::from_secs(10))
-                    // Below the 5 s after which Node's and uvicorn's servers
-                    // close an idle connection: a call sent on one they are
-                    // closing fails unanswered, and a tool call is not sent
-                    // again.
-                    .pool_idle_timeout(std::time::Duration::from_secs(4))
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .pool_idle_timeout(POOL_IDLE_TIMEOUT)
                     .pool_max_idle_per_host(idle)
-                    .user_agent(concat!("mcp-mux/", env!("CARGO_PKG_VERSION")))
+                    .user_agent(USER_AGENT)
             },
             idle_per_host,
             workers,
         )
+        .map(|clients| HttpClients {
+            direct: !proxy_in_environment(),
+            ..clients
+        })
     }
 
     /// Clients from `builder`, given the idle connections per host its
@@ -80,6 +105,7 @@ impl HttpClients {
             build: Arc::new(move |idle| builder(idle).build().ok()),
             worker_idle,
             first,
+            direct: false,
         })
     }
 
@@ -92,10 +118,21 @@ impl HttpClients {
 
     /// This thread's client.
     pub fn get(&self) -> reqwest::Client {
+        self.with_own(|client, _| client.clone())
+    }
+
+    /// This thread's hyper-util client for plain HTTP, unless requests go
+    /// through a proxy.
+    pub fn direct(&self) -> Option<DirectClient> {
+        self.direct
+            .then(|| self.with_own(|_, direct| direct.clone()))
+    }
+
+    fn with_own<T>(&self, take: impl FnOnce(&reqwest::Client, &DirectClient) -> T) -> T {
         CLIENTS.with(|clients| {
             let mut clients = clients.borrow_mut();
-            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
-                return client.clone();
+            if let Some((_, client, direct)) = clients.iter().find(|(id, ..)| *id == self.id) {
+                return take(client, direct);
             }
             let idle = if SERVER_WORKER.with(Cell::get) {
                 self.worker_idle
@@ -103,8 +140,10 @@ impl HttpClients {
                 OTHER_IDLE
             };
             let client = (self.build)(idle).unwrap_or_else(|| self.first.clone());
-            clients.push((self.id, client.clone()));
-            client
+            let direct = direct_client(idle);
+            let taken = take(&client, &direct);
+            clients.push((self.id, client, direct));
+            taken
         })
     }
 }
@@ -118,8 +157,35 @@ impl From<reqwest::Client> for HttpClients {
             build: Arc::new(move |_| Some(shared.clone())),
             worker_idle: OTHER_IDLE,
             first: client,
+            direct: false,
         }
     }
+}
+
+/// A client for plain HTTP with the settings reqwest's have.
+fn direct_client(idle: usize) -> DirectClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(idle)
+        .build(connector)
+}
+
+/// Whether the environment names a proxy, as reqwest reads it.
+fn proxy_in_environment() -> bool {
+    [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
 #[cfg(test)]

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::backend::connections::SessionConnections;
 use crate::backend::credential::{AccessTokens, Credential};
 use crate::backend::error::BackendError;
-use crate::backend::http_client::HttpClients;
+use crate::backend::http_client::{self, HttpClients};
 use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
 use crate::registry::{AuthScheme, ServerConfig};
 use crate::traces;
@@ -128,10 +128,7 @@ impl Http {
         finish: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, BackendError> {
         let (request, token) = self.request_with_token(method.clone(), url.clone()).await?;
-        let response = finish(request)
-            .send()
-            .await
-            .map_err(|error| self.send_error(&error))?;
+        let response = self.dispatch(finish(request)).await?;
         let (Auth::Grant(tokens), Some(used)) = (&self.auth, token) else {
             return Ok(response);
         };
@@ -158,10 +155,39 @@ impl Http {
             .refused(&used, challenges.first().map(String::as_str))
             .await?;
         let request = self.traced(method, url.clone());
-        finish(self.with_bearer(request, &fresh)?)
-            .send()
+        self.dispatch(finish(self.with_bearer(request, &fresh)?))
             .await
-            .map_err(|error| self.send_error(&error))
+    }
+
+    /// Sends a built request: over plain HTTP through this thread's
+    /// hyper-util client (see `http_client`), else through reqwest.
+    async fn dispatch(&self, request: RequestBuilder) -> Result<Response, BackendError> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|error| self.send_error(&error))?;
+        let direct = match request.url().scheme() == "http" && request.timeout().is_none() {
+            true => self.clients.direct(),
+            false => None,
+        };
+        let Some(direct) = direct else {
+            return client
+                .execute(request)
+                .await
+                .map_err(|error| self.send_error(&error));
+        };
+        let mut request: http::Request<reqwest::Body> = request
+            .try_into()
+            .map_err(|error| self.send_error(&error))?;
+        request
+            .headers_mut()
+            .entry(USER_AGENT)
+            .or_insert(HeaderValue::from_static(http_client::USER_AGENT));
+        match direct.request(request).await {
+            Ok(response) => Ok(Response::from(response.map(reqwest::Body::wrap))),
+            Err(error) if error.is_connect() => Err(BackendError::Connect {
+                server: self.server.name.clone(),
+            }),
+            Err(error) => Err(self.broken(describe(&error))),
+        }
     }
 
     /// A request from this thread's client with the trace context of the
@@ -329,10 +355,9 @@ pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
         })
 }
 
-/// A reqwest error with its cause chain but without the URL, which may carry
-/// a secret the operator put in the registry.
-pub(super) fn describe(error: &reqwest::Error) -> String {
-    use std::error::Error as _;
+/// An HTTP client's error with its cause chain but without the URL, which
+/// may carry a secret the operator put in the registry.
+pub(super) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = String::from("request failed");
     let mut source = error.source();
     while let Some(cause) = source {
