@@ -164,11 +164,8 @@ impl Http {
     async fn dispatch(&self, request: RequestBuilder) -> Result<Response, BackendError> {
         let (client, request) = request.build_split();
         let request = request.map_err(|error| self.send_error(&error))?;
-        let direct = match request.url().scheme() == "http" && request.timeout().is_none() {
-            true => self.clients.direct(),
-            false => None,
-        };
-        let Some(direct) = direct else {
+        let plain = request.url().scheme() == "http" && request.timeout().is_none();
+        let Some(direct) = plain.then(|| self.clients.direct()).flatten() else {
             return client
                 .execute(request)
                 .await
