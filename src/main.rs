@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
 use mcp_mux::identity::{IntrospectionClient, SignInSettings};
+use mcp_mux::log_writer::{self, GatheredLines, LogFlush};
 
 /// mimalloc rather than the system's allocator: a call allocates and frees
 /// a few hundred small blocks across threads (the request, its JSON, the
@@ -357,7 +358,10 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+/// Starts writing log lines to stderr; the lines still gathered are
+/// written when the answer is dropped.
+fn init_logging(format: LogFormat) -> LogFlush {
+    let (lines, flush) = GatheredLines::new(std::io::stderr(), log_writer::GATHER);
     let logger = tracing_subscriber::fmt()
         .with_env_filter(
             // The store's migrations say each step at info; they are
@@ -365,7 +369,7 @@ fn init_logging(format: LogFormat) {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn")),
         )
-        .with_writer(std::io::stderr);
+        .with_writer(lines);
     match format {
         LogFormat::Text => logger
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -376,6 +380,7 @@ fn init_logging(format: LogFormat) {
             ))
             .init(),
     }
+    flush
 }
 
 /// A JSON log line written while a traced request is served gets the
@@ -420,14 +425,14 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => *args,
         Some(Command::RotateKey(args)) => {
-            init_logging(LogFormat::Text);
+            let _flush = init_logging(LogFormat::Text);
             return rotate_key(args);
         }
         Some(Command::Registry(RegistryCommand::Check(args))) => return check_registry(args),
         Some(Command::Sessions(args)) => return sessions(args),
         None => cli.serve,
     };
-    init_logging(args.log_format);
+    let _flush = init_logging(args.log_format);
     let (encryption_key, previous_keys) = match keys_from_env() {
         Ok(keys) => keys,
         Err(message) => {
