@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{Method, RequestBuilder, Response, ResponseBuilderExt};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::backend::connections::SessionConnections;
@@ -171,6 +171,7 @@ impl Http {
                 .await
                 .map_err(|error| self.send_error(&error));
         };
+        let url = request.url().clone();
         let mut request: http::Request<reqwest::Body> = request
             .try_into()
             .map_err(|error| self.send_error(&error))?;
@@ -179,7 +180,7 @@ impl Http {
             .entry(USER_AGENT)
             .or_insert(HeaderValue::from_static(http_client::USER_AGENT));
         match direct.request(request).await {
-            Ok(response) => Ok(Response::from(response.map(reqwest::Body::wrap))),
+            Ok(response) => Ok(answered_from(url, response.map(reqwest::Body::wrap))),
             Err(error) if error.is_connect() => Err(BackendError::Connect {
                 server: self.server.name.clone(),
             }),
@@ -350,6 +351,17 @@ pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
                 .to_ascii_lowercase()
                 .starts_with("text/event-stream")
         })
+}
+
+/// reqwest's answer around hyper-util's, marked with the URL it answers.
+/// Unmarked, reqwest parses a placeholder URL for every answer.
+fn answered_from(url: url::Url, response: http::Response<reqwest::Body>) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let mut marked = http::response::Builder::new().url(url);
+    if let Some(mark) = marked.extensions_mut() {
+        parts.extensions.extend(std::mem::take(mark));
+    }
+    Response::from(http::Response::from_parts(parts, body))
 }
 
 /// An HTTP client's error with its cause chain but without the URL, which
