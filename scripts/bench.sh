@@ -5,8 +5,9 @@
 #   bash scripts/bench.sh [--duration SECONDS] [--repeat N] [--database-url postgres://…]
 #                         [--only calls|growth|features|initialize|memory|create-session|nodes|callgrind]
 #
-# Builds mcp-mux in release mode and installs wrk, nginx-light and valgrind
-# with apt-get when they are missing. The backend is scripts/bench/backend.mjs
+# Builds mcp-mux in release mode, and scripts/bench/stack_floor (the chosen
+# stack forwarding bodies with no MCP work, a floor beside nginx); installs
+# wrk, nginx-light and valgrind with apt-get when they are missing. The backend is scripts/bench/backend.mjs
 # (Node); the OAuth backend's row uses scripts/oauth_load/oidc_backend.mjs,
 # whose npm packages scripts/oauth_load/install.sh installs (skipped without
 # npm). --duration is the length of each wrk run (3 s), --repeat the runs
@@ -33,10 +34,13 @@ if ((${#missing[@]})); then
 fi
 export PATH=$PATH:/usr/sbin
 
-echo "# building mcp-mux (release)" >&2
+echo "# building mcp-mux and the stack's floors (release)" >&2
 cargo build --release --quiet --bin mcp-mux
+# The floors build apart, with their own lock file, into the same target.
+CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target} cargo build --release --quiet --locked --manifest-path scripts/bench/stack_floor/Cargo.toml
 
 oauth=()
 if command -v npm >/dev/null; then oauth=(--oauth-backend "$(bash scripts/oauth_load/install.sh)"); fi
 
-python3 scripts/bench/bench.py --mux "${CARGO_TARGET_DIR:-target}/release/mcp-mux" --work "$WORK" "${oauth[@]}" "$@"
+python3 scripts/bench/bench.py --mux "${CARGO_TARGET_DIR:-target}/release/mcp-mux" --stack-floor "${CARGO_TARGET_DIR:-target}/release" \
+  --work "$WORK" "${oauth[@]}" "$@"

@@ -337,6 +337,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs per point")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test", help="a PostgreSQL server for create-session and nodes; databases of their own are made there")
     parser.add_argument("--oauth-backend", help="scripts/oauth_load/oidc_backend.mjs, installed (scripts/oauth_load/install.sh), for the OAuth backend's row")
+    parser.add_argument("--stack-floor", help="the directory of scripts/bench/stack_floor's binaries, built in release mode: the chosen stack with no MCP work, beside nginx")
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run this section alone (repeatable); all by default")
     args = parser.parse_args()
     work = Path(args.work)
@@ -443,12 +444,13 @@ class Bench:
             Target("nginx, auto", self.port("nginx-auto"), "/mcp", "echo", pids=nginx_pids(nginx_auto.pid)),
         ]
         mux = Target("mcp-mux", self.mux.port, f"/session/{self.one}/mcp", "fast1__echo", self.one_mcp, [self.mux.process.pid])
-        targets = [Target("backend direct", fast, "/mcp", "echo"), *floors, mux]
+        targets = [Target("backend direct", fast, "/mcp", "echo"), *floors, *self.stack_floors(fast), mux]
         for target in targets:
             target.check()
         print("## tools/call, one session over one backend")
         print()
-        print("The floor at each concurrency is the nginx with the lower CPU per call; the ratios are against it.")
+        print("The floor at each concurrency is the nginx with the lower CPU per call; the ratios are against it."
+              " The stack's rows, when built, forward each body to the backend with nothing else done.")
         print()
         rows = []
         for connections in (1, 16, 32, 64):
@@ -487,6 +489,18 @@ class Bench:
                 self.summary.append(["CPU per call at c32 ÷ the floor's", f"{cpu_ratio:.2f}× ({mean(r.cpu_per_call for r in runs['mcp-mux']):.1f} µs; {both})", "≤ 2×", yes(cpu_ratio <= 2)])
                 self.summary.append(["calls/s at c32 ÷ the floor's", f"{rate_ratio:.2f}× ({mean(r.rate for r in runs['mcp-mux']):,.0f} against {mean(r.rate for r in floor_runs):,.0f})", "≥ 0.8×", yes(rate_ratio >= 0.8)])
         table(["c", "target", "p50", "p99", "calls/s", "added p50", "calls/s ÷ floor", "CPU/call", "CPU ÷ floor", "errors"], rows)
+
+    def stack_floors(self, backend: int) -> list[Target]:
+        """The chosen stack with no MCP work (scripts/bench/stack_floor): what
+        the HTTP server and client alone cost, beside nginx."""
+        if not self.args.stack_floor:
+            return []
+        targets = []
+        for binary, name in (("actix_floor", "actix-web and hyper-util, nothing else"), ("hyper_floor", "hyper alone, 1 thread, nothing else")):
+            port = self.port(binary)
+            process = self.processes.start(binary, [str(Path(self.args.stack_floor) / binary), f"127.0.0.1:{port}", f"http://127.0.0.1:{backend}/mcp"], port)
+            targets.append(Target(name, port, "/mcp", "echo", pids=[process.pid]))
+        return targets
 
     def growth(self) -> None:
         """CPU per call as a session grows in backends and tools, and beside
