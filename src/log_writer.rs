@@ -1,6 +1,6 @@
 //! Where log lines go: stderr, gathered. A line written at once costs a
 //! `write(2)` of its own, and at info every request writes one (the access
-//! line): a tenth of a call's CPU. Lines at info and below are gathered and
+//! line): 4 % of a call's CPU. Lines at info and below are gathered and
 //! written together at most [`GATHER`] after the first of them, or as soon
 //! as [`FULL`] bytes wait; a warning or an error is written at once, after
 //! the lines gathered before it, so that the order holds. The lines still
