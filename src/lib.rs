@@ -28,7 +28,8 @@
 //!   semantic ranking, from a model the operator provides.
 //! - [`traces`]: OpenTelemetry spans of MCP requests and backend exchanges,
 //!   W3C trace context in and out, the OTLP exporter.
-//! - [`log_writer`]: log lines gathered on their way to stderr.
+//! - [`logging`]: log lines: the access line's text, and lines gathered on
+//!   their way to stderr.
 //! - [`mcp`]: protocol only, no I/O: JSON-RPC, revisions, SSE codec, naming.
 
 pub mod backend;
@@ -39,7 +40,7 @@ pub mod credentials;
 pub mod embedding;
 pub mod grants;
 pub mod identity;
-pub mod log_writer;
+pub mod logging;
 pub mod mcp;
 pub mod mux;
 pub mod oauth;

@@ -10,7 +10,8 @@ use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
 
 use mcp_mux::identity::{IntrospectionClient, SignInSettings};
-use mcp_mux::log_writer::{self, GatheredLines, LogFlush};
+use mcp_mux::logging::gathered::{self, GatheredLines, LogFlush};
+use mcp_mux::logging::text::TextFormat;
 
 /// mimalloc rather than the system's allocator: a call allocates and frees
 /// a few hundred small blocks across threads (the request, its JSON, the
@@ -361,7 +362,7 @@ enum LogFormat {
 /// Starts writing log lines to stderr; the lines still gathered are
 /// written when the answer is dropped.
 fn init_logging(format: LogFormat) -> LogFlush {
-    let (lines, flush) = GatheredLines::new(std::io::stderr(), log_writer::GATHER);
+    let (lines, flush) = GatheredLines::new(std::io::stderr(), gathered::GATHER);
     let logger = tracing_subscriber::fmt()
         .with_env_filter(
             // The store's migrations say each step at info; they are
@@ -373,6 +374,7 @@ fn init_logging(format: LogFormat) -> LogFlush {
     match format {
         LogFormat::Text => logger
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .event_format(TextFormat::default())
             .init(),
         LogFormat::Json => logger
             .event_format(WithTraceIds(

@@ -29,6 +29,7 @@ mod tools;
 mod traced;
 mod ui;
 
+use crate::logging::ACCESS_LINE_TARGET;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -317,9 +318,9 @@ pub async fn log_request(
     let session = session.as_deref().map(tracing::field::display);
     let trace_id = trace_id.map(tracing::field::display);
     if status >= 400 || access_log {
-        tracing::info!(%method, route = %pattern, session, subject, status, %elapsed_ms, trace_id, "request");
+        tracing::info!(target: ACCESS_LINE_TARGET, %method, route = %pattern, session, subject, status, %elapsed_ms, trace_id, "request");
     } else {
-        tracing::debug!(%method, route = %pattern, session, subject, status, %elapsed_ms, trace_id, "request");
+        tracing::debug!(target: ACCESS_LINE_TARGET, %method, route = %pattern, session, subject, status, %elapsed_ms, trace_id, "request");
     }
     drop(extensions);
     Ok(response)
