@@ -90,3 +90,86 @@ async fn a_backend_killed_mid_call_fails_the_call_at_once_and_serves_again_after
         "2 steps done"
     );
 }
+
+/// A TCP front that passes a backend's traffic both ways, but hangs up on
+/// any connection that carries a `tools/call`, before its answer: counted.
+async fn front_cutting_tool_calls(
+    backend: SocketAddr,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("address"));
+    let cut = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(upstream) = TcpStream::connect(backend).await else {
+                continue;
+            };
+            let cut = counted.clone();
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_upstream, mut to_upstream) = upstream.into_split();
+                let answers = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_upstream, &mut to_client).await;
+                });
+                let mut chunk = vec![0; 64 * 1024];
+                // The end of the last read, for a marker cut across reads.
+                let mut seen = Vec::new();
+                while let Ok(read) = from_client.read(&mut chunk).await {
+                    if read == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&chunk[..read]);
+                    if seen.windows(11).any(|w| w == b"\"tools/call") {
+                        cut.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                    if to_upstream.write_all(&chunk[..read]).await.is_err() {
+                        break;
+                    }
+                    seen.drain(..seen.len().saturating_sub(10));
+                }
+                // Both halves of the client's connection go: it is cut.
+                answers.abort();
+            });
+        }
+    });
+    (url, cut)
+}
+
+#[tokio::test]
+async fn a_backend_that_hangs_up_on_a_call_fails_it_once_with_the_backend_named() {
+    let backend = spawn_rmcp_backend("cut", None).await;
+    let address = backend
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .parse()
+        .expect("an address");
+    let (url, cut) = front_cutting_tool_calls(address).await;
+    let app = spawn_app(&registry_yaml(&[("cut", &url, "")])).await;
+    let session = app.create_session(json!({ "servers": ["cut"] })).await;
+    let mut mcp = app.mcp(&session).await;
+    let mut names = mcp.tool_names().await;
+    names.sort();
+    assert_eq!(names, ["cut__add", "cut__echo"]);
+
+    let answer = mcp
+        .call_tool("cut__echo", json!({ "message": "hello" }))
+        .await;
+    assert_eq!(
+        answer["error"],
+        json!({
+            "code": -32603,
+            "message": "backend \"cut\" connection broke before the answer was complete",
+            "data": { "server": "cut" }
+        })
+    );
+    assert_eq!(
+        cut.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a call that may have run is not sent again"
+    );
+}
