@@ -163,55 +163,36 @@ impl<'a, W: Write + Send + 'static> MakeWriter<'a> for GatheredLines<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::test_sink::Sink;
 
-    /// A sink whose bytes the test reads, and the writes it took.
-    #[derive(Clone, Default)]
-    struct Seen(Arc<Mutex<(Vec<u8>, usize)>>);
-
-    impl Write for Seen {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            let mut seen = self.0.lock().expect("not poisoned");
-            seen.0.extend_from_slice(bytes);
-            seen.1 += 1;
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Seen {
-        fn text(&self) -> (String, usize) {
-            let seen = self.0.lock().expect("not poisoned");
-            (String::from_utf8_lossy(&seen.0).into_owned(), seen.1)
-        }
-    }
-
-    fn subscriber(lines: GatheredLines<Seen>) -> impl tracing::Subscriber {
-        tracing_subscriber::fmt()
+    /// What `events` wrote through lines gathered for `gather` (more may
+    /// follow), and the flush at exit.
+    fn logged(gather: Duration, events: impl FnOnce()) -> (Sink, LogFlush) {
+        let sink = Sink::default();
+        let (lines, flush) = GatheredLines::new(sink.clone(), gather);
+        let subscriber = tracing_subscriber::fmt()
             .with_writer(lines)
             .with_ansi(false)
             .without_time()
             .with_target(false)
-            .finish()
+            .finish();
+        tracing::subscriber::with_default(subscriber, events);
+        (sink, flush)
     }
 
     #[test]
     fn info_lines_are_written_together_once_the_gathering_time_passed() {
-        let seen = Seen::default();
-        let (lines, _flush) = GatheredLines::new(seen.clone(), Duration::from_millis(300));
-        tracing::subscriber::with_default(subscriber(lines), || {
+        let (seen, _flush) = logged(Duration::from_millis(300), || {
             tracing::info!("one");
             tracing::info!("two");
         });
-        assert_eq!(seen.text(), (String::new(), 0), "nothing written yet");
+        assert_eq!(seen.written(), (String::new(), 0), "nothing written yet");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while seen.text().1 == 0 && std::time::Instant::now() < deadline {
+        while seen.written().1 == 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(
-            seen.text(),
+            seen.written(),
             (" INFO one\n INFO two\n".to_owned(), 1),
             "both lines in one write"
         );
@@ -219,16 +200,14 @@ mod tests {
 
     #[test]
     fn a_warning_is_written_at_once_after_the_lines_gathered_before_it() {
-        let seen = Seen::default();
-        let (lines, _flush) = GatheredLines::new(seen.clone(), Duration::from_secs(3600));
-        tracing::subscriber::with_default(subscriber(lines), || {
+        let (seen, _flush) = logged(Duration::from_secs(3600), || {
             tracing::info!("before");
             tracing::warn!("careful");
             tracing::info!("after");
             tracing::error!("broken");
         });
         assert_eq!(
-            seen.text(),
+            seen.written(),
             (
                 " INFO before\n WARN careful\n INFO after\nERROR broken\n".to_owned(),
                 2
@@ -238,19 +217,17 @@ mod tests {
 
     #[test]
     fn full_gatherings_are_written_without_waiting_and_the_rest_at_exit() {
-        let seen = Seen::default();
-        let (lines, flush) = GatheredLines::new(seen.clone(), Duration::from_secs(3600));
         let line = "x".repeat(1000);
         let lines_per_write = FULL.div_ceil(line.len() + " INFO \n".len());
-        tracing::subscriber::with_default(subscriber(lines), || {
+        let (seen, flush) = logged(Duration::from_secs(3600), || {
             for _ in 0..lines_per_write + 1 {
                 tracing::info!("{line}");
             }
         });
-        let (text, writes) = seen.text();
+        let (text, writes) = seen.written();
         assert_eq!((text.lines().count(), writes), (lines_per_write, 1));
         drop(flush);
-        let (text, writes) = seen.text();
+        let (text, writes) = seen.written();
         assert_eq!((text.lines().count(), writes), (lines_per_write + 1, 2));
         assert!(
             text.lines()

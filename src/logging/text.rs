@@ -162,46 +162,13 @@ impl Visit for PlainFields<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-    use tracing_subscriber::fmt::MakeWriter;
-
-    /// Lines written, for the test to read.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .expect("not poisoned")
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Lines {
-        type Writer = Lines;
-
-        fn make_writer(&'a self) -> Lines {
-            self.clone()
-        }
-    }
-
-    impl Lines {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
-        }
-    }
+    use crate::logging::test_sink::Sink;
 
     /// Every access line `Full` and `TextFormat` write for the same events,
     /// each line's time cut off (and checked to be a time).
     fn both_ways(events: impl Fn()) -> (Vec<String>, Vec<String>) {
         let written = |ours: bool| {
-            let lines = Lines::default();
+            let lines = Sink::default();
             let builder = tracing_subscriber::fmt()
                 .with_writer(lines.clone())
                 .with_ansi(false)
@@ -215,7 +182,8 @@ mod tests {
                 tracing::subscriber::with_default(builder.finish(), &events);
             }
             lines
-                .text()
+                .written()
+                .0
                 .lines()
                 .map(|line| {
                     let (time, rest) = line.split_at(28);
