@@ -29,7 +29,6 @@ mod tools;
 mod traced;
 mod ui;
 
-use crate::logging::ACCESS_LINE_TARGET;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -44,6 +43,8 @@ pub use metrics::metrics;
 
 use access::Access;
 use error::RefusalReason;
+
+use crate::logging::ACCESS_LINE_TARGET;
 pub use route::{Route, RouteKind};
 
 /// Its handlers, one per method of [`Route::allow`].
