@@ -6,6 +6,7 @@
 mod answer;
 pub(super) mod document;
 mod forward;
+mod headers;
 mod stateless;
 
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use answer::{
     Refusal, accepts_event_stream, answer_bytes, answer_response, event_stream, sse_response,
 };
 
+use headers::{PROTOCOL_VERSION, SESSION_ID};
+
 use super::body::{read_limited, refuse_unread};
 use super::error::ApiError;
 use super::rate_limit::charge_session_rate;
@@ -28,7 +31,7 @@ use super::sign_in::signed_in_identity;
 use super::traced::{serve_traced, trace_header};
 use crate::mcp::jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR};
 use crate::mcp::request::{ClientNotification, ClientRequest, Method};
-use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, nesting, sse, version};
+use crate::mcp::{nesting, sse, version};
 use crate::mux::{CallError, ClientCall, Held, McpSession, Mux, Session};
 use crate::traces::{self, RequestFacts, RequestTrace};
 
@@ -362,7 +365,7 @@ async fn initialize_response(
     );
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .insert_header((SESSION_ID_HEADER, mcp_session.id.as_str()))
+        .insert_header((SESSION_ID, mcp_session.id.as_str()))
         .body(jsonrpc::result_response(&request.id, &result)))
 }
 
@@ -395,7 +398,7 @@ pub async fn get(
 ) -> HttpResponse {
     let opened = async {
         let session = find_session(&request, SessionPath::parse(&path)?, &mux).await?;
-        if request.headers().get(SESSION_ID_HEADER).is_none() {
+        if request.headers().get(&SESSION_ID).is_none() {
             return Ok(None);
         }
         match find_mcp_session(&request, &mux, &session, None).await? {
@@ -545,7 +548,7 @@ enum Found {
 }
 
 fn mcp_session_id(request: &HttpRequest) -> Result<&str, Refusal> {
-    let Some(raw) = request.headers().get(SESSION_ID_HEADER) else {
+    let Some(raw) = request.headers().get(&SESSION_ID) else {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             INVALID_REQUEST,
@@ -570,7 +573,7 @@ fn unknown_mcp_session() -> Refusal {
 fn check_protocol_version(request: &HttpRequest) -> Result<(), Refusal> {
     match request
         .headers()
-        .get(PROTOCOL_VERSION_HEADER)
+        .get(&PROTOCOL_VERSION)
         .map(HeaderValue::to_str)
     {
         None => Ok(()),

@@ -13,11 +13,12 @@ use serde_json::{Map, Value, json};
 use super::answer::{
     Refusal, accepts_event_stream, answer_builder, sse_response, to_jsonrpc_error,
 };
+use super::headers::{PROTOCOL_VERSION, SESSION_ID};
 use crate::mcp::jsonrpc::{self, ErrorObject, METHOD_NOT_FOUND, Message};
 use crate::mcp::param_headers::{self, Sent};
 use crate::mcp::request::{ClientRequest, Method};
+use crate::mcp::sse;
 use crate::mcp::stateless::{self, MISSING_REQUIRED_CLIENT_CAPABILITY, RequestMeta};
-use crate::mcp::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, sse};
 use crate::mux::subscriptions::{self, Filter};
 use crate::mux::{
     CallError, ClientCall, McpSession, Mux, Payload, RequestFingerprint, Session, StatelessCall,
@@ -62,10 +63,10 @@ pub(super) fn is_stateless(request: &HttpRequest, message: &Message) -> bool {
         }
         Message::Request(call) if call.method == Method::Initialize.as_str() => false,
         _ => {
-            request.headers().get(SESSION_ID_HEADER).is_none()
+            request.headers().get(&SESSION_ID).is_none()
                 && request
                     .headers()
-                    .get(PROTOCOL_VERSION_HEADER)
+                    .get(&PROTOCOL_VERSION)
                     .is_some_and(|version| version == stateless::VERSION)
         }
     }
