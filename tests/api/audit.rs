@@ -222,3 +222,51 @@ async fn an_unknown_tool_name_of_any_length_is_recorded_cut_and_escaped() {
         .saturating_sub(before);
     assert!(grown < 1024 * 1024, "the database grew by {grown} bytes");
 }
+
+/// A client that hangs up while its call runs does not cut the call short:
+/// it ends on the backend, and its record holds the backend's outcome.
+#[tokio::test]
+async fn a_call_whose_client_hangs_up_runs_to_the_end() {
+    let backend = spawn_sticky_backend().await;
+    let app = spawn_app_with(AppOptions::new(registry_yaml(&[(
+        "sticky",
+        &backend.url,
+        "",
+    )])))
+    .await
+    .expect("starts");
+    let session = app.create_session(json!({ "servers": ["sticky"] })).await;
+    let mcp = app.mcp(&session).await;
+    let hung_up = mcp
+        .http
+        .post(&mcp.url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", mcp.session_id.as_deref().expect("id"))
+        .header("mcp-protocol-version", "2025-11-25")
+        .timeout(Duration::from_millis(200))
+        .json(&json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": { "name": "sticky__wait", "arguments": { "ms": 800 } } }))
+        .send()
+        .await;
+    assert!(
+        hung_up.is_err_and(|error| error.is_timeout()),
+        "the client left first"
+    );
+    assert!(
+        eventually(|| async {
+            audit(&app, &session, "").await.1["records"]
+                .as_array()
+                .is_some_and(|records| records.len() == 1)
+        })
+        .await,
+        "the call was recorded"
+    );
+    let (_, answer) = audit(&app, &session, "").await;
+    let record = &answer["records"][0];
+    assert_eq!(record["tool"], "sticky__wait");
+    assert_eq!(record["outcome"], "ok", "{record}");
+    assert!(
+        record["duration_ms"].as_i64().is_some_and(|ms| ms >= 800),
+        "{record}"
+    );
+}
