@@ -490,15 +490,18 @@ class Bench:
                 self.summary.append(["calls/s at c32 ÷ the floor's", f"{rate_ratio:.2f}× ({mean(r.rate for r in runs['mcp-mux']):,.0f} against {mean(r.rate for r in floor_runs):,.0f})", "≥ 0.8×", yes(rate_ratio >= 0.8)])
         table(["c", "target", "p50", "p99", "calls/s", "added p50", "calls/s ÷ floor", "CPU/call", "CPU ÷ floor", "errors"], rows)
 
-    def stack_floors(self, backend: int) -> list[Target]:
+    def stack_floors(self, backend: int, wrapper: list[str] | None = None, suffix: str = "") -> list[Target]:
         """The chosen stack with no MCP work (scripts/bench/stack_floor): what
         the HTTP server and client alone cost, beside nginx."""
         if not self.args.stack_floor:
             return []
         targets = []
         for binary, name in (("actix_floor", "actix-web and hyper-util, nothing else"), ("hyper_floor", "hyper alone, 1 thread, nothing else")):
-            port = self.port(binary)
-            process = self.processes.start(binary, [str(Path(self.args.stack_floor) / binary), f"127.0.0.1:{port}", f"http://127.0.0.1:{backend}/mcp"], port)
+            port = self.port(binary + suffix)
+            process = self.processes.start(
+                binary + suffix, [*(wrapper or []), str(Path(self.args.stack_floor) / binary), f"127.0.0.1:{port}", f"http://127.0.0.1:{backend}/mcp"],
+                port, timeout=300 if wrapper else 30,
+            )
             targets.append(Target(name, port, "/mcp", "echo", pids=[process.pid]))
         return targets
 
@@ -774,8 +777,9 @@ class Bench:
         table(["nodes behind round robin", "calls/s (c16)", "p50", "CPU/call (nodes)", "errors"], rows)
 
     def callgrind(self) -> None:
-        """Instructions per call under callgrind, for the plain call and each
-        feature: steady where timings on a shared machine are not."""
+        """Instructions per call under callgrind, for the plain call, each
+        feature and the stack alone: steady where timings on a shared
+        machine are not."""
         print(f"## instructions per tools/call (callgrind, whole gateway process, {CALLGRIND_CALLS} calls one after another)")
         print()
         if not shutil.which("valgrind"):
@@ -789,9 +793,11 @@ class Bench:
         traced = self.start_mux("mux-callgrind-traced", env=self.tracing_env(), wrapper=wrapper)
         targets.append(self.target_on(quiet, "access log off (--access-log false)", ["fast1"], "fast1__echo"))
         targets.append(self.target_on(traced, "access log at info, tracing on (1 in 10 sampled)", ["fast1"], "fast1__echo"))
+        # The stack alone, for how much of the plain call is the stack's.
+        floors = self.stack_floors(self.port("fast"), wrapper, "-callgrind")
         rows = []
         plain = None
-        for target in targets:
+        for target in [*targets, *floors]:
             counts = repeated(self.n, lambda: instructions_per_call(target, self.work))
             if plain is None:
                 plain = mean(counts)
@@ -799,6 +805,8 @@ class Bench:
             rows.append([target.name, cell(counts), added])
         for gateway in (quiet, traced):
             os.killpg(gateway.process.pid, signal.SIGKILL)
+        for floor in floors:
+            os.killpg(floor.pids[0], signal.SIGKILL)
         table(["call", "instructions per call", "added"], rows)
 
 
