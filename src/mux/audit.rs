@@ -208,6 +208,11 @@ impl<'a> AuditedCall<'a> {
 /// names apart. Neither the database nor an audit answer grows with a name.
 fn bounded_tool_name(name: &str) -> String {
     use sha2::{Digest, Sha256};
+    // The usual name, kept as it is: only a long one or one with a control
+    // character is rebuilt below, character by character.
+    if name.len() <= MAX_TOOL_NAME_CHARS && !name.chars().any(char::is_control) {
+        return name.to_owned();
+    }
     let mut kept = String::new();
     let mut chars = 0;
     let mut cut = false;
