@@ -111,12 +111,16 @@ impl From<ApiError> for Refusal {
     }
 }
 
+/// Whether an `Accept` of the request names `text/event-stream`, in any
+/// case; compared in place, as every call asks.
 pub(super) fn accepts_event_stream(request: &HttpRequest) -> bool {
-    request
-        .headers()
-        .get_all(header::ACCEPT)
-        .filter_map(|value| value.to_str().ok())
-        .any(|value| value.to_ascii_lowercase().contains("text/event-stream"))
+    const EVENT_STREAM: &[u8] = b"text/event-stream";
+    request.headers().get_all(header::ACCEPT).any(|value| {
+        value
+            .as_bytes()
+            .windows(EVENT_STREAM.len())
+            .any(|window| window.eq_ignore_ascii_case(EVENT_STREAM))
+    })
 }
 
 /// The answer to a request, in JSON.
@@ -227,5 +231,31 @@ pub(super) fn to_jsonrpc_error(error: CallError) -> ErrorObject {
             }))
         }
         CallError::Relayed { error } => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::accepts_event_stream;
+
+    #[test]
+    fn an_accept_naming_event_streams_in_any_case_or_place_asks_for_them() {
+        let accepts = |values: &[&str]| {
+            let request = values
+                .iter()
+                .fold(TestRequest::default(), |request, value| {
+                    request.append_header(("accept", *value))
+                })
+                .to_http_request();
+            accepts_event_stream(&request)
+        };
+        assert!(accepts(&["application/json, text/event-stream"]));
+        assert!(accepts(&["Text/Event-Stream"]));
+        assert!(accepts(&["application/json", "text/event-stream;q=0.5"]));
+        assert!(!accepts(&["application/json"]));
+        assert!(!accepts(&["text/event"]));
+        assert!(!accepts(&[]));
     }
 }
