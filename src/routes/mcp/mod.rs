@@ -298,7 +298,7 @@ async fn dispatch_stateless(
 /// also the cheaper way. Polled within the handler instead, each of the
 /// call's wake-ups (the backend's connection, its answer's head, its body)
 /// would poll down through every layer of actix's service stack: measured,
-/// 4,000 instructions and 7 % of the CPU a call more than this task and
+/// 4,000 instructions and 8 % of the CPU a call more than this task and
 /// its two channels. What
 /// comes first decides the answer: the outcome alone is plain JSON (or a
 /// refusal with its status); a notification or request the backend sends
