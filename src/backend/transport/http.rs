@@ -315,13 +315,18 @@ impl Http {
     }
 }
 
+/// The MCP headers as names: a header named by a `&str` has its name parsed
+/// anew, on every request and answer.
+pub(super) const SESSION_ID: HeaderName = HeaderName::from_static(SESSION_ID_HEADER);
+const PROTOCOL_VERSION: HeaderName = HeaderName::from_static(PROTOCOL_VERSION_HEADER);
+
 impl SessionHeaders {
     pub(super) fn apply(&self, mut request: RequestBuilder) -> RequestBuilder {
         if let Some(session_id) = &self.session_id {
-            request = request.header(SESSION_ID_HEADER, session_id.clone());
+            request = request.header(SESSION_ID, session_id.clone());
         }
         if let Some(version) = &self.protocol_version {
-            request = request.header(PROTOCOL_VERSION_HEADER, version.clone());
+            request = request.header(PROTOCOL_VERSION, version.clone());
         }
         request
     }

@@ -13,13 +13,13 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::exchange::{MAX_RESPONSE_BYTES, Phase, Received};
-use super::http::{Http, SessionHeaders, describe, is_event_stream, read_limited};
+use super::http::{Http, SESSION_ID, SessionHeaders, describe, is_event_stream, read_limited};
 use crate::backend::deadline::Deadline;
 use crate::backend::error::BackendError;
 use crate::backend::relay::{Relay, Relayed, ToClient, answer_to_server_request};
+use crate::mcp::LAST_EVENT_ID_HEADER;
 use crate::mcp::jsonrpc::IncomingMessage;
 use crate::mcp::sse::SseDecoder;
-use crate::mcp::{LAST_EVENT_ID_HEADER, SESSION_ID_HEADER};
 
 const PROGRESS: &str = "notifications/progress";
 /// How often one answer stream may be resumed before mcp-mux gives up on it.
@@ -178,7 +178,7 @@ impl StreamableHttp {
         if status == reqwest::StatusCode::ACCEPTED {
             return Ok(Received::Accepted);
         }
-        let issued_session = response.headers().get(SESSION_ID_HEADER).cloned();
+        let issued_session = response.headers().get(&SESSION_ID).cloned();
         let message = if is_event_stream(response.headers()) {
             let stream_headers = SessionHeaders {
                 session_id: issued_session.clone().or(headers.session_id),
