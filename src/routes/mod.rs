@@ -40,12 +40,12 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, Resource, ResponseError,
 pub use body::BodyTimeout;
 pub use error::ApiError;
 pub use metrics::metrics;
+pub use route::{Route, RouteKind};
 
 use access::Access;
 use error::RefusalReason;
 
 use crate::logging::ACCESS_LINE_TARGET;
-pub use route::{Route, RouteKind};
 
 /// Its handlers, one per method of [`Route::allow`].
 fn handlers(route: Route, resource: Resource) -> Resource {
