@@ -22,6 +22,16 @@ async fn audit(app: &TestApp, session: &str, query: &str) -> (u16, Value) {
     (status, response.json().await.expect("JSON"))
 }
 
+/// Whether the session's audit trail comes to hold `count` records.
+async fn recorded(app: &TestApp, session: &str, count: usize) -> bool {
+    eventually(|| async {
+        audit(app, session, "").await.1["records"]
+            .as_array()
+            .is_some_and(|records| records.len() == count)
+    })
+    .await
+}
+
 /// A gateway over a real rmcp backend `alpha` and a mock `mock` whose tool
 /// `fails` answers `isError: true`.
 async fn audited_app(
@@ -67,12 +77,7 @@ async fn every_tool_call_is_recorded_with_its_outcome_and_never_its_arguments() 
     mcp.request("tools/list", json!({})).await;
 
     assert!(
-        eventually(|| async {
-            audit(&app, &session, "").await.1["records"]
-                .as_array()
-                .is_some_and(|r| r.len() == 3)
-        })
-        .await,
+        recorded(&app, &session, 3).await,
         "three calls recorded, the listing not"
     );
     let (status, answer) = audit(&app, &session, "").await;
@@ -171,14 +176,7 @@ async fn audit_records_past_their_retention_are_pruned() {
     let (app, _alpha, _mock, session) = audited_app(limits).await;
     let mut mcp = app.mcp(&session).await;
     mcp.call_tool("alpha__echo", json!({ "text": "x" })).await;
-    assert!(
-        eventually(|| async {
-            audit(&app, &session, "").await.1["records"]
-                .as_array()
-                .is_some_and(|r| r.len() == 1)
-        })
-        .await
-    );
+    assert!(recorded(&app, &session, 1).await);
     app.mux.reap_idle(Duration::from_secs(3600)).await;
     let (_, answer) = audit(&app, &session, "").await;
     assert_eq!(answer["records"], json!([]));
@@ -195,14 +193,7 @@ async fn an_unknown_tool_name_of_any_length_is_recorded_cut_and_escaped() {
         let refused = mcp.call_tool(&huge, json!({})).await;
         assert_eq!(refused["error"]["code"], -32602);
     }
-    assert!(
-        eventually(|| async {
-            audit(&app, &session, "").await.1["records"]
-                .as_array()
-                .is_some_and(|records| records.len() == 5)
-        })
-        .await
-    );
+    assert!(recorded(&app, &session, 5).await);
     let (_, answer) = audit(&app, &session, "?limit=1000").await;
     let tool = answer["records"][0]["tool"].as_str().expect("a name");
     let (kept, hash) = tool.split_once('…').expect("cut, with a hash");
@@ -238,29 +229,16 @@ async fn a_call_whose_client_hangs_up_runs_to_the_end() {
     let session = app.create_session(json!({ "servers": ["sticky"] })).await;
     let mcp = app.mcp(&session).await;
     let hung_up = mcp
-        .http
-        .post(&mcp.url)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", mcp.session_id.as_deref().expect("id"))
-        .header("mcp-protocol-version", "2025-11-25")
-        .timeout(Duration::from_millis(500))
-        .json(&json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        .posting(&json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call",
             "params": { "name": "sticky__wait", "arguments": { "ms": 1500 } } }))
+        .timeout(Duration::from_millis(500))
         .send()
         .await;
     assert!(
         hung_up.is_err_and(|error| error.is_timeout()),
         "the client left first"
     );
-    assert!(
-        eventually(|| async {
-            audit(&app, &session, "").await.1["records"]
-                .as_array()
-                .is_some_and(|records| records.len() == 1)
-        })
-        .await,
-        "the call was recorded"
-    );
+    assert!(recorded(&app, &session, 1).await, "the call was recorded");
     let (_, answer) = audit(&app, &session, "").await;
     let record = &answer["records"][0];
     assert_eq!(record["tool"], "sticky__wait");

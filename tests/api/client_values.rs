@@ -183,23 +183,15 @@ async fn a_trace_context_header_that_is_not_ascii_is_dropped() {
     let session = app.create_session(json!({ "servers": ["traced"] })).await;
     let mcp = app.mcp(&session).await;
     let answer = mcp
-        .http
-        .post(&mcp.url)
-        .header("accept", "application/json, text/event-stream")
-        .header(
-            "mcp-session-id",
-            mcp.session_id.clone().expect("initialized"),
-        )
-        .header("mcp-protocol-version", "2025-11-25")
+        .posting(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": "traced__echo", "arguments": { "text": "hi" } }
+        }))
         .header("traceparent", CLIENT_TRACEPARENT)
         .header(
             "tracestate",
             reqwest::header::HeaderValue::from_bytes("a=b\u{e9}".as_bytes()).expect("obs-text"),
         )
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": { "name": "traced__echo", "arguments": { "text": "hi" } }
-        }))
         .send()
         .await
         .expect("gateway answers");

@@ -316,20 +316,26 @@ impl RawMcp {
 
     /// POSTs a message with the MCP session's headers.
     pub async fn post(&self, message: &Value) -> reqwest::Response {
-        let mut request = self
+        self.posting(message)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("gateway answers: {error:?}"))
+    }
+
+    /// The POST of a message with the MCP session's headers, unsent: for a
+    /// test that adds to it (a header, a timeout).
+    pub fn posting(&self, message: &Value) -> reqwest::RequestBuilder {
+        let request = self
             .http
             .post(&self.url)
             .header("accept", "application/json, text/event-stream")
             .json(message);
-        if let Some(id) = &self.session_id {
-            request = request
+        match &self.session_id {
+            Some(id) => request
                 .header("mcp-session-id", id)
-                .header("mcp-protocol-version", "2025-11-25");
+                .header("mcp-protocol-version", "2025-11-25"),
+            None => request,
         }
-        request
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("gateway answers: {error:?}"))
     }
 
     /// Opens the MCP session's own stream (GET).
